@@ -1,0 +1,248 @@
+//! `Queue`: the handle applications enqueue and inspect jobs through (the seed's
+//! Job Creator port).
+
+use std::future::IntoFuture;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::{
+    BoxFuture, Error, Job, JobFilter, JobId, JobPayload, JobQueue, NewJob, QueueCount, Result,
+};
+
+/// A cheap-to-clone handle over a queue backend.
+///
+/// ```
+/// # async fn demo(queue: jobs_core::Queue) -> jobs_core::Result<()> {
+/// let id = queue
+///     .enqueue_raw("email.send", serde_json::json!({ "recipient": "a@example.com" }))
+///     .queue("emails")
+///     .priority(10)
+///     .await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Queue {
+    backend: Arc<dyn JobQueue>,
+}
+
+impl std::fmt::Debug for Queue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue")
+            .field("backend", &self.backend.backend_name())
+            .finish()
+    }
+}
+
+impl<B: JobQueue> From<B> for Queue {
+    fn from(backend: B) -> Self {
+        Queue::new(backend)
+    }
+}
+
+impl From<Arc<dyn JobQueue>> for Queue {
+    fn from(backend: Arc<dyn JobQueue>) -> Self {
+        Queue { backend }
+    }
+}
+
+impl Queue {
+    pub fn new(backend: impl JobQueue) -> Self {
+        Queue {
+            backend: Arc::new(backend),
+        }
+    }
+
+    /// The backend behind this handle.
+    pub fn backend(&self) -> &Arc<dyn JobQueue> {
+        &self.backend
+    }
+
+    /// Enqueues a typed payload; its job type and defaults come from the type.
+    /// Options can be chained before `.await`.
+    pub fn enqueue<P: JobPayload>(&self, payload: P) -> Enqueue<'_> {
+        let job = serde_json::to_value(&payload)
+            .map(|v| NewJob::new(P::JOB_TYPE, v).with_options(&P::options()))
+            .map_err(|e| Error::InvalidPayload {
+                job_type: P::JOB_TYPE.to_owned(),
+                reason: format!("could not serialize `{}`: {e}", std::any::type_name::<P>()),
+            });
+        Enqueue {
+            queue: self,
+            job,
+            checked: true,
+        }
+    }
+
+    /// Enqueues by job type and JSON payload. If a handler for `job_type` is
+    /// registered in this process, the payload is checked against its payload
+    /// type and refused before anything is stored.
+    pub fn enqueue_raw(&self, job_type: impl Into<String>, payload: Value) -> Enqueue<'_> {
+        Enqueue {
+            queue: self,
+            job: Ok(NewJob::new(job_type, payload)),
+            checked: false,
+        }
+    }
+
+    /// Enqueues a prepared job (checked as by `enqueue_raw`).
+    pub async fn enqueue_job(&self, job: NewJob) -> Result<JobId> {
+        let mut ids = self.enqueue_many(vec![job]).await?;
+        Ok(ids.remove(0))
+    }
+
+    /// Enqueues typed payloads in one batch, all or none.
+    pub async fn enqueue_batch<P: JobPayload>(
+        &self,
+        payloads: impl IntoIterator<Item = P>,
+    ) -> Result<Vec<JobId>> {
+        let options = P::options();
+        let jobs = payloads
+            .into_iter()
+            .map(|p| {
+                serde_json::to_value(&p)
+                    .map(|v| NewJob::new(P::JOB_TYPE, v).with_options(&options))
+                    .map_err(|e| Error::InvalidPayload {
+                        job_type: P::JOB_TYPE.to_owned(),
+                        reason: format!(
+                            "could not serialize `{}`: {e}",
+                            std::any::type_name::<P>()
+                        ),
+                    })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.store(jobs, true).await
+    }
+
+    /// Enqueues prepared jobs in one batch, all or none; each payload is checked
+    /// against its registered handler first.
+    pub async fn enqueue_many(&self, jobs: Vec<NewJob>) -> Result<Vec<JobId>> {
+        self.store(jobs, false).await
+    }
+
+    async fn store(&self, jobs: Vec<NewJob>, checked: bool) -> Result<Vec<JobId>> {
+        for job in &jobs {
+            job.validate()?;
+            if !checked {
+                check_registered_payload(job)?;
+            }
+        }
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.backend.enqueue_batch(jobs).await
+    }
+
+    pub async fn get(&self, id: JobId) -> Result<Option<Job>> {
+        self.backend.get(id).await
+    }
+
+    pub async fn list(&self, filter: &JobFilter) -> Result<Vec<Job>> {
+        self.backend.list(filter).await
+    }
+
+    /// Cancels a waiting job (it becomes FAILED and is never claimed).
+    pub async fn cancel(&self, id: JobId) -> Result<Job> {
+        self.backend.cancel(id).await
+    }
+
+    /// Puts a FAILED or DEAD_LETTER job back in its queue with a fresh retry budget.
+    pub async fn requeue(&self, id: JobId) -> Result<Job> {
+        self.backend.requeue(id).await
+    }
+
+    pub async fn counts(&self) -> Result<Vec<QueueCount>> {
+        self.backend.counts().await
+    }
+
+    /// Deletes terminal jobs finished before `before`, in batches of `batch`,
+    /// until none is left; returns how many went.
+    pub async fn prune(&self, before: DateTime<Utc>, batch: usize) -> Result<u64> {
+        let batch = batch.max(1);
+        let mut total = 0;
+        loop {
+            let n = self.backend.prune(before, batch).await?;
+            total += n;
+            if (n as usize) < batch {
+                return Ok(total);
+            }
+        }
+    }
+}
+
+fn check_registered_payload(job: &NewJob) -> Result<()> {
+    if let Some(reg) = crate::find_registration(&job.job_type) {
+        (reg.check_payload)(&job.payload).map_err(|reason| Error::InvalidPayload {
+            job_type: job.job_type.clone(),
+            reason: format!("does not fit `{}`: {reason}", reg.payload_type),
+        })?;
+    }
+    Ok(())
+}
+
+/// A pending enqueue; chain options, then `.await` it for the job's id.
+#[must_use = "an enqueue does nothing until it is awaited"]
+pub struct Enqueue<'a> {
+    queue: &'a Queue,
+    job: Result<NewJob>,
+    checked: bool,
+}
+
+impl std::fmt::Debug for Enqueue<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Enqueue").field("job", &self.job).finish()
+    }
+}
+
+impl Enqueue<'_> {
+    fn map(mut self, f: impl FnOnce(NewJob) -> NewJob) -> Self {
+        self.job = self.job.map(f);
+        self
+    }
+
+    pub fn queue(self, queue: impl Into<String>) -> Self {
+        let queue = queue.into();
+        self.map(|j| j.queue(queue))
+    }
+
+    pub fn priority(self, priority: i32) -> Self {
+        self.map(|j| j.priority(priority))
+    }
+
+    pub fn max_retries(self, max_retries: u32) -> Self {
+        self.map(|j| j.max_retries(max_retries))
+    }
+
+    pub fn delay(self, delay: Duration) -> Self {
+        self.map(|j| j.delay(delay))
+    }
+
+    pub fn run_at(self, run_at: DateTime<Utc>) -> Self {
+        self.map(|j| j.run_at(run_at))
+    }
+
+    pub fn metadata(self, key: impl Into<String>, value: impl Into<Value>) -> Self {
+        let (key, value) = (key.into(), value.into());
+        self.map(|j| j.metadata(key, value))
+    }
+
+    /// The job as it would be enqueued.
+    pub fn into_new_job(self) -> Result<NewJob> {
+        self.job
+    }
+}
+
+impl<'a> IntoFuture for Enqueue<'a> {
+    type Output = Result<JobId>;
+    type IntoFuture = BoxFuture<'a, Result<JobId>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            let job = self.job?;
+            let mut ids = self.queue.store(vec![job], self.checked).await?;
+            Ok(ids.remove(0))
+        })
+    }
+}

@@ -1,0 +1,176 @@
+//! Injected handler arguments: `Data<T>`, `JobContext`, `Job`, and the trait behind them.
+
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::fmt;
+use std::ops::Deref;
+use std::sync::Arc;
+
+use crate::{CancellationToken, Job, JobContext, JobError};
+
+/// Shared services given to the `WorkerManager` builder (`.data(..)`), looked up
+/// by type. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct Services {
+    map: Arc<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
+}
+
+impl Services {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a service; a second one of the same type replaces the first.
+    pub fn insert<T: Send + Sync + 'static>(&mut self, value: T) {
+        self.insert_arc(Arc::new(value));
+    }
+
+    /// Adds a shared service (also for trait objects: `Arc<dyn Mailer>`).
+    pub fn insert_arc<T: ?Sized + Send + Sync + 'static>(&mut self, value: Arc<T>) {
+        Arc::make_mut(&mut self.map).insert(TypeId::of::<T>(), Arc::new(value));
+    }
+
+    pub fn get<T: ?Sized + Send + Sync + 'static>(&self) -> Option<Arc<T>> {
+        self.map
+            .get(&TypeId::of::<T>())
+            .and_then(|v| v.downcast_ref::<Arc<T>>())
+            .cloned()
+    }
+
+    pub fn contains(&self, type_id: TypeId) -> bool {
+        self.map.contains_key(&type_id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
+
+impl fmt::Debug for Services {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Services")
+            .field("len", &self.map.len())
+            .finish()
+    }
+}
+
+/// A service an extractor needs, checked when the manager is built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServiceRequirement {
+    pub type_id: TypeId,
+    pub type_name: &'static str,
+}
+
+impl ServiceRequirement {
+    pub fn of<T: ?Sized + 'static>() -> Self {
+        ServiceRequirement {
+            type_id: TypeId::of::<T>(),
+            type_name: std::any::type_name::<T>(),
+        }
+    }
+}
+
+/// A handler argument resolved from the running job's context, like axum's
+/// `FromRequestParts`. Implement it to inject your own types.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be injected into a job handler",
+    label = "not an extractor",
+    note = "arguments after the payload must implement `FromJobContext`: use `Data<{Self}>` for a service given to the builder with `.data(..)`, or `JobContext`, or `Job`"
+)]
+pub trait FromJobContext: Sized {
+    /// The service this extractor needs, so `build()` can refuse a manager that lacks it.
+    fn requirement() -> Option<ServiceRequirement> {
+        None
+    }
+
+    /// Extracts the value for one attempt.
+    fn from_context(ctx: &JobContext) -> Result<Self, JobError>;
+}
+
+/// A shared service injected into handlers: `.data(Mailer::new())` on the builder,
+/// `mailer: Data<Mailer>` in the handler.
+pub struct Data<T: ?Sized>(Arc<T>);
+
+impl<T> Data<T> {
+    pub fn new(value: T) -> Self {
+        Data(Arc::new(value))
+    }
+}
+
+impl<T: ?Sized> Data<T> {
+    pub fn from_arc(value: Arc<T>) -> Self {
+        Data(value)
+    }
+
+    pub fn into_inner(self) -> Arc<T> {
+        self.0
+    }
+}
+
+impl<T: ?Sized> Deref for Data<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: ?Sized> Clone for Data<T> {
+    fn clone(&self) -> Self {
+        Data(self.0.clone())
+    }
+}
+
+impl<T: ?Sized> From<Arc<T>> for Data<T> {
+    fn from(value: Arc<T>) -> Self {
+        Data(value)
+    }
+}
+
+impl<T: ?Sized + fmt::Debug> fmt::Debug for Data<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Data").field(&&*self.0).finish()
+    }
+}
+
+impl<T: ?Sized + Send + Sync + 'static> FromJobContext for Data<T> {
+    fn requirement() -> Option<ServiceRequirement> {
+        Some(ServiceRequirement::of::<T>())
+    }
+
+    fn from_context(ctx: &JobContext) -> Result<Self, JobError> {
+        ctx.services().get::<T>().map(Data).ok_or_else(|| {
+            JobError::msg(format!(
+                "no `Data<{}>` was given to this worker; add `.data(..)` for it to the WorkerManager builder",
+                std::any::type_name::<T>()
+            ))
+        })
+    }
+}
+
+impl FromJobContext for JobContext {
+    fn from_context(ctx: &JobContext) -> Result<Self, JobError> {
+        Ok(ctx.clone())
+    }
+}
+
+impl FromJobContext for Job {
+    fn from_context(ctx: &JobContext) -> Result<Self, JobError> {
+        Ok(ctx.job().clone())
+    }
+}
+
+impl FromJobContext for Arc<Job> {
+    fn from_context(ctx: &JobContext) -> Result<Self, JobError> {
+        Ok(ctx.job_arc().clone())
+    }
+}
+
+impl FromJobContext for CancellationToken {
+    fn from_context(ctx: &JobContext) -> Result<Self, JobError> {
+        Ok(ctx.cancellation().clone())
+    }
+}

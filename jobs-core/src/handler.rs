@@ -1,0 +1,108 @@
+//! `JobHandler`: the port application code implements, and its object-safe form.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use crate::{Backoff, BoxError, Job, JobError, JobResult};
+
+/// A boxed, sendable future.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Business logic for one job type — the seed's `JobHandler`.
+///
+/// ```
+/// use jobs_core::{Job, JobError, JobHandler, JobResult};
+///
+/// struct EmailJobHandler;
+///
+/// impl JobHandler for EmailJobHandler {
+///     fn job_type(&self) -> &str {
+///         "email.send"
+///     }
+///
+///     async fn handle(&self, job: &Job) -> Result<JobResult, JobError> {
+///         let recipient = job.payload["recipient"].as_str().ok_or_else(|| {
+///             JobError::permanent("payload has no `recipient`")
+///         })?;
+///         Ok(JobResult::with_data(serde_json::json!({ "sent_to": recipient })))
+///     }
+/// }
+/// ```
+///
+/// * `Ok(JobResult::success..)` completes the job and stores `result_data`.
+/// * `Ok(JobResult::failure(..))` or `Err(JobError::permanent(..))`: FAILED, no retry.
+/// * `Err(e)` (any error, via `?`) or a panic: retried with backoff while retries
+///   remain, then DEAD_LETTER.
+///
+/// The running job's [`JobContext`](crate::JobContext) (cancellation token, services)
+/// is available from `JobContext::current()` inside `handle`.
+pub trait JobHandler: Send + Sync + 'static {
+    /// The job type this handler processes, e.g. `"email.send"`.
+    fn job_type(&self) -> &str;
+
+    /// Processes one attempt of the job.
+    fn handle(&self, job: &Job) -> impl Future<Output = Result<JobResult, JobError>> + Send;
+
+    /// Called after **every** failed attempt, retried or not; `job.retry_count >=
+    /// job.max_retries` exactly when no retry follows. Its error or panic is
+    /// logged and changes nothing.
+    fn on_failure(
+        &self,
+        job: &Job,
+        error: &JobError,
+    ) -> impl Future<Output = Result<(), BoxError>> + Send {
+        let _ = (job, error);
+        async { Ok(()) }
+    }
+
+    /// How long one attempt may run; past it the attempt is a retryable failure.
+    fn timeout(&self) -> Option<Duration> {
+        None
+    }
+
+    /// The backoff between retries of this type (the manager's default if `None`).
+    fn backoff(&self) -> Option<Backoff> {
+        None
+    }
+}
+
+/// The object-safe form of [`JobHandler`] the runtime stores; every `JobHandler`
+/// is one.
+pub trait DynHandler: Send + Sync + 'static {
+    fn job_type(&self) -> &str;
+    fn handle<'a>(&'a self, job: &'a Job) -> BoxFuture<'a, Result<JobResult, JobError>>;
+    fn on_failure<'a>(
+        &'a self,
+        job: &'a Job,
+        error: &'a JobError,
+    ) -> BoxFuture<'a, Result<(), BoxError>>;
+    fn timeout(&self) -> Option<Duration>;
+    fn backoff(&self) -> Option<Backoff>;
+}
+
+impl<H: JobHandler> DynHandler for H {
+    fn job_type(&self) -> &str {
+        JobHandler::job_type(self)
+    }
+
+    fn handle<'a>(&'a self, job: &'a Job) -> BoxFuture<'a, Result<JobResult, JobError>> {
+        Box::pin(JobHandler::handle(self, job))
+    }
+
+    fn on_failure<'a>(
+        &'a self,
+        job: &'a Job,
+        error: &'a JobError,
+    ) -> BoxFuture<'a, Result<(), BoxError>> {
+        Box::pin(JobHandler::on_failure(self, job, error))
+    }
+
+    fn timeout(&self) -> Option<Duration> {
+        JobHandler::timeout(self)
+    }
+
+    fn backoff(&self) -> Option<Backoff> {
+        JobHandler::backoff(self)
+    }
+}

@@ -1,0 +1,200 @@
+//! The job record, its id, and the errors of past attempts.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use crate::JobStatus;
+
+/// A job's identity: a UUID v7, so ids sort by creation time. Use it as the
+/// idempotency key of a handler's side effects.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct JobId(Uuid);
+
+impl JobId {
+    /// A fresh, time-ordered id.
+    pub fn new() -> Self {
+        JobId(Uuid::now_v7())
+    }
+
+    /// Wraps an existing UUID (as read back from a backend).
+    pub const fn from_uuid(uuid: Uuid) -> Self {
+        JobId(uuid)
+    }
+
+    /// The UUID inside.
+    pub const fn as_uuid(&self) -> &Uuid {
+        &self.0
+    }
+}
+
+impl Default for JobId {
+    fn default() -> Self {
+        JobId::new()
+    }
+}
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Debug for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "JobId({})", self.0)
+    }
+}
+
+impl FromStr for JobId {
+    type Err = uuid::Error;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Uuid::parse_str(s).map(JobId)
+    }
+}
+
+impl From<Uuid> for JobId {
+    fn from(uuid: Uuid) -> Self {
+        JobId(uuid)
+    }
+}
+
+/// What went wrong in one failed attempt; a job keeps the whole history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttemptError {
+    /// The job's `attempt` counter when it failed (1 for the first run).
+    pub attempt: u32,
+    /// The job's `retry_count` during that attempt.
+    pub retry_count: u32,
+    /// When the failure was recorded.
+    pub at: DateTime<Utc>,
+    /// The error, as a person can read it.
+    pub message: String,
+    /// Whether the failure asked for a retry.
+    pub retryable: bool,
+    /// The worker that ran the attempt, where known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<String>,
+}
+
+/// A background job: what to run (`job_type` + `payload`), where (`queue_name`),
+/// when (`run_at`, `priority`), and what happened to it so far.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    pub id: JobId,
+    pub queue_name: String,
+    pub job_type: String,
+    pub payload: Value,
+    pub status: JobStatus,
+    /// Higher runs first within a queue.
+    pub priority: i32,
+    /// Retries already made: 0 during the first attempt.
+    pub retry_count: u32,
+    /// Retries allowed after the first attempt; a job runs at most `max_retries + 1` times.
+    pub max_retries: u32,
+    /// The earliest time the job may be claimed (the seed's `scheduled_at`).
+    #[serde(alias = "scheduled_at")]
+    pub run_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    /// When the latest attempt started.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When the job reached COMPLETED, FAILED or DEAD_LETTER.
+    pub completed_at: Option<DateTime<Utc>>,
+    /// The latest attempt's error.
+    pub error_message: Option<String>,
+    /// Every failed attempt, oldest first.
+    #[serde(default)]
+    pub errors: Vec<AttemptError>,
+    /// What the handler returned on success.
+    pub result_data: Option<Value>,
+    /// Free-form data that travels with the job.
+    #[serde(default)]
+    pub metadata: Map<String, Value>,
+    /// The worker holding the lease while RUNNING.
+    pub locked_by: Option<String>,
+    /// When the current lease runs out unless heartbeated.
+    pub lease_until: Option<DateTime<Utc>>,
+    /// How many times the job has been claimed (1 during its first run). Every claim
+    /// increments it, so it is also the fencing token of the current lease: an outcome
+    /// recorded under an older `attempt` is refused.
+    pub attempt: u32,
+}
+
+impl Job {
+    /// The seed's name for `run_at`.
+    pub fn scheduled_at(&self) -> DateTime<Utc> {
+        self.run_at
+    }
+
+    /// True during the attempt after which no retry will follow.
+    pub fn is_last_attempt(&self) -> bool {
+        self.retry_count >= self.max_retries
+    }
+
+    /// The fence of the current lease, for outcomes and heartbeats.
+    pub fn fence(&self) -> crate::Fence {
+        crate::Fence {
+            id: self.id,
+            attempt: self.attempt,
+        }
+    }
+
+    /// Deserializes the payload into `T`; the error names the job type and the field.
+    pub fn payload_as<T: serde::de::DeserializeOwned>(&self) -> Result<T, crate::JobError> {
+        crate::payload::decode_payload(&self.job_type, &self.payload)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_time_ordered_and_parse() {
+        let a = JobId::new();
+        let b = JobId::new();
+        assert!(a < b);
+        assert_eq!(a.to_string().parse::<JobId>().unwrap(), a);
+    }
+
+    #[test]
+    fn job_round_trips_through_serde() {
+        let now = Utc::now();
+        let job = Job {
+            id: JobId::new(),
+            queue_name: "emails".into(),
+            job_type: "email.send".into(),
+            payload: serde_json::json!({"to": "ü@example.com", "nested": {"a": [1, 2]}}),
+            status: JobStatus::Retrying,
+            priority: 5,
+            retry_count: 1,
+            max_retries: 3,
+            run_at: now,
+            created_at: now,
+            started_at: Some(now),
+            completed_at: None,
+            error_message: Some("smtp down".into()),
+            errors: vec![AttemptError {
+                attempt: 1,
+                retry_count: 0,
+                at: now,
+                message: "smtp down".into(),
+                retryable: true,
+                worker: Some("w1".into()),
+            }],
+            result_data: None,
+            metadata: Map::from_iter([("tenant".to_string(), Value::from(7))]),
+            locked_by: None,
+            lease_until: None,
+            attempt: 1,
+        };
+        let json = serde_json::to_string(&job).unwrap();
+        let back: Job = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, job);
+    }
+}

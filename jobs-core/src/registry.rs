@@ -1,0 +1,54 @@
+//! Link-time handler registration: every `#[job_handler]` submits one
+//! [`HandlerRegistration`] with `inventory`, and the manager collects them.
+//!
+//! Link-time collection has known gaps (a crate nothing `use`s may be dropped
+//! by the linker; some targets have no static constructors), so the builder's
+//! explicit `.register(..)`/`.handler(..)` always works too.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::{DynHandler, ServiceRequirement};
+
+/// One handler, as registered at link time.
+pub struct HandlerRegistration {
+    pub job_type: &'static str,
+    /// The generated handler type, for messages.
+    pub handler_name: &'static str,
+    /// The payload type, for messages.
+    pub payload_type: &'static str,
+    /// Where the handler is defined (`file!()`, `line!()`).
+    pub file: &'static str,
+    pub line: u32,
+    /// Checks a raw payload against the payload type (for `enqueue_raw`).
+    pub check_payload: fn(&Value) -> Result<(), String>,
+    /// The services its extractors need.
+    pub requirements: fn() -> Vec<ServiceRequirement>,
+    /// Makes the handler.
+    pub make: fn() -> Arc<dyn DynHandler>,
+}
+
+impl std::fmt::Debug for HandlerRegistration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HandlerRegistration")
+            .field("job_type", &self.job_type)
+            .field("handler_name", &self.handler_name)
+            .field("payload_type", &self.payload_type)
+            .field("file", &self.file)
+            .field("line", &self.line)
+            .finish_non_exhaustive()
+    }
+}
+
+inventory::collect!(HandlerRegistration);
+
+/// Every handler linked into this binary.
+pub fn registered_handlers() -> impl Iterator<Item = &'static HandlerRegistration> {
+    inventory::iter::<HandlerRegistration>.into_iter()
+}
+
+/// The first handler registered for `job_type`, if any.
+pub fn find_registration(job_type: &str) -> Option<&'static HandlerRegistration> {
+    registered_handlers().find(|r| r.job_type == job_type)
+}

@@ -1,0 +1,1 @@
+//! `#[job_handler]`: typed async-fn job handlers for the `jobs` framework.

@@ -1,0 +1,3 @@
+//! Queue backends: one module each, all implementing [`jobs_core::JobQueue`].
+
+pub mod memory;

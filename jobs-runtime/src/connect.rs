@@ -1,0 +1,60 @@
+//! `connect(url)`: a queue handle from a URL.
+
+use jobs_core::{Error, Queue, Result};
+
+use crate::backend::memory::MemoryBackend;
+
+/// The URL schemes `connect` knows, whether or not their feature is enabled.
+pub const SCHEMES: &[&str] = &["memory://", "sqlite://", "postgres://", "redis://"];
+
+/// Opens a queue from a URL:
+///
+/// * `memory://` — in-process, for tests and demos (nothing survives the process);
+/// * `sqlite://path/to/jobs.db` (or `sqlite::memory:`) — embedded and durable (feature `sqlite`);
+/// * `postgres://user@host/db` — many workers on many machines (feature `postgres`);
+/// * `redis://host:6379` — many workers on many machines (feature `redis`).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> jobs_core::Result<()> {
+/// let queue = jobs_runtime::connect("memory://").await?;
+/// let err = jobs_runtime::connect("mysql://localhost").await.unwrap_err();
+/// assert!(err.to_string().contains("unknown scheme `mysql`"));
+/// # Ok(()) }
+/// ```
+pub async fn connect(url: &str) -> Result<Queue> {
+    let scheme = url.split_once(':').map_or(url, |(s, _)| s);
+    match scheme {
+        "memory" => Ok(Queue::new(MemoryBackend::new())),
+        "sqlite" => connect_sqlite(url).await,
+        "postgres" | "postgresql" => connect_postgres(url).await,
+        "redis" | "rediss" => connect_redis(url).await,
+        _ => Err(Error::Connect {
+            url: url.to_owned(),
+            reason: format!(
+                "unknown scheme `{scheme}`; expected one of {}",
+                SCHEMES.join(", ")
+            ),
+        }),
+    }
+}
+
+fn feature_off(url: &str, feature: &str) -> Error {
+    Error::Connect {
+        url: url.to_owned(),
+        reason: format!(
+            "the `{feature}` backend is not compiled in; enable the `{feature}` feature of `jobs`"
+        ),
+    }
+}
+
+async fn connect_sqlite(url: &str) -> Result<Queue> {
+    Err(feature_off(url, "sqlite"))
+}
+
+async fn connect_postgres(url: &str) -> Result<Queue> {
+    Err(feature_off(url, "postgres"))
+}
+
+async fn connect_redis(url: &str) -> Result<Queue> {
+    Err(feature_off(url, "redis"))
+}
