@@ -900,7 +900,10 @@ impl RedisBackend {
             for row in rows {
                 let mut row = array(row);
                 let now = row.pop().as_ref().and_then(text);
-                match (parse_row(&row), now.and_then(|s| s.parse::<JobStatus>().ok())) {
+                match (
+                    parse_row(&row),
+                    now.and_then(|s| s.parse::<JobStatus>().ok()),
+                ) {
                     (Ok(job), Some(now)) => {
                         tracing::warn!(
                             job_id = %job.id,
@@ -1335,13 +1338,19 @@ mod tests {
     fn prefix_comes_out_of_the_url() {
         assert_eq!(
             split_prefix("redis://h:1/0?prefix=app&protocol=resp3"),
-            ("redis://h:1/0?protocol=resp3".to_owned(), Some("app".to_owned()))
+            (
+                "redis://h:1/0?protocol=resp3".to_owned(),
+                Some("app".to_owned())
+            )
         );
         assert_eq!(
             split_prefix("redis://h:1/?prefix=app"),
             ("redis://h:1/".to_owned(), Some("app".to_owned()))
         );
-        assert_eq!(split_prefix("redis://h:1"), ("redis://h:1".to_owned(), None));
+        assert_eq!(
+            split_prefix("redis://h:1"),
+            ("redis://h:1".to_owned(), None)
+        );
         assert!(check_prefix("a{b").is_err());
         assert!(check_prefix("").is_err());
         assert!(check_prefix("my-app:v2").is_ok());
