@@ -372,10 +372,12 @@ struct StoredError {
     w: Option<String>,
 }
 
+/// The bytes of a string reply; an empty string counts as absent (scripts
+/// clear a field by setting it to `""`, one command instead of two).
 fn bytes(v: &Value) -> Option<&[u8]> {
     match v {
-        Value::BulkString(b) => Some(b),
-        Value::SimpleString(s) => Some(s.as_bytes()),
+        Value::BulkString(b) if !b.is_empty() => Some(b),
+        Value::SimpleString(s) if !s.is_empty() => Some(s.as_bytes()),
         _ => None,
     }
 }
@@ -454,14 +456,15 @@ fn parse_row(row: &[Value]) -> std::result::Result<Job, CorruptRow> {
     let req_text = |i: usize| text(&row[i]).ok_or_else(|| missing(i));
     let req_int = |i: usize| -> std::result::Result<i64, CorruptRow> {
         let v = &row[i];
-        if matches!(v, Value::Nil) {
+        if !matches!(v, Value::Int(_)) && bytes(v).is_none() {
             return Err(missing(i));
         }
         int(v).ok_or_else(|| bad(i, &"not an integer"))
     };
     let opt_int = |i: usize| -> std::result::Result<Option<i64>, CorruptRow> {
         match &row[i] {
-            Value::Nil => Ok(None),
+            Value::Int(n) => Ok(Some(*n)),
+            v if bytes(v).is_none() => Ok(None),
             v => int(v).map(Some).ok_or_else(|| bad(i, &"not an integer")),
         }
     };

@@ -39,18 +39,19 @@ for qi = 1, nq do
     for i = 1, #popped, 2 do
       local id = string.sub(popped[i], ID_AT)
       local key = jkey(id)
-      local cur = redis.call('HMGET', key, 's', 'at', 'q')
-      local st = cur[1]
+      local row = load(id)
+      local st = row[5]
       -- A hash without a status is corrupt: claim it anyway so the worker
       -- reports it as that job's error instead of it vanishing.
       if WAITING[st] or (not st and redis.call('EXISTS', key) == 1) then
-        local at = (tonumber(cur[2]) or 0) + 1
-        redis.call('HSET', key, 's', 'RUNNING', 'at', n2s(at), 'sa', now_s, 'lb', worker, 'lu', lu)
+        local at = n2s((tonumber(row[19]) or 0) + 1)
+        redis.call('HSET', key, 's', 'RUNNING', 'at', at, 'sa', now_s, 'lb', worker, 'lu', lu)
+        row[5], row[19], row[11], row[17], row[18] = 'RUNNING', at, now_s, worker, lu
         leases[#leases + 1] = lu
         leases[#leases + 1] = id
-        count(st, cur[3] or q, -1)
-        count('RUNNING', cur[3] or q, 1)
-        out[#out + 1] = load(id)
+        count(st, row[2] or q, -1)
+        count('RUNNING', row[2] or q, 1)
+        out[#out + 1] = row
       end
     end
   end

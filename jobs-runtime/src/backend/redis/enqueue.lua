@@ -11,16 +11,23 @@ end
 local n_check = tonumber(ARGV[2])
 local base = 3 + n_check
 local n = tonumber(ARGV[base])
-local dup = nil
-for i = 3, 2 + n_check do
-  if redis.call('EXISTS', jkey(ARGV[i])) == 1 then dup = ARGV[i] break end
-end
-if not dup then
-  for i = 0, n - 1 do
-    local id = ARGV[base + 1 + i * 8]
-    if redis.call('EXISTS', jkey(id)) == 1 then dup = id break end
+-- One EXISTS over many keys per 1,000 ids; only on a hit look for which one.
+local function first_existing(ids)
+  for i = 1, #ids, 1000 do
+    local j = i + 999
+    if j > #ids then j = #ids end
+    if redis.call('EXISTS', unpack(ids, i, j)) > 0 then
+      for k = i, j do
+        if redis.call('EXISTS', ids[k]) == 1 then return string.sub(ids[k], #K + 4) end
+      end
+    end
   end
+  return nil
 end
+local keys = {}
+for i = 3, 2 + n_check do keys[#keys + 1] = jkey(ARGV[i]) end
+for i = 0, n - 1 do keys[#keys + 1] = jkey(ARGV[base + 1 + i * 8]) end
+local dup = first_existing(keys)
 if dup then
   if flag ~= '' then
     redis.call('SET', flag_key, dup, 'PX', 60000)

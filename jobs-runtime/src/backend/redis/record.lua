@@ -22,33 +22,33 @@ for i = 2, #ARGV, 6 do
   else
     local q = cur[3] or '?'
     gone[#gone + 1] = id
-    redis.call('HDEL', key, 'lb', 'lu')
     local status
     if kind == 'C' then
       status = 'COMPLETED'
       if data ~= '' then
-        redis.call('HSET', key, 's', status, 'fa', now_s, 'rd', data)
+        redis.call('HSET', key, 's', status, 'fa', now_s, 'lb', '', 'lu', '', 'rd', data)
       else
-        redis.call('HSET', key, 's', status, 'fa', now_s)
+        redis.call('HSET', key, 's', status, 'fa', now_s, 'lb', '', 'lu', '')
       end
       done[#done + 1] = now_s
       done[#done + 1] = id
     elseif kind == 'F' or kind == 'D' then
       status = (kind == 'F') and 'FAILED' or 'DEAD_LETTER'
       push_error(key, cur[2], cur[5], now, data, retryable == '1', worker)
-      redis.call('HSET', key, 's', status, 'fa', now_s)
+      redis.call('HSET', key, 's', status, 'fa', now_s, 'lb', '', 'lu', '')
       done[#done + 1] = now_s
       done[#done + 1] = id
     elseif kind == 'R' then
       status = 'RETRYING'
       push_error(key, cur[2], cur[5], now, data, retryable == '1', worker)
       local ra = now + (tonumber(delay) or 0)
-      redis.call('HSET', key, 's', status, 'rc', n2s((tonumber(cur[5]) or 0) + 1), 'ra', n2s(ra))
+      redis.call('HSET', key, 's', status, 'rc', n2s((tonumber(cur[5]) or 0) + 1), 'ra', n2s(ra),
+        'lb', '', 'lu', '')
       enqueue_member(q, cur[4], ra, cur[6], id, now)
       wake(q)
     else
       status = 'PENDING'
-      redis.call('HSET', key, 's', status, 'ra', now_s)
+      redis.call('HSET', key, 's', status, 'ra', now_s, 'lb', '', 'lu', '')
       enqueue_member(q, cur[4], now, cur[6], id, now)
       wake(q)
     end
