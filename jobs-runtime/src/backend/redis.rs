@@ -22,11 +22,15 @@
 //! Redis server's `TIME`, so workers on many machines share one clock.
 //!
 //! Every script bounds its own work, so no call blocks Redis for long and no
-//! backlog is too big: a claim promotes at most 1,000 due delayed jobs per
-//! queue and call, recovery and prune take 1,000 jobs per call (the Rust side
-//! loops), and a big enqueue batch is cut into chunks of 1,000 jobs that run
-//! together in one `MULTI`/`EXEC` (still all or nothing). Lua never unpacks
-//! more than 1,000 values at a time.
+//! backlog is too big: a claim returns at most 1,000 jobs and promotes at most
+//! 1,000 due delayed jobs per queue and call (when more than that come due at
+//! once, the next calls promote the rest, so strict priority order among them
+//! holds per promoted slice); heartbeats, outcomes, recovery and prune take
+//! 1,000 jobs per call (the Rust side loops); a big enqueue batch is cut into
+//! chunks of 1,000 jobs that run together in one `MULTI`/`EXEC`, so it stays
+//! all or nothing (and therefore blocks Redis for its whole length: enqueue
+//! millions of jobs as several batches). Lua never unpacks more than 1,000
+//! values at a time, so 20,000 or 1,000,000 jobs coming due at once are fine.
 //!
 //! # Key layout
 //!
@@ -52,7 +56,9 @@
 //! created_at, `sa` started_at, `fa` completed_at, `em` error message, `er`
 //! error history (JSON objects joined by commas), `rd` result (JSON), `md`
 //! metadata (JSON), `lb` locked by, `lu` lease until, `at` attempt, `sq`
-//! enqueue sequence. Times are microseconds since the Unix epoch.
+//! enqueue sequence. Times are microseconds since the Unix epoch. An empty
+//! string means "not set" (scripts clear `lb`/`lu` that way, in the same
+//! `HSET` that changes the status).
 //!
 //! Timestamps in scores are microseconds (below 2^53, so exact in a double);
 //! priorities are `i32`, exact too.
@@ -121,6 +127,8 @@ const CHUNK_BYTES: usize = 8 << 20;
 const PROMOTE_PER_CLAIM: usize = 1_000;
 /// Jobs recovered, pruned, heartbeated or recorded per script call.
 const PER_CALL: usize = 1_000;
+/// Most jobs one claim returns (a bigger `limit` gets this many).
+const CLAIM_PER_CALL: usize = 1_000;
 /// Jobs a `list` scan looks at per script call.
 const LIST_SCAN: usize = 1_000;
 
@@ -766,7 +774,7 @@ impl RedisBackend {
             .claim
             .key(&self.inner.ns)
             .arg(req.worker_id)
-            .arg(req.limit)
+            .arg(req.limit.min(CLAIM_PER_CALL))
             .arg(micros(req.lease))
             .arg(PROMOTE_PER_CLAIM)
             .arg(req.queues.len())
