@@ -62,7 +62,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{Connection, Row, SqliteConnection};
+use sqlx::{Connection, Executor, Row, SqliteConnection};
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -928,16 +928,15 @@ async fn insert_rows(conn: &mut SqliteConnection, rows: &[InsertRow], now: i64) 
 }
 
 async fn migrate(pool: &SqlitePool) -> std::result::Result<(), sqlx::Error> {
-    let mut conn = pool.acquire().await?;
-    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-    sqlx::raw_sql(
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let conn: &mut SqliteConnection = &mut tx;
+    conn.execute(
         "CREATE TABLE IF NOT EXISTS jobs_schema (\
             version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
     )
-    .execute(&mut *tx)
     .await?;
     let current: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM jobs_schema")
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut *conn)
         .await?;
     let latest = MIGRATIONS.last().map_or(0, |m| m.0);
     if current > latest {
@@ -950,11 +949,11 @@ async fn migrate(pool: &SqlitePool) -> std::result::Result<(), sqlx::Error> {
         ));
     }
     for (version, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
-        sqlx::raw_sql(sql).execute(&mut *tx).await?;
+        conn.execute(*sql).await?;
         sqlx::query("INSERT INTO jobs_schema (version, applied_at) VALUES (?1, ?2)")
             .bind(version)
             .bind(now_micros())
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?;
         tracing::info!(version, "sqlite jobs schema migrated");
     }
@@ -1123,5 +1122,20 @@ impl JobListener for SqliteListener {
             };
             let _ = tokio::time::timeout(timeout, self.rx.changed()).await;
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    fn assert_send<T: Send>(_: &T) {}
+
+    /// `connect` must be spawnable (sqlx's executors make this easy to break).
+    #[tokio::test]
+    async fn futures_are_send() {
+        let connect = super::SqliteBackend::connect("sqlite::memory:");
+        assert_send(&connect);
+        let pool = sqlx::SqlitePool::connect_lazy("sqlite::memory:").expect("lazy");
+        let migrate = super::migrate(&pool);
+        assert_send(&migrate);
     }
 }
