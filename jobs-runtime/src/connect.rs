@@ -47,6 +47,14 @@ fn feature_off(url: &str, feature: &str) -> Error {
     }
 }
 
+#[cfg(feature = "sqlite")]
+async fn connect_sqlite(url: &str) -> Result<Queue> {
+    crate::backend::sqlite::SqliteBackend::connect(url)
+        .await
+        .map(Queue::new)
+}
+
+#[cfg(not(feature = "sqlite"))]
 async fn connect_sqlite(url: &str) -> Result<Queue> {
     Err(feature_off(url, "sqlite"))
 }
