@@ -22,7 +22,11 @@ struct Logged {
 
 impl Logged {
     fn note(&self, event: &str, job: &Job) {
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
         writeln!(f, "{event} {}", job.id).unwrap();
     }
 }
@@ -61,8 +65,12 @@ async fn crash_child() {
         return; // only meaningful when run by `a_killed_worker_loses_no_job`
     };
     let dir = PathBuf::from(dir);
-    let queue = jobs::connect(&format!("sqlite://{}", dir.join("jobs.db").display())).await.unwrap();
-    let m = builder(queue, &dir.join("events.log"), "doomed").build().unwrap();
+    let queue = jobs::connect(&format!("sqlite://{}", dir.join("jobs.db").display()))
+        .await
+        .unwrap();
+    let m = builder(queue, &dir.join("events.log"), "doomed")
+        .build()
+        .unwrap();
     m.start().await.unwrap();
     tokio::time::sleep(Duration::from_secs(120)).await;
     panic!("the parent should have killed this worker long ago");
@@ -78,18 +86,32 @@ fn events(log: &Path) -> Vec<(String, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_worker_loses_no_job() {
-    let dir = std::env::temp_dir().join(format!("jobs-crash-{}-{:x}", std::process::id(), fastrand::u64(..)));
+    let dir = std::env::temp_dir().join(format!(
+        "jobs-crash-{}-{:x}",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     let url = format!("sqlite://{}", dir.join("jobs.db").display());
     let log = dir.join("events.log");
     let queue = jobs::connect(&url).await.unwrap();
     queue
-        .enqueue_many((0..JOBS).map(|i| NewJob::new("crash.work", json!({ "i": i }))).collect())
+        .enqueue_many(
+            (0..JOBS)
+                .map(|i| NewJob::new("crash.work", json!({ "i": i })))
+                .collect(),
+        )
         .await
         .unwrap();
 
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "crash_child", "--nocapture", "--test-threads", "1"])
+        .args([
+            "--exact",
+            "crash_child",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
         .env("JOBS_CRASH_CHILD", &dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -104,15 +126,21 @@ async fn a_killed_worker_loses_no_job() {
         if done >= 8 && ev.iter().filter(|e| e.0 == "start").count() > done {
             break;
         }
-        assert!(t.elapsed() < Duration::from_secs(60), "the child worker made no progress");
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "the child worker made no progress"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
 
     let before = events(&log);
-    let done_before: std::collections::HashSet<String> =
-        before.iter().filter(|e| e.0 == "done").map(|e| e.1.clone()).collect();
+    let done_before: std::collections::HashSet<String> = before
+        .iter()
+        .filter(|e| e.0 == "done")
+        .map(|e| e.1.clone())
+        .collect();
     let cut_short: Vec<String> = before
         .iter()
         .filter(|e| e.0 == "start" && !done_before.contains(&e.1))
@@ -127,11 +155,18 @@ async fn a_killed_worker_loses_no_job() {
     let t = Instant::now();
     loop {
         let counts = queue.counts().await.unwrap();
-        let completed: u64 = counts.iter().filter(|c| c.status == JobStatus::Completed).map(|c| c.count).sum();
+        let completed: u64 = counts
+            .iter()
+            .filter(|c| c.status == JobStatus::Completed)
+            .map(|c| c.count)
+            .sum();
         if completed as usize == JOBS {
             break;
         }
-        assert!(t.elapsed() < Duration::from_secs(60), "jobs were lost: {counts:?}");
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "jobs were lost: {counts:?}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     m.stop().await.unwrap();
@@ -146,8 +181,15 @@ async fn a_killed_worker_loses_no_job() {
         // At least once: a job may run twice only if the kill landed between its
         // end and the recording of its outcome — then it shows the lost lease.
         if cut_short.contains(&id) || done > 1 {
-            assert_eq!(job.retry_count, 1, "the killed attempt counts as a failed one");
-            assert!(job.errors[0].message.contains("lease expired"), "{:?}", job.errors);
+            assert_eq!(
+                job.retry_count, 1,
+                "the killed attempt counts as a failed one"
+            );
+            assert!(
+                job.errors[0].message.contains("lease expired"),
+                "{:?}",
+                job.errors
+            );
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
