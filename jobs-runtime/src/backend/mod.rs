@@ -1,3 +1,6 @@
 //! Queue backends: one module each, all implementing [`jobs_core::JobQueue`].
 
 pub mod memory;
+#[cfg(feature = "postgres")]
+pub mod postgres;
+pub mod transactional;
