@@ -324,3 +324,108 @@ async fn listener_wakes_for_its_queues_and_for_scheduled_jobs() {
     );
     drop_schema(&backend).await;
 }
+
+#[tokio::test]
+async fn expired_leases_become_failed_attempts_and_fence_the_old_worker() {
+    let Some(backend) = fresh_backend("lease").await else {
+        return;
+    };
+    let ids = backend
+        .enqueue_batch(vec![
+            NewJob::new("t", json!({"a": 1})).max_retries(1),
+            NewJob::new("t", json!({"a": 2})).max_retries(0),
+            NewJob::new("t", json!({"a": 3})),
+        ])
+        .await
+        .unwrap();
+    let q = queues(&["default"]);
+    let short = ClaimRequest {
+        worker_id: "doomed",
+        queues: &q,
+        limit: 3,
+        lease: Duration::from_millis(100),
+    };
+    let claimed = backend.claim(short).await.unwrap();
+    assert_eq!(claimed.len(), 3);
+    // The third keeps its lease by heartbeating; the others lapse.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let lost = backend
+        .heartbeat("doomed", &[claimed[2].fence()], Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert!(lost.is_empty());
+    // A heartbeat from another worker id is refused.
+    let lost = backend
+        .heartbeat("intruder", &[claimed[2].fence()], Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(lost, vec![ids[2]]);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let mut recovered = backend.recover_expired().await.unwrap();
+    recovered.sort_by_key(|r| r.job.id);
+    assert_eq!(recovered.len(), 2);
+    assert_eq!(recovered[0].job.id, ids[0]);
+    assert_eq!(recovered[0].job.status, JobStatus::Running);
+    assert_eq!(recovered[0].job.locked_by.as_deref(), Some("doomed"));
+    assert_eq!(recovered[0].now, JobStatus::Retrying);
+    assert_eq!(recovered[1].now, JobStatus::DeadLetter);
+    assert!(backend.recover_expired().await.unwrap().is_empty());
+
+    let retrying = backend.get(ids[0]).await.unwrap().unwrap();
+    assert_eq!(retrying.status, JobStatus::Retrying);
+    assert_eq!(retrying.retry_count, 1);
+    assert!(retrying.errors[0].message.contains("lease expired"));
+    assert_eq!(retrying.errors[0].worker.as_deref(), Some("doomed"));
+    let dead = backend.get(ids[1]).await.unwrap().unwrap();
+    assert_eq!(dead.status, JobStatus::DeadLetter);
+    assert!(dead.completed_at.is_some());
+
+    // A second worker takes the retry; the first one's late outcome is refused.
+    let again = backend.claim(claim_req(&q, 10)).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].attempt, 2);
+    let late = OutcomeUpdate {
+        fence: claimed[0].fence(),
+        outcome: Outcome::Complete { result: None },
+    };
+    assert_eq!(
+        backend.record("doomed", &[late]).await.unwrap(),
+        vec![ids[0]]
+    );
+    let fresh = OutcomeUpdate {
+        fence: again[0].fence(),
+        outcome: Outcome::Fail {
+            error: AttemptFailure {
+                message: "nope".into(),
+                retryable: false,
+            },
+        },
+    };
+    assert!(backend.record("w1", &[fresh]).await.unwrap().is_empty());
+    let failed = backend.get(ids[0]).await.unwrap().unwrap();
+    assert_eq!(failed.status, JobStatus::Failed);
+    assert_eq!(failed.errors.len(), 2);
+
+    // Requeue brings FAILED/DEAD_LETTER back; cancel ends a waiting job.
+    let requeued = backend.requeue(ids[1]).await.unwrap();
+    assert_eq!(
+        (requeued.status, requeued.retry_count),
+        (JobStatus::Pending, 0)
+    );
+    let cancelled = backend.cancel(ids[1]).await.unwrap();
+    assert_eq!(cancelled.status, JobStatus::Failed);
+    let err = backend.cancel(ids[1]).await.unwrap_err();
+    assert!(
+        matches!(err, jobs_core::Error::InvalidState { .. }),
+        "{err}"
+    );
+    let err = backend.requeue(ids[2]).await.unwrap_err();
+    assert!(
+        matches!(err, jobs_core::Error::InvalidState { .. }),
+        "{err}"
+    );
+    let err = backend.cancel(jobs_core::JobId::new()).await.unwrap_err();
+    assert!(matches!(err, jobs_core::Error::NotFound(_)), "{err}");
+    drop_schema(&backend).await;
+}

@@ -332,11 +332,6 @@ impl Sql {
         let s = quote_ident(schema);
         let t = format!("{s}.jobs");
         let cols = JOB_COLUMNS;
-        let jcols = JOB_COLUMNS
-            .split(", ")
-            .map(|c| format!("j.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ");
         Sql {
             enqueue: format!(
                 "WITH ins AS (
@@ -356,30 +351,30 @@ impl Sql {
                  FROM ins"
             ),
             // Per queue in request order, the first due rows in claim order; the outer
-            // LIMIT stops the nested loop once enough rows are locked.
+            // LIMIT stops the nested loop once enough rows are locked. `id = ANY(ARRAY(..))`
+            // keeps the update on the primary key even under a generic plan (a join
+            // there lets the planner pick a hash join over the whole table).
             claim: format!(
-                "WITH picked AS MATERIALIZED (
-                   SELECT c.id, q.ord
-                   FROM unnest($1::text[]) WITH ORDINALITY AS q(name, ord)
-                   CROSS JOIN LATERAL (
-                     SELECT j.id FROM {t} j
-                     WHERE j.queue_name = q.name AND j.status IN {WAITING} AND j.run_at <= now()
-                     ORDER BY j.priority DESC, j.run_at, j.seq
-                     LIMIT $2
-                     FOR UPDATE SKIP LOCKED) c
-                   LIMIT $2)
-                 UPDATE {t} j
+                "UPDATE {t} j
                  SET status = 'RUNNING', attempt = j.attempt + 1, started_at = now(),
                      locked_by = $3, lease_until = now() + $4 * interval '1 microsecond'
-                 FROM picked
-                 WHERE j.id = picked.id
-                 RETURNING picked.ord, {jcols}"
+                 WHERE j.id = ANY(ARRAY(
+                   SELECT c.id
+                   FROM unnest($1::text[]) AS q(name)
+                   CROSS JOIN LATERAL (
+                     SELECT w.id FROM {t} w
+                     WHERE w.queue_name = q.name AND w.status IN {WAITING} AND w.run_at <= now()
+                     ORDER BY w.priority DESC, w.run_at, w.seq
+                     LIMIT $2
+                     FOR UPDATE SKIP LOCKED) c
+                   LIMIT $2))
+                 RETURNING {cols}"
             ),
             heartbeat: format!(
                 "UPDATE {t} j SET lease_until = now() + $4 * interval '1 microsecond'
                  FROM unnest($1::uuid[], $2::int4[]) AS u(id, attempt)
-                 WHERE j.id = u.id AND j.status = 'RUNNING' AND j.attempt = u.attempt
-                   AND j.locked_by = $3
+                 WHERE j.id = ANY($1) AND j.id = u.id AND j.status = 'RUNNING'
+                   AND j.attempt = u.attempt AND j.locked_by = $3
                  RETURNING j.id"
             ),
             record: format!(
@@ -403,7 +398,8 @@ impl Sql {
                    FROM unnest($1::uuid[], $2::int4[], $3::text[], $4::jsonb[], $5::int8[],
                                $6::text[], $7::bool[])
                         AS u(id, attempt, status, result, delay, message, retryable)
-                   WHERE j.id = u.id AND j.status = 'RUNNING' AND j.attempt = u.attempt
+                   WHERE j.id = ANY($1) AND j.id = u.id AND j.status = 'RUNNING'
+                     AND j.attempt = u.attempt
                    RETURNING j.id, j.queue_name, j.status, j.run_at),
                  woke AS (
                    SELECT {s}.wake(array_agg(DISTINCT queue_name), bool_or(run_at > now())) AS w
@@ -412,39 +408,44 @@ impl Sql {
                  SELECT id FROM upd
                  UNION ALL SELECT NULL FROM woke"
             ),
-            recover: format!(
-                "WITH expired AS MATERIALIZED (
-                   SELECT id FROM {t}
-                   WHERE status = 'RUNNING' AND lease_until < now()
-                   ORDER BY lease_until
-                   LIMIT 1000
-                   FOR UPDATE SKIP LOCKED),
-                 before AS (SELECT {jcols} FROM {t} j JOIN expired e ON j.id = e.id),
-                 upd AS (
-                   UPDATE {t} j SET
-                     status = CASE WHEN j.retry_count < j.max_retries THEN 'RETRYING' ELSE 'DEAD_LETTER' END,
-                     retry_count = j.retry_count + CASE WHEN j.retry_count < j.max_retries THEN 1 ELSE 0 END,
-                     run_at = CASE WHEN j.retry_count < j.max_retries THEN now() ELSE j.run_at END,
-                     completed_at = CASE WHEN j.retry_count < j.max_retries THEN j.completed_at ELSE now() END,
-                     error_message = m.message,
-                     errors = j.errors || jsonb_build_array(jsonb_build_object(
-                       'attempt', j.attempt, 'retry_count', j.retry_count, 'at', now(),
-                       'message', m.message, 'retryable', true, 'worker', j.locked_by)),
-                     locked_by = NULL,
-                     lease_until = NULL
-                   FROM expired e,
-                        LATERAL (SELECT format('lease expired: worker `%s` stopped heartbeating (lease ran out at %s)',
-                                               coalesce(j.locked_by, '?'), j.lease_until) AS message) m
-                   WHERE j.id = e.id AND j.status = 'RUNNING' AND j.lease_until < now()
-                   RETURNING j.id, j.queue_name, j.status),
-                 woke AS (
-                   SELECT {s}.wake(array_agg(DISTINCT queue_name), false) AS w
-                   FROM upd WHERE status = 'RETRYING'
-                   HAVING count(*) > 0)
-                 SELECT b.*, u.status AS new_status
-                 FROM before b JOIN upd u ON u.id = b.id
-                 LEFT JOIN woke ON true"
-            ),
+            recover: {
+                let message = "format('lease expired: worker `%s` stopped heartbeating \
+                               (lease ran out at %s)', coalesce(j.locked_by, '?'), j.lease_until)";
+                format!(
+                    "WITH expired AS MATERIALIZED (
+                       SELECT id FROM {t}
+                       WHERE status = 'RUNNING' AND lease_until < now()
+                       ORDER BY lease_until
+                       LIMIT 1000
+                       FOR UPDATE SKIP LOCKED),
+                     before AS (SELECT {cols} FROM {t} WHERE id = ANY(ARRAY(SELECT id FROM expired))),
+                     upd AS (
+                       UPDATE {t} j SET
+                         status = CASE WHEN j.retry_count < j.max_retries
+                                       THEN 'RETRYING' ELSE 'DEAD_LETTER' END,
+                         retry_count = j.retry_count
+                                       + CASE WHEN j.retry_count < j.max_retries THEN 1 ELSE 0 END,
+                         run_at = CASE WHEN j.retry_count < j.max_retries THEN now() ELSE j.run_at END,
+                         completed_at = CASE WHEN j.retry_count < j.max_retries
+                                             THEN j.completed_at ELSE now() END,
+                         error_message = {message},
+                         errors = j.errors || jsonb_build_array(jsonb_build_object(
+                           'attempt', j.attempt, 'retry_count', j.retry_count, 'at', now(),
+                           'message', {message}, 'retryable', true, 'worker', j.locked_by)),
+                         locked_by = NULL,
+                         lease_until = NULL
+                       WHERE j.id = ANY(ARRAY(SELECT id FROM expired))
+                         AND j.status = 'RUNNING' AND j.lease_until < now()
+                       RETURNING j.id, j.queue_name, j.status),
+                     woke AS (
+                       SELECT {s}.wake(array_agg(DISTINCT queue_name), false) AS w
+                       FROM upd WHERE status = 'RETRYING'
+                       HAVING count(*) > 0)
+                     SELECT b.*, u.status AS new_status
+                     FROM before b JOIN upd u ON u.id = b.id
+                     LEFT JOIN woke ON true"
+                )
+            },
             get: format!("SELECT {cols} FROM {t} WHERE id = $1"),
             list: format!(
                 "SELECT {cols} FROM {t}
@@ -706,9 +707,10 @@ impl JobQueue for PostgresBackend {
                 .map_err(db_err)?;
             let mut keyed = Vec::with_capacity(rows.len());
             for row in &rows {
-                let ord: i64 = row.try_get("ord").map_err(db_err)?;
                 let seq: i64 = row.try_get("seq").map_err(db_err)?;
-                keyed.push((ord, seq, row_to_job(row)?));
+                let job = row_to_job(row)?;
+                let ord = req.queues.iter().position(|q| *q == job.queue_name);
+                keyed.push((ord, seq, job));
             }
             // RETURNING has no order; restore the claim order.
             keyed.sort_by(|a, b| {
