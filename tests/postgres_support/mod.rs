@@ -48,3 +48,80 @@ pub async fn drop_schema(backend: &PostgresBackend) {
         .await
         .expect("drop test schema");
 }
+
+/// A backend that drops its own schema when the last handle to it goes, so
+/// tests that only hand out `Arc<dyn JobQueue>` (the conformance suite) clean up.
+pub struct SelfCleaning {
+    backend: PostgresBackend,
+    url: String,
+}
+
+impl SelfCleaning {
+    pub async fn fresh(tag: &str) -> Option<SelfCleaning> {
+        let url = url()?;
+        let backend = PostgresBackend::builder(url.clone())
+            .schema(fresh_schema(tag))
+            .connect()
+            .await
+            .expect("connect to JOBS_TEST_POSTGRES_URL");
+        Some(SelfCleaning { backend, url })
+    }
+}
+
+impl Drop for SelfCleaning {
+    fn drop(&mut self) {
+        // Drop may run inside the test's runtime, which can't be blocked on:
+        // drop the schema from a thread with a runtime of its own.
+        let sql = format!(
+            "DROP SCHEMA IF EXISTS \"{}\" CASCADE",
+            self.backend.schema()
+        );
+        let url = self.url.clone();
+        let done = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async {
+                use sqlx::Connection;
+                let mut conn = sqlx::PgConnection::connect(&url).await?;
+                sqlx::query(&sql).execute(&mut conn).await?;
+                conn.close().await
+            })
+        })
+        .join();
+        if let Ok(Err(e)) = done {
+            eprintln!("could not drop test schema: {e}");
+        }
+    }
+}
+
+macro_rules! delegate {
+    ($($name:ident($($arg:ident: $ty:ty),*) -> $out:ty;)*) => {
+        $(fn $name<'a>(&'a self, $($arg: $ty),*) -> jobs_core::BoxFuture<'a, $out> {
+            self.backend.$name($($arg),*)
+        })*
+    };
+}
+
+impl jobs_core::JobQueue for SelfCleaning {
+    fn backend_name(&self) -> &'static str {
+        self.backend.backend_name()
+    }
+    delegate! {
+        enqueue_batch(jobs: Vec<jobs_core::NewJob>) -> jobs_core::Result<Vec<jobs_core::JobId>>;
+        claim(req: jobs_core::ClaimRequest<'a>) -> jobs_core::Result<Vec<jobs_core::Job>>;
+        heartbeat(worker_id: &'a str, fences: &'a [jobs_core::Fence], lease: std::time::Duration)
+            -> jobs_core::Result<Vec<jobs_core::JobId>>;
+        record(worker_id: &'a str, updates: &'a [jobs_core::OutcomeUpdate])
+            -> jobs_core::Result<Vec<jobs_core::JobId>>;
+        recover_expired() -> jobs_core::Result<Vec<jobs_core::Recovered>>;
+        get(id: jobs_core::JobId) -> jobs_core::Result<Option<jobs_core::Job>>;
+        list(filter: &'a jobs_core::JobFilter) -> jobs_core::Result<Vec<jobs_core::Job>>;
+        cancel(id: jobs_core::JobId) -> jobs_core::Result<jobs_core::Job>;
+        requeue(id: jobs_core::JobId) -> jobs_core::Result<jobs_core::Job>;
+        counts() -> jobs_core::Result<Vec<jobs_core::QueueCount>>;
+        prune(before: chrono::DateTime<chrono::Utc>, limit: usize) -> jobs_core::Result<u64>;
+        listener(queues: &'a [String]) -> jobs_core::Result<Box<dyn jobs_core::JobListener>>;
+    }
+}
