@@ -178,7 +178,6 @@ async fn transactional_enqueue_exists_iff_the_transaction_commits() {
         .unwrap_err();
     assert!(err.to_string().contains("job type"), "{err}");
     tx.rollback().await.unwrap();
-    drop_schema(&backend).await;
 }
 
 #[tokio::test]
@@ -258,7 +257,6 @@ async fn claim_and_record_work_in_batches() {
     assert_eq!(backend.prune(future, 100).await.unwrap(), 100);
     assert_eq!(backend.prune(future, 1000).await.unwrap(), 350);
     assert_eq!(backend.prune(future, 1000).await.unwrap(), 0);
-    drop_schema(&backend).await;
 }
 
 #[tokio::test]
@@ -322,7 +320,6 @@ async fn listener_wakes_for_its_queues_and_for_scheduled_jobs() {
         waited >= Duration::from_millis(900) && waited < Duration::from_secs(15),
         "scheduled job claimed after {waited:?}"
     );
-    drop_schema(&backend).await;
 }
 
 #[tokio::test]
@@ -427,5 +424,4 @@ async fn expired_leases_become_failed_attempts_and_fence_the_old_worker() {
     );
     let err = backend.cancel(jobs_core::JobId::new()).await.unwrap_err();
     assert!(matches!(err, jobs_core::Error::NotFound(_)), "{err}");
-    drop_schema(&backend).await;
 }

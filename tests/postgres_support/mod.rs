@@ -28,16 +28,10 @@ pub fn fresh_schema(tag: &str) -> String {
         .collect()
 }
 
-/// A backend on a schema of its own; `None` when the tests are skipped.
-pub async fn fresh_backend(tag: &str) -> Option<PostgresBackend> {
-    let url = url()?;
-    Some(
-        PostgresBackend::builder(url)
-            .schema(fresh_schema(tag))
-            .connect()
-            .await
-            .expect("connect to JOBS_TEST_POSTGRES_URL"),
-    )
+/// A backend on a schema of its own (dropped with the guard, even on panic);
+/// `None` when the tests are skipped.
+pub async fn fresh_backend(tag: &str) -> Option<SelfCleaning> {
+    SelfCleaning::fresh(tag).await
 }
 
 /// Drops the backend's schema and everything in it.
@@ -65,6 +59,13 @@ impl SelfCleaning {
             .await
             .expect("connect to JOBS_TEST_POSTGRES_URL");
         Some(SelfCleaning { backend, url })
+    }
+}
+
+impl std::ops::Deref for SelfCleaning {
+    type Target = PostgresBackend;
+    fn deref(&self) -> &PostgresBackend {
+        &self.backend
     }
 }
 
