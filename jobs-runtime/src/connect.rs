@@ -59,6 +59,14 @@ async fn connect_sqlite(url: &str) -> Result<Queue> {
     Err(feature_off(url, "sqlite"))
 }
 
+#[cfg(feature = "postgres")]
+async fn connect_postgres(url: &str) -> Result<Queue> {
+    crate::backend::postgres::PostgresBackend::connect(url)
+        .await
+        .map(Queue::new)
+}
+
+#[cfg(not(feature = "postgres"))]
 async fn connect_postgres(url: &str) -> Result<Queue> {
     Err(feature_off(url, "postgres"))
 }

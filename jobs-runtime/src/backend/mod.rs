@@ -1,5 +1,8 @@
 //! Queue backends: one module each, all implementing [`jobs_core::JobQueue`].
 
 pub mod memory;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+pub mod transactional;
