@@ -71,6 +71,14 @@ async fn connect_postgres(url: &str) -> Result<Queue> {
     Err(feature_off(url, "postgres"))
 }
 
+#[cfg(feature = "redis")]
+async fn connect_redis(url: &str) -> Result<Queue> {
+    crate::backend::redis::RedisBackend::connect(url)
+        .await
+        .map(Queue::new)
+}
+
+#[cfg(not(feature = "redis"))]
 async fn connect_redis(url: &str) -> Result<Queue> {
     Err(feature_off(url, "redis"))
 }
