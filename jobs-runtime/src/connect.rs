@@ -38,6 +38,7 @@ pub async fn connect(url: &str) -> Result<Queue> {
     }
 }
 
+#[cfg(not(all(feature = "sqlite", feature = "postgres", feature = "redis")))]
 fn feature_off(url: &str, feature: &str) -> Error {
     Error::Connect {
         url: url.to_owned(),
