@@ -2,6 +2,7 @@
 //! injection, `impl JobHandler`), a mix of jobs — one that fails once and is
 //! retried, one that exhausts its retries and is dead-lettered, one rejected as
 //! invalid — a manager that runs until the queue is drained, and a summary.
+//! The jobs live in a SQLite file (the embedded, durable default).
 //!
 //! ```text
 //! cargo run --example quickstart
@@ -94,7 +95,13 @@ async fn main() -> jobs::Result<()> {
         )
         .init();
 
-    let queue = jobs::connect("memory://").await?;
+    // The embedded durable default: a SQLite file, created on first use.
+    let db = std::env::temp_dir().join("jobs-quickstart.db");
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+    let url = format!("sqlite://{}", db.display());
+    let queue = jobs::connect(&url).await?;
 
     let email = |to: &str| {
         NewJob::new(
@@ -154,6 +161,10 @@ async fn main() -> jobs::Result<()> {
     println!(
         "\n{} completed, {} retried, {} failed, {} dead-lettered",
         stats.completed, stats.retried, stats.failed, stats.dead_lettered
+    );
+    println!(
+        "the jobs are kept in {}; inspect them with `cargo run -- --url {url} list`",
+        db.display()
     );
     Ok(())
 }
