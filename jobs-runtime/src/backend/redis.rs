@@ -102,7 +102,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, LazyLock};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use futures_core::Stream;
@@ -1217,6 +1217,8 @@ impl JobQueue for RedisBackend {
                 queues: queues.to_vec(),
                 wanted: queues.iter().map(|q| q.as_bytes().to_vec()).collect(),
                 sub: Some(sub),
+                next_due: None,
+                due_read_at: None,
             });
             Ok(listener)
         })
@@ -1230,7 +1232,15 @@ struct RedisListener {
     wanted: HashSet<Vec<u8>>,
     /// `None` after the connection dropped; the next wait reconnects.
     sub: Option<(PubSubSink, Pin<Box<PubSubStream>>)>,
+    /// When the earliest delayed job of our queues comes due, as last read.
+    next_due: Option<Instant>,
+    /// When `next_due` was read; `None`: it must be read again, because a
+    /// signal came (new jobs may be delayed ones) or we were disconnected.
+    due_read_at: Option<Instant>,
 }
+
+/// Re-read the next due time at least this often, whatever the signals said.
+const DUE_REFRESH: Duration = Duration::from_secs(30);
 
 enum Next {
     Wake,
@@ -1276,6 +1286,7 @@ impl RedisListener {
                 Ok(sub) => {
                     tracing::info!(prefix = %self.backend.prefix(), "wake-up channel resubscribed");
                     self.sub = Some(sub);
+                    self.due_read_at = None;
                     // Work may have arrived while we were away.
                     return;
                 }
@@ -1287,15 +1298,31 @@ impl RedisListener {
             }
         }
         if matches!(self.drain(), Next::Wake | Next::Closed) {
+            self.due_read_at = None;
             return;
         }
-        let timeout = match self.backend.next_due(&self.queues).await {
-            Ok(Some(due)) => due.min(timeout),
-            Ok(None) => timeout,
-            Err(e) => {
-                tracing::debug!(error = %e, "cannot read the next due time");
-                timeout.min(Duration::from_secs(1))
+        // An idle listener asks Redis for the next due time only when a signal
+        // may have changed it, when the last one has passed, or every 30 s.
+        let now = Instant::now();
+        let fresh = self.due_read_at.is_some_and(|at| now - at < DUE_REFRESH)
+            && self.next_due.is_none_or(|due| due > now);
+        if !fresh {
+            match self.backend.next_due(&self.queues).await {
+                Ok(due) => {
+                    let now = Instant::now();
+                    self.next_due = due.map(|d| now + d);
+                    self.due_read_at = Some(now);
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "cannot read the next due time");
+                    self.next_due = Some(Instant::now() + Duration::from_secs(1));
+                    self.due_read_at = None;
+                }
             }
+        }
+        let timeout = match self.next_due {
+            Some(due) => due.saturating_duration_since(Instant::now()).min(timeout),
+            None => timeout,
         };
         if timeout.is_zero() {
             return;
@@ -1317,6 +1344,7 @@ impl RedisListener {
                 None => return, // timed out
                 Some(msg) => match self.classify(Poll::Ready(msg)) {
                     Next::Wake => {
+                        self.due_read_at = None;
                         // Collapse a burst of signals into one wake-up.
                         if let Next::Closed = self.drain() {
                             self.sub = None;
@@ -1325,6 +1353,7 @@ impl RedisListener {
                     }
                     Next::Other | Next::Empty => {}
                     Next::Closed => {
+                        self.due_read_at = None;
                         tracing::warn!("wake-up connection to redis closed; reconnecting");
                         self.sub = None;
                         return;
