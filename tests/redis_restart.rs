@@ -175,6 +175,10 @@ async fn no_acknowledged_job_is_lost_across_a_redis_crash() {
         })
     };
 
+    // A listener of its own, to see that wake-ups come back after the crash.
+    let wake_queue = vec!["restart-wake".to_string()];
+    let mut listener = backend.listener(&wake_queue).await.unwrap();
+
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     let before = acked.lock().unwrap().len();
     server.kill();
@@ -196,6 +200,32 @@ async fn no_acknowledged_job_is_lost_across_a_redis_crash() {
         acked.len(),
         before,
         refused.lock().unwrap()
+    );
+
+    // The listener notices its connection died, resubscribes, and wakes on
+    // the next enqueue again (not only at its timeout).
+    for _ in 0..3 {
+        listener.wait(Duration::from_millis(300)).await;
+    }
+    let woke = {
+        let backend = backend.clone();
+        let enqueue = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            backend
+                .enqueue_batch(vec![
+                    NewJob::new("restart.work", json!({})).queue("restart-wake")
+                ])
+                .await
+                .unwrap();
+        });
+        let start = Instant::now();
+        listener.wait(Duration::from_secs(30)).await;
+        enqueue.await.unwrap();
+        start.elapsed()
+    };
+    assert!(
+        woke < Duration::from_secs(10),
+        "no wake-up after the restart: {woke:?}"
     );
 
     // Every acknowledged job is still there and gets done.
