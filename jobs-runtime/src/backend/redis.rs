@@ -63,6 +63,15 @@
 //! Timestamps in scores are microseconds (below 2^53, so exact in a double);
 //! priorities are `i32`, exact too.
 //!
+//! **Redis Cluster.** Each script gets the namespace tag `{P}` as its one key
+//! and builds the others from it; since every key of the namespace hashes to
+//! that tag's slot, the script runs on the node owning the slot and touches
+//! only keys of that slot, which Redis Cluster accepts. The connection itself
+//! is a single-node one (the `redis` crate's cluster client is not enabled in
+//! this workspace): against a cluster, point the URL at the node that owns
+//! the namespace's slot (`CLUSTER KEYSLOT "{P}"`), or use a cluster-aware
+//! proxy. Not yet tested against a real cluster.
+//!
 //! # Waking idle workers
 //!
 //! Scripts that make work claimable `PUBLISH` the queue's name on `{P}:wake`.
