@@ -456,6 +456,16 @@ async fn big_batches_are_all_or_nothing() {
         .await
         .unwrap();
     assert_eq!(listed.iter().map(|j| j.id).collect::<Vec<_>>(), ids);
+    let everything = b
+        .list(&JobFilter::default().limit(usize::MAX))
+        .await
+        .unwrap();
+    assert_eq!(everything.len(), 2_501);
+    let unfiltered_far = b
+        .list(&JobFilter::default().offset(usize::MAX).limit(usize::MAX))
+        .await
+        .unwrap();
+    assert!(unfiltered_far.is_empty());
     // Filtered listing pages across scan chunks.
     let page = b
         .list(

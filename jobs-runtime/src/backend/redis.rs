@@ -985,10 +985,13 @@ impl RedisBackend {
         let all_key = format!("{}:all", self.inner.ns);
         let ids: Vec<String> =
             if filter.queue.is_none() && filter.status.is_none() && filter.job_type.is_none() {
-                let stop = filter.offset.saturating_add(filter.limit) - 1;
+                // Redis ranks are i64: `limit: usize::MAX` means "all".
+                let max = i64::MAX as usize;
+                let start = filter.offset.min(max);
+                let stop = start.saturating_add(filter.limit).min(max) - 1;
                 redis::cmd("ZRANGE")
                     .arg(&all_key)
-                    .arg(filter.offset)
+                    .arg(start)
                     .arg(stop)
                     .query_async(&mut conn)
                     .await
