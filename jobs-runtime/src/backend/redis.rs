@@ -56,7 +56,7 @@
 //! created_at, `sa` started_at, `fa` completed_at, `em` error message, `er`
 //! error history (JSON objects joined by commas), `rd` result (JSON), `md`
 //! metadata (JSON), `lb` locked by, `lu` lease until, `at` attempt, `sq`
-//! enqueue sequence. Times are microseconds since the Unix epoch. An empty
+//! enqueue sequence (`rc` and `at` are absent until they become non-zero). Times are microseconds since the Unix epoch. An empty
 //! string means "not set" (scripts clear `lb`/`lu` that way, in the same
 //! `HSET` that changes the status).
 //!
@@ -492,6 +492,10 @@ fn parse_row(row: &[Value]) -> std::result::Result<Job, CorruptRow> {
     let u32_of = |i: usize| -> std::result::Result<u32, CorruptRow> {
         u32::try_from(req_int(i)?).map_err(|e| bad(i, &e))
     };
+    // Counters a fresh job does not store yet.
+    let u32_or_zero = |i: usize| -> std::result::Result<u32, CorruptRow> {
+        u32::try_from(opt_int(i)?.unwrap_or(0)).map_err(|e| bad(i, &e))
+    };
     let opt_json = |i: usize| -> std::result::Result<Option<serde_json::Value>, CorruptRow> {
         match bytes(&row[i]) {
             None => Ok(None),
@@ -543,7 +547,7 @@ fn parse_row(row: &[Value]) -> std::result::Result<Job, CorruptRow> {
         payload,
         status,
         priority,
-        retry_count: u32_of(col::RC)?,
+        retry_count: u32_or_zero(col::RC)?,
         max_retries: u32_of(col::MR)?,
         run_at: time(col::RA, req_int(col::RA)?)?,
         created_at: time(col::CA, req_int(col::CA)?)?,
@@ -555,7 +559,7 @@ fn parse_row(row: &[Value]) -> std::result::Result<Job, CorruptRow> {
         metadata,
         locked_by: text(&row[col::LB]),
         lease_until: opt_time(col::LU)?,
-        attempt: u32_of(col::AT)?,
+        attempt: u32_or_zero(col::AT)?,
     })
 }
 

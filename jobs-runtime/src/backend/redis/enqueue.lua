@@ -52,12 +52,15 @@ for i = 0, n - 1 do
   local status = 'PENDING'
   if run_at > now then status = 'SCHEDULED' end
   local sq_s = n2s(sq)
+  local ra_s = now_s
+  if ra ~= '' then ra_s = ra end
+  -- retry_count and attempt start absent, read as 0.
   if md ~= '' then
-    redis.call('HSET', jkey(id), 'q', q, 't', ty, 'p', p, 's', status, 'pr', pr, 'rc', '0',
-      'mr', mr, 'ra', n2s(run_at), 'ca', now_s, 'at', '0', 'sq', sq_s, 'md', md)
+    redis.call('HSET', jkey(id), 'q', q, 't', ty, 'p', p, 's', status, 'pr', pr,
+      'mr', mr, 'ra', ra_s, 'ca', now_s, 'sq', sq_s, 'md', md)
   else
-    redis.call('HSET', jkey(id), 'q', q, 't', ty, 'p', p, 's', status, 'pr', pr, 'rc', '0',
-      'mr', mr, 'ra', n2s(run_at), 'ca', now_s, 'at', '0', 'sq', sq_s)
+    redis.call('HSET', jkey(id), 'q', q, 't', ty, 'p', p, 's', status, 'pr', pr,
+      'mr', mr, 'ra', ra_s, 'ca', now_s, 'sq', sq_s)
   end
   all[#all + 1] = sq_s
   all[#all + 1] = id
@@ -65,7 +68,7 @@ for i = 0, n - 1 do
   if status == 'SCHEDULED' then
     local d = delayed[q]
     if not d then d = {} delayed[q] = d end
-    d[#d + 1] = n2s(run_at)
+    d[#d + 1] = ra_s
     d[#d + 1] = m
   else
     local r = ready[q]
