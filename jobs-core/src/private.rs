@@ -49,6 +49,11 @@ pub fn validated(job_type: &str, verdict: Result<(), String>) -> Result<(), JobE
     })
 }
 
+/// A `Validate` verdict as the reason `enqueue_raw` refuses a payload.
+pub fn check_verdict(verdict: Result<(), String>) -> Result<(), String> {
+    verdict.map_err(|reason| format!("failed validation: {reason}"))
+}
+
 /// The outcome of a handler function's return value.
 pub fn into_job_result<R: IntoJobResult>(value: R) -> Result<JobResult, JobError> {
     value.into_job_result()
