@@ -16,7 +16,6 @@ pub use inventory;
 pub use serde_json::Value;
 
 pub use crate::on_failure::{IntoFailureResult, OnFailureFn};
-pub use crate::payload::decode_payload;
 pub use crate::{
     Backoff, BoxError, BoxFuture, DynHandler, FromJobContext, FromJobContextRef,
     HandlerRegistration, IntoJobResult, Job, JobContext, JobError, JobHandler, JobOptions,
@@ -34,8 +33,22 @@ pub fn context_for(job: &Job) -> JobContext {
     }
 }
 
+// The payload helpers are bounded by `JobPayload`, not `DeserializeOwned`: the
+// expansion implements `JobPayload` for the payload, so a payload that is not
+// `Deserialize` is reported once, at that impl, rather than at every use.
+
+/// Deserializes a job's payload: a mismatch is a permanent failure naming the
+/// job type, the field and what was wrong.
+pub fn decode<P: JobPayload>(job: &Job) -> Result<P, JobError> {
+    crate::payload::decode_payload::<P>(P::JOB_TYPE, &job.payload)
+}
+
 /// Deserializes a payload; the error names the field path and what was wrong.
-pub fn parse_payload<T: DeserializeOwned>(payload: &Value) -> Result<T, String> {
+pub fn parse_payload<P: JobPayload>(payload: &Value) -> Result<P, String> {
+    parse::<P>(payload)
+}
+
+fn parse<T: DeserializeOwned>(payload: &Value) -> Result<T, String> {
     crate::payload::check_payload::<T>(payload)?;
     T::deserialize(payload).map_err(|e| e.to_string())
 }
@@ -59,21 +72,45 @@ pub fn into_job_result<R: IntoJobResult>(value: R) -> Result<JobResult, JobError
     value.into_job_result()
 }
 
-/// The services an `on_failure` function's extractors need.
-pub fn on_failure_requirements<'a, Args, F: OnFailureFn<'a, Args>>(
+/// The one place the expansion names the `on_failure` function, so a function
+/// with the wrong signature is one error: with `Some(attempt)` it runs for that
+/// failed attempt, with `None` it reports the services it needs.
+pub fn on_failure_entry<'a, Args, F: OnFailureFn<'a, Args>>(
     f: &F,
-) -> Vec<ServiceRequirement> {
-    f.requirements()
+    attempt: Option<(&'a Job, &'a JobError, &'a JobContext)>,
+) -> OnFailureEntry<'a> {
+    match attempt {
+        Some((job, error, ctx)) => OnFailureEntry::Run(f.call(job, error, ctx)),
+        None => OnFailureEntry::Needs(f.requirements()),
+    }
 }
 
-/// Runs an `on_failure` function for one failed attempt.
-pub fn call_on_failure<'a, Args, F: OnFailureFn<'a, Args>>(
-    f: &F,
-    job: &'a Job,
-    error: &'a JobError,
-    ctx: &'a JobContext,
-) -> BoxFuture<'a, Result<(), BoxError>> {
-    f.call(job, error, ctx)
+/// What [`on_failure_entry`] gives back.
+pub enum OnFailureEntry<'a> {
+    Run(BoxFuture<'a, Result<(), BoxError>>),
+    Needs(Vec<ServiceRequirement>),
+}
+
+impl<'a> OnFailureEntry<'a> {
+    pub async fn run(self) -> Result<(), BoxError> {
+        match self {
+            OnFailureEntry::Run(fut) => fut.await,
+            OnFailureEntry::Needs(_) => Ok(()),
+        }
+    }
+
+    pub fn needs(self) -> Vec<ServiceRequirement> {
+        match self {
+            OnFailureEntry::Run(_) => Vec::new(),
+            OnFailureEntry::Needs(needs) => needs,
+        }
+    }
+}
+
+impl std::fmt::Debug for OnFailureEntry<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OnFailureEntry")
+    }
 }
 
 /// Runs `Validate::validate` when the payload type implements it and does

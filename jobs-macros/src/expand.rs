@@ -85,18 +85,31 @@ pub fn expand(args: &Args, handler: &Handler<'_>) -> TokenStream {
         Extractor::Borrowed(_) => None,
     });
 
-    let decode = quote_spanned! {payload.span()=>
-        #p::decode_payload::<#payload>(#job_type, &__jobs_job.payload)?
-    };
+    let decode = quote! { #p::decode::<#payload>(__jobs_job)? };
     let output = match handler.output {
         Some(ty) => quote_spanned! {ty.span()=> #p::into_job_result(__jobs_output) },
         None => quote! { #p::into_job_result(__jobs_output) },
     };
 
-    let on_failure = args.on_failure.get().map(|path| {
-        let call = quote_spanned! {path.span()=>
-            #p::call_on_failure(&#path, __jobs_job, __jobs_error, &__jobs_ctx)
+    // The `on_failure` function is named once, in `__jobs_on_failure`, so a
+    // wrong signature is one error at the path.
+    let on_failure_entry = args.on_failure.get().map(|path| {
+        let entry = quote_spanned! {path.span()=>
+            #p::on_failure_entry(&#path, __jobs_attempt)
         };
+        quote! {
+            fn __jobs_on_failure<'__jobs>(
+                __jobs_attempt: ::core::option::Option<(
+                    &'__jobs #p::Job,
+                    &'__jobs #p::JobError,
+                    &'__jobs #p::JobContext,
+                )>,
+            ) -> #p::OnFailureEntry<'__jobs> {
+                #entry
+            }
+        }
+    });
+    let on_failure = args.on_failure.get().map(|_| {
         quote! {
             async fn on_failure(
                 &self,
@@ -104,13 +117,15 @@ pub fn expand(args: &Args, handler: &Handler<'_>) -> TokenStream {
                 __jobs_error: &#p::JobError,
             ) -> ::core::result::Result<(), #p::BoxError> {
                 let __jobs_ctx = #p::context_for(__jobs_job);
-                #call.await
+                __jobs_on_failure(::core::option::Option::Some((__jobs_job, __jobs_error, &__jobs_ctx)))
+                    .run()
+                    .await
             }
         }
     });
-    let on_failure_needs = args.on_failure.get().map(|path| {
-        quote_spanned! {path.span()=>
-            __jobs_needs.extend(#p::on_failure_requirements(&#path));
+    let on_failure_needs = args.on_failure.get().map(|_| {
+        quote! {
+            __jobs_needs.extend(__jobs_on_failure(::core::option::Option::None).needs());
         }
     });
     let timeout = args.timeout.get().map(|lit| {
@@ -146,7 +161,7 @@ pub fn expand(args: &Args, handler: &Handler<'_>) -> TokenStream {
             #[automatically_derived]
             impl #name {
                 /// The job type this handler processes.
-                pub const JOB_TYPE: &'static str = #job_type;
+                pub const JOB_TYPE: &'static ::core::primitive::str = #job_type;
 
                 /// This handler's registration, for `WorkerManager::builder(..).register(..)`.
                 pub const REGISTRATION: #p::HandlerRegistration = #p::HandlerRegistration {
@@ -178,13 +193,15 @@ pub fn expand(args: &Args, handler: &Handler<'_>) -> TokenStream {
                 __jobs_needs
             }
 
+            #on_failure_entry
+
             fn __jobs_make() -> #p::Arc<dyn #p::DynHandler> {
                 #p::Arc::new(#name)
             }
 
             #[automatically_derived]
             impl #p::JobHandler for #name {
-                fn job_type(&self) -> &str {
+                fn job_type(&self) -> &::core::primitive::str {
                     #job_type
                 }
 
@@ -219,6 +236,24 @@ pub fn expand(args: &Args, handler: &Handler<'_>) -> TokenStream {
     }
 }
 
+/// `tokens` with every span set to `span`. Used where rustc reports the span
+/// of a whole item header, which it can only do for tokens from one place.
+fn respan(tokens: TokenStream, span: proc_macro2::Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut tt| {
+            if let proc_macro2::TokenTree::Group(g) = &tt {
+                let mut group = proc_macro2::Group::new(g.delimiter(), respan(g.stream(), span));
+                group.set_span(span);
+                tt = proc_macro2::TokenTree::Group(group);
+            } else {
+                tt.set_span(span);
+            }
+            tt
+        })
+        .collect()
+}
+
 /// `impl JobPayload for P`, spanned on the payload type: a second handler for
 /// the same payload then conflicts right at its payload argument.
 pub fn payload_impl(args: &Args, krate: &Path, payload: &Type, job_type: &LitStr) -> TokenStream {
@@ -232,13 +267,12 @@ pub fn payload_impl(args: &Args, krate: &Path, payload: &Type, job_type: &LitStr
     let max_retries = args.max_retries.get().map(|n| {
         quote! { __jobs_options.max_retries = ::core::option::Option::Some(#n); }
     });
-    let header = quote_spanned! {payload.span()=>
-        impl #p::JobPayload for #payload
-    };
-    quote! {
+    // Spanned as a whole on the payload type: a second handler for the same
+    // payload then conflicts right at its payload argument.
+    let tokens = quote! {
         #[automatically_derived]
-        #header {
-            const JOB_TYPE: &'static str = #job_type;
+        impl #p::JobPayload for #payload {
+            const JOB_TYPE: &'static ::core::primitive::str = #job_type;
 
             fn options() -> #p::JobOptions {
                 #[allow(unused_mut)]
@@ -249,5 +283,6 @@ pub fn payload_impl(args: &Args, krate: &Path, payload: &Type, job_type: &LitStr
                 __jobs_options
             }
         }
-    }
+    };
+    respan(tokens, payload.span())
 }

@@ -46,7 +46,7 @@ pub fn expand(args: &Args, item: &ItemFn, errors: TokenStream) -> TokenStream {
         const _: () = {
             #[automatically_derived]
             impl #p::JobHandler for #name {
-                fn job_type(&self) -> &str {
+                fn job_type(&self) -> &::core::primitive::str {
                     #job_type
                 }
 

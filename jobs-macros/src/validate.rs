@@ -1,7 +1,6 @@
 //! What the arguments and the function must be; every problem is reported,
 //! spanned on the tokens at fault and saying how to fix it.
 
-use syn::spanned::Spanned;
 use syn::{FnArg, Type};
 
 use crate::args::Args;
@@ -63,12 +62,13 @@ fn validate_signature(cx: &Ctxt, handler: &Handler<'_>) {
         );
     }
     if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
-        let span = match &sig.generics.where_clause {
-            Some(w) if sig.generics.params.is_empty() => w.span(),
-            _ => sig.generics.span(),
+        let at = if sig.generics.params.is_empty() {
+            quote::ToTokens::to_token_stream(&sig.generics.where_clause)
+        } else {
+            quote::ToTokens::to_token_stream(&sig.generics)
         };
-        cx.error_at(
-            span,
+        cx.error_spanned_by(
+            at,
             "`#[job_handler]` functions cannot be generic: the worker needs one concrete payload type to deserialize into; remove the generic parameters",
         );
     }
