@@ -207,6 +207,13 @@ impl MemoryBackend {
                 dup.id
             )));
         }
+        let mut fresh = std::collections::HashSet::with_capacity(jobs.len());
+        if let Some(dup) = jobs.iter().find(|j| !fresh.insert(j.id)) {
+            return Err(Error::InvalidJob(format!(
+                "job id {} appears twice in one batch",
+                dup.id
+            )));
+        }
         let mut ids = Vec::with_capacity(jobs.len());
         for nj in jobs {
             let run_at = nj.run_at.unwrap_or(now);
