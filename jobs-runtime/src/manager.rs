@@ -514,7 +514,7 @@ impl WorkerManagerBuilder {
             if let Some(first) = seen.get(&job_type) {
                 let same_registration = matches!(
                     (first.registration, entry.registration),
-                    (Some(a), Some(b)) if std::ptr::eq(a, b)
+                    (Some(a), Some(b)) if a.is_same(b)
                 );
                 if same_registration {
                     continue;
