@@ -45,10 +45,10 @@
 pub use jobs_core::{
     find_registration, payload, registered_handlers, AttemptError, AttemptFailure, Backoff,
     BoxError, BoxFuture, CancelReason, CancellationToken, ClaimRequest, Data, DynHandler, Enqueue,
-    Error, Fence, FromJobContext, FromJobContextRef, HandlerRegistration, IntoJobResult, Job, JobContext, JobError, JobFilter,
-    JobHandler, JobId, JobListener, JobOptions, JobPayload, JobQueue, JobResult, JobStatus, NewJob,
-    Outcome, OutcomeUpdate, Queue, QueueCount, Recovered, Result, ServiceRequirement, Services,
-    Validate,
+    Error, Fence, FromJobContext, FromJobContextRef, HandlerRegistration, IntoJobResult, Job,
+    JobContext, JobError, JobFilter, JobHandler, JobId, JobListener, JobOptions, JobPayload,
+    JobQueue, JobResult, JobStatus, NewJob, Outcome, OutcomeUpdate, Queue, QueueCount, Recovered,
+    Result, ServiceRequirement, Services, Validate,
 };
 pub use jobs_runtime::{
     backend, connect, ManagerStats, WorkerManager, WorkerManagerBuilder, SCHEMES,
