@@ -172,13 +172,14 @@ async fn build_refuses_a_missing_service_naming_the_handler_and_the_type() {
 #[tokio::test]
 async fn a_second_handler_for_a_job_type_is_refused_naming_both_locations() {
     let queue = jobs::connect("memory://").await.unwrap();
-    let err = builder(&queue)
+    let Err(err) = builder(&queue)
         .handler(RogueEmailHandler)
         .data(Mailer::default())
         .data(Alerts::default())
         .build()
-        .err()
-        .expect("two handlers for email.send");
+    else {
+        panic!("two handlers for `email.send` must be refused");
+    };
     let msg = err.to_string();
     assert!(msg.contains("email.send"), "{msg}");
     assert!(msg.contains("macro_manager.rs"), "{msg}");
