@@ -71,6 +71,7 @@ pub mod prelude {
 // ---- `#[job_handler]` support (owned by the macro work; keep this block) ----
 
 #[cfg(feature = "macros")]
+#[doc = include_str!("job_handler.md")]
 pub use jobs_macros::job_handler;
 
 /// What `#[job_handler]` output refers to (re-exports and helpers, so users

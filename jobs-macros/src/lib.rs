@@ -16,7 +16,8 @@ mod validate;
 use proc_macro::TokenStream;
 
 /// Turns an `async fn(payload, extractors..)` into a registered job handler.
-/// See the `jobs` crate for the full documentation.
+///
+/// The documentation, with examples, is on the re-export `jobs::job_handler`.
 #[proc_macro_attribute]
 pub fn job_handler(args: TokenStream, item: TokenStream) -> TokenStream {
     job_handler_impl(args.into(), item.into()).into()
