@@ -369,6 +369,22 @@ async fn typed_enqueue_uses_the_handler_defaults_and_can_override_them() {
 }
 
 #[tokio::test]
+async fn typed_enqueue_runs_validate_before_storing() {
+    let queue = jobs::connect("memory://").await.unwrap();
+    let err = queue.enqueue(Charge { amount: 0 }).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid payload for job type `payment.charge`: failed validation: amount must be positive, got 0"
+    );
+    let err = queue
+        .enqueue_batch([Charge { amount: 1 }, Charge { amount: -1 }])
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("got -1"), "{err}");
+    assert!(queue.list(&Default::default()).await.unwrap().is_empty());
+}
+
+#[tokio::test]
 async fn raw_enqueue_is_checked_against_the_registered_payload_type() {
     let queue = jobs::connect("memory://").await.unwrap();
     let err = queue

@@ -225,8 +225,12 @@ async fn failures_follow_the_state_machine() {
         })
         .await
         .unwrap();
-    // Validation: FAILED on the first attempt, though 5 retries are allowed.
-    let invalid = queue.enqueue(Transfer { amount: -1 }).await.unwrap();
+    // Validation: refused by a typed enqueue; stored by another producer, it
+    // is FAILED on the first attempt, though 5 retries are allowed.
+    let err = queue.enqueue(Transfer { amount: -1 }).await.unwrap_err();
+    assert!(err.to_string().contains("amount must be positive"), "{err}");
+    let invalid = NewJob::new("bank.transfer", json!({ "amount": -1 }));
+    let invalid = queue.backend().enqueue_batch(vec![invalid]).await.unwrap()[0];
     // A payload of the wrong shape that got past enqueue (another producer):
     // FAILED on the first attempt, naming the job type and the field.
     let malformed = NewJob::new("email.send", json!({ "recipient": 42 })).queue("emails");

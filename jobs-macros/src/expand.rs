@@ -282,6 +282,12 @@ pub fn payload_impl(args: &Args, krate: &Path, payload: &Type, job_type: &LitStr
                 #max_retries
                 __jobs_options
             }
+
+            fn check(&self) -> ::core::result::Result<(), #p::String> {
+                #[allow(unused_imports)]
+                use #p::{ViaNoValidate as _, ViaValidate as _};
+                #p::check_verdict((&&#p::ValidateProbe(self)).__jobs_validate())
+            }
         }
     };
     respan(tokens, payload.span())
