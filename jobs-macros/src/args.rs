@@ -214,17 +214,52 @@ fn unknown(cx: &Ctxt, meta: &ParseNestedMeta<'_>) {
         .map(|o| format!("`{o}`"))
         .collect::<Vec<_>>()
         .join(", ");
+    let key = key_name(&meta.path);
+    let hint = suggest(&key)
+        .map(|o| format!(" (did you mean `{o}`?)"))
+        .unwrap_or_default();
     cx.error_spanned_by(
         &meta.path,
-        format!(
-            "unknown `job_handler` argument `{}`; expected one of {list}",
-            key_name(&meta.path)
-        ),
+        format!("unknown `job_handler` argument `{key}`{hint}; expected one of {list}"),
     );
     // Skip its value so the options after it are still checked.
     if let Err(e) = take_value(meta) {
         cx.syn_error(e);
     }
+}
+
+/// The option a misspelt key most likely meant: the closest by edit distance
+/// to the option or to one of its `_`-separated words (`retries` → `max_retries`).
+fn suggest(key: &str) -> Option<&'static str> {
+    OPTIONS
+        .iter()
+        .filter_map(|o| {
+            let d = std::iter::once(*o)
+                .chain(o.split('_'))
+                .map(|w| distance(key, w))
+                .min()?;
+            let shared_prefix = std::iter::once(*o)
+                .chain(o.split('_'))
+                .any(|w| key.get(..4).is_some_and(|k| w.get(..4) == Some(k)));
+            (d <= 2 && d * 2 < key.len() || shared_prefix).then_some((d, *o))
+        })
+        .min()
+        .map(|(_, o)| o)
+}
+
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
 }
 
 /// The value after `=` (`None` for a bare key); a parenthesized list is skipped.
@@ -287,5 +322,22 @@ fn signed_int(expr: &Expr) -> Option<Result<i32, ()>> {
             )
         }
         _ => Some(int_lit(expr)?.base10_parse::<i32>().map_err(|_| ())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::suggest;
+
+    #[test]
+    fn misspelt_options_get_a_suggestion() {
+        assert_eq!(suggest("retries"), Some("max_retries"));
+        assert_eq!(suggest("retry"), Some("max_retries"));
+        assert_eq!(suggest("max_retry"), Some("max_retries"));
+        assert_eq!(suggest("queues"), Some("queue"));
+        assert_eq!(suggest("timout"), Some("timeout"));
+        assert_eq!(suggest("onfailure"), Some("on_failure"));
+        assert_eq!(suggest("x"), None);
+        assert_eq!(suggest("concurrency"), None);
     }
 }

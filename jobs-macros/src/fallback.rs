@@ -45,6 +45,24 @@ pub fn expand(args: &Args, item: &ItemFn, errors: TokenStream) -> TokenStream {
         #strukt
         const _: () = {
             #[automatically_derived]
+            impl #name {
+                /// The job type this handler processes.
+                pub const JOB_TYPE: &'static ::core::primitive::str = #job_type;
+
+                /// A stub: the attribute has errors.
+                pub const REGISTRATION: #p::HandlerRegistration = #p::HandlerRegistration {
+                    job_type: #job_type,
+                    handler_name: "",
+                    payload_type: "",
+                    file: ::core::file!(),
+                    line: ::core::line!(),
+                    check_payload: |_| ::core::result::Result::Ok(()),
+                    requirements: #p::Vec::new,
+                    make: || ::core::unreachable!(),
+                };
+            }
+
+            #[automatically_derived]
             impl #p::JobHandler for #name {
                 fn job_type(&self) -> &::core::primitive::str {
                     #job_type
