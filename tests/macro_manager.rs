@@ -164,6 +164,20 @@ async fn build_refuses_a_missing_service_naming_the_handler_and_the_type() {
         msg.contains("SendEmailHandler") && msg.contains("Mailer") && msg.contains("email.send"),
         "{msg}"
     );
+    // Also when the handler is given by hand, without link-time registration.
+    let err = builder(&queue)
+        .auto_register(false)
+        .handler(SendEmailHandler)
+        .data(Alerts::default())
+        .build()
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("SendEmailHandler")
+            && msg.contains("Mailer")
+            && msg.contains("macro_manager.rs"),
+        "{msg}"
+    );
     // A service only the `on_failure` function needs is checked too.
     let err = builder(&queue).data(Mailer::default()).build().unwrap_err();
     assert!(err.to_string().contains("Alerts"), "{err}");

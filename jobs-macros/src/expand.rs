@@ -224,6 +224,10 @@ pub fn expand(args: &Args, handler: &Handler<'_>) -> TokenStream {
                     #output
                 }
 
+                fn requirements(&self) -> #p::Vec<#p::ServiceRequirement> {
+                    __jobs_requirements()
+                }
+
                 #on_failure
                 #timeout
                 #backoff
