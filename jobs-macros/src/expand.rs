@@ -148,6 +148,17 @@ pub fn expand(args: &Args, handler: &Handler<'_>) -> TokenStream {
         }
     });
 
+    // Spanned on the function's name: a future that is not `Send` is reported
+    // there, with rustc's note pointing at the `.await` that holds the culprit.
+    let handle_sig = respan(
+        quote! {
+            async fn handle(
+                &self,
+                __jobs_job: &#p::Job,
+            ) -> ::core::result::Result<#p::JobResult, #p::JobError>
+        },
+        fn_name.span(),
+    );
     let payload_impl = payload_impl(args, &krate, payload, &job_type);
     // `line!()` spanned on the function's name reports where the handler is.
     let line = quote_spanned! {fn_name.span()=> ::core::line!() };
@@ -205,10 +216,7 @@ pub fn expand(args: &Args, handler: &Handler<'_>) -> TokenStream {
                     #job_type
                 }
 
-                async fn handle(
-                    &self,
-                    __jobs_job: &#p::Job,
-                ) -> ::core::result::Result<#p::JobResult, #p::JobError> {
+                #handle_sig {
                     let __jobs_ctx = #p::context_for(__jobs_job);
                     let __jobs_payload: #payload = #decode;
                     {
