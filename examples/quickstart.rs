@@ -2,7 +2,7 @@
 //! injected service, validation) and one in the seed's hand-written style
 //! (`impl JobHandler`) sharing one manager; a mix of jobs — one that fails once
 //! and is retried, one that exhausts its retries and is dead-lettered, one
-//! refused as invalid — a manager that runs until the queue is drained, and a
+//! that fails without retry, one refused as invalid — a manager that runs until the queue is drained, and a
 //! summary.
 //! The jobs live in a SQLite file (the embedded, durable default).
 //!
@@ -90,6 +90,12 @@ impl JobHandler for ReportJobHandler {
 
     async fn handle(&self, job: &Job) -> Result<JobResult, JobError> {
         let rows = job.payload["rows"].as_u64().unwrap_or(0);
+        if rows == 0 {
+            // Retrying cannot help: FAILED at once, `on_failure` still runs.
+            return Ok(JobResult::failure(JobError::permanent(
+                "the report has no rows",
+            )));
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
         Ok(JobResult::with_data(
             json!({ "rows": rows, "total": rows * (rows + 1) / 2 }),
@@ -119,15 +125,20 @@ async fn main() -> jobs::Result<()> {
     };
     queue.enqueue(email("ada@example.com")).await?;
     queue.enqueue(email("flaky@example.com")).await?; // fails once, then succeeds
+                                                      // Dead-letters: fails on every attempt.
     queue
         .enqueue(email("bounce@example.com"))
         .max_retries(2)
-        .await?; // dead-letters
-                 // Refused before it is stored, naming the job type and the reason:
+        .await?;
+    // Refused before it is stored, naming the job type and the reason.
     let refused = queue.enqueue(email("not-an-address")).await.unwrap_err();
     println!("refused: {refused}");
     queue
         .enqueue_job(NewJob::new("report.generate", json!({ "rows": 100 })).queue("reports"))
+        .await?;
+    // Fails without retry: an expected failure the handler reports as such.
+    queue
+        .enqueue_job(NewJob::new("report.generate", json!({ "rows": 0 })).queue("reports"))
         .await?;
 
     let manager = WorkerManager::builder(queue.clone())
