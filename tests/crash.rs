@@ -22,12 +22,15 @@ struct Logged {
 
 impl Logged {
     fn note(&self, event: &str, job: &Job) {
+        // One write(2) per line: appends that small are atomic, so lines of
+        // concurrent jobs (and of the two processes) never interleave.
+        let line = format!("{event} {}\n", job.id);
         let mut f = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.log)
             .unwrap();
-        writeln!(f, "{event} {}", job.id).unwrap();
+        f.write_all(line.as_bytes()).unwrap();
     }
 }
 
