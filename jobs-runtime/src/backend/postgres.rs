@@ -60,7 +60,7 @@ const BACKEND: &str = "postgres";
 /// The schema used unless the URL or the builder names another.
 pub const DEFAULT_SCHEMA: &str = "jobs";
 
-/// Embedded migrations: (version, name, SQL with `__SCHEMA__`/`__CHANNEL__` placeholders).
+/// Embedded migrations: (version, name, SQL with a `__SCHEMA__` placeholder).
 const MIGRATIONS: &[(i32, &str, &str)] = &[(1, "init", include_str!("postgres/0001_init.sql"))];
 
 /// Advisory-lock class of the migration lock (`'jobs'` in ASCII); the other key is the schema's hash.
@@ -154,6 +154,7 @@ pub struct PostgresBuilder {
     schema: Option<String>,
     max_connections: u32,
     acquire_timeout: Duration,
+    synchronous_claims: bool,
 }
 
 impl PostgresBuilder {
@@ -174,6 +175,16 @@ impl PostgresBuilder {
     /// back — before failing with a transient error (default 5 s).
     pub fn acquire_timeout(mut self, timeout: Duration) -> Self {
         self.acquire_timeout = timeout;
+        self
+    }
+
+    /// Whether claims and heartbeats wait for their WAL flush like everything
+    /// else (default `false`). Without the wait a claim saves a disk flush —
+    /// the biggest cost of a pickup — and a database crash can at worst forget
+    /// the last moment's claims, so those jobs run again: at-least-once delivery
+    /// either way. Enqueues, outcomes and lease recovery always wait.
+    pub fn synchronous_claims(mut self, yes: bool) -> Self {
+        self.synchronous_claims = yes;
         self
     }
 
@@ -205,6 +216,18 @@ impl PostgresBuilder {
             .acquire_timeout(self.acquire_timeout)
             .test_before_acquire(false)
             .connect_lazy_with(options.clone());
+        // Claims and heartbeats commit asynchronously (no wait for the WAL flush):
+        // if the database itself crashes, the last fraction of a second of them
+        // may be lost, which only hands those jobs out again (at-least-once).
+        // Enqueues and outcomes always wait for the flush.
+        let lease_pool = PgPoolOptions::new()
+            .max_connections(self.max_connections)
+            .acquire_timeout(self.acquire_timeout)
+            .test_before_acquire(false)
+            .connect_lazy_with(options.clone().options([(
+                "synchronous_commit",
+                if self.synchronous_claims { "on" } else { "off" },
+            )]));
         let listen_pool = PgPoolOptions::new()
             .max_connections(64)
             .acquire_timeout(self.acquire_timeout)
@@ -218,6 +241,7 @@ impl PostgresBuilder {
                 channel: channel_name(&schema),
                 schema,
                 pool,
+                lease_pool,
                 listen_pool,
             }),
         })
@@ -325,6 +349,19 @@ struct Sql {
     next_due: String,
 }
 
+/// The NOTIFY of one statement, as an aggregate over rows with a `queue_name`:
+/// the payload lists the queues that got claimable work, and a final `!` token
+/// when a future run_at was stored (listeners then re-read their timer).
+/// Payloads stay well below PostgreSQL's 8000-byte limit: `*` means "any queue".
+/// Inline rather than a SQL function: a function call costs more than the insert.
+fn wake(channel: &str, refresh: &str) -> String {
+    let list = "array_to_string(array_agg(DISTINCT queue_name), ' ')";
+    format!(
+        "pg_notify({channel}, CASE WHEN octet_length({list}) > 7000 THEN '* !' \
+         ELSE {list} || CASE WHEN {refresh} THEN ' !' ELSE '' END END)"
+    )
+}
+
 const WAITING: &str = "('PENDING', 'SCHEDULED', 'RETRYING')";
 
 impl Sql {
@@ -332,6 +369,10 @@ impl Sql {
         let s = quote_ident(schema);
         let t = format!("{s}.jobs");
         let cols = JOB_COLUMNS;
+        let channel = quote_literal(&channel_name(schema));
+        let wake_enqueue = wake(&channel, "bool_or(status = 'SCHEDULED')");
+        let wake_record = wake(&channel, "bool_or(run_at > now())");
+        let wake_plain = wake(&channel, "false");
         Sql {
             enqueue: format!(
                 "WITH ins AS (
@@ -347,7 +388,7 @@ impl Sql {
                    ORDER BY u.ord
                    RETURNING queue_name, status)
                  SELECT count(*) AS n,
-                        {s}.wake(array_agg(DISTINCT queue_name), bool_or(status = 'SCHEDULED'))::text AS w
+                        {wake_enqueue}::text AS w
                  FROM ins"
             ),
             // Per queue in request order, the first due rows in claim order; the outer
@@ -402,7 +443,7 @@ impl Sql {
                      AND j.attempt = u.attempt
                    RETURNING j.id, j.queue_name, j.status, j.run_at),
                  woke AS (
-                   SELECT {s}.wake(array_agg(DISTINCT queue_name), bool_or(run_at > now())) AS w
+                   SELECT {wake_record} AS w
                    FROM upd WHERE status IN ('PENDING', 'RETRYING')
                    HAVING count(*) > 0)
                  SELECT id FROM upd
@@ -438,7 +479,7 @@ impl Sql {
                          AND j.status = 'RUNNING' AND j.lease_until < now()
                        RETURNING j.id, j.queue_name, j.status),
                      woke AS (
-                       SELECT {s}.wake(array_agg(DISTINCT queue_name), false) AS w
+                       SELECT {wake_plain} AS w
                        FROM upd WHERE status = 'RETRYING'
                        HAVING count(*) > 0)
                      SELECT b.*, u.status AS new_status
@@ -466,7 +507,7 @@ impl Sql {
                                   completed_at = NULL
                    WHERE id = $1 AND status IN ('FAILED', 'DEAD_LETTER')
                    RETURNING {cols}),
-                 woke AS (SELECT {s}.wake(array_agg(queue_name), false) AS w FROM upd
+                 woke AS (SELECT {wake_plain} AS w FROM upd
                           HAVING count(*) > 0)
                  SELECT upd.* FROM upd LEFT JOIN woke ON true"
             ),
@@ -506,6 +547,8 @@ struct Inner {
     /// Listeners hold a connection each for as long as they live; a pool of their
     /// own keeps them from starving queue operations.
     listen_pool: PgPool,
+    /// Claims and heartbeats: asynchronous commit unless `synchronous_claims`.
+    lease_pool: PgPool,
     sql: Sql,
 }
 
@@ -532,6 +575,7 @@ impl PostgresBackend {
             schema: None,
             max_connections: 10,
             acquire_timeout: Duration::from_secs(5),
+            synchronous_claims: false,
         }
     }
 
@@ -702,7 +746,7 @@ impl JobQueue for PostgresBackend {
                 .bind(i64::try_from(req.limit).unwrap_or(i64::MAX))
                 .bind(req.worker_id)
                 .bind(micros(req.lease))
-                .fetch_all(&self.inner.pool)
+                .fetch_all(&self.inner.lease_pool)
                 .await
                 .map_err(db_err)?;
             let mut keyed = Vec::with_capacity(rows.len());
@@ -745,7 +789,7 @@ impl JobQueue for PostgresBackend {
                 .bind(attempts)
                 .bind(worker_id)
                 .bind(micros(lease))
-                .fetch_all(&self.inner.pool)
+                .fetch_all(&self.inner.lease_pool)
                 .await
                 .map_err(db_err)?;
             Ok(fences
@@ -953,7 +997,10 @@ impl JobQueue for PostgresBackend {
                 next_due: None,
             };
             // Subscribe before returning, so no signal sent after this call is missed.
-            listener.ensure_connected().await.map_err(db_err)?;
+            // If the database is away, the listener connects on its first wait.
+            if let Err(e) = listener.ensure_connected().await {
+                tracing::warn!(error = %e, "job listener could not subscribe yet; it will retry on each wait");
+            }
             let listener: Box<dyn JobListener> = Box::new(listener);
             Ok(listener)
         })
@@ -970,16 +1017,18 @@ struct PgJobListener {
 }
 
 impl PgJobListener {
-    async fn ensure_connected(&mut self) -> std::result::Result<&mut PgListener, sqlx::Error> {
-        if self.conn.is_none() {
-            let mut l = PgListener::connect_with(&self.backend.inner.listen_pool).await?;
-            l.ignore_pool_close_event(true);
-            l.listen(&self.backend.inner.channel).await?;
-            // We may have missed signals while disconnected: re-read the timer.
-            self.next_due = None;
-            self.conn = Some(l);
+    /// Subscribes if not subscribed; `Ok(true)` when it had to (re)connect.
+    async fn ensure_connected(&mut self) -> std::result::Result<bool, sqlx::Error> {
+        if self.conn.is_some() {
+            return Ok(false);
         }
-        Ok(self.conn.as_mut().expect("just connected"))
+        let mut l = PgListener::connect_with(&self.backend.inner.listen_pool).await?;
+        l.ignore_pool_close_event(true);
+        l.listen(&self.backend.inner.channel).await?;
+        // Signals may have been missed while disconnected: re-read the timer.
+        self.next_due = None;
+        self.conn = Some(l);
+        Ok(true)
     }
 
     /// Whether a notification concerns us; a `!` token asks to re-read the timer.
@@ -1018,10 +1067,15 @@ impl PgJobListener {
                 deadline.min(tokio::time::Instant::now() + Duration::from_millis(500)),
             )
         };
-        if let Err(e) = self.ensure_connected().await {
-            tracing::debug!(error = %e, "job listener cannot connect; will retry");
-            backoff().await;
-            return;
+        match self.ensure_connected().await {
+            Ok(false) => {}
+            // Newly subscribed: anything sent before was missed, so wake once.
+            Ok(true) => return,
+            Err(e) => {
+                tracing::debug!(error = %e, "job listener cannot connect; will retry");
+                backoff().await;
+                return;
+            }
         }
         let until = match self.next_due().await {
             Ok(Some(due)) => {

@@ -1,4 +1,5 @@
 -- jobs schema v1. `__SCHEMA__` is replaced by the quoted schema name at connect.
+-- Wake-ups: every statement that makes work claimable NOTIFYs `<schema>.jobs_wake` once.
 
 CREATE TABLE __SCHEMA__.jobs (
     id            uuid        PRIMARY KEY,
@@ -41,15 +42,3 @@ CREATE INDEX jobs_lease_idx ON __SCHEMA__.jobs (lease_until)
 -- Finished jobs by age, for pruning.
 CREATE INDEX jobs_finished_idx ON __SCHEMA__.jobs (completed_at)
     WHERE status IN ('COMPLETED', 'FAILED', 'DEAD_LETTER');
-
--- One NOTIFY per statement: the payload lists the queues that got claimable work,
--- and a final `!` token when a future run_at was stored (listeners re-read their timer).
--- Payloads are capped well below PostgreSQL's 8000-byte limit; `*` means "any queue".
-CREATE FUNCTION __SCHEMA__.wake(queues text[], refresh boolean) RETURNS void
-LANGUAGE sql AS $$
-    SELECT pg_notify(
-        __CHANNEL__,
-        CASE WHEN octet_length(p) > 7000 THEN '* !' ELSE p END)
-    FROM (SELECT array_to_string(queues, ' ') || CASE WHEN refresh THEN ' !' ELSE '' END AS p) AS s
-    WHERE coalesce(cardinality(queues), 0) > 0
-$$;
