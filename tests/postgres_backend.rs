@@ -293,6 +293,28 @@ async fn listener_wakes_for_its_queues_and_for_scheduled_jobs() {
         "woke after {waited:?}"
     );
     producer.await.unwrap();
+    let claimed = backend.claim(claim_req(&mine, 10)).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+
+    // A job going back to waiting (released) wakes us too.
+    let b = backend.clone();
+    let fence = claimed[0].fence();
+    let releaser = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let release = OutcomeUpdate {
+            fence,
+            outcome: Outcome::Release,
+        };
+        assert!(b.record("w1", &[release]).await.unwrap().is_empty());
+    });
+    let t0 = Instant::now();
+    listener.wait(Duration::from_secs(30)).await;
+    let waited = t0.elapsed();
+    assert!(
+        waited >= Duration::from_millis(250) && waited < Duration::from_secs(15),
+        "woke after {waited:?}"
+    );
+    releaser.await.unwrap();
     assert_eq!(backend.claim(claim_req(&mine, 10)).await.unwrap().len(), 1);
 
     // A job scheduled 1 s ahead wakes us when it is due, without any signal then.
