@@ -34,9 +34,17 @@
 //!   no index the claim reads, so its cost stays flat as history grows.
 //! * Outcomes and heartbeats: one statement per batch over `UNNEST` arrays,
 //!   each row fenced on `status = 'RUNNING' AND attempt = fence`.
+//! * Durability: enqueues, outcomes and lease recovery wait for the WAL flush
+//!   like any commit. Claims and heartbeats don't (`synchronous_commit = off`
+//!   on their connections): that saves a disk flush per pickup, and a database
+//!   crash can at worst forget the last moment's claims, which only hands those
+//!   jobs out again — at-least-once either way. Opt out with
+//!   [`PostgresBuilder::synchronous_claims`].
 //! * Wake-up: enqueues (and jobs going back to waiting) `NOTIFY` once per
 //!   statement; the listener also sleeps until the earliest scheduled job of its
 //!   queues, with a poll fallback, so an idle worker issues almost no queries.
+//! * Pruning: [`JobQueue::prune`] deletes finished jobs oldest first, at most
+//!   `limit` per statement, from a partial index on finished rows.
 //! * Time: every "now" is the database's clock.
 //! * Connection loss: calls fail with a transient [`Error::Backend`] while the
 //!   database is away; the pool and the listener reconnect when it is back.
