@@ -217,25 +217,24 @@ impl PostgresBuilder {
             .await
             .map_err(|e| bad(format!("could not prepare schema `{schema}`: {e}")))?;
 
-        // Pings before every acquire would double the round trips of every call;
-        // a dead connection fails its call once (transiently) and is then dropped.
+        // For the caller's own transactions (`pool()`), created lazily.
         let pool = PgPoolOptions::new()
             .max_connections(self.max_connections)
             .acquire_timeout(self.acquire_timeout)
-            .test_before_acquire(false)
             .connect_lazy_with(options.clone());
+        let conns = Conns::new(options.clone(), self.max_connections, self.acquire_timeout);
         // Claims and heartbeats commit asynchronously (no wait for the WAL flush):
         // if the database itself crashes, the last fraction of a second of them
         // may be lost, which only hands those jobs out again (at-least-once).
         // Enqueues and outcomes always wait for the flush.
-        let lease_pool = PgPoolOptions::new()
-            .max_connections(self.max_connections)
-            .acquire_timeout(self.acquire_timeout)
-            .test_before_acquire(false)
-            .connect_lazy_with(options.clone().options([(
+        let lease_conns = Conns::new(
+            options.clone().options([(
                 "synchronous_commit",
                 if self.synchronous_claims { "on" } else { "off" },
-            )]));
+            )]),
+            self.max_connections,
+            self.acquire_timeout,
+        );
         let listen_pool = PgPoolOptions::new()
             .max_connections(64)
             .acquire_timeout(self.acquire_timeout)
@@ -248,8 +247,10 @@ impl PostgresBuilder {
                 sql: Sql::new(&schema),
                 channel: channel_name(&schema),
                 schema,
+                synchronous_claims: self.synchronous_claims,
                 pool,
-                lease_pool,
+                conns,
+                lease_conns,
                 listen_pool,
             }),
         })
@@ -545,7 +546,105 @@ impl Sql {
     }
 }
 
-/// The PostgreSQL queue backend. Clones share one pool.
+/// Connections for the backend's own statements, without `sqlx::Pool`: a pool
+/// pings every connection it gets back (a second round trip per call, which
+/// costs the server as much as a small statement). A connection whose call
+/// failed below the database (I/O, protocol) or was abandoned mid-call is
+/// dropped, so a restarted server costs one transient error per idle connection.
+struct Conns {
+    options: PgConnectOptions,
+    idle: std::sync::Mutex<Vec<PgConnection>>,
+    permits: tokio::sync::Semaphore,
+    timeout: Duration,
+}
+
+impl Conns {
+    fn new(options: PgConnectOptions, max: u32, timeout: Duration) -> Conns {
+        Conns {
+            options,
+            idle: std::sync::Mutex::new(Vec::new()),
+            permits: tokio::sync::Semaphore::new(max as usize),
+            timeout,
+        }
+    }
+
+    async fn get(&self) -> Result<Conn<'_>> {
+        let unavailable = |what: &str| Error::Backend {
+            backend: BACKEND,
+            message: format!("no database connection within {:?} ({what})", self.timeout),
+            source: None,
+        };
+        let permit = tokio::time::timeout(self.timeout, self.permits.acquire())
+            .await
+            .map_err(|_| unavailable("all connections busy"))?
+            .expect("semaphore never closed");
+        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let conn = match idle {
+            Some(conn) => conn,
+            None => tokio::time::timeout(self.timeout, PgConnection::connect_with(&self.options))
+                .await
+                .map_err(|_| unavailable("connect timed out"))?
+                .map_err(db_err)?,
+        };
+        Ok(Conn {
+            conns: self,
+            conn: Some(conn),
+            _permit: permit,
+        })
+    }
+}
+
+/// One borrowed connection; returned by [`Conn::done`], dropped otherwise.
+struct Conn<'a> {
+    conns: &'a Conns,
+    conn: Option<PgConnection>,
+    _permit: tokio::sync::SemaphorePermit<'a>,
+}
+
+impl Conn<'_> {
+    fn get(&mut self) -> &mut PgConnection {
+        self.conn.as_mut().expect("present until done")
+    }
+
+    /// Hands the connection back unless `result` says it is broken, and maps the error.
+    fn done<T>(mut self, result: std::result::Result<T, sqlx::Error>) -> Result<T> {
+        let healthy = match &result {
+            Ok(_) => true,
+            Err(e) => matches!(e, sqlx::Error::Database(_) | sqlx::Error::RowNotFound),
+        };
+        if healthy {
+            if let Some(conn) = self.conn.take() {
+                self.conns
+                    .idle
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(conn);
+            }
+        }
+        result.map_err(db_err)
+    }
+
+    /// [`done`](Self::done) for a result already mapped to the framework's error.
+    fn done_mapped<T>(mut self, result: Result<T>) -> Result<T> {
+        let healthy = match &result {
+            Ok(_) | Err(Error::InvalidJob(_) | Error::Corrupt { .. }) => true,
+            Err(Error::Backend {
+                source: Some(source),
+                ..
+            }) => matches!(
+                source.downcast_ref::<sqlx::Error>(),
+                Some(sqlx::Error::Database(_))
+            ),
+            Err(_) => false,
+        };
+        if !healthy {
+            self.conn = None;
+        }
+        self.done(Ok(())).and(result)
+    }
+}
+
+/// The PostgreSQL queue backend. Clones share one set of connections.
 #[derive(Clone)]
 pub struct PostgresBackend {
     inner: Arc<Inner>,
@@ -558,8 +657,11 @@ struct Inner {
     /// Listeners hold a connection each for as long as they live; a pool of their
     /// own keeps them from starving queue operations.
     listen_pool: PgPool,
+    /// Everything but claims and heartbeats.
+    conns: Conns,
+    synchronous_claims: bool,
     /// Claims and heartbeats: asynchronous commit unless `synchronous_claims`.
-    lease_pool: PgPool,
+    lease_conns: Conns,
     sql: Sql,
 }
 
@@ -567,7 +669,7 @@ impl std::fmt::Debug for PostgresBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PostgresBackend")
             .field("schema", &self.inner.schema)
-            .field("pool_size", &self.inner.pool.size())
+            .field("synchronous_claims", &self.inner.synchronous_claims)
             .finish()
     }
 }
@@ -595,7 +697,9 @@ impl PostgresBackend {
         &self.inner.schema
     }
 
-    /// The connection pool, e.g. to begin a transaction for [`TransactionalEnqueue`].
+    /// A connection pool to the same database (opened lazily), e.g. to begin a
+    /// transaction for [`TransactionalEnqueue`]. The backend's own statements use
+    /// connections of their own.
     pub fn pool(&self) -> &PgPool {
         &self.inner.pool
     }
@@ -666,11 +770,12 @@ impl PostgresBackend {
     }
 
     async fn status_of(&self, id: JobId) -> Result<Option<JobStatus>> {
-        let status: Option<String> = sqlx::query_scalar(&self.inner.sql.status_of)
+        let mut conn = self.inner.conns.get().await?;
+        let res = sqlx::query_scalar(&self.inner.sql.status_of)
             .bind(id.as_uuid())
-            .fetch_optional(&self.inner.pool)
-            .await
-            .map_err(db_err)?;
+            .fetch_optional(conn.get())
+            .await;
+        let status: Option<String> = conn.done(res)?;
         status
             .map(|s| s.parse().map_err(|e| corrupt(id, e)))
             .transpose()
@@ -744,7 +849,11 @@ impl JobQueue for PostgresBackend {
     }
 
     fn enqueue_batch(&self, jobs: Vec<NewJob>) -> BoxFuture<'_, Result<Vec<JobId>>> {
-        Box::pin(async move { self.enqueue_with(&self.inner.pool, jobs).await })
+        Box::pin(async move {
+            let mut conn = self.inner.conns.get().await?;
+            let res = self.enqueue_with(conn.get(), jobs).await;
+            conn.done_mapped(res)
+        })
     }
 
     fn claim<'a>(&'a self, req: ClaimRequest<'a>) -> BoxFuture<'a, Result<Vec<Job>>> {
@@ -752,14 +861,15 @@ impl JobQueue for PostgresBackend {
             if req.limit == 0 || req.queues.is_empty() {
                 return Ok(Vec::new());
             }
-            let rows = sqlx::query(&self.inner.sql.claim)
+            let mut conn = self.inner.lease_conns.get().await?;
+            let res = sqlx::query(&self.inner.sql.claim)
                 .bind(req.queues)
                 .bind(i64::try_from(req.limit).unwrap_or(i64::MAX))
                 .bind(req.worker_id)
                 .bind(micros(req.lease))
-                .fetch_all(&self.inner.lease_pool)
-                .await
-                .map_err(db_err)?;
+                .fetch_all(conn.get())
+                .await;
+            let rows = conn.done(res)?;
             let mut keyed = Vec::with_capacity(rows.len());
             for row in &rows {
                 let seq: i64 = row.try_get("seq").map_err(db_err)?;
@@ -795,14 +905,15 @@ impl JobQueue for PostgresBackend {
                 .iter()
                 .map(|f| i32::try_from(f.attempt).unwrap_or(-1))
                 .collect();
-            let kept: Vec<Uuid> = sqlx::query_scalar(&self.inner.sql.heartbeat)
+            let mut conn = self.inner.lease_conns.get().await?;
+            let res = sqlx::query_scalar(&self.inner.sql.heartbeat)
                 .bind(ids)
                 .bind(attempts)
                 .bind(worker_id)
                 .bind(micros(lease))
-                .fetch_all(&self.inner.lease_pool)
-                .await
-                .map_err(db_err)?;
+                .fetch_all(conn.get())
+                .await;
+            let kept: Vec<Uuid> = conn.done(res)?;
             Ok(fences
                 .iter()
                 .map(|f| f.id)
@@ -847,7 +958,8 @@ impl JobQueue for PostgresBackend {
                 messages.push(error.map(|e| e.message.as_str()));
                 retryables.push(error.is_some_and(|e| e.retryable));
             }
-            let done: Vec<Option<Uuid>> = sqlx::query_scalar(&self.inner.sql.record)
+            let mut conn = self.inner.conns.get().await?;
+            let res = sqlx::query_scalar(&self.inner.sql.record)
                 .bind(&ids)
                 .bind(attempts)
                 .bind(statuses)
@@ -856,9 +968,9 @@ impl JobQueue for PostgresBackend {
                 .bind(messages)
                 .bind(retryables)
                 .bind(worker_id)
-                .fetch_all(&self.inner.pool)
-                .await
-                .map_err(db_err)?;
+                .fetch_all(conn.get())
+                .await;
+            let done: Vec<Option<Uuid>> = conn.done(res)?;
             Ok(updates
                 .iter()
                 .map(|u| u.fence.id)
@@ -869,10 +981,11 @@ impl JobQueue for PostgresBackend {
 
     fn recover_expired(&self) -> BoxFuture<'_, Result<Vec<Recovered>>> {
         Box::pin(async move {
-            let rows = sqlx::query(&self.inner.sql.recover)
-                .fetch_all(&self.inner.pool)
-                .await
-                .map_err(db_err)?;
+            let mut conn = self.inner.conns.get().await?;
+            let res = sqlx::query(&self.inner.sql.recover)
+                .fetch_all(conn.get())
+                .await;
+            let rows = conn.done(res)?;
             let mut out = Vec::with_capacity(rows.len());
             for row in &rows {
                 let job = row_to_job(row)?;
@@ -895,37 +1008,40 @@ impl JobQueue for PostgresBackend {
 
     fn get(&self, id: JobId) -> BoxFuture<'_, Result<Option<Job>>> {
         Box::pin(async move {
-            let row = sqlx::query(&self.inner.sql.get)
+            let mut conn = self.inner.conns.get().await?;
+            let res = sqlx::query(&self.inner.sql.get)
                 .bind(id.as_uuid())
-                .fetch_optional(&self.inner.pool)
-                .await
-                .map_err(db_err)?;
+                .fetch_optional(conn.get())
+                .await;
+            let row = conn.done(res)?;
             row.as_ref().map(row_to_job).transpose()
         })
     }
 
     fn list<'a>(&'a self, filter: &'a JobFilter) -> BoxFuture<'a, Result<Vec<Job>>> {
         Box::pin(async move {
-            let rows = sqlx::query(&self.inner.sql.list)
+            let mut conn = self.inner.conns.get().await?;
+            let res = sqlx::query(&self.inner.sql.list)
                 .bind(filter.queue.as_deref())
                 .bind(filter.status.map(JobStatus::as_str))
                 .bind(filter.job_type.as_deref())
                 .bind(i64::try_from(filter.limit).unwrap_or(i64::MAX))
                 .bind(i64::try_from(filter.offset).unwrap_or(i64::MAX))
-                .fetch_all(&self.inner.pool)
-                .await
-                .map_err(db_err)?;
+                .fetch_all(conn.get())
+                .await;
+            let rows = conn.done(res)?;
             rows.iter().map(row_to_job).collect()
         })
     }
 
     fn cancel(&self, id: JobId) -> BoxFuture<'_, Result<Job>> {
         Box::pin(async move {
-            let row = sqlx::query(&self.inner.sql.cancel)
+            let mut conn = self.inner.conns.get().await?;
+            let res = sqlx::query(&self.inner.sql.cancel)
                 .bind(id.as_uuid())
-                .fetch_optional(&self.inner.pool)
-                .await
-                .map_err(db_err)?;
+                .fetch_optional(conn.get())
+                .await;
+            let row = conn.done(res)?;
             match row {
                 Some(row) => row_to_job(&row),
                 None => match self.status_of(id).await? {
@@ -943,11 +1059,12 @@ impl JobQueue for PostgresBackend {
 
     fn requeue(&self, id: JobId) -> BoxFuture<'_, Result<Job>> {
         Box::pin(async move {
-            let row = sqlx::query(&self.inner.sql.requeue)
+            let mut conn = self.inner.conns.get().await?;
+            let res = sqlx::query(&self.inner.sql.requeue)
                 .bind(id.as_uuid())
-                .fetch_optional(&self.inner.pool)
-                .await
-                .map_err(db_err)?;
+                .fetch_optional(conn.get())
+                .await;
+            let row = conn.done(res)?;
             match row {
                 Some(row) => row_to_job(&row),
                 None => match self.status_of(id).await? {
@@ -965,10 +1082,11 @@ impl JobQueue for PostgresBackend {
 
     fn counts(&self) -> BoxFuture<'_, Result<Vec<QueueCount>>> {
         Box::pin(async move {
-            let rows = sqlx::query(&self.inner.sql.counts)
-                .fetch_all(&self.inner.pool)
-                .await
-                .map_err(db_err)?;
+            let mut conn = self.inner.conns.get().await?;
+            let res = sqlx::query(&self.inner.sql.counts)
+                .fetch_all(conn.get())
+                .await;
+            let rows = conn.done(res)?;
             let mut out = Vec::with_capacity(rows.len());
             for row in &rows {
                 let queue: String = row.try_get("queue_name").map_err(db_err)?;
@@ -989,12 +1107,13 @@ impl JobQueue for PostgresBackend {
 
     fn prune(&self, before: DateTime<Utc>, limit: usize) -> BoxFuture<'_, Result<u64>> {
         Box::pin(async move {
-            let done = sqlx::query(&self.inner.sql.prune)
+            let mut conn = self.inner.conns.get().await?;
+            let res = sqlx::query(&self.inner.sql.prune)
                 .bind(before)
                 .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-                .execute(&self.inner.pool)
-                .await
-                .map_err(db_err)?;
+                .execute(conn.get())
+                .await;
+            let done = conn.done(res)?;
             Ok(done.rows_affected())
         })
     }
@@ -1055,17 +1174,19 @@ impl PgJobListener {
         mine
     }
 
-    async fn next_due(&mut self) -> std::result::Result<Option<DateTime<Utc>>, sqlx::Error> {
+    async fn next_due(&mut self) -> Result<Option<DateTime<Utc>>> {
         if let Some((due, read_at)) = self.next_due {
             let fresh = read_at.elapsed() < NEXT_DUE_TTL;
             if fresh && due.is_none_or(|d| d > Utc::now()) {
                 return Ok(due);
             }
         }
-        let due: Option<DateTime<Utc>> = sqlx::query_scalar(&self.backend.inner.sql.next_due)
+        let mut conn = self.backend.inner.conns.get().await?;
+        let res = sqlx::query_scalar(&self.backend.inner.sql.next_due)
             .bind(&self.queues)
-            .fetch_one(&self.backend.inner.pool)
-            .await?;
+            .fetch_one(conn.get())
+            .await;
+        let due: Option<DateTime<Utc>> = conn.done(res)?;
         self.next_due = Some((due, Instant::now()));
         Ok(due)
     }
