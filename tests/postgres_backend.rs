@@ -447,3 +447,40 @@ async fn expired_leases_become_failed_attempts_and_fence_the_old_worker() {
     let err = backend.cancel(jobs_core::JobId::new()).await.unwrap_err();
     assert!(matches!(err, jobs_core::Error::NotFound(_)), "{err}");
 }
+
+#[tokio::test]
+async fn a_job_enqueued_ahead_of_a_draining_backlog_is_claimed_next_within_the_hint_ttl() {
+    let Some(backend) = fresh_backend("hint").await else {
+        return;
+    };
+    let q = queues(&["default"]);
+    let jobs: Vec<NewJob> = (0..200)
+        .map(|i| NewJob::new("n", json!({ "n": i })))
+        .collect();
+    backend.enqueue_batch(jobs).await.unwrap();
+    // Full claims: the backend now starts its scans past the claimed jobs.
+    for _ in 0..3 {
+        assert_eq!(backend.claim(claim_req(&q, 10)).await.unwrap().len(), 10);
+    }
+    let urgent = backend
+        .enqueue_batch(vec![NewJob::new("n", json!({"urgent": true})).priority(9)])
+        .await
+        .unwrap()[0];
+    // Within 100 ms (the hint's lifetime) the next claim scans from the start.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let next = backend.claim(claim_req(&q, 10)).await.unwrap();
+    assert_eq!(next[0].id, urgent, "the higher-priority job goes first");
+    // The rest still come in enqueue order, none twice.
+    let mut seen: Vec<i64> = next[1..]
+        .iter()
+        .map(|j| j.payload["n"].as_i64().unwrap())
+        .collect();
+    loop {
+        let batch = backend.claim(claim_req(&q, 10)).await.unwrap();
+        if batch.is_empty() {
+            break;
+        }
+        seen.extend(batch.iter().map(|j| j.payload["n"].as_i64().unwrap()));
+    }
+    assert_eq!(seen, (30..200).collect::<Vec<_>>());
+}

@@ -49,6 +49,7 @@
 //! * Connection loss: calls fail with a transient [`Error::Backend`] while the
 //!   database is away; the pool and the listener reconnect when it is back.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -250,6 +251,7 @@ impl PostgresBuilder {
                 synchronous_claims: self.synchronous_claims,
                 pool,
                 conns,
+                hints: Hints::default(),
                 lease_conns,
                 listen_pool,
             }),
@@ -371,6 +373,8 @@ fn wake(channel: &str, refresh: &str) -> String {
     )
 }
 
+const MIN: &str = "-9223372036854775808";
+
 const WAITING: &str = "('PENDING', 'SCHEDULED', 'RETRYING')";
 
 impl Sql {
@@ -404,8 +408,9 @@ impl Sql {
                         {wake_enqueue}::text AS w
                  FROM ins"
             ),
-            // Per queue in request order, the first due rows in claim order; the outer
-            // LIMIT stops the nested loop once enough rows are locked. `id = ANY(ARRAY(..))`
+            // Per queue in request order, the first due rows in claim order, from the
+            // queue's hint on (see `Hint`); the outer LIMIT stops the nested loop once
+            // enough rows are locked. `id = ANY(ARRAY(..))`
             // keeps the update on the primary key even under a generic plan (a join
             // there lets the planner pick a hash join over the whole table).
             claim: format!(
@@ -414,11 +419,14 @@ impl Sql {
                      locked_by = $3, lease_until = now() + $4 * interval '1 microsecond'
                  WHERE j.id = ANY(ARRAY(
                    SELECT c.id
-                   FROM unnest($1::text[]) AS q(name)
+                   FROM unnest($1::text[], $5::int8[], $6::timestamptz[], $7::int8[])
+                        AS q(name, hp, hr, hs)
                    CROSS JOIN LATERAL (
                      SELECT w.id FROM {t} w
                      WHERE w.queue_name = q.name AND w.status IN {WAITING} AND w.run_at <= now()
-                     ORDER BY w.priority DESC, w.run_at, w.seq
+                       AND (-w.priority::int8, w.run_at, w.seq)
+                           >= (coalesce(q.hp, {MIN}), coalesce(q.hr, '-infinity'), coalesce(q.hs, {MIN}))
+                     ORDER BY -w.priority::int8, w.run_at, w.seq
                      LIMIT $2
                      FOR UPDATE SKIP LOCKED) c
                    LIMIT $2))
@@ -546,6 +554,68 @@ impl Sql {
     }
 }
 
+/// A claim's position in a queue's claim order: (-priority, run_at, seq).
+type Key = (i64, DateTime<Utc>, i64);
+
+/// Where each queue's next claim starts scanning, so it need not step over the
+/// index entries of jobs claimed since the last vacuum (they stay in the index,
+/// dead, until then, and at thousands of claims a second they would make every
+/// claim slower than the last). A hint is the first job this process claimed
+/// from the queue; only a job enqueued *ahead* of it afterwards — higher
+/// priority, or an explicit run_at further in the past — can sort before it,
+/// so a full scan from the start runs at least every [`HINT_TTL`], and whenever
+/// a claim comes back short. Such a job may thus wait up to that long behind
+/// ones it outranks; everything else is claimed in exact order.
+#[derive(Debug, Default)]
+struct Hints(std::sync::Mutex<HashMap<String, (Key, Instant)>>);
+
+/// How long a hint is trusted before a claim scans its queue from the start.
+const HINT_TTL: Duration = Duration::from_millis(100);
+
+impl Hints {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Key, Instant)>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Per queue, the key to start from (`None`: from the start).
+    fn starts(&self, queues: &[String]) -> Vec<Option<Key>> {
+        let hints = self.lock();
+        queues
+            .iter()
+            .map(|q| {
+                hints
+                    .get(q)
+                    .filter(|(_, full_scan_at)| full_scan_at.elapsed() < HINT_TTL)
+                    .map(|(key, _)| *key)
+            })
+            .collect()
+    }
+
+    /// Records what a claim found: `firsts[i]` is the first job claimed from
+    /// `queues[i]`; `short` means the claim got fewer jobs than it asked for.
+    fn update(&self, queues: &[String], used: &[Option<Key>], firsts: &[Option<Key>], short: bool) {
+        let mut hints = self.lock();
+        for ((queue, used), first) in queues.iter().zip(used).zip(firsts) {
+            match (first, short) {
+                // Ran dry: next time scan from the start, for anything enqueued ahead.
+                (_, true) => {
+                    hints.remove(queue);
+                }
+                (Some(first), false) => {
+                    // The TTL counts from the last scan from the start.
+                    let full_scan_at = match (used, hints.get(queue)) {
+                        (Some(_), Some((_, at))) => *at,
+                        _ => Instant::now(),
+                    };
+                    hints.insert(queue.clone(), (*first, full_scan_at));
+                }
+                // Earlier queues filled the claim: nothing learnt about this one.
+                (None, false) => {}
+            }
+        }
+    }
+}
+
 /// Connections for the backend's own statements, without `sqlx::Pool`: a pool
 /// pings every connection it gets back (a second round trip per call, which
 /// costs the server as much as a small statement). A connection whose call
@@ -659,6 +729,7 @@ struct Inner {
     listen_pool: PgPool,
     /// Everything but claims and heartbeats.
     conns: Conns,
+    hints: Hints,
     synchronous_claims: bool,
     /// Claims and heartbeats: asynchronous commit unless `synchronous_claims`.
     lease_conns: Conns,
@@ -861,12 +932,16 @@ impl JobQueue for PostgresBackend {
             if req.limit == 0 || req.queues.is_empty() {
                 return Ok(Vec::new());
             }
+            let hints = self.inner.hints.starts(req.queues);
             let mut conn = self.inner.lease_conns.get().await?;
             let res = sqlx::query(&self.inner.sql.claim)
                 .bind(req.queues)
                 .bind(i64::try_from(req.limit).unwrap_or(i64::MAX))
                 .bind(req.worker_id)
                 .bind(micros(req.lease))
+                .bind(hints.iter().map(|h| h.map(|k| k.0)).collect::<Vec<_>>())
+                .bind(hints.iter().map(|h| h.map(|k| k.1)).collect::<Vec<_>>())
+                .bind(hints.iter().map(|h| h.map(|k| k.2)).collect::<Vec<_>>())
                 .fetch_all(conn.get())
                 .await;
             let rows = conn.done(res)?;
@@ -886,6 +961,17 @@ impl JobQueue for PostgresBackend {
                     b.1,
                 ))
             });
+            let firsts: Vec<Option<Key>> = (0..req.queues.len())
+                .map(|i| {
+                    keyed
+                        .iter()
+                        .find(|k| k.0 == Some(i))
+                        .map(|(_, seq, job)| (-i64::from(job.priority), job.run_at, *seq))
+                })
+                .collect();
+            self.inner
+                .hints
+                .update(req.queues, &hints, &firsts, keyed.len() < req.limit);
             Ok(keyed.into_iter().map(|(_, _, job)| job).collect())
         })
     }

@@ -28,7 +28,9 @@ CREATE TABLE __SCHEMA__.jobs (
 
 -- The claim path: only waiting rows are indexed, in claim order within a queue,
 -- so finished and running rows never cost a claim anything however many there are.
-CREATE INDEX jobs_claim_idx ON __SCHEMA__.jobs (queue_name, priority DESC, run_at, seq)
+-- Priority is negated so that every column ascends: a claim can then start from a
+-- row-comparison position, past the dead entries of jobs claimed before.
+CREATE INDEX jobs_claim_idx ON __SCHEMA__.jobs (queue_name, (-priority::bigint), run_at, seq)
     WHERE status IN ('PENDING', 'SCHEDULED', 'RETRYING');
 
 -- The earliest future job per queue, for the listener's wake-up timer.
