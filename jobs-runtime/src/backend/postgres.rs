@@ -31,7 +31,11 @@
 //!   first due rows in (priority desc, run_at, seq) order taken with
 //!   `FOR UPDATE SKIP LOCKED` from a partial index that holds waiting rows
 //!   only, then marked RUNNING with `UPDATE … RETURNING`. Finished rows are in
-//!   no index the claim reads, so its cost stays flat as history grows.
+//!   no index the claim reads, and each claim starts past the (not yet
+//!   vacuumed) entries of jobs claimed before it, so its cost stays flat as
+//!   history and backlog grow. The one approximation: a job enqueued *ahead*
+//!   of a draining backlog (higher priority, or a run_at further back) may wait
+//!   up to 100 ms before it overtakes; everything else is claimed in exact order.
 //! * Outcomes and heartbeats: one statement per batch over `UNNEST` arrays,
 //!   each row fenced on `status = 'RUNNING' AND attempt = fence`.
 //! * Durability: enqueues, outcomes and lease recovery wait for the WAL flush
@@ -46,8 +50,11 @@
 //! * Pruning: [`JobQueue::prune`] deletes finished jobs oldest first, at most
 //!   `limit` per statement, from a partial index on finished rows.
 //! * Time: every "now" is the database's clock.
-//! * Connection loss: calls fail with a transient [`Error::Backend`] while the
-//!   database is away; the pool and the listener reconnect when it is back.
+//! * Connections: the backend keeps its own (`sqlx::Pool` pings each one it
+//!   gets back, a second round trip per call). Calls fail with a transient
+//!   [`Error::Backend`] while the database is away — once per idle connection
+//!   after a restart — and connections and the listener are re-established
+//!   when it is back.
 
 use std::collections::HashMap;
 use std::sync::Arc;
