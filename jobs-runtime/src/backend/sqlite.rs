@@ -1,0 +1,1141 @@
+//! The SQLite backend (`sqlite://path/to/jobs.db`, `sqlite::memory:`): durable,
+//! embedded, no server. The default for a single machine.
+//!
+//! ```no_run
+//! # async fn demo() -> jobs_core::Result<()> {
+//! let queue = jobs_runtime::connect("sqlite://target/jobs.db").await?;
+//! queue.enqueue_raw("email.send", serde_json::json!({ "to": "a@example.com" })).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Storage
+//!
+//! One table, `jobs_queue`, created on first use by versioned migrations
+//! (`sqlite/*.sql`, recorded in `jobs_schema`), applied under `BEGIN IMMEDIATE`
+//! so processes starting together migrate once. Timestamps are integer
+//! microseconds since the Unix epoch (UTC); payloads, metadata, results and the
+//! error history are JSON text. A partial index over waiting rows keeps the
+//! claim cost independent of how many finished jobs the table holds; finished
+//! jobs are removed by [`JobQueue::prune`] in bounded batches.
+//!
+//! # Durability
+//!
+//! The database runs in WAL mode with `synchronous = NORMAL`:
+//!
+//! * **Process crash** (panic, `kill -9`, OOM): nothing acknowledged is lost.
+//!   An enqueue, claim or outcome returns only after its transaction is
+//!   committed to the write-ahead log, which lives in the operating system's
+//!   page cache and is recovered on the next open. Jobs that were RUNNING come
+//!   back through lease expiry.
+//! * **Power loss or kernel crash**: the database stays consistent (never
+//!   corrupt, no half-applied transaction), but transactions committed since
+//!   the last WAL fsync may be lost — SQLite syncs the WAL at each checkpoint
+//!   (by default every ~1000 pages, about 4 MB of log), not at each commit. So
+//!   the last moments of enqueues and outcomes before the power went can roll
+//!   back: a lost enqueue is lost, a lost completion runs the job again
+//!   (at-least-once). Use `?synchronous=FULL`-style stricter settings through
+//!   [`SqliteBackend::connect_with`] if that window matters more than speed.
+//!
+//! # Concurrency
+//!
+//! Within a process all writes go through one connection (SQLite has one
+//! writer at a time anyway), reads through a small pool. Several processes
+//! may share the file: writes wait for each other (`busy_timeout`), a claim is
+//! a single `UPDATE … RETURNING` statement, and multi-statement changes run
+//! under `BEGIN IMMEDIATE`, so no job is ever claimed twice. Wake-ups are
+//! in-process: every handle on the same file in one process shares one signal;
+//! a worker in another process sees new jobs at its poll interval.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use jobs_core::{
+    AttemptError, BoxFuture, ClaimRequest, Error, Fence, Job, JobFilter, JobId, JobListener,
+    JobQueue, JobStatus, NewJob, Outcome, OutcomeUpdate, QueueCount, Recovered, Result,
+};
+use serde_json::{Map, Value};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Connection, Executor, Row, SqliteConnection};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+const BACKEND: &str = "sqlite";
+
+/// Embedded migrations, applied in order; each version runs once per database.
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("sqlite/001_init.sql"))];
+
+/// How long a write waits for another process's write lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Rows per multi-row INSERT (10 parameters each; SQLite allows 32766).
+const INSERT_CHUNK: usize = 500;
+/// Rows per `VALUES` list of batched updates; lists are padded to a power of two
+/// so only a handful of statements are ever prepared.
+const UPDATE_CHUNK: usize = 256;
+/// Expired leases recovered per transaction.
+const RECOVER_BATCH: usize = 1000;
+
+const WAITING: &str = "('PENDING', 'SCHEDULED', 'RETRYING')";
+const TERMINAL: &str = "('COMPLETED', 'FAILED', 'DEAD_LETTER')";
+const JOB_COLS: &str = "id, queue, job_type, payload, status, priority, retry_count, \
+    max_retries, run_at, created_at, started_at, completed_at, error_message, errors, \
+    result_data, metadata, locked_by, lease_until, attempt, seq";
+
+/// The SQLite queue backend. Clones share the connections and the wake-up signal.
+#[derive(Clone)]
+pub struct SqliteBackend {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// One connection: every write of this process goes through it.
+    writer: SqlitePool,
+    /// Reads (`get`, `list`, `counts`, listener); the writer itself for `:memory:`.
+    reader: SqlitePool,
+    wake: Arc<watch::Sender<u64>>,
+    location: String,
+}
+
+impl std::fmt::Debug for SqliteBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteBackend")
+            .field("location", &self.inner.location)
+            .finish()
+    }
+}
+
+fn db_err(e: sqlx::Error) -> Error {
+    Error::backend(BACKEND, e)
+}
+
+fn is_busy(e: &sqlx::Error) -> bool {
+    e.as_database_error().is_some_and(|d| {
+        let msg = d.message();
+        msg.contains("database is locked") || msg.contains("busy")
+    })
+}
+
+fn micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+fn from_micros(v: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(v).unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+fn now_micros() -> i64 {
+    micros(Utc::now())
+}
+
+fn add_micros(t: i64, d: Duration) -> i64 {
+    t.saturating_add(i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+}
+
+fn rfc3339(t: i64) -> String {
+    from_micros(t).to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// `n` rounded up to a power of two (at most [`UPDATE_CHUNK`]).
+fn padded(n: usize) -> usize {
+    n.next_power_of_two().min(UPDATE_CHUNK)
+}
+
+/// `(?a, ?b, …), (…)`: `rows` tuples of `width` numbered parameters from `first`.
+fn values_list(rows: usize, width: usize, first: usize) -> String {
+    let mut s = String::with_capacity(rows * width * 6);
+    let mut n = first;
+    for r in 0..rows {
+        if r > 0 {
+            s.push_str(", ");
+        }
+        s.push('(');
+        for c in 0..width {
+            if c > 0 {
+                s.push_str(", ");
+            }
+            s.push('?');
+            s.push_str(&n.to_string());
+            n += 1;
+        }
+        s.push(')');
+    }
+    s
+}
+
+/// Every handle on one database file in this process shares one wake-up signal,
+/// whether it came from the same `connect` or not.
+fn shared_wake(key: Option<PathBuf>) -> Arc<watch::Sender<u64>> {
+    static WAKERS: OnceLock<Mutex<HashMap<PathBuf, Weak<watch::Sender<u64>>>>> = OnceLock::new();
+    let Some(key) = key else {
+        return Arc::new(watch::Sender::new(0));
+    };
+    let mut map = WAKERS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    map.retain(|_, w| w.strong_count() > 0);
+    if let Some(tx) = map.get(&key).and_then(Weak::upgrade) {
+        return tx;
+    }
+    let tx = Arc::new(watch::Sender::new(0));
+    map.insert(key, Arc::downgrade(&tx));
+    tx
+}
+
+fn job_from_row(row: &SqliteRow) -> Result<(Job, i64)> {
+    let raw_id: Uuid = row.try_get(0).map_err(db_err)?;
+    let id = JobId::from_uuid(raw_id);
+    let corrupt = |reason: String| Error::Corrupt {
+        backend: BACKEND,
+        id: id.to_string(),
+        reason,
+    };
+    let get_err = |e: sqlx::Error| corrupt(e.to_string());
+    let json = |col: usize, what: &str| -> Result<Option<Value>> {
+        let text: Option<&str> = row.try_get(col).map_err(get_err)?;
+        text.map(|t| serde_json::from_str(t).map_err(|e| corrupt(format!("{what}: {e}"))))
+            .transpose()
+    };
+    let status: &str = row.try_get(4).map_err(get_err)?;
+    let status = JobStatus::from_str(status).map_err(|e| corrupt(e.to_string()))?;
+    let errors: Vec<AttemptError> = match row.try_get::<Option<&str>, _>(13).map_err(get_err)? {
+        Some(t) => serde_json::from_str(t).map_err(|e| corrupt(format!("errors: {e}")))?,
+        None => Vec::new(),
+    };
+    let metadata: Map<String, Value> = match json(15, "metadata")? {
+        Some(Value::Object(m)) => m,
+        Some(other) => return Err(corrupt(format!("metadata is not an object: {other}"))),
+        None => Map::new(),
+    };
+    let ts = |col: usize| -> Result<Option<DateTime<Utc>>> {
+        Ok(row
+            .try_get::<Option<i64>, _>(col)
+            .map_err(get_err)?
+            .map(from_micros))
+    };
+    let int = |col: usize| -> Result<i64> { row.try_get::<i64, _>(col).map_err(get_err) };
+    let u32_col = |col: usize| -> Result<u32> {
+        u32::try_from(int(col)?).map_err(|e| corrupt(format!("column {col}: {e}")))
+    };
+    let job = Job {
+        id,
+        queue_name: row.try_get(1).map_err(get_err)?,
+        job_type: row.try_get(2).map_err(get_err)?,
+        payload: json(3, "payload")?.unwrap_or(Value::Null),
+        status,
+        priority: i32::try_from(int(5)?).map_err(|e| corrupt(format!("priority: {e}")))?,
+        retry_count: u32_col(6)?,
+        max_retries: u32_col(7)?,
+        run_at: from_micros(int(8)?),
+        created_at: from_micros(int(9)?),
+        started_at: ts(10)?,
+        completed_at: ts(11)?,
+        error_message: row.try_get(12).map_err(get_err)?,
+        errors,
+        result_data: json(14, "result_data")?,
+        metadata,
+        locked_by: row.try_get(16).map_err(get_err)?,
+        lease_until: ts(17)?,
+        attempt: u32_col(18)?,
+    };
+    Ok((job, int(19)?))
+}
+
+/// One row of the batched failure/release update.
+struct Transition {
+    id: Uuid,
+    attempt: i64,
+    status: &'static str,
+    retry_inc: i64,
+    run_at: Option<i64>,
+    completed_at: Option<i64>,
+    message: Option<String>,
+    retryable: bool,
+    worker: Option<String>,
+}
+
+impl SqliteBackend {
+    /// Opens (creating if needed) the database at `url`: `sqlite://path/to/jobs.db`,
+    /// `sqlite:relative.db`, or `sqlite::memory:` (private to this handle and its
+    /// clones). Creates missing parent directories and the schema.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let options = SqliteConnectOptions::from_str(url).map_err(|e| Error::Connect {
+            url: url.to_owned(),
+            reason: e.to_string(),
+        })?;
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        Self::connect_with(url, options, in_memory).await
+    }
+
+    /// Like [`connect`](Self::connect), with sqlx options of your own (for instance
+    /// `synchronous(SqliteSynchronous::Full)`). WAL mode, `synchronous = NORMAL`
+    /// and the busy timeout are set here unless `in_memory`; set options after
+    /// them win only where sqlx lets later settings override.
+    pub async fn connect_with(
+        url: &str,
+        options: SqliteConnectOptions,
+        in_memory: bool,
+    ) -> Result<Self> {
+        let connect_err = |reason: String| Error::Connect {
+            url: url.to_owned(),
+            reason,
+        };
+        let mut options = options
+            .create_if_missing(true)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(false)
+            .statement_cache_capacity(256)
+            .pragma("temp_store", "memory");
+        if !in_memory {
+            options = options
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal);
+            if let Some(dir) = options.get_filename().parent() {
+                if !dir.as_os_str().is_empty() && !dir.exists() {
+                    std::fs::create_dir_all(dir).map_err(|e| {
+                        connect_err(format!("cannot create directory {}: {e}", dir.display()))
+                    })?;
+                }
+            }
+        }
+
+        // Two processes opening a fresh file at once may briefly lock each other
+        // out while one switches it to WAL; that settles within milliseconds.
+        let mut tries = 0;
+        let writer = loop {
+            let pool = SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .acquire_timeout(Duration::from_secs(120))
+                .connect_with(options.clone())
+                .await;
+            match pool {
+                Ok(pool) => match migrate(&pool).await {
+                    Ok(()) => break pool,
+                    Err(e) if is_busy(&e) && tries < 100 => pool.close().await,
+                    Err(e) => return Err(connect_err(format!("cannot create the schema: {e}"))),
+                },
+                Err(e) if is_busy(&e) && tries < 100 => {}
+                Err(e) => return Err(connect_err(e.to_string())),
+            }
+            tries += 1;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+
+        let (reader, key) = if in_memory {
+            (writer.clone(), None)
+        } else {
+            let reader = SqlitePoolOptions::new()
+                .max_connections(4)
+                .min_connections(0)
+                .acquire_timeout(Duration::from_secs(120))
+                .connect_lazy_with(options.clone());
+            let key = std::fs::canonicalize(options.get_filename())
+                .unwrap_or_else(|_| options.get_filename().to_owned());
+            (reader, Some(key))
+        };
+        tracing::debug!(url, "sqlite backend connected");
+        Ok(SqliteBackend {
+            inner: Arc::new(Inner {
+                writer,
+                reader,
+                wake: shared_wake(key),
+                location: url.to_owned(),
+            }),
+        })
+    }
+
+    /// Closes the connections; other clones of this handle stop working.
+    pub async fn close(&self) {
+        self.inner.writer.close().await;
+        self.inner.reader.close().await;
+    }
+
+    fn wake(&self) {
+        self.inner.wake.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    async fn enqueue_now(&self, jobs: Vec<NewJob>) -> Result<Vec<JobId>> {
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = now_micros();
+        let ids: Vec<JobId> = jobs.iter().map(|j| j.id).collect();
+        let rows =
+            jobs.into_iter()
+                .map(|j| {
+                    let run_at = j.run_at.map_or(now, micros);
+                    let payload =
+                        serde_json::to_string(&j.payload).map_err(|e| Error::InvalidPayload {
+                            job_type: j.job_type.clone(),
+                            reason: e.to_string(),
+                        })?;
+                    let metadata = if j.metadata.is_empty() {
+                        None
+                    } else {
+                        Some(serde_json::to_string(&j.metadata).map_err(|e| {
+                            Error::InvalidJob(format!("metadata of job {}: {e}", j.id))
+                        })?)
+                    };
+                    Ok(InsertRow {
+                        id: *j.id.as_uuid(),
+                        queue: j.queue_name,
+                        job_type: j.job_type,
+                        payload,
+                        status: if run_at > now { "SCHEDULED" } else { "PENDING" },
+                        priority: j.priority,
+                        max_retries: i64::from(j.max_retries),
+                        run_at,
+                        metadata,
+                    })
+                })
+                .collect::<Result<Vec<InsertRow>>>()?;
+
+        if rows.len() > INSERT_CHUNK {
+            let mut tx = self
+                .inner
+                .writer
+                .begin_with("BEGIN IMMEDIATE")
+                .await
+                .map_err(db_err)?;
+            for chunk in rows.chunks(INSERT_CHUNK) {
+                insert_rows(&mut tx, chunk, now).await?;
+            }
+            tx.commit().await.map_err(db_err)?;
+        } else {
+            let mut conn = self.inner.writer.acquire().await.map_err(db_err)?;
+            insert_rows(&mut conn, &rows, now).await?;
+        }
+        self.wake();
+        Ok(ids)
+    }
+
+    async fn claim_now(&self, req: ClaimRequest<'_>) -> Result<Vec<Job>> {
+        if req.limit == 0 || req.queues.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = now_micros();
+        let lease_until = add_micros(now, req.lease);
+        let limit = i64::try_from(req.limit).unwrap_or(i64::MAX);
+        // ?1 now, ?2 worker, ?3 lease_until, ?4 limit, ?5.. queues.
+        let pick = |n: usize| {
+            format!(
+                "SELECT * FROM (SELECT {pos} AS qp, priority, run_at, seq FROM jobs_queue \
+                 WHERE queue = ?{param} AND status IN {WAITING} AND run_at <= ?1 \
+                 ORDER BY priority DESC, run_at, seq LIMIT ?4)",
+                pos = n,
+                param = n + 5
+            )
+        };
+        let selection = if req.queues.len() == 1 {
+            format!(
+                "SELECT seq FROM jobs_queue WHERE queue = ?5 AND status IN {WAITING} \
+                 AND run_at <= ?1 ORDER BY priority DESC, run_at, seq LIMIT ?4"
+            )
+        } else {
+            let arms: Vec<String> = (0..req.queues.len()).map(pick).collect();
+            format!(
+                "SELECT seq FROM ({}) ORDER BY qp, priority DESC, run_at, seq LIMIT ?4",
+                arms.join(" UNION ALL ")
+            )
+        };
+        let sql = format!(
+            "UPDATE jobs_queue SET status = 'RUNNING', attempt = attempt + 1, started_at = ?1, \
+             locked_by = ?2, lease_until = ?3 WHERE seq IN ({selection}) RETURNING {JOB_COLS}"
+        );
+        let mut q = sqlx::query(&sql)
+            .bind(now)
+            .bind(req.worker_id)
+            .bind(lease_until)
+            .bind(limit);
+        for queue in req.queues {
+            q = q.bind(queue.as_str());
+        }
+        let rows = {
+            let mut conn = self.inner.writer.acquire().await.map_err(db_err)?;
+            q.fetch_all(&mut *conn).await.map_err(db_err)?
+        };
+        let mut jobs = rows
+            .iter()
+            .map(job_from_row)
+            .collect::<Result<Vec<(Job, i64)>>>()?;
+        let pos: HashMap<&str, usize> = req
+            .queues
+            .iter()
+            .enumerate()
+            .rev()
+            .map(|(i, q)| (q.as_str(), i))
+            .collect();
+        jobs.sort_by_key(|(j, seq)| {
+            (
+                pos.get(j.queue_name.as_str())
+                    .copied()
+                    .unwrap_or(usize::MAX),
+                std::cmp::Reverse(j.priority),
+                j.run_at,
+                *seq,
+            )
+        });
+        Ok(jobs.into_iter().map(|(j, _)| j).collect())
+    }
+
+    /// Applies completions: one statement per chunk. Returns the ids applied.
+    async fn apply_completions(
+        conn: &mut SqliteConnection,
+        now: i64,
+        rows: &[(Uuid, i64, Option<String>)],
+        applied: &mut HashSet<Uuid>,
+    ) -> Result<()> {
+        for chunk in rows.chunks(UPDATE_CHUNK) {
+            let n = padded(chunk.len());
+            let sql = format!(
+                "UPDATE jobs_queue SET status = 'COMPLETED', result_data = v.column3, \
+                 completed_at = ?1, locked_by = NULL, lease_until = NULL \
+                 FROM (VALUES {}) AS v \
+                 WHERE jobs_queue.id = v.column1 AND jobs_queue.attempt = v.column2 \
+                 AND jobs_queue.status = 'RUNNING' RETURNING jobs_queue.id",
+                values_list(n, 3, 2)
+            );
+            let mut q = sqlx::query(&sql).bind(now);
+            for (id, attempt, result) in chunk {
+                q = q.bind(*id).bind(*attempt).bind(result.as_deref());
+            }
+            for _ in chunk.len()..n {
+                q = q.bind(None::<Uuid>).bind(None::<i64>).bind(None::<&str>);
+            }
+            for row in q.fetch_all(&mut *conn).await.map_err(db_err)? {
+                applied.insert(row.try_get(0).map_err(db_err)?);
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies failures, retries and releases, appending to the error history.
+    async fn apply_transitions(
+        conn: &mut SqliteConnection,
+        now: i64,
+        rows: &[Transition],
+        applied: &mut HashSet<Uuid>,
+    ) -> Result<()> {
+        let at = rfc3339(now);
+        for chunk in rows.chunks(UPDATE_CHUNK) {
+            let n = padded(chunk.len());
+            // v: 1 id, 2 attempt, 3 status, 4 retry_inc, 5 run_at, 6 completed_at,
+            //    7 message, 8 retryable ('true'/'false'), 9 worker.
+            let sql = format!(
+                "UPDATE jobs_queue SET status = v.column3, \
+                 retry_count = jobs_queue.retry_count + v.column4, \
+                 run_at = COALESCE(v.column5, jobs_queue.run_at), \
+                 completed_at = v.column6, \
+                 error_message = COALESCE(v.column7, jobs_queue.error_message), \
+                 errors = CASE WHEN v.column7 IS NULL THEN jobs_queue.errors ELSE \
+                   json_insert(COALESCE(jobs_queue.errors, '[]'), '$[#]', json_object(\
+                     'attempt', jobs_queue.attempt, 'retry_count', jobs_queue.retry_count, \
+                     'at', ?1, 'message', v.column7, 'retryable', json(v.column8), \
+                     'worker', v.column9)) END, \
+                 locked_by = NULL, lease_until = NULL \
+                 FROM (VALUES {}) AS v \
+                 WHERE jobs_queue.id = v.column1 AND jobs_queue.attempt = v.column2 \
+                 AND jobs_queue.status = 'RUNNING' RETURNING jobs_queue.id",
+                values_list(n, 9, 2)
+            );
+            let mut q = sqlx::query(&sql).bind(at.as_str());
+            for t in chunk {
+                q = q
+                    .bind(t.id)
+                    .bind(t.attempt)
+                    .bind(t.status)
+                    .bind(t.retry_inc)
+                    .bind(t.run_at)
+                    .bind(t.completed_at)
+                    .bind(t.message.as_deref())
+                    .bind(if t.retryable { "true" } else { "false" })
+                    .bind(t.worker.as_deref());
+            }
+            for _ in chunk.len()..n {
+                q = q
+                    .bind(None::<Uuid>)
+                    .bind(None::<i64>)
+                    .bind(None::<&str>)
+                    .bind(None::<i64>)
+                    .bind(None::<i64>)
+                    .bind(None::<i64>)
+                    .bind(None::<&str>)
+                    .bind(None::<&str>)
+                    .bind(None::<&str>);
+            }
+            for row in q.fetch_all(&mut *conn).await.map_err(db_err)? {
+                applied.insert(row.try_get(0).map_err(db_err)?);
+            }
+        }
+        Ok(())
+    }
+
+    async fn record_now(&self, worker_id: &str, updates: &[OutcomeUpdate]) -> Result<Vec<JobId>> {
+        if updates.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = now_micros();
+        let mut completions = Vec::new();
+        let mut transitions = Vec::new();
+        let mut wake = false;
+        for u in updates {
+            let id = *u.fence.id.as_uuid();
+            let attempt = i64::from(u.fence.attempt);
+            let fail =
+                |status, error: &jobs_core::AttemptFailure, retry_inc, run_at, done| Transition {
+                    id,
+                    attempt,
+                    status,
+                    retry_inc,
+                    run_at,
+                    completed_at: done,
+                    message: Some(error.message.clone()),
+                    retryable: error.retryable,
+                    worker: Some(worker_id.to_owned()),
+                };
+            match &u.outcome {
+                Outcome::Complete { result } => {
+                    let result = result
+                        .as_ref()
+                        .map(|v| {
+                            serde_json::to_string(v)
+                                .map_err(|e| Error::InvalidJob(format!("result of job {id}: {e}")))
+                        })
+                        .transpose()?;
+                    completions.push((id, attempt, result));
+                }
+                Outcome::Retry { delay, error } => {
+                    wake = true;
+                    transitions.push(fail(
+                        "RETRYING",
+                        error,
+                        1,
+                        Some(add_micros(now, *delay)),
+                        None,
+                    ));
+                }
+                Outcome::Fail { error } => {
+                    transitions.push(fail("FAILED", error, 0, None, Some(now)));
+                }
+                Outcome::DeadLetter { error } => {
+                    transitions.push(fail("DEAD_LETTER", error, 0, None, Some(now)));
+                }
+                Outcome::Release => {
+                    wake = true;
+                    transitions.push(Transition {
+                        id,
+                        attempt,
+                        status: "PENDING",
+                        retry_inc: 0,
+                        run_at: Some(now),
+                        completed_at: None,
+                        message: None,
+                        retryable: false,
+                        worker: None,
+                    });
+                }
+            }
+        }
+        let statements =
+            completions.len().div_ceil(UPDATE_CHUNK) + transitions.len().div_ceil(UPDATE_CHUNK);
+        let mut applied = HashSet::with_capacity(updates.len());
+        let mut conn = self.inner.writer.acquire().await.map_err(db_err)?;
+        if statements > 1 {
+            let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
+            Self::apply_completions(&mut tx, now, &completions, &mut applied).await?;
+            Self::apply_transitions(&mut tx, now, &transitions, &mut applied).await?;
+            tx.commit().await.map_err(db_err)?;
+        } else {
+            Self::apply_completions(&mut conn, now, &completions, &mut applied).await?;
+            Self::apply_transitions(&mut conn, now, &transitions, &mut applied).await?;
+        }
+        drop(conn);
+        if wake {
+            self.wake();
+        }
+        Ok(updates
+            .iter()
+            .map(|u| u.fence.id)
+            .filter(|id| !applied.contains(id.as_uuid()))
+            .collect())
+    }
+
+    async fn heartbeat_now(
+        &self,
+        worker_id: &str,
+        fences: &[Fence],
+        lease: Duration,
+    ) -> Result<Vec<JobId>> {
+        if fences.is_empty() {
+            return Ok(Vec::new());
+        }
+        let until = add_micros(now_micros(), lease);
+        let mut kept = HashSet::with_capacity(fences.len());
+        let mut conn = self.inner.writer.acquire().await.map_err(db_err)?;
+        for chunk in fences.chunks(UPDATE_CHUNK) {
+            let n = padded(chunk.len());
+            let sql = format!(
+                "UPDATE jobs_queue SET lease_until = ?1 FROM (VALUES {}) AS v \
+                 WHERE jobs_queue.id = v.column1 AND jobs_queue.attempt = v.column2 \
+                 AND jobs_queue.status = 'RUNNING' AND jobs_queue.locked_by = ?2 \
+                 RETURNING jobs_queue.id",
+                values_list(n, 2, 3)
+            );
+            let mut q = sqlx::query(&sql).bind(until).bind(worker_id);
+            for f in chunk {
+                q = q.bind(*f.id.as_uuid()).bind(i64::from(f.attempt));
+            }
+            for _ in chunk.len()..n {
+                q = q.bind(None::<Uuid>).bind(None::<i64>);
+            }
+            for row in q.fetch_all(&mut *conn).await.map_err(db_err)? {
+                kept.insert(row.try_get::<Uuid, _>(0).map_err(db_err)?);
+            }
+        }
+        Ok(fences
+            .iter()
+            .map(|f| f.id)
+            .filter(|id| !kept.contains(id.as_uuid()))
+            .collect())
+    }
+
+    async fn recover_now(&self) -> Result<Vec<Recovered>> {
+        let mut out = Vec::new();
+        loop {
+            let now = now_micros();
+            let mut conn = self.inner.writer.acquire().await.map_err(db_err)?;
+            let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
+            let sql = format!(
+                "SELECT {JOB_COLS} FROM jobs_queue WHERE status = 'RUNNING' AND lease_until < ?1 \
+                 ORDER BY lease_until LIMIT ?2"
+            );
+            let rows = sqlx::query(&sql)
+                .bind(now)
+                .bind(RECOVER_BATCH as i64)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            let expired = rows
+                .iter()
+                .map(|r| job_from_row(r).map(|(j, _)| j))
+                .collect::<Result<Vec<Job>>>()?;
+            if expired.is_empty() {
+                return Ok(out);
+            }
+            let mut transitions = Vec::with_capacity(expired.len());
+            let mut statuses = Vec::with_capacity(expired.len());
+            for job in &expired {
+                let retry = job.retry_count < job.max_retries;
+                let message = format!(
+                    "lease expired: worker `{}` stopped heartbeating (lease ran out at {})",
+                    job.locked_by.as_deref().unwrap_or("?"),
+                    job.lease_until.map(|t| t.to_rfc3339()).unwrap_or_default()
+                );
+                statuses.push(if retry {
+                    JobStatus::Retrying
+                } else {
+                    JobStatus::DeadLetter
+                });
+                transitions.push(Transition {
+                    id: *job.id.as_uuid(),
+                    attempt: i64::from(job.attempt),
+                    status: if retry { "RETRYING" } else { "DEAD_LETTER" },
+                    retry_inc: i64::from(retry),
+                    run_at: retry.then_some(now),
+                    completed_at: (!retry).then_some(now),
+                    message: Some(message),
+                    retryable: true,
+                    worker: job.locked_by.clone(),
+                });
+            }
+            let mut applied = HashSet::with_capacity(expired.len());
+            Self::apply_transitions(&mut tx, now, &transitions, &mut applied).await?;
+            tx.commit().await.map_err(db_err)?;
+            drop(conn);
+            let batch = expired.len();
+            for (job, now_status) in expired.into_iter().zip(statuses) {
+                if applied.contains(job.id.as_uuid()) {
+                    tracing::warn!(
+                        job_id = %job.id,
+                        job_type = %job.job_type,
+                        queue = %job.queue_name,
+                        attempt = job.attempt,
+                        worker = job.locked_by.as_deref().unwrap_or("?"),
+                        now = %now_status,
+                        "lease expired; attempt counted as failed"
+                    );
+                    out.push(Recovered {
+                        job,
+                        now: now_status,
+                    });
+                }
+            }
+            self.wake();
+            if batch < RECOVER_BATCH {
+                return Ok(out);
+            }
+        }
+    }
+
+    async fn fetch_job(&self, id: JobId) -> Result<Option<Job>> {
+        let sql = format!("SELECT {JOB_COLS} FROM jobs_queue WHERE id = ?1");
+        let row = sqlx::query(&sql)
+            .bind(*id.as_uuid())
+            .fetch_optional(&self.inner.reader)
+            .await
+            .map_err(db_err)?;
+        row.as_ref()
+            .map(|r| job_from_row(r).map(|(j, _)| j))
+            .transpose()
+    }
+
+    /// Runs a single-row state change; when it matches nothing, tells why.
+    async fn change_one(
+        &self,
+        id: JobId,
+        sql: &str,
+        now: i64,
+        action: &'static str,
+        allowed: &'static str,
+    ) -> Result<Job> {
+        let row = {
+            let mut conn = self.inner.writer.acquire().await.map_err(db_err)?;
+            sqlx::query(sql)
+                .bind(now)
+                .bind(*id.as_uuid())
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(db_err)?
+        };
+        match row {
+            Some(row) => Ok(job_from_row(&row)?.0),
+            None => match self.fetch_job(id).await? {
+                None => Err(Error::NotFound(id)),
+                Some(job) => Err(Error::InvalidState {
+                    id,
+                    from: job.status,
+                    action,
+                    allowed,
+                }),
+            },
+        }
+    }
+
+    async fn list_now(&self, filter: &JobFilter) -> Result<Vec<Job>> {
+        let mut sql = format!("SELECT {JOB_COLS} FROM jobs_queue WHERE 1 = 1");
+        if filter.queue.is_some() {
+            sql.push_str(" AND queue = ?3");
+        }
+        if filter.status.is_some() {
+            sql.push_str(" AND status = ?4");
+        }
+        if filter.job_type.is_some() {
+            sql.push_str(" AND job_type = ?5");
+        }
+        sql.push_str(" ORDER BY seq LIMIT ?1 OFFSET ?2");
+        let rows = sqlx::query(&sql)
+            .bind(i64::try_from(filter.limit).unwrap_or(i64::MAX))
+            .bind(i64::try_from(filter.offset).unwrap_or(i64::MAX))
+            .bind(filter.queue.as_deref())
+            .bind(filter.status.map(JobStatus::as_str))
+            .bind(filter.job_type.as_deref())
+            .fetch_all(&self.inner.reader)
+            .await
+            .map_err(db_err)?;
+        rows.iter()
+            .map(|r| job_from_row(r).map(|(j, _)| j))
+            .collect()
+    }
+
+    /// The earliest `run_at` in the future among waiting jobs of `queues`.
+    async fn next_due(&self, queues: &[String]) -> Result<Option<DateTime<Utc>>> {
+        if queues.is_empty() {
+            return Ok(None);
+        }
+        let marks = (0..queues.len())
+            .map(|i| format!("?{}", i + 2))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT MIN(run_at) FROM jobs_queue WHERE queue IN ({marks}) \
+             AND status IN {WAITING} AND run_at > ?1"
+        );
+        let mut q = sqlx::query_scalar::<_, Option<i64>>(&sql).bind(now_micros());
+        for queue in queues {
+            q = q.bind(queue.as_str());
+        }
+        let due = q.fetch_one(&self.inner.reader).await.map_err(db_err)?;
+        Ok(due.map(from_micros))
+    }
+}
+
+/// One job as inserted by `enqueue_batch`.
+struct InsertRow {
+    id: Uuid,
+    queue: String,
+    job_type: String,
+    payload: String,
+    status: &'static str,
+    priority: i32,
+    max_retries: i64,
+    run_at: i64,
+    metadata: Option<String>,
+}
+
+async fn insert_rows(conn: &mut SqliteConnection, rows: &[InsertRow], now: i64) -> Result<()> {
+    let sql = format!(
+        "INSERT INTO jobs_queue (id, queue, job_type, payload, status, priority, \
+         max_retries, run_at, created_at, metadata) VALUES {}",
+        values_list(rows.len(), 10, 1)
+    );
+    let mut q = sqlx::query(&sql);
+    for r in rows {
+        q = q
+            .bind(r.id)
+            .bind(r.queue.as_str())
+            .bind(r.job_type.as_str())
+            .bind(r.payload.as_str())
+            .bind(r.status)
+            .bind(r.priority)
+            .bind(r.max_retries)
+            .bind(r.run_at)
+            .bind(now)
+            .bind(r.metadata.as_deref());
+    }
+    match q.execute(conn).await {
+        Ok(_) => Ok(()),
+        Err(e)
+            if e.as_database_error()
+                .is_some_and(|d| d.is_unique_violation()) =>
+        {
+            Err(Error::InvalidJob(
+                "a job with one of these ids already exists (or an id repeats in the batch); \
+                 nothing was stored"
+                    .to_owned(),
+            ))
+        }
+        Err(e) => Err(db_err(e)),
+    }
+}
+
+async fn migrate(pool: &SqlitePool) -> std::result::Result<(), sqlx::Error> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let conn: &mut SqliteConnection = &mut tx;
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS jobs_schema (\
+            version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
+    )
+    .await?;
+    let current: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM jobs_schema")
+        .fetch_one(&mut *conn)
+        .await?;
+    let latest = MIGRATIONS.last().map_or(0, |m| m.0);
+    if current > latest {
+        return Err(sqlx::Error::Configuration(
+            format!(
+                "the database has jobs schema version {current}, newer than this build knows \
+                 ({latest}); upgrade `jobs` or use another database file"
+            )
+            .into(),
+        ));
+    }
+    for (version, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
+        conn.execute(*sql).await?;
+        sqlx::query("INSERT INTO jobs_schema (version, applied_at) VALUES (?1, ?2)")
+            .bind(version)
+            .bind(now_micros())
+            .execute(&mut *conn)
+            .await?;
+        tracing::info!(version, "sqlite jobs schema migrated");
+    }
+    tx.commit().await
+}
+
+impl JobQueue for SqliteBackend {
+    fn backend_name(&self) -> &'static str {
+        BACKEND
+    }
+
+    fn enqueue_batch(&self, jobs: Vec<NewJob>) -> BoxFuture<'_, Result<Vec<JobId>>> {
+        Box::pin(self.enqueue_now(jobs))
+    }
+
+    fn claim<'a>(&'a self, req: ClaimRequest<'a>) -> BoxFuture<'a, Result<Vec<Job>>> {
+        Box::pin(self.claim_now(req))
+    }
+
+    fn heartbeat<'a>(
+        &'a self,
+        worker_id: &'a str,
+        fences: &'a [Fence],
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<Vec<JobId>>> {
+        Box::pin(self.heartbeat_now(worker_id, fences, lease))
+    }
+
+    fn record<'a>(
+        &'a self,
+        worker_id: &'a str,
+        updates: &'a [OutcomeUpdate],
+    ) -> BoxFuture<'a, Result<Vec<JobId>>> {
+        Box::pin(self.record_now(worker_id, updates))
+    }
+
+    fn recover_expired(&self) -> BoxFuture<'_, Result<Vec<Recovered>>> {
+        Box::pin(self.recover_now())
+    }
+
+    fn get(&self, id: JobId) -> BoxFuture<'_, Result<Option<Job>>> {
+        Box::pin(self.fetch_job(id))
+    }
+
+    fn list<'a>(&'a self, filter: &'a JobFilter) -> BoxFuture<'a, Result<Vec<Job>>> {
+        Box::pin(self.list_now(filter))
+    }
+
+    fn cancel(&self, id: JobId) -> BoxFuture<'_, Result<Job>> {
+        Box::pin(async move {
+            let sql = format!(
+                "UPDATE jobs_queue SET status = 'FAILED', error_message = 'cancelled', \
+                 completed_at = ?1 WHERE id = ?2 AND status IN {WAITING} RETURNING {JOB_COLS}"
+            );
+            self.change_one(
+                id,
+                &sql,
+                now_micros(),
+                "cancelled",
+                "PENDING, SCHEDULED or RETRYING",
+            )
+            .await
+        })
+    }
+
+    fn requeue(&self, id: JobId) -> BoxFuture<'_, Result<Job>> {
+        Box::pin(async move {
+            let sql = format!(
+                "UPDATE jobs_queue SET status = 'PENDING', retry_count = 0, run_at = ?1, \
+                 completed_at = NULL WHERE id = ?2 AND status IN ('FAILED', 'DEAD_LETTER') \
+                 RETURNING {JOB_COLS}"
+            );
+            let job = self
+                .change_one(id, &sql, now_micros(), "requeued", "FAILED or DEAD_LETTER")
+                .await?;
+            self.wake();
+            Ok(job)
+        })
+    }
+
+    fn counts(&self) -> BoxFuture<'_, Result<Vec<QueueCount>>> {
+        Box::pin(async move {
+            let rows = sqlx::query(
+                "SELECT queue, status, COUNT(*) FROM jobs_queue GROUP BY queue, status \
+                 ORDER BY queue, status",
+            )
+            .fetch_all(&self.inner.reader)
+            .await
+            .map_err(db_err)?;
+            let mut out = rows
+                .iter()
+                .map(|r| {
+                    let queue: String = r.try_get(0).map_err(db_err)?;
+                    let status: &str = r.try_get(1).map_err(db_err)?;
+                    let count: i64 = r.try_get(2).map_err(db_err)?;
+                    let status = JobStatus::from_str(status).map_err(|e| Error::Corrupt {
+                        backend: BACKEND,
+                        id: format!("(some job of queue `{queue}`)"),
+                        reason: e.to_string(),
+                    })?;
+                    Ok(QueueCount {
+                        queue,
+                        status,
+                        count: count.unsigned_abs(),
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            out.sort();
+            Ok(out)
+        })
+    }
+
+    fn prune(&self, before: DateTime<Utc>, limit: usize) -> BoxFuture<'_, Result<u64>> {
+        Box::pin(async move {
+            if limit == 0 {
+                return Ok(0);
+            }
+            let sql = format!(
+                "DELETE FROM jobs_queue WHERE seq IN (SELECT seq FROM jobs_queue \
+                 WHERE status IN {TERMINAL} AND completed_at < ?1 ORDER BY completed_at LIMIT ?2)"
+            );
+            let mut conn = self.inner.writer.acquire().await.map_err(db_err)?;
+            let done = sqlx::query(&sql)
+                .bind(micros(before))
+                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                .execute(&mut *conn)
+                .await
+                .map_err(db_err)?;
+            Ok(done.rows_affected())
+        })
+    }
+
+    fn listener<'a>(&'a self, queues: &'a [String]) -> BoxFuture<'a, Result<Box<dyn JobListener>>> {
+        Box::pin(async move {
+            let listener: Box<dyn JobListener> = Box::new(SqliteListener {
+                backend: self.clone(),
+                queues: queues.to_vec(),
+                rx: self.inner.wake.subscribe(),
+            });
+            Ok(listener)
+        })
+    }
+}
+
+struct SqliteListener {
+    backend: SqliteBackend,
+    queues: Vec<String>,
+    rx: watch::Receiver<u64>,
+}
+
+impl JobListener for SqliteListener {
+    fn wait(&mut self, timeout: Duration) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            // Wake for the earliest scheduled job too, not only for new ones. If the
+            // lookup fails the plain timeout still bounds the wait.
+            let timeout = match self.backend.next_due(&self.queues).await {
+                Ok(Some(due)) => (due - Utc::now())
+                    .to_std()
+                    .unwrap_or(Duration::ZERO)
+                    .min(timeout),
+                Ok(None) => timeout,
+                Err(e) => {
+                    tracing::debug!(error = %e, "sqlite listener could not read the next due time");
+                    timeout
+                }
+            };
+            let _ = tokio::time::timeout(timeout, self.rx.changed()).await;
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    fn assert_send<T: Send>(_: &T) {}
+
+    /// `connect` must be spawnable (sqlx's executors make this easy to break).
+    #[tokio::test]
+    async fn futures_are_send() {
+        let connect = super::SqliteBackend::connect("sqlite::memory:");
+        assert_send(&connect);
+        let pool = sqlx::SqlitePool::connect_lazy("sqlite::memory:").expect("lazy");
+        let migrate = super::migrate(&pool);
+        assert_send(&migrate);
+    }
+}

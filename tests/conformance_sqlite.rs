@@ -1,0 +1,237 @@
+//! The backend conformance suite against SQLite (each test on its own database
+//! file, and once more on `sqlite::memory:`), plus what only SQLite has: several
+//! independent handles (as separate processes would hold) sharing one file.
+
+mod conformance;
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use jobs_core::{
+    ClaimRequest, JobFilter, JobId, JobQueue, JobStatus, NewJob, Outcome, OutcomeUpdate,
+};
+use jobs_runtime::backend::sqlite::SqliteBackend;
+use serde_json::json;
+
+fn temp_db(prefix: &str) -> PathBuf {
+    std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("sqlite-tests")
+        .join(format!("{prefix}-{}.db", uuid::Uuid::now_v7()))
+}
+
+fn url_of(path: &std::path::Path) -> String {
+    format!("sqlite://{}", path.display())
+}
+
+async fn sqlite_backend() -> Arc<dyn JobQueue> {
+    let url = url_of(&temp_db("conformance"));
+    Arc::new(SqliteBackend::connect(&url).await.expect("open sqlite"))
+}
+
+jobs_conformance_suite!(sqlite_backend);
+
+mod in_memory {
+    use super::*;
+
+    async fn sqlite_memory_backend() -> Arc<dyn JobQueue> {
+        Arc::new(
+            SqliteBackend::connect("sqlite::memory:")
+                .await
+                .expect("open sqlite::memory:"),
+        )
+    }
+
+    crate::jobs_conformance_suite!(sqlite_memory_backend);
+}
+
+/// Two handles with their own connection pools on one file, each with claimers
+/// running flat out while both enqueue: every job is claimed exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_handles_on_one_file_never_double_claim() {
+    const INITIAL: usize = 2000;
+    const MORE_BATCHES: usize = 20;
+    const BATCH: usize = 50;
+    let url = url_of(&temp_db("shared"));
+    let a = Arc::new(SqliteBackend::connect(&url).await.expect("open a"));
+    let b = Arc::new(SqliteBackend::connect(&url).await.expect("open b"));
+    let handles: [Arc<dyn JobQueue>; 2] = [a.clone(), b.clone()];
+
+    let new_jobs = |n: usize, tag: &str| -> Vec<NewJob> {
+        (0..n)
+            .map(|i| NewJob::new("shared.job", json!({ "tag": tag, "i": i })))
+            .collect()
+    };
+    let mut produced: Vec<JobId> = a
+        .enqueue_batch(new_jobs(INITIAL, "initial"))
+        .await
+        .expect("enqueue");
+    let done = Arc::new(AtomicBool::new(false));
+
+    let producer = {
+        let (a, b) = (handles[0].clone(), handles[1].clone());
+        let done = done.clone();
+        tokio::spawn(async move {
+            let mut ids = Vec::new();
+            for i in 0..MORE_BATCHES {
+                let q = if i % 2 == 0 { &a } else { &b };
+                ids.extend(
+                    q.enqueue_batch(new_jobs(BATCH, "more"))
+                        .await
+                        .expect("enqueue"),
+                );
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            done.store(true, Ordering::SeqCst);
+            ids
+        })
+    };
+    let mut claimers = Vec::new();
+    for c in 0..8 {
+        let q = handles[c % 2].clone();
+        let done = done.clone();
+        claimers.push(tokio::spawn(async move {
+            let worker = format!("handle-{}-claimer-{c}", c % 2);
+            let queues = vec!["default".to_owned()];
+            let mut seen = Vec::new();
+            loop {
+                let finished = done.load(Ordering::SeqCst);
+                let jobs = q
+                    .claim(ClaimRequest {
+                        worker_id: &worker,
+                        queues: &queues,
+                        limit: 1 + (c * 5) % 32,
+                        lease: Duration::from_secs(60),
+                    })
+                    .await
+                    .expect("claim");
+                if jobs.is_empty() {
+                    if finished {
+                        break;
+                    }
+                    tokio::task::yield_now().await;
+                    continue;
+                }
+                for j in &jobs {
+                    assert_eq!(j.attempt, 1, "job {} claimed twice", j.id);
+                }
+                let updates: Vec<OutcomeUpdate> = jobs
+                    .iter()
+                    .map(|j| OutcomeUpdate {
+                        fence: j.fence(),
+                        outcome: Outcome::Complete { result: None },
+                    })
+                    .collect();
+                let lost = q.record(&worker, &updates).await.expect("record");
+                assert!(
+                    lost.is_empty(),
+                    "outcome of a fresh claim refused: {lost:?}"
+                );
+                seen.extend(jobs.iter().map(|j| j.id));
+            }
+            seen
+        }));
+    }
+    produced.extend(producer.await.expect("producer"));
+    let mut seen = Vec::new();
+    for c in claimers {
+        seen.extend(c.await.expect("claimer"));
+    }
+    let unique: HashSet<JobId> = seen.iter().copied().collect();
+    assert_eq!(unique.len(), seen.len(), "a job was claimed twice");
+    assert_eq!(unique, produced.iter().copied().collect::<HashSet<_>>());
+    let counts = b.counts().await.expect("counts");
+    assert_eq!(counts.len(), 1);
+    assert_eq!(counts[0].status, JobStatus::Completed);
+    assert_eq!(counts[0].count as usize, INITIAL + MORE_BATCHES * BATCH);
+}
+
+/// Jobs survive closing and reopening the file; a job that was RUNNING when its
+/// process went away comes back through lease expiry.
+#[tokio::test]
+async fn jobs_survive_reopening_the_file() {
+    let path = temp_db("reopen");
+    let url = url_of(&path);
+    let (waiting, running) = {
+        let q = SqliteBackend::connect(&url).await.expect("open");
+        let ids = q
+            .enqueue_batch(vec![
+                NewJob::new("r.job", json!({ "k": 1 })),
+                NewJob::new("r.job", json!({ "k": 2 })).queue("other"),
+            ])
+            .await
+            .expect("enqueue");
+        let claimed = q
+            .claim(ClaimRequest {
+                worker_id: "gone",
+                queues: &["other".to_owned()],
+                limit: 1,
+                lease: Duration::from_millis(100),
+            })
+            .await
+            .expect("claim");
+        assert_eq!(claimed.len(), 1);
+        q.close().await;
+        (ids[0], ids[1])
+    };
+    assert!(path.exists());
+    let q = SqliteBackend::connect(&url).await.expect("reopen");
+    let w = q.get(waiting).await.expect("get").expect("still there");
+    assert_eq!(w.status, JobStatus::Pending);
+    assert_eq!(w.payload, json!({ "k": 1 }));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let recovered = q.recover_expired().await.expect("recover");
+    assert_eq!(recovered.len(), 1);
+    assert_eq!(recovered[0].job.id, running);
+    assert_eq!(recovered[0].now, JobStatus::Retrying);
+    assert_eq!(q.list(&JobFilter::default()).await.expect("list").len(), 2);
+}
+
+/// Many handles opening a fresh file at once all succeed and share one schema.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_first_opens_create_the_schema_once() {
+    let url = url_of(&temp_db("race"));
+    let opens: Vec<_> = (0..8)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { SqliteBackend::connect(&url).await })
+        })
+        .collect();
+    let mut handles = Vec::new();
+    for o in opens {
+        handles.push(o.await.expect("task").expect("open"));
+    }
+    for (i, q) in handles.iter().enumerate() {
+        q.enqueue_batch(vec![NewJob::new("race.job", json!({ "i": i }))])
+            .await
+            .expect("enqueue");
+    }
+    let all = handles[0].list(&JobFilter::default()).await.expect("list");
+    assert_eq!(all.len(), 8);
+}
+
+/// `jobs_runtime::connect` reaches this backend for `sqlite:` URLs, and a bad
+/// path is a clear connect error.
+#[tokio::test]
+async fn connect_url_opens_sqlite() {
+    let path = temp_db("connect").with_extension("").join("nested/jobs.db");
+    let queue = jobs_runtime::connect(&url_of(&path))
+        .await
+        .expect("connect");
+    assert_eq!(queue.backend().backend_name(), "sqlite");
+    assert!(path.exists(), "file and parent directories are created");
+    let queue = jobs_runtime::connect("sqlite::memory:")
+        .await
+        .expect("memory");
+    assert_eq!(queue.backend().backend_name(), "sqlite");
+    let err = jobs_runtime::connect("sqlite:///proc/definitely/not/here.db")
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("sqlite:///proc/definitely/not/here.db"),
+        "{err}"
+    );
+}
