@@ -53,13 +53,34 @@ async fn concurrent_connects_migrate_a_fresh_schema_once() {
     .fetch_all(backend.pool())
     .await
     .unwrap();
-    assert_eq!(versions, vec![1]);
+    assert_eq!(versions, vec![1, 2]);
     // Every one of them works on the same table.
     let id = backends[7]
         .enqueue_batch(vec![NewJob::new("t", json!({}))])
         .await
         .unwrap()[0];
     assert!(backends[3].get(id).await.unwrap().is_some());
+
+    // A schema one migration behind is brought up to date at the next start.
+    sqlx::query(&format!(
+        "DELETE FROM \"{schema}\".jobs_migrations WHERE version = 2"
+    ))
+    .execute(backend.pool())
+    .await
+    .unwrap();
+    let upgraded = PostgresBackend::builder(url.clone())
+        .schema(schema.clone())
+        .connect()
+        .await
+        .unwrap();
+    let versions: Vec<i32> = sqlx::query_scalar(&format!(
+        "SELECT version FROM \"{schema}\".jobs_migrations ORDER BY version"
+    ))
+    .fetch_all(upgraded.pool())
+    .await
+    .unwrap();
+    assert_eq!(versions, vec![1, 2]);
+    assert!(upgraded.get(id).await.unwrap().is_some());
     drop_schema(backend).await;
 }
 

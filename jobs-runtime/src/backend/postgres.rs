@@ -76,8 +76,16 @@ const BACKEND: &str = "postgres";
 /// The schema used unless the URL or the builder names another.
 pub const DEFAULT_SCHEMA: &str = "jobs";
 
-/// Embedded migrations: (version, name, SQL with a `__SCHEMA__` placeholder).
-const MIGRATIONS: &[(i32, &str, &str)] = &[(1, "init", include_str!("postgres/0001_init.sql"))];
+/// Embedded migrations, never edited once merged: (version, name, SQL with
+/// `__SCHEMA__`/`__CHANNEL__` placeholders).
+const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, "init", include_str!("postgres/0001_init.sql")),
+    (
+        2,
+        "claim_hints",
+        include_str!("postgres/0002_claim_hints.sql"),
+    ),
+];
 
 /// Advisory-lock class of the migration lock (`'jobs'` in ASCII); the other key is the schema's hash.
 const MIGRATION_LOCK_CLASS: i32 = 0x6a6f_6273;

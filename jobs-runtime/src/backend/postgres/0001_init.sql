@@ -1,5 +1,4 @@
 -- jobs schema v1. `__SCHEMA__` is replaced by the quoted schema name at connect.
--- Wake-ups: every statement that makes work claimable NOTIFYs `<schema>.jobs_wake` once.
 
 CREATE TABLE __SCHEMA__.jobs (
     id            uuid        PRIMARY KEY,
@@ -28,9 +27,7 @@ CREATE TABLE __SCHEMA__.jobs (
 
 -- The claim path: only waiting rows are indexed, in claim order within a queue,
 -- so finished and running rows never cost a claim anything however many there are.
--- Priority is negated so that every column ascends: a claim can then start from a
--- row-comparison position, past the dead entries of jobs claimed before.
-CREATE INDEX jobs_claim_idx ON __SCHEMA__.jobs (queue_name, (-priority::bigint), run_at, seq)
+CREATE INDEX jobs_claim_idx ON __SCHEMA__.jobs (queue_name, priority DESC, run_at, seq)
     WHERE status IN ('PENDING', 'SCHEDULED', 'RETRYING');
 
 -- The earliest future job per queue, for the listener's wake-up timer.
@@ -44,3 +41,15 @@ CREATE INDEX jobs_lease_idx ON __SCHEMA__.jobs (lease_until)
 -- Finished jobs by age, for pruning.
 CREATE INDEX jobs_finished_idx ON __SCHEMA__.jobs (completed_at)
     WHERE status IN ('COMPLETED', 'FAILED', 'DEAD_LETTER');
+
+-- One NOTIFY per statement: the payload lists the queues that got claimable work,
+-- and a final `!` token when a future run_at was stored (listeners re-read their timer).
+-- Payloads are capped well below PostgreSQL's 8000-byte limit; `*` means "any queue".
+CREATE FUNCTION __SCHEMA__.wake(queues text[], refresh boolean) RETURNS void
+LANGUAGE sql AS $$
+    SELECT pg_notify(
+        __CHANNEL__,
+        CASE WHEN octet_length(p) > 7000 THEN '* !' ELSE p END)
+    FROM (SELECT array_to_string(queues, ' ') || CASE WHEN refresh THEN ' !' ELSE '' END AS p) AS s
+    WHERE coalesce(cardinality(queues), 0) > 0
+$$;
