@@ -136,6 +136,14 @@ pub trait JobListener: Send {
     /// Returns when new work may be claimable, or after `timeout` at the latest.
     /// Spurious returns are fine; missed signals must not be (within `timeout`).
     fn wait(&mut self, timeout: Duration) -> BoxFuture<'_, ()>;
+
+    /// True when every change that makes a job claimable for these queues —
+    /// from any process — is signalled (enqueue, release, retry and scheduled
+    /// jobs coming due), so a worker need poll only as a rare safety net.
+    /// False (the default) when some changes are only found by polling.
+    fn signals_all_work(&self) -> bool {
+        false
+    }
 }
 
 /// The backend port. Methods work in batches where it matters for speed; every

@@ -456,7 +456,10 @@ impl WorkerManagerBuilder {
         self
     }
 
-    /// The longest an idle manager waits before looking for work without a wake-up signal (default 1 s).
+    /// The longest an idle manager waits before looking for work without a
+    /// wake-up signal (default 1 s). Where the backend signals all work across
+    /// processes (PostgreSQL, Redis, memory) it only polls every fifth interval,
+    /// as a safety net.
     pub fn poll_interval(mut self, d: Duration) -> Self {
         self.cfg.poll = d;
         self

@@ -89,7 +89,7 @@ pub(crate) async fn claim_loop(
         };
         if jobs.is_empty() {
             drop(permits);
-            let poll = shared.cfg.poll;
+            let poll = idle_poll(&listener, shared.cfg.poll);
             tokio::select! {
                 _ = stop.cancelled() => break,
                 _ = wait_for_work(&mut listener, poll) => {}
@@ -109,6 +109,22 @@ pub(crate) async fn claim_loop(
         }
     }
 }
+
+/// How long an idle worker waits for a signal before looking anyway: the poll
+/// interval, or five times it where the listener signals all work (PostgreSQL,
+/// Redis, memory), so an idle worker costs its database almost nothing.
+fn idle_poll(
+    listener: &Option<Box<dyn JobListener>>,
+    poll: std::time::Duration,
+) -> std::time::Duration {
+    match listener {
+        Some(l) if l.signals_all_work() => poll.saturating_mul(IDLE_POLL_FACTOR),
+        _ => poll,
+    }
+}
+
+/// See [`idle_poll`].
+const IDLE_POLL_FACTOR: u32 = 5;
 
 async fn wait_for_work(listener: &mut Option<Box<dyn JobListener>>, poll: std::time::Duration) {
     match listener {

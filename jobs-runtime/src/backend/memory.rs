@@ -568,4 +568,9 @@ impl JobListener for MemoryListener {
             let _ = tokio::time::timeout(timeout, self.rx.changed()).await;
         })
     }
+
+    fn signals_all_work(&self) -> bool {
+        // Every job of a memory backend lives in this process, and every change signals.
+        true
+    }
 }

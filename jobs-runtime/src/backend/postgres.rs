@@ -1362,4 +1362,10 @@ impl JobListener for PgJobListener {
     fn wait(&mut self, timeout: Duration) -> BoxFuture<'_, ()> {
         Box::pin(self.wait_inner(timeout))
     }
+
+    fn signals_all_work(&self) -> bool {
+        // LISTEN/NOTIFY reaches every process, and the listener sleeps until the
+        // earliest scheduled job is due.
+        true
+    }
 }

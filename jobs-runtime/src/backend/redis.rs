@@ -1419,6 +1419,12 @@ impl JobListener for RedisListener {
     fn wait(&mut self, timeout: Duration) -> BoxFuture<'_, ()> {
         Box::pin(self.wait_inner(timeout))
     }
+
+    fn signals_all_work(&self) -> bool {
+        // Pub/sub reaches every process, and the listener sleeps until the
+        // earliest delayed job is due.
+        true
+    }
 }
 
 #[cfg(test)]
