@@ -146,26 +146,12 @@ fn padded(n: usize) -> usize {
     n.next_power_of_two().min(UPDATE_CHUNK)
 }
 
-/// `(?a, ?b, …), (…)`: `rows` tuples of `width` numbered parameters from `first`.
-fn values_list(rows: usize, width: usize, first: usize) -> String {
-    let mut s = String::with_capacity(rows * width * 6);
-    let mut n = first;
-    for r in 0..rows {
-        if r > 0 {
-            s.push_str(", ");
-        }
-        s.push('(');
-        for c in 0..width {
-            if c > 0 {
-                s.push_str(", ");
-            }
-            s.push('?');
-            s.push_str(&n.to_string());
-            n += 1;
-        }
-        s.push(')');
-    }
-    s
+/// `(?, ?, …), (…)`: `rows` tuples of `width` anonymous parameters. Big
+/// statements use anonymous parameters only: SQLite looks numbered ones up by a
+/// linear scan, which makes binding thousands of them quadratic.
+fn values_list(rows: usize, width: usize) -> String {
+    let tuple = format!("({})", vec!["?"; width].join(", "));
+    vec![tuple.as_str(); rows].join(", ")
 }
 
 /// Every handle on one database file in this process shares one wake-up signal,
@@ -291,6 +277,7 @@ impl SqliteBackend {
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(false)
             .statement_cache_capacity(256)
+            .row_buffer_size(256)
             .pragma("temp_store", "memory");
         if !in_memory {
             options = options
@@ -314,6 +301,8 @@ impl SqliteBackend {
                 .min_connections(1)
                 .idle_timeout(None)
                 .max_lifetime(None)
+                // A ping per acquire would double the round trips of every call.
+                .test_before_acquire(false)
                 .acquire_timeout(Duration::from_secs(120))
                 .connect_with(options.clone())
                 .await;
@@ -336,6 +325,7 @@ impl SqliteBackend {
             let reader = SqlitePoolOptions::new()
                 .max_connections(4)
                 .min_connections(0)
+                .test_before_acquire(false)
                 .acquire_timeout(Duration::from_secs(120))
                 .connect_lazy_with(options.clone());
             let key = std::fs::canonicalize(options.get_filename())
@@ -498,11 +488,11 @@ impl SqliteBackend {
             let n = padded(chunk.len());
             let sql = format!(
                 "UPDATE jobs_queue SET status = 'COMPLETED', result_data = v.column3, \
-                 completed_at = ?1, locked_by = NULL, lease_until = NULL \
+                 completed_at = ?, locked_by = NULL, lease_until = NULL \
                  FROM (VALUES {}) AS v \
                  WHERE jobs_queue.id = v.column1 AND jobs_queue.attempt = v.column2 \
                  AND jobs_queue.status = 'RUNNING' RETURNING jobs_queue.id",
-                values_list(n, 3, 2)
+                values_list(n, 3)
             );
             let mut q = sqlx::query(&sql).bind(now);
             for (id, attempt, result) in chunk {
@@ -539,13 +529,13 @@ impl SqliteBackend {
                  errors = CASE WHEN v.column7 IS NULL THEN jobs_queue.errors ELSE \
                    json_insert(COALESCE(jobs_queue.errors, '[]'), '$[#]', json_object(\
                      'attempt', jobs_queue.attempt, 'retry_count', jobs_queue.retry_count, \
-                     'at', ?1, 'message', v.column7, 'retryable', json(v.column8), \
+                     'at', ?, 'message', v.column7, 'retryable', json(v.column8), \
                      'worker', v.column9)) END, \
                  locked_by = NULL, lease_until = NULL \
                  FROM (VALUES {}) AS v \
                  WHERE jobs_queue.id = v.column1 AND jobs_queue.attempt = v.column2 \
                  AND jobs_queue.status = 'RUNNING' RETURNING jobs_queue.id",
-                values_list(n, 9, 2)
+                values_list(n, 9)
             );
             let mut q = sqlx::query(&sql).bind(at.as_str());
             for t in chunk {
@@ -684,19 +674,20 @@ impl SqliteBackend {
         for chunk in fences.chunks(UPDATE_CHUNK) {
             let n = padded(chunk.len());
             let sql = format!(
-                "UPDATE jobs_queue SET lease_until = ?1 FROM (VALUES {}) AS v \
+                "UPDATE jobs_queue SET lease_until = ? FROM (VALUES {}) AS v \
                  WHERE jobs_queue.id = v.column1 AND jobs_queue.attempt = v.column2 \
-                 AND jobs_queue.status = 'RUNNING' AND jobs_queue.locked_by = ?2 \
+                 AND jobs_queue.status = 'RUNNING' AND jobs_queue.locked_by = ? \
                  RETURNING jobs_queue.id",
-                values_list(n, 2, 3)
+                values_list(n, 2)
             );
-            let mut q = sqlx::query(&sql).bind(until).bind(worker_id);
+            let mut q = sqlx::query(&sql).bind(until);
             for f in chunk {
                 q = q.bind(*f.id.as_uuid()).bind(i64::from(f.attempt));
             }
             for _ in chunk.len()..n {
                 q = q.bind(None::<Uuid>).bind(None::<i64>);
             }
+            q = q.bind(worker_id);
             for row in q.fetch_all(&mut *conn).await.map_err(db_err)? {
                 kept.insert(row.try_get::<Uuid, _>(0).map_err(db_err)?);
             }
@@ -895,7 +886,7 @@ async fn insert_rows(conn: &mut SqliteConnection, rows: &[InsertRow], now: i64) 
     let sql = format!(
         "INSERT INTO jobs_queue (id, queue, job_type, payload, status, priority, \
          max_retries, run_at, created_at, metadata) VALUES {}",
-        values_list(rows.len(), 10, 1)
+        values_list(rows.len(), 10)
     );
     let mut q = sqlx::query(&sql);
     for r in rows {
