@@ -1,1 +1,72 @@
-//! facade
+//! # jobs — background jobs for Rust
+//!
+//! Write business logic as a handler, enqueue typed jobs, and let a
+//! [`WorkerManager`] claim them from ordered queues with bounded concurrency,
+//! retry failures with backoff, call `on_failure` after every failed attempt,
+//! dead-letter what exhausts its retries, and shut down without losing work.
+//! Backends: `memory://`, `sqlite://` (embedded, durable), `postgres://` and
+//! `redis://` (many workers on many machines), all behind one [`JobQueue`] port.
+//!
+//! ```
+//! use jobs::prelude::*;
+//!
+//! struct Greet;
+//!
+//! impl JobHandler for Greet {
+//!     fn job_type(&self) -> &str {
+//!         "greet"
+//!     }
+//!
+//!     async fn handle(&self, job: &Job) -> Result<JobResult, JobError> {
+//!         let name = job.payload["name"].as_str().unwrap_or("world");
+//!         Ok(JobResult::with_data(serde_json::json!({ "greeting": format!("hello, {name}") })))
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> jobs::Result<()> {
+//! let queue = jobs::connect("memory://").await?;
+//! let id = queue.enqueue_raw("greet", serde_json::json!({ "name": "Ada" })).await?;
+//!
+//! let manager = WorkerManager::builder(queue.clone()).handler(Greet).build()?;
+//! manager.start().await?;
+//! # while queue.get(id).await?.unwrap().status != JobStatus::Completed {
+//! #     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+//! # }
+//! manager.stop().await?;
+//!
+//! let job = queue.get(id).await?.expect("stored");
+//! assert_eq!(job.status, JobStatus::Completed);
+//! assert_eq!(job.result_data.unwrap()["greeting"], "hello, Ada");
+//! # Ok(())
+//! # }
+//! ```
+
+pub use jobs_core::{
+    find_registration, payload, registered_handlers, AttemptError, AttemptFailure, Backoff,
+    BoxError, BoxFuture, CancelReason, CancellationToken, ClaimRequest, Data, DynHandler, Enqueue,
+    Error, Fence, FromJobContext, HandlerRegistration, Job, JobContext, JobError, JobFilter,
+    JobHandler, JobId, JobListener, JobOptions, JobPayload, JobQueue, JobResult, JobStatus, NewJob,
+    Outcome, OutcomeUpdate, Queue, QueueCount, Recovered, Result, ServiceRequirement, Services,
+    Validate,
+};
+pub use jobs_runtime::{
+    backend, connect, ManagerStats, WorkerManager, WorkerManagerBuilder, SCHEMES,
+};
+
+/// What most programs need: `use jobs::prelude::*;`.
+pub mod prelude {
+    pub use crate::{
+        connect, Backoff, Data, Job, JobContext, JobError, JobHandler, JobId, JobPayload,
+        JobResult, JobStatus, NewJob, Queue, WorkerManager,
+    };
+    pub use serde::{Deserialize, Serialize};
+}
+
+/// What `#[job_handler]` output refers to; not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use inventory;
+    pub use jobs_core;
+    pub use serde_json;
+}

@@ -38,6 +38,7 @@ pub async fn connect(url: &str) -> Result<Queue> {
     }
 }
 
+#[cfg(not(all(feature = "sqlite", feature = "postgres", feature = "redis")))]
 fn feature_off(url: &str, feature: &str) -> Error {
     Error::Connect {
         url: url.to_owned(),
@@ -59,10 +60,26 @@ async fn connect_sqlite(url: &str) -> Result<Queue> {
     Err(feature_off(url, "sqlite"))
 }
 
+#[cfg(feature = "postgres")]
+async fn connect_postgres(url: &str) -> Result<Queue> {
+    crate::backend::postgres::PostgresBackend::connect(url)
+        .await
+        .map(Queue::new)
+}
+
+#[cfg(not(feature = "postgres"))]
 async fn connect_postgres(url: &str) -> Result<Queue> {
     Err(feature_off(url, "postgres"))
 }
 
+#[cfg(feature = "redis")]
+async fn connect_redis(url: &str) -> Result<Queue> {
+    crate::backend::redis::RedisBackend::connect(url)
+        .await
+        .map(Queue::new)
+}
+
+#[cfg(not(feature = "redis"))]
 async fn connect_redis(url: &str) -> Result<Queue> {
     Err(feature_off(url, "redis"))
 }

@@ -4,5 +4,14 @@
 
 pub mod backend;
 mod connect;
+mod lease;
+mod manager;
+mod outcome;
+mod panic;
+mod retry;
+mod stats;
+mod worker;
 
 pub use connect::{connect, SCHEMES};
+pub use manager::{WorkerManager, WorkerManagerBuilder};
+pub use stats::ManagerStats;

@@ -1,5 +1,10 @@
 //! Queue backends: one module each, all implementing [`jobs_core::JobQueue`].
 
 pub mod memory;
+#[cfg(feature = "postgres")]
+pub mod postgres;
+#[cfg(feature = "redis")]
+pub mod redis;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+pub mod transactional;

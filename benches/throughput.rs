@@ -1,0 +1,217 @@
+//! The throughput and latency benchmark, runnable against any backend URL.
+//!
+//! ```text
+//! cargo bench --bench throughput -- --url sqlite:///tmp/bench.db
+//! cargo bench --bench throughput -- --url postgres://postgres@127.0.0.1/test --workloads w1,w3
+//! cargo bench --bench throughput -- --url redis://127.0.0.1:6379 --drain-sizes 20000,1000000
+//! ```
+//!
+//! Workloads (defined so numbers compare with other libraries):
+//! * W1 drain: enqueue N no-op jobs (payload `{"n": i}`) with the batch API,
+//!   then start one manager with concurrency 16 and time until the backend has
+//!   recorded all N completed. N = 20,000 and 200,000 by default.
+//! * W2 enqueue: 5,000 single enqueues awaited one after another from one
+//!   client; then 5 batches of 1,000.
+//! * W3 pickup latency: one idle manager (concurrency 16); a producer enqueues
+//!   2,000 jobs at a steady 200/s, each carrying its enqueue time; reports
+//!   p50/p95/p99/max of (handler start − enqueue).
+//!
+//! Every workload uses queues of its own (`bench-<workload>-<random>`), so use
+//! a scratch database: jobs are left behind for inspection.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use jobs::{Job, JobError, JobHandler, JobResult, JobStatus, NewJob, Queue, WorkerManager};
+use serde_json::json;
+
+#[derive(Parser)]
+struct Args {
+    /// Backend URL.
+    #[arg(long, default_value = "memory://")]
+    url: String,
+    /// Which workloads: w1, w2, w3.
+    #[arg(long, value_delimiter = ',', default_value = "w1,w2,w3")]
+    workloads: Vec<String>,
+    /// Backlog sizes for W1.
+    #[arg(long, value_delimiter = ',', default_value = "20000,200000")]
+    drain_sizes: Vec<usize>,
+    /// Manager concurrency.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Ignored (cargo bench passes it).
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
+struct Noop;
+impl JobHandler for Noop {
+    fn job_type(&self) -> &str {
+        "bench.noop"
+    }
+    async fn handle(&self, _job: &Job) -> Result<JobResult, JobError> {
+        Ok(JobResult::success())
+    }
+}
+
+struct Latency(Arc<Mutex<Vec<Duration>>>);
+impl JobHandler for Latency {
+    fn job_type(&self) -> &str {
+        "bench.latency"
+    }
+    async fn handle(&self, job: &Job) -> Result<JobResult, JobError> {
+        let now = chrono::Utc::now().timestamp_micros();
+        let sent = job.payload["sent_us"].as_i64().unwrap_or(now);
+        let us = u64::try_from(now - sent).unwrap_or(0);
+        self.0.lock().unwrap().push(Duration::from_micros(us));
+        Ok(JobResult::success())
+    }
+}
+
+fn queue_name(workload: &str) -> String {
+    format!("bench-{workload}-{:08x}", fastrand::u32(..))
+}
+
+fn manager(queue: &Queue, q: &str, concurrency: usize) -> jobs::Result<WorkerManager> {
+    WorkerManager::builder(queue.clone())
+        .auto_register(false)
+        .handler(Noop)
+        .queues([q])
+        .concurrency(concurrency)
+        .build()
+}
+
+async fn w1(queue: &Queue, n: usize, concurrency: usize) -> jobs::Result<()> {
+    let q = queue_name("w1");
+    let t = Instant::now();
+    for chunk in (0..n).collect::<Vec<_>>().chunks(5_000) {
+        let jobs = chunk
+            .iter()
+            .map(|i| NewJob::new("bench.noop", json!({ "n": i })).queue(&q))
+            .collect();
+        queue.enqueue_many(jobs).await?;
+    }
+    let enqueue_secs = t.elapsed().as_secs_f64();
+    let m = manager(queue, &q, concurrency)?;
+    let t = Instant::now();
+    m.start().await?;
+    while (m.stats().completed as usize) < n {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let secs = t.elapsed().as_secs_f64();
+    m.stop().await?;
+    let done: u64 = queue
+        .counts()
+        .await?
+        .iter()
+        .filter(|c| c.queue == q && c.status == JobStatus::Completed)
+        .map(|c| c.count)
+        .sum();
+    assert_eq!(
+        done as usize, n,
+        "the backend must report every job completed"
+    );
+    println!(
+        "| W1 drain {n:>9} jobs | {secs:>8.2} s | {:>9.0} jobs/s | (setup: batch enqueue {:.0} jobs/s)",
+        n as f64 / secs,
+        n as f64 / enqueue_secs
+    );
+    Ok(())
+}
+
+async fn w2(queue: &Queue) -> jobs::Result<()> {
+    let q = queue_name("w2");
+    let n = 5_000;
+    let t = Instant::now();
+    for i in 0..n {
+        queue
+            .enqueue_job(NewJob::new("bench.noop", json!({ "n": i })).queue(&q))
+            .await?;
+    }
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "| W2 single enqueue {n} | {secs:>8.2} s | {:>9.0} jobs/s |",
+        n as f64 / secs
+    );
+    let t = Instant::now();
+    for b in 0..5 {
+        let jobs = (0..1_000)
+            .map(|i| NewJob::new("bench.noop", json!({ "n": b * 1_000 + i })).queue(&q))
+            .collect();
+        queue.enqueue_many(jobs).await?;
+    }
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "| W2 batch enqueue 5x1000 | {secs:>8.2} s | {:>9.0} jobs/s |",
+        5_000.0 / secs
+    );
+    Ok(())
+}
+
+async fn w3(queue: &Queue, concurrency: usize) -> jobs::Result<()> {
+    let q = queue_name("w3");
+    let seen = Arc::new(Mutex::new(Vec::with_capacity(2_000)));
+    let m = WorkerManager::builder(queue.clone())
+        .auto_register(false)
+        .handler(Latency(seen.clone()))
+        .queues([q.as_str()])
+        .concurrency(concurrency)
+        .build()?;
+    m.start().await?;
+    tokio::time::sleep(Duration::from_millis(500)).await; // let it go idle
+    let n = 2_000;
+    let mut tick = tokio::time::interval(Duration::from_millis(5));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    for i in 0..n {
+        tick.tick().await;
+        let sent_us = chrono::Utc::now().timestamp_micros();
+        queue
+            .enqueue_job(
+                NewJob::new("bench.latency", json!({ "n": i, "sent_us": sent_us })).queue(&q),
+            )
+            .await?;
+    }
+    while seen.lock().unwrap().len() < n {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    m.stop().await?;
+    let mut lat = seen.lock().unwrap().clone();
+    lat.sort();
+    let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "| W3 pickup latency 200/s | p50 {:.2} ms | p95 {:.2} ms | p99 {:.2} ms | max {:.2} ms |",
+        ms(pct(0.50)),
+        ms(pct(0.95)),
+        ms(pct(0.99)),
+        ms(*lat.last().unwrap())
+    );
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> jobs::Result<()> {
+    let args = Args::parse();
+    let queue = jobs::connect(&args.url).await?;
+    println!(
+        "backend {} ({}), concurrency {}, {} cores",
+        queue.backend().backend_name(),
+        args.url,
+        args.concurrency,
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    for w in &args.workloads {
+        match w.as_str() {
+            "w1" => {
+                for &n in &args.drain_sizes {
+                    w1(&queue, n, args.concurrency).await?;
+                }
+            }
+            "w2" => w2(&queue).await?,
+            "w3" => w3(&queue, args.concurrency).await?,
+            other => eprintln!("unknown workload `{other}` (w1, w2, w3)"),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,135 @@
+-- Shared prelude of every script (prepended at compile time).
+-- KEYS[1] is the namespace tag `{prefix}`; every other key of the namespace is
+-- built from it, so all of them hash to the same Redis Cluster slot.
+local K = KEYS[1]
+
+-- Redis server time in microseconds: one clock for every machine.
+local function now_us()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+
+-- Lua turns numbers into strings with 14 significant digits; timestamps in
+-- microseconds need 16, so every number sent to Redis goes through this.
+local function n2s(x)
+  return string.format('%.0f', x)
+end
+
+local function jkey(id)
+  return K .. ':j:' .. id
+end
+
+-- Member of the ready and delayed sets: zero-padded run_at and enqueue
+-- sequence, then the id. Equal scores sort by member, so within one priority
+-- jobs come out by run_at, then enqueue order.
+local ID_AT = 34
+local function member(ra, sq, id)
+  ra = tonumber(ra) or 0
+  sq = tonumber(sq) or 0
+  if ra < 0 then ra = 0 end
+  return string.format('%017.0f%016.0f', ra, sq) .. id
+end
+
+-- Hash fields returned for a job, in the order the Rust side reads them.
+local FIELDS = {'q', 't', 'p', 's', 'pr', 'rc', 'mr', 'ra', 'ca', 'sa', 'fa',
+                'em', 'er', 'rd', 'md', 'lb', 'lu', 'at'}
+
+local function load(id)
+  local v = redis.call('HMGET', jkey(id), unpack(FIELDS))
+  table.insert(v, 1, id)
+  return v
+end
+
+local counts = {}
+local function count(status, q, d)
+  local k = (status or '?') .. ' ' .. (q or '?')
+  counts[k] = (counts[k] or 0) + d
+end
+local function flush_counts()
+  for k, d in pairs(counts) do
+    if d ~= 0 then
+      redis.call('HINCRBY', K .. ':counts', k, d)
+    end
+  end
+end
+
+local woken = {}
+local function wake(q)
+  woken[q or '?'] = true
+end
+local function flush_wake()
+  for q in pairs(woken) do
+    redis.call('PUBLISH', K .. ':wake', q)
+  end
+end
+
+-- ZADD/ZREM of many members, unpacking at most 1,000 arguments at a time
+-- (Lua's C stack takes about 8,000).
+local function bulk(cmd, key, args)
+  local n = #args
+  local i = 1
+  while i <= n do
+    local j = i + 999
+    if j > n then j = n end
+    redis.call(cmd, key, unpack(args, i, j))
+    i = j + 1
+  end
+end
+
+-- The ready set of queue `q` (score -priority) or its delayed set (score run_at).
+local function enqueue_member(q, pr, ra, sq, id, now)
+  local m = member(ra, sq, id)
+  ra = tonumber(ra) or 0
+  if ra > now then
+    redis.call('ZADD', K .. ':delayed:' .. q, n2s(ra), m)
+  else
+    redis.call('ZADD', K .. ':ready:' .. q, n2s(-(tonumber(pr) or 0)), m)
+  end
+end
+
+local function unindex(q, ra, sq, id)
+  local m = member(ra, sq, id)
+  redis.call('ZREM', K .. ':ready:' .. q, m)
+  redis.call('ZREM', K .. ':delayed:' .. q, m)
+end
+
+-- RFC 3339 UTC from microseconds since the epoch (for error messages).
+local function iso(us)
+  local s = math.floor(us / 1000000)
+  local frac = us - s * 1000000
+  local days = math.floor(s / 86400)
+  local rem = s - days * 86400
+  local z = days + 719468
+  local era = math.floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524)
+    - math.floor(doe / 146096)) / 365)
+  local y = yoe + era * 400
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153)
+  local d = doy - math.floor((153 * mp + 2) / 5) + 1
+  local m = mp < 10 and mp + 3 or mp - 9
+  if m <= 2 then y = y + 1 end
+  return string.format('%04d-%02d-%02dT%02d:%02d:%02d.%06dZ', y, m, d,
+    math.floor(rem / 3600), math.floor((rem % 3600) / 60), rem % 60, frac)
+end
+
+-- Appends one failed attempt to the job's history (field `er`: JSON objects
+-- joined by commas; the Rust side wraps them in brackets).
+local function push_error(key, attempt, rc, now, msg, retryable, worker)
+  local e = '{"a":' .. n2s(tonumber(attempt) or 0) .. ',"r":' .. n2s(tonumber(rc) or 0)
+    .. ',"t":' .. n2s(now) .. ',"m":' .. cjson.encode(msg)
+    .. ',"y":' .. (retryable and 'true' or 'false')
+  if worker and worker ~= '' then
+    e = e .. ',"w":' .. cjson.encode(worker)
+  end
+  e = e .. '}'
+  local old = redis.call('HGET', key, 'er')
+  if old and old ~= '' then
+    e = old .. ',' .. e
+  end
+  redis.call('HSET', key, 'er', e, 'em', msg)
+end
+
+local TERMINAL = {COMPLETED = true, FAILED = true, DEAD_LETTER = true}
+local WAITING = {PENDING = true, SCHEDULED = true, RETRYING = true}

@@ -1,0 +1,77 @@
+-- Stores a chunk of new jobs: all of them or none.
+-- ARGV: abort_flag ('' = single chunk), n_check, ids to check for duplicates...,
+--       n, then per job: id, queue, type, payload, priority, max_retries,
+--       run_at_us ('' = now), metadata ('' = none).
+-- Returns {'ok'}, {'dup', id} or {'aborted'} (an earlier chunk found a duplicate).
+local flag = ARGV[1]
+local flag_key = K .. ':abort:' .. flag
+if flag ~= '' and redis.call('EXISTS', flag_key) == 1 then
+  return {'aborted'}
+end
+local n_check = tonumber(ARGV[2])
+local base = 3 + n_check
+local n = tonumber(ARGV[base])
+local dup = nil
+for i = 3, 2 + n_check do
+  if redis.call('EXISTS', jkey(ARGV[i])) == 1 then dup = ARGV[i] break end
+end
+if not dup then
+  for i = 0, n - 1 do
+    local id = ARGV[base + 1 + i * 8]
+    if redis.call('EXISTS', jkey(id)) == 1 then dup = id break end
+  end
+end
+if dup then
+  if flag ~= '' then
+    redis.call('SET', flag_key, dup, 'PX', 60000)
+  end
+  return {'dup', dup}
+end
+
+local now = now_us()
+local last = redis.call('INCRBY', K .. ':seq', n)
+local seq0 = last - n
+local all = {}
+local ready = {}
+local delayed = {}
+local now_s = n2s(now)
+for i = 0, n - 1 do
+  local b = base + 1 + i * 8
+  local id, q, ty, p, pr, mr, ra, md =
+    ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4], ARGV[b + 5], ARGV[b + 6], ARGV[b + 7]
+  local sq = seq0 + i + 1
+  local run_at = now
+  if ra ~= '' then run_at = tonumber(ra) end
+  local status = 'PENDING'
+  if run_at > now then status = 'SCHEDULED' end
+  local sq_s = n2s(sq)
+  if md ~= '' then
+    redis.call('HSET', jkey(id), 'q', q, 't', ty, 'p', p, 's', status, 'pr', pr, 'rc', '0',
+      'mr', mr, 'ra', n2s(run_at), 'ca', now_s, 'at', '0', 'sq', sq_s, 'md', md)
+  else
+    redis.call('HSET', jkey(id), 'q', q, 't', ty, 'p', p, 's', status, 'pr', pr, 'rc', '0',
+      'mr', mr, 'ra', n2s(run_at), 'ca', now_s, 'at', '0', 'sq', sq_s)
+  end
+  all[#all + 1] = sq_s
+  all[#all + 1] = id
+  local m = member(run_at, sq, id)
+  if status == 'SCHEDULED' then
+    local d = delayed[q]
+    if not d then d = {} delayed[q] = d end
+    d[#d + 1] = n2s(run_at)
+    d[#d + 1] = m
+  else
+    local r = ready[q]
+    if not r then r = {} ready[q] = r end
+    r[#r + 1] = n2s(-(tonumber(pr) or 0))
+    r[#r + 1] = m
+  end
+  count(status, q, 1)
+  wake(q)
+end
+bulk('ZADD', K .. ':all', all)
+for q, args in pairs(ready) do bulk('ZADD', K .. ':ready:' .. q, args) end
+for q, args in pairs(delayed) do bulk('ZADD', K .. ':delayed:' .. q, args) end
+flush_counts()
+flush_wake()
+return {'ok'}

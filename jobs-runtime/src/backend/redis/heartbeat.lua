@@ -1,0 +1,21 @@
+-- Extends the leases of jobs still RUNNING under the given fence and worker.
+-- ARGV: worker, lease_us, then pairs of id, attempt.
+-- Returns the ids whose lease was lost.
+local worker = ARGV[1]
+local lu = n2s(now_us() + tonumber(ARGV[2]))
+local lost = {}
+local leases = {}
+for i = 3, #ARGV, 2 do
+  local id = ARGV[i]
+  local key = jkey(id)
+  local cur = redis.call('HMGET', key, 's', 'at', 'lb')
+  if cur[1] == 'RUNNING' and tonumber(cur[2]) == tonumber(ARGV[i + 1]) and cur[3] == worker then
+    redis.call('HSET', key, 'lu', lu)
+    leases[#leases + 1] = lu
+    leases[#leases + 1] = id
+  else
+    lost[#lost + 1] = id
+  end
+end
+bulk('ZADD', K .. ':leases', leases)
+return lost

@@ -1,0 +1,46 @@
+-- Turns up to `max` RUNNING jobs whose lease expired into failed attempts:
+-- RETRYING (due now) while retries are left, DEAD_LETTER otherwise.
+-- ARGV: max.
+-- Returns one row per job: {id, FIELDS... as during the lost attempt, new status}.
+local max = tonumber(ARGV[1])
+local now = now_us()
+local now_s = n2s(now)
+local expired = redis.call('ZRANGEBYSCORE', K .. ':leases', '-inf', '(' .. now_s, 'LIMIT', 0, max)
+local out = {}
+local done = {}
+for _, id in ipairs(expired) do
+  local key = jkey(id)
+  local row = load(id)
+  -- row[1] is the id, then FIELDS: s is row[5]
+  if row[5] == 'RUNNING' then
+    local q = row[2] or '?'
+    local rc = tonumber(row[7]) or 0
+    local mr = tonumber(row[8]) or 0
+    local worker = row[17] or '?'
+    local lu = tonumber(row[18]) or 0
+    local msg = 'lease expired: worker `' .. worker .. '` stopped heartbeating (lease ran out at ' .. iso(lu) .. ')'
+    push_error(key, row[19], rc, now, msg, true, row[17])
+    redis.call('HDEL', key, 'lb', 'lu')
+    local status
+    if rc < mr then
+      status = 'RETRYING'
+      redis.call('HSET', key, 's', status, 'rc', n2s(rc + 1), 'ra', now_s)
+      enqueue_member(q, row[6], now, redis.call('HGET', key, 'sq'), id, now)
+      wake(q)
+    else
+      status = 'DEAD_LETTER'
+      redis.call('HSET', key, 's', status, 'fa', now_s)
+      done[#done + 1] = now_s
+      done[#done + 1] = id
+    end
+    count('RUNNING', q, -1)
+    count(status, q, 1)
+    row[#row + 1] = status
+    out[#out + 1] = row
+  end
+end
+bulk('ZREM', K .. ':leases', expired)
+bulk('ZADD', K .. ':done', done)
+flush_counts()
+flush_wake()
+return out

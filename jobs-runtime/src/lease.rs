@@ -1,0 +1,91 @@
+//! Keeping leases alive (heartbeat) and reclaiming the leases of dead workers (reaper).
+
+use std::sync::Arc;
+
+use jobs_core::{CancelReason, JobError};
+use tokio_util::sync::CancellationToken as StopToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info_span, warn, Instrument};
+
+use crate::manager::Shared;
+use crate::stats::Counters;
+use crate::worker::{call_on_failure, held_fences};
+
+/// Every heartbeat interval, extends the lease of every job this manager holds,
+/// in one backend call; a job whose lease turns out lost has its token fired.
+pub(crate) async fn heartbeat_loop(shared: Arc<Shared>, stop: StopToken) {
+    let mut tick = tokio::time::interval(shared.cfg.heartbeat);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let fences = held_fences(&shared);
+        if fences.is_empty() {
+            continue;
+        }
+        match shared
+            .queue
+            .backend()
+            .heartbeat(&shared.worker_id, &fences, shared.cfg.lease)
+            .await
+        {
+            Ok(lost) if !lost.is_empty() => {
+                let in_flight = shared.in_flight_lock();
+                for (fence, entry) in in_flight.iter() {
+                    if lost.contains(&fence.id) {
+                        warn!(job_id = %fence.id, attempt = fence.attempt, "lease lost; another worker may run this job now");
+                        entry.cancel.cancel(CancelReason::LeaseLost);
+                    }
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                warn!(error = %e, jobs = fences.len(), "heartbeat failed; leases may expire if this persists")
+            }
+        }
+    }
+}
+
+/// Every reap interval, turns jobs whose lease expired (their worker died) into
+/// failed attempts, and runs `on_failure` for those this manager has a handler for.
+pub(crate) async fn reaper_loop(shared: Arc<Shared>, stop: StopToken, tasks: TaskTracker) {
+    let mut tick = tokio::time::interval(shared.cfg.reap);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let recovered = match shared.queue.backend().recover_expired().await {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(error = %e, "recovering expired leases failed; will try again");
+                continue;
+            }
+        };
+        Counters::bump(&shared.counters.recovered, recovered.len() as u64);
+        for r in recovered {
+            let job = Arc::new(r.job);
+            let span = info_span!("job", job_id = %job.id, job_type = %job.job_type, queue = %job.queue_name, attempt = job.attempt);
+            let error = JobError::msg(format!(
+                "lease expired: worker `{}` stopped heartbeating",
+                job.locked_by.as_deref().unwrap_or("?")
+            ));
+            warn!(parent: &span, error = %error, now = %r.now, "recovered a job from a dead worker");
+            let Some(handler) = shared.handlers.get(&job.job_type).cloned() else {
+                continue;
+            };
+            let shared = shared.clone();
+            tasks.spawn(
+                async move {
+                    let cancel = jobs_core::CancellationToken::new();
+                    call_on_failure(&shared, handler.as_ref(), &job, &error, &cancel).await;
+                }
+                .instrument(span),
+            );
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! Counters of what a manager did, for tests, dashboards and the quickstart.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) claimed: AtomicU64,
+    pub(crate) completed: AtomicU64,
+    pub(crate) failed: AtomicU64,
+    pub(crate) retried: AtomicU64,
+    pub(crate) dead_lettered: AtomicU64,
+    pub(crate) released: AtomicU64,
+    pub(crate) lost: AtomicU64,
+    pub(crate) recovered: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn bump(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self) -> ManagerStats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        ManagerStats {
+            claimed: get(&self.claimed),
+            completed: get(&self.completed),
+            failed: get(&self.failed),
+            retried: get(&self.retried),
+            dead_lettered: get(&self.dead_lettered),
+            released: get(&self.released),
+            lost: get(&self.lost),
+            recovered: get(&self.recovered),
+        }
+    }
+}
+
+/// What one manager has done since it was built.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ManagerStats {
+    /// Jobs claimed from the backend.
+    pub claimed: u64,
+    /// Attempts recorded as COMPLETED.
+    pub completed: u64,
+    /// Attempts recorded as FAILED (permanent).
+    pub failed: u64,
+    /// Attempts recorded as RETRYING.
+    pub retried: u64,
+    /// Attempts recorded as DEAD_LETTER.
+    pub dead_lettered: u64,
+    /// Jobs released back to the queue on shutdown.
+    pub released: u64,
+    /// Outcomes refused because the lease had been lost.
+    pub lost: u64,
+    /// Expired leases (of any worker) this manager turned into failed attempts.
+    pub recovered: u64,
+}

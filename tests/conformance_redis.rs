@@ -1,0 +1,132 @@
+//! The backend conformance suite against Redis (`JOBS_TEST_REDIS_URL`), each
+//! rule on its own random key prefix, whose keys are deleted when the rule ends.
+
+mod conformance;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use jobs_core::{
+    BoxFuture, ClaimRequest, Fence, Job, JobFilter, JobId, JobListener, JobQueue, NewJob,
+    OutcomeUpdate, QueueCount, Recovered, Result,
+};
+use jobs_runtime::backend::redis::RedisBackend;
+
+fn redis_url() -> String {
+    match std::env::var("JOBS_TEST_REDIS_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ => panic!(
+            "the Redis conformance suite needs JOBS_TEST_REDIS_URL (e.g. redis://127.0.0.1:6379)"
+        ),
+    }
+}
+
+/// Without a Redis URL (and outside CI) the suite runs on memory instead, so
+/// `cargo test` still passes on a machine without Redis; CI must set the URL.
+async fn redis_backend() -> Arc<dyn JobQueue> {
+    if std::env::var("JOBS_TEST_REDIS_URL").map_or(true, |u| u.is_empty())
+        && std::env::var_os("CI").is_none()
+    {
+        eprintln!("skipped: JOBS_TEST_REDIS_URL is not set; running this rule on memory instead");
+        return Arc::new(jobs_runtime::backend::memory::MemoryBackend::new());
+    }
+    let url = redis_url();
+    let prefix = format!("conformance-{:016x}", fastrand::u64(..));
+    let backend = RedisBackend::builder(&url)
+        .prefix(&prefix)
+        .connect()
+        .await
+        .expect("connect to redis");
+    Arc::new(Purged { backend, url })
+}
+
+jobs_conformance_suite!(redis_backend);
+
+/// The backend, deleting its namespace's keys when the rule drops it (also
+/// after a failed assertion). A blocking connection of its own does it, since
+/// the test's runtime may be shutting down by then.
+struct Purged {
+    backend: RedisBackend,
+    url: String,
+}
+
+impl Drop for Purged {
+    fn drop(&mut self) {
+        let pattern = format!("{{{}}}:*", self.backend.prefix());
+        let purge = || -> redis::RedisResult<()> {
+            let mut con = redis::Client::open(self.url.as_str())?.get_connection()?;
+            let mut cursor: u64 = 0;
+            loop {
+                let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(1000)
+                    .query(&mut con)?;
+                if !keys.is_empty() {
+                    redis::cmd("UNLINK").arg(&keys).exec(&mut con)?;
+                }
+                if next == 0 {
+                    return Ok(());
+                }
+                cursor = next;
+            }
+        };
+        if let Err(e) = purge() {
+            eprintln!("could not delete the keys of prefix {pattern}: {e}");
+        }
+    }
+}
+
+impl JobQueue for Purged {
+    fn backend_name(&self) -> &'static str {
+        self.backend.backend_name()
+    }
+    fn enqueue_batch(&self, jobs: Vec<NewJob>) -> BoxFuture<'_, Result<Vec<JobId>>> {
+        self.backend.enqueue_batch(jobs)
+    }
+    fn claim<'a>(&'a self, req: ClaimRequest<'a>) -> BoxFuture<'a, Result<Vec<Job>>> {
+        self.backend.claim(req)
+    }
+    fn heartbeat<'a>(
+        &'a self,
+        worker_id: &'a str,
+        fences: &'a [Fence],
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<Vec<JobId>>> {
+        self.backend.heartbeat(worker_id, fences, lease)
+    }
+    fn record<'a>(
+        &'a self,
+        worker_id: &'a str,
+        updates: &'a [OutcomeUpdate],
+    ) -> BoxFuture<'a, Result<Vec<JobId>>> {
+        self.backend.record(worker_id, updates)
+    }
+    fn recover_expired(&self) -> BoxFuture<'_, Result<Vec<Recovered>>> {
+        self.backend.recover_expired()
+    }
+    fn get(&self, id: JobId) -> BoxFuture<'_, Result<Option<Job>>> {
+        self.backend.get(id)
+    }
+    fn list<'a>(&'a self, filter: &'a JobFilter) -> BoxFuture<'a, Result<Vec<Job>>> {
+        self.backend.list(filter)
+    }
+    fn cancel(&self, id: JobId) -> BoxFuture<'_, Result<Job>> {
+        self.backend.cancel(id)
+    }
+    fn requeue(&self, id: JobId) -> BoxFuture<'_, Result<Job>> {
+        self.backend.requeue(id)
+    }
+    fn counts(&self) -> BoxFuture<'_, Result<Vec<QueueCount>>> {
+        self.backend.counts()
+    }
+    fn prune(&self, before: DateTime<Utc>, limit: usize) -> BoxFuture<'_, Result<u64>> {
+        self.backend.prune(before, limit)
+    }
+    fn listener<'a>(&'a self, queues: &'a [String]) -> BoxFuture<'a, Result<Box<dyn JobListener>>> {
+        self.backend.listener(queues)
+    }
+}

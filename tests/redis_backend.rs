@@ -1,0 +1,576 @@
+//! Redis-specific behaviour the conformance suite does not cover: bad data,
+//! big backlogs of due jobs, multi-chunk enqueues, wake-ups, key isolation.
+//! Needs `JOBS_TEST_REDIS_URL` (skipped without it, except under `CI`).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use jobs_core::{
+    ClaimRequest, Error, JobFilter, JobQueue, JobStatus, NewJob, Outcome, OutcomeUpdate,
+};
+use jobs_runtime::backend::redis::RedisBackend;
+use serde_json::json;
+
+fn redis_url() -> Option<String> {
+    match std::env::var("JOBS_TEST_REDIS_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!("JOBS_TEST_REDIS_URL is not set, and CI is: Redis tests must run in CI")
+        }
+        _ => {
+            eprintln!("skipped: set JOBS_TEST_REDIS_URL (e.g. redis://127.0.0.1:6379) to run the Redis tests");
+            None
+        }
+    }
+}
+
+/// A backend on a fresh random prefix; purge it at the end of the test.
+async fn backend() -> Option<RedisBackend> {
+    let url = redis_url()?;
+    let prefix = format!("test-{:016x}", fastrand::u64(..));
+    Some(
+        RedisBackend::builder(url)
+            .prefix(prefix)
+            .connect()
+            .await
+            .expect("connect to redis"),
+    )
+}
+
+/// A raw connection for poking at keys behind the backend's back.
+async fn raw() -> redis::aio::MultiplexedConnection {
+    let client = redis::Client::open(redis_url().unwrap()).unwrap();
+    client.get_multiplexed_async_connection().await.unwrap()
+}
+
+fn claim_req<'a>(queues: &'a [String], limit: usize) -> ClaimRequest<'a> {
+    ClaimRequest {
+        worker_id: "w1",
+        queues,
+        limit,
+        lease: Duration::from_secs(30),
+    }
+}
+
+fn q(names: &[&str]) -> Vec<String> {
+    names.iter().map(|s| s.to_string()).collect()
+}
+
+#[tokio::test]
+async fn round_trip_with_result_and_counts() {
+    let Some(b) = backend().await else { return };
+    let id = b
+        .enqueue_batch(vec![NewJob::new(
+            "t.echo",
+            json!({"msg": "héllo ✓", "n": [1, {"a": null}]}),
+        )
+        .metadata("tenant", 7)])
+        .await
+        .unwrap()[0];
+    let job = b.get(id).await.unwrap().unwrap();
+    assert_eq!(job.status, JobStatus::Pending);
+    assert_eq!(job.payload["msg"], "héllo ✓");
+    assert_eq!(job.metadata["tenant"], 7);
+    assert_eq!(job.attempt, 0);
+
+    let queues = q(&["default"]);
+    let claimed = b.claim(claim_req(&queues, 10)).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    let job = &claimed[0];
+    assert_eq!(
+        (job.id, job.status, job.attempt),
+        (id, JobStatus::Running, 1)
+    );
+    assert_eq!(job.locked_by.as_deref(), Some("w1"));
+    assert!(job.lease_until.unwrap() > Utc::now() + chrono::Duration::seconds(20));
+
+    let lost = b
+        .record(
+            "w1",
+            &[OutcomeUpdate {
+                fence: job.fence(),
+                outcome: Outcome::Complete {
+                    result: Some(json!({"ok": true})),
+                },
+            }],
+        )
+        .await
+        .unwrap();
+    assert!(lost.is_empty());
+    let done = b.get(id).await.unwrap().unwrap();
+    assert_eq!(done.status, JobStatus::Completed);
+    assert_eq!(done.result_data, Some(json!({"ok": true})));
+    assert!(done.completed_at.is_some() && done.locked_by.is_none());
+
+    let counts = b.counts().await.unwrap();
+    assert_eq!(counts.len(), 1);
+    assert_eq!(
+        (counts[0].queue.as_str(), counts[0].status, counts[0].count),
+        ("default", JobStatus::Completed, 1)
+    );
+    // A second outcome under the same fence is refused.
+    let lost = b
+        .record(
+            "w1",
+            &[OutcomeUpdate {
+                fence: job.fence(),
+                outcome: Outcome::Release,
+            }],
+        )
+        .await
+        .unwrap();
+    assert_eq!(lost, vec![id]);
+    b.purge().await.unwrap();
+}
+
+#[tokio::test]
+async fn prefixes_isolate_namespaces() {
+    let Some(a) = backend().await else { return };
+    let Some(b) = backend().await else { return };
+    a.enqueue_batch(vec![NewJob::new("t", json!({}))])
+        .await
+        .unwrap();
+    let queues = q(&["default"]);
+    assert!(b.claim(claim_req(&queues, 10)).await.unwrap().is_empty());
+    assert!(b.list(&JobFilter::default()).await.unwrap().is_empty());
+    assert_eq!(a.claim(claim_req(&queues, 10)).await.unwrap().len(), 1);
+    // Every key of a namespace carries its hash tag.
+    let mut conn = raw().await;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{{{}}}*", a.prefix()))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(keys.len() >= 5, "{keys:?}");
+    assert!(a.purge().await.unwrap() >= 5);
+    b.purge().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{{{}}}*", a.prefix()))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(keys.is_empty(), "{keys:?}");
+}
+
+#[tokio::test]
+async fn url_prefix_and_connect() {
+    let Some(url) = redis_url() else { return };
+    let prefix = format!("test-{:016x}", fastrand::u64(..));
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let queue = jobs_runtime::connect(&format!("{url}{sep}prefix={prefix}"))
+        .await
+        .unwrap();
+    assert_eq!(queue.backend().backend_name(), "redis");
+    queue
+        .backend()
+        .enqueue_batch(vec![NewJob::new("t", json!({}))])
+        .await
+        .unwrap();
+    let b = RedisBackend::builder(&url)
+        .prefix(&prefix)
+        .connect()
+        .await
+        .unwrap();
+    assert_eq!(b.list(&JobFilter::default()).await.unwrap().len(), 1);
+    b.purge().await.unwrap();
+
+    let err = RedisBackend::connect("redis://127.0.0.1:1/?prefix=x")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Connect { .. }), "{err}");
+    let err = RedisBackend::connect(&format!("{url}{sep}prefix=a{{b}}"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("braces"), "{err}");
+}
+
+#[tokio::test]
+async fn claim_order_across_queues_priorities_and_run_at() {
+    let Some(b) = backend().await else { return };
+    let past = Utc::now() - chrono::Duration::seconds(60);
+    let jobs = vec![
+        NewJob::new("t", json!({"k": "low-1"})).queue("low"),
+        NewJob::new("t", json!({"k": "high-p0"})).queue("high"),
+        NewJob::new("t", json!({"k": "high-p5"}))
+            .queue("high")
+            .priority(5),
+        NewJob::new("t", json!({"k": "high-p0-old"}))
+            .queue("high")
+            .run_at(past),
+        NewJob::new("t", json!({"k": "high-p-3"}))
+            .queue("high")
+            .priority(-3),
+        NewJob::new("t", json!({"k": "high-p0-b"})).queue("high"),
+    ];
+    b.enqueue_batch(jobs).await.unwrap();
+    let queues = q(&["high", "low"]);
+    let mut order = Vec::new();
+    loop {
+        let got = b.claim(claim_req(&queues, 2)).await.unwrap();
+        if got.is_empty() {
+            break;
+        }
+        order.extend(
+            got.into_iter()
+                .map(|j| j.payload["k"].as_str().unwrap().to_owned()),
+        );
+    }
+    assert_eq!(
+        order,
+        [
+            "high-p5",
+            "high-p0-old",
+            "high-p0",
+            "high-p0-b",
+            "high-p-3",
+            "low-1"
+        ]
+    );
+    b.purge().await.unwrap();
+}
+
+#[tokio::test]
+async fn missing_field_and_bad_payload_fail_that_job_only() {
+    let Some(b) = backend().await else { return };
+    let ids = b
+        .enqueue_batch(vec![
+            NewJob::new("t", json!({"n": 1})),
+            NewJob::new("t", json!({"n": 2})),
+            NewJob::new("t", json!({"n": 3})),
+        ])
+        .await
+        .unwrap();
+    let ns = format!("{{{}}}", b.prefix());
+    let mut conn = raw().await;
+    let _: () = redis::cmd("HDEL")
+        .arg(format!("{ns}:j:{}", ids[0]))
+        .arg("t")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("HSET")
+        .arg(format!("{ns}:j:{}", ids[1]))
+        .arg("p")
+        .arg("{not json")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+
+    // get and list name the job.
+    match b.get(ids[0]).await {
+        Err(Error::Corrupt { id, reason, .. }) => {
+            assert_eq!(id, ids[0].to_string());
+            assert!(reason.contains("job_type"), "{reason}");
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    match b.get(ids[1]).await {
+        Err(Error::Corrupt { id, reason, .. }) => {
+            assert_eq!(id, ids[1].to_string());
+            assert!(
+                reason.contains("payload") && reason.contains("JSON"),
+                "{reason}"
+            );
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    assert!(matches!(
+        b.list(&JobFilter::default()).await,
+        Err(Error::Corrupt { .. })
+    ));
+
+    // A claim hands out only the good job and fails the bad ones with the reason.
+    let queues = q(&["default"]);
+    let got = b.claim(claim_req(&queues, 10)).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].id, ids[2]);
+    assert!(b.claim(claim_req(&queues, 10)).await.unwrap().is_empty());
+
+    // Mend the hashes: the errors were recorded against those jobs.
+    let _: () = redis::cmd("HSET")
+        .arg(format!("{ns}:j:{}", ids[0]))
+        .arg("t")
+        .arg("t")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let failed = b.get(ids[0]).await.unwrap().unwrap();
+    assert_eq!(failed.status, JobStatus::Failed);
+    assert!(failed.error_message.as_deref().unwrap().contains("corrupt"));
+    assert_eq!(failed.errors.len(), 1);
+    assert!(!failed.errors[0].retryable);
+    let _: () = redis::cmd("HSET")
+        .arg(format!("{ns}:j:{}", ids[1]))
+        .arg("p")
+        .arg("{\"n\":2}")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let failed = b.get(ids[1]).await.unwrap().unwrap();
+    assert_eq!(failed.status, JobStatus::Failed);
+    assert!(failed.error_message.as_deref().unwrap().contains("JSON"));
+    // Once mended, an operator can requeue it and it runs.
+    b.requeue(ids[1]).await.unwrap();
+    let got = b.claim(claim_req(&queues, 10)).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].payload, json!({"n": 2}));
+
+    // A job hash that vanished leaves a stale index entry: skipped silently.
+    let id = b
+        .enqueue_batch(vec![NewJob::new("t", json!({}))])
+        .await
+        .unwrap()[0];
+    let _: () = redis::cmd("DEL")
+        .arg(format!("{ns}:j:{id}"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(b.claim(claim_req(&queues, 10)).await.unwrap().is_empty());
+    assert!(b.get(id).await.unwrap().is_none());
+    b.purge().await.unwrap();
+}
+
+/// The failure mode of a known peer: tens of thousands of delayed jobs coming
+/// due at once. Promotion is bounded per call, so they all drain, once each.
+#[tokio::test]
+async fn thirty_thousand_jobs_due_at_once_drain() {
+    let Some(b) = backend().await else { return };
+    let n = 30_000;
+    let due = Utc::now() + chrono::Duration::seconds(5);
+    let jobs: Vec<NewJob> = (0..n)
+        .map(|i| NewJob::new("t", json!({"n": i})).run_at(due))
+        .collect();
+    let start = Instant::now();
+    b.enqueue_batch(jobs).await.unwrap();
+    eprintln!("enqueued {n} in {:?}", start.elapsed());
+    let counts = b.counts().await.unwrap();
+    assert_eq!(counts[0].status, JobStatus::Scheduled);
+    assert_eq!(counts[0].count, n as u64);
+    let queues = q(&["default"]);
+    assert!(b.claim(claim_req(&queues, 10)).await.unwrap().is_empty());
+    tokio::time::sleep((due - Utc::now()).to_std().unwrap_or_default() + Duration::from_millis(50))
+        .await;
+
+    let mut seen = std::collections::HashSet::new();
+    loop {
+        let got = b.claim(claim_req(&queues, 500)).await.unwrap();
+        if got.is_empty() {
+            break;
+        }
+        let updates: Vec<OutcomeUpdate> = got
+            .iter()
+            .map(|j| OutcomeUpdate {
+                fence: j.fence(),
+                outcome: Outcome::Complete { result: None },
+            })
+            .collect();
+        assert!(b.record("w1", &updates).await.unwrap().is_empty());
+        for j in got {
+            assert!(
+                seen.insert(j.payload["n"].as_u64().unwrap()),
+                "claimed twice"
+            );
+        }
+    }
+    assert_eq!(seen.len(), n);
+    let counts = b.counts().await.unwrap();
+    assert_eq!(counts.len(), 1);
+    assert_eq!(
+        (counts[0].status, counts[0].count),
+        (JobStatus::Completed, n as u64)
+    );
+    // Prune in bounded steps too.
+    assert_eq!(
+        b.prune(Utc::now() + chrono::Duration::seconds(1), 25_000)
+            .await
+            .unwrap(),
+        25_000
+    );
+    assert_eq!(
+        b.prune(Utc::now() + chrono::Duration::seconds(1), 25_000)
+            .await
+            .unwrap(),
+        5_000
+    );
+    assert!(b.counts().await.unwrap().is_empty());
+    b.purge().await.unwrap();
+}
+
+/// A batch bigger than one script runs as several chunks in one MULTI: a
+/// duplicate id in a late chunk stores nothing at all.
+#[tokio::test]
+async fn big_batches_are_all_or_nothing() {
+    let Some(b) = backend().await else { return };
+    let existing = b
+        .enqueue_batch(vec![NewJob::new("t", json!({}))])
+        .await
+        .unwrap()[0];
+    let mut jobs: Vec<NewJob> = (0..2_500)
+        .map(|i| NewJob::new("t", json!({"n": i})))
+        .collect();
+    jobs[2_400].id = existing;
+    let err = b.enqueue_batch(jobs).await.unwrap_err();
+    assert!(err.to_string().contains(&existing.to_string()), "{err}");
+    assert_eq!(
+        b.list(&JobFilter::default().limit(10_000))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    let jobs: Vec<NewJob> = (0..2_500)
+        .map(|i| NewJob::new("t", json!({"n": i})))
+        .collect();
+    let ids = b.enqueue_batch(jobs).await.unwrap();
+    let listed = b
+        .list(&JobFilter::default().offset(1).limit(10_000))
+        .await
+        .unwrap();
+    assert_eq!(listed.iter().map(|j| j.id).collect::<Vec<_>>(), ids);
+    // Filtered listing pages across scan chunks.
+    let page = b
+        .list(
+            &JobFilter::default()
+                .status(JobStatus::Pending)
+                .offset(1_200)
+                .limit(1_000),
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.len(), 1_000);
+    assert_eq!(page[0].id, ids[1_199]);
+    b.purge().await.unwrap();
+}
+
+#[tokio::test]
+async fn listener_wakes_on_enqueue_and_for_due_jobs() {
+    let Some(b) = backend().await else { return };
+    let b = Arc::new(b);
+    let queues = q(&["mail"]);
+    let mut listener = b.listener(&queues).await.unwrap();
+
+    // A job on another queue does not wake us; one on ours does.
+    let waiter = tokio::spawn(async move {
+        let start = Instant::now();
+        listener.wait(Duration::from_secs(20)).await;
+        (start.elapsed(), listener)
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    b.enqueue_batch(vec![NewJob::new("t", json!({})).queue("other")])
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!waiter.is_finished());
+    b.enqueue_batch(vec![NewJob::new("t", json!({})).queue("mail")])
+        .await
+        .unwrap();
+    let (waited, mut listener) = waiter.await.unwrap();
+    assert!(waited < Duration::from_secs(10), "{waited:?}");
+    assert_eq!(b.claim(claim_req(&queues, 10)).await.unwrap().len(), 1);
+
+    // Idle with a job scheduled 300 ms out: woken for it, not at the timeout.
+    b.enqueue_batch(vec![NewJob::new("t", json!({}))
+        .queue("mail")
+        .delay(Duration::from_millis(300))])
+        .await
+        .unwrap();
+    listener.wait(Duration::from_secs(20)).await; // the enqueue's own signal
+    let start = Instant::now();
+    listener.wait(Duration::from_secs(20)).await;
+    assert!(start.elapsed() < Duration::from_secs(10));
+    assert_eq!(b.claim(claim_req(&queues, 10)).await.unwrap().len(), 1);
+
+    // Nothing going on: it sleeps the whole timeout.
+    let start = Instant::now();
+    listener.wait(Duration::from_millis(300)).await;
+    assert!(start.elapsed() >= Duration::from_millis(290));
+    b.purge().await.unwrap();
+}
+
+#[tokio::test]
+async fn lease_expiry_heartbeat_and_fencing() {
+    let Some(b) = backend().await else { return };
+    let ids = b
+        .enqueue_batch(vec![
+            NewJob::new("t", json!({"n": 1})).max_retries(1),
+            NewJob::new("t", json!({"n": 2})).max_retries(0),
+        ])
+        .await
+        .unwrap();
+    let queues = q(&["default"]);
+    let short = ClaimRequest {
+        lease: Duration::from_millis(200),
+        ..claim_req(&queues, 10)
+    };
+    let got = b.claim(short).await.unwrap();
+    assert_eq!(got.len(), 2);
+    // Heartbeat keeps the first alive; another worker's heartbeat is refused.
+    assert_eq!(
+        b.heartbeat("w2", &[got[0].fence()], Duration::from_secs(30))
+            .await
+            .unwrap(),
+        vec![ids[0]]
+    );
+    assert!(b
+        .heartbeat("w1", &[got[0].fence()], Duration::from_secs(30))
+        .await
+        .unwrap()
+        .is_empty());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let rec = b.recover_expired().await.unwrap();
+    assert_eq!(rec.len(), 1);
+    assert_eq!(rec[0].job.id, ids[1]);
+    assert_eq!(rec[0].job.status, JobStatus::Running);
+    assert_eq!(rec[0].now, JobStatus::DeadLetter);
+    let dead = b.get(ids[1]).await.unwrap().unwrap();
+    assert_eq!(dead.status, JobStatus::DeadLetter);
+    assert!(
+        dead.errors[0].message.contains("lease expired"),
+        "{}",
+        dead.errors[0].message
+    );
+    assert!(dead.errors[0]
+        .message
+        .contains(&Utc::now().format("%Y-%m-%dT").to_string()));
+    // The late worker cannot complete it.
+    let lost = b
+        .record(
+            "w1",
+            &[OutcomeUpdate {
+                fence: got[1].fence(),
+                outcome: Outcome::Complete { result: None },
+            }],
+        )
+        .await
+        .unwrap();
+    assert_eq!(lost, vec![ids[1]]);
+    // Retry with delay, then dead letter, then requeue.
+    let fail = |delay| Outcome::Retry {
+        delay,
+        error: jobs_core::AttemptFailure {
+            message: "boom \"quoted\" / ü".into(),
+            retryable: true,
+        },
+    };
+    b.record(
+        "w1",
+        &[OutcomeUpdate {
+            fence: got[0].fence(),
+            outcome: fail(Duration::from_millis(200)),
+        }],
+    )
+    .await
+    .unwrap();
+    let j = b.get(ids[0]).await.unwrap().unwrap();
+    assert_eq!((j.status, j.retry_count), (JobStatus::Retrying, 1));
+    assert_eq!(j.errors[0].message, "boom \"quoted\" / ü");
+    assert_eq!(j.errors[0].worker.as_deref(), Some("w1"));
+    assert!(b.claim(claim_req(&queues, 10)).await.unwrap().is_empty());
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let again = b.claim(claim_req(&queues, 10)).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].attempt, 2);
+    b.purge().await.unwrap();
+}
