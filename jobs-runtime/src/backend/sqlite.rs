@@ -33,8 +33,11 @@
 //!   (by default every ~1000 pages, about 4 MB of log), not at each commit. So
 //!   the last moments of enqueues and outcomes before the power went can roll
 //!   back: a lost enqueue is lost, a lost completion runs the job again
-//!   (at-least-once). Use `?synchronous=FULL`-style stricter settings through
-//!   [`SqliteBackend::connect_with`] if that window matters more than speed.
+//!   (at-least-once). If that window matters more than speed, open the database
+//!   with `SqliteBackend::options(url)?.synchronous(SqliteSynchronous::Full)`
+//!   and [`SqliteBackend::connect_with`]: every commit is then fsynced and
+//!   survives power loss too, at a few hundred to a few thousand commits a
+//!   second depending on the disk.
 //!
 //! # Concurrency
 //!
@@ -65,6 +68,8 @@ use sqlx::sqlite::{
 use sqlx::{Connection, Executor, Row, SqliteConnection};
 use tokio::sync::watch;
 use uuid::Uuid;
+
+use crate::backend::transactional::{check_new_job, TransactionalEnqueue};
 
 const BACKEND: &str = "sqlite";
 
@@ -119,6 +124,10 @@ fn is_busy(e: &sqlx::Error) -> bool {
         let msg = d.message();
         msg.contains("database is locked") || msg.contains("busy")
     })
+}
+
+fn is_memory_url(url: &str) -> bool {
+    url.contains(":memory:") || url.contains("mode=memory")
 }
 
 fn micros(t: DateTime<Utc>) -> i64 {
@@ -251,38 +260,51 @@ impl SqliteBackend {
     /// `sqlite:relative.db`, or `sqlite::memory:` (private to this handle and its
     /// clones). Creates missing parent directories and the schema.
     pub async fn connect(url: &str) -> Result<Self> {
+        let options = Self::options(url)?;
+        Self::connect_with(url, options, is_memory_url(url)).await
+    }
+
+    /// The options [`connect`](Self::connect) uses for `url`: WAL mode,
+    /// `synchronous = NORMAL` (files only), a 30 s busy timeout, statement
+    /// caching. Adjust them and pass them to [`connect_with`](Self::connect_with),
+    /// e.g. `.synchronous(SqliteSynchronous::Full)` to fsync every commit.
+    pub fn options(url: &str) -> Result<SqliteConnectOptions> {
         let options = SqliteConnectOptions::from_str(url).map_err(|e| Error::Connect {
             url: url.to_owned(),
             reason: e.to_string(),
         })?;
-        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-        Self::connect_with(url, options, in_memory).await
-    }
-
-    /// Like [`connect`](Self::connect), with sqlx options of your own (for instance
-    /// `synchronous(SqliteSynchronous::Full)`). WAL mode, `synchronous = NORMAL`
-    /// and the busy timeout are set here unless `in_memory`; set options after
-    /// them win only where sqlx lets later settings override.
-    pub async fn connect_with(
-        url: &str,
-        options: SqliteConnectOptions,
-        in_memory: bool,
-    ) -> Result<Self> {
-        let connect_err = |reason: String| Error::Connect {
-            url: url.to_owned(),
-            reason,
-        };
-        let mut options = options
+        let options = options
             .create_if_missing(true)
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(false)
             .statement_cache_capacity(256)
             .row_buffer_size(256)
             .pragma("temp_store", "memory");
-        if !in_memory {
-            options = options
+        Ok(if is_memory_url(url) {
+            options
+        } else {
+            options
                 .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal);
+                .synchronous(SqliteSynchronous::Normal)
+        })
+    }
+
+    /// Opens a database with `options` exactly as given (start from
+    /// [`options`](Self::options)). `label` names it in errors and logs;
+    /// `in_memory` says the database lives only as long as its connections, so
+    /// a single connection serves reads and writes and is never closed while
+    /// the backend lives.
+    pub async fn connect_with(
+        label: &str,
+        options: SqliteConnectOptions,
+        in_memory: bool,
+    ) -> Result<Self> {
+        let url = label;
+        let connect_err = |reason: String| Error::Connect {
+            url: url.to_owned(),
+            reason,
+        };
+        if !in_memory {
             if let Some(dir) = options.get_filename().parent() {
                 if !dir.as_os_str().is_empty() && !dir.exists() {
                     std::fs::create_dir_all(dir).map_err(|e| {
@@ -353,41 +375,20 @@ impl SqliteBackend {
         self.inner.wake.send_modify(|v| *v = v.wrapping_add(1));
     }
 
+    /// Wakes this process's idle workers of this database file, e.g. after
+    /// committing a transaction that enqueued jobs through
+    /// [`TransactionalEnqueue`].
+    pub fn notify(&self) {
+        self.wake();
+    }
+
     async fn enqueue_now(&self, jobs: Vec<NewJob>) -> Result<Vec<JobId>> {
         if jobs.is_empty() {
             return Ok(Vec::new());
         }
         let now = now_micros();
         let ids: Vec<JobId> = jobs.iter().map(|j| j.id).collect();
-        let rows =
-            jobs.into_iter()
-                .map(|j| {
-                    let run_at = j.run_at.map_or(now, micros);
-                    let payload =
-                        serde_json::to_string(&j.payload).map_err(|e| Error::InvalidPayload {
-                            job_type: j.job_type.clone(),
-                            reason: e.to_string(),
-                        })?;
-                    let metadata = if j.metadata.is_empty() {
-                        None
-                    } else {
-                        Some(serde_json::to_string(&j.metadata).map_err(|e| {
-                            Error::InvalidJob(format!("metadata of job {}: {e}", j.id))
-                        })?)
-                    };
-                    Ok(InsertRow {
-                        id: *j.id.as_uuid(),
-                        queue: j.queue_name,
-                        job_type: j.job_type,
-                        payload,
-                        status: if run_at > now { "SCHEDULED" } else { "PENDING" },
-                        priority: j.priority,
-                        max_retries: i64::from(j.max_retries),
-                        run_at,
-                        metadata,
-                    })
-                })
-                .collect::<Result<Vec<InsertRow>>>()?;
+        let rows = insert_rows_of(jobs, now)?;
 
         if rows.len() > INSERT_CHUNK {
             let mut tx = self
@@ -882,6 +883,38 @@ struct InsertRow {
     metadata: Option<String>,
 }
 
+/// Serializes jobs for [`insert_rows`]; an unserializable job stores nothing.
+fn insert_rows_of(jobs: Vec<NewJob>, now: i64) -> Result<Vec<InsertRow>> {
+    jobs.into_iter()
+        .map(|j| {
+            let run_at = j.run_at.map_or(now, micros);
+            let payload = serde_json::to_string(&j.payload).map_err(|e| Error::InvalidPayload {
+                job_type: j.job_type.clone(),
+                reason: e.to_string(),
+            })?;
+            let metadata = if j.metadata.is_empty() {
+                None
+            } else {
+                Some(
+                    serde_json::to_string(&j.metadata)
+                        .map_err(|e| Error::InvalidJob(format!("metadata of job {}: {e}", j.id)))?,
+                )
+            };
+            Ok(InsertRow {
+                id: *j.id.as_uuid(),
+                queue: j.queue_name,
+                job_type: j.job_type,
+                payload,
+                status: if run_at > now { "SCHEDULED" } else { "PENDING" },
+                priority: j.priority,
+                max_retries: i64::from(j.max_retries),
+                run_at,
+                metadata,
+            })
+        })
+        .collect()
+}
+
 async fn insert_rows(conn: &mut SqliteConnection, rows: &[InsertRow], now: i64) -> Result<()> {
     let sql = format!(
         "INSERT INTO jobs_queue (id, queue, job_type, payload, status, priority, \
@@ -949,6 +982,68 @@ async fn migrate(pool: &SqlitePool) -> std::result::Result<(), sqlx::Error> {
         tracing::info!(version, "sqlite jobs schema migrated");
     }
     tx.commit().await
+}
+
+/// Enqueue inside your own SQLite transaction (on a connection of your own pool
+/// on the same file): the jobs exist if and only if it commits. Begin it with
+/// `pool.begin_with("BEGIN IMMEDIATE")` when several processes write the file,
+/// so it never has to upgrade a read lock. Workers of this process are woken at
+/// once, which may be before you commit; in that case they see the jobs at
+/// their next poll, or at once if you call [`SqliteBackend::notify`] after the
+/// commit.
+///
+/// ```no_run
+/// # async fn demo(backend: jobs_runtime::backend::sqlite::SqliteBackend) -> Result<(), Box<dyn std::error::Error>> {
+/// use jobs_runtime::backend::transactional::TransactionalEnqueue;
+/// let pool = sqlx::SqlitePool::connect("sqlite://app.db").await?;
+/// let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+/// sqlx::query("INSERT INTO orders (id) VALUES (1)").execute(&mut *tx).await?;
+/// backend.enqueue_in(&mut *tx, jobs_core::NewJob::new("order.ship", serde_json::json!({ "order": 1 }))).await?;
+/// tx.commit().await?;
+/// backend.notify();
+/// # Ok(()) }
+/// ```
+impl TransactionalEnqueue for SqliteBackend {
+    type Connection = SqliteConnection;
+
+    fn enqueue_many_in<'a>(
+        &'a self,
+        conn: &'a mut SqliteConnection,
+        jobs: Vec<NewJob>,
+    ) -> BoxFuture<'a, Result<Vec<JobId>>> {
+        Box::pin(async move {
+            for job in &jobs {
+                check_new_job(job)?;
+            }
+            if jobs.is_empty() {
+                return Ok(Vec::new());
+            }
+            let now = now_micros();
+            let ids: Vec<JobId> = jobs.iter().map(|j| j.id).collect();
+            let rows = insert_rows_of(jobs, now)?;
+            // A savepoint makes the batch all-or-none whether or not the caller's
+            // connection is inside a transaction.
+            conn.execute("SAVEPOINT jobs_enqueue")
+                .await
+                .map_err(db_err)?;
+            let mut result = Ok(());
+            for chunk in rows.chunks(INSERT_CHUNK) {
+                result = insert_rows(conn, chunk, now).await;
+                if result.is_err() {
+                    break;
+                }
+            }
+            if result.is_err() {
+                conn.execute("ROLLBACK TO jobs_enqueue")
+                    .await
+                    .map_err(db_err)?;
+            }
+            conn.execute("RELEASE jobs_enqueue").await.map_err(db_err)?;
+            result?;
+            self.wake();
+            Ok(ids)
+        })
+    }
 }
 
 impl JobQueue for SqliteBackend {
