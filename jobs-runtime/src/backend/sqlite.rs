@@ -1178,6 +1178,7 @@ impl JobQueue for SqliteBackend {
                 backend: self.clone(),
                 queues: queues.to_vec(),
                 rx: self.inner.wake.subscribe(),
+                next_due: None,
             });
             Ok(listener)
         })
@@ -1188,25 +1189,45 @@ struct SqliteListener {
     backend: SqliteBackend,
     queues: Vec<String>,
     rx: watch::Receiver<u64>,
+    /// The earliest future `run_at` of our queues as last read, if still valid.
+    /// Re-read only after a local change or once it has passed, so an idle
+    /// worker's wait costs no query.
+    next_due: Option<Option<DateTime<Utc>>>,
 }
 
 impl JobListener for SqliteListener {
     fn wait(&mut self, timeout: Duration) -> BoxFuture<'_, ()> {
         Box::pin(async move {
-            // Wake for the earliest scheduled job too, not only for new ones. If the
-            // lookup fails the plain timeout still bounds the wait.
-            let timeout = match self.backend.next_due(&self.queues).await {
-                Ok(Some(due)) => (due - Utc::now())
+            let now = Utc::now();
+            let known = match self.next_due {
+                Some(Some(due)) if due <= now => None,
+                other => other,
+            };
+            let next_due = match known {
+                Some(due) => due,
+                None => match self.backend.next_due(&self.queues).await {
+                    Ok(due) => {
+                        self.next_due = Some(due);
+                        due
+                    }
+                    Err(e) => {
+                        // The plain timeout still bounds the wait.
+                        tracing::debug!(error = %e, "sqlite listener could not read the next due time");
+                        None
+                    }
+                },
+            };
+            let timeout = match next_due {
+                Some(due) => (due - Utc::now())
                     .to_std()
                     .unwrap_or(Duration::ZERO)
                     .min(timeout),
-                Ok(None) => timeout,
-                Err(e) => {
-                    tracing::debug!(error = %e, "sqlite listener could not read the next due time");
-                    timeout
-                }
+                None => timeout,
             };
-            let _ = tokio::time::timeout(timeout, self.rx.changed()).await;
+            if let Ok(Ok(())) = tokio::time::timeout(timeout, self.rx.changed()).await {
+                // Something was enqueued or rescheduled here: the next due time may be earlier.
+                self.next_due = None;
+            }
         })
     }
 }
