@@ -42,7 +42,8 @@
 //! # Concurrency
 //!
 //! Within a process all writes go through one connection (SQLite has one
-//! writer at a time anyway), reads through a small pool. Several processes
+//! writer at a time anyway), reads through a small pool (or, for
+//! `sqlite::memory:`, the one connection too). Several processes
 //! may share the file: writes wait for each other (`busy_timeout`), a claim is
 //! a single `UPDATE … RETURNING` statement, and multi-statement changes run
 //! under `BEGIN IMMEDIATE`, so no job is ever claimed twice. Wake-ups are
@@ -65,7 +66,9 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{Connection, Executor, Row, SqliteConnection};
+use sqlx::{Connection, Executor, Row, Sqlite, SqliteConnection};
+
+type Query<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -99,10 +102,13 @@ pub struct SqliteBackend {
 }
 
 struct Inner {
-    /// One connection: every write of this process goes through it.
-    writer: SqlitePool,
-    /// Reads (`get`, `list`, `counts`, listener); the writer itself for `:memory:`.
-    reader: SqlitePool,
+    /// One connection: every write of this process goes through it. Not a
+    /// pool: sqlx pings a pooled connection on every release, which would
+    /// double the round trips of each call. `None` once closed.
+    writer: tokio::sync::Mutex<Option<SqliteConnection>>,
+    /// Reads (`get`, `list`, `counts`, listener); `None` for `:memory:`, where
+    /// the writer serves reads too.
+    reader: Option<SqlitePool>,
     wake: Arc<watch::Sender<u64>>,
     location: String,
 }
@@ -318,22 +324,18 @@ impl SqliteBackend {
         // out while one switches it to WAL; that settles within milliseconds.
         let mut tries = 0;
         let writer = loop {
-            let pool = SqlitePoolOptions::new()
-                .max_connections(1)
-                .min_connections(1)
-                .idle_timeout(None)
-                .max_lifetime(None)
-                // A ping per acquire would double the round trips of every call.
-                .test_before_acquire(false)
-                .acquire_timeout(Duration::from_secs(120))
-                .connect_with(options.clone())
-                .await;
-            match pool {
-                Ok(pool) => match migrate(&pool).await {
-                    Ok(()) => break pool,
-                    Err(e) if is_busy(&e) && tries < 100 => pool.close().await,
-                    Err(e) => return Err(connect_err(format!("cannot create the schema: {e}"))),
+            let attempt = match SqliteConnection::connect_with(&options).await {
+                Ok(mut conn) => match migrate(&mut conn).await {
+                    Ok(()) => Ok(conn),
+                    Err(e) => {
+                        let _ = conn.close().await;
+                        Err(e)
+                    }
                 },
+                Err(e) => Err(e),
+            };
+            match attempt {
+                Ok(conn) => break conn,
                 Err(e) if is_busy(&e) && tries < 100 => {}
                 Err(e) => return Err(connect_err(e.to_string())),
             }
@@ -342,7 +344,7 @@ impl SqliteBackend {
         };
 
         let (reader, key) = if in_memory {
-            (writer.clone(), None)
+            (None, None)
         } else {
             let reader = SqlitePoolOptions::new()
                 .max_connections(4)
@@ -352,12 +354,12 @@ impl SqliteBackend {
                 .connect_lazy_with(options.clone());
             let key = std::fs::canonicalize(options.get_filename())
                 .unwrap_or_else(|_| options.get_filename().to_owned());
-            (reader, Some(key))
+            (Some(reader), Some(key))
         };
         tracing::debug!(url, "sqlite backend connected");
         Ok(SqliteBackend {
             inner: Arc::new(Inner {
-                writer,
+                writer: tokio::sync::Mutex::new(Some(writer)),
                 reader,
                 wake: shared_wake(key),
                 location: url.to_owned(),
@@ -367,8 +369,41 @@ impl SqliteBackend {
 
     /// Closes the connections; other clones of this handle stop working.
     pub async fn close(&self) {
-        self.inner.writer.close().await;
-        self.inner.reader.close().await;
+        if let Some(conn) = self.inner.writer.lock().await.take() {
+            let _ = conn.close().await;
+        }
+        if let Some(reader) = &self.inner.reader {
+            reader.close().await;
+        }
+    }
+
+    /// The writer connection, exclusively.
+    async fn writer(&self) -> Result<tokio::sync::MappedMutexGuard<'_, SqliteConnection>> {
+        let guard = self.inner.writer.lock().await;
+        tokio::sync::MutexGuard::try_map(guard, Option::as_mut).map_err(|_| Error::Backend {
+            backend: BACKEND,
+            message: format!(
+                "the sqlite backend for `{}` was closed",
+                self.inner.location
+            ),
+            source: None,
+        })
+    }
+
+    async fn read_all(&self, q: Query<'_>) -> Result<Vec<SqliteRow>> {
+        match &self.inner.reader {
+            Some(pool) => q.fetch_all(pool).await,
+            None => q.fetch_all(&mut *self.writer().await?).await,
+        }
+        .map_err(db_err)
+    }
+
+    async fn read_optional(&self, q: Query<'_>) -> Result<Option<SqliteRow>> {
+        match &self.inner.reader {
+            Some(pool) => q.fetch_optional(pool).await,
+            None => q.fetch_optional(&mut *self.writer().await?).await,
+        }
+        .map_err(db_err)
     }
 
     fn wake(&self) {
@@ -391,18 +426,14 @@ impl SqliteBackend {
         let rows = insert_rows_of(jobs, now)?;
 
         if rows.len() > INSERT_CHUNK {
-            let mut tx = self
-                .inner
-                .writer
-                .begin_with("BEGIN IMMEDIATE")
-                .await
-                .map_err(db_err)?;
+            let mut conn = self.writer().await?;
+            let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
             for chunk in rows.chunks(INSERT_CHUNK) {
                 insert_rows(&mut tx, chunk, now).await?;
             }
             tx.commit().await.map_err(db_err)?;
         } else {
-            let mut conn = self.inner.writer.acquire().await.map_err(db_err)?;
+            let mut conn = self.writer().await?;
             insert_rows(&mut conn, &rows, now).await?;
         }
         self.wake();
@@ -451,7 +482,7 @@ impl SqliteBackend {
             q = q.bind(queue.as_str());
         }
         let rows = {
-            let mut conn = self.inner.writer.acquire().await.map_err(db_err)?;
+            let mut conn = self.writer().await?;
             q.fetch_all(&mut *conn).await.map_err(db_err)?
         };
         let mut jobs = rows
@@ -639,7 +670,7 @@ impl SqliteBackend {
         let statements =
             completions.len().div_ceil(UPDATE_CHUNK) + transitions.len().div_ceil(UPDATE_CHUNK);
         let mut applied = HashSet::with_capacity(updates.len());
-        let mut conn = self.inner.writer.acquire().await.map_err(db_err)?;
+        let mut conn = self.writer().await?;
         if statements > 1 {
             let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
             Self::apply_completions(&mut tx, now, &completions, &mut applied).await?;
@@ -671,7 +702,7 @@ impl SqliteBackend {
         }
         let until = add_micros(now_micros(), lease);
         let mut kept = HashSet::with_capacity(fences.len());
-        let mut conn = self.inner.writer.acquire().await.map_err(db_err)?;
+        let mut conn = self.writer().await?;
         for chunk in fences.chunks(UPDATE_CHUNK) {
             let n = padded(chunk.len());
             let sql = format!(
@@ -704,7 +735,7 @@ impl SqliteBackend {
         let mut out = Vec::new();
         loop {
             let now = now_micros();
-            let mut conn = self.inner.writer.acquire().await.map_err(db_err)?;
+            let mut conn = self.writer().await?;
             let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
             let sql = format!(
                 "SELECT {JOB_COLS} FROM jobs_queue WHERE status = 'RUNNING' AND lease_until < ?1 \
@@ -780,11 +811,9 @@ impl SqliteBackend {
 
     async fn fetch_job(&self, id: JobId) -> Result<Option<Job>> {
         let sql = format!("SELECT {JOB_COLS} FROM jobs_queue WHERE id = ?1");
-        let row = sqlx::query(&sql)
-            .bind(*id.as_uuid())
-            .fetch_optional(&self.inner.reader)
-            .await
-            .map_err(db_err)?;
+        let row = self
+            .read_optional(sqlx::query(&sql).bind(*id.as_uuid()))
+            .await?;
         row.as_ref()
             .map(|r| job_from_row(r).map(|(j, _)| j))
             .transpose()
@@ -800,7 +829,7 @@ impl SqliteBackend {
         allowed: &'static str,
     ) -> Result<Job> {
         let row = {
-            let mut conn = self.inner.writer.acquire().await.map_err(db_err)?;
+            let mut conn = self.writer().await?;
             sqlx::query(sql)
                 .bind(now)
                 .bind(*id.as_uuid())
@@ -839,10 +868,8 @@ impl SqliteBackend {
             .bind(i64::try_from(filter.offset).unwrap_or(i64::MAX))
             .bind(filter.queue.as_deref())
             .bind(filter.status.map(JobStatus::as_str))
-            .bind(filter.job_type.as_deref())
-            .fetch_all(&self.inner.reader)
-            .await
-            .map_err(db_err)?;
+            .bind(filter.job_type.as_deref());
+        let rows = self.read_all(rows).await?;
         rows.iter()
             .map(|r| job_from_row(r).map(|(j, _)| j))
             .collect()
@@ -861,11 +888,15 @@ impl SqliteBackend {
             "SELECT MIN(run_at) FROM jobs_queue WHERE queue IN ({marks}) \
              AND status IN {WAITING} AND run_at > ?1"
         );
-        let mut q = sqlx::query_scalar::<_, Option<i64>>(&sql).bind(now_micros());
+        let mut q = sqlx::query(&sql).bind(now_micros());
         for queue in queues {
             q = q.bind(queue.as_str());
         }
-        let due = q.fetch_one(&self.inner.reader).await.map_err(db_err)?;
+        let row = self.read_optional(q).await?;
+        let due: Option<i64> = match row {
+            Some(row) => row.try_get(0).map_err(db_err)?,
+            None => None,
+        };
         Ok(due.map(from_micros))
     }
 }
@@ -951,8 +982,8 @@ async fn insert_rows(conn: &mut SqliteConnection, rows: &[InsertRow], now: i64) 
     }
 }
 
-async fn migrate(pool: &SqlitePool) -> std::result::Result<(), sqlx::Error> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+async fn migrate(conn: &mut SqliteConnection) -> std::result::Result<(), sqlx::Error> {
+    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
     let conn: &mut SqliteConnection = &mut tx;
     conn.execute(
         "CREATE TABLE IF NOT EXISTS jobs_schema (\
@@ -1122,13 +1153,12 @@ impl JobQueue for SqliteBackend {
 
     fn counts(&self) -> BoxFuture<'_, Result<Vec<QueueCount>>> {
         Box::pin(async move {
-            let rows = sqlx::query(
-                "SELECT queue, status, COUNT(*) FROM jobs_queue GROUP BY queue, status \
-                 ORDER BY queue, status",
-            )
-            .fetch_all(&self.inner.reader)
-            .await
-            .map_err(db_err)?;
+            let rows = self
+                .read_all(sqlx::query(
+                    "SELECT queue, status, COUNT(*) FROM jobs_queue GROUP BY queue, status \
+                     ORDER BY queue, status",
+                ))
+                .await?;
             let mut out = rows
                 .iter()
                 .map(|r| {
@@ -1161,7 +1191,7 @@ impl JobQueue for SqliteBackend {
                 "DELETE FROM jobs_queue WHERE seq IN (SELECT seq FROM jobs_queue \
                  WHERE status IN {TERMINAL} AND completed_at < ?1 ORDER BY completed_at LIMIT ?2)"
             );
-            let mut conn = self.inner.writer.acquire().await.map_err(db_err)?;
+            let mut conn = self.writer().await?;
             let done = sqlx::query(&sql)
                 .bind(micros(before))
                 .bind(i64::try_from(limit).unwrap_or(i64::MAX))
@@ -1241,8 +1271,10 @@ mod tests {
     async fn futures_are_send() {
         let connect = super::SqliteBackend::connect("sqlite::memory:");
         assert_send(&connect);
-        let pool = sqlx::SqlitePool::connect_lazy("sqlite::memory:").expect("lazy");
-        let migrate = super::migrate(&pool);
-        assert_send(&migrate);
+        let backend = super::SqliteBackend::connect("sqlite::memory:")
+            .await
+            .expect("open");
+        assert_send(&backend.writer());
+        assert_send(&backend.close());
     }
 }
