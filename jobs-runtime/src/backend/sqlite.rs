@@ -736,6 +736,17 @@ impl SqliteBackend {
         loop {
             let now = now_micros();
             let mut conn = self.writer().await?;
+            // The usual answer is "none": find that out without taking the write lock.
+            let any: Option<i64> = sqlx::query_scalar(
+                "SELECT 1 FROM jobs_queue WHERE status = 'RUNNING' AND lease_until < ?1 LIMIT 1",
+            )
+            .bind(now)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(db_err)?;
+            if any.is_none() {
+                return Ok(out);
+            }
             let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
             let sql = format!(
                 "SELECT {JOB_COLS} FROM jobs_queue WHERE status = 'RUNNING' AND lease_until < ?1 \
