@@ -16,6 +16,10 @@
 //!   2,000 jobs at a steady 200/s, each carrying its enqueue time; reports
 //!   p50/p95/p99/max of (handler start − enqueue).
 //!
+//! * W4 idle: one idle manager for 10 s; counts the queries it costs the server
+//!   (PostgreSQL: transactions committed in the database; Redis: commands
+//!   processed). Other clients of the same server inflate the count.
+//!
 //! Every workload uses queues of its own (`bench-<workload>-<random>`), so use
 //! a scratch database: jobs are left behind for inspection.
 
@@ -31,8 +35,8 @@ struct Args {
     /// Backend URL.
     #[arg(long, default_value = "memory://")]
     url: String,
-    /// Which workloads: w1, w2, w3.
-    #[arg(long, value_delimiter = ',', default_value = "w1,w2,w3")]
+    /// Which workloads: w1, w2, w3, w4.
+    #[arg(long, value_delimiter = ',', default_value = "w1,w2,w3,w4")]
     workloads: Vec<String>,
     /// Backlog sizes for W1.
     #[arg(long, value_delimiter = ',', default_value = "20000,200000")]
@@ -190,6 +194,56 @@ async fn w3(queue: &Queue, concurrency: usize) -> jobs::Result<()> {
     Ok(())
 }
 
+/// A server-side count of the work done so far, where the server can tell.
+async fn server_ops(url: &str) -> Option<u64> {
+    if url.starts_with("postgres") {
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(url.split('?').next()?)
+            .await
+            .ok()?;
+        let n: i64 = sqlx::query_scalar(
+            "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .ok()?;
+        u64::try_from(n).ok()
+    } else if url.starts_with("redis") {
+        let client = redis::Client::open(url.split('?').next()?).ok()?;
+        let mut conn = client.get_multiplexed_async_connection().await.ok()?;
+        let info: String = redis::cmd("INFO")
+            .arg("stats")
+            .query_async(&mut conn)
+            .await
+            .ok()?;
+        info.lines()
+            .find_map(|l| l.strip_prefix("total_commands_processed:"))
+            .and_then(|n| n.trim().parse().ok())
+    } else {
+        None
+    }
+}
+
+async fn w4(queue: &Queue, url: &str, concurrency: usize) -> jobs::Result<()> {
+    let q = queue_name("w4");
+    let m = manager(queue, &q, concurrency)?;
+    m.start().await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = server_ops(url).await;
+    let secs = 10.0;
+    tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+    let after = server_ops(url).await;
+    m.stop().await?;
+    match before.zip(after) {
+        // Each reading costs one operation itself.
+        Some((a, b)) => println!(
+            "| W4 idle manager, 10 s | {:.2} server ops/s |",
+            (b.saturating_sub(a).saturating_sub(1)) as f64 / secs
+        ),
+        None => println!("| W4 idle manager | not measurable on this backend |"),
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> jobs::Result<()> {
     let args = Args::parse();
@@ -210,7 +264,8 @@ async fn main() -> jobs::Result<()> {
             }
             "w2" => w2(&queue).await?,
             "w3" => w3(&queue, args.concurrency).await?,
-            other => eprintln!("unknown workload `{other}` (w1, w2, w3)"),
+            "w4" => w4(&queue, &args.url, args.concurrency).await?,
+            other => eprintln!("unknown workload `{other}` (w1, w2, w3, w4)"),
         }
     }
     Ok(())

@@ -1,7 +1,9 @@
-//! The quickstart: two handlers written in the seed's style (constructor
-//! injection, `impl JobHandler`), a mix of jobs — one that fails once and is
-//! retried, one that exhausts its retries and is dead-lettered, one rejected as
-//! invalid — a manager that runs until the queue is drained, and a summary.
+//! The quickstart: a handler written with `#[job_handler]` (typed payload,
+//! injected service, validation) and one in the seed's hand-written style
+//! (`impl JobHandler`) sharing one manager; a mix of jobs — one that fails once
+//! and is retried, one that exhausts its retries and is dead-lettered, one
+//! that fails without retry, one refused as invalid — a manager that runs until the queue is drained, and a
+//! summary.
 //! The jobs live in a SQLite file (the embedded, durable default).
 //!
 //! ```text
@@ -9,11 +11,11 @@
 //! ```
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use jobs::prelude::*;
-use jobs::{BoxError, JobFilter};
+use jobs::JobFilter;
 use serde_json::json;
 
 /// A fake mail service: `flaky@` addresses fail the first time, `bounce@` always.
@@ -37,40 +39,48 @@ impl EmailService {
     }
 }
 
-struct EmailJobHandler {
-    email_service: Arc<EmailService>,
+/// The email job. `Validate` runs before the handler: an address without `@`
+/// is refused at enqueue, and fails without retry if another producer stored it.
+#[derive(Debug, Serialize, Deserialize)]
+struct SendEmail {
+    recipient: String,
+    subject: String,
 }
 
-impl JobHandler for EmailJobHandler {
-    fn job_type(&self) -> &str {
-        "email.send"
-    }
-
-    async fn handle(&self, job: &Job) -> Result<JobResult, JobError> {
-        let recipient = job.payload["recipient"].as_str().unwrap_or_default();
-        let subject = job.payload["subject"].as_str().unwrap_or_default();
-        if !recipient.contains('@') {
-            // An expected failure: retrying cannot fix it.
-            return Ok(JobResult::failure(JobError::permanent(format!(
-                "invalid recipient {recipient:?}"
-            ))));
+impl Validate for SendEmail {
+    fn validate(&self) -> Result<(), String> {
+        if self.recipient.contains('@') {
+            Ok(())
+        } else {
+            Err(format!("invalid recipient {:?}", self.recipient))
         }
-        // A transient failure: `?` turns it into a retryable error.
-        let message_id = self.email_service.send_email(recipient, subject).await?;
-        Ok(JobResult::with_data(json!({ "message_id": message_id })))
-    }
-
-    async fn on_failure(&self, job: &Job, error: &JobError) -> Result<(), BoxError> {
-        if job.retry_count >= job.max_retries {
-            eprintln!(
-                "  ALERT: job {} gave up after {} retries: {error}",
-                job.id, job.max_retries
-            );
-        }
-        Ok(())
     }
 }
 
+/// A handler written with the macro: the payload comes typed, the service is
+/// injected, a transient error (`?`) is retried, and `email_failed` runs after
+/// every failed attempt. It registers itself; it is `SendEmailHandler`.
+#[job_handler("email.send", max_retries = 3, on_failure = email_failed)]
+async fn send_email(
+    email: SendEmail,
+    email_service: Data<EmailService>,
+) -> Result<serde_json::Value, SmtpUnavailable> {
+    let message_id = email_service
+        .send_email(&email.recipient, &email.subject)
+        .await?;
+    Ok(json!({ "message_id": message_id }))
+}
+
+async fn email_failed(job: &Job, error: &JobError) {
+    if job.retry_count >= job.max_retries {
+        eprintln!(
+            "  ALERT: job {} gave up after {} retries: {error}",
+            job.id, job.max_retries
+        );
+    }
+}
+
+/// A handler in the seed's hand-written style, in the same manager.
 struct ReportJobHandler;
 
 impl JobHandler for ReportJobHandler {
@@ -80,6 +90,12 @@ impl JobHandler for ReportJobHandler {
 
     async fn handle(&self, job: &Job) -> Result<JobResult, JobError> {
         let rows = job.payload["rows"].as_u64().unwrap_or(0);
+        if rows == 0 {
+            // Retrying cannot help: FAILED at once, `on_failure` still runs.
+            return Ok(JobResult::failure(JobError::permanent(
+                "the report has no rows",
+            )));
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
         Ok(JobResult::with_data(
             json!({ "rows": rows, "total": rows * (rows + 1) / 2 }),
@@ -103,27 +119,32 @@ async fn main() -> jobs::Result<()> {
     let url = format!("sqlite://{}", db.display());
     let queue = jobs::connect(&url).await?;
 
-    let email = |to: &str| {
-        NewJob::new(
-            "email.send",
-            json!({ "recipient": to, "subject": "Welcome!" }),
-        )
+    let email = |to: &str| SendEmail {
+        recipient: to.to_owned(),
+        subject: "Welcome!".to_owned(),
     };
-    queue.enqueue_job(email("ada@example.com")).await?;
-    queue.enqueue_job(email("flaky@example.com")).await?; // fails once, then succeeds
+    queue.enqueue(email("ada@example.com")).await?;
+    queue.enqueue(email("flaky@example.com")).await?; // fails once, then succeeds
+                                                      // Dead-letters: fails on every attempt.
     queue
-        .enqueue_job(email("bounce@example.com").max_retries(2))
-        .await?; // dead-letters
-    queue.enqueue_job(email("not-an-address")).await?; // fails without retry
+        .enqueue(email("bounce@example.com"))
+        .max_retries(2)
+        .await?;
+    // Refused before it is stored, naming the job type and the reason.
+    let refused = queue.enqueue(email("not-an-address")).await.unwrap_err();
+    println!("refused: {refused}");
     queue
         .enqueue_job(NewJob::new("report.generate", json!({ "rows": 100 })).queue("reports"))
         .await?;
+    // Fails without retry: an expected failure the handler reports as such.
+    queue
+        .enqueue_job(NewJob::new("report.generate", json!({ "rows": 0 })).queue("reports"))
+        .await?;
 
     let manager = WorkerManager::builder(queue.clone())
-        .handler(EmailJobHandler {
-            email_service: Arc::new(EmailService::default()),
-        })
+        // `send_email` is registered at link time; the hand-written one by hand.
         .handler(ReportJobHandler)
+        .data(EmailService::default())
         .queues(["default", "reports"])
         .concurrency(4)
         .backoff(Backoff::exponential(Duration::from_millis(50)))

@@ -45,10 +45,10 @@
 pub use jobs_core::{
     find_registration, payload, registered_handlers, AttemptError, AttemptFailure, Backoff,
     BoxError, BoxFuture, CancelReason, CancellationToken, ClaimRequest, Data, DynHandler, Enqueue,
-    Error, Fence, FromJobContext, HandlerRegistration, Job, JobContext, JobError, JobFilter,
-    JobHandler, JobId, JobListener, JobOptions, JobPayload, JobQueue, JobResult, JobStatus, NewJob,
-    Outcome, OutcomeUpdate, Queue, QueueCount, Recovered, Result, ServiceRequirement, Services,
-    Validate,
+    Error, Fence, FromJobContext, FromJobContextRef, HandlerRegistration, IntoJobResult, Job,
+    JobContext, JobError, JobFilter, JobHandler, JobId, JobListener, JobOptions, JobPayload,
+    JobQueue, JobResult, JobStatus, NewJob, Outcome, OutcomeUpdate, Queue, QueueCount, Recovered,
+    Result, ServiceRequirement, Services, Validate,
 };
 pub use jobs_runtime::{
     backend, connect, ManagerStats, WorkerManager, WorkerManagerBuilder, SCHEMES,
@@ -61,12 +61,22 @@ pub mod prelude {
         JobResult, JobStatus, NewJob, Queue, WorkerManager,
     };
     pub use serde::{Deserialize, Serialize};
+
+    // `#[job_handler]` entries
+    #[cfg(feature = "macros")]
+    pub use crate::job_handler;
+    pub use crate::Validate;
 }
 
-/// What `#[job_handler]` output refers to; not a public API.
+// ---- `#[job_handler]` support (owned by the macro work; keep this block) ----
+
+#[cfg(feature = "macros")]
+#[doc = include_str!("job_handler.md")]
+pub use jobs_macros::job_handler;
+
+/// What `#[job_handler]` output refers to (re-exports and helpers, so users
+/// never depend on `inventory` or `serde_json` themselves); not a public API.
 #[doc(hidden)]
-pub mod __private {
-    pub use inventory;
-    pub use jobs_core;
-    pub use serde_json;
-}
+pub use jobs_core::__private;
+
+// ---- end of `#[job_handler]` support ----

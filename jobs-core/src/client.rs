@@ -63,12 +63,7 @@ impl Queue {
     /// Enqueues a typed payload; its job type and defaults come from the type.
     /// Options can be chained before `.await`.
     pub fn enqueue<P: JobPayload>(&self, payload: P) -> Enqueue<'_> {
-        let job = serde_json::to_value(&payload)
-            .map(|v| NewJob::new(P::JOB_TYPE, v).with_options(&P::options()))
-            .map_err(|e| Error::InvalidPayload {
-                job_type: P::JOB_TYPE.to_owned(),
-                reason: format!("could not serialize `{}`: {e}", std::any::type_name::<P>()),
-            });
+        let job = typed_job(&payload, &P::options());
         Enqueue {
             queue: self,
             job,
@@ -101,17 +96,7 @@ impl Queue {
         let options = P::options();
         let jobs = payloads
             .into_iter()
-            .map(|p| {
-                serde_json::to_value(&p)
-                    .map(|v| NewJob::new(P::JOB_TYPE, v).with_options(&options))
-                    .map_err(|e| Error::InvalidPayload {
-                        job_type: P::JOB_TYPE.to_owned(),
-                        reason: format!(
-                            "could not serialize `{}`: {e}",
-                            std::any::type_name::<P>()
-                        ),
-                    })
-            })
+            .map(|p| typed_job(&p, &options))
             .collect::<Result<Vec<_>>>()?;
         self.store(jobs, true).await
     }
@@ -170,6 +155,24 @@ impl Queue {
             }
         }
     }
+}
+
+/// A typed payload as a job: checked (`JobPayload::check`, e.g. `Validate`)
+/// and serialized, or refused before anything is stored.
+fn typed_job<P: JobPayload>(payload: &P, options: &crate::JobOptions) -> Result<NewJob> {
+    let refuse = |reason: String| Error::InvalidPayload {
+        job_type: P::JOB_TYPE.to_owned(),
+        reason,
+    };
+    payload.check().map_err(refuse)?;
+    serde_json::to_value(payload)
+        .map(|v| NewJob::new(P::JOB_TYPE, v).with_options(options))
+        .map_err(|e| {
+            refuse(format!(
+                "could not serialize `{}`: {e}",
+                std::any::type_name::<P>()
+            ))
+        })
 }
 
 fn check_registered_payload(job: &NewJob) -> Result<()> {

@@ -174,3 +174,40 @@ impl FromJobContext for CancellationToken {
         Ok(ctx.cancellation().clone())
     }
 }
+
+/// A handler argument borrowed from the running job's context: `&Job`,
+/// `&JobContext`, `&Services`, `&CancellationToken`. `#[job_handler]` uses it for
+/// arguments of type `&T`.
+#[diagnostic::on_unimplemented(
+    message = "`&{Self}` cannot be injected into a job handler",
+    label = "not a borrowable extractor",
+    note = "only `&Job`, `&JobContext`, `&Services` and `&CancellationToken` can be taken by reference; take other extractors by value (`Data<T>`, `JobContext`, `Job`)"
+)]
+pub trait FromJobContextRef {
+    /// Borrows the value from the context of one attempt.
+    fn from_context_ref(ctx: &JobContext) -> Result<&Self, JobError>;
+}
+
+impl FromJobContextRef for Job {
+    fn from_context_ref(ctx: &JobContext) -> Result<&Self, JobError> {
+        Ok(ctx.job())
+    }
+}
+
+impl FromJobContextRef for JobContext {
+    fn from_context_ref(ctx: &JobContext) -> Result<&Self, JobError> {
+        Ok(ctx)
+    }
+}
+
+impl FromJobContextRef for Services {
+    fn from_context_ref(ctx: &JobContext) -> Result<&Self, JobError> {
+        Ok(ctx.services())
+    }
+}
+
+impl FromJobContextRef for CancellationToken {
+    fn from_context_ref(ctx: &JobContext) -> Result<&Self, JobError> {
+        Ok(ctx.cancellation())
+    }
+}

@@ -4,7 +4,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use crate::{Backoff, BoxError, Job, JobError, JobResult};
+use crate::{Backoff, BoxError, Job, JobError, JobResult, ServiceRequirement};
 
 /// A boxed, sendable future.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -65,6 +65,12 @@ pub trait JobHandler: Send + Sync + 'static {
     fn backoff(&self) -> Option<Backoff> {
         None
     }
+
+    /// The services (`Data<T>`) this handler needs: `build()` refuses a manager
+    /// that lacks one. `#[job_handler]` lists its extractors' needs here.
+    fn requirements(&self) -> Vec<ServiceRequirement> {
+        Vec::new()
+    }
 }
 
 /// The object-safe form of [`JobHandler`] the runtime stores; every `JobHandler`
@@ -79,6 +85,7 @@ pub trait DynHandler: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<(), BoxError>>;
     fn timeout(&self) -> Option<Duration>;
     fn backoff(&self) -> Option<Backoff>;
+    fn requirements(&self) -> Vec<ServiceRequirement>;
 }
 
 impl<H: JobHandler> DynHandler for H {
@@ -104,5 +111,9 @@ impl<H: JobHandler> DynHandler for H {
 
     fn backoff(&self) -> Option<Backoff> {
         JobHandler::backoff(self)
+    }
+
+    fn requirements(&self) -> Vec<ServiceRequirement> {
+        JobHandler::requirements(self)
     }
 }

@@ -126,6 +126,41 @@ pub struct Job {
 }
 
 impl Job {
+    /// The job as its first attempt sees it (RUNNING, attempt 1, no retries
+    /// yet), without a queue: for calling handlers in tests.
+    ///
+    /// ```
+    /// use jobs_core::{Job, JobContext, NewJob, Services};
+    ///
+    /// let job = Job::from_new(NewJob::new("email.send", serde_json::json!({"to": "a@b.c"})));
+    /// let ctx = JobContext::for_job(job, Services::new());
+    /// assert_eq!((ctx.attempt(), ctx.retry_count()), (1, 0));
+    /// ```
+    pub fn from_new(new: crate::NewJob) -> Job {
+        let now = Utc::now();
+        Job {
+            id: new.id,
+            queue_name: new.queue_name,
+            job_type: new.job_type,
+            payload: new.payload,
+            status: JobStatus::Running,
+            priority: new.priority,
+            retry_count: 0,
+            max_retries: new.max_retries,
+            run_at: new.run_at.unwrap_or(now),
+            created_at: now,
+            started_at: Some(now),
+            completed_at: None,
+            error_message: None,
+            errors: Vec::new(),
+            result_data: None,
+            metadata: new.metadata,
+            locked_by: None,
+            lease_until: None,
+            attempt: 1,
+        }
+    }
+
     /// The seed's name for `run_at`.
     pub fn scheduled_at(&self) -> DateTime<Utc> {
         self.run_at

@@ -14,6 +14,7 @@ mod handler;
 mod job;
 mod job_error;
 mod new_job;
+mod on_failure;
 pub mod payload;
 mod queue;
 mod registry;
@@ -24,7 +25,7 @@ mod status;
 pub use client::{Enqueue, Queue};
 pub use context::{CancelReason, CancellationToken, Cancelled, JobContext, Scoped};
 pub use error::{Error, Result};
-pub use extract::{Data, FromJobContext, ServiceRequirement, Services};
+pub use extract::{Data, FromJobContext, FromJobContextRef, ServiceRequirement, Services};
 pub use handler::{BoxFuture, DynHandler, JobHandler};
 pub use job::{AttemptError, Job, JobId};
 pub use job_error::{BoxError, JobError};
@@ -35,9 +36,13 @@ pub use queue::{
     QueueCount, Recovered,
 };
 pub use registry::{find_registration, registered_handlers, HandlerRegistration};
-pub use result::JobResult;
+pub use result::{IntoJobResult, JobResult};
 pub use retry::Backoff;
 pub use status::{JobStatus, ParseStatusError};
 
 #[doc(hidden)]
 pub use inventory;
+
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;

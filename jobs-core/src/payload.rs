@@ -21,6 +21,13 @@ pub trait JobPayload: Serialize + DeserializeOwned + Send + Sync + 'static {
     fn options() -> JobOptions {
         JobOptions::default()
     }
+
+    /// Checks a payload before a typed enqueue stores it; an `Err` (the
+    /// reason) refuses it. `#[job_handler]` makes it run the payload's
+    /// [`Validate`] if it has one.
+    fn check(&self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// Business validation that runs after the payload deserializes and before any

@@ -29,6 +29,19 @@ pub struct HandlerRegistration {
     pub make: fn() -> Arc<dyn DynHandler>,
 }
 
+impl HandlerRegistration {
+    /// Whether `other` registers the same handler. A `#[job_handler]`'s
+    /// `REGISTRATION` const and its link-time entry are distinct statics, so
+    /// they are compared by what they name, not by address.
+    pub fn is_same(&self, other: &HandlerRegistration) -> bool {
+        std::ptr::eq(self, other)
+            || (self.job_type == other.job_type
+                && self.handler_name == other.handler_name
+                && self.file == other.file
+                && self.line == other.line)
+    }
+}
+
 impl std::fmt::Debug for HandlerRegistration {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HandlerRegistration")

@@ -373,18 +373,29 @@ impl WorkerManagerBuilder {
     /// Adds a hand-written handler (the seed's constructor-injection style).
     #[track_caller]
     pub fn handler<H: JobHandler>(self, handler: H) -> Self {
-        self.handler_arc(Arc::new(handler))
+        let caller = std::panic::Location::caller();
+        self.push_handler(Arc::new(handler), std::any::type_name::<H>(), caller)
     }
 
     /// Adds a shared, type-erased handler.
     #[track_caller]
-    pub fn handler_arc(mut self, handler: Arc<dyn DynHandler>) -> Self {
+    pub fn handler_arc(self, handler: Arc<dyn DynHandler>) -> Self {
         let caller = std::panic::Location::caller();
+        let name = std::any::type_name_of_val(&*handler);
+        self.push_handler(handler, name, caller)
+    }
+
+    fn push_handler(
+        mut self,
+        handler: Arc<dyn DynHandler>,
+        name: &str,
+        caller: &std::panic::Location<'_>,
+    ) -> Self {
         self.handlers.push(HandlerEntry {
-            name: std::any::type_name_of_val(&*handler).to_owned(),
+            name: name.to_owned(),
+            requirements: handler.requirements(),
             handler,
             origin: format!("{}:{}", caller.file(), caller.line()),
-            requirements: Vec::new(),
             registration: None,
         });
         self
@@ -514,7 +525,7 @@ impl WorkerManagerBuilder {
             if let Some(first) = seen.get(&job_type) {
                 let same_registration = matches!(
                     (first.registration, entry.registration),
-                    (Some(a), Some(b)) if std::ptr::eq(a, b)
+                    (Some(a), Some(b)) if a.is_same(b)
                 );
                 if same_registration {
                     continue;

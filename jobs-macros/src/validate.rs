@@ -1,0 +1,249 @@
+//! What the arguments and the function must be; every problem is reported,
+//! spanned on the tokens at fault and saying how to fix it.
+
+use syn::{FnArg, Type};
+
+use crate::args::Args;
+use crate::ast::Handler;
+use crate::ctxt::Ctxt;
+
+const JOB_TYPE_GRAMMAR: &str = "a job type is lowercase dot-separated segments of `a-z`, `0-9`, `_` and `-`, e.g. `\"email.send\"`";
+
+pub fn validate(cx: &Ctxt, args: &Args, handler: &Handler<'_>) {
+    if let Some(lit) = &args.job_type {
+        if let Err(why) = check_job_type(&lit.value()) {
+            cx.error_spanned_by(lit, why);
+        }
+    }
+    if let Some(queue) = args.queue.get() {
+        let q = queue.value();
+        if q.is_empty() || q.len() > 255 || q.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            cx.error_spanned_by(
+                queue,
+                format!("invalid queue name {q:?}; a queue name is 1 to 255 characters without whitespace, e.g. `queue = \"emails\"`"),
+            );
+        }
+    }
+    if let Some(timeout) = args.timeout.get() {
+        if let Err(why) = parse_duration(&timeout.value()) {
+            cx.error_spanned_by(
+                timeout,
+                format!("invalid `timeout` {:?}: {why}", timeout.value()),
+            );
+        }
+    }
+    validate_signature(cx, handler);
+}
+
+fn validate_signature(cx: &Ctxt, handler: &Handler<'_>) {
+    let sig = &handler.item.sig;
+    if let Some(c) = &sig.constness {
+        cx.error_spanned_by(
+            c,
+            "`#[job_handler]` functions cannot be `const`; remove `const`",
+        );
+    }
+    if sig.asyncness.is_none() {
+        cx.error_spanned_by(
+            sig.fn_token,
+            "`#[job_handler]` functions must be `async`; write `async fn`",
+        );
+    }
+    if let Some(u) = &sig.unsafety {
+        cx.error_spanned_by(
+            u,
+            "`#[job_handler]` functions cannot be `unsafe`: the worker has no way to uphold their contract; remove `unsafe`",
+        );
+    }
+    if let Some(abi) = &sig.abi {
+        cx.error_spanned_by(
+            abi,
+            "`#[job_handler]` functions cannot have an `extern` ABI; remove it",
+        );
+    }
+    if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
+        let at = if sig.generics.params.is_empty() {
+            quote::ToTokens::to_token_stream(&sig.generics.where_clause)
+        } else {
+            quote::ToTokens::to_token_stream(&sig.generics)
+        };
+        cx.error_spanned_by(
+            at,
+            "`#[job_handler]` functions cannot be generic: the worker needs one concrete payload type to deserialize into; remove the generic parameters",
+        );
+    }
+    if let Some(v) = &sig.variadic {
+        cx.error_spanned_by(v, "`#[job_handler]` functions cannot be variadic");
+    }
+    for arg in &sig.inputs {
+        if let FnArg::Receiver(r) = arg {
+            cx.error_spanned_by(
+                r,
+                "`#[job_handler]` cannot be used on methods: a handler is a free `async fn` whose first argument is the payload; move it out of the `impl` and inject shared state with `Data<T>`",
+            );
+            return;
+        }
+    }
+    let mut typed = sig.inputs.iter().filter_map(|arg| match arg {
+        FnArg::Typed(p) => Some(&*p.ty),
+        FnArg::Receiver(_) => None,
+    });
+    match typed.next() {
+        None => cx.error_at(
+            sig.paren_token.span.join(),
+            format!(
+                "missing payload argument: the first argument of a `#[job_handler]` function is the payload, e.g. `async fn {}(email: SendEmail)`",
+                sig.ident
+            ),
+        ),
+        Some(Type::Reference(r)) => cx.error_spanned_by(
+            r,
+            "the payload is deserialized for each attempt and handed over by value; take it as `T`, not `&T`",
+        ),
+        Some(ty) => check_nameable(cx, ty, "payload"),
+    }
+    for ty in typed {
+        match ty {
+            Type::Reference(r) if r.mutability.is_some() => cx.error_spanned_by(
+                r,
+                "injected arguments cannot be `&mut`; take `&T` (for `Job`, `JobContext`) or the extractor by value",
+            ),
+            Type::Reference(r) => check_nameable(cx, &r.elem, "argument"),
+            ty => check_nameable(cx, ty, "argument"),
+        }
+    }
+}
+
+/// `impl Trait` and `_` in argument position would make the handler generic.
+fn check_nameable(cx: &Ctxt, ty: &Type, what: &str) {
+    match ty {
+        Type::ImplTrait(_) => cx.error_spanned_by(
+            ty,
+            format!("`impl Trait` makes a `#[job_handler]` function generic; give the {what} a concrete type"),
+        ),
+        Type::Infer(_) => cx.error_spanned_by(ty, format!("give the {what} a concrete type")),
+        _ => {}
+    }
+}
+
+/// The job type grammar: `segment(.segment)*`, segments of `[a-z0-9_-]+`, at
+/// most 255 bytes.
+pub fn check_job_type(job_type: &str) -> Result<(), String> {
+    if job_type.is_empty() {
+        return Err(format!(
+            "the job type must not be empty; {JOB_TYPE_GRAMMAR}"
+        ));
+    }
+    if job_type.len() > 255 {
+        return Err(format!(
+            "the job type is {} bytes long; the limit is 255",
+            job_type.len()
+        ));
+    }
+    if let Some(c) = job_type
+        .chars()
+        .find(|c| !matches!(c, 'a'..='z' | '0'..='9' | '_' | '-' | '.'))
+    {
+        let hint = if c.is_ascii_uppercase() {
+            format!(" (write `{}`)", job_type.to_ascii_lowercase())
+        } else {
+            String::new()
+        };
+        return Err(format!(
+            "invalid job type `{job_type}`: {c:?} is not allowed{hint}; {JOB_TYPE_GRAMMAR}"
+        ));
+    }
+    if job_type.split('.').any(str::is_empty) {
+        return Err(format!(
+            "invalid job type `{job_type}`: empty segment; {JOB_TYPE_GRAMMAR}"
+        ));
+    }
+    Ok(())
+}
+
+/// `"30s"`, `"500ms"`, `"2m"`, `"1h30m"` → milliseconds.
+pub fn parse_duration(text: &str) -> Result<u64, String> {
+    const HOW: &str = "expected numbers with units `ms`, `s`, `m` or `h`, e.g. `\"30s\"`, `\"500ms\"`, `\"2m\"`, `\"1h30m\"`";
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return Err(HOW.to_owned());
+    }
+    let mut total: u64 = 0;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        if digits == 0 {
+            return Err(HOW.to_owned());
+        }
+        let n: u64 = rest[..digits]
+            .parse()
+            .map_err(|_| "number too large".to_owned())?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let factor = match &rest[..unit_len] {
+            "ms" => 1,
+            "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            _ => return Err(HOW.to_owned()),
+        };
+        rest = &rest[unit_len..];
+        total = n
+            .checked_mul(factor)
+            .and_then(|ms| total.checked_add(ms))
+            .ok_or_else(|| "duration too large".to_owned())?;
+    }
+    if total == 0 {
+        return Err(
+            "a timeout must be longer than zero; leave `timeout` out for no timeout".to_owned(),
+        );
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_type_grammar() {
+        for ok in ["email.send", "a", "report-gen.v2", "x_y.z-1.0"] {
+            assert_eq!(check_job_type(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "",
+            "Email.send",
+            "email..send",
+            ".email",
+            "email.",
+            "email send",
+            "é",
+        ] {
+            assert!(check_job_type(bad).is_err(), "{bad}");
+        }
+        assert!(check_job_type(&"a".repeat(256)).is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s"), Ok(30_000));
+        assert_eq!(parse_duration("500ms"), Ok(500));
+        assert_eq!(parse_duration("2m"), Ok(120_000));
+        assert_eq!(parse_duration("1h30m"), Ok(5_400_000));
+        for bad in [
+            "soon",
+            "",
+            "30",
+            "s",
+            "0s",
+            "1d",
+            "-1s",
+            "99999999999999999999s",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+}

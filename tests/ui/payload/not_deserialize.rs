@@ -1,0 +1,11 @@
+use jobs::prelude::*;
+
+#[derive(Serialize)]
+struct SendEmail {
+    recipient: String,
+}
+
+#[job_handler("email.send")]
+async fn send_email(_email: SendEmail) {}
+
+fn main() {}

@@ -1,0 +1,15 @@
+use jobs::prelude::*;
+
+#[derive(Serialize, Deserialize)]
+struct SendEmail {
+    recipient: String,
+}
+
+#[job_handler("email.send")]
+async fn send_email(_email: SendEmail)
+where
+    SendEmail: Send,
+{
+}
+
+fn main() {}
