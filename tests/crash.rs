@@ -27,7 +27,10 @@ impl Logged {
             .append(true)
             .open(&self.log)
             .unwrap();
-        writeln!(f, "{event} {}", job.id).unwrap();
+        // One write per line: `writeln!` on a `File` issues a write per piece,
+        // and concurrent handlers would interleave them ("donedone id").
+        f.write_all(format!("{event} {}\n", job.id).as_bytes())
+            .unwrap();
     }
 }
 
