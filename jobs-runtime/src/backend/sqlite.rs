@@ -28,13 +28,15 @@
 //!   page cache and is recovered on the next open. Jobs that were RUNNING come
 //!   back through lease expiry.
 //! * **Power loss or kernel crash**: the database stays consistent (never
-//!   corrupt, no half-applied transaction), but transactions committed since
-//!   the last WAL fsync may be lost — SQLite syncs the WAL at each checkpoint
-//!   (by default every ~1000 pages, about 4 MB of log), not at each commit. So
-//!   the last moments of enqueues and outcomes before the power went can roll
-//!   back: a lost enqueue is lost, a lost completion runs the job again
-//!   (at-least-once). If that window matters more than speed, open the database
-//!   with `SqliteBackend::options(url)?.synchronous(SqliteSynchronous::Full)`
+//!   corrupt, no half-applied transaction), but with `synchronous = NORMAL` a
+//!   commit reaches the disk only at the next WAL checkpoint. The backend
+//!   checkpoints once a second whenever something was written (SQLite on its
+//!   own would wait for ~4 MB of log, which on a quiet queue can be hours), so
+//!   a power loss can take back up to about the last second of acknowledged
+//!   enqueues and outcomes (longer only while some connection holds a read
+//!   transaction open that long): a lost enqueue is lost, a lost completion runs the
+//!   job again (at-least-once). If that second matters more than speed, open
+//!   the database with `SqliteBackend::options(url)?.synchronous(SqliteSynchronous::Full)`
 //!   and [`SqliteBackend::connect_with`]: every commit is then fsynced and
 //!   survives power loss too, at a few hundred to a few thousand commits a
 //!   second depending on the disk.
@@ -53,6 +55,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
@@ -86,6 +89,8 @@ const INSERT_CHUNK: usize = 500;
 /// Rows per `VALUES` list of batched updates; lists are padded to a power of two
 /// so only a handful of statements are ever prepared.
 const UPDATE_CHUNK: usize = 256;
+/// How often written data is checkpointed (and so synced to disk).
+const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 /// Expired leases recovered per transaction.
 const RECOVER_BATCH: usize = 1000;
 
@@ -111,6 +116,8 @@ struct Inner {
     reader: Option<SqlitePool>,
     wake: Arc<watch::Sender<u64>>,
     location: String,
+    /// Written to since the last checkpoint.
+    dirty: AtomicBool,
 }
 
 impl std::fmt::Debug for SqliteBackend {
@@ -357,14 +364,19 @@ impl SqliteBackend {
             (Some(reader), Some(key))
         };
         tracing::debug!(url, "sqlite backend connected");
-        Ok(SqliteBackend {
+        let backend = SqliteBackend {
             inner: Arc::new(Inner {
                 writer: tokio::sync::Mutex::new(Some(writer)),
                 reader,
                 wake: shared_wake(key),
                 location: url.to_owned(),
+                dirty: AtomicBool::new(false),
             }),
-        })
+        };
+        if !in_memory {
+            tokio::spawn(checkpointer(Arc::downgrade(&backend.inner)));
+        }
+        Ok(backend)
     }
 
     /// Closes the connections; other clones of this handle stop working.
@@ -388,6 +400,13 @@ impl SqliteBackend {
             ),
             source: None,
         })
+    }
+
+    /// The writer connection, for a change: the next checkpoint will sync it.
+    async fn write_conn(&self) -> Result<tokio::sync::MappedMutexGuard<'_, SqliteConnection>> {
+        let conn = self.writer().await?;
+        self.inner.dirty.store(true, Ordering::Relaxed);
+        Ok(conn)
     }
 
     async fn read_all(&self, q: Query<'_>) -> Result<Vec<SqliteRow>> {
@@ -426,14 +445,14 @@ impl SqliteBackend {
         let rows = insert_rows_of(jobs, now)?;
 
         if rows.len() > INSERT_CHUNK {
-            let mut conn = self.writer().await?;
+            let mut conn = self.write_conn().await?;
             let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
             for chunk in rows.chunks(INSERT_CHUNK) {
                 insert_rows(&mut tx, chunk, now).await?;
             }
             tx.commit().await.map_err(db_err)?;
         } else {
-            let mut conn = self.writer().await?;
+            let mut conn = self.write_conn().await?;
             insert_rows(&mut conn, &rows, now).await?;
         }
         self.wake();
@@ -482,7 +501,7 @@ impl SqliteBackend {
             q = q.bind(queue.as_str());
         }
         let rows = {
-            let mut conn = self.writer().await?;
+            let mut conn = self.write_conn().await?;
             q.fetch_all(&mut *conn).await.map_err(db_err)?
         };
         let mut jobs = rows
@@ -670,7 +689,7 @@ impl SqliteBackend {
         let statements =
             completions.len().div_ceil(UPDATE_CHUNK) + transitions.len().div_ceil(UPDATE_CHUNK);
         let mut applied = HashSet::with_capacity(updates.len());
-        let mut conn = self.writer().await?;
+        let mut conn = self.write_conn().await?;
         if statements > 1 {
             let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
             Self::apply_completions(&mut tx, now, &completions, &mut applied).await?;
@@ -702,7 +721,7 @@ impl SqliteBackend {
         }
         let until = add_micros(now_micros(), lease);
         let mut kept = HashSet::with_capacity(fences.len());
-        let mut conn = self.writer().await?;
+        let mut conn = self.write_conn().await?;
         for chunk in fences.chunks(UPDATE_CHUNK) {
             let n = padded(chunk.len());
             let sql = format!(
@@ -747,6 +766,7 @@ impl SqliteBackend {
             if any.is_none() {
                 return Ok(out);
             }
+            self.inner.dirty.store(true, Ordering::Relaxed);
             let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
             let sql = format!(
                 "SELECT {JOB_COLS} FROM jobs_queue WHERE status = 'RUNNING' AND lease_until < ?1 \
@@ -840,7 +860,7 @@ impl SqliteBackend {
         allowed: &'static str,
     ) -> Result<Job> {
         let row = {
-            let mut conn = self.writer().await?;
+            let mut conn = self.write_conn().await?;
             sqlx::query(sql)
                 .bind(now)
                 .bind(*id.as_uuid())
@@ -990,6 +1010,41 @@ async fn insert_rows(conn: &mut SqliteConnection, rows: &[InsertRow], now: i64) 
             ))
         }
         Err(e) => Err(db_err(e)),
+    }
+}
+
+/// Once a second, if anything was written, checkpoints the WAL. With
+/// `synchronous = NORMAL` a commit is synced to disk only by a checkpoint, so
+/// this bounds what a power loss can take to about the last second of writes,
+/// however quiet the queue (SQLite's own checkpoint waits for ~4 MB of log).
+/// Ends when the backend is dropped.
+async fn checkpointer(inner: Weak<Inner>) {
+    let mut tick = tokio::time::interval(CHECKPOINT_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        if !inner.dirty.swap(false, Ordering::Relaxed) {
+            continue;
+        }
+        // A passive checkpoint on a reader connection: it neither waits for nor
+        // blocks the writer.
+        let Some(reader) = inner.reader.clone() else {
+            return;
+        };
+        if reader.is_closed() {
+            return;
+        }
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&reader)
+            .await
+        {
+            tracing::debug!(error = %e, location = %inner.location, "sqlite checkpoint failed; will retry");
+            inner.dirty.store(true, Ordering::Relaxed);
+        }
     }
 }
 
@@ -1202,7 +1257,7 @@ impl JobQueue for SqliteBackend {
                 "DELETE FROM jobs_queue WHERE seq IN (SELECT seq FROM jobs_queue \
                  WHERE status IN {TERMINAL} AND completed_at < ?1 ORDER BY completed_at LIMIT ?2)"
             );
-            let mut conn = self.writer().await?;
+            let mut conn = self.write_conn().await?;
             let done = sqlx::query(&sql)
                 .bind(micros(before))
                 .bind(i64::try_from(limit).unwrap_or(i64::MAX))
