@@ -7,8 +7,9 @@
 //! ```
 //!
 //! `BENCH=w2` runs only the enqueue workloads, `BENCH=w1` only the 20,000-job
-//! drains, `BENCH=w1big` only the 200,000-job ones; `PRAGMAS=page_size=1024,wal_autocheckpoint=4000` tries extra pragmas
-//! on fresh files. Besides jobs/s it prints CPU time per job (user + system,
+//! drains, `BENCH=w1big` only the 200,000-job ones;
+//! `PRAGMAS=page_size=1024,wal_autocheckpoint=4000` tries extra pragmas on
+//! fresh files. Besides jobs/s it prints CPU time per job (user + system,
 //! all threads), which stays meaningful on a busy machine where wall time
 //! does not.
 
