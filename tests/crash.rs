@@ -22,15 +22,15 @@ struct Logged {
 
 impl Logged {
     fn note(&self, event: &str, job: &Job) {
+        // One write(2) per line: appends that small are atomic, so lines of
+        // concurrent jobs (and of the two processes) never interleave.
+        let line = format!("{event} {}\n", job.id);
         let mut f = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.log)
             .unwrap();
-        // One write per line: `writeln!` on a `File` issues a write per piece,
-        // and concurrent handlers would interleave them ("donedone id").
-        f.write_all(format!("{event} {}\n", job.id).as_bytes())
-            .unwrap();
+        f.write_all(line.as_bytes()).unwrap();
     }
 }
 

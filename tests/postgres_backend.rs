@@ -53,13 +53,34 @@ async fn concurrent_connects_migrate_a_fresh_schema_once() {
     .fetch_all(backend.pool())
     .await
     .unwrap();
-    assert_eq!(versions, vec![1]);
+    assert_eq!(versions, vec![1, 2]);
     // Every one of them works on the same table.
     let id = backends[7]
         .enqueue_batch(vec![NewJob::new("t", json!({}))])
         .await
         .unwrap()[0];
     assert!(backends[3].get(id).await.unwrap().is_some());
+
+    // A schema one migration behind is brought up to date at the next start.
+    sqlx::query(&format!(
+        "DELETE FROM \"{schema}\".jobs_migrations WHERE version = 2"
+    ))
+    .execute(backend.pool())
+    .await
+    .unwrap();
+    let upgraded = PostgresBackend::builder(url.clone())
+        .schema(schema.clone())
+        .connect()
+        .await
+        .unwrap();
+    let versions: Vec<i32> = sqlx::query_scalar(&format!(
+        "SELECT version FROM \"{schema}\".jobs_migrations ORDER BY version"
+    ))
+    .fetch_all(upgraded.pool())
+    .await
+    .unwrap();
+    assert_eq!(versions, vec![1, 2]);
+    assert!(upgraded.get(id).await.unwrap().is_some());
     drop_schema(backend).await;
 }
 
@@ -293,6 +314,28 @@ async fn listener_wakes_for_its_queues_and_for_scheduled_jobs() {
         "woke after {waited:?}"
     );
     producer.await.unwrap();
+    let claimed = backend.claim(claim_req(&mine, 10)).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+
+    // A job going back to waiting (released) wakes us too.
+    let b = backend.clone();
+    let fence = claimed[0].fence();
+    let releaser = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let release = OutcomeUpdate {
+            fence,
+            outcome: Outcome::Release,
+        };
+        assert!(b.record("w1", &[release]).await.unwrap().is_empty());
+    });
+    let t0 = Instant::now();
+    listener.wait(Duration::from_secs(30)).await;
+    let waited = t0.elapsed();
+    assert!(
+        waited >= Duration::from_millis(250) && waited < Duration::from_secs(15),
+        "woke after {waited:?}"
+    );
+    releaser.await.unwrap();
     assert_eq!(backend.claim(claim_req(&mine, 10)).await.unwrap().len(), 1);
 
     // A job scheduled 1 s ahead wakes us when it is due, without any signal then.
@@ -424,4 +467,41 @@ async fn expired_leases_become_failed_attempts_and_fence_the_old_worker() {
     );
     let err = backend.cancel(jobs_core::JobId::new()).await.unwrap_err();
     assert!(matches!(err, jobs_core::Error::NotFound(_)), "{err}");
+}
+
+#[tokio::test]
+async fn a_job_enqueued_ahead_of_a_draining_backlog_is_claimed_next_within_the_hint_ttl() {
+    let Some(backend) = fresh_backend("hint").await else {
+        return;
+    };
+    let q = queues(&["default"]);
+    let jobs: Vec<NewJob> = (0..200)
+        .map(|i| NewJob::new("n", json!({ "n": i })))
+        .collect();
+    backend.enqueue_batch(jobs).await.unwrap();
+    // Full claims: the backend now starts its scans past the claimed jobs.
+    for _ in 0..3 {
+        assert_eq!(backend.claim(claim_req(&q, 10)).await.unwrap().len(), 10);
+    }
+    let urgent = backend
+        .enqueue_batch(vec![NewJob::new("n", json!({"urgent": true})).priority(9)])
+        .await
+        .unwrap()[0];
+    // Within 100 ms (the hint's lifetime) the next claim scans from the start.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let next = backend.claim(claim_req(&q, 10)).await.unwrap();
+    assert_eq!(next[0].id, urgent, "the higher-priority job goes first");
+    // The rest still come in enqueue order, none twice.
+    let mut seen: Vec<i64> = next[1..]
+        .iter()
+        .map(|j| j.payload["n"].as_i64().unwrap())
+        .collect();
+    loop {
+        let batch = backend.claim(claim_req(&q, 10)).await.unwrap();
+        if batch.is_empty() {
+            break;
+        }
+        seen.extend(batch.iter().map(|j| j.payload["n"].as_i64().unwrap()));
+    }
+    assert_eq!(seen, (30..200).collect::<Vec<_>>());
 }

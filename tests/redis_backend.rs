@@ -25,17 +25,44 @@ fn redis_url() -> Option<String> {
     }
 }
 
-/// A backend on a fresh random prefix; purge it at the end of the test.
-async fn backend() -> Option<RedisBackend> {
+/// A backend on a fresh random prefix, whose keys are deleted when it drops
+/// (also when an assertion failed).
+async fn backend() -> Option<Ns> {
     let url = redis_url()?;
     let prefix = format!("test-{:016x}", fastrand::u64(..));
-    Some(
-        RedisBackend::builder(url)
-            .prefix(prefix)
-            .connect()
-            .await
-            .expect("connect to redis"),
-    )
+    let backend = RedisBackend::builder(&url)
+        .prefix(prefix)
+        .connect()
+        .await
+        .expect("connect to redis");
+    Some(Ns(backend, url))
+}
+
+struct Ns(RedisBackend, String);
+
+impl std::ops::Deref for Ns {
+    type Target = RedisBackend;
+    fn deref(&self) -> &RedisBackend {
+        &self.0
+    }
+}
+
+impl Drop for Ns {
+    fn drop(&mut self) {
+        // A blocking connection: the test's runtime may be gone by now.
+        let pattern = format!("{{{}}}:*", self.0.prefix());
+        let purge = || -> redis::RedisResult<()> {
+            let mut con = redis::Client::open(self.1.as_str())?.get_connection()?;
+            let keys: Vec<String> = redis::cmd("KEYS").arg(&pattern).query(&mut con)?;
+            for chunk in keys.chunks(1000) {
+                redis::cmd("UNLINK").arg(chunk).exec(&mut con)?;
+            }
+            Ok(())
+        };
+        if let Err(e) = purge() {
+            eprintln!("could not delete the keys of {pattern}: {e}");
+        }
+    }
 }
 
 /// A raw connection for poking at keys behind the backend's back.
@@ -429,6 +456,16 @@ async fn big_batches_are_all_or_nothing() {
         .await
         .unwrap();
     assert_eq!(listed.iter().map(|j| j.id).collect::<Vec<_>>(), ids);
+    let everything = b
+        .list(&JobFilter::default().limit(usize::MAX))
+        .await
+        .unwrap();
+    assert_eq!(everything.len(), 2_501);
+    let unfiltered_far = b
+        .list(&JobFilter::default().offset(usize::MAX).limit(usize::MAX))
+        .await
+        .unwrap();
+    assert!(unfiltered_far.is_empty());
     // Filtered listing pages across scan chunks.
     let page = b
         .list(

@@ -17,6 +17,9 @@ use crate::panic::CatchUnwind;
 use crate::retry::{backend_retry_delay, outcome_of_failure};
 use crate::stats::Counters;
 
+/// The longest a worker draining a backlog waits for more free slots before claiming.
+const BATCH_WAIT: std::time::Duration = std::time::Duration::from_millis(1);
+
 /// Claims jobs while slots are free, and waits on the backend's wake-up signal
 /// (or the poll interval) when there is nothing to claim.
 pub(crate) async fn claim_loop(
@@ -28,6 +31,8 @@ pub(crate) async fn claim_loop(
 ) {
     let slots = Arc::new(Semaphore::new(shared.cfg.concurrency));
     let mut failures = 0u32;
+    // The last claim filled every slot it asked for: there is likely more waiting.
+    let mut backlog = false;
     loop {
         // One free slot at least, then as many more as are free right now:
         // prefetch never exceeds the concurrency.
@@ -40,6 +45,22 @@ pub(crate) async fn claim_loop(
         while let Ok(p) = slots.clone().try_acquire_owned() {
             permits.push(p);
         }
+        // Draining a backlog, claiming for one or two free slots at a time costs a
+        // round trip per job or two; waiting a moment for half the slots to free up
+        // makes batches. An idle worker never waits here, so pickup stays immediate.
+        let half = shared.cfg.concurrency.div_ceil(2);
+        if backlog && permits.len() < half {
+            let deadline = tokio::time::Instant::now() + BATCH_WAIT;
+            while permits.len() < half {
+                tokio::select! {
+                    p = slots.clone().acquire_owned() => permits.push(p.expect("semaphore never closed")),
+                    _ = tokio::time::sleep_until(deadline) => break,
+                }
+            }
+            while let Ok(p) = slots.clone().try_acquire_owned() {
+                permits.push(p);
+            }
+        }
         let req = ClaimRequest {
             worker_id: &shared.worker_id,
             queues: &shared.cfg.queues,
@@ -51,9 +72,11 @@ pub(crate) async fn claim_loop(
         let jobs = match shared.queue.backend().claim(req).await {
             Ok(jobs) => {
                 failures = 0;
+                backlog = jobs.len() == req.limit;
                 jobs
             }
             Err(e) => {
+                backlog = false;
                 let delay = backend_retry_delay(failures);
                 failures += 1;
                 warn!(error = %e, retry_in = ?delay, "claiming jobs failed; retrying");

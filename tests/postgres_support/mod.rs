@@ -1,6 +1,8 @@
 //! Shared by the PostgreSQL tests: the server URL, and a fresh schema per test.
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use jobs_runtime::backend::postgres::PostgresBackend;
 
 /// `JOBS_TEST_POSTGRES_URL`, or `None` (with the reason printed) when unset —

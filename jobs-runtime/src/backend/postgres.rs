@@ -31,16 +31,32 @@
 //!   first due rows in (priority desc, run_at, seq) order taken with
 //!   `FOR UPDATE SKIP LOCKED` from a partial index that holds waiting rows
 //!   only, then marked RUNNING with `UPDATE … RETURNING`. Finished rows are in
-//!   no index the claim reads, so its cost stays flat as history grows.
+//!   no index the claim reads, and each claim starts past the (not yet
+//!   vacuumed) entries of jobs claimed before it, so its cost stays flat as
+//!   history and backlog grow. The one approximation: a job enqueued *ahead*
+//!   of a draining backlog (higher priority, or a run_at further back) may wait
+//!   up to 100 ms before it overtakes; everything else is claimed in exact order.
 //! * Outcomes and heartbeats: one statement per batch over `UNNEST` arrays,
 //!   each row fenced on `status = 'RUNNING' AND attempt = fence`.
+//! * Durability: enqueues, outcomes and lease recovery wait for the WAL flush
+//!   like any commit. Claims and heartbeats don't (`synchronous_commit = off`
+//!   on their connections): that saves a disk flush per pickup, and a database
+//!   crash can at worst forget the last moment's claims, which only hands those
+//!   jobs out again — at-least-once either way. Opt out with
+//!   [`PostgresBuilder::synchronous_claims`].
 //! * Wake-up: enqueues (and jobs going back to waiting) `NOTIFY` once per
 //!   statement; the listener also sleeps until the earliest scheduled job of its
 //!   queues, with a poll fallback, so an idle worker issues almost no queries.
+//! * Pruning: [`JobQueue::prune`] deletes finished jobs oldest first, at most
+//!   `limit` per statement, from a partial index on finished rows.
 //! * Time: every "now" is the database's clock.
-//! * Connection loss: calls fail with a transient [`Error::Backend`] while the
-//!   database is away; the pool and the listener reconnect when it is back.
+//! * Connections: the backend keeps its own (`sqlx::Pool` pings each one it
+//!   gets back, a second round trip per call). Calls fail with a transient
+//!   [`Error::Backend`] while the database is away — once per idle connection
+//!   after a restart — and connections and the listener are re-established
+//!   when it is back.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -60,8 +76,16 @@ const BACKEND: &str = "postgres";
 /// The schema used unless the URL or the builder names another.
 pub const DEFAULT_SCHEMA: &str = "jobs";
 
-/// Embedded migrations: (version, name, SQL with `__SCHEMA__`/`__CHANNEL__` placeholders).
-const MIGRATIONS: &[(i32, &str, &str)] = &[(1, "init", include_str!("postgres/0001_init.sql"))];
+/// Embedded migrations, never edited once merged: (version, name, SQL with
+/// `__SCHEMA__`/`__CHANNEL__` placeholders).
+const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, "init", include_str!("postgres/0001_init.sql")),
+    (
+        2,
+        "claim_hints",
+        include_str!("postgres/0002_claim_hints.sql"),
+    ),
+];
 
 /// Advisory-lock class of the migration lock (`'jobs'` in ASCII); the other key is the schema's hash.
 const MIGRATION_LOCK_CLASS: i32 = 0x6a6f_6273;
@@ -154,6 +178,7 @@ pub struct PostgresBuilder {
     schema: Option<String>,
     max_connections: u32,
     acquire_timeout: Duration,
+    synchronous_claims: bool,
 }
 
 impl PostgresBuilder {
@@ -174,6 +199,16 @@ impl PostgresBuilder {
     /// back — before failing with a transient error (default 5 s).
     pub fn acquire_timeout(mut self, timeout: Duration) -> Self {
         self.acquire_timeout = timeout;
+        self
+    }
+
+    /// Whether claims and heartbeats wait for their WAL flush like everything
+    /// else (default `false`). Without the wait a claim saves a disk flush —
+    /// the biggest cost of a pickup — and a database crash can at worst forget
+    /// the last moment's claims, so those jobs run again: at-least-once delivery
+    /// either way. Enqueues, outcomes and lease recovery always wait.
+    pub fn synchronous_claims(mut self, yes: bool) -> Self {
+        self.synchronous_claims = yes;
         self
     }
 
@@ -198,13 +233,24 @@ impl PostgresBuilder {
             .await
             .map_err(|e| bad(format!("could not prepare schema `{schema}`: {e}")))?;
 
-        // Pings before every acquire would double the round trips of every call;
-        // a dead connection fails its call once (transiently) and is then dropped.
+        // For the caller's own transactions (`pool()`), created lazily.
         let pool = PgPoolOptions::new()
             .max_connections(self.max_connections)
             .acquire_timeout(self.acquire_timeout)
-            .test_before_acquire(false)
             .connect_lazy_with(options.clone());
+        let conns = Conns::new(options.clone(), self.max_connections, self.acquire_timeout);
+        // Claims and heartbeats commit asynchronously (no wait for the WAL flush):
+        // if the database itself crashes, the last fraction of a second of them
+        // may be lost, which only hands those jobs out again (at-least-once).
+        // Enqueues and outcomes always wait for the flush.
+        let lease_conns = Conns::new(
+            options.clone().options([(
+                "synchronous_commit",
+                if self.synchronous_claims { "on" } else { "off" },
+            )]),
+            self.max_connections,
+            self.acquire_timeout,
+        );
         let listen_pool = PgPoolOptions::new()
             .max_connections(64)
             .acquire_timeout(self.acquire_timeout)
@@ -217,7 +263,11 @@ impl PostgresBuilder {
                 sql: Sql::new(&schema),
                 channel: channel_name(&schema),
                 schema,
+                synchronous_claims: self.synchronous_claims,
                 pool,
+                conns,
+                hints: Hints::default(),
+                lease_conns,
                 listen_pool,
             }),
         })
@@ -325,6 +375,21 @@ struct Sql {
     next_due: String,
 }
 
+/// The NOTIFY of one statement, as an aggregate over rows with a `queue_name`:
+/// the payload lists the queues that got claimable work, and a final `!` token
+/// when a future run_at was stored (listeners then re-read their timer).
+/// Payloads stay well below PostgreSQL's 8000-byte limit: `*` means "any queue".
+/// Inline rather than a SQL function: a function call costs more than the insert.
+fn wake(channel: &str, refresh: &str) -> String {
+    let list = "array_to_string(array_agg(DISTINCT queue_name), ' ')";
+    format!(
+        "pg_notify({channel}, CASE WHEN octet_length({list}) > 7000 THEN '* !' \
+         ELSE {list} || CASE WHEN {refresh} THEN ' !' ELSE '' END END)"
+    )
+}
+
+const MIN: &str = "-9223372036854775808";
+
 const WAITING: &str = "('PENDING', 'SCHEDULED', 'RETRYING')";
 
 impl Sql {
@@ -332,6 +397,14 @@ impl Sql {
         let s = quote_ident(schema);
         let t = format!("{s}.jobs");
         let cols = JOB_COLUMNS;
+        let channel = quote_literal(&channel_name(schema));
+        let wake_enqueue = wake(&channel, "bool_or(status = 'SCHEDULED')");
+        let wake_record = wake(&channel, "bool_or(run_at > now())");
+        let wake_plain = wake(&channel, "false");
+        // The fence, written so the planner can't use it to pick the partial lease
+        // index: its statistics often say "no job is running", which makes it scan
+        // every running row once per batch row instead of looking each one up by id.
+        let running = "j.status || '' = 'RUNNING'";
         Sql {
             enqueue: format!(
                 "WITH ins AS (
@@ -347,11 +420,12 @@ impl Sql {
                    ORDER BY u.ord
                    RETURNING queue_name, status)
                  SELECT count(*) AS n,
-                        {s}.wake(array_agg(DISTINCT queue_name), bool_or(status = 'SCHEDULED'))::text AS w
+                        {wake_enqueue}::text AS w
                  FROM ins"
             ),
-            // Per queue in request order, the first due rows in claim order; the outer
-            // LIMIT stops the nested loop once enough rows are locked. `id = ANY(ARRAY(..))`
+            // Per queue in request order, the first due rows in claim order, from the
+            // queue's hint on (see `Hint`); the outer LIMIT stops the nested loop once
+            // enough rows are locked. `id = ANY(ARRAY(..))`
             // keeps the update on the primary key even under a generic plan (a join
             // there lets the planner pick a hash join over the whole table).
             claim: format!(
@@ -360,11 +434,14 @@ impl Sql {
                      locked_by = $3, lease_until = now() + $4 * interval '1 microsecond'
                  WHERE j.id = ANY(ARRAY(
                    SELECT c.id
-                   FROM unnest($1::text[]) AS q(name)
+                   FROM unnest($1::text[], $5::int8[], $6::timestamptz[], $7::int8[])
+                        AS q(name, hp, hr, hs)
                    CROSS JOIN LATERAL (
                      SELECT w.id FROM {t} w
                      WHERE w.queue_name = q.name AND w.status IN {WAITING} AND w.run_at <= now()
-                     ORDER BY w.priority DESC, w.run_at, w.seq
+                       AND (-w.priority::int8, w.run_at, w.seq)
+                           >= (coalesce(q.hp, {MIN}), coalesce(q.hr, '-infinity'), coalesce(q.hs, {MIN}))
+                     ORDER BY -w.priority::int8, w.run_at, w.seq
                      LIMIT $2
                      FOR UPDATE SKIP LOCKED) c
                    LIMIT $2))
@@ -373,8 +450,8 @@ impl Sql {
             heartbeat: format!(
                 "UPDATE {t} j SET lease_until = now() + $4 * interval '1 microsecond'
                  FROM unnest($1::uuid[], $2::int4[]) AS u(id, attempt)
-                 WHERE j.id = ANY($1) AND j.id = u.id AND j.status = 'RUNNING'
-                   AND j.attempt = u.attempt AND j.locked_by = $3
+                 WHERE j.id = u.id AND {running} AND j.attempt = u.attempt
+                   AND j.locked_by = $3
                  RETURNING j.id"
             ),
             record: format!(
@@ -398,11 +475,10 @@ impl Sql {
                    FROM unnest($1::uuid[], $2::int4[], $3::text[], $4::jsonb[], $5::int8[],
                                $6::text[], $7::bool[])
                         AS u(id, attempt, status, result, delay, message, retryable)
-                   WHERE j.id = ANY($1) AND j.id = u.id AND j.status = 'RUNNING'
-                     AND j.attempt = u.attempt
+                   WHERE j.id = u.id AND {running} AND j.attempt = u.attempt
                    RETURNING j.id, j.queue_name, j.status, j.run_at),
                  woke AS (
-                   SELECT {s}.wake(array_agg(DISTINCT queue_name), bool_or(run_at > now())) AS w
+                   SELECT {wake_record} AS w
                    FROM upd WHERE status IN ('PENDING', 'RETRYING')
                    HAVING count(*) > 0)
                  SELECT id FROM upd
@@ -438,7 +514,7 @@ impl Sql {
                          AND j.status = 'RUNNING' AND j.lease_until < now()
                        RETURNING j.id, j.queue_name, j.status),
                      woke AS (
-                       SELECT {s}.wake(array_agg(DISTINCT queue_name), false) AS w
+                       SELECT {wake_plain} AS w
                        FROM upd WHERE status = 'RETRYING'
                        HAVING count(*) > 0)
                      SELECT b.*, u.status AS new_status
@@ -466,7 +542,7 @@ impl Sql {
                                   completed_at = NULL
                    WHERE id = $1 AND status IN ('FAILED', 'DEAD_LETTER')
                    RETURNING {cols}),
-                 woke AS (SELECT {s}.wake(array_agg(queue_name), false) AS w FROM upd
+                 woke AS (SELECT {wake_plain} AS w FROM upd
                           HAVING count(*) > 0)
                  SELECT upd.* FROM upd LEFT JOIN woke ON true"
             ),
@@ -493,7 +569,167 @@ impl Sql {
     }
 }
 
-/// The PostgreSQL queue backend. Clones share one pool.
+/// A claim's position in a queue's claim order: (-priority, run_at, seq).
+type Key = (i64, DateTime<Utc>, i64);
+
+/// Where each queue's next claim starts scanning, so it need not step over the
+/// index entries of jobs claimed since the last vacuum (they stay in the index,
+/// dead, until then, and at thousands of claims a second they would make every
+/// claim slower than the last). A hint is the first job this process claimed
+/// from the queue; only a job enqueued *ahead* of it afterwards — higher
+/// priority, or an explicit run_at further in the past — can sort before it,
+/// so a full scan from the start runs at least every [`HINT_TTL`], and whenever
+/// a claim comes back short. Such a job may thus wait up to that long behind
+/// ones it outranks; everything else is claimed in exact order.
+#[derive(Debug, Default)]
+struct Hints(std::sync::Mutex<HashMap<String, (Key, Instant)>>);
+
+/// How long a hint is trusted before a claim scans its queue from the start.
+const HINT_TTL: Duration = Duration::from_millis(100);
+
+impl Hints {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Key, Instant)>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Per queue, the key to start from (`None`: from the start).
+    fn starts(&self, queues: &[String]) -> Vec<Option<Key>> {
+        let hints = self.lock();
+        queues
+            .iter()
+            .map(|q| {
+                hints
+                    .get(q)
+                    .filter(|(_, full_scan_at)| full_scan_at.elapsed() < HINT_TTL)
+                    .map(|(key, _)| *key)
+            })
+            .collect()
+    }
+
+    /// Records what a claim found: `firsts[i]` is the first job claimed from
+    /// `queues[i]`; `short` means the claim got fewer jobs than it asked for.
+    fn update(&self, queues: &[String], used: &[Option<Key>], firsts: &[Option<Key>], short: bool) {
+        let mut hints = self.lock();
+        for ((queue, used), first) in queues.iter().zip(used).zip(firsts) {
+            match (first, short) {
+                // Ran dry: next time scan from the start, for anything enqueued ahead.
+                (_, true) => {
+                    hints.remove(queue);
+                }
+                (Some(first), false) => {
+                    // The TTL counts from the last scan from the start.
+                    let full_scan_at = match (used, hints.get(queue)) {
+                        (Some(_), Some((_, at))) => *at,
+                        _ => Instant::now(),
+                    };
+                    hints.insert(queue.clone(), (*first, full_scan_at));
+                }
+                // Earlier queues filled the claim: nothing learnt about this one.
+                (None, false) => {}
+            }
+        }
+    }
+}
+
+/// Connections for the backend's own statements, without `sqlx::Pool`: a pool
+/// pings every connection it gets back (a second round trip per call, which
+/// costs the server as much as a small statement). A connection whose call
+/// failed below the database (I/O, protocol) or was abandoned mid-call is
+/// dropped, so a restarted server costs one transient error per idle connection.
+struct Conns {
+    options: PgConnectOptions,
+    idle: std::sync::Mutex<Vec<PgConnection>>,
+    permits: tokio::sync::Semaphore,
+    timeout: Duration,
+}
+
+impl Conns {
+    fn new(options: PgConnectOptions, max: u32, timeout: Duration) -> Conns {
+        Conns {
+            options,
+            idle: std::sync::Mutex::new(Vec::new()),
+            permits: tokio::sync::Semaphore::new(max as usize),
+            timeout,
+        }
+    }
+
+    async fn get(&self) -> Result<Conn<'_>> {
+        let unavailable = |what: &str| Error::Backend {
+            backend: BACKEND,
+            message: format!("no database connection within {:?} ({what})", self.timeout),
+            source: None,
+        };
+        let permit = tokio::time::timeout(self.timeout, self.permits.acquire())
+            .await
+            .map_err(|_| unavailable("all connections busy"))?
+            .expect("semaphore never closed");
+        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let conn = match idle {
+            Some(conn) => conn,
+            None => tokio::time::timeout(self.timeout, PgConnection::connect_with(&self.options))
+                .await
+                .map_err(|_| unavailable("connect timed out"))?
+                .map_err(db_err)?,
+        };
+        Ok(Conn {
+            conns: self,
+            conn: Some(conn),
+            _permit: permit,
+        })
+    }
+}
+
+/// One borrowed connection; returned by [`Conn::done`], dropped otherwise.
+struct Conn<'a> {
+    conns: &'a Conns,
+    conn: Option<PgConnection>,
+    _permit: tokio::sync::SemaphorePermit<'a>,
+}
+
+impl Conn<'_> {
+    fn get(&mut self) -> &mut PgConnection {
+        self.conn.as_mut().expect("present until done")
+    }
+
+    /// Hands the connection back unless `result` says it is broken, and maps the error.
+    fn done<T>(mut self, result: std::result::Result<T, sqlx::Error>) -> Result<T> {
+        let healthy = match &result {
+            Ok(_) => true,
+            Err(e) => matches!(e, sqlx::Error::Database(_) | sqlx::Error::RowNotFound),
+        };
+        if healthy {
+            if let Some(conn) = self.conn.take() {
+                self.conns
+                    .idle
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(conn);
+            }
+        }
+        result.map_err(db_err)
+    }
+
+    /// [`done`](Self::done) for a result already mapped to the framework's error.
+    fn done_mapped<T>(mut self, result: Result<T>) -> Result<T> {
+        let healthy = match &result {
+            Ok(_) | Err(Error::InvalidJob(_) | Error::Corrupt { .. }) => true,
+            Err(Error::Backend {
+                source: Some(source),
+                ..
+            }) => matches!(
+                source.downcast_ref::<sqlx::Error>(),
+                Some(sqlx::Error::Database(_))
+            ),
+            Err(_) => false,
+        };
+        if !healthy {
+            self.conn = None;
+        }
+        self.done(Ok(())).and(result)
+    }
+}
+
+/// The PostgreSQL queue backend. Clones share one set of connections.
 #[derive(Clone)]
 pub struct PostgresBackend {
     inner: Arc<Inner>,
@@ -506,6 +742,12 @@ struct Inner {
     /// Listeners hold a connection each for as long as they live; a pool of their
     /// own keeps them from starving queue operations.
     listen_pool: PgPool,
+    /// Everything but claims and heartbeats.
+    conns: Conns,
+    hints: Hints,
+    synchronous_claims: bool,
+    /// Claims and heartbeats: asynchronous commit unless `synchronous_claims`.
+    lease_conns: Conns,
     sql: Sql,
 }
 
@@ -513,7 +755,7 @@ impl std::fmt::Debug for PostgresBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PostgresBackend")
             .field("schema", &self.inner.schema)
-            .field("pool_size", &self.inner.pool.size())
+            .field("synchronous_claims", &self.inner.synchronous_claims)
             .finish()
     }
 }
@@ -532,6 +774,7 @@ impl PostgresBackend {
             schema: None,
             max_connections: 10,
             acquire_timeout: Duration::from_secs(5),
+            synchronous_claims: false,
         }
     }
 
@@ -540,7 +783,9 @@ impl PostgresBackend {
         &self.inner.schema
     }
 
-    /// The connection pool, e.g. to begin a transaction for [`TransactionalEnqueue`].
+    /// A connection pool to the same database (opened lazily), e.g. to begin a
+    /// transaction for [`TransactionalEnqueue`]. The backend's own statements use
+    /// connections of their own.
     pub fn pool(&self) -> &PgPool {
         &self.inner.pool
     }
@@ -611,11 +856,12 @@ impl PostgresBackend {
     }
 
     async fn status_of(&self, id: JobId) -> Result<Option<JobStatus>> {
-        let status: Option<String> = sqlx::query_scalar(&self.inner.sql.status_of)
+        let mut conn = self.inner.conns.get().await?;
+        let res = sqlx::query_scalar(&self.inner.sql.status_of)
             .bind(id.as_uuid())
-            .fetch_optional(&self.inner.pool)
-            .await
-            .map_err(db_err)?;
+            .fetch_optional(conn.get())
+            .await;
+        let status: Option<String> = conn.done(res)?;
         status
             .map(|s| s.parse().map_err(|e| corrupt(id, e)))
             .transpose()
@@ -689,7 +935,11 @@ impl JobQueue for PostgresBackend {
     }
 
     fn enqueue_batch(&self, jobs: Vec<NewJob>) -> BoxFuture<'_, Result<Vec<JobId>>> {
-        Box::pin(async move { self.enqueue_with(&self.inner.pool, jobs).await })
+        Box::pin(async move {
+            let mut conn = self.inner.conns.get().await?;
+            let res = self.enqueue_with(conn.get(), jobs).await;
+            conn.done_mapped(res)
+        })
     }
 
     fn claim<'a>(&'a self, req: ClaimRequest<'a>) -> BoxFuture<'a, Result<Vec<Job>>> {
@@ -697,14 +947,19 @@ impl JobQueue for PostgresBackend {
             if req.limit == 0 || req.queues.is_empty() {
                 return Ok(Vec::new());
             }
-            let rows = sqlx::query(&self.inner.sql.claim)
+            let hints = self.inner.hints.starts(req.queues);
+            let mut conn = self.inner.lease_conns.get().await?;
+            let res = sqlx::query(&self.inner.sql.claim)
                 .bind(req.queues)
                 .bind(i64::try_from(req.limit).unwrap_or(i64::MAX))
                 .bind(req.worker_id)
                 .bind(micros(req.lease))
-                .fetch_all(&self.inner.pool)
-                .await
-                .map_err(db_err)?;
+                .bind(hints.iter().map(|h| h.map(|k| k.0)).collect::<Vec<_>>())
+                .bind(hints.iter().map(|h| h.map(|k| k.1)).collect::<Vec<_>>())
+                .bind(hints.iter().map(|h| h.map(|k| k.2)).collect::<Vec<_>>())
+                .fetch_all(conn.get())
+                .await;
+            let rows = conn.done(res)?;
             let mut keyed = Vec::with_capacity(rows.len());
             for row in &rows {
                 let seq: i64 = row.try_get("seq").map_err(db_err)?;
@@ -721,6 +976,17 @@ impl JobQueue for PostgresBackend {
                     b.1,
                 ))
             });
+            let firsts: Vec<Option<Key>> = (0..req.queues.len())
+                .map(|i| {
+                    keyed
+                        .iter()
+                        .find(|k| k.0 == Some(i))
+                        .map(|(_, seq, job)| (-i64::from(job.priority), job.run_at, *seq))
+                })
+                .collect();
+            self.inner
+                .hints
+                .update(req.queues, &hints, &firsts, keyed.len() < req.limit);
             Ok(keyed.into_iter().map(|(_, _, job)| job).collect())
         })
     }
@@ -740,14 +1006,15 @@ impl JobQueue for PostgresBackend {
                 .iter()
                 .map(|f| i32::try_from(f.attempt).unwrap_or(-1))
                 .collect();
-            let kept: Vec<Uuid> = sqlx::query_scalar(&self.inner.sql.heartbeat)
+            let mut conn = self.inner.lease_conns.get().await?;
+            let res = sqlx::query_scalar(&self.inner.sql.heartbeat)
                 .bind(ids)
                 .bind(attempts)
                 .bind(worker_id)
                 .bind(micros(lease))
-                .fetch_all(&self.inner.pool)
-                .await
-                .map_err(db_err)?;
+                .fetch_all(conn.get())
+                .await;
+            let kept: Vec<Uuid> = conn.done(res)?;
             Ok(fences
                 .iter()
                 .map(|f| f.id)
@@ -792,7 +1059,8 @@ impl JobQueue for PostgresBackend {
                 messages.push(error.map(|e| e.message.as_str()));
                 retryables.push(error.is_some_and(|e| e.retryable));
             }
-            let done: Vec<Option<Uuid>> = sqlx::query_scalar(&self.inner.sql.record)
+            let mut conn = self.inner.conns.get().await?;
+            let res = sqlx::query_scalar(&self.inner.sql.record)
                 .bind(&ids)
                 .bind(attempts)
                 .bind(statuses)
@@ -801,9 +1069,9 @@ impl JobQueue for PostgresBackend {
                 .bind(messages)
                 .bind(retryables)
                 .bind(worker_id)
-                .fetch_all(&self.inner.pool)
-                .await
-                .map_err(db_err)?;
+                .fetch_all(conn.get())
+                .await;
+            let done: Vec<Option<Uuid>> = conn.done(res)?;
             Ok(updates
                 .iter()
                 .map(|u| u.fence.id)
@@ -814,10 +1082,11 @@ impl JobQueue for PostgresBackend {
 
     fn recover_expired(&self) -> BoxFuture<'_, Result<Vec<Recovered>>> {
         Box::pin(async move {
-            let rows = sqlx::query(&self.inner.sql.recover)
-                .fetch_all(&self.inner.pool)
-                .await
-                .map_err(db_err)?;
+            let mut conn = self.inner.conns.get().await?;
+            let res = sqlx::query(&self.inner.sql.recover)
+                .fetch_all(conn.get())
+                .await;
+            let rows = conn.done(res)?;
             let mut out = Vec::with_capacity(rows.len());
             for row in &rows {
                 let job = row_to_job(row)?;
@@ -840,37 +1109,40 @@ impl JobQueue for PostgresBackend {
 
     fn get(&self, id: JobId) -> BoxFuture<'_, Result<Option<Job>>> {
         Box::pin(async move {
-            let row = sqlx::query(&self.inner.sql.get)
+            let mut conn = self.inner.conns.get().await?;
+            let res = sqlx::query(&self.inner.sql.get)
                 .bind(id.as_uuid())
-                .fetch_optional(&self.inner.pool)
-                .await
-                .map_err(db_err)?;
+                .fetch_optional(conn.get())
+                .await;
+            let row = conn.done(res)?;
             row.as_ref().map(row_to_job).transpose()
         })
     }
 
     fn list<'a>(&'a self, filter: &'a JobFilter) -> BoxFuture<'a, Result<Vec<Job>>> {
         Box::pin(async move {
-            let rows = sqlx::query(&self.inner.sql.list)
+            let mut conn = self.inner.conns.get().await?;
+            let res = sqlx::query(&self.inner.sql.list)
                 .bind(filter.queue.as_deref())
                 .bind(filter.status.map(JobStatus::as_str))
                 .bind(filter.job_type.as_deref())
                 .bind(i64::try_from(filter.limit).unwrap_or(i64::MAX))
                 .bind(i64::try_from(filter.offset).unwrap_or(i64::MAX))
-                .fetch_all(&self.inner.pool)
-                .await
-                .map_err(db_err)?;
+                .fetch_all(conn.get())
+                .await;
+            let rows = conn.done(res)?;
             rows.iter().map(row_to_job).collect()
         })
     }
 
     fn cancel(&self, id: JobId) -> BoxFuture<'_, Result<Job>> {
         Box::pin(async move {
-            let row = sqlx::query(&self.inner.sql.cancel)
+            let mut conn = self.inner.conns.get().await?;
+            let res = sqlx::query(&self.inner.sql.cancel)
                 .bind(id.as_uuid())
-                .fetch_optional(&self.inner.pool)
-                .await
-                .map_err(db_err)?;
+                .fetch_optional(conn.get())
+                .await;
+            let row = conn.done(res)?;
             match row {
                 Some(row) => row_to_job(&row),
                 None => match self.status_of(id).await? {
@@ -888,11 +1160,12 @@ impl JobQueue for PostgresBackend {
 
     fn requeue(&self, id: JobId) -> BoxFuture<'_, Result<Job>> {
         Box::pin(async move {
-            let row = sqlx::query(&self.inner.sql.requeue)
+            let mut conn = self.inner.conns.get().await?;
+            let res = sqlx::query(&self.inner.sql.requeue)
                 .bind(id.as_uuid())
-                .fetch_optional(&self.inner.pool)
-                .await
-                .map_err(db_err)?;
+                .fetch_optional(conn.get())
+                .await;
+            let row = conn.done(res)?;
             match row {
                 Some(row) => row_to_job(&row),
                 None => match self.status_of(id).await? {
@@ -910,10 +1183,11 @@ impl JobQueue for PostgresBackend {
 
     fn counts(&self) -> BoxFuture<'_, Result<Vec<QueueCount>>> {
         Box::pin(async move {
-            let rows = sqlx::query(&self.inner.sql.counts)
-                .fetch_all(&self.inner.pool)
-                .await
-                .map_err(db_err)?;
+            let mut conn = self.inner.conns.get().await?;
+            let res = sqlx::query(&self.inner.sql.counts)
+                .fetch_all(conn.get())
+                .await;
+            let rows = conn.done(res)?;
             let mut out = Vec::with_capacity(rows.len());
             for row in &rows {
                 let queue: String = row.try_get("queue_name").map_err(db_err)?;
@@ -934,12 +1208,13 @@ impl JobQueue for PostgresBackend {
 
     fn prune(&self, before: DateTime<Utc>, limit: usize) -> BoxFuture<'_, Result<u64>> {
         Box::pin(async move {
-            let done = sqlx::query(&self.inner.sql.prune)
+            let mut conn = self.inner.conns.get().await?;
+            let res = sqlx::query(&self.inner.sql.prune)
                 .bind(before)
                 .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-                .execute(&self.inner.pool)
-                .await
-                .map_err(db_err)?;
+                .execute(conn.get())
+                .await;
+            let done = conn.done(res)?;
             Ok(done.rows_affected())
         })
     }
@@ -953,7 +1228,10 @@ impl JobQueue for PostgresBackend {
                 next_due: None,
             };
             // Subscribe before returning, so no signal sent after this call is missed.
-            listener.ensure_connected().await.map_err(db_err)?;
+            // If the database is away, the listener connects on its first wait.
+            if let Err(e) = listener.ensure_connected().await {
+                tracing::warn!(error = %e, "job listener could not subscribe yet; it will retry on each wait");
+            }
             let listener: Box<dyn JobListener> = Box::new(listener);
             Ok(listener)
         })
@@ -970,16 +1248,18 @@ struct PgJobListener {
 }
 
 impl PgJobListener {
-    async fn ensure_connected(&mut self) -> std::result::Result<&mut PgListener, sqlx::Error> {
-        if self.conn.is_none() {
-            let mut l = PgListener::connect_with(&self.backend.inner.listen_pool).await?;
-            l.ignore_pool_close_event(true);
-            l.listen(&self.backend.inner.channel).await?;
-            // We may have missed signals while disconnected: re-read the timer.
-            self.next_due = None;
-            self.conn = Some(l);
+    /// Subscribes if not subscribed; `Ok(true)` when it had to (re)connect.
+    async fn ensure_connected(&mut self) -> std::result::Result<bool, sqlx::Error> {
+        if self.conn.is_some() {
+            return Ok(false);
         }
-        Ok(self.conn.as_mut().expect("just connected"))
+        let mut l = PgListener::connect_with(&self.backend.inner.listen_pool).await?;
+        l.ignore_pool_close_event(true);
+        l.listen(&self.backend.inner.channel).await?;
+        // Signals may have been missed while disconnected: re-read the timer.
+        self.next_due = None;
+        self.conn = Some(l);
+        Ok(true)
     }
 
     /// Whether a notification concerns us; a `!` token asks to re-read the timer.
@@ -995,17 +1275,19 @@ impl PgJobListener {
         mine
     }
 
-    async fn next_due(&mut self) -> std::result::Result<Option<DateTime<Utc>>, sqlx::Error> {
+    async fn next_due(&mut self) -> Result<Option<DateTime<Utc>>> {
         if let Some((due, read_at)) = self.next_due {
             let fresh = read_at.elapsed() < NEXT_DUE_TTL;
             if fresh && due.is_none_or(|d| d > Utc::now()) {
                 return Ok(due);
             }
         }
-        let due: Option<DateTime<Utc>> = sqlx::query_scalar(&self.backend.inner.sql.next_due)
+        let mut conn = self.backend.inner.conns.get().await?;
+        let res = sqlx::query_scalar(&self.backend.inner.sql.next_due)
             .bind(&self.queues)
-            .fetch_one(&self.backend.inner.pool)
-            .await?;
+            .fetch_one(conn.get())
+            .await;
+        let due: Option<DateTime<Utc>> = conn.done(res)?;
         self.next_due = Some((due, Instant::now()));
         Ok(due)
     }
@@ -1018,10 +1300,15 @@ impl PgJobListener {
                 deadline.min(tokio::time::Instant::now() + Duration::from_millis(500)),
             )
         };
-        if let Err(e) = self.ensure_connected().await {
-            tracing::debug!(error = %e, "job listener cannot connect; will retry");
-            backoff().await;
-            return;
+        match self.ensure_connected().await {
+            Ok(false) => {}
+            // Newly subscribed: anything sent before was missed, so wake once.
+            Ok(true) => return,
+            Err(e) => {
+                tracing::debug!(error = %e, "job listener cannot connect; will retry");
+                backoff().await;
+                return;
+            }
         }
         let until = match self.next_due().await {
             Ok(Some(due)) => {

@@ -22,11 +22,15 @@
 //! Redis server's `TIME`, so workers on many machines share one clock.
 //!
 //! Every script bounds its own work, so no call blocks Redis for long and no
-//! backlog is too big: a claim promotes at most 1,000 due delayed jobs per
-//! queue and call, recovery and prune take 1,000 jobs per call (the Rust side
-//! loops), and a big enqueue batch is cut into chunks of 1,000 jobs that run
-//! together in one `MULTI`/`EXEC` (still all or nothing). Lua never unpacks
-//! more than 1,000 values at a time.
+//! backlog is too big: a claim returns at most 1,000 jobs and promotes at most
+//! 1,000 due delayed jobs per queue and call (when more than that come due at
+//! once, the next calls promote the rest, so strict priority order among them
+//! holds per promoted slice); heartbeats, outcomes, recovery and prune take
+//! 1,000 jobs per call (the Rust side loops); a big enqueue batch is cut into
+//! chunks of 1,000 jobs that run together in one `MULTI`/`EXEC`, so it stays
+//! all or nothing (and therefore blocks Redis for its whole length: enqueue
+//! millions of jobs as several batches). Lua never unpacks more than 1,000
+//! values at a time, so 20,000 or 1,000,000 jobs coming due at once are fine.
 //!
 //! # Key layout
 //!
@@ -52,10 +56,21 @@
 //! created_at, `sa` started_at, `fa` completed_at, `em` error message, `er`
 //! error history (JSON objects joined by commas), `rd` result (JSON), `md`
 //! metadata (JSON), `lb` locked by, `lu` lease until, `at` attempt, `sq`
-//! enqueue sequence. Times are microseconds since the Unix epoch.
+//! enqueue sequence (`rc` and `at` are absent until they become non-zero). Times are microseconds since the Unix epoch. An empty
+//! string means "not set" (scripts clear `lb`/`lu` that way, in the same
+//! `HSET` that changes the status).
 //!
 //! Timestamps in scores are microseconds (below 2^53, so exact in a double);
 //! priorities are `i32`, exact too.
+//!
+//! **Redis Cluster.** Each script gets the namespace tag `{P}` as its one key
+//! and builds the others from it; since every key of the namespace hashes to
+//! that tag's slot, the script runs on the node owning the slot and touches
+//! only keys of that slot, which Redis Cluster accepts. The connection itself
+//! is a single-node one (the `redis` crate's cluster client is not enabled in
+//! this workspace): against a cluster, point the URL at the node that owns
+//! the namespace's slot (`CLUSTER KEYSLOT "{P}"`), or use a cluster-aware
+//! proxy. Not yet tested against a real cluster.
 //!
 //! # Waking idle workers
 //!
@@ -96,7 +111,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, LazyLock};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use futures_core::Stream;
@@ -121,6 +136,8 @@ const CHUNK_BYTES: usize = 8 << 20;
 const PROMOTE_PER_CLAIM: usize = 1_000;
 /// Jobs recovered, pruned, heartbeated or recorded per script call.
 const PER_CALL: usize = 1_000;
+/// Most jobs one claim returns (a bigger `limit` gets this many).
+const CLAIM_PER_CALL: usize = 1_000;
 /// Jobs a `list` scan looks at per script call.
 const LIST_SCAN: usize = 1_000;
 
@@ -372,10 +389,12 @@ struct StoredError {
     w: Option<String>,
 }
 
+/// The bytes of a string reply; an empty string counts as absent (scripts
+/// clear a field by setting it to `""`, one command instead of two).
 fn bytes(v: &Value) -> Option<&[u8]> {
     match v {
-        Value::BulkString(b) => Some(b),
-        Value::SimpleString(s) => Some(s.as_bytes()),
+        Value::BulkString(b) if !b.is_empty() => Some(b),
+        Value::SimpleString(s) if !s.is_empty() => Some(s.as_bytes()),
         _ => None,
     }
 }
@@ -454,14 +473,15 @@ fn parse_row(row: &[Value]) -> std::result::Result<Job, CorruptRow> {
     let req_text = |i: usize| text(&row[i]).ok_or_else(|| missing(i));
     let req_int = |i: usize| -> std::result::Result<i64, CorruptRow> {
         let v = &row[i];
-        if matches!(v, Value::Nil) {
+        if !matches!(v, Value::Int(_)) && bytes(v).is_none() {
             return Err(missing(i));
         }
         int(v).ok_or_else(|| bad(i, &"not an integer"))
     };
     let opt_int = |i: usize| -> std::result::Result<Option<i64>, CorruptRow> {
         match &row[i] {
-            Value::Nil => Ok(None),
+            Value::Int(n) => Ok(Some(*n)),
+            v if bytes(v).is_none() => Ok(None),
             v => int(v).map(Some).ok_or_else(|| bad(i, &"not an integer")),
         }
     };
@@ -471,6 +491,10 @@ fn parse_row(row: &[Value]) -> std::result::Result<Job, CorruptRow> {
     };
     let u32_of = |i: usize| -> std::result::Result<u32, CorruptRow> {
         u32::try_from(req_int(i)?).map_err(|e| bad(i, &e))
+    };
+    // Counters a fresh job does not store yet.
+    let u32_or_zero = |i: usize| -> std::result::Result<u32, CorruptRow> {
+        u32::try_from(opt_int(i)?.unwrap_or(0)).map_err(|e| bad(i, &e))
     };
     let opt_json = |i: usize| -> std::result::Result<Option<serde_json::Value>, CorruptRow> {
         match bytes(&row[i]) {
@@ -523,7 +547,7 @@ fn parse_row(row: &[Value]) -> std::result::Result<Job, CorruptRow> {
         payload,
         status,
         priority,
-        retry_count: u32_of(col::RC)?,
+        retry_count: u32_or_zero(col::RC)?,
         max_retries: u32_of(col::MR)?,
         run_at: time(col::RA, req_int(col::RA)?)?,
         created_at: time(col::CA, req_int(col::CA)?)?,
@@ -535,8 +559,43 @@ fn parse_row(row: &[Value]) -> std::result::Result<Job, CorruptRow> {
         metadata,
         locked_by: text(&row[col::LB]),
         lease_until: opt_time(col::LU)?,
-        attempt: u32_of(col::AT)?,
+        attempt: u32_or_zero(col::AT)?,
     })
+}
+
+/// Turns `{id, {field, value, ...}}` (a claim's reply; later pairs win) into
+/// a positional row for [`parse_row`].
+fn row_from_pairs(reply: Value) -> Vec<Value> {
+    let mut items = array(reply).into_iter();
+    let mut row = vec![Value::Nil; col::LEN];
+    row[0] = items.next().unwrap_or(Value::Nil);
+    let pairs = array(items.next().unwrap_or(Value::Nil));
+    let mut it = pairs.into_iter();
+    while let (Some(field), Some(value)) = (it.next(), it.next()) {
+        let i = match bytes(&field) {
+            Some(b"q") => col::Q,
+            Some(b"t") => col::T,
+            Some(b"p") => col::P,
+            Some(b"s") => col::S,
+            Some(b"pr") => col::PR,
+            Some(b"rc") => col::RC,
+            Some(b"mr") => col::MR,
+            Some(b"ra") => col::RA,
+            Some(b"ca") => col::CA,
+            Some(b"sa") => col::SA,
+            Some(b"fa") => col::FA,
+            Some(b"em") => col::EM,
+            Some(b"er") => col::ER,
+            Some(b"rd") => col::RD,
+            Some(b"md") => col::MD,
+            Some(b"lb") => col::LB,
+            Some(b"lu") => col::LU,
+            Some(b"at") => col::AT,
+            _ => continue,
+        };
+        row[i] = value;
+    }
+    row
 }
 
 /// Arguments of one job for `enqueue.lua`.
@@ -763,7 +822,7 @@ impl RedisBackend {
             .claim
             .key(&self.inner.ns)
             .arg(req.worker_id)
-            .arg(req.limit)
+            .arg(req.limit.min(CLAIM_PER_CALL))
             .arg(micros(req.lease))
             .arg(PROMOTE_PER_CLAIM)
             .arg(req.queues.len())
@@ -775,7 +834,7 @@ impl RedisBackend {
         let mut jobs = Vec::with_capacity(rows.len());
         let mut corrupt = Vec::new();
         for row in rows {
-            match parse_row(&array(row)) {
+            match parse_row(&row_from_pairs(row)) {
                 Ok(job) => jobs.push(job),
                 Err(c) => corrupt.push(c),
             }
@@ -965,10 +1024,13 @@ impl RedisBackend {
         let all_key = format!("{}:all", self.inner.ns);
         let ids: Vec<String> =
             if filter.queue.is_none() && filter.status.is_none() && filter.job_type.is_none() {
-                let stop = filter.offset.saturating_add(filter.limit) - 1;
+                // Redis ranks are i64: `limit: usize::MAX` means "all".
+                let max = i64::MAX as usize;
+                let start = filter.offset.min(max);
+                let stop = start.saturating_add(filter.limit).min(max) - 1;
                 redis::cmd("ZRANGE")
                     .arg(&all_key)
-                    .arg(filter.offset)
+                    .arg(start)
                     .arg(stop)
                     .query_async(&mut conn)
                     .await
@@ -1206,6 +1268,8 @@ impl JobQueue for RedisBackend {
                 queues: queues.to_vec(),
                 wanted: queues.iter().map(|q| q.as_bytes().to_vec()).collect(),
                 sub: Some(sub),
+                next_due: None,
+                due_read_at: None,
             });
             Ok(listener)
         })
@@ -1219,7 +1283,15 @@ struct RedisListener {
     wanted: HashSet<Vec<u8>>,
     /// `None` after the connection dropped; the next wait reconnects.
     sub: Option<(PubSubSink, Pin<Box<PubSubStream>>)>,
+    /// When the earliest delayed job of our queues comes due, as last read.
+    next_due: Option<Instant>,
+    /// When `next_due` was read; `None`: it must be read again, because a
+    /// signal came (new jobs may be delayed ones) or we were disconnected.
+    due_read_at: Option<Instant>,
 }
+
+/// Re-read the next due time at least this often, whatever the signals said.
+const DUE_REFRESH: Duration = Duration::from_secs(30);
 
 enum Next {
     Wake,
@@ -1265,6 +1337,7 @@ impl RedisListener {
                 Ok(sub) => {
                     tracing::info!(prefix = %self.backend.prefix(), "wake-up channel resubscribed");
                     self.sub = Some(sub);
+                    self.due_read_at = None;
                     // Work may have arrived while we were away.
                     return;
                 }
@@ -1276,15 +1349,31 @@ impl RedisListener {
             }
         }
         if matches!(self.drain(), Next::Wake | Next::Closed) {
+            self.due_read_at = None;
             return;
         }
-        let timeout = match self.backend.next_due(&self.queues).await {
-            Ok(Some(due)) => due.min(timeout),
-            Ok(None) => timeout,
-            Err(e) => {
-                tracing::debug!(error = %e, "cannot read the next due time");
-                timeout.min(Duration::from_secs(1))
+        // An idle listener asks Redis for the next due time only when a signal
+        // may have changed it, when the last one has passed, or every 30 s.
+        let now = Instant::now();
+        let fresh = self.due_read_at.is_some_and(|at| now - at < DUE_REFRESH)
+            && self.next_due.is_none_or(|due| due > now);
+        if !fresh {
+            match self.backend.next_due(&self.queues).await {
+                Ok(due) => {
+                    let now = Instant::now();
+                    self.next_due = due.map(|d| now + d);
+                    self.due_read_at = Some(now);
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "cannot read the next due time");
+                    self.next_due = Some(Instant::now() + Duration::from_secs(1));
+                    self.due_read_at = None;
+                }
             }
+        }
+        let timeout = match self.next_due {
+            Some(due) => due.saturating_duration_since(Instant::now()).min(timeout),
+            None => timeout,
         };
         if timeout.is_zero() {
             return;
@@ -1306,6 +1395,7 @@ impl RedisListener {
                 None => return, // timed out
                 Some(msg) => match self.classify(Poll::Ready(msg)) {
                     Next::Wake => {
+                        self.due_read_at = None;
                         // Collapse a burst of signals into one wake-up.
                         if let Next::Closed = self.drain() {
                             self.sub = None;
@@ -1314,6 +1404,7 @@ impl RedisListener {
                     }
                     Next::Other | Next::Empty => {}
                     Next::Closed => {
+                        self.due_read_at = None;
                         tracing::warn!("wake-up connection to redis closed; reconnecting");
                         self.sub = None;
                         return;

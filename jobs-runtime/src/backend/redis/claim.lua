@@ -2,7 +2,8 @@
 -- then run_at, then enqueue order. Due delayed jobs of each queue are promoted
 -- first, at most PROMOTE of them per queue and call.
 -- ARGV: worker, limit, lease_us, promote, n_queues, queues...
--- Returns one row per job: {id, FIELDS...} after the claim.
+-- Returns one row per job: {id, {field, value, ...}} after the claim (a field
+-- may repeat; the last value counts).
 local worker = ARGV[1]
 local limit = tonumber(ARGV[2])
 local lease = tonumber(ARGV[3])
@@ -39,18 +40,33 @@ for qi = 1, nq do
     for i = 1, #popped, 2 do
       local id = string.sub(popped[i], ID_AT)
       local key = jkey(id)
-      local cur = redis.call('HMGET', key, 's', 'at', 'q')
-      local st = cur[1]
+      -- One pass over the hash (cheaper than naming 18 fields, most of them
+      -- unset on a fresh job); the Rust side reads the pairs by name.
+      local pairs_ = redis.call('HGETALL', key)
+      local st, at, q_ = nil, 0, nil
+      for k = 1, #pairs_, 2 do
+        local f = pairs_[k]
+        if f == 's' then st = pairs_[k + 1]
+        elseif f == 'at' then at = tonumber(pairs_[k + 1]) or 0
+        elseif f == 'q' then q_ = pairs_[k + 1] end
+      end
       -- A hash without a status is corrupt: claim it anyway so the worker
       -- reports it as that job's error instead of it vanishing.
-      if WAITING[st] or (not st and redis.call('EXISTS', key) == 1) then
-        local at = (tonumber(cur[2]) or 0) + 1
-        redis.call('HSET', key, 's', 'RUNNING', 'at', n2s(at), 'sa', now_s, 'lb', worker, 'lu', lu)
+      if WAITING[st] or (not st and #pairs_ > 0) then
+        local at_s = n2s(at + 1)
+        redis.call('HSET', key, 's', 'RUNNING', 'at', at_s, 'sa', now_s, 'lb', worker, 'lu', lu)
+        -- Later pairs win: the row shows the job as claimed.
+        local n = #pairs_
+        pairs_[n + 1], pairs_[n + 2] = 's', 'RUNNING'
+        pairs_[n + 3], pairs_[n + 4] = 'at', at_s
+        pairs_[n + 5], pairs_[n + 6] = 'sa', now_s
+        pairs_[n + 7], pairs_[n + 8] = 'lb', worker
+        pairs_[n + 9], pairs_[n + 10] = 'lu', lu
         leases[#leases + 1] = lu
         leases[#leases + 1] = id
-        count(st, cur[3] or q, -1)
-        count('RUNNING', cur[3] or q, 1)
-        out[#out + 1] = load(id)
+        count(st, q_ or q, -1)
+        count('RUNNING', q_ or q, 1)
+        out[#out + 1] = {id, pairs_}
       end
     end
   end

@@ -36,13 +36,19 @@ local FIELDS = {'q', 't', 'p', 's', 'pr', 'rc', 'mr', 'ra', 'ca', 'sa', 'fa',
 
 local function load(id)
   local v = redis.call('HMGET', jkey(id), unpack(FIELDS))
-  table.insert(v, 1, id)
-  return v
+  return {id, v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12],
+          v[13], v[14], v[15], v[16], v[17], v[18]}
 end
 
 local counts = {}
+local count_keys = {}
 local function count(status, q, d)
-  local k = (status or '?') .. ' ' .. (q or '?')
+  status = status or '?'
+  q = q or '?'
+  local by_q = count_keys[status]
+  if not by_q then by_q = {} count_keys[status] = by_q end
+  local k = by_q[q]
+  if not k then k = status .. ' ' .. q by_q[q] = k end
   counts[k] = (counts[k] or 0) + d
 end
 local function flush_counts()

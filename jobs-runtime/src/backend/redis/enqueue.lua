@@ -11,16 +11,23 @@ end
 local n_check = tonumber(ARGV[2])
 local base = 3 + n_check
 local n = tonumber(ARGV[base])
-local dup = nil
-for i = 3, 2 + n_check do
-  if redis.call('EXISTS', jkey(ARGV[i])) == 1 then dup = ARGV[i] break end
-end
-if not dup then
-  for i = 0, n - 1 do
-    local id = ARGV[base + 1 + i * 8]
-    if redis.call('EXISTS', jkey(id)) == 1 then dup = id break end
+-- One EXISTS over many keys per 1,000 ids; only on a hit look for which one.
+local function first_existing(ids)
+  for i = 1, #ids, 1000 do
+    local j = i + 999
+    if j > #ids then j = #ids end
+    if redis.call('EXISTS', unpack(ids, i, j)) > 0 then
+      for k = i, j do
+        if redis.call('EXISTS', ids[k]) == 1 then return string.sub(ids[k], #K + 4) end
+      end
+    end
   end
+  return nil
 end
+local keys = {}
+for i = 3, 2 + n_check do keys[#keys + 1] = jkey(ARGV[i]) end
+for i = 0, n - 1 do keys[#keys + 1] = jkey(ARGV[base + 1 + i * 8]) end
+local dup = first_existing(keys)
 if dup then
   if flag ~= '' then
     redis.call('SET', flag_key, dup, 'PX', 60000)
@@ -45,12 +52,15 @@ for i = 0, n - 1 do
   local status = 'PENDING'
   if run_at > now then status = 'SCHEDULED' end
   local sq_s = n2s(sq)
+  local ra_s = now_s
+  if ra ~= '' then ra_s = ra end
+  -- retry_count and attempt start absent, read as 0.
   if md ~= '' then
-    redis.call('HSET', jkey(id), 'q', q, 't', ty, 'p', p, 's', status, 'pr', pr, 'rc', '0',
-      'mr', mr, 'ra', n2s(run_at), 'ca', now_s, 'at', '0', 'sq', sq_s, 'md', md)
+    redis.call('HSET', jkey(id), 'q', q, 't', ty, 'p', p, 's', status, 'pr', pr,
+      'mr', mr, 'ra', ra_s, 'ca', now_s, 'sq', sq_s, 'md', md)
   else
-    redis.call('HSET', jkey(id), 'q', q, 't', ty, 'p', p, 's', status, 'pr', pr, 'rc', '0',
-      'mr', mr, 'ra', n2s(run_at), 'ca', now_s, 'at', '0', 'sq', sq_s)
+    redis.call('HSET', jkey(id), 'q', q, 't', ty, 'p', p, 's', status, 'pr', pr,
+      'mr', mr, 'ra', ra_s, 'ca', now_s, 'sq', sq_s)
   end
   all[#all + 1] = sq_s
   all[#all + 1] = id
@@ -58,7 +68,7 @@ for i = 0, n - 1 do
   if status == 'SCHEDULED' then
     local d = delayed[q]
     if not d then d = {} delayed[q] = d end
-    d[#d + 1] = n2s(run_at)
+    d[#d + 1] = ra_s
     d[#d + 1] = m
   else
     local r = ready[q]

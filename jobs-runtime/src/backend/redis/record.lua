@@ -16,40 +16,42 @@ for i = 2, #ARGV, 6 do
   local id, attempt, kind, delay, data, retryable =
     ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
   local key = jkey(id)
-  local cur = redis.call('HMGET', key, 's', 'at', 'q', 'pr', 'rc', 'sq')
+  local cur = redis.call('HMGET', key, 's', 'at', 'q', 'rc')
   if cur[1] ~= 'RUNNING' or tonumber(cur[2]) ~= tonumber(attempt) then
     lost[#lost + 1] = id
   else
     local q = cur[3] or '?'
     gone[#gone + 1] = id
-    redis.call('HDEL', key, 'lb', 'lu')
     local status
     if kind == 'C' then
       status = 'COMPLETED'
       if data ~= '' then
-        redis.call('HSET', key, 's', status, 'fa', now_s, 'rd', data)
+        redis.call('HSET', key, 's', status, 'fa', now_s, 'lb', '', 'lu', '', 'rd', data)
       else
-        redis.call('HSET', key, 's', status, 'fa', now_s)
+        redis.call('HSET', key, 's', status, 'fa', now_s, 'lb', '', 'lu', '')
       end
       done[#done + 1] = now_s
       done[#done + 1] = id
     elseif kind == 'F' or kind == 'D' then
       status = (kind == 'F') and 'FAILED' or 'DEAD_LETTER'
-      push_error(key, cur[2], cur[5], now, data, retryable == '1', worker)
-      redis.call('HSET', key, 's', status, 'fa', now_s)
+      push_error(key, cur[2], cur[4], now, data, retryable == '1', worker)
+      redis.call('HSET', key, 's', status, 'fa', now_s, 'lb', '', 'lu', '')
       done[#done + 1] = now_s
       done[#done + 1] = id
     elseif kind == 'R' then
       status = 'RETRYING'
-      push_error(key, cur[2], cur[5], now, data, retryable == '1', worker)
+      push_error(key, cur[2], cur[4], now, data, retryable == '1', worker)
       local ra = now + (tonumber(delay) or 0)
-      redis.call('HSET', key, 's', status, 'rc', n2s((tonumber(cur[5]) or 0) + 1), 'ra', n2s(ra))
-      enqueue_member(q, cur[4], ra, cur[6], id, now)
+      redis.call('HSET', key, 's', status, 'rc', n2s((tonumber(cur[4]) or 0) + 1), 'ra', n2s(ra),
+        'lb', '', 'lu', '')
+      local pos = redis.call('HMGET', key, 'pr', 'sq')
+      enqueue_member(q, pos[1], ra, pos[2], id, now)
       wake(q)
     else
       status = 'PENDING'
-      redis.call('HSET', key, 's', status, 'ra', now_s)
-      enqueue_member(q, cur[4], now, cur[6], id, now)
+      redis.call('HSET', key, 's', status, 'ra', now_s, 'lb', '', 'lu', '')
+      local pos = redis.call('HMGET', key, 'pr', 'sq')
+      enqueue_member(q, pos[1], now, pos[2], id, now)
       wake(q)
     end
     count('RUNNING', q, -1)

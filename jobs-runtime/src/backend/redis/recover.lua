@@ -20,16 +20,15 @@ for _, id in ipairs(expired) do
     local lu = tonumber(row[18]) or 0
     local msg = 'lease expired: worker `' .. worker .. '` stopped heartbeating (lease ran out at ' .. iso(lu) .. ')'
     push_error(key, row[19], rc, now, msg, true, row[17])
-    redis.call('HDEL', key, 'lb', 'lu')
     local status
     if rc < mr then
       status = 'RETRYING'
-      redis.call('HSET', key, 's', status, 'rc', n2s(rc + 1), 'ra', now_s)
+      redis.call('HSET', key, 's', status, 'rc', n2s(rc + 1), 'ra', now_s, 'lb', '', 'lu', '')
       enqueue_member(q, row[6], now, redis.call('HGET', key, 'sq'), id, now)
       wake(q)
     else
       status = 'DEAD_LETTER'
-      redis.call('HSET', key, 's', status, 'fa', now_s)
+      redis.call('HSET', key, 's', status, 'fa', now_s, 'lb', '', 'lu', '')
       done[#done + 1] = now_s
       done[#done + 1] = id
     end
