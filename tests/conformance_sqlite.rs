@@ -235,3 +235,107 @@ async fn connect_url_opens_sqlite() {
         "{err}"
     );
 }
+
+/// A job enqueued in the caller's own transaction exists iff it commits.
+#[tokio::test]
+async fn transactional_enqueue_follows_the_callers_transaction() {
+    use jobs_runtime::backend::transactional::TransactionalEnqueue;
+
+    let path = temp_db("tx");
+    let url = url_of(&path);
+    let backend = SqliteBackend::connect(&url).await.expect("open");
+    let pool = sqlx::SqlitePool::connect(&url).await.expect("user pool");
+    sqlx::query("CREATE TABLE orders (id INTEGER PRIMARY KEY)")
+        .execute(&pool)
+        .await
+        .expect("create");
+
+    // Rolled back: neither the order nor the job exists.
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.expect("begin");
+    sqlx::query("INSERT INTO orders (id) VALUES (1)")
+        .execute(&mut *tx)
+        .await
+        .expect("insert");
+    let rolled_back = backend
+        .enqueue_in(&mut *tx, NewJob::new("order.ship", json!({ "order": 1 })))
+        .await
+        .expect("enqueue in tx");
+    tx.rollback().await.expect("rollback");
+    assert!(backend.get(rolled_back).await.expect("get").is_none());
+
+    // Committed: both exist, and the job is claimable.
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.expect("begin");
+    sqlx::query("INSERT INTO orders (id) VALUES (2)")
+        .execute(&mut *tx)
+        .await
+        .expect("insert");
+    let committed = backend
+        .enqueue_in(&mut *tx, NewJob::new("order.ship", json!({ "order": 2 })))
+        .await
+        .expect("enqueue in tx");
+    assert!(
+        backend.get(committed).await.expect("get").is_none(),
+        "invisible before commit"
+    );
+    tx.commit().await.expect("commit");
+    backend.notify();
+    let job = backend.get(committed).await.expect("get").expect("stored");
+    assert_eq!(job.status, JobStatus::Pending);
+    let claimed = backend
+        .claim(ClaimRequest {
+            worker_id: "w",
+            queues: &["default".to_owned()],
+            limit: 10,
+            lease: Duration::from_secs(30),
+        })
+        .await
+        .expect("claim");
+    assert_eq!(
+        claimed.iter().map(|j| j.id).collect::<Vec<_>>(),
+        vec![committed]
+    );
+
+    // Outside a transaction a batch is still all or none, and the connection
+    // is left clean.
+    let mut conn = pool.acquire().await.expect("conn");
+    let first = NewJob::new("order.ship", json!({ "order": 3 }));
+    let first_id = first.id;
+    let mut clash = NewJob::new("order.ship", json!({ "order": 4 }));
+    clash.id = committed;
+    assert!(backend
+        .enqueue_many_in(&mut *conn, vec![first, clash])
+        .await
+        .is_err());
+    assert!(backend.get(first_id).await.expect("get").is_none());
+    let id = backend
+        .enqueue_in(&mut *conn, NewJob::new("order.ship", json!({ "order": 5 })))
+        .await
+        .expect("connection still usable");
+    assert!(backend.get(id).await.expect("get").is_some());
+}
+
+/// Acknowledged writes reach the database file within about a second, not only
+/// the write-ahead log, even when the queue is too quiet for SQLite's own
+/// checkpoint: that bounds what a power loss can take.
+#[tokio::test]
+async fn quiet_writes_are_checkpointed_within_seconds() {
+    let path = temp_db("checkpoint");
+    let q = SqliteBackend::connect(&url_of(&path)).await.expect("open");
+    let big = "x".repeat(1 << 20);
+    q.enqueue_batch(vec![NewJob::new("big.job", json!({ "blob": big }))])
+        .await
+        .expect("enqueue");
+    let db_size = || std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    assert!(
+        db_size() < 1 << 20,
+        "the payload should sit in the WAL right after the commit"
+    );
+    let start = std::time::Instant::now();
+    while db_size() < 1 << 20 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no checkpoint within 10 s of a write"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -28,18 +28,24 @@
 //!   page cache and is recovered on the next open. Jobs that were RUNNING come
 //!   back through lease expiry.
 //! * **Power loss or kernel crash**: the database stays consistent (never
-//!   corrupt, no half-applied transaction), but transactions committed since
-//!   the last WAL fsync may be lost — SQLite syncs the WAL at each checkpoint
-//!   (by default every ~1000 pages, about 4 MB of log), not at each commit. So
-//!   the last moments of enqueues and outcomes before the power went can roll
-//!   back: a lost enqueue is lost, a lost completion runs the job again
-//!   (at-least-once). Use `?synchronous=FULL`-style stricter settings through
-//!   [`SqliteBackend::connect_with`] if that window matters more than speed.
+//!   corrupt, no half-applied transaction), but with `synchronous = NORMAL` a
+//!   commit reaches the disk only at the next WAL checkpoint. The backend
+//!   checkpoints once a second whenever something was written (SQLite on its
+//!   own would wait for ~4 MB of log, which on a quiet queue can be hours), so
+//!   a power loss can take back up to about the last second of acknowledged
+//!   enqueues and outcomes (longer only while some connection holds a read
+//!   transaction open that long): a lost enqueue is lost, a lost completion runs the
+//!   job again (at-least-once). If that second matters more than speed, open
+//!   the database with `SqliteBackend::options(url)?.synchronous(SqliteSynchronous::Full)`
+//!   and [`SqliteBackend::connect_with`]: every commit is then fsynced and
+//!   survives power loss too, at a few hundred to a few thousand commits a
+//!   second depending on the disk.
 //!
 //! # Concurrency
 //!
 //! Within a process all writes go through one connection (SQLite has one
-//! writer at a time anyway), reads through a small pool. Several processes
+//! writer at a time anyway), reads through a small pool (or, for
+//! `sqlite::memory:`, the one connection too). Several processes
 //! may share the file: writes wait for each other (`busy_timeout`), a claim is
 //! a single `UPDATE … RETURNING` statement, and multi-statement changes run
 //! under `BEGIN IMMEDIATE`, so no job is ever claimed twice. Wake-ups are
@@ -49,6 +55,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
@@ -62,9 +69,13 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{Connection, Executor, Row, SqliteConnection};
+use sqlx::{Connection, Executor, Row, Sqlite, SqliteConnection};
+
+type Query<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
 use tokio::sync::watch;
 use uuid::Uuid;
+
+use crate::backend::transactional::{check_new_job, TransactionalEnqueue};
 
 const BACKEND: &str = "sqlite";
 
@@ -78,6 +89,8 @@ const INSERT_CHUNK: usize = 500;
 /// Rows per `VALUES` list of batched updates; lists are padded to a power of two
 /// so only a handful of statements are ever prepared.
 const UPDATE_CHUNK: usize = 256;
+/// How often written data is checkpointed (and so synced to disk).
+const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 /// Expired leases recovered per transaction.
 const RECOVER_BATCH: usize = 1000;
 
@@ -94,12 +107,17 @@ pub struct SqliteBackend {
 }
 
 struct Inner {
-    /// One connection: every write of this process goes through it.
-    writer: SqlitePool,
-    /// Reads (`get`, `list`, `counts`, listener); the writer itself for `:memory:`.
-    reader: SqlitePool,
+    /// One connection: every write of this process goes through it. Not a
+    /// pool: sqlx pings a pooled connection on every release, which would
+    /// double the round trips of each call. `None` once closed.
+    writer: tokio::sync::Mutex<Option<SqliteConnection>>,
+    /// Reads (`get`, `list`, `counts`, listener); `None` for `:memory:`, where
+    /// the writer serves reads too.
+    reader: Option<SqlitePool>,
     wake: Arc<watch::Sender<u64>>,
     location: String,
+    /// Written to since the last checkpoint.
+    dirty: AtomicBool,
 }
 
 impl std::fmt::Debug for SqliteBackend {
@@ -119,6 +137,10 @@ fn is_busy(e: &sqlx::Error) -> bool {
         let msg = d.message();
         msg.contains("database is locked") || msg.contains("busy")
     })
+}
+
+fn is_memory_url(url: &str) -> bool {
+    url.contains(":memory:") || url.contains("mode=memory")
 }
 
 fn micros(t: DateTime<Utc>) -> i64 {
@@ -146,26 +168,12 @@ fn padded(n: usize) -> usize {
     n.next_power_of_two().min(UPDATE_CHUNK)
 }
 
-/// `(?a, ?b, …), (…)`: `rows` tuples of `width` numbered parameters from `first`.
-fn values_list(rows: usize, width: usize, first: usize) -> String {
-    let mut s = String::with_capacity(rows * width * 6);
-    let mut n = first;
-    for r in 0..rows {
-        if r > 0 {
-            s.push_str(", ");
-        }
-        s.push('(');
-        for c in 0..width {
-            if c > 0 {
-                s.push_str(", ");
-            }
-            s.push('?');
-            s.push_str(&n.to_string());
-            n += 1;
-        }
-        s.push(')');
-    }
-    s
+/// `(?, ?, …), (…)`: `rows` tuples of `width` anonymous parameters. Big
+/// statements use anonymous parameters only: SQLite looks numbered ones up by a
+/// linear scan, which makes binding thousands of them quadratic.
+fn values_list(rows: usize, width: usize) -> String {
+    let tuple = format!("({})", vec!["?"; width].join(", "));
+    vec![tuple.as_str(); rows].join(", ")
 }
 
 /// Every handle on one database file in this process shares one wake-up signal,
@@ -265,37 +273,51 @@ impl SqliteBackend {
     /// `sqlite:relative.db`, or `sqlite::memory:` (private to this handle and its
     /// clones). Creates missing parent directories and the schema.
     pub async fn connect(url: &str) -> Result<Self> {
+        let options = Self::options(url)?;
+        Self::connect_with(url, options, is_memory_url(url)).await
+    }
+
+    /// The options [`connect`](Self::connect) uses for `url`: WAL mode,
+    /// `synchronous = NORMAL` (files only), a 30 s busy timeout, statement
+    /// caching. Adjust them and pass them to [`connect_with`](Self::connect_with),
+    /// e.g. `.synchronous(SqliteSynchronous::Full)` to fsync every commit.
+    pub fn options(url: &str) -> Result<SqliteConnectOptions> {
         let options = SqliteConnectOptions::from_str(url).map_err(|e| Error::Connect {
             url: url.to_owned(),
             reason: e.to_string(),
         })?;
-        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-        Self::connect_with(url, options, in_memory).await
-    }
-
-    /// Like [`connect`](Self::connect), with sqlx options of your own (for instance
-    /// `synchronous(SqliteSynchronous::Full)`). WAL mode, `synchronous = NORMAL`
-    /// and the busy timeout are set here unless `in_memory`; set options after
-    /// them win only where sqlx lets later settings override.
-    pub async fn connect_with(
-        url: &str,
-        options: SqliteConnectOptions,
-        in_memory: bool,
-    ) -> Result<Self> {
-        let connect_err = |reason: String| Error::Connect {
-            url: url.to_owned(),
-            reason,
-        };
-        let mut options = options
+        let options = options
             .create_if_missing(true)
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(false)
             .statement_cache_capacity(256)
+            .row_buffer_size(256)
             .pragma("temp_store", "memory");
-        if !in_memory {
-            options = options
+        Ok(if is_memory_url(url) {
+            options
+        } else {
+            options
                 .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal);
+                .synchronous(SqliteSynchronous::Normal)
+        })
+    }
+
+    /// Opens a database with `options` exactly as given (start from
+    /// [`options`](Self::options)). `label` names it in errors and logs;
+    /// `in_memory` says the database lives only as long as its connections, so
+    /// a single connection serves reads and writes and is never closed while
+    /// the backend lives.
+    pub async fn connect_with(
+        label: &str,
+        options: SqliteConnectOptions,
+        in_memory: bool,
+    ) -> Result<Self> {
+        let url = label;
+        let connect_err = |reason: String| Error::Connect {
+            url: url.to_owned(),
+            reason,
+        };
+        if !in_memory {
             if let Some(dir) = options.get_filename().parent() {
                 if !dir.as_os_str().is_empty() && !dir.exists() {
                     std::fs::create_dir_all(dir).map_err(|e| {
@@ -309,20 +331,18 @@ impl SqliteBackend {
         // out while one switches it to WAL; that settles within milliseconds.
         let mut tries = 0;
         let writer = loop {
-            let pool = SqlitePoolOptions::new()
-                .max_connections(1)
-                .min_connections(1)
-                .idle_timeout(None)
-                .max_lifetime(None)
-                .acquire_timeout(Duration::from_secs(120))
-                .connect_with(options.clone())
-                .await;
-            match pool {
-                Ok(pool) => match migrate(&pool).await {
-                    Ok(()) => break pool,
-                    Err(e) if is_busy(&e) && tries < 100 => pool.close().await,
-                    Err(e) => return Err(connect_err(format!("cannot create the schema: {e}"))),
+            let attempt = match SqliteConnection::connect_with(&options).await {
+                Ok(mut conn) => match migrate(&mut conn).await {
+                    Ok(()) => Ok(conn),
+                    Err(e) => {
+                        let _ = conn.close().await;
+                        Err(e)
+                    }
                 },
+                Err(e) => Err(e),
+            };
+            match attempt {
+                Ok(conn) => break conn,
                 Err(e) if is_busy(&e) && tries < 100 => {}
                 Err(e) => return Err(connect_err(e.to_string())),
             }
@@ -331,36 +351,89 @@ impl SqliteBackend {
         };
 
         let (reader, key) = if in_memory {
-            (writer.clone(), None)
+            (None, None)
         } else {
             let reader = SqlitePoolOptions::new()
                 .max_connections(4)
                 .min_connections(0)
+                .test_before_acquire(false)
                 .acquire_timeout(Duration::from_secs(120))
                 .connect_lazy_with(options.clone());
             let key = std::fs::canonicalize(options.get_filename())
                 .unwrap_or_else(|_| options.get_filename().to_owned());
-            (reader, Some(key))
+            (Some(reader), Some(key))
         };
         tracing::debug!(url, "sqlite backend connected");
-        Ok(SqliteBackend {
+        let backend = SqliteBackend {
             inner: Arc::new(Inner {
-                writer,
+                writer: tokio::sync::Mutex::new(Some(writer)),
                 reader,
                 wake: shared_wake(key),
                 location: url.to_owned(),
+                dirty: AtomicBool::new(false),
             }),
-        })
+        };
+        if !in_memory {
+            tokio::spawn(checkpointer(Arc::downgrade(&backend.inner)));
+        }
+        Ok(backend)
     }
 
     /// Closes the connections; other clones of this handle stop working.
     pub async fn close(&self) {
-        self.inner.writer.close().await;
-        self.inner.reader.close().await;
+        if let Some(conn) = self.inner.writer.lock().await.take() {
+            let _ = conn.close().await;
+        }
+        if let Some(reader) = &self.inner.reader {
+            reader.close().await;
+        }
+    }
+
+    /// The writer connection, exclusively.
+    async fn writer(&self) -> Result<tokio::sync::MappedMutexGuard<'_, SqliteConnection>> {
+        let guard = self.inner.writer.lock().await;
+        tokio::sync::MutexGuard::try_map(guard, Option::as_mut).map_err(|_| Error::Backend {
+            backend: BACKEND,
+            message: format!(
+                "the sqlite backend for `{}` was closed",
+                self.inner.location
+            ),
+            source: None,
+        })
+    }
+
+    /// The writer connection, for a change: the next checkpoint will sync it.
+    async fn write_conn(&self) -> Result<tokio::sync::MappedMutexGuard<'_, SqliteConnection>> {
+        let conn = self.writer().await?;
+        self.inner.dirty.store(true, Ordering::Relaxed);
+        Ok(conn)
+    }
+
+    async fn read_all(&self, q: Query<'_>) -> Result<Vec<SqliteRow>> {
+        match &self.inner.reader {
+            Some(pool) => q.fetch_all(pool).await,
+            None => q.fetch_all(&mut *self.writer().await?).await,
+        }
+        .map_err(db_err)
+    }
+
+    async fn read_optional(&self, q: Query<'_>) -> Result<Option<SqliteRow>> {
+        match &self.inner.reader {
+            Some(pool) => q.fetch_optional(pool).await,
+            None => q.fetch_optional(&mut *self.writer().await?).await,
+        }
+        .map_err(db_err)
     }
 
     fn wake(&self) {
         self.inner.wake.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    /// Wakes this process's idle workers of this database file, e.g. after
+    /// committing a transaction that enqueued jobs through
+    /// [`TransactionalEnqueue`].
+    pub fn notify(&self) {
+        self.wake();
     }
 
     async fn enqueue_now(&self, jobs: Vec<NewJob>) -> Result<Vec<JobId>> {
@@ -369,49 +442,17 @@ impl SqliteBackend {
         }
         let now = now_micros();
         let ids: Vec<JobId> = jobs.iter().map(|j| j.id).collect();
-        let rows =
-            jobs.into_iter()
-                .map(|j| {
-                    let run_at = j.run_at.map_or(now, micros);
-                    let payload =
-                        serde_json::to_string(&j.payload).map_err(|e| Error::InvalidPayload {
-                            job_type: j.job_type.clone(),
-                            reason: e.to_string(),
-                        })?;
-                    let metadata = if j.metadata.is_empty() {
-                        None
-                    } else {
-                        Some(serde_json::to_string(&j.metadata).map_err(|e| {
-                            Error::InvalidJob(format!("metadata of job {}: {e}", j.id))
-                        })?)
-                    };
-                    Ok(InsertRow {
-                        id: *j.id.as_uuid(),
-                        queue: j.queue_name,
-                        job_type: j.job_type,
-                        payload,
-                        status: if run_at > now { "SCHEDULED" } else { "PENDING" },
-                        priority: j.priority,
-                        max_retries: i64::from(j.max_retries),
-                        run_at,
-                        metadata,
-                    })
-                })
-                .collect::<Result<Vec<InsertRow>>>()?;
+        let rows = insert_rows_of(jobs, now)?;
 
         if rows.len() > INSERT_CHUNK {
-            let mut tx = self
-                .inner
-                .writer
-                .begin_with("BEGIN IMMEDIATE")
-                .await
-                .map_err(db_err)?;
+            let mut conn = self.write_conn().await?;
+            let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
             for chunk in rows.chunks(INSERT_CHUNK) {
                 insert_rows(&mut tx, chunk, now).await?;
             }
             tx.commit().await.map_err(db_err)?;
         } else {
-            let mut conn = self.inner.writer.acquire().await.map_err(db_err)?;
+            let mut conn = self.write_conn().await?;
             insert_rows(&mut conn, &rows, now).await?;
         }
         self.wake();
@@ -460,7 +501,7 @@ impl SqliteBackend {
             q = q.bind(queue.as_str());
         }
         let rows = {
-            let mut conn = self.inner.writer.acquire().await.map_err(db_err)?;
+            let mut conn = self.write_conn().await?;
             q.fetch_all(&mut *conn).await.map_err(db_err)?
         };
         let mut jobs = rows
@@ -498,11 +539,11 @@ impl SqliteBackend {
             let n = padded(chunk.len());
             let sql = format!(
                 "UPDATE jobs_queue SET status = 'COMPLETED', result_data = v.column3, \
-                 completed_at = ?1, locked_by = NULL, lease_until = NULL \
+                 completed_at = ?, locked_by = NULL, lease_until = NULL \
                  FROM (VALUES {}) AS v \
                  WHERE jobs_queue.id = v.column1 AND jobs_queue.attempt = v.column2 \
                  AND jobs_queue.status = 'RUNNING' RETURNING jobs_queue.id",
-                values_list(n, 3, 2)
+                values_list(n, 3)
             );
             let mut q = sqlx::query(&sql).bind(now);
             for (id, attempt, result) in chunk {
@@ -539,13 +580,13 @@ impl SqliteBackend {
                  errors = CASE WHEN v.column7 IS NULL THEN jobs_queue.errors ELSE \
                    json_insert(COALESCE(jobs_queue.errors, '[]'), '$[#]', json_object(\
                      'attempt', jobs_queue.attempt, 'retry_count', jobs_queue.retry_count, \
-                     'at', ?1, 'message', v.column7, 'retryable', json(v.column8), \
+                     'at', ?, 'message', v.column7, 'retryable', json(v.column8), \
                      'worker', v.column9)) END, \
                  locked_by = NULL, lease_until = NULL \
                  FROM (VALUES {}) AS v \
                  WHERE jobs_queue.id = v.column1 AND jobs_queue.attempt = v.column2 \
                  AND jobs_queue.status = 'RUNNING' RETURNING jobs_queue.id",
-                values_list(n, 9, 2)
+                values_list(n, 9)
             );
             let mut q = sqlx::query(&sql).bind(at.as_str());
             for t in chunk {
@@ -648,7 +689,7 @@ impl SqliteBackend {
         let statements =
             completions.len().div_ceil(UPDATE_CHUNK) + transitions.len().div_ceil(UPDATE_CHUNK);
         let mut applied = HashSet::with_capacity(updates.len());
-        let mut conn = self.inner.writer.acquire().await.map_err(db_err)?;
+        let mut conn = self.write_conn().await?;
         if statements > 1 {
             let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
             Self::apply_completions(&mut tx, now, &completions, &mut applied).await?;
@@ -680,23 +721,24 @@ impl SqliteBackend {
         }
         let until = add_micros(now_micros(), lease);
         let mut kept = HashSet::with_capacity(fences.len());
-        let mut conn = self.inner.writer.acquire().await.map_err(db_err)?;
+        let mut conn = self.write_conn().await?;
         for chunk in fences.chunks(UPDATE_CHUNK) {
             let n = padded(chunk.len());
             let sql = format!(
-                "UPDATE jobs_queue SET lease_until = ?1 FROM (VALUES {}) AS v \
+                "UPDATE jobs_queue SET lease_until = ? FROM (VALUES {}) AS v \
                  WHERE jobs_queue.id = v.column1 AND jobs_queue.attempt = v.column2 \
-                 AND jobs_queue.status = 'RUNNING' AND jobs_queue.locked_by = ?2 \
+                 AND jobs_queue.status = 'RUNNING' AND jobs_queue.locked_by = ? \
                  RETURNING jobs_queue.id",
-                values_list(n, 2, 3)
+                values_list(n, 2)
             );
-            let mut q = sqlx::query(&sql).bind(until).bind(worker_id);
+            let mut q = sqlx::query(&sql).bind(until);
             for f in chunk {
                 q = q.bind(*f.id.as_uuid()).bind(i64::from(f.attempt));
             }
             for _ in chunk.len()..n {
                 q = q.bind(None::<Uuid>).bind(None::<i64>);
             }
+            q = q.bind(worker_id);
             for row in q.fetch_all(&mut *conn).await.map_err(db_err)? {
                 kept.insert(row.try_get::<Uuid, _>(0).map_err(db_err)?);
             }
@@ -712,7 +754,19 @@ impl SqliteBackend {
         let mut out = Vec::new();
         loop {
             let now = now_micros();
-            let mut conn = self.inner.writer.acquire().await.map_err(db_err)?;
+            let mut conn = self.writer().await?;
+            // The usual answer is "none": find that out without taking the write lock.
+            let any: Option<i64> = sqlx::query_scalar(
+                "SELECT 1 FROM jobs_queue WHERE status = 'RUNNING' AND lease_until < ?1 LIMIT 1",
+            )
+            .bind(now)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(db_err)?;
+            if any.is_none() {
+                return Ok(out);
+            }
+            self.inner.dirty.store(true, Ordering::Relaxed);
             let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
             let sql = format!(
                 "SELECT {JOB_COLS} FROM jobs_queue WHERE status = 'RUNNING' AND lease_until < ?1 \
@@ -788,11 +842,9 @@ impl SqliteBackend {
 
     async fn fetch_job(&self, id: JobId) -> Result<Option<Job>> {
         let sql = format!("SELECT {JOB_COLS} FROM jobs_queue WHERE id = ?1");
-        let row = sqlx::query(&sql)
-            .bind(*id.as_uuid())
-            .fetch_optional(&self.inner.reader)
-            .await
-            .map_err(db_err)?;
+        let row = self
+            .read_optional(sqlx::query(&sql).bind(*id.as_uuid()))
+            .await?;
         row.as_ref()
             .map(|r| job_from_row(r).map(|(j, _)| j))
             .transpose()
@@ -808,7 +860,7 @@ impl SqliteBackend {
         allowed: &'static str,
     ) -> Result<Job> {
         let row = {
-            let mut conn = self.inner.writer.acquire().await.map_err(db_err)?;
+            let mut conn = self.write_conn().await?;
             sqlx::query(sql)
                 .bind(now)
                 .bind(*id.as_uuid())
@@ -847,10 +899,8 @@ impl SqliteBackend {
             .bind(i64::try_from(filter.offset).unwrap_or(i64::MAX))
             .bind(filter.queue.as_deref())
             .bind(filter.status.map(JobStatus::as_str))
-            .bind(filter.job_type.as_deref())
-            .fetch_all(&self.inner.reader)
-            .await
-            .map_err(db_err)?;
+            .bind(filter.job_type.as_deref());
+        let rows = self.read_all(rows).await?;
         rows.iter()
             .map(|r| job_from_row(r).map(|(j, _)| j))
             .collect()
@@ -869,11 +919,15 @@ impl SqliteBackend {
             "SELECT MIN(run_at) FROM jobs_queue WHERE queue IN ({marks}) \
              AND status IN {WAITING} AND run_at > ?1"
         );
-        let mut q = sqlx::query_scalar::<_, Option<i64>>(&sql).bind(now_micros());
+        let mut q = sqlx::query(&sql).bind(now_micros());
         for queue in queues {
             q = q.bind(queue.as_str());
         }
-        let due = q.fetch_one(&self.inner.reader).await.map_err(db_err)?;
+        let row = self.read_optional(q).await?;
+        let due: Option<i64> = match row {
+            Some(row) => row.try_get(0).map_err(db_err)?,
+            None => None,
+        };
         Ok(due.map(from_micros))
     }
 }
@@ -891,11 +945,43 @@ struct InsertRow {
     metadata: Option<String>,
 }
 
+/// Serializes jobs for [`insert_rows`]; an unserializable job stores nothing.
+fn insert_rows_of(jobs: Vec<NewJob>, now: i64) -> Result<Vec<InsertRow>> {
+    jobs.into_iter()
+        .map(|j| {
+            let run_at = j.run_at.map_or(now, micros);
+            let payload = serde_json::to_string(&j.payload).map_err(|e| Error::InvalidPayload {
+                job_type: j.job_type.clone(),
+                reason: e.to_string(),
+            })?;
+            let metadata = if j.metadata.is_empty() {
+                None
+            } else {
+                Some(
+                    serde_json::to_string(&j.metadata)
+                        .map_err(|e| Error::InvalidJob(format!("metadata of job {}: {e}", j.id)))?,
+                )
+            };
+            Ok(InsertRow {
+                id: *j.id.as_uuid(),
+                queue: j.queue_name,
+                job_type: j.job_type,
+                payload,
+                status: if run_at > now { "SCHEDULED" } else { "PENDING" },
+                priority: j.priority,
+                max_retries: i64::from(j.max_retries),
+                run_at,
+                metadata,
+            })
+        })
+        .collect()
+}
+
 async fn insert_rows(conn: &mut SqliteConnection, rows: &[InsertRow], now: i64) -> Result<()> {
     let sql = format!(
         "INSERT INTO jobs_queue (id, queue, job_type, payload, status, priority, \
          max_retries, run_at, created_at, metadata) VALUES {}",
-        values_list(rows.len(), 10, 1)
+        values_list(rows.len(), 10)
     );
     let mut q = sqlx::query(&sql);
     for r in rows {
@@ -927,8 +1013,43 @@ async fn insert_rows(conn: &mut SqliteConnection, rows: &[InsertRow], now: i64) 
     }
 }
 
-async fn migrate(pool: &SqlitePool) -> std::result::Result<(), sqlx::Error> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+/// Once a second, if anything was written, checkpoints the WAL. With
+/// `synchronous = NORMAL` a commit is synced to disk only by a checkpoint, so
+/// this bounds what a power loss can take to about the last second of writes,
+/// however quiet the queue (SQLite's own checkpoint waits for ~4 MB of log).
+/// Ends when the backend is dropped.
+async fn checkpointer(inner: Weak<Inner>) {
+    let mut tick = tokio::time::interval(CHECKPOINT_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        if !inner.dirty.swap(false, Ordering::Relaxed) {
+            continue;
+        }
+        // A passive checkpoint on a reader connection: it neither waits for nor
+        // blocks the writer.
+        let Some(reader) = inner.reader.clone() else {
+            return;
+        };
+        if reader.is_closed() {
+            return;
+        }
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&reader)
+            .await
+        {
+            tracing::debug!(error = %e, location = %inner.location, "sqlite checkpoint failed; will retry");
+            inner.dirty.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+async fn migrate(conn: &mut SqliteConnection) -> std::result::Result<(), sqlx::Error> {
+    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
     let conn: &mut SqliteConnection = &mut tx;
     conn.execute(
         "CREATE TABLE IF NOT EXISTS jobs_schema (\
@@ -958,6 +1079,68 @@ async fn migrate(pool: &SqlitePool) -> std::result::Result<(), sqlx::Error> {
         tracing::info!(version, "sqlite jobs schema migrated");
     }
     tx.commit().await
+}
+
+/// Enqueue inside your own SQLite transaction (on a connection of your own pool
+/// on the same file): the jobs exist if and only if it commits. Begin it with
+/// `pool.begin_with("BEGIN IMMEDIATE")` when several processes write the file,
+/// so it never has to upgrade a read lock. Workers of this process are woken at
+/// once, which may be before you commit; in that case they see the jobs at
+/// their next poll, or at once if you call [`SqliteBackend::notify`] after the
+/// commit.
+///
+/// ```no_run
+/// # async fn demo(backend: jobs_runtime::backend::sqlite::SqliteBackend) -> Result<(), Box<dyn std::error::Error>> {
+/// use jobs_runtime::backend::transactional::TransactionalEnqueue;
+/// let pool = sqlx::SqlitePool::connect("sqlite://app.db").await?;
+/// let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+/// sqlx::query("INSERT INTO orders (id) VALUES (1)").execute(&mut *tx).await?;
+/// backend.enqueue_in(&mut *tx, jobs_core::NewJob::new("order.ship", serde_json::json!({ "order": 1 }))).await?;
+/// tx.commit().await?;
+/// backend.notify();
+/// # Ok(()) }
+/// ```
+impl TransactionalEnqueue for SqliteBackend {
+    type Connection = SqliteConnection;
+
+    fn enqueue_many_in<'a>(
+        &'a self,
+        conn: &'a mut SqliteConnection,
+        jobs: Vec<NewJob>,
+    ) -> BoxFuture<'a, Result<Vec<JobId>>> {
+        Box::pin(async move {
+            for job in &jobs {
+                check_new_job(job)?;
+            }
+            if jobs.is_empty() {
+                return Ok(Vec::new());
+            }
+            let now = now_micros();
+            let ids: Vec<JobId> = jobs.iter().map(|j| j.id).collect();
+            let rows = insert_rows_of(jobs, now)?;
+            // A savepoint makes the batch all-or-none whether or not the caller's
+            // connection is inside a transaction.
+            conn.execute("SAVEPOINT jobs_enqueue")
+                .await
+                .map_err(db_err)?;
+            let mut result = Ok(());
+            for chunk in rows.chunks(INSERT_CHUNK) {
+                result = insert_rows(conn, chunk, now).await;
+                if result.is_err() {
+                    break;
+                }
+            }
+            if result.is_err() {
+                conn.execute("ROLLBACK TO jobs_enqueue")
+                    .await
+                    .map_err(db_err)?;
+            }
+            conn.execute("RELEASE jobs_enqueue").await.map_err(db_err)?;
+            result?;
+            self.wake();
+            Ok(ids)
+        })
+    }
 }
 
 impl JobQueue for SqliteBackend {
@@ -1036,13 +1219,12 @@ impl JobQueue for SqliteBackend {
 
     fn counts(&self) -> BoxFuture<'_, Result<Vec<QueueCount>>> {
         Box::pin(async move {
-            let rows = sqlx::query(
-                "SELECT queue, status, COUNT(*) FROM jobs_queue GROUP BY queue, status \
-                 ORDER BY queue, status",
-            )
-            .fetch_all(&self.inner.reader)
-            .await
-            .map_err(db_err)?;
+            let rows = self
+                .read_all(sqlx::query(
+                    "SELECT queue, status, COUNT(*) FROM jobs_queue GROUP BY queue, status \
+                     ORDER BY queue, status",
+                ))
+                .await?;
             let mut out = rows
                 .iter()
                 .map(|r| {
@@ -1075,7 +1257,7 @@ impl JobQueue for SqliteBackend {
                 "DELETE FROM jobs_queue WHERE seq IN (SELECT seq FROM jobs_queue \
                  WHERE status IN {TERMINAL} AND completed_at < ?1 ORDER BY completed_at LIMIT ?2)"
             );
-            let mut conn = self.inner.writer.acquire().await.map_err(db_err)?;
+            let mut conn = self.write_conn().await?;
             let done = sqlx::query(&sql)
                 .bind(micros(before))
                 .bind(i64::try_from(limit).unwrap_or(i64::MAX))
@@ -1092,6 +1274,7 @@ impl JobQueue for SqliteBackend {
                 backend: self.clone(),
                 queues: queues.to_vec(),
                 rx: self.inner.wake.subscribe(),
+                next_due: None,
             });
             Ok(listener)
         })
@@ -1102,25 +1285,45 @@ struct SqliteListener {
     backend: SqliteBackend,
     queues: Vec<String>,
     rx: watch::Receiver<u64>,
+    /// The earliest future `run_at` of our queues as last read, if still valid.
+    /// Re-read only after a local change or once it has passed, so an idle
+    /// worker's wait costs no query.
+    next_due: Option<Option<DateTime<Utc>>>,
 }
 
 impl JobListener for SqliteListener {
     fn wait(&mut self, timeout: Duration) -> BoxFuture<'_, ()> {
         Box::pin(async move {
-            // Wake for the earliest scheduled job too, not only for new ones. If the
-            // lookup fails the plain timeout still bounds the wait.
-            let timeout = match self.backend.next_due(&self.queues).await {
-                Ok(Some(due)) => (due - Utc::now())
+            let now = Utc::now();
+            let known = match self.next_due {
+                Some(Some(due)) if due <= now => None,
+                other => other,
+            };
+            let next_due = match known {
+                Some(due) => due,
+                None => match self.backend.next_due(&self.queues).await {
+                    Ok(due) => {
+                        self.next_due = Some(due);
+                        due
+                    }
+                    Err(e) => {
+                        // The plain timeout still bounds the wait.
+                        tracing::debug!(error = %e, "sqlite listener could not read the next due time");
+                        None
+                    }
+                },
+            };
+            let timeout = match next_due {
+                Some(due) => (due - Utc::now())
                     .to_std()
                     .unwrap_or(Duration::ZERO)
                     .min(timeout),
-                Ok(None) => timeout,
-                Err(e) => {
-                    tracing::debug!(error = %e, "sqlite listener could not read the next due time");
-                    timeout
-                }
+                None => timeout,
             };
-            let _ = tokio::time::timeout(timeout, self.rx.changed()).await;
+            if let Ok(Ok(())) = tokio::time::timeout(timeout, self.rx.changed()).await {
+                // Something was enqueued or rescheduled here: the next due time may be earlier.
+                self.next_due = None;
+            }
         })
     }
 }
@@ -1134,8 +1337,10 @@ mod tests {
     async fn futures_are_send() {
         let connect = super::SqliteBackend::connect("sqlite::memory:");
         assert_send(&connect);
-        let pool = sqlx::SqlitePool::connect_lazy("sqlite::memory:").expect("lazy");
-        let migrate = super::migrate(&pool);
-        assert_send(&migrate);
+        let backend = super::SqliteBackend::connect("sqlite::memory:")
+            .await
+            .expect("open");
+        assert_send(&backend.writer());
+        assert_send(&backend.close());
     }
 }
