@@ -74,7 +74,13 @@ pub(crate) async fn reaper_loop(shared: Arc<Shared>, stop: StopToken, tasks: Tas
                 "lease expired: worker `{}` stopped heartbeating",
                 job.locked_by.as_deref().unwrap_or("?")
             ));
-            warn!(parent: &span, error = %error, now = %r.now, "recovered a job from a dead worker");
+            warn!(
+                parent: &span,
+                error = %error,
+                worker = job.locked_by.as_deref().unwrap_or("?"),
+                now = %r.now,
+                "lease expired; the attempt counts as failed and the job is back"
+            );
             let Some(handler) = shared.handlers.get(&job.job_type).cloned() else {
                 continue;
             };

@@ -1092,15 +1092,7 @@ impl JobQueue for PostgresBackend {
                 let job = row_to_job(row)?;
                 let now: String = row.try_get("new_status").map_err(db_err)?;
                 let now = now.parse().map_err(|e| corrupt(job.id, e))?;
-                tracing::warn!(
-                    job_id = %job.id,
-                    job_type = %job.job_type,
-                    queue = %job.queue_name,
-                    attempt = job.attempt,
-                    worker = job.locked_by.as_deref().unwrap_or("?"),
-                    now = %now,
-                    "lease expired; attempt counted as failed"
-                );
+                // The manager that recovered it logs it, with its own context.
                 out.push(Recovered { job, now });
             }
             Ok(out)

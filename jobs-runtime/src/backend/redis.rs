@@ -964,15 +964,7 @@ impl RedisBackend {
                     now.and_then(|s| s.parse::<JobStatus>().ok()),
                 ) {
                     (Ok(job), Some(now)) => {
-                        tracing::warn!(
-                            job_id = %job.id,
-                            job_type = %job.job_type,
-                            queue = %job.queue_name,
-                            attempt = job.attempt,
-                            worker = job.locked_by.as_deref().unwrap_or("?"),
-                            now = %now,
-                            "lease expired; job recovered"
-                        );
+                        // The manager that recovered it logs it, with its own context.
                         out.push(Recovered { job, now });
                     }
                     (Err(c), _) => tracing::error!(

@@ -818,15 +818,7 @@ impl SqliteBackend {
             let batch = expired.len();
             for (job, now_status) in expired.into_iter().zip(statuses) {
                 if applied.contains(job.id.as_uuid()) {
-                    tracing::warn!(
-                        job_id = %job.id,
-                        job_type = %job.job_type,
-                        queue = %job.queue_name,
-                        attempt = job.attempt,
-                        worker = job.locked_by.as_deref().unwrap_or("?"),
-                        now = %now_status,
-                        "lease expired; attempt counted as failed"
-                    );
+                    // The manager that recovered it logs it, with its own context.
                     out.push(Recovered {
                         job,
                         now: now_status,
