@@ -50,6 +50,9 @@ pub use jobs_core::{
     JobQueue, JobResult, JobStatus, NewJob, Outcome, OutcomeUpdate, Queue, QueueCount, Recovered,
     Result, ServiceRequirement, Services, Validate,
 };
+/// Enqueue inside your own SQL transaction (the outbox guarantee): SQLite and PostgreSQL only.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub use jobs_runtime::backend::transactional::TransactionalEnqueue;
 pub use jobs_runtime::{
     backend, connect, ManagerStats, WorkerManager, WorkerManagerBuilder, SCHEMES,
 };
