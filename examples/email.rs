@@ -148,16 +148,7 @@ async fn run(queue: Queue, mail: Arc<dyn EmailService>) -> jobs::Result<Vec<Job>
         .data_arc(mail)
         .queues(["emails"])
         .build()?;
-    manager.start().await?;
-    while queue
-        .counts()
-        .await?
-        .iter()
-        .any(|c| !c.status.is_terminal())
-    {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    manager.stop().await?;
+    manager.run_until_drained().await?;
     let mut jobs = Vec::new();
     for id in ids {
         jobs.extend(queue.get(id).await?);

@@ -151,16 +151,7 @@ async fn main() -> jobs::Result<()> {
         .build()?;
 
     println!("running jobs…");
-    manager.start().await?;
-    while queue
-        .counts()
-        .await?
-        .iter()
-        .any(|c| !c.status.is_terminal())
-    {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    manager.stop().await?;
+    manager.run_until_drained().await?;
 
     println!(
         "\n{:<16} {:<12} {:>8}  outcome",

@@ -222,16 +222,7 @@ pub async fn run(receiver: Arc<Receiver>) -> jobs::Result<Vec<(String, Job)>> {
         })
         .queues(["webhooks"])
         .build()?;
-    manager.start().await?;
-    while queue
-        .counts()
-        .await?
-        .iter()
-        .any(|c| !c.status.is_terminal())
-    {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    manager.stop().await?;
+    manager.run_until_drained().await?;
     let mut jobs = Vec::new();
     for (path, id) in ids {
         jobs.push((path, queue.get(id).await?.expect("stored")));

@@ -800,3 +800,25 @@ async fn a_cancelled_job_never_runs_and_a_dead_job_can_be_requeued() {
     );
     assert!(log.handled().iter().all(|h| h.0 != cancelled));
 }
+
+#[tokio::test]
+async fn run_until_drained_waits_for_retries_and_stops() {
+    let q = queue();
+    let log = Log::default();
+    let flaky = enqueue(&q, NewJob::new("flaky", json!({}))).await;
+    let other = enqueue(&q, NewJob::new("flaky", json!({})).queue("elsewhere")).await;
+    let m = fast(&q)
+        .backoff(Backoff::fixed(Duration::from_millis(30)))
+        .handler(Scripted::new("flaky", Behaviour::SucceedAtRetry(2), &log))
+        .build()
+        .unwrap();
+    m.run_until_drained().await.unwrap();
+    let job = q.get(flaky).await.unwrap().unwrap();
+    assert_eq!((job.status, job.retry_count), (JobStatus::Completed, 2));
+    assert_eq!(m.in_flight(), 0);
+    // Only its own queues count: a job it does not work does not keep it running.
+    assert_eq!(
+        q.get(other).await.unwrap().unwrap().status,
+        JobStatus::Pending
+    );
+}

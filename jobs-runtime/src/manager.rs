@@ -316,6 +316,28 @@ impl WorkerManager {
         Ok(())
     }
 
+    /// Starts (if not running), runs until every job in this manager's queues
+    /// has reached a terminal status — COMPLETED, FAILED or DEAD_LETTER, so
+    /// retries and scheduled jobs are waited for too — then stops gracefully.
+    /// For batch programs, scripts and tests; a service uses [`run_until`](Self::run_until).
+    pub async fn run_until_drained(&self) -> Result<()> {
+        if self.running.lock().await.is_none() {
+            self.start().await?;
+        }
+        let queues = &self.shared.cfg.queues;
+        loop {
+            let counts = self.shared.queue.counts().await?;
+            let busy = counts
+                .iter()
+                .any(|c| !c.status.is_terminal() && queues.contains(&c.queue));
+            if !busy {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.stop().await
+    }
+
     /// Starts, runs until `signal` completes (e.g. `tokio::signal::ctrl_c()`), then stops gracefully.
     pub async fn run_until<F: Future>(&self, signal: F) -> Result<()> {
         self.start().await?;
