@@ -563,41 +563,6 @@ fn parse_row(row: &[Value]) -> std::result::Result<Job, CorruptRow> {
     })
 }
 
-/// Turns `{id, {field, value, ...}}` (a claim's reply; later pairs win) into
-/// a positional row for [`parse_row`].
-fn row_from_pairs(reply: Value) -> Vec<Value> {
-    let mut items = array(reply).into_iter();
-    let mut row = vec![Value::Nil; col::LEN];
-    row[0] = items.next().unwrap_or(Value::Nil);
-    let pairs = array(items.next().unwrap_or(Value::Nil));
-    let mut it = pairs.into_iter();
-    while let (Some(field), Some(value)) = (it.next(), it.next()) {
-        let i = match bytes(&field) {
-            Some(b"q") => col::Q,
-            Some(b"t") => col::T,
-            Some(b"p") => col::P,
-            Some(b"s") => col::S,
-            Some(b"pr") => col::PR,
-            Some(b"rc") => col::RC,
-            Some(b"mr") => col::MR,
-            Some(b"ra") => col::RA,
-            Some(b"ca") => col::CA,
-            Some(b"sa") => col::SA,
-            Some(b"fa") => col::FA,
-            Some(b"em") => col::EM,
-            Some(b"er") => col::ER,
-            Some(b"rd") => col::RD,
-            Some(b"md") => col::MD,
-            Some(b"lb") => col::LB,
-            Some(b"lu") => col::LU,
-            Some(b"at") => col::AT,
-            _ => continue,
-        };
-        row[i] = value;
-    }
-    row
-}
-
 /// Arguments of one job for `enqueue.lua`.
 fn job_args(job: &NewJob) -> Result<[Vec<u8>; 8]> {
     let payload = serde_json::to_vec(&job.payload).map_err(|e| Error::InvalidPayload {
@@ -830,11 +795,12 @@ impl RedisBackend {
             .invoke_async(&mut conn)
             .await
             .map_err(backend_err)?;
-        let rows = array(reply);
-        let mut jobs = Vec::with_capacity(rows.len());
+        // One flat array: `col::LEN` values per job.
+        let values = array(reply);
+        let mut jobs = Vec::with_capacity(values.len() / col::LEN);
         let mut corrupt = Vec::new();
-        for row in rows {
-            match parse_row(&row_from_pairs(row)) {
+        for row in values.chunks_exact(col::LEN) {
+            match parse_row(row) {
                 Ok(job) => jobs.push(job),
                 Err(c) => corrupt.push(c),
             }

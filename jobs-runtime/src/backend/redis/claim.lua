@@ -2,8 +2,8 @@
 -- then run_at, then enqueue order. Due delayed jobs of each queue are promoted
 -- first, at most PROMOTE of them per queue and call.
 -- ARGV: worker, limit, lease_us, promote, n_queues, queues...
--- Returns one row per job: {id, {field, value, ...}} after the claim (a field
--- may repeat; the last value counts).
+-- Returns one flat array: per claimed job, its id and the fields of FIELDS in
+-- order (absent ones nil), as they are after the claim (19 values per job).
 local worker = ARGV[1]
 local limit = tonumber(ARGV[2])
 local lease = tonumber(ARGV[3])
@@ -13,9 +13,15 @@ local now = now_us()
 local lu = n2s(now + lease)
 local now_s = n2s(now)
 local out = {}
+local n_out = 0
+local claimed = 0
 local leases = {}
+-- Reply position of each hash field within a job's row (the id is first).
+local POS = {}
+for i, f in ipairs(FIELDS) do POS[f] = i + 1 end
+local WIDTH = #FIELDS + 1
 for qi = 1, nq do
-  if #out >= limit then break end
+  if claimed >= limit then break end
   local q = ARGV[5 + qi]
   local rk = K .. ':ready:' .. q
   local dk = K .. ':delayed:' .. q
@@ -33,15 +39,15 @@ for qi = 1, nq do
   -- Stale entries (cancelled or vanished jobs) are dropped as they come up;
   -- a few rounds at most, so the work stays bounded.
   local rounds = 0
-  while #out < limit and rounds < 4 do
+  while claimed < limit and rounds < 4 do
     rounds = rounds + 1
-    local popped = redis.call('ZPOPMIN', rk, limit - #out)
+    local popped = redis.call('ZPOPMIN', rk, limit - claimed)
     if #popped == 0 then break end
     for i = 1, #popped, 2 do
       local id = string.sub(popped[i], ID_AT)
       local key = jkey(id)
       -- One pass over the hash (cheaper than naming 18 fields, most of them
-      -- unset on a fresh job); the Rust side reads the pairs by name.
+      -- unset on a fresh job).
       local pairs_ = redis.call('HGETALL', key)
       local st, at, q_ = nil, 0, nil
       for k = 1, #pairs_, 2 do
@@ -55,18 +61,26 @@ for qi = 1, nq do
       if WAITING[st] or (not st and #pairs_ > 0) then
         local at_s = n2s(at + 1)
         redis.call('HSET', key, 's', 'RUNNING', 'at', at_s, 'sa', now_s, 'lb', worker, 'lu', lu)
-        -- Later pairs win: the row shows the job as claimed.
-        local n = #pairs_
-        pairs_[n + 1], pairs_[n + 2] = 's', 'RUNNING'
-        pairs_[n + 3], pairs_[n + 4] = 'at', at_s
-        pairs_[n + 5], pairs_[n + 6] = 'sa', now_s
-        pairs_[n + 7], pairs_[n + 8] = 'lb', worker
-        pairs_[n + 9], pairs_[n + 10] = 'lu', lu
         leases[#leases + 1] = lu
         leases[#leases + 1] = id
         count(st, q_ or q, -1)
         count('RUNNING', q_ or q, 1)
-        out[#out + 1] = {id, pairs_}
+        claimed = claimed + 1
+        -- The row as it is after the claim: positional, so the client
+        -- parses no field names.
+        local b = n_out
+        out[b + 1] = id
+        for k = 2, WIDTH do out[b + k] = false end
+        for k = 1, #pairs_, 2 do
+          local p = POS[pairs_[k]]
+          if p then out[b + p] = pairs_[k + 1] end
+        end
+        out[b + POS.s] = 'RUNNING'
+        out[b + POS.at] = at_s
+        out[b + POS.sa] = now_s
+        out[b + POS.lb] = worker
+        out[b + POS.lu] = lu
+        n_out = b + WIDTH
       end
     end
   end
