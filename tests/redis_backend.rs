@@ -611,3 +611,46 @@ async fn lease_expiry_heartbeat_and_fencing() {
     assert_eq!(again[0].attempt, 2);
     b.purge().await.unwrap();
 }
+
+#[tokio::test]
+async fn scripts_are_loaded_again_after_script_flush() {
+    let Some(b) = backend().await else { return };
+    let mut raw = raw().await;
+    let flush = |raw: &mut redis::aio::MultiplexedConnection| {
+        let mut raw = raw.clone();
+        async move {
+            redis::cmd("SCRIPT")
+                .arg("FLUSH")
+                .exec_async(&mut raw)
+                .await
+                .unwrap()
+        }
+    };
+    flush(&mut raw).await;
+    let ids = b
+        .enqueue_batch(vec![
+            NewJob::new("t.a", json!({"n": 1})),
+            NewJob::new("t.b", json!({"n": 2})),
+        ])
+        .await
+        .unwrap();
+    flush(&mut raw).await;
+    let queues = q(&["default"]);
+    let claimed = b.claim(claim_req(&queues, 10)).await.unwrap();
+    assert_eq!(claimed.len(), 2);
+    flush(&mut raw).await;
+    let updates: Vec<OutcomeUpdate> = claimed
+        .iter()
+        .map(|j| OutcomeUpdate {
+            fence: j.fence(),
+            outcome: Outcome::Complete { result: None },
+        })
+        .collect();
+    assert!(b.record("w1", &updates).await.unwrap().is_empty());
+    for id in ids {
+        assert_eq!(
+            b.get(id).await.unwrap().unwrap().status,
+            JobStatus::Completed
+        );
+    }
+}

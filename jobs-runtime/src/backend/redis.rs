@@ -107,6 +107,7 @@
 //! as its error and returns the others, so a worker never sees it.
 
 use std::collections::HashSet;
+use std::fmt::Write as _;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, LazyLock};
@@ -120,7 +121,7 @@ use jobs_core::{
     JobQueue, JobStatus, NewJob, Outcome, OutcomeUpdate, QueueCount, Recovered, Result,
 };
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSubSink, PubSubStream};
-use redis::{Client, RedisError, Script, Value};
+use redis::{Client, Cmd, ErrorKind, RedisError, Script, ServerErrorKind, Value};
 use serde::Deserialize;
 
 const BACKEND: &str = "redis";
@@ -189,6 +190,27 @@ const ENQUEUE_SRC: &str = concat!(
 
 fn backend_err(e: RedisError) -> Error {
     Error::backend(BACKEND, e)
+}
+
+/// `EVALSHA <script> 1 <ns>`, ready for the script's arguments. Built
+/// directly instead of through `ScriptInvocation`, which keeps every argument
+/// in a vector of its own and copies them all again into the command.
+fn script_cmd(script: &Script, ns: &str, n_args: usize, bytes: usize) -> Cmd {
+    let mut cmd = Cmd::with_capacity(4 + n_args, 64 + ns.len() + bytes);
+    cmd.arg("EVALSHA").arg(script.get_hash()).arg(1).arg(ns);
+    cmd
+}
+
+/// Runs a command from [`script_cmd`]; loads the script first if Redis lost it
+/// (after a restart or `SCRIPT FLUSH`).
+async fn run_script(script: &Script, cmd: &Cmd, conn: &mut ConnectionManager) -> Result<Value> {
+    match cmd.query_async(conn).await {
+        Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+            script.load_async(conn).await.map_err(backend_err)?;
+            cmd.query_async(conn).await.map_err(backend_err)
+        }
+        other => other.map_err(backend_err),
+    }
 }
 
 fn micros(d: Duration) -> i64 {
@@ -728,14 +750,14 @@ impl RedisBackend {
         let mut conn = self.conn();
         if chunks.len() == 1 {
             let chunk = &chunks[0];
-            let mut inv = SCRIPTS.enqueue.key(&self.inner.ns);
-            inv.arg("").arg(0).arg(chunk.len());
+            let mut cmd = script_cmd(&SCRIPTS.enqueue, &self.inner.ns, 3 + chunk.len() * 8, size);
+            cmd.arg("").arg(0).arg(chunk.len());
             for args in chunk {
                 for a in args {
-                    inv.arg(&a[..]);
+                    cmd.arg(&a[..]);
                 }
             }
-            let reply: Value = inv.invoke_async(&mut conn).await.map_err(backend_err)?;
+            let reply = run_script(&SCRIPTS.enqueue, &cmd, &mut conn).await?;
             enqueue_reply(&reply)?;
             return Ok(ids);
         }
@@ -783,18 +805,14 @@ impl RedisBackend {
             return Ok(Vec::new());
         }
         let mut conn = self.conn();
-        let reply: Value = SCRIPTS
-            .claim
-            .key(&self.inner.ns)
-            .arg(req.worker_id)
+        let mut cmd = script_cmd(&SCRIPTS.claim, &self.inner.ns, 5 + req.queues.len(), 128);
+        cmd.arg(req.worker_id)
             .arg(req.limit.min(CLAIM_PER_CALL))
             .arg(micros(req.lease))
             .arg(PROMOTE_PER_CLAIM)
             .arg(req.queues.len())
-            .arg(req.queues)
-            .invoke_async(&mut conn)
-            .await
-            .map_err(backend_err)?;
+            .arg(req.queues);
+        let reply = run_script(&SCRIPTS.claim, &cmd, &mut conn).await?;
         // One flat array: `col::LEN` values per job.
         let values = array(reply);
         let mut jobs = Vec::with_capacity(values.len() / col::LEN);
@@ -863,10 +881,18 @@ impl RedisBackend {
         let mut lost = Vec::new();
         let mut conn = self.conn();
         for chunk in updates.chunks(PER_CALL) {
-            let mut inv = SCRIPTS.record.key(&self.inner.ns);
-            inv.arg(worker);
+            let mut cmd = script_cmd(
+                &SCRIPTS.record,
+                &self.inner.ns,
+                1 + chunk.len() * 6,
+                64 * chunk.len(),
+            );
+            cmd.arg(worker);
+            let mut id = String::with_capacity(36);
             for u in chunk {
-                inv.arg(u.fence.id.to_string()).arg(u.fence.attempt);
+                id.clear();
+                write!(id, "{}", u.fence.id).expect("writing to a String cannot fail");
+                cmd.arg(id.as_str()).arg(u.fence.attempt);
                 match &u.outcome {
                     Outcome::Complete { result } => {
                         let data = match result {
@@ -878,32 +904,32 @@ impl RedisBackend {
                             })?,
                             None => Vec::new(),
                         };
-                        inv.arg("C").arg(0).arg(data).arg(0);
+                        cmd.arg("C").arg(0).arg(data).arg(0);
                     }
                     Outcome::Retry { delay, error } => {
-                        inv.arg("R")
+                        cmd.arg("R")
                             .arg(micros(*delay))
                             .arg(&error.message)
                             .arg(u8::from(error.retryable));
                     }
                     Outcome::Fail { error } => {
-                        inv.arg("F")
+                        cmd.arg("F")
                             .arg(0)
                             .arg(&error.message)
                             .arg(u8::from(error.retryable));
                     }
                     Outcome::DeadLetter { error } => {
-                        inv.arg("D")
+                        cmd.arg("D")
                             .arg(0)
                             .arg(&error.message)
                             .arg(u8::from(error.retryable));
                     }
                     Outcome::Release => {
-                        inv.arg("L").arg(0).arg("").arg(0);
+                        cmd.arg("L").arg(0).arg("").arg(0);
                     }
                 }
             }
-            let reply: Value = inv.invoke_async(&mut conn).await.map_err(backend_err)?;
+            let reply = run_script(&SCRIPTS.record, &cmd, &mut conn).await?;
             lost.extend(ids_of(reply));
         }
         Ok(lost)

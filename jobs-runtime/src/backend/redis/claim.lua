@@ -17,9 +17,9 @@ local n_out = 0
 local claimed = 0
 local leases = {}
 -- Reply position of each hash field within a job's row (the id is first).
-local POS = {}
-for i, f in ipairs(FIELDS) do POS[f] = i + 1 end
-local WIDTH = #FIELDS + 1
+local POS = {q = 2, t = 3, p = 4, s = 5, pr = 6, rc = 7, mr = 8, ra = 9, ca = 10, sa = 11,
+             fa = 12, em = 13, er = 14, rd = 15, md = 16, lb = 17, lu = 18, at = 19}
+local WIDTH = 19
 for qi = 1, nq do
   if claimed >= limit then break end
   local q = ARGV[5 + qi]

@@ -33,12 +33,13 @@ local function member(ra, sq, id)
   sq = tonumber(sq) or 0
   if ra < 0 then ra = 0 end
   if ra < 9e15 and sq < 9e15 then
-    return string.format('%017d%016d', ra, sq) .. id
+    return string.format('%017d%016d%s', ra, sq, id)
   end
   return string.format('%017.0f%016.0f', ra, sq) .. id
 end
 
--- Hash fields returned for a job, in the order the Rust side reads them.
+-- Hash fields returned for a job, in the order the Rust side reads them
+-- (claim.lua's POS table repeats these positions).
 local FIELDS = {'q', 't', 'p', 's', 'pr', 'rc', 'mr', 'ra', 'ca', 'sa', 'fa',
                 'em', 'er', 'rd', 'md', 'lb', 'lu', 'at'}
 

@@ -56,10 +56,10 @@ for i = 0, n - 1 do
   if ra ~= '' then ra_s = ra end
   -- retry_count and attempt start absent, read as 0.
   if md ~= '' then
-    redis.call('HSET', jkey(id), 'q', q, 't', ty, 'p', p, 's', status, 'pr', pr,
+    redis.call('HSET', keys[n_check + i + 1], 'q', q, 't', ty, 'p', p, 's', status, 'pr', pr,
       'mr', mr, 'ra', ra_s, 'ca', now_s, 'sq', sq_s, 'md', md)
   else
-    redis.call('HSET', jkey(id), 'q', q, 't', ty, 'p', p, 's', status, 'pr', pr,
+    redis.call('HSET', keys[n_check + i + 1], 'q', q, 't', ty, 'p', p, 's', status, 'pr', pr,
       'mr', mr, 'ra', ra_s, 'ca', now_s, 'sq', sq_s)
   end
   all[#all + 1] = sq_s

@@ -16,7 +16,13 @@ for i = 2, #ARGV, 6 do
   local id, attempt, kind, delay, data, retryable =
     ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
   local key = jkey(id)
-  local cur = redis.call('HMGET', key, 's', 'at', 'q', 'rc')
+  -- A completion needs no retry count.
+  local cur
+  if kind == 'C' then
+    cur = redis.call('HMGET', key, 's', 'at', 'q')
+  else
+    cur = redis.call('HMGET', key, 's', 'at', 'q', 'rc')
+  end
   if cur[1] ~= 'RUNNING' or tonumber(cur[2]) ~= tonumber(attempt) then
     lost[#lost + 1] = id
   else
