@@ -55,7 +55,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
@@ -153,6 +153,19 @@ fn from_micros(v: i64) -> DateTime<Utc> {
 
 fn now_micros() -> i64 {
     micros(Utc::now())
+}
+
+/// The current time, but never the same value twice in this process: what a
+/// call stamps as `completed_at` identifies the rows it changed.
+fn unique_now_micros() -> i64 {
+    static LAST: AtomicI64 = AtomicI64::new(i64::MIN);
+    let now = now_micros();
+    let prev = LAST
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| {
+            Some(now.max(last.saturating_add(1)))
+        })
+        .unwrap_or(now);
+    now.max(prev.saturating_add(1))
 }
 
 fn add_micros(t: i64, d: Duration) -> i64 {
@@ -528,7 +541,8 @@ impl SqliteBackend {
         Ok(jobs.into_iter().map(|(j, _)| j).collect())
     }
 
-    /// Applies completions: one statement per chunk. Returns the ids applied.
+    /// Applies completions: one statement per chunk; `now` must be unique to
+    /// this call (see [`unique_now_micros`]). Adds the ids applied to `applied`.
     async fn apply_completions(
         conn: &mut SqliteConnection,
         now: i64,
@@ -542,7 +556,7 @@ impl SqliteBackend {
                  completed_at = ?, locked_by = NULL, lease_until = NULL \
                  FROM (VALUES {}) AS v \
                  WHERE jobs_queue.id = v.column1 AND jobs_queue.attempt = v.column2 \
-                 AND jobs_queue.status = 'RUNNING' RETURNING jobs_queue.id",
+                 AND jobs_queue.status = 'RUNNING'",
                 values_list(n, 3)
             );
             let mut q = sqlx::query(&sql).bind(now);
@@ -552,7 +566,26 @@ impl SqliteBackend {
             for _ in chunk.len()..n {
                 q = q.bind(None::<Uuid>).bind(None::<i64>).bind(None::<&str>);
             }
-            for row in q.fetch_all(&mut *conn).await.map_err(db_err)? {
+            // Not `RETURNING id`: every returned row is one more hand-off from
+            // SQLite's thread, and nearly always every fence matches.
+            let done = q.execute(&mut *conn).await.map_err(db_err)?;
+            if done.rows_affected() == chunk.len() as u64 {
+                applied.extend(chunk.iter().map(|c| c.0));
+                continue;
+            }
+            // Some fences were stale: the rows this call completed are the ones
+            // stamped with its `now`, unique per call in this process.
+            let sql = format!(
+                "SELECT v.column1 FROM (VALUES {}) AS v JOIN jobs_queue \
+                 ON jobs_queue.id = v.column1 AND jobs_queue.attempt = v.column2 \
+                 WHERE jobs_queue.status = 'COMPLETED' AND jobs_queue.completed_at = ?",
+                values_list(chunk.len(), 2)
+            );
+            let mut q = sqlx::query(&sql);
+            for (id, attempt, _) in chunk {
+                q = q.bind(*id).bind(*attempt);
+            }
+            for row in q.bind(now).fetch_all(&mut *conn).await.map_err(db_err)? {
                 applied.insert(row.try_get(0).map_err(db_err)?);
             }
         }
@@ -624,7 +657,7 @@ impl SqliteBackend {
         if updates.is_empty() {
             return Ok(Vec::new());
         }
-        let now = now_micros();
+        let now = unique_now_micros();
         let mut completions = Vec::new();
         let mut transitions = Vec::new();
         let mut wake = false;
