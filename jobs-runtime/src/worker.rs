@@ -46,12 +46,13 @@ pub(crate) async fn claim_loop(
             permits.push(p);
         }
         // Draining a backlog, claiming for one or two free slots at a time costs a
-        // round trip per job or two; waiting a moment for half the slots to free up
-        // makes batches. An idle worker never waits here, so pickup stays immediate.
-        let half = shared.cfg.concurrency.div_ceil(2);
-        if backlog && permits.len() < half {
+        // round trip per job or two; waiting a moment (at most BATCH_WAIT) for every
+        // slot to free up makes full batches. An idle worker never waits here, so
+        // pickup of new work stays immediate.
+        let all = shared.cfg.concurrency;
+        if backlog && permits.len() < all {
             let deadline = tokio::time::Instant::now() + BATCH_WAIT;
-            while permits.len() < half {
+            while permits.len() < all {
                 tokio::select! {
                     p = slots.clone().acquire_owned() => permits.push(p.expect("semaphore never closed")),
                     _ = tokio::time::sleep_until(deadline) => break,
