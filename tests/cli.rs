@@ -1,0 +1,137 @@
+//! The admin CLI against a real SQLite file: counts, list, get, requeue,
+//! cancel, prune, and clear errors for bad input.
+
+use std::process::Command;
+
+use jobs::{JobStatus, NewJob, Queue, WorkerManager};
+use serde_json::json;
+
+fn jobs_cli(url: &str, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_jobs"))
+        .arg("--url")
+        .arg(url)
+        .args(args)
+        .output()
+        .expect("the jobs binary runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+struct AlwaysFails;
+impl jobs::JobHandler for AlwaysFails {
+    fn job_type(&self) -> &str {
+        "cli.fails"
+    }
+    async fn handle(&self, _job: &jobs::Job) -> Result<jobs::JobResult, jobs::JobError> {
+        Err(jobs::JobError::msg("upstream down"))
+    }
+}
+
+async fn setup() -> (String, Queue, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!(
+        "jobs-cli-{}-{:x}",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}", dir.join("jobs.db").display());
+    let queue = jobs::connect(&url).await.unwrap();
+    (url, queue, dir)
+}
+
+#[tokio::test]
+async fn inspects_requeues_cancels_and_prunes() {
+    let (url, queue, dir) = setup().await;
+    let dead = queue
+        .enqueue_job(
+            NewJob::new("cli.fails", json!({}))
+                .max_retries(0)
+                .queue("ops"),
+        )
+        .await
+        .unwrap();
+    let waiting = queue
+        .enqueue_job(NewJob::new("cli.other", json!({"n": 1})).queue("later"))
+        .await
+        .unwrap();
+    let m = WorkerManager::builder(queue.clone())
+        .auto_register(false)
+        .queues(["ops"])
+        .handler(AlwaysFails)
+        .build()
+        .unwrap();
+    m.run_until_drained().await.unwrap();
+    assert_eq!(
+        queue.get(dead).await.unwrap().unwrap().status,
+        JobStatus::DeadLetter
+    );
+
+    let (ok, out, _) = jobs_cli(&url, &["counts"]);
+    assert!(ok);
+    assert!(
+        out.contains("ops") && out.contains("DEAD_LETTER") && out.contains("later"),
+        "{out}"
+    );
+
+    let (ok, out, _) = jobs_cli(&url, &["list", "--status", "dead-letter"]);
+    assert!(ok);
+    assert!(
+        out.contains(&dead.to_string()) && out.contains("upstream down"),
+        "{out}"
+    );
+    assert!(!out.contains(&waiting.to_string()), "{out}");
+
+    let (ok, out, _) = jobs_cli(&url, &["get", &dead.to_string()]);
+    assert!(ok);
+    let job: jobs::Job = serde_json::from_str(&out).expect("get prints the job as JSON");
+    assert_eq!(job.id, dead);
+
+    let (ok, out, _) = jobs_cli(&url, &["requeue", "--all-dead", "--queue", "ops"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("requeued 1"), "{out}");
+    let job = queue.get(dead).await.unwrap().unwrap();
+    assert_eq!((job.status, job.retry_count), (JobStatus::Pending, 0));
+
+    let (ok, _, _) = jobs_cli(&url, &["cancel", &waiting.to_string()]);
+    assert!(ok);
+    assert_eq!(
+        queue.get(waiting).await.unwrap().unwrap().status,
+        JobStatus::Failed
+    );
+
+    // Cancelling it again is refused, with a reason, and a failing exit code.
+    let (ok, _, err) = jobs_cli(&url, &["cancel", &waiting.to_string()]);
+    assert!(!ok);
+    assert!(err.contains("cannot be cancelled"), "{err}");
+
+    let (ok, out, _) = jobs_cli(&url, &["prune", "--older-than", "0s"]);
+    assert!(ok);
+    assert!(out.contains("pruned 1"), "{out}");
+    assert!(queue.get(waiting).await.unwrap().is_none());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn bad_input_gets_a_clear_error() {
+    let (ok, _, err) = jobs_cli("mysql://localhost/app", &["counts"]);
+    assert!(!ok);
+    assert!(
+        err.contains("unknown scheme `mysql`") && err.contains("sqlite://"),
+        "{err}"
+    );
+
+    let (ok, _, err) = jobs_cli("memory://", &["get", "not-a-uuid"]);
+    assert!(!ok);
+    assert!(err.contains("invalid value 'not-a-uuid'"), "{err}");
+
+    let (ok, _, err) = jobs_cli("memory://", &["prune", "--older-than", "soon"]);
+    assert!(!ok);
+    assert!(err.contains("not a duration"), "{err}");
+
+    let (ok, _, err) = jobs_cli("memory://", &["list", "--status", "done"]);
+    assert!(!ok);
+    assert!(err.contains("unknown job status `done`"), "{err}");
+}
