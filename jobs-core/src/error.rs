@@ -71,6 +71,26 @@ impl Error {
         }
     }
 
+    /// Refusal of a cancel: only waiting jobs (PENDING, SCHEDULED, RETRYING) can be cancelled.
+    pub fn cannot_cancel(id: JobId, from: JobStatus) -> Self {
+        Error::InvalidState {
+            id,
+            from,
+            action: "cancelled",
+            allowed: "PENDING, SCHEDULED or RETRYING",
+        }
+    }
+
+    /// Refusal of a requeue: only FAILED and DEAD_LETTER jobs can be requeued.
+    pub fn cannot_requeue(id: JobId, from: JobStatus) -> Self {
+        Error::InvalidState {
+            id,
+            from,
+            action: "requeued",
+            allowed: "FAILED or DEAD_LETTER",
+        }
+    }
+
     /// Whether retrying the same call later may succeed (backend trouble).
     pub fn is_transient(&self) -> bool {
         matches!(self, Error::Backend { .. })

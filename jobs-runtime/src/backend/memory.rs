@@ -455,12 +455,7 @@ impl JobQueue for MemoryBackend {
                 .job
                 .status;
             if !status.is_waiting() {
-                return Err(Error::InvalidState {
-                    id,
-                    from: status,
-                    action: "cancelled",
-                    allowed: "PENDING, SCHEDULED or RETRYING",
-                });
+                return Err(Error::cannot_cancel(id, status));
             }
             st.remove_waiting(id);
             let job = &mut st.jobs.get_mut(&id).expect("present").job;
@@ -477,12 +472,7 @@ impl JobQueue for MemoryBackend {
             let mut st = self.lock();
             let job = &mut st.jobs.get_mut(&id).ok_or_else(|| Self::not_found(id))?.job;
             if !matches!(job.status, JobStatus::Failed | JobStatus::DeadLetter) {
-                return Err(Error::InvalidState {
-                    id,
-                    from: job.status,
-                    action: "requeued",
-                    allowed: "FAILED or DEAD_LETTER",
-                });
+                return Err(Error::cannot_requeue(id, job.status));
             }
             job.status = JobStatus::Pending;
             job.retry_count = 0;

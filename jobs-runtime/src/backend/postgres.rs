@@ -1139,12 +1139,7 @@ impl JobQueue for PostgresBackend {
                 Some(row) => row_to_job(&row),
                 None => match self.status_of(id).await? {
                     None => Err(Error::NotFound(id)),
-                    Some(from) => Err(Error::InvalidState {
-                        id,
-                        from,
-                        action: "cancelled",
-                        allowed: "PENDING, SCHEDULED or RETRYING",
-                    }),
+                    Some(from) => Err(Error::cannot_cancel(id, from)),
                 },
             }
         })
@@ -1162,12 +1157,7 @@ impl JobQueue for PostgresBackend {
                 Some(row) => row_to_job(&row),
                 None => match self.status_of(id).await? {
                     None => Err(Error::NotFound(id)),
-                    Some(from) => Err(Error::InvalidState {
-                        id,
-                        from,
-                        action: "requeued",
-                        allowed: "FAILED or DEAD_LETTER",
-                    }),
+                    Some(from) => Err(Error::cannot_requeue(id, from)),
                 },
             }
         })

@@ -1056,8 +1056,7 @@ impl RedisBackend {
         &self,
         script: &Script,
         id: JobId,
-        action: &'static str,
-        allowed: &'static str,
+        refuse: fn(JobId, JobStatus) -> Error,
     ) -> Result<Job> {
         let mut conn = self.conn();
         let reply: Value = script
@@ -1077,12 +1076,7 @@ impl RedisBackend {
             Some("state") => {
                 let status = items.next().as_ref().and_then(text).unwrap_or_default();
                 match status.parse::<JobStatus>() {
-                    Ok(from) => Err(Error::InvalidState {
-                        id,
-                        from,
-                        action,
-                        allowed,
-                    }),
+                    Ok(from) => Err(refuse(id, from)),
                     Err(_) => Err(Error::Corrupt {
                         backend: BACKEND,
                         id: id.to_string(),
@@ -1092,7 +1086,7 @@ impl RedisBackend {
             }
             _ => Err(Error::Backend {
                 backend: BACKEND,
-                message: format!("unexpected reply from the {action} script: {tag:?}"),
+                message: format!("unexpected reply from the cancel/requeue script: {tag:?}"),
                 source: None,
             }),
         }
@@ -1224,16 +1218,11 @@ impl JobQueue for RedisBackend {
     }
 
     fn cancel(&self, id: JobId) -> BoxFuture<'_, Result<Job>> {
-        Box::pin(self.change(
-            &SCRIPTS.cancel,
-            id,
-            "cancelled",
-            "PENDING, SCHEDULED or RETRYING",
-        ))
+        Box::pin(self.change(&SCRIPTS.cancel, id, Error::cannot_cancel))
     }
 
     fn requeue(&self, id: JobId) -> BoxFuture<'_, Result<Job>> {
-        Box::pin(self.change(&SCRIPTS.requeue, id, "requeued", "FAILED or DEAD_LETTER"))
+        Box::pin(self.change(&SCRIPTS.requeue, id, Error::cannot_requeue))
     }
 
     fn counts(&self) -> BoxFuture<'_, Result<Vec<QueueCount>>> {

@@ -881,8 +881,7 @@ impl SqliteBackend {
         id: JobId,
         sql: &str,
         now: i64,
-        action: &'static str,
-        allowed: &'static str,
+        refuse: fn(JobId, JobStatus) -> Error,
     ) -> Result<Job> {
         let row = {
             let mut conn = self.write_conn().await?;
@@ -897,12 +896,7 @@ impl SqliteBackend {
             Some(row) => Ok(job_from_row(&row)?.0),
             None => match self.fetch_job(id).await? {
                 None => Err(Error::NotFound(id)),
-                Some(job) => Err(Error::InvalidState {
-                    id,
-                    from: job.status,
-                    action,
-                    allowed,
-                }),
+                Some(job) => Err(refuse(id, job.status)),
             },
         }
     }
@@ -1216,14 +1210,8 @@ impl JobQueue for SqliteBackend {
                 "UPDATE jobs_queue SET status = 'FAILED', error_message = 'cancelled', \
                  completed_at = ?1 WHERE id = ?2 AND status IN {WAITING} RETURNING {JOB_COLS}"
             );
-            self.change_one(
-                id,
-                &sql,
-                now_micros(),
-                "cancelled",
-                "PENDING, SCHEDULED or RETRYING",
-            )
-            .await
+            self.change_one(id, &sql, now_micros(), Error::cannot_cancel)
+                .await
         })
     }
 
@@ -1235,7 +1223,7 @@ impl JobQueue for SqliteBackend {
                  RETURNING {JOB_COLS}"
             );
             let job = self
-                .change_one(id, &sql, now_micros(), "requeued", "FAILED or DEAD_LETTER")
+                .change_one(id, &sql, now_micros(), Error::cannot_requeue)
                 .await?;
             self.wake();
             Ok(job)
