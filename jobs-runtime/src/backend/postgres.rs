@@ -855,6 +855,29 @@ impl PostgresBackend {
         Ok(ids)
     }
 
+    /// Runs a one-job state change (cancel, requeue) that returns the job, or
+    /// says why it was refused: no such job, or `refuse` for its status.
+    async fn change_one(
+        &self,
+        sql: &str,
+        id: JobId,
+        refuse: fn(JobId, JobStatus) -> Error,
+    ) -> Result<Job> {
+        let mut conn = self.inner.conns.get().await?;
+        let res = sqlx::query(sql)
+            .bind(id.as_uuid())
+            .fetch_optional(conn.get())
+            .await;
+        let row = conn.done(res)?;
+        match row {
+            Some(row) => row_to_job(&row),
+            None => match self.status_of(id).await? {
+                None => Err(Error::NotFound(id)),
+                Some(from) => Err(refuse(id, from)),
+            },
+        }
+    }
+
     async fn status_of(&self, id: JobId) -> Result<Option<JobStatus>> {
         let mut conn = self.inner.conns.get().await?;
         let res = sqlx::query_scalar(&self.inner.sql.status_of)
@@ -1128,39 +1151,11 @@ impl JobQueue for PostgresBackend {
     }
 
     fn cancel(&self, id: JobId) -> BoxFuture<'_, Result<Job>> {
-        Box::pin(async move {
-            let mut conn = self.inner.conns.get().await?;
-            let res = sqlx::query(&self.inner.sql.cancel)
-                .bind(id.as_uuid())
-                .fetch_optional(conn.get())
-                .await;
-            let row = conn.done(res)?;
-            match row {
-                Some(row) => row_to_job(&row),
-                None => match self.status_of(id).await? {
-                    None => Err(Error::NotFound(id)),
-                    Some(from) => Err(Error::cannot_cancel(id, from)),
-                },
-            }
-        })
+        Box::pin(self.change_one(&self.inner.sql.cancel, id, Error::cannot_cancel))
     }
 
     fn requeue(&self, id: JobId) -> BoxFuture<'_, Result<Job>> {
-        Box::pin(async move {
-            let mut conn = self.inner.conns.get().await?;
-            let res = sqlx::query(&self.inner.sql.requeue)
-                .bind(id.as_uuid())
-                .fetch_optional(conn.get())
-                .await;
-            let row = conn.done(res)?;
-            match row {
-                Some(row) => row_to_job(&row),
-                None => match self.status_of(id).await? {
-                    None => Err(Error::NotFound(id)),
-                    Some(from) => Err(Error::cannot_requeue(id, from)),
-                },
-            }
-        })
+        Box::pin(self.change_one(&self.inner.sql.requeue, id, Error::cannot_requeue))
     }
 
     fn counts(&self) -> BoxFuture<'_, Result<Vec<QueueCount>>> {
