@@ -1,17 +1,36 @@
 //! The runtime of `jobs`: the [`WorkerManager`] that claims, runs, retries and
 //! dead-letters jobs, and the queue backends (`memory`, and behind cargo
 //! features `sqlite`, `postgres`, `redis`), reached through [`connect`].
+//!
+//! Inside, every module imports only modules below it:
+//! `builder → manager → {claim, heartbeat, reaper, recorder} → attempt →
+//! shared → {in_flight, stats, failure, backend_retry, panic}`.
 
 pub mod backend;
 mod connect;
-mod lease;
-mod manager;
-mod outcome;
-mod panic;
-mod retry;
-mod stats;
-mod worker;
 
+// The manager and what builds it.
+mod builder;
+mod manager;
+
+// One background loop a file.
+mod claim;
+mod heartbeat;
+mod reaper;
+mod recorder;
+
+// One attempt of one job.
+mod attempt;
+
+// What the tasks share, and small leaf helpers.
+mod backend_retry;
+mod failure;
+mod in_flight;
+mod panic;
+mod shared;
+mod stats;
+
+pub use builder::WorkerManagerBuilder;
 pub use connect::{connect, SCHEMES};
-pub use manager::{WorkerManager, WorkerManagerBuilder};
+pub use manager::WorkerManager;
 pub use stats::ManagerStats;

@@ -1,53 +1,15 @@
-//! Keeping leases alive (heartbeat) and reclaiming the leases of dead workers (reaper).
+//! The reaper loop: turns the expired leases of dead workers into failed attempts.
 
 use std::sync::Arc;
 
-use jobs_core::{CancelReason, JobError};
+use jobs_core::JobError;
 use tokio_util::sync::CancellationToken as StopToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info_span, warn, Instrument};
 
-use crate::manager::Shared;
+use crate::attempt::call_on_failure;
+use crate::shared::Shared;
 use crate::stats::Counters;
-use crate::worker::{call_on_failure, held_fences};
-
-/// Every heartbeat interval, extends the lease of every job this manager holds,
-/// in one backend call; a job whose lease turns out lost has its token fired.
-pub(crate) async fn heartbeat_loop(shared: Arc<Shared>, stop: StopToken) {
-    let mut tick = tokio::time::interval(shared.cfg.heartbeat);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tick.tick().await;
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        let fences = held_fences(&shared);
-        if fences.is_empty() {
-            continue;
-        }
-        match shared
-            .queue
-            .backend()
-            .heartbeat(&shared.worker_id, &fences, shared.cfg.lease)
-            .await
-        {
-            Ok(lost) if !lost.is_empty() => {
-                let in_flight = shared.in_flight_lock();
-                for (fence, entry) in in_flight.iter() {
-                    if lost.contains(&fence.id) {
-                        warn!(job_id = %fence.id, attempt = fence.attempt, "lease lost; another worker may run this job now");
-                        entry.cancel.cancel(CancelReason::LeaseLost);
-                    }
-                }
-            }
-            Ok(_) => {}
-            Err(e) => {
-                warn!(error = %e, jobs = fences.len(), "heartbeat failed; leases may expire if this persists")
-            }
-        }
-    }
-}
 
 /// Every reap interval, turns jobs whose lease expired (their worker died) into
 /// failed attempts, and runs `on_failure` for those this manager has a handler for.

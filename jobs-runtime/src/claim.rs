@@ -1,20 +1,17 @@
-//! Running claimed jobs: the claim loop and one attempt of one job.
+//! The claim loop: claims jobs while slots are free, spawns an attempt for
+//! each, and waits for a wake-up signal when there is nothing to claim.
 
 use std::sync::Arc;
-use std::time::Instant;
 
-use jobs_core::{
-    CancelReason, CancellationToken, ClaimRequest, Fence, Job, JobContext, JobError, JobListener,
-    Outcome, OutcomeUpdate,
-};
+use jobs_core::{CancellationToken, ClaimRequest, Job, JobListener, Outcome, OutcomeUpdate};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken as StopToken;
 use tokio_util::task::TaskTracker;
-use tracing::{debug, error, info, warn, Instrument};
+use tracing::{warn, Instrument};
 
-use crate::manager::{InFlight, Shared};
-use crate::panic::CatchUnwind;
-use crate::retry::{backend_retry_delay, outcome_of_failure};
+use crate::attempt::run_job;
+use crate::backend_retry::backend_retry_delay;
+use crate::shared::Shared;
 use crate::stats::Counters;
 
 /// The longest a worker draining a backlog waits for more free slots before claiming.
@@ -136,7 +133,7 @@ async fn wait_for_work(listener: &mut Option<Box<dyn JobListener>>, poll: std::t
 
 fn release(shared: &Shared, job: &Job) -> OutcomeUpdate {
     let fence = job.fence();
-    shared.in_flight_lock().insert(fence, InFlight::finished());
+    shared.in_flight.hand_back(fence);
     OutcomeUpdate {
         fence,
         outcome: Outcome::Release,
@@ -152,9 +149,7 @@ fn spawn_job(
 ) {
     let fence = job.fence();
     let cancel = CancellationToken::new();
-    shared
-        .in_flight_lock()
-        .insert(fence, InFlight::running(cancel.clone()));
+    shared.in_flight.start(fence, cancel.clone());
     let span = tracing::info_span!(
         "job",
         job_id = %job.id,
@@ -172,123 +167,5 @@ fn spawn_job(
     )
     .instrument(span);
     let handle = tasks.spawn(fut);
-    if let Some(entry) = shared.in_flight_lock().get_mut(&fence) {
-        entry.abort = Some(handle.abort_handle());
-    }
-}
-
-/// One attempt: run the handler, call `on_failure` if it failed, report the outcome.
-async fn run_job(
-    shared: Arc<Shared>,
-    job: Arc<Job>,
-    cancel: CancellationToken,
-    outcomes: mpsc::UnboundedSender<OutcomeUpdate>,
-    permit: OwnedSemaphorePermit,
-) {
-    let fence = job.fence();
-    let outcome = execute(&shared, &job, &cancel).await;
-    drop(permit);
-    // Under the in-flight lock, so a shutdown that gave up on this job and
-    // released it cannot race with its own outcome.
-    {
-        let mut in_flight = shared.in_flight_lock();
-        match in_flight.get_mut(&fence) {
-            Some(entry) if !entry.released => entry.running = false,
-            _ => return,
-        }
-    }
-    let _ = outcomes.send(OutcomeUpdate { fence, outcome });
-}
-
-async fn execute(shared: &Shared, job: &Arc<Job>, cancel: &CancellationToken) -> Outcome {
-    let started = Instant::now();
-    let Some(handler) = shared.handlers.get(&job.job_type) else {
-        let error = JobError::msg(format!(
-            "no handler for job type `{}` in worker `{}` (it handles: {}); it will be retried, so a worker that has one can run it",
-            job.job_type,
-            shared.worker_id,
-            shared.handler_names()
-        ));
-        warn!(error = %error, "no handler for job type");
-        return outcome_of_failure(job, &error, &shared.cfg.backoff);
-    };
-    debug!("job started");
-    let ctx = JobContext::new(
-        job.clone(),
-        shared.services.clone(),
-        cancel.clone(),
-        shared.worker_id.clone(),
-    );
-    let attempt = ctx.clone().scope(CatchUnwind(handler.handle(job)));
-    let timeout = handler.timeout().or(shared.cfg.job_timeout);
-    let result = match timeout {
-        None => attempt.await,
-        Some(limit) => match tokio::time::timeout(limit, attempt).await {
-            Ok(r) => r,
-            Err(_) => {
-                cancel.cancel(CancelReason::Timeout);
-                Ok(Err(JobError::msg(format!("timed out after {limit:?}"))))
-            }
-        },
-    };
-    let error = match result {
-        Ok(Ok(r)) if r.success => {
-            debug!(
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "job completed"
-            );
-            return Outcome::Complete {
-                result: r.result_data,
-            };
-        }
-        Ok(Ok(r)) => r
-            .error
-            .unwrap_or_else(|| JobError::msg("handler returned a failed JobResult"))
-            .into_permanent(),
-        Ok(Err(e)) => e,
-        Err(panic) => JobError::msg(format!("handler panicked: {panic}")),
-    };
-    if error.is_retryable() && cancel.reason() == Some(CancelReason::Shutdown) {
-        info!(error = %error, "job stopped for shutdown; releasing it back to the queue");
-        return Outcome::Release;
-    }
-    let backoff = handler.backoff().unwrap_or(shared.cfg.backoff);
-    let outcome = outcome_of_failure(job, &error, &backoff);
-    match &outcome {
-        Outcome::Retry { delay, .. } => {
-            warn!(error = %error, retry_in = ?delay, "job failed; will retry")
-        }
-        Outcome::Fail { .. } => warn!(error = %error, "job failed permanently"),
-        _ => {
-            error!(error = %error, max_retries = job.max_retries, "job failed on its last attempt; dead-lettered")
-        }
-    }
-    call_on_failure(shared, handler.as_ref(), job, &error, cancel).await;
-    outcome
-}
-
-/// Calls `on_failure`, logging (and otherwise ignoring) its error or panic.
-pub(crate) async fn call_on_failure(
-    shared: &Shared,
-    handler: &dyn jobs_core::DynHandler,
-    job: &Arc<Job>,
-    error: &JobError,
-    cancel: &CancellationToken,
-) {
-    let ctx = JobContext::new(
-        job.clone(),
-        shared.services.clone(),
-        cancel.clone(),
-        shared.worker_id.clone(),
-    );
-    match ctx.scope(CatchUnwind(handler.on_failure(job, error))).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => error!(error = %e, "on_failure returned an error (ignored)"),
-        Err(panic) => error!(panic = %panic, "on_failure panicked (ignored)"),
-    }
-}
-
-/// Fences of the jobs this manager still holds a lease on.
-pub(crate) fn held_fences(shared: &Shared) -> Vec<Fence> {
-    shared.in_flight_lock().keys().copied().collect()
+    shared.in_flight.set_abort(fence, handle.abort_handle());
 }

@@ -1,4 +1,4 @@
-//! Recording outcomes in batches.
+//! The recorder loop: writes outcomes to the backend in batches.
 
 use std::sync::Arc;
 
@@ -7,8 +7,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken as StopToken;
 use tracing::{error, warn};
 
-use crate::manager::Shared;
-use crate::retry::backend_retry_delay;
+use crate::backend_retry::backend_retry_delay;
+use crate::shared::Shared;
 use crate::stats::Counters;
 
 /// Most outcomes written in one backend call.
@@ -71,8 +71,5 @@ async fn record(shared: &Shared, batch: &[OutcomeUpdate], give_up: &StopToken) {
         };
         Counters::bump(counter, 1);
     }
-    let mut in_flight = shared.in_flight_lock();
-    for u in batch {
-        in_flight.remove(&u.fence);
-    }
+    shared.in_flight.remove(batch.iter().map(|u| &u.fence));
 }

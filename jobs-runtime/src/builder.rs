@@ -1,0 +1,281 @@
+//! `WorkerManagerBuilder`: configures a [`WorkerManager`] and checks
+//! everything before it runs — handlers, the services they need, settings.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jobs_core::{
+    Backoff, DynHandler, Error, HandlerRegistration, JobHandler, Queue, Result, ServiceRequirement,
+    Services,
+};
+use tracing::warn;
+
+use crate::in_flight::InFlight;
+use crate::manager::WorkerManager;
+use crate::shared::{Config, Shared};
+use crate::stats::Counters;
+
+impl WorkerManager {
+    /// Starts configuring a manager over `queue` (a [`Queue`] from `connect`, or any backend).
+    pub fn builder(queue: impl Into<Queue>) -> WorkerManagerBuilder {
+        WorkerManagerBuilder {
+            queue: queue.into(),
+            handlers: Vec::new(),
+            services: Services::new(),
+            cfg: Config::default(),
+            worker_id: None,
+            auto_register: true,
+        }
+    }
+}
+
+/// Where a handler was registered, for error messages.
+struct HandlerEntry {
+    handler: Arc<dyn DynHandler>,
+    origin: String,
+    name: String,
+    requirements: Vec<ServiceRequirement>,
+    registration: Option<&'static HandlerRegistration>,
+}
+
+/// Configures a [`WorkerManager`]; see [`WorkerManager::builder`].
+pub struct WorkerManagerBuilder {
+    queue: Queue,
+    handlers: Vec<HandlerEntry>,
+    services: Services,
+    cfg: Config,
+    worker_id: Option<String>,
+    auto_register: bool,
+}
+
+impl std::fmt::Debug for WorkerManagerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerManagerBuilder")
+            .field("queue", &self.queue)
+            .field("handlers", &self.handlers.len())
+            .field("cfg", &self.cfg)
+            .finish()
+    }
+}
+
+impl WorkerManagerBuilder {
+    /// Adds a hand-written handler (the seed's constructor-injection style).
+    #[track_caller]
+    pub fn handler<H: JobHandler>(self, handler: H) -> Self {
+        let caller = std::panic::Location::caller();
+        self.push_handler(Arc::new(handler), std::any::type_name::<H>(), caller)
+    }
+
+    /// Adds a shared, type-erased handler.
+    #[track_caller]
+    pub fn handler_arc(self, handler: Arc<dyn DynHandler>) -> Self {
+        let caller = std::panic::Location::caller();
+        let name = std::any::type_name_of_val(&*handler);
+        self.push_handler(handler, name, caller)
+    }
+
+    fn push_handler(
+        mut self,
+        handler: Arc<dyn DynHandler>,
+        name: &str,
+        caller: &std::panic::Location<'_>,
+    ) -> Self {
+        self.handlers.push(HandlerEntry {
+            name: name.to_owned(),
+            requirements: handler.requirements(),
+            handler,
+            origin: format!("{}:{}", caller.file(), caller.line()),
+            registration: None,
+        });
+        self
+    }
+
+    /// Adds a `#[job_handler]` explicitly (for when link-time registration is
+    /// unavailable or turned off with `auto_register(false)`).
+    pub fn register(mut self, registration: &'static HandlerRegistration) -> Self {
+        self.handlers.push(entry_of(registration));
+        self
+    }
+
+    /// Whether every `#[job_handler]` linked into the binary is registered (default: yes).
+    pub fn auto_register(mut self, yes: bool) -> Self {
+        self.auto_register = yes;
+        self
+    }
+
+    /// A service injected into handlers as `Data<T>`.
+    pub fn data<T: Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.services.insert(value);
+        self
+    }
+
+    /// A shared service (also a trait object: `Arc<dyn Mailer>` as `Data<dyn Mailer>`).
+    pub fn data_arc<T: ?Sized + Send + Sync + 'static>(mut self, value: Arc<T>) -> Self {
+        self.services.insert_arc(value);
+        self
+    }
+
+    /// The queues to work, in priority order: a job of an earlier queue always
+    /// goes before any job of a later one. Default: `["default"]`.
+    pub fn queues<I, S>(mut self, queues: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.cfg.queues = queues.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The most jobs running at once (default 10). Jobs claimed but not started
+    /// never exceed it either.
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.cfg.concurrency = n;
+        self
+    }
+
+    /// How long a claim holds a job without a heartbeat (default 30 s).
+    pub fn lease_duration(mut self, d: Duration) -> Self {
+        self.cfg.lease = d;
+        self
+    }
+
+    /// How often leases of running jobs are extended (default 10 s).
+    pub fn heartbeat_interval(mut self, d: Duration) -> Self {
+        self.cfg.heartbeat = d;
+        self
+    }
+
+    /// The longest an idle manager waits before looking for work without a
+    /// wake-up signal (default 1 s). Where the backend signals all work across
+    /// processes (PostgreSQL, Redis, memory) it only polls every fifth interval,
+    /// as a safety net.
+    pub fn poll_interval(mut self, d: Duration) -> Self {
+        self.cfg.poll = d;
+        self
+    }
+
+    /// How often expired leases of dead workers are recovered (default 5 s).
+    pub fn reap_interval(mut self, d: Duration) -> Self {
+        self.cfg.reap = d;
+        self
+    }
+
+    /// How long `stop()` lets in-flight jobs finish before releasing them (default 30 s).
+    pub fn shutdown_timeout(mut self, d: Duration) -> Self {
+        self.cfg.shutdown_timeout = d;
+        self
+    }
+
+    /// The backoff between retries for handlers that don't set their own
+    /// (default: 2 s doubling, capped at 1 h, ±20 % jitter).
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.cfg.backoff = backoff;
+        self
+    }
+
+    /// A time limit for attempts of handlers that don't set their own (default: none).
+    pub fn job_timeout(mut self, d: Duration) -> Self {
+        self.cfg.job_timeout = Some(d);
+        self
+    }
+
+    /// This worker's id in `locked_by` (default: `hostname-pid-random`).
+    pub fn worker_id(mut self, id: impl Into<String>) -> Self {
+        self.worker_id = Some(id.into());
+        self
+    }
+
+    /// Checks everything and builds the manager: two handlers for one job type,
+    /// a `Data<T>` some handler needs but nobody provided, and inconsistent
+    /// settings are errors here, never per job at run time.
+    pub fn build(mut self) -> Result<WorkerManager> {
+        let cfg = &self.cfg;
+        if cfg.concurrency == 0 {
+            return Err(Error::Config("concurrency must be at least 1".into()));
+        }
+        if cfg.queues.is_empty() || cfg.queues.iter().any(|q| q.is_empty()) {
+            return Err(Error::Config(format!(
+                "queues must be a non-empty list of non-empty names, got {:?}",
+                cfg.queues
+            )));
+        }
+        if cfg.heartbeat >= cfg.lease {
+            return Err(Error::Config(format!(
+                "heartbeat interval ({:?}) must be shorter than the lease ({:?}), or leases expire between heartbeats",
+                cfg.heartbeat, cfg.lease
+            )));
+        }
+        if self.auto_register {
+            for reg in jobs_core::registered_handlers() {
+                self.handlers.push(entry_of(reg));
+            }
+        }
+        let mut handlers: HashMap<String, Arc<dyn DynHandler>> = HashMap::new();
+        let mut seen: HashMap<String, &HandlerEntry> = HashMap::new();
+        for entry in &self.handlers {
+            let job_type = entry.handler.job_type().to_owned();
+            if let Some(first) = seen.get(&job_type) {
+                let same_registration = matches!(
+                    (first.registration, entry.registration),
+                    (Some(a), Some(b)) if a.is_same(b)
+                );
+                if same_registration {
+                    continue;
+                }
+                return Err(Error::Config(format!(
+                    "two handlers for job type `{job_type}`: `{}` at {} and `{}` at {}; keep one, or give one a different job type",
+                    first.name, first.origin, entry.name, entry.origin
+                )));
+            }
+            for req in &entry.requirements {
+                if !self.services.contains(req.type_id) {
+                    return Err(Error::Config(format!(
+                        "handler `{}` for job type `{job_type}` ({}) needs `Data<{}>`, but the WorkerManager was given none; add `.data(..)` with a `{}` to the builder",
+                        entry.name, entry.origin, req.type_name, req.type_name
+                    )));
+                }
+            }
+            handlers.insert(job_type.clone(), entry.handler.clone());
+            seen.insert(job_type, entry);
+        }
+        if handlers.is_empty() {
+            warn!("worker manager has no handlers: every job it claims will fail with `no handler`; register handlers with `.handler(..)`, or check that the crate with your #[job_handler]s is linked");
+        }
+        let worker_id: Arc<str> =
+            Arc::from(self.worker_id.take().unwrap_or_else(default_worker_id));
+        Ok(WorkerManager::from_shared(Shared {
+            queue: self.queue,
+            handlers,
+            services: self.services,
+            cfg: self.cfg,
+            worker_id,
+            counters: Counters::default(),
+            in_flight: InFlight::default(),
+        }))
+    }
+}
+
+fn entry_of(reg: &'static HandlerRegistration) -> HandlerEntry {
+    HandlerEntry {
+        handler: (reg.make)(),
+        origin: format!("{}:{}", reg.file, reg.line),
+        name: reg.handler_name.to_owned(),
+        requirements: (reg.requirements)(),
+        registration: Some(reg),
+    }
+}
+
+fn default_worker_id() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+        })
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "worker".to_owned());
+    format!("{host}-{}-{:04x}", std::process::id(), fastrand::u16(..))
+}
