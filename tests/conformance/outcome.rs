@@ -1,0 +1,141 @@
+//! Outcomes: retries are scheduled with their error history; fail and dead
+//! letter are terminal.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use jobs_core::{JobId, JobStatus, NewJob, Outcome, OutcomeUpdate};
+use serde_json::json;
+
+use super::support::{
+    assert_between, claim, claim_one, enqueue, enqueue_n, failure, get, ids_of, record, set, LONG,
+    W1, W2,
+};
+use super::Backend;
+
+/// `Outcome::Retry` → RETRYING, `retry_count + 1`, not claimable before `delay`
+/// has passed, error appended to the history (oldest first).
+pub async fn retry_is_scheduled_and_appends_error_history(q: Backend) {
+    let id = enqueue(&q, NewJob::new("retry.job", json!({}))).await;
+    let j = claim_one(&q, W1, &["default"], LONG).await.expect("claim");
+    let delay = Duration::from_millis(1200);
+    let before = Utc::now();
+    let lost = record(
+        &q,
+        W1,
+        j.fence(),
+        Outcome::Retry {
+            delay,
+            error: failure("boom", true),
+        },
+    )
+    .await;
+    let after = Utc::now();
+    assert!(lost.is_empty());
+    let r = get(&q, id).await;
+    assert_eq!(r.status, JobStatus::Retrying);
+    assert_eq!(r.retry_count, 1);
+    assert_eq!(r.error_message.as_deref(), Some("boom"));
+    assert!(r.completed_at.is_none());
+    assert!(r.locked_by.is_none() && r.lease_until.is_none());
+    let d = chrono::Duration::from_std(delay).expect("delay");
+    assert_between("run_at", r.run_at, before + d, after + d);
+    assert_eq!(r.errors.len(), 1);
+    let e = &r.errors[0];
+    assert_eq!((e.attempt, e.retry_count), (1, 0));
+    assert_eq!(e.message, "boom");
+    assert!(e.retryable);
+    assert_eq!(e.worker.as_deref(), Some(W1));
+    assert_between("error at", e.at, before, after);
+
+    assert!(
+        claim(&q, W1, &["default"], 10, LONG).await.is_empty(),
+        "a retry is not claimed before its delay"
+    );
+    let wait = (r.run_at - Utc::now()).to_std().unwrap_or_default() + Duration::from_millis(100);
+    tokio::time::sleep(wait).await;
+    let j2 = claim_one(&q, W2, &["default"], LONG)
+        .await
+        .expect("retry due");
+    assert_eq!((j2.attempt, j2.retry_count), (2, 1));
+    let lost = record(
+        &q,
+        W2,
+        j2.fence(),
+        Outcome::Retry {
+            delay: Duration::ZERO,
+            error: failure("boom again", true),
+        },
+    )
+    .await;
+    assert!(lost.is_empty());
+    let r = get(&q, id).await;
+    assert_eq!(r.retry_count, 2);
+    let messages: Vec<&str> = r.errors.iter().map(|e| e.message.as_str()).collect();
+    assert_eq!(messages, vec!["boom", "boom again"]);
+    assert_eq!((r.errors[1].attempt, r.errors[1].retry_count), (2, 1));
+    assert_eq!(r.errors[1].worker.as_deref(), Some(W2));
+    assert_eq!(r.error_message.as_deref(), Some("boom again"));
+    let j3 = claim_one(&q, W1, &["default"], LONG)
+        .await
+        .expect("due now");
+    assert_eq!((j3.attempt, j3.retry_count), (3, 2));
+}
+
+/// `Fail` → FAILED and `DeadLetter` → DEAD_LETTER: terminal, finished, never claimed.
+pub async fn fail_and_dead_letter_are_terminal(q: Backend) {
+    let ids = enqueue_n(&q, 3, "default").await;
+    let jobs = claim(&q, W1, &["default"], 3, LONG).await;
+    assert_eq!(set(&ids_of(&jobs)), set(&ids));
+    let by_id = |id: JobId| jobs.iter().find(|j| j.id == id).expect("claimed").fence();
+    let lost = q
+        .record(
+            W1,
+            &[
+                OutcomeUpdate {
+                    fence: by_id(ids[0]),
+                    outcome: Outcome::Fail {
+                        error: failure("bad input", false),
+                    },
+                },
+                OutcomeUpdate {
+                    fence: by_id(ids[1]),
+                    outcome: Outcome::DeadLetter {
+                        error: failure("gave up", true),
+                    },
+                },
+                OutcomeUpdate {
+                    fence: by_id(ids[2]),
+                    outcome: Outcome::Complete {
+                        result: Some(json!(3)),
+                    },
+                },
+            ],
+        )
+        .await
+        .expect("record");
+    assert!(lost.is_empty());
+
+    let f = get(&q, ids[0]).await;
+    assert_eq!(f.status, JobStatus::Failed);
+    assert_eq!(f.retry_count, 0);
+    assert_eq!(f.error_message.as_deref(), Some("bad input"));
+    assert_eq!(f.errors.len(), 1);
+    assert!(!f.errors[0].retryable);
+    assert!(f.completed_at.is_some());
+    assert!(f.locked_by.is_none() && f.lease_until.is_none());
+
+    let d = get(&q, ids[1]).await;
+    assert_eq!(d.status, JobStatus::DeadLetter);
+    assert_eq!(d.error_message.as_deref(), Some("gave up"));
+    assert_eq!(d.errors.len(), 1);
+    assert!(d.errors[0].retryable);
+    assert!(d.completed_at.is_some());
+
+    let c = get(&q, ids[2]).await;
+    assert_eq!(c.status, JobStatus::Completed);
+    assert_eq!(c.result_data, Some(json!(3)));
+
+    assert!(claim(&q, W1, &["default"], 10, LONG).await.is_empty());
+    assert!(q.recover_expired().await.expect("recover").is_empty());
+}
