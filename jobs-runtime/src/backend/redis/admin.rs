@@ -1,0 +1,214 @@
+//! Reading and administering jobs: get, list, cancel, requeue, counts,
+//! prune and purge.
+
+use chrono::{DateTime, Utc};
+use jobs_core::{Error, Job, JobFilter, JobId, JobStatus, QueueCount, Result};
+use redis::{Script, Value};
+
+use super::backend::RedisBackend;
+use super::row::{array, int, parse_row, text, CorruptRow};
+use super::scripts::{backend_err, BACKEND, LIST_SCAN, PER_CALL, SCRIPTS};
+
+impl RedisBackend {
+    /// Deletes every key of this namespace (the jobs, their indexes and
+    /// counters). Meant for tests and for tearing a namespace down; it scans
+    /// the keyspace, so it is slow on a big Redis.
+    pub async fn purge(&self) -> Result<u64> {
+        let mut conn = self.conn();
+        let mut pattern = String::with_capacity(self.inner.ns.len() + 4);
+        for c in self.inner.ns.chars() {
+            if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+                pattern.push('\\');
+            }
+            pattern.push(c);
+        }
+        pattern.push_str(":*");
+        let mut cursor: u64 = 0;
+        let mut deleted = 0;
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut conn)
+                .await
+                .map_err(backend_err)?;
+            if !keys.is_empty() {
+                let n: u64 = redis::cmd("UNLINK")
+                    .arg(&keys)
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(backend_err)?;
+                deleted += n;
+            }
+            if next == 0 {
+                return Ok(deleted);
+            }
+            cursor = next;
+        }
+    }
+
+    /// Rows of `ids` (`None` for ids that do not exist).
+    pub(super) async fn get_many(&self, ids: &[String]) -> Result<Vec<Option<Job>>> {
+        let mut out = Vec::with_capacity(ids.len());
+        let mut conn = self.conn();
+        for chunk in ids.chunks(500) {
+            let reply: Value = SCRIPTS
+                .get
+                .key(&self.inner.ns)
+                .arg(chunk)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(backend_err)?;
+            for row in array(reply) {
+                let row = array(row);
+                if row.len() <= 1 {
+                    out.push(None);
+                } else {
+                    out.push(Some(parse_row(&row).map_err(CorruptRow::into_error)?));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    pub(super) async fn list_now(&self, filter: &JobFilter) -> Result<Vec<Job>> {
+        if filter.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.conn();
+        let all_key = format!("{}:all", self.inner.ns);
+        let ids: Vec<String> =
+            if filter.queue.is_none() && filter.status.is_none() && filter.job_type.is_none() {
+                // Redis ranks are i64: `limit: usize::MAX` means "all".
+                let max = i64::MAX as usize;
+                let start = filter.offset.min(max);
+                let stop = start.saturating_add(filter.limit).min(max) - 1;
+                redis::cmd("ZRANGE")
+                    .arg(&all_key)
+                    .arg(start)
+                    .arg(stop)
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(backend_err)?
+            } else {
+                let mut ids = Vec::new();
+                let mut skip = filter.offset;
+                let mut start: i64 = 0;
+                while start >= 0 && ids.len() < filter.limit {
+                    let reply: Value = SCRIPTS
+                        .list
+                        .key(&self.inner.ns)
+                        .arg(start)
+                        .arg(LIST_SCAN)
+                        .arg(filter.queue.as_deref().unwrap_or(""))
+                        .arg(filter.status.map(JobStatus::as_str).unwrap_or(""))
+                        .arg(filter.job_type.as_deref().unwrap_or(""))
+                        .invoke_async(&mut conn)
+                        .await
+                        .map_err(backend_err)?;
+                    let mut items = array(reply).into_iter();
+                    start = items.next().as_ref().and_then(int).unwrap_or(-1);
+                    for v in items {
+                        if skip > 0 {
+                            skip -= 1;
+                        } else if ids.len() < filter.limit {
+                            ids.extend(text(&v));
+                        }
+                    }
+                }
+                ids
+            };
+        // Jobs pruned between the two steps are left out.
+        Ok(self.get_many(&ids).await?.into_iter().flatten().collect())
+    }
+
+    /// Runs cancel.lua or requeue.lua and reads its reply.
+    pub(super) async fn change(
+        &self,
+        script: &Script,
+        id: JobId,
+        refuse: fn(JobId, JobStatus) -> Error,
+    ) -> Result<Job> {
+        let mut conn = self.conn();
+        let reply: Value = script
+            .key(&self.inner.ns)
+            .arg(id.to_string())
+            .invoke_async(&mut conn)
+            .await
+            .map_err(backend_err)?;
+        let mut items = array(reply).into_iter();
+        let tag = items.next().as_ref().and_then(text);
+        match tag.as_deref() {
+            Some("ok") => {
+                let row = array(items.next().unwrap_or(Value::Nil));
+                parse_row(&row).map_err(CorruptRow::into_error)
+            }
+            Some("missing") => Err(Error::NotFound(id)),
+            Some("state") => {
+                let status = items.next().as_ref().and_then(text).unwrap_or_default();
+                match status.parse::<JobStatus>() {
+                    Ok(from) => Err(refuse(id, from)),
+                    Err(_) => Err(Error::Corrupt {
+                        backend: BACKEND,
+                        id: id.to_string(),
+                        reason: format!("field `s (status)` is invalid: {status:?}"),
+                    }),
+                }
+            }
+            _ => Err(Error::Backend {
+                backend: BACKEND,
+                message: format!("unexpected reply from the cancel/requeue script: {tag:?}"),
+                source: None,
+            }),
+        }
+    }
+
+    pub(super) async fn counts_now(&self) -> Result<Vec<QueueCount>> {
+        let mut conn = self.conn();
+        let raw: Vec<(String, i64)> = redis::cmd("HGETALL")
+            .arg(format!("{}:counts", self.inner.ns))
+            .query_async(&mut conn)
+            .await
+            .map_err(backend_err)?;
+        let mut out: Vec<QueueCount> = raw
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .filter_map(|(key, n)| {
+                let (status, queue) = key.split_once(' ')?;
+                Some(QueueCount {
+                    queue: queue.to_owned(),
+                    status: status.parse().ok()?,
+                    count: n as u64,
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.queue, a.status).cmp(&(&b.queue, b.status)));
+        Ok(out)
+    }
+
+    pub(super) async fn prune_now(&self, before: DateTime<Utc>, limit: usize) -> Result<u64> {
+        let mut conn = self.conn();
+        let mut deleted = 0u64;
+        let mut left = limit;
+        while left > 0 {
+            let ask = left.min(PER_CALL);
+            let (n, examined): (u64, usize) = SCRIPTS
+                .prune
+                .key(&self.inner.ns)
+                .arg(before.timestamp_micros())
+                .arg(ask)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(backend_err)?;
+            deleted += n;
+            left -= (n as usize).min(left);
+            if examined < ask {
+                break;
+            }
+        }
+        Ok(deleted)
+    }
+}

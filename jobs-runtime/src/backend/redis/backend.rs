@@ -1,0 +1,333 @@
+//! [`RedisBackend`] itself, and the calls of the worker's path: enqueue,
+//! claim, heartbeat, record, recover.
+
+use std::collections::HashSet;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jobs_core::{
+    ClaimRequest, Error, Fence, Job, JobId, JobStatus, NewJob, Outcome, OutcomeUpdate, Recovered,
+    Result,
+};
+use redis::aio::ConnectionManager;
+use redis::{Client, Value};
+
+use super::options::RedisBuilder;
+use super::row::{
+    array, col, enqueue_reply, ids_of, job_args, micros, parse_row, text, CorruptRow,
+};
+use super::scripts::{
+    backend_err, run_script, script_cmd, BACKEND, CHUNK_BYTES, CHUNK_JOBS, CLAIM_PER_CALL,
+    ENQUEUE_SRC, PER_CALL, PROMOTE_PER_CLAIM, SCRIPTS,
+};
+
+/// The Redis queue backend. Clones share one multiplexed connection.
+#[derive(Clone)]
+pub struct RedisBackend {
+    pub(super) inner: Arc<Inner>,
+}
+
+pub(super) struct Inner {
+    pub(super) client: Client,
+    pub(super) conn: ConnectionManager,
+    /// `{prefix}`: the hash tag every key starts with.
+    pub(super) ns: String,
+    pub(super) prefix: String,
+    pub(super) connection_timeout: Duration,
+}
+
+impl std::fmt::Debug for RedisBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisBackend")
+            .field("prefix", &self.inner.prefix)
+            .finish()
+    }
+}
+
+impl RedisBackend {
+    /// Connects to `url` (`redis://[user:password@]host:port[/db][?prefix=P]`,
+    /// `rediss://` for TLS if the `redis` crate was built with it).
+    pub async fn connect(url: &str) -> Result<Self> {
+        Self::builder(url).connect().await
+    }
+
+    /// A builder, to set the prefix or timeouts before connecting.
+    pub fn builder(url: impl Into<String>) -> RedisBuilder {
+        RedisBuilder::new(url.into())
+    }
+
+    /// The key prefix of this namespace.
+    pub fn prefix(&self) -> &str {
+        &self.inner.prefix
+    }
+
+    pub(super) fn conn(&self) -> ConnectionManager {
+        self.inner.conn.clone()
+    }
+
+    pub(super) async fn enqueue_now(&self, jobs: Vec<NewJob>) -> Result<Vec<JobId>> {
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut seen = HashSet::with_capacity(jobs.len());
+        for job in &jobs {
+            job.validate()?;
+            if !seen.insert(job.id) {
+                return Err(Error::InvalidJob(format!(
+                    "job id {} appears twice in one batch; nothing was stored",
+                    job.id
+                )));
+            }
+        }
+        let ids: Vec<JobId> = jobs.iter().map(|j| j.id).collect();
+
+        // Cut into chunks by count and size.
+        let mut chunks: Vec<Vec<[Vec<u8>; 8]>> = vec![Vec::new()];
+        let mut size = 0;
+        for job in &jobs {
+            let args = job_args(job)?;
+            let len: usize = args.iter().map(Vec::len).sum();
+            let last = chunks.last_mut().expect("never empty");
+            if !last.is_empty() && (last.len() >= CHUNK_JOBS || size + len > CHUNK_BYTES) {
+                chunks.push(Vec::new());
+                size = 0;
+            }
+            size += len;
+            chunks.last_mut().expect("never empty").push(args);
+        }
+        drop(jobs);
+
+        let mut conn = self.conn();
+        if chunks.len() == 1 {
+            let chunk = &chunks[0];
+            let mut cmd = script_cmd(&SCRIPTS.enqueue, &self.inner.ns, 3 + chunk.len() * 8, size);
+            cmd.arg("").arg(0).arg(chunk.len());
+            for args in chunk {
+                for a in args {
+                    cmd.arg(&a[..]);
+                }
+            }
+            let reply = run_script(&SCRIPTS.enqueue, &cmd, &mut conn).await?;
+            enqueue_reply(&reply)?;
+            return Ok(ids);
+        }
+
+        // Several chunks: one MULTI, so all or nothing is visible. The first
+        // chunk checks every id; if one exists it leaves an abort marker that
+        // the later chunks obey.
+        let flag = JobId::new().to_string();
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for (i, chunk) in chunks.iter().enumerate() {
+            let cmd = pipe
+                .cmd("EVAL")
+                .arg(ENQUEUE_SRC)
+                .arg(1)
+                .arg(&self.inner.ns)
+                .arg(&flag);
+            if i == 0 {
+                cmd.arg(ids.len());
+                for id in &ids {
+                    cmd.arg(id.to_string());
+                }
+            } else {
+                cmd.arg(0);
+            }
+            cmd.arg(chunk.len());
+            for args in chunk {
+                for a in args {
+                    cmd.arg(&a[..]);
+                }
+            }
+        }
+        pipe.cmd("DEL")
+            .arg(format!("{}:abort:{flag}", self.inner.ns))
+            .ignore();
+        let replies: Vec<Value> = pipe.query_async(&mut conn).await.map_err(backend_err)?;
+        for reply in &replies {
+            enqueue_reply(reply)?;
+        }
+        Ok(ids)
+    }
+
+    pub(super) async fn claim_now(&self, req: ClaimRequest<'_>) -> Result<Vec<Job>> {
+        if req.limit == 0 || req.queues.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.conn();
+        let mut cmd = script_cmd(&SCRIPTS.claim, &self.inner.ns, 5 + req.queues.len(), 128);
+        cmd.arg(req.worker_id)
+            .arg(req.limit.min(CLAIM_PER_CALL))
+            .arg(micros(req.lease))
+            .arg(PROMOTE_PER_CLAIM)
+            .arg(req.queues.len())
+            .arg(req.queues);
+        let reply = run_script(&SCRIPTS.claim, &cmd, &mut conn).await?;
+        // One flat array: `col::LEN` values per job.
+        let values = array(reply);
+        let mut jobs = Vec::with_capacity(values.len() / col::LEN);
+        let mut corrupt = Vec::new();
+        for row in values.chunks_exact(col::LEN) {
+            match parse_row(row) {
+                Ok(job) => jobs.push(job),
+                Err(c) => corrupt.push(c),
+            }
+        }
+        if !corrupt.is_empty() {
+            self.fail_corrupt(req.worker_id, corrupt).await;
+        }
+        Ok(jobs)
+    }
+
+    /// Marks claimed jobs that could not be read FAILED, with the reason as
+    /// their error, so they neither reach a worker nor come back.
+    async fn fail_corrupt(&self, worker: &str, bad: Vec<CorruptRow>) {
+        let mut inv = SCRIPTS.record.key(&self.inner.ns);
+        inv.arg(worker);
+        for c in &bad {
+            tracing::error!(
+                job_id = %c.id,
+                reason = %c.reason,
+                backend = BACKEND,
+                "corrupt job data in redis; marking the job FAILED"
+            );
+            inv.arg(&c.id)
+                .arg(c.attempt.unwrap_or(0))
+                .arg("F")
+                .arg(0)
+                .arg(format!(
+                    "corrupt job data in redis: {}; fix the hash `{}:j:{}` and requeue the job",
+                    c.reason, self.inner.ns, c.id
+                ))
+                .arg(0);
+        }
+        let mut conn = self.conn();
+        if let Err(e) = inv.invoke_async::<Value>(&mut conn).await {
+            tracing::error!(error = %e, "could not mark corrupt jobs FAILED; their leases will expire");
+        }
+    }
+
+    pub(super) async fn heartbeat_now(
+        &self,
+        worker: &str,
+        fences: &[Fence],
+        lease: Duration,
+    ) -> Result<Vec<JobId>> {
+        let mut lost = Vec::new();
+        let mut conn = self.conn();
+        for chunk in fences.chunks(PER_CALL) {
+            let mut inv = SCRIPTS.heartbeat.key(&self.inner.ns);
+            inv.arg(worker).arg(micros(lease));
+            for f in chunk {
+                inv.arg(f.id.to_string()).arg(f.attempt);
+            }
+            let reply: Value = inv.invoke_async(&mut conn).await.map_err(backend_err)?;
+            lost.extend(ids_of(reply));
+        }
+        Ok(lost)
+    }
+
+    pub(super) async fn record_now(
+        &self,
+        worker: &str,
+        updates: &[OutcomeUpdate],
+    ) -> Result<Vec<JobId>> {
+        let mut lost = Vec::new();
+        let mut conn = self.conn();
+        for chunk in updates.chunks(PER_CALL) {
+            let mut cmd = script_cmd(
+                &SCRIPTS.record,
+                &self.inner.ns,
+                1 + chunk.len() * 6,
+                64 * chunk.len(),
+            );
+            cmd.arg(worker);
+            let mut id = String::with_capacity(36);
+            for u in chunk {
+                id.clear();
+                write!(id, "{}", u.fence.id).expect("writing to a String cannot fail");
+                cmd.arg(id.as_str()).arg(u.fence.attempt);
+                match &u.outcome {
+                    Outcome::Complete { result } => {
+                        let data = match result {
+                            Some(v) => serde_json::to_vec(v).map_err(|e| {
+                                Error::InvalidJob(format!(
+                                    "result of job {} is not JSON: {e}",
+                                    u.fence.id
+                                ))
+                            })?,
+                            None => Vec::new(),
+                        };
+                        cmd.arg("C").arg(0).arg(data).arg(0);
+                    }
+                    Outcome::Retry { delay, error } => {
+                        cmd.arg("R")
+                            .arg(micros(*delay))
+                            .arg(&error.message)
+                            .arg(u8::from(error.retryable));
+                    }
+                    Outcome::Fail { error } => {
+                        cmd.arg("F")
+                            .arg(0)
+                            .arg(&error.message)
+                            .arg(u8::from(error.retryable));
+                    }
+                    Outcome::DeadLetter { error } => {
+                        cmd.arg("D")
+                            .arg(0)
+                            .arg(&error.message)
+                            .arg(u8::from(error.retryable));
+                    }
+                    Outcome::Release => {
+                        cmd.arg("L").arg(0).arg("").arg(0);
+                    }
+                }
+            }
+            let reply = run_script(&SCRIPTS.record, &cmd, &mut conn).await?;
+            lost.extend(ids_of(reply));
+        }
+        Ok(lost)
+    }
+
+    pub(super) async fn recover_now(&self) -> Result<Vec<Recovered>> {
+        let mut out = Vec::new();
+        let mut conn = self.conn();
+        loop {
+            let reply: Value = SCRIPTS
+                .recover
+                .key(&self.inner.ns)
+                .arg(PER_CALL)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(backend_err)?;
+            let rows = array(reply);
+            let n = rows.len();
+            for row in rows {
+                let mut row = array(row);
+                let now = row.pop().as_ref().and_then(text);
+                match (
+                    parse_row(&row),
+                    now.and_then(|s| s.parse::<JobStatus>().ok()),
+                ) {
+                    (Ok(job), Some(now)) => {
+                        // The manager that recovered it logs it, with its own context.
+                        out.push(Recovered { job, now });
+                    }
+                    (Err(c), _) => tracing::error!(
+                        job_id = %c.id,
+                        reason = %c.reason,
+                        "recovered a job whose lease expired, but its data is corrupt"
+                    ),
+                    (Ok(job), None) => tracing::error!(
+                        job_id = %job.id,
+                        "recover script returned no new status"
+                    ),
+                }
+            }
+            if n < PER_CALL {
+                return Ok(out);
+            }
+        }
+    }
+}

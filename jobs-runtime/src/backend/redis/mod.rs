@@ -1,0 +1,123 @@
+//! The Redis backend (`redis://host:6379`, feature `redis`): many worker
+//! processes on many machines share one Redis.
+//!
+//! ```no_run
+//! # async fn demo() -> jobs_core::Result<()> {
+//! use jobs_runtime::backend::redis::RedisBackend;
+//! // Every key lives under the namespace `{myapp}`; other prefixes are invisible.
+//! let backend = RedisBackend::connect("redis://127.0.0.1:6379/?prefix=myapp").await?;
+//! let queue = jobs_core::Queue::new(backend);
+//! queue.enqueue_raw("email.send", serde_json::json!({"to": "a@example.com"})).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # How it works
+//!
+//! Every state change (enqueue a batch, claim a batch, heartbeat, record a
+//! batch of outcomes, recover expired leases, cancel, requeue, prune) is **one
+//! Lua script**, so Redis runs it atomically: a crash of the worker between two
+//! commands cannot strand a job. The scripts live next to this file in
+//! `redis/*.lua`, each prefixed with `redis/common.lua`, and are sent with
+//! `EVALSHA` (loaded again automatically after a Redis restart). "Now" is the
+//! Redis server's `TIME`, so workers on many machines share one clock.
+//!
+//! Every script bounds its own work, so no call blocks Redis for long and no
+//! backlog is too big: a claim returns at most 1,000 jobs and promotes at most
+//! 1,000 due delayed jobs per queue and call (when more than that come due at
+//! once, the next calls promote the rest, so strict priority order among them
+//! holds per promoted slice); heartbeats, outcomes, recovery and prune take
+//! 1,000 jobs per call (the Rust side loops); a big enqueue batch is cut into
+//! chunks of 1,000 jobs that run together in one `MULTI`/`EXEC`, so it stays
+//! all or nothing (and therefore blocks Redis for its whole length: enqueue
+//! millions of jobs as several batches). Lua never unpacks more than 1,000
+//! values at a time, so 20,000 or 1,000,000 jobs coming due at once are fine.
+//!
+//! # Key layout
+//!
+//! With prefix `P` (default `jobs`; set it with `?prefix=P` in the URL or
+//! [`RedisBuilder::prefix`]) every key starts with the hash tag `{P}`, so a
+//! namespace lives in one Redis Cluster slot and scripts may touch all of it:
+//!
+//! | key | type | holds |
+//! |---|---|---|
+//! | `{P}:j:<id>` | hash | one job (fields below) |
+//! | `{P}:ready:<queue>` | zset | due waiting jobs; score `-priority`, member `run_at(17 digits) seq(16 digits) id`, so equal priorities sort by run_at, then enqueue order |
+//! | `{P}:delayed:<queue>` | zset | SCHEDULED/RETRYING jobs not yet due; score run_at (µs), same member |
+//! | `{P}:leases` | zset | RUNNING jobs; score lease expiry (µs), member id |
+//! | `{P}:all` | zset | every job; score enqueue sequence, member id (for `list`) |
+//! | `{P}:done` | zset | COMPLETED/FAILED/DEAD_LETTER jobs; score finish time (µs), member id (for `prune`) |
+//! | `{P}:counts` | hash | `"<STATUS> <queue>"` → number of jobs |
+//! | `{P}:seq` | string | the enqueue sequence counter |
+//! | `{P}:abort:<nonce>` | string | short-lived marker of a refused multi-chunk enqueue |
+//! | `{P}:wake` | pub/sub channel | a queue's name whenever it may have new work |
+//!
+//! Job hash fields: `q` queue, `t` job type, `p` payload (JSON), `s` status,
+//! `pr` priority, `rc` retry count, `mr` max retries, `ra` run_at, `ca`
+//! created_at, `sa` started_at, `fa` completed_at, `em` error message, `er`
+//! error history (JSON objects joined by commas), `rd` result (JSON), `md`
+//! metadata (JSON), `lb` locked by, `lu` lease until, `at` attempt, `sq`
+//! enqueue sequence (`rc` and `at` are absent until they become non-zero). Times are microseconds since the Unix epoch. An empty
+//! string means "not set" (scripts clear `lb`/`lu` that way, in the same
+//! `HSET` that changes the status).
+//!
+//! Timestamps in scores are microseconds (below 2^53, so exact in a double);
+//! priorities are `i32`, exact too.
+//!
+//! **Redis Cluster.** Each script gets the namespace tag `{P}` as its one key
+//! and builds the others from it; since every key of the namespace hashes to
+//! that tag's slot, the script runs on the node owning the slot and touches
+//! only keys of that slot, which Redis Cluster accepts. The connection itself
+//! is a single-node one (the `redis` crate's cluster client is not enabled in
+//! this workspace): against a cluster, point the URL at the node that owns
+//! the namespace's slot (`CLUSTER KEYSLOT "{P}"`), or use a cluster-aware
+//! proxy. Not yet tested against a real cluster.
+//!
+//! # Waking idle workers
+//!
+//! Scripts that make work claimable `PUBLISH` the queue's name on `{P}:wake`.
+//! A [listener](JobQueue::listener) holds its own subscribed connection and
+//! sleeps until a message for one of its queues arrives, or until the earliest
+//! delayed job of its queues comes due, or the caller's timeout. An idle
+//! worker makes one small query per wait, nothing else.
+//!
+//! # Durability: what each Redis persistence setting gives
+//!
+//! A job is acknowledged when its script returns. What survives depends on
+//! the server's configuration, not on this crate:
+//!
+//! | Redis setting | a crash of Redis (or its machine) loses |
+//! |---|---|
+//! | no persistence (`save ""`, `appendonly no`) | **everything**: fine for tests, not for jobs |
+//! | RDB snapshots only (`save 60 1000` ...) | every change since the last snapshot: minutes of enqueues and outcomes |
+//! | AOF, `appendfsync everysec` (the usual) | about the last second of acknowledged changes on power loss; nothing if only the Redis process dies |
+//! | AOF, `appendfsync always` | nothing acknowledged: each write is fsynced before the reply (slower writes) |
+//!
+//! A worker crash never loses a job whatever the setting: its leases expire
+//! and [`JobQueue::recover_expired`] returns the jobs as failed attempts. While
+//! Redis is down every call returns [`Error::Backend`]; the connection
+//! reconnects by itself once Redis is back. With replication, a failover can
+//! lose what the old primary had not yet sent to the replica (Redis
+//! replication is asynchronous; `WAIT` is not used).
+//!
+//! # Bad data
+//!
+//! A job hash that lacks a field or holds a payload that is not JSON is
+//! reported as [`Error::Corrupt`] naming the job by `get`, `list`, `cancel` and
+//! `requeue`; a `claim` that meets one marks that job FAILED with the reason
+//! as its error and returns the others, so a worker never sees it.
+
+// For the links of the docs above.
+#[cfg(doc)]
+use jobs_core::{Error, JobQueue};
+
+mod backend;
+// After `backend`: its `impl RedisBackend` block then comes second in the docs.
+mod admin;
+mod listener;
+mod options;
+mod queue;
+mod row;
+mod scripts;
+
+pub use backend::RedisBackend;
+pub use options::{RedisBuilder, DEFAULT_PREFIX};

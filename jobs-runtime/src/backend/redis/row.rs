@@ -1,0 +1,321 @@
+//! Job rows as the scripts return them, and the values the scripts take.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use jobs_core::{AttemptError, Error, Job, JobId, JobStatus, NewJob, Result};
+use redis::Value;
+use serde::Deserialize;
+
+use super::scripts::BACKEND;
+
+/// A row as the scripts return it: id, then the fields of `FIELDS` in
+/// `common.lua`.
+pub(super) mod col {
+    pub const Q: usize = 1;
+    pub const T: usize = 2;
+    pub const P: usize = 3;
+    pub const S: usize = 4;
+    pub const PR: usize = 5;
+    pub const RC: usize = 6;
+    pub const MR: usize = 7;
+    pub const RA: usize = 8;
+    pub const CA: usize = 9;
+    pub const SA: usize = 10;
+    pub const FA: usize = 11;
+    pub const EM: usize = 12;
+    pub const ER: usize = 13;
+    pub const RD: usize = 14;
+    pub const MD: usize = 15;
+    pub const LB: usize = 16;
+    pub const LU: usize = 17;
+    pub const AT: usize = 18;
+    pub const LEN: usize = 19;
+}
+
+/// A job that could not be read back.
+#[derive(Debug)]
+pub(super) struct CorruptRow {
+    pub(super) id: String,
+    pub(super) attempt: Option<u32>,
+    pub(super) reason: String,
+}
+
+impl CorruptRow {
+    pub(super) fn into_error(self) -> Error {
+        Error::Corrupt {
+            backend: BACKEND,
+            id: self.id,
+            reason: self.reason,
+        }
+    }
+}
+
+/// One failed attempt as stored in field `er`.
+#[derive(Deserialize)]
+struct StoredError {
+    a: u32,
+    r: u32,
+    t: i64,
+    m: String,
+    y: bool,
+    #[serde(default)]
+    w: Option<String>,
+}
+
+/// The bytes of a string reply; an empty string counts as absent (scripts
+/// clear a field by setting it to `""`, one command instead of two).
+fn bytes(v: &Value) -> Option<&[u8]> {
+    match v {
+        Value::BulkString(b) if !b.is_empty() => Some(b),
+        Value::SimpleString(s) if !s.is_empty() => Some(s.as_bytes()),
+        _ => None,
+    }
+}
+
+pub(super) fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::Int(i) => Some(i.to_string()),
+        other => bytes(other).map(|b| String::from_utf8_lossy(b).into_owned()),
+    }
+}
+
+pub(super) fn int(v: &Value) -> Option<i64> {
+    match v {
+        Value::Int(i) => Some(*i),
+        other => std::str::from_utf8(bytes(other)?).ok()?.parse().ok(),
+    }
+}
+
+pub(super) fn array(v: Value) -> Vec<Value> {
+    match v {
+        Value::Array(items) => items,
+        Value::Nil => Vec::new(),
+        other => vec![other],
+    }
+}
+
+fn ts(us: i64) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp_micros(us)
+}
+
+pub(super) fn micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX / 4)
+}
+
+const FIELD_NAMES: [&str; col::LEN] = [
+    "id",
+    "q (queue_name)",
+    "t (job_type)",
+    "p (payload)",
+    "s (status)",
+    "pr (priority)",
+    "rc (retry_count)",
+    "mr (max_retries)",
+    "ra (run_at)",
+    "ca (created_at)",
+    "sa (started_at)",
+    "fa (completed_at)",
+    "em (error_message)",
+    "er (errors)",
+    "rd (result_data)",
+    "md (metadata)",
+    "lb (locked_by)",
+    "lu (lease_until)",
+    "at (attempt)",
+];
+
+/// Reads a job row; every problem names the field.
+pub(super) fn parse_row(row: &[Value]) -> std::result::Result<Job, CorruptRow> {
+    let id_text = row.first().and_then(text).unwrap_or_default();
+    let attempt = row
+        .get(col::AT)
+        .and_then(int)
+        .and_then(|a| u32::try_from(a).ok());
+    let corrupt = |reason: String| CorruptRow {
+        id: id_text.clone(),
+        attempt,
+        reason,
+    };
+    if row.len() < col::LEN {
+        return Err(corrupt(format!(
+            "expected {} fields, got {}",
+            col::LEN,
+            row.len()
+        )));
+    }
+    let missing = |i: usize| corrupt(format!("field `{}` is missing", FIELD_NAMES[i]));
+    let bad = |i: usize, why: &dyn std::fmt::Display| {
+        corrupt(format!("field `{}` is invalid: {why}", FIELD_NAMES[i]))
+    };
+    let req_text = |i: usize| text(&row[i]).ok_or_else(|| missing(i));
+    let req_int = |i: usize| -> std::result::Result<i64, CorruptRow> {
+        let v = &row[i];
+        if !matches!(v, Value::Int(_)) && bytes(v).is_none() {
+            return Err(missing(i));
+        }
+        int(v).ok_or_else(|| bad(i, &"not an integer"))
+    };
+    let opt_int = |i: usize| -> std::result::Result<Option<i64>, CorruptRow> {
+        match &row[i] {
+            Value::Int(n) => Ok(Some(*n)),
+            v if bytes(v).is_none() => Ok(None),
+            v => int(v).map(Some).ok_or_else(|| bad(i, &"not an integer")),
+        }
+    };
+    let time = |i: usize, us: i64| ts(us).ok_or_else(|| bad(i, &"timestamp out of range"));
+    let opt_time = |i: usize| -> std::result::Result<Option<DateTime<Utc>>, CorruptRow> {
+        opt_int(i)?.map(|us| time(i, us)).transpose()
+    };
+    let u32_of = |i: usize| -> std::result::Result<u32, CorruptRow> {
+        u32::try_from(req_int(i)?).map_err(|e| bad(i, &e))
+    };
+    // Counters a fresh job does not store yet.
+    let u32_or_zero = |i: usize| -> std::result::Result<u32, CorruptRow> {
+        u32::try_from(opt_int(i)?.unwrap_or(0)).map_err(|e| bad(i, &e))
+    };
+    let opt_json = |i: usize| -> std::result::Result<Option<serde_json::Value>, CorruptRow> {
+        match bytes(&row[i]) {
+            None => Ok(None),
+            Some(b) => serde_json::from_slice(b)
+                .map(Some)
+                .map_err(|e| bad(i, &format_args!("not valid JSON: {e}"))),
+        }
+    };
+
+    let id: JobId = id_text
+        .parse()
+        .map_err(|e| corrupt(format!("the id is not a UUID: {e}")))?;
+    let payload = opt_json(col::P)?.ok_or_else(|| missing(col::P))?;
+    let status: JobStatus = req_text(col::S)?.parse().map_err(|e| bad(col::S, &e))?;
+    let priority = i32::try_from(req_int(col::PR)?).map_err(|e| bad(col::PR, &e))?;
+    let metadata = match opt_json(col::MD)? {
+        None => serde_json::Map::new(),
+        Some(serde_json::Value::Object(m)) => m,
+        Some(_) => return Err(bad(col::MD, &"not a JSON object")),
+    };
+    let errors = match bytes(&row[col::ER]) {
+        None => Vec::new(),
+        Some(b) => {
+            let mut buf = Vec::with_capacity(b.len() + 2);
+            buf.push(b'[');
+            buf.extend_from_slice(b);
+            buf.push(b']');
+            let stored: Vec<StoredError> =
+                serde_json::from_slice(&buf).map_err(|e| bad(col::ER, &e))?;
+            stored
+                .into_iter()
+                .map(|e| {
+                    Ok(AttemptError {
+                        attempt: e.a,
+                        retry_count: e.r,
+                        at: time(col::ER, e.t)?,
+                        message: e.m,
+                        retryable: e.y,
+                        worker: e.w,
+                    })
+                })
+                .collect::<std::result::Result<Vec<_>, CorruptRow>>()?
+        }
+    };
+    Ok(Job {
+        id,
+        queue_name: req_text(col::Q)?,
+        job_type: req_text(col::T)?,
+        payload,
+        status,
+        priority,
+        retry_count: u32_or_zero(col::RC)?,
+        max_retries: u32_of(col::MR)?,
+        run_at: time(col::RA, req_int(col::RA)?)?,
+        created_at: time(col::CA, req_int(col::CA)?)?,
+        started_at: opt_time(col::SA)?,
+        completed_at: opt_time(col::FA)?,
+        error_message: text(&row[col::EM]),
+        errors,
+        result_data: opt_json(col::RD)?,
+        metadata,
+        locked_by: text(&row[col::LB]),
+        lease_until: opt_time(col::LU)?,
+        attempt: u32_or_zero(col::AT)?,
+    })
+}
+
+/// Arguments of one job for `enqueue.lua`.
+pub(super) fn job_args(job: &NewJob) -> Result<[Vec<u8>; 8]> {
+    let payload = serde_json::to_vec(&job.payload).map_err(|e| Error::InvalidPayload {
+        job_type: job.job_type.clone(),
+        reason: e.to_string(),
+    })?;
+    let metadata = if job.metadata.is_empty() {
+        Vec::new()
+    } else {
+        serde_json::to_vec(&job.metadata).map_err(|e| {
+            Error::InvalidJob(format!("metadata of job {} is not JSON: {e}", job.id))
+        })?
+    };
+    Ok([
+        job.id.to_string().into_bytes(),
+        job.queue_name.clone().into_bytes(),
+        job.job_type.clone().into_bytes(),
+        payload,
+        job.priority.to_string().into_bytes(),
+        job.max_retries.to_string().into_bytes(),
+        job.run_at
+            .map(|t| t.timestamp_micros().to_string().into_bytes())
+            .unwrap_or_default(),
+        metadata,
+    ])
+}
+
+/// What `enqueue.lua` said.
+pub(super) fn enqueue_reply(v: &Value) -> Result<()> {
+    let items = match v {
+        Value::Array(items) => items.as_slice(),
+        Value::ServerError(e) => {
+            return Err(Error::Backend {
+                backend: BACKEND,
+                message: format!("enqueue script failed: {e:?}"),
+                source: None,
+            })
+        }
+        _ => &[],
+    };
+    match items.first().and_then(text).as_deref() {
+        Some("ok") => Ok(()),
+        Some("dup") => Err(Error::InvalidJob(format!(
+            "a job with id {} already exists; nothing was stored",
+            items.get(1).and_then(text).unwrap_or_default()
+        ))),
+        Some("aborted") => Err(Error::InvalidJob(
+            "a job of the batch already exists; nothing was stored".to_owned(),
+        )),
+        _ => Err(Error::Backend {
+            backend: BACKEND,
+            message: format!("unexpected reply from the enqueue script: {v:?}"),
+            source: None,
+        }),
+    }
+}
+
+pub(super) fn ids_of(v: Value) -> Vec<JobId> {
+    array(v)
+        .iter()
+        .filter_map(|v| text(v)?.parse().ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_row_with_a_missing_field_names_it() {
+        let id = JobId::new();
+        let mut row = vec![Value::BulkString(id.to_string().into_bytes())];
+        row.resize(col::LEN, Value::Nil);
+        let err = parse_row(&row).unwrap_err();
+        assert_eq!(err.id, id.to_string());
+        assert!(err.reason.contains("payload"), "{}", err.reason);
+    }
+}

@@ -1,0 +1,98 @@
+//! The Lua scripts (`*.lua` beside this file, each prefixed with
+//! `common.lua`), how much work one call of them does, and how they are run.
+
+use std::sync::LazyLock;
+
+use jobs_core::{Error, Result};
+use redis::aio::ConnectionManager;
+use redis::{Cmd, ErrorKind, RedisError, Script, ServerErrorKind, Value};
+
+pub(super) const BACKEND: &str = "redis";
+
+/// Jobs per enqueue script; bigger batches run as several chunks in one MULTI.
+pub(super) const CHUNK_JOBS: usize = 1_000;
+/// Bytes of arguments per enqueue script (payloads can be large).
+pub(super) const CHUNK_BYTES: usize = 8 << 20;
+/// Due delayed jobs promoted per queue and claim.
+pub(super) const PROMOTE_PER_CLAIM: usize = 1_000;
+/// Jobs recovered, pruned, heartbeated or recorded per script call.
+pub(super) const PER_CALL: usize = 1_000;
+/// Most jobs one claim returns (a bigger `limit` gets this many).
+pub(super) const CLAIM_PER_CALL: usize = 1_000;
+/// Jobs a `list` scan looks at per script call.
+pub(super) const LIST_SCAN: usize = 1_000;
+
+macro_rules! lua {
+    ($name:literal) => {
+        Script::new(concat!(
+            include_str!("common.lua"),
+            "\n",
+            include_str!(concat!($name, ".lua"))
+        ))
+    };
+}
+
+pub(super) struct Scripts {
+    pub(super) enqueue: Script,
+    pub(super) claim: Script,
+    pub(super) heartbeat: Script,
+    pub(super) record: Script,
+    pub(super) recover: Script,
+    pub(super) cancel: Script,
+    pub(super) requeue: Script,
+    pub(super) prune: Script,
+    pub(super) list: Script,
+    pub(super) next_due: Script,
+    pub(super) get: Script,
+}
+
+pub(super) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
+    enqueue: lua!("enqueue"),
+    claim: lua!("claim"),
+    heartbeat: lua!("heartbeat"),
+    record: lua!("record"),
+    recover: lua!("recover"),
+    cancel: lua!("cancel"),
+    requeue: lua!("requeue"),
+    prune: lua!("prune"),
+    list: lua!("list"),
+    next_due: lua!("next_due"),
+    get: lua!("get"),
+});
+
+/// The source of the enqueue script, for `EVAL` inside `MULTI` (where a
+/// missing-script error could not be retried).
+pub(super) const ENQUEUE_SRC: &str = concat!(
+    include_str!("common.lua"),
+    "\n",
+    include_str!("enqueue.lua")
+);
+
+pub(super) fn backend_err(e: RedisError) -> Error {
+    Error::backend(BACKEND, e)
+}
+
+/// `EVALSHA <script> 1 <ns>`, ready for the script's arguments. Built
+/// directly instead of through `ScriptInvocation`, which keeps every argument
+/// in a vector of its own and copies them all again into the command.
+pub(super) fn script_cmd(script: &Script, ns: &str, n_args: usize, bytes: usize) -> Cmd {
+    let mut cmd = Cmd::with_capacity(4 + n_args, 64 + ns.len() + bytes);
+    cmd.arg("EVALSHA").arg(script.get_hash()).arg(1).arg(ns);
+    cmd
+}
+
+/// Runs a command from [`script_cmd`]; loads the script first if Redis lost it
+/// (after a restart or `SCRIPT FLUSH`).
+pub(super) async fn run_script(
+    script: &Script,
+    cmd: &Cmd,
+    conn: &mut ConnectionManager,
+) -> Result<Value> {
+    match cmd.query_async(conn).await {
+        Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+            script.load_async(conn).await.map_err(backend_err)?;
+            cmd.query_async(conn).await.map_err(backend_err)
+        }
+        other => other.map_err(backend_err),
+    }
+}
