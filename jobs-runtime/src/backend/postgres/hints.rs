@@ -1,0 +1,74 @@
+//! Where each queue's next claim starts.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+
+/// A claim's position in a queue's claim order: (-priority, run_at, seq).
+pub(super) type Key = (i64, DateTime<Utc>, i64);
+
+/// Where each queue's next claim starts scanning, so it need not step over the
+/// index entries of jobs claimed since the last vacuum (they stay in the index,
+/// dead, until then, and at thousands of claims a second they would make every
+/// claim slower than the last). A hint is the first job this process claimed
+/// from the queue; only a job enqueued *ahead* of it afterwards — higher
+/// priority, or an explicit run_at further in the past — can sort before it,
+/// so a full scan from the start runs at least every [`HINT_TTL`], and whenever
+/// a claim comes back short. Such a job may thus wait up to that long behind
+/// ones it outranks; everything else is claimed in exact order.
+#[derive(Debug, Default)]
+pub(super) struct Hints(std::sync::Mutex<HashMap<String, (Key, Instant)>>);
+
+/// How long a hint is trusted before a claim scans its queue from the start.
+const HINT_TTL: Duration = Duration::from_millis(100);
+
+impl Hints {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Key, Instant)>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Per queue, the key to start from (`None`: from the start).
+    pub(super) fn starts(&self, queues: &[String]) -> Vec<Option<Key>> {
+        let hints = self.lock();
+        queues
+            .iter()
+            .map(|q| {
+                hints
+                    .get(q)
+                    .filter(|(_, full_scan_at)| full_scan_at.elapsed() < HINT_TTL)
+                    .map(|(key, _)| *key)
+            })
+            .collect()
+    }
+
+    /// Records what a claim found: `firsts[i]` is the first job claimed from
+    /// `queues[i]`; `short` means the claim got fewer jobs than it asked for.
+    pub(super) fn update(
+        &self,
+        queues: &[String],
+        used: &[Option<Key>],
+        firsts: &[Option<Key>],
+        short: bool,
+    ) {
+        let mut hints = self.lock();
+        for ((queue, used), first) in queues.iter().zip(used).zip(firsts) {
+            match (first, short) {
+                // Ran dry: next time scan from the start, for anything enqueued ahead.
+                (_, true) => {
+                    hints.remove(queue);
+                }
+                (Some(first), false) => {
+                    // The TTL counts from the last scan from the start.
+                    let full_scan_at = match (used, hints.get(queue)) {
+                        (Some(_), Some((_, at))) => *at,
+                        _ => Instant::now(),
+                    };
+                    hints.insert(queue.clone(), (*first, full_scan_at));
+                }
+                // Earlier queues filled the claim: nothing learnt about this one.
+                (None, false) => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,32 @@
+                     WITH expired AS MATERIALIZED (
+                       SELECT id FROM __TABLE__
+                       WHERE status = 'RUNNING' AND lease_until < now()
+                       ORDER BY lease_until
+                       LIMIT 1000
+                       FOR UPDATE SKIP LOCKED),
+                     before AS (SELECT __COLS__ FROM __TABLE__ WHERE id = ANY(ARRAY(SELECT id FROM expired))),
+                     upd AS (
+                       UPDATE __TABLE__ j SET
+                         status = CASE WHEN j.retry_count < j.max_retries
+                                       THEN 'RETRYING' ELSE 'DEAD_LETTER' END,
+                         retry_count = j.retry_count
+                                       + CASE WHEN j.retry_count < j.max_retries THEN 1 ELSE 0 END,
+                         run_at = CASE WHEN j.retry_count < j.max_retries THEN now() ELSE j.run_at END,
+                         completed_at = CASE WHEN j.retry_count < j.max_retries
+                                             THEN j.completed_at ELSE now() END,
+                         error_message = __LEASE_EXPIRED__,
+                         errors = j.errors || jsonb_build_array(jsonb_build_object(
+                           'attempt', j.attempt, 'retry_count', j.retry_count, 'at', now(),
+                           'message', __LEASE_EXPIRED__, 'retryable', true, 'worker', j.locked_by)),
+                         locked_by = NULL,
+                         lease_until = NULL
+                       WHERE j.id = ANY(ARRAY(SELECT id FROM expired))
+                         AND j.status = 'RUNNING' AND j.lease_until < now()
+                       RETURNING j.id, j.queue_name, j.status),
+                     woke AS (
+                       SELECT __WAKE__ AS w
+                       FROM upd WHERE status = 'RETRYING'
+                       HAVING count(*) > 0)
+                     SELECT b.*, u.status AS new_status
+                     FROM before b JOIN upd u ON u.id = b.id
+                     LEFT JOIN woke ON true
