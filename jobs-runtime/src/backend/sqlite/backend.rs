@@ -1,0 +1,152 @@
+//! The [`SqliteBackend`] handle: what it holds, opening and closing it, waking
+//! its workers.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use jobs_core::{Error, Result};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
+use sqlx::{Connection, SqliteConnection};
+use tokio::sync::watch;
+
+use super::conn::{checkpointer, open_writer, reader_pool};
+use super::listener::shared_wake;
+use super::options::is_memory_url;
+// For an intra-doc link.
+#[cfg(doc)]
+use crate::backend::transactional::TransactionalEnqueue;
+
+pub(super) const BACKEND: &str = "sqlite";
+
+/// The SQLite queue backend. Clones share the connections and the wake-up signal.
+#[derive(Clone)]
+pub struct SqliteBackend {
+    pub(super) inner: Arc<Inner>,
+}
+
+pub(super) struct Inner {
+    /// One connection: every write of this process goes through it. Not a
+    /// pool: sqlx pings a pooled connection on every release, which would
+    /// double the round trips of each call. `None` once closed.
+    pub(super) writer: tokio::sync::Mutex<Option<SqliteConnection>>,
+    /// Reads (`get`, `list`, `counts`, listener); `None` for `:memory:`, where
+    /// the writer serves reads too.
+    pub(super) reader: Option<SqlitePool>,
+    pub(super) wake: Arc<watch::Sender<u64>>,
+    pub(super) location: String,
+    /// Written to since the last checkpoint.
+    pub(super) dirty: AtomicBool,
+}
+
+impl std::fmt::Debug for SqliteBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteBackend")
+            .field("location", &self.inner.location)
+            .finish()
+    }
+}
+
+pub(super) fn db_err(e: sqlx::Error) -> Error {
+    Error::backend(BACKEND, e)
+}
+
+impl SqliteBackend {
+    /// Opens (creating if needed) the database at `url`: `sqlite://path/to/jobs.db`,
+    /// `sqlite:relative.db`, or `sqlite::memory:` (private to this handle and its
+    /// clones). Creates missing parent directories and the schema.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let options = Self::options(url)?;
+        Self::connect_with(url, options, is_memory_url(url)).await
+    }
+
+    /// Opens a database with `options` exactly as given (start from
+    /// [`options`](Self::options)). `label` names it in errors and logs;
+    /// `in_memory` says the database lives only as long as its connections, so
+    /// a single connection serves reads and writes and is never closed while
+    /// the backend lives.
+    pub async fn connect_with(
+        label: &str,
+        options: SqliteConnectOptions,
+        in_memory: bool,
+    ) -> Result<Self> {
+        let url = label;
+        let connect_err = |reason: String| Error::Connect {
+            url: url.to_owned(),
+            reason,
+        };
+        if !in_memory {
+            if let Some(dir) = options.get_filename().parent() {
+                if !dir.as_os_str().is_empty() && !dir.exists() {
+                    std::fs::create_dir_all(dir).map_err(|e| {
+                        connect_err(format!("cannot create directory {}: {e}", dir.display()))
+                    })?;
+                }
+            }
+        }
+
+        let writer = open_writer(&options)
+            .await
+            .map_err(|e| connect_err(e.to_string()))?;
+
+        let (reader, key) = if in_memory {
+            (None, None)
+        } else {
+            let reader = reader_pool(&options);
+            let key = std::fs::canonicalize(options.get_filename())
+                .unwrap_or_else(|_| options.get_filename().to_owned());
+            (Some(reader), Some(key))
+        };
+        tracing::debug!(url, "sqlite backend connected");
+        let backend = SqliteBackend {
+            inner: Arc::new(Inner {
+                writer: tokio::sync::Mutex::new(Some(writer)),
+                reader,
+                wake: shared_wake(key),
+                location: url.to_owned(),
+                dirty: AtomicBool::new(false),
+            }),
+        };
+        if !in_memory {
+            tokio::spawn(checkpointer(Arc::downgrade(&backend.inner)));
+        }
+        Ok(backend)
+    }
+
+    /// Closes the connections; other clones of this handle stop working.
+    pub async fn close(&self) {
+        if let Some(conn) = self.inner.writer.lock().await.take() {
+            let _ = conn.close().await;
+        }
+        if let Some(reader) = &self.inner.reader {
+            reader.close().await;
+        }
+    }
+
+    pub(super) fn wake(&self) {
+        self.inner.wake.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    /// Wakes this process's idle workers of this database file, e.g. after
+    /// committing a transaction that enqueued jobs through
+    /// [`TransactionalEnqueue`].
+    pub fn notify(&self) {
+        self.wake();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    fn assert_send<T: Send>(_: &T) {}
+
+    /// `connect` must be spawnable (sqlx's executors make this easy to break).
+    #[tokio::test]
+    async fn futures_are_send() {
+        let connect = super::SqliteBackend::connect("sqlite::memory:");
+        assert_send(&connect);
+        let backend = super::SqliteBackend::connect("sqlite::memory:")
+            .await
+            .expect("open");
+        assert_send(&backend.writer());
+        assert_send(&backend.close());
+    }
+}

@@ -1,0 +1,116 @@
+//! Enqueueing: new jobs as rows, inserted by multi-row `INSERT`s.
+
+use jobs_core::{Error, JobId, NewJob, Result};
+use sqlx::{Connection, SqliteConnection};
+use uuid::Uuid;
+
+use super::backend::db_err;
+use super::sql::{self, INSERT_CHUNK};
+use super::time::{micros, now_micros};
+use super::SqliteBackend;
+
+impl SqliteBackend {
+    pub(super) async fn enqueue_now(&self, jobs: Vec<NewJob>) -> Result<Vec<JobId>> {
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = now_micros();
+        let ids: Vec<JobId> = jobs.iter().map(|j| j.id).collect();
+        let rows = insert_rows_of(jobs, now)?;
+
+        if rows.len() > INSERT_CHUNK {
+            let mut conn = self.write_conn().await?;
+            let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
+            for chunk in rows.chunks(INSERT_CHUNK) {
+                insert_rows(&mut tx, chunk, now).await?;
+            }
+            tx.commit().await.map_err(db_err)?;
+        } else {
+            let mut conn = self.write_conn().await?;
+            insert_rows(&mut conn, &rows, now).await?;
+        }
+        self.wake();
+        Ok(ids)
+    }
+}
+
+/// One job as inserted by `enqueue_batch`.
+pub(super) struct InsertRow {
+    id: Uuid,
+    queue: String,
+    job_type: String,
+    payload: String,
+    status: &'static str,
+    priority: i32,
+    max_retries: i64,
+    run_at: i64,
+    metadata: Option<String>,
+}
+
+/// Serializes jobs for [`insert_rows`]; an unserializable job stores nothing.
+pub(super) fn insert_rows_of(jobs: Vec<NewJob>, now: i64) -> Result<Vec<InsertRow>> {
+    jobs.into_iter()
+        .map(|j| {
+            let run_at = j.run_at.map_or(now, micros);
+            let payload = serde_json::to_string(&j.payload).map_err(|e| Error::InvalidPayload {
+                job_type: j.job_type.clone(),
+                reason: e.to_string(),
+            })?;
+            let metadata = if j.metadata.is_empty() {
+                None
+            } else {
+                Some(
+                    serde_json::to_string(&j.metadata)
+                        .map_err(|e| Error::InvalidJob(format!("metadata of job {}: {e}", j.id)))?,
+                )
+            };
+            Ok(InsertRow {
+                id: *j.id.as_uuid(),
+                queue: j.queue_name,
+                job_type: j.job_type,
+                payload,
+                status: if run_at > now { "SCHEDULED" } else { "PENDING" },
+                priority: j.priority,
+                max_retries: i64::from(j.max_retries),
+                run_at,
+                metadata,
+            })
+        })
+        .collect()
+}
+
+pub(super) async fn insert_rows(
+    conn: &mut SqliteConnection,
+    rows: &[InsertRow],
+    now: i64,
+) -> Result<()> {
+    let sql = sql::insert(rows.len());
+    let mut q = sqlx::query(&sql);
+    for r in rows {
+        q = q
+            .bind(r.id)
+            .bind(r.queue.as_str())
+            .bind(r.job_type.as_str())
+            .bind(r.payload.as_str())
+            .bind(r.status)
+            .bind(r.priority)
+            .bind(r.max_retries)
+            .bind(r.run_at)
+            .bind(now)
+            .bind(r.metadata.as_deref());
+    }
+    match q.execute(conn).await {
+        Ok(_) => Ok(()),
+        Err(e)
+            if e.as_database_error()
+                .is_some_and(|d| d.is_unique_violation()) =>
+        {
+            Err(Error::InvalidJob(
+                "a job with one of these ids already exists (or an id repeats in the batch); \
+                 nothing was stored"
+                    .to_owned(),
+            ))
+        }
+        Err(e) => Err(db_err(e)),
+    }
+}

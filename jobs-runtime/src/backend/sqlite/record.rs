@@ -1,0 +1,206 @@
+//! Recording outcomes: completions, failures, retries and releases, applied
+//! in batches under their lease fences.
+
+use std::collections::HashSet;
+
+use jobs_core::{Error, JobId, Outcome, OutcomeUpdate, Result};
+use sqlx::{Connection, Row, SqliteConnection};
+use uuid::Uuid;
+
+use super::backend::db_err;
+use super::sql::{self, padded, UPDATE_CHUNK};
+use super::time::{add_micros, rfc3339, unique_now_micros};
+use super::SqliteBackend;
+
+/// One row of the batched failure/release update.
+pub(super) struct Transition {
+    pub(super) id: Uuid,
+    pub(super) attempt: i64,
+    pub(super) status: &'static str,
+    pub(super) retry_inc: i64,
+    pub(super) run_at: Option<i64>,
+    pub(super) completed_at: Option<i64>,
+    pub(super) message: Option<String>,
+    pub(super) retryable: bool,
+    pub(super) worker: Option<String>,
+}
+
+impl SqliteBackend {
+    /// Applies completions: one statement per chunk; `now` must be unique to
+    /// this call (see [`unique_now_micros`]). Adds the ids applied to `applied`.
+    async fn apply_completions(
+        conn: &mut SqliteConnection,
+        now: i64,
+        rows: &[(Uuid, i64, Option<String>)],
+        applied: &mut HashSet<Uuid>,
+    ) -> Result<()> {
+        for chunk in rows.chunks(UPDATE_CHUNK) {
+            let n = padded(chunk.len());
+            let sql = sql::complete(n);
+            let mut q = sqlx::query(&sql).bind(now);
+            for (id, attempt, result) in chunk {
+                q = q.bind(*id).bind(*attempt).bind(result.as_deref());
+            }
+            for _ in chunk.len()..n {
+                q = q.bind(None::<Uuid>).bind(None::<i64>).bind(None::<&str>);
+            }
+            // Not `RETURNING id`: every returned row is one more hand-off from
+            // SQLite's thread, and nearly always every fence matches.
+            let done = q.execute(&mut *conn).await.map_err(db_err)?;
+            if done.rows_affected() == chunk.len() as u64 {
+                applied.extend(chunk.iter().map(|c| c.0));
+                continue;
+            }
+            // Some fences were stale: the rows this call completed are the ones
+            // stamped with its `now`, unique per call in this process.
+            let sql = sql::completed_by_call(chunk.len());
+            let mut q = sqlx::query(&sql);
+            for (id, attempt, _) in chunk {
+                q = q.bind(*id).bind(*attempt);
+            }
+            for row in q.bind(now).fetch_all(&mut *conn).await.map_err(db_err)? {
+                applied.insert(row.try_get(0).map_err(db_err)?);
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies failures, retries and releases, appending to the error history.
+    pub(super) async fn apply_transitions(
+        conn: &mut SqliteConnection,
+        now: i64,
+        rows: &[Transition],
+        applied: &mut HashSet<Uuid>,
+    ) -> Result<()> {
+        let at = rfc3339(now);
+        for chunk in rows.chunks(UPDATE_CHUNK) {
+            let n = padded(chunk.len());
+            // v: 1 id, 2 attempt, 3 status, 4 retry_inc, 5 run_at, 6 completed_at,
+            //    7 message, 8 retryable ('true'/'false'), 9 worker.
+            let sql = sql::transition(n);
+            let mut q = sqlx::query(&sql).bind(at.as_str());
+            for t in chunk {
+                q = q
+                    .bind(t.id)
+                    .bind(t.attempt)
+                    .bind(t.status)
+                    .bind(t.retry_inc)
+                    .bind(t.run_at)
+                    .bind(t.completed_at)
+                    .bind(t.message.as_deref())
+                    .bind(if t.retryable { "true" } else { "false" })
+                    .bind(t.worker.as_deref());
+            }
+            for _ in chunk.len()..n {
+                q = q
+                    .bind(None::<Uuid>)
+                    .bind(None::<i64>)
+                    .bind(None::<&str>)
+                    .bind(None::<i64>)
+                    .bind(None::<i64>)
+                    .bind(None::<i64>)
+                    .bind(None::<&str>)
+                    .bind(None::<&str>)
+                    .bind(None::<&str>);
+            }
+            for row in q.fetch_all(&mut *conn).await.map_err(db_err)? {
+                applied.insert(row.try_get(0).map_err(db_err)?);
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) async fn record_now(
+        &self,
+        worker_id: &str,
+        updates: &[OutcomeUpdate],
+    ) -> Result<Vec<JobId>> {
+        if updates.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = unique_now_micros();
+        let mut completions = Vec::new();
+        let mut transitions = Vec::new();
+        let mut wake = false;
+        for u in updates {
+            let id = *u.fence.id.as_uuid();
+            let attempt = i64::from(u.fence.attempt);
+            let fail =
+                |status, error: &jobs_core::AttemptFailure, retry_inc, run_at, done| Transition {
+                    id,
+                    attempt,
+                    status,
+                    retry_inc,
+                    run_at,
+                    completed_at: done,
+                    message: Some(error.message.clone()),
+                    retryable: error.retryable,
+                    worker: Some(worker_id.to_owned()),
+                };
+            match &u.outcome {
+                Outcome::Complete { result } => {
+                    let result = result
+                        .as_ref()
+                        .map(|v| {
+                            serde_json::to_string(v)
+                                .map_err(|e| Error::InvalidJob(format!("result of job {id}: {e}")))
+                        })
+                        .transpose()?;
+                    completions.push((id, attempt, result));
+                }
+                Outcome::Retry { delay, error } => {
+                    wake = true;
+                    transitions.push(fail(
+                        "RETRYING",
+                        error,
+                        1,
+                        Some(add_micros(now, *delay)),
+                        None,
+                    ));
+                }
+                Outcome::Fail { error } => {
+                    transitions.push(fail("FAILED", error, 0, None, Some(now)));
+                }
+                Outcome::DeadLetter { error } => {
+                    transitions.push(fail("DEAD_LETTER", error, 0, None, Some(now)));
+                }
+                Outcome::Release => {
+                    wake = true;
+                    transitions.push(Transition {
+                        id,
+                        attempt,
+                        status: "PENDING",
+                        retry_inc: 0,
+                        run_at: Some(now),
+                        completed_at: None,
+                        message: None,
+                        retryable: false,
+                        worker: None,
+                    });
+                }
+            }
+        }
+        let statements =
+            completions.len().div_ceil(UPDATE_CHUNK) + transitions.len().div_ceil(UPDATE_CHUNK);
+        let mut applied = HashSet::with_capacity(updates.len());
+        let mut conn = self.write_conn().await?;
+        if statements > 1 {
+            let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
+            Self::apply_completions(&mut tx, now, &completions, &mut applied).await?;
+            Self::apply_transitions(&mut tx, now, &transitions, &mut applied).await?;
+            tx.commit().await.map_err(db_err)?;
+        } else {
+            Self::apply_completions(&mut conn, now, &completions, &mut applied).await?;
+            Self::apply_transitions(&mut conn, now, &transitions, &mut applied).await?;
+        }
+        drop(conn);
+        if wake {
+            self.wake();
+        }
+        Ok(updates
+            .iter()
+            .map(|u| u.fence.id)
+            .filter(|id| !applied.contains(id.as_uuid()))
+            .collect())
+    }
+}

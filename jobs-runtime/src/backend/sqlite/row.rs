@@ -1,0 +1,73 @@
+//! Decoding a `jobs_queue` row, its columns in the order of `sql::JOB_COLS`,
+//! into a [`Job`].
+
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use jobs_core::{AttemptError, Error, Job, JobId, JobStatus, Result};
+use serde_json::{Map, Value};
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
+use uuid::Uuid;
+
+use super::backend::{db_err, BACKEND};
+use super::time::from_micros;
+
+pub(super) fn job_from_row(row: &SqliteRow) -> Result<(Job, i64)> {
+    let raw_id: Uuid = row.try_get(0).map_err(db_err)?;
+    let id = JobId::from_uuid(raw_id);
+    let corrupt = |reason: String| Error::Corrupt {
+        backend: BACKEND,
+        id: id.to_string(),
+        reason,
+    };
+    let get_err = |e: sqlx::Error| corrupt(e.to_string());
+    let json = |col: usize, what: &str| -> Result<Option<Value>> {
+        let text: Option<&str> = row.try_get(col).map_err(get_err)?;
+        text.map(|t| serde_json::from_str(t).map_err(|e| corrupt(format!("{what}: {e}"))))
+            .transpose()
+    };
+    let status: &str = row.try_get(4).map_err(get_err)?;
+    let status = JobStatus::from_str(status).map_err(|e| corrupt(e.to_string()))?;
+    let errors: Vec<AttemptError> = match row.try_get::<Option<&str>, _>(13).map_err(get_err)? {
+        Some(t) => serde_json::from_str(t).map_err(|e| corrupt(format!("errors: {e}")))?,
+        None => Vec::new(),
+    };
+    let metadata: Map<String, Value> = match json(15, "metadata")? {
+        Some(Value::Object(m)) => m,
+        Some(other) => return Err(corrupt(format!("metadata is not an object: {other}"))),
+        None => Map::new(),
+    };
+    let ts = |col: usize| -> Result<Option<DateTime<Utc>>> {
+        Ok(row
+            .try_get::<Option<i64>, _>(col)
+            .map_err(get_err)?
+            .map(from_micros))
+    };
+    let int = |col: usize| -> Result<i64> { row.try_get::<i64, _>(col).map_err(get_err) };
+    let u32_col = |col: usize| -> Result<u32> {
+        u32::try_from(int(col)?).map_err(|e| corrupt(format!("column {col}: {e}")))
+    };
+    let job = Job {
+        id,
+        queue_name: row.try_get(1).map_err(get_err)?,
+        job_type: row.try_get(2).map_err(get_err)?,
+        payload: json(3, "payload")?.unwrap_or(Value::Null),
+        status,
+        priority: i32::try_from(int(5)?).map_err(|e| corrupt(format!("priority: {e}")))?,
+        retry_count: u32_col(6)?,
+        max_retries: u32_col(7)?,
+        run_at: from_micros(int(8)?),
+        created_at: from_micros(int(9)?),
+        started_at: ts(10)?,
+        completed_at: ts(11)?,
+        error_message: row.try_get(12).map_err(get_err)?,
+        errors,
+        result_data: json(14, "result_data")?,
+        metadata,
+        locked_by: row.try_get(16).map_err(get_err)?,
+        lease_until: ts(17)?,
+        attempt: u32_col(18)?,
+    };
+    Ok((job, int(19)?))
+}

@@ -1,0 +1,230 @@
+//! The statements on `jobs_queue`, kept as `.sql` files under `sql/` and
+//! completed here: constants and sizes go into their `{NAME}` placeholders.
+//!
+//! The files are laid out for reading. Loading drops whole-line `--` comments
+//! and turns each run of whitespace (line breaks, indentation) into one space,
+//! so SQLite and its statement cache see each statement as one line with
+//! single spaces. No string literal in the files holds whitespace or starts a
+//! line with `--`, so this only undoes the layout; keep it that way.
+
+use std::sync::LazyLock;
+
+/// Rows per multi-row INSERT (10 parameters each; SQLite allows 32766).
+pub(super) const INSERT_CHUNK: usize = 500;
+/// Rows per `VALUES` list of batched updates; lists are padded to a power of two
+/// so only a handful of statements are ever prepared.
+pub(super) const UPDATE_CHUNK: usize = 256;
+
+const WAITING: &str = "('PENDING', 'SCHEDULED', 'RETRYING')";
+const TERMINAL: &str = "('COMPLETED', 'FAILED', 'DEAD_LETTER')";
+/// The columns of a job, in the order [`job_from_row`](super::row::job_from_row) reads.
+const JOB_COLS: &str = "id, queue, job_type, payload, status, priority, retry_count, \
+    max_retries, run_at, created_at, started_at, completed_at, error_message, errors, \
+    result_data, metadata, locked_by, lease_until, attempt, seq";
+
+/// A statement file as executed: comment lines dropped, layout collapsed, and
+/// each `{NAME}` of `vars` replaced by its value.
+fn load(file: &str, vars: &[(&str, &str)]) -> String {
+    let mut sql = file
+        .lines()
+        .filter(|line| !line.trim_start().starts_with("--"))
+        .flat_map(str::split_whitespace)
+        .collect::<Vec<_>>()
+        .join(" ");
+    for (name, value) in vars {
+        sql = sql.replace(&format!("{{{name}}}"), value);
+    }
+    sql
+}
+
+/// `n` rounded up to a power of two (at most [`UPDATE_CHUNK`]).
+pub(super) fn padded(n: usize) -> usize {
+    n.next_power_of_two().min(UPDATE_CHUNK)
+}
+
+/// `(?, ?, …), (…)`: `rows` tuples of `width` anonymous parameters. Big
+/// statements use anonymous parameters only: SQLite looks numbered ones up by a
+/// linear scan, which makes binding thousands of them quadratic.
+fn values_list(rows: usize, width: usize) -> String {
+    let tuple = format!("({})", vec!["?"; width].join(", "));
+    vec![tuple.as_str(); rows].join(", ")
+}
+
+/// The claim of up to `?4` jobs from `queues` queues (at least one), an
+/// earlier queue's jobs first.
+pub(super) fn claim(queues: usize) -> String {
+    static CLAIM: LazyLock<String> =
+        LazyLock::new(|| load(include_str!("sql/claim.sql"), &[("JOB_COLS", JOB_COLS)]));
+    static ONE_QUEUE: LazyLock<String> = LazyLock::new(|| {
+        load(
+            include_str!("sql/claim_one_queue.sql"),
+            &[("WAITING", WAITING)],
+        )
+    });
+    static QUEUES: LazyLock<String> =
+        LazyLock::new(|| load(include_str!("sql/claim_queues.sql"), &[]));
+    static QUEUE_ARM: LazyLock<String> = LazyLock::new(|| {
+        load(
+            include_str!("sql/claim_queue_arm.sql"),
+            &[("WAITING", WAITING)],
+        )
+    });
+    let selection = if queues == 1 {
+        ONE_QUEUE.clone()
+    } else {
+        let arms: Vec<String> = (0..queues)
+            .map(|n| {
+                QUEUE_ARM
+                    .replace("{pos}", &n.to_string())
+                    .replace("{param}", &(n + 5).to_string())
+            })
+            .collect();
+        QUEUES.replace("{arms}", &arms.join(" UNION ALL "))
+    };
+    CLAIM.replace("{selection}", &selection)
+}
+
+/// The insert of `rows` jobs.
+pub(super) fn insert(rows: usize) -> String {
+    static SQL: LazyLock<String> = LazyLock::new(|| load(include_str!("sql/insert.sql"), &[]));
+    SQL.replace("{values}", &values_list(rows, 10))
+}
+
+/// The completion of `rows` attempts.
+pub(super) fn complete(rows: usize) -> String {
+    static SQL: LazyLock<String> = LazyLock::new(|| load(include_str!("sql/complete.sql"), &[]));
+    SQL.replace("{values}", &values_list(rows, 3))
+}
+
+/// Which of `rows` attempts a [`complete`] statement completed.
+pub(super) fn completed_by_call(rows: usize) -> String {
+    static SQL: LazyLock<String> =
+        LazyLock::new(|| load(include_str!("sql/completed_by_call.sql"), &[]));
+    SQL.replace("{values}", &values_list(rows, 2))
+}
+
+/// The failure, retry or release of `rows` attempts.
+pub(super) fn transition(rows: usize) -> String {
+    static SQL: LazyLock<String> = LazyLock::new(|| load(include_str!("sql/transition.sql"), &[]));
+    SQL.replace("{values}", &values_list(rows, 9))
+}
+
+/// The lease extension of `rows` attempts.
+pub(super) fn heartbeat(rows: usize) -> String {
+    static SQL: LazyLock<String> = LazyLock::new(|| load(include_str!("sql/heartbeat.sql"), &[]));
+    SQL.replace("{values}", &values_list(rows, 2))
+}
+
+pub(super) fn recover_any() -> &'static str {
+    static SQL: LazyLock<String> = LazyLock::new(|| load(include_str!("sql/recover_any.sql"), &[]));
+    &SQL
+}
+
+pub(super) fn recover_expired() -> &'static str {
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        load(
+            include_str!("sql/recover_expired.sql"),
+            &[("JOB_COLS", JOB_COLS)],
+        )
+    });
+    &SQL
+}
+
+pub(super) fn get() -> &'static str {
+    static SQL: LazyLock<String> =
+        LazyLock::new(|| load(include_str!("sql/get.sql"), &[("JOB_COLS", JOB_COLS)]));
+    &SQL
+}
+
+/// The listing, filtered by the `?3` queue, `?4` status and `?5` job type
+/// where asked.
+pub(super) fn list(queue: bool, status: bool, job_type: bool) -> String {
+    static SQL: LazyLock<String> =
+        LazyLock::new(|| load(include_str!("sql/list.sql"), &[("JOB_COLS", JOB_COLS)]));
+    let mut filters = String::new();
+    if queue {
+        filters.push_str(" AND queue = ?3");
+    }
+    if status {
+        filters.push_str(" AND status = ?4");
+    }
+    if job_type {
+        filters.push_str(" AND job_type = ?5");
+    }
+    SQL.replace("{filters}", &filters)
+}
+
+/// The next due time over `queues` queues (at least one), bound from `?2` on.
+pub(super) fn next_due(queues: usize) -> String {
+    static SQL: LazyLock<String> =
+        LazyLock::new(|| load(include_str!("sql/next_due.sql"), &[("WAITING", WAITING)]));
+    let marks = (0..queues)
+        .map(|i| format!("?{}", i + 2))
+        .collect::<Vec<_>>()
+        .join(", ");
+    SQL.replace("{marks}", &marks)
+}
+
+pub(super) fn cancel() -> &'static str {
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        load(
+            include_str!("sql/cancel.sql"),
+            &[("WAITING", WAITING), ("JOB_COLS", JOB_COLS)],
+        )
+    });
+    &SQL
+}
+
+pub(super) fn requeue() -> &'static str {
+    static SQL: LazyLock<String> =
+        LazyLock::new(|| load(include_str!("sql/requeue.sql"), &[("JOB_COLS", JOB_COLS)]));
+    &SQL
+}
+
+pub(super) fn counts() -> &'static str {
+    static SQL: LazyLock<String> = LazyLock::new(|| load(include_str!("sql/counts.sql"), &[]));
+    &SQL
+}
+
+pub(super) fn prune() -> &'static str {
+    static SQL: LazyLock<String> =
+        LazyLock::new(|| load(include_str!("sql/prune.sql"), &[("TERMINAL", TERMINAL)]));
+    &SQL
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every placeholder is filled and no comment is left in a statement.
+    #[test]
+    fn statements_are_complete() {
+        let mut all = vec![
+            recover_any().to_owned(),
+            recover_expired().to_owned(),
+            get().to_owned(),
+            cancel().to_owned(),
+            requeue().to_owned(),
+            counts().to_owned(),
+            prune().to_owned(),
+        ];
+        for n in [1, 2, 3] {
+            all.extend([
+                claim(n),
+                insert(n),
+                complete(n),
+                completed_by_call(n),
+                transition(n),
+                heartbeat(n),
+                next_due(n),
+            ]);
+        }
+        for mask in 0..8 {
+            all.push(list(mask & 1 != 0, mask & 2 != 0, mask & 4 != 0));
+        }
+        for sql in &all {
+            assert!(!sql.contains(['{', '}', '\n']), "{sql}");
+            assert!(!sql.contains("--"), "{sql}");
+        }
+    }
+}

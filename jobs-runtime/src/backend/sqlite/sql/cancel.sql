@@ -1,0 +1,3 @@
+-- Cancels job ?2 at ?1 if it is still waiting.
+UPDATE jobs_queue SET status = 'FAILED', error_message = 'cancelled',
+    completed_at = ?1 WHERE id = ?2 AND status IN {WAITING} RETURNING {JOB_COLS}

@@ -1,0 +1,5 @@
+-- The first ?4 jobs due at ?1 of the queue at position {pos} (from 0) of the
+-- request, bound as ?{param}.
+SELECT * FROM (SELECT {pos} AS qp, priority, run_at, seq FROM jobs_queue
+    WHERE queue = ?{param} AND status IN {WAITING} AND run_at <= ?1
+    ORDER BY priority DESC, run_at, seq LIMIT ?4)
