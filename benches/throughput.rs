@@ -29,10 +29,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use jobs::backend::{Backend, ClaimRequest, Fence, JobListener, OutcomeUpdate, Recovered};
 use jobs::{
-    BoxFuture, ClaimRequest, Fence, Job, JobError, JobFilter, JobHandler, JobId, JobListener,
-    JobQueue, JobResult, JobStatus, NewJob, OutcomeUpdate, Queue, QueueCount, Recovered,
-    WorkerManager,
+    BoxFuture, Job, JobError, JobFilter, JobHandler, JobId, JobResult, JobStatus, NewJob, Queue,
+    QueueCount, WorkerManager,
 };
 use serde_json::json;
 
@@ -232,7 +232,7 @@ async fn server_ops(url: &str) -> Option<u64> {
 /// Forwards to a backend, counting the calls a manager makes (the listener's
 /// own waiting is inside `JobListener::wait` and not counted here).
 struct Counted {
-    inner: Arc<dyn JobQueue>,
+    inner: Arc<dyn Backend>,
     calls: Arc<AtomicU64>,
 }
 
@@ -242,7 +242,7 @@ impl Counted {
     }
 }
 
-impl JobQueue for Counted {
+impl Backend for Counted {
     fn backend_name(&self) -> &'static str {
         self.inner.backend_name()
     }
@@ -317,7 +317,7 @@ async fn w4(queue: &Queue, url: &str, concurrency: usize) -> jobs::Result<()> {
     let counted = Queue::from(Arc::new(Counted {
         inner: queue.backend().clone(),
         calls: calls.clone(),
-    }) as Arc<dyn JobQueue>);
+    }) as Arc<dyn Backend>);
     let m = manager(&counted, &q, concurrency)?;
     m.start().await?;
     tokio::time::sleep(Duration::from_secs(2)).await;

@@ -75,11 +75,8 @@ async fn sweep_dead_letters(
     sweep: SweepDeadLetters,
     queue: Data<Queue>,
 ) -> Result<Sweep, jobs::Error> {
-    let filter = JobFilter {
-        status: Some(JobStatus::DeadLetter),
-        job_type: sweep.job_type,
-        ..JobFilter::default()
-    };
+    let mut filter = JobFilter::default().status(JobStatus::DeadLetter);
+    filter.job_type = sweep.job_type;
     let mut done = Sweep::default();
     for job in queue.list(&filter).await? {
         if died_of_transient_cause(&job) {

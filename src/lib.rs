@@ -5,7 +5,11 @@
 //! retry failures with backoff, call `on_failure` after every failed attempt,
 //! dead-letter what exhausts its retries, and shut down without losing work.
 //! Backends: `memory://`, `sqlite://` (embedded, durable), `postgres://` and
-//! `redis://` (many workers on many machines), all behind one [`JobQueue`] port.
+//! `redis://` (many workers on many machines), all behind one
+//! [`Backend`](backend::Backend) port.
+//!
+//! The crate root holds what applications use; [`backend`] holds the backends
+//! and the port they implement, for backend authors and protocol-level tests.
 //!
 //! ```
 //! use jobs::prelude::*;
@@ -42,17 +46,24 @@
 //! # }
 //! ```
 
-pub use jobs_core::{
-    find_registration, payload, registered_handlers, AttemptError, AttemptFailure, Backoff,
-    BoxError, BoxFuture, CancelReason, CancellationToken, ClaimRequest, Data, DynHandler, Enqueue,
-    Error, Fence, FromJobContext, FromJobContextRef, HandlerRegistration, IntoJobResult, Job,
-    JobContext, JobError, JobFilter, JobHandler, JobId, JobListener, JobOptions, JobPayload,
-    JobQueue, JobResult, JobStatus, NewJob, Outcome, OutcomeUpdate, Queue, QueueCount, Recovered,
-    Result, ServiceRequirement, Services, Validate,
-};
+#![warn(missing_docs)]
+
 /// Enqueue inside your own SQL transaction (the outbox guarantee): SQLite and PostgreSQL only.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
-pub use jobs_runtime::backend::transactional::TransactionalEnqueue;
+pub use jobs_core::backend::TransactionalEnqueue;
+pub use jobs_core::{
+    payload, registry, AttemptError, BackendError, BackendErrorKind, Backoff, BoxError, BoxFuture,
+    CancelReason, CancellationToken, Data, Enqueue, Error, FromJobContext, FromJobContextRef,
+    HandlerRegistration, IntoJobResult, Job, JobContext, JobError, JobFilter, JobHandler, JobId,
+    JobOptions, JobPayload, JobResult, JobStatus, NewJob, Queue, QueueCount, Result,
+    ServiceRequirement, Services, Validate,
+};
+/// The `sqlx` this crate is built with, so the connections and transactions
+/// you pass to [`TransactionalEnqueue`] (and get from `pool()`) are of the same
+/// version: `use jobs::sqlx;` instead of a `sqlx` dependency of your own, or
+/// keep yours on the same minor version.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub use jobs_runtime::sqlx;
 pub use jobs_runtime::{
     backend, connect, ManagerStats, WorkerManager, WorkerManagerBuilder, SCHEMES,
 };

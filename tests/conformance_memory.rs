@@ -4,10 +4,10 @@ mod conformance;
 
 use std::sync::Arc;
 
-use jobs_core::JobQueue;
+use jobs_core::Backend;
 use jobs_runtime::backend::memory::MemoryBackend;
 
-async fn memory_backend() -> Arc<dyn JobQueue> {
+async fn memory_backend() -> Arc<dyn Backend> {
     Arc::new(MemoryBackend::new())
 }
 

@@ -7,11 +7,11 @@ mod postgres_support;
 
 use std::sync::Arc;
 
-use jobs_core::JobQueue;
+use jobs_core::Backend;
 use jobs_runtime::backend::memory::MemoryBackend;
 use postgres_support::SelfCleaning;
 
-async fn postgres_backend() -> Arc<dyn JobQueue> {
+async fn postgres_backend() -> Arc<dyn Backend> {
     match SelfCleaning::fresh("conf").await {
         Some(backend) => Arc::new(backend),
         // Skipped (the reason is printed): the rule runs on memory instead, so it still passes.

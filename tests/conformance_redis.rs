@@ -7,10 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use jobs_core::{
-    BoxFuture, ClaimRequest, Fence, Job, JobFilter, JobId, JobListener, JobQueue, NewJob,
-    OutcomeUpdate, QueueCount, Recovered, Result,
-};
+use jobs_core::backend::{ClaimRequest, Fence, JobListener, OutcomeUpdate, Recovered};
+use jobs_core::{Backend, BoxFuture, Job, JobFilter, JobId, NewJob, QueueCount, Result};
 use jobs_runtime::backend::redis::RedisBackend;
 
 fn redis_url() -> String {
@@ -24,7 +22,7 @@ fn redis_url() -> String {
 
 /// Without a Redis URL (and outside CI) the suite runs on memory instead, so
 /// `cargo test` still passes on a machine without Redis; CI must set the URL.
-async fn redis_backend() -> Arc<dyn JobQueue> {
+async fn redis_backend() -> Arc<dyn Backend> {
     if std::env::var("JOBS_TEST_REDIS_URL").map_or(true, |u| u.is_empty())
         && std::env::var_os("CI").is_none()
     {
@@ -80,7 +78,7 @@ impl Drop for Purged {
     }
 }
 
-impl JobQueue for Purged {
+impl Backend for Purged {
     fn backend_name(&self) -> &'static str {
         self.backend.backend_name()
     }

@@ -10,9 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use jobs_core::{
-    ClaimRequest, JobFilter, JobId, JobQueue, JobStatus, NewJob, Outcome, OutcomeUpdate,
-};
+use jobs_core::backend::{ClaimRequest, Outcome, OutcomeUpdate};
+use jobs_core::{Backend, JobFilter, JobId, JobStatus, NewJob};
 use jobs_runtime::backend::sqlite::SqliteBackend;
 use serde_json::json;
 
@@ -26,7 +25,7 @@ fn url_of(path: &std::path::Path) -> String {
     format!("sqlite://{}", path.display())
 }
 
-async fn sqlite_backend() -> Arc<dyn JobQueue> {
+async fn sqlite_backend() -> Arc<dyn Backend> {
     let url = url_of(&temp_db("conformance"));
     Arc::new(SqliteBackend::connect(&url).await.expect("open sqlite"))
 }
@@ -36,7 +35,7 @@ jobs_conformance_suite!(sqlite_backend);
 mod in_memory {
     use super::*;
 
-    async fn sqlite_memory_backend() -> Arc<dyn JobQueue> {
+    async fn sqlite_memory_backend() -> Arc<dyn Backend> {
         Arc::new(
             SqliteBackend::connect("sqlite::memory:")
                 .await
@@ -57,7 +56,7 @@ async fn two_handles_on_one_file_never_double_claim() {
     let url = url_of(&temp_db("shared"));
     let a = Arc::new(SqliteBackend::connect(&url).await.expect("open a"));
     let b = Arc::new(SqliteBackend::connect(&url).await.expect("open b"));
-    let handles: [Arc<dyn JobQueue>; 2] = [a.clone(), b.clone()];
+    let handles: [Arc<dyn Backend>; 2] = [a.clone(), b.clone()];
 
     let new_jobs = |n: usize, tag: &str| -> Vec<NewJob> {
         (0..n)
@@ -99,12 +98,12 @@ async fn two_handles_on_one_file_never_double_claim() {
             loop {
                 let finished = done.load(Ordering::SeqCst);
                 let jobs = q
-                    .claim(ClaimRequest {
-                        worker_id: &worker,
-                        queues: &queues,
-                        limit: 1 + (c * 5) % 32,
-                        lease: Duration::from_secs(60),
-                    })
+                    .claim(ClaimRequest::new(
+                        &worker,
+                        &queues,
+                        1 + (c * 5) % 32,
+                        Duration::from_secs(60),
+                    ))
                     .await
                     .expect("claim");
                 if jobs.is_empty() {
@@ -119,10 +118,7 @@ async fn two_handles_on_one_file_never_double_claim() {
                 }
                 let updates: Vec<OutcomeUpdate> = jobs
                     .iter()
-                    .map(|j| OutcomeUpdate {
-                        fence: j.fence(),
-                        outcome: Outcome::Complete { result: None },
-                    })
+                    .map(|j| OutcomeUpdate::new(j.fence(), Outcome::Complete { result: None }))
                     .collect();
                 let lost = q.record(&worker, &updates).await.expect("record");
                 assert!(
@@ -164,12 +160,12 @@ async fn jobs_survive_reopening_the_file() {
             .await
             .expect("enqueue");
         let claimed = q
-            .claim(ClaimRequest {
-                worker_id: "gone",
-                queues: &["other".to_owned()],
-                limit: 1,
-                lease: Duration::from_millis(100),
-            })
+            .claim(ClaimRequest::new(
+                "gone",
+                &["other".to_owned()],
+                1,
+                Duration::from_millis(100),
+            ))
             .await
             .expect("claim");
         assert_eq!(claimed.len(), 1);
@@ -239,7 +235,7 @@ async fn connect_url_opens_sqlite() {
 /// A job enqueued in the caller's own transaction exists iff it commits.
 #[tokio::test]
 async fn transactional_enqueue_follows_the_callers_transaction() {
-    use jobs_runtime::backend::transactional::TransactionalEnqueue;
+    use jobs_runtime::backend::TransactionalEnqueue;
 
     let path = temp_db("tx");
     let url = url_of(&path);
@@ -282,12 +278,12 @@ async fn transactional_enqueue_follows_the_callers_transaction() {
     let job = backend.get(committed).await.expect("get").expect("stored");
     assert_eq!(job.status, JobStatus::Pending);
     let claimed = backend
-        .claim(ClaimRequest {
-            worker_id: "w",
-            queues: &["default".to_owned()],
-            limit: 10,
-            lease: Duration::from_secs(30),
-        })
+        .claim(ClaimRequest::new(
+            "w",
+            &["default".to_owned()],
+            10,
+            Duration::from_secs(30),
+        ))
         .await
         .expect("claim");
     assert_eq!(

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jobs::prelude::*;
-use jobs::{DynHandler, HandlerRegistration, NewJob, ServiceRequirement, Services};
+use jobs::registry::DynHandler;
+use jobs::{HandlerRegistration, NewJob, ServiceRequirement, Services};
 use serde_json::json;
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -140,7 +141,7 @@ async fn run(
 }
 
 fn registration(job_type: &str) -> &'static HandlerRegistration {
-    jobs::registered_handlers()
+    jobs::registry::registered_handlers()
         .find(|r| r.job_type == job_type)
         .unwrap_or_else(|| panic!("`{job_type}` is not registered"))
 }

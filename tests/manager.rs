@@ -8,9 +8,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jobs::backend::memory::MemoryBackend;
+use jobs::backend::ClaimRequest;
 use jobs::{
-    Backoff, BoxError, ClaimRequest, HandlerRegistration, Job, JobContext, JobError, JobHandler,
-    JobId, JobResult, JobStatus, NewJob, Queue, ServiceRequirement, WorkerManager,
+    Backoff, BoxError, HandlerRegistration, Job, JobContext, JobError, JobHandler, JobId,
+    JobResult, JobStatus, NewJob, Queue, ServiceRequirement, WorkerManager,
 };
 use serde_json::json;
 use support::{eventually, wait_drained, wait_for_status};
@@ -646,12 +647,12 @@ async fn an_expired_lease_returns_the_job_for_another_attempt() {
     // A worker claims the job and dies: it never heartbeats nor records anything.
     let claimed = q
         .backend()
-        .claim(ClaimRequest {
-            worker_id: "dead-worker",
-            queues: &["default".to_owned()],
-            limit: 10,
-            lease: Duration::from_millis(50),
-        })
+        .claim(ClaimRequest::new(
+            "dead-worker",
+            &["default".to_owned()],
+            10,
+            Duration::from_millis(50),
+        ))
         .await
         .unwrap();
     assert_eq!(claimed.len(), 1);
@@ -719,22 +720,22 @@ async fn build_refuses_two_handlers_for_one_job_type_naming_both() {
 
 struct Mailer;
 
-static NEEDS_MAILER: HandlerRegistration = HandlerRegistration {
-    job_type: "email.send",
-    handler_name: "SendEmailHandler",
-    payload_type: "SendEmail",
-    file: "src/email.rs",
-    line: 12,
-    check_payload: |_| Ok(()),
-    requirements: || vec![ServiceRequirement::of::<Mailer>()],
-    make: || {
+static NEEDS_MAILER: HandlerRegistration = HandlerRegistration::new(
+    "email.send",
+    "SendEmailHandler",
+    "SendEmail",
+    "src/email.rs",
+    12,
+    |_| Ok(()),
+    || vec![ServiceRequirement::of::<Mailer>()],
+    || {
         Arc::new(Scripted::new(
             "email.send",
             Behaviour::Succeed,
             &Log::default(),
         ))
     },
-};
+);
 
 #[tokio::test]
 async fn build_refuses_a_handler_whose_data_was_not_provided() {

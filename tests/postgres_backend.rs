@@ -7,22 +7,15 @@ mod postgres_support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use jobs_core::{
-    AttemptFailure, ClaimRequest, JobOptions, JobPayload, JobQueue, JobStatus, NewJob, Outcome,
-    OutcomeUpdate,
-};
+use jobs_core::backend::{AttemptFailure, ClaimRequest, Outcome, OutcomeUpdate};
+use jobs_core::{Backend, JobOptions, JobPayload, JobStatus, NewJob};
 use jobs_runtime::backend::postgres::PostgresBackend;
-use jobs_runtime::backend::transactional::TransactionalEnqueue;
+use jobs_runtime::backend::TransactionalEnqueue;
 use postgres_support::{drop_schema, fresh_backend, fresh_schema, url};
 use serde_json::json;
 
 fn claim_req<'a>(queues: &'a [String], limit: usize) -> ClaimRequest<'a> {
-    ClaimRequest {
-        worker_id: "w1",
-        queues,
-        limit,
-        lease: Duration::from_secs(30),
-    }
+    ClaimRequest::new("w1", queues, limit, Duration::from_secs(30))
 }
 
 fn queues(names: &[&str]) -> Vec<String> {
@@ -119,10 +112,7 @@ struct Invoice {
 impl JobPayload for Invoice {
     const JOB_TYPE: &'static str = "invoice.send";
     fn options() -> JobOptions {
-        JobOptions {
-            queue: Some("billing".into()),
-            ..JobOptions::default()
-        }
+        JobOptions::default().queue("billing")
     }
 }
 
@@ -232,21 +222,20 @@ async fn claim_and_record_work_in_batches() {
         }
         let updates: Vec<OutcomeUpdate> = batch
             .iter()
-            .map(|j| OutcomeUpdate {
-                fence: j.fence(),
-                outcome: if j.payload["n"].as_i64().unwrap() % 10 == 0 {
-                    Outcome::Retry {
-                        delay: Duration::from_secs(3600),
-                        error: AttemptFailure {
-                            message: "später ✗".into(),
-                            retryable: true,
-                        },
-                    }
-                } else {
-                    Outcome::Complete {
-                        result: Some(json!({"ok": j.payload["n"]})),
-                    }
-                },
+            .map(|j| {
+                OutcomeUpdate::new(
+                    j.fence(),
+                    if j.payload["n"].as_i64().unwrap() % 10 == 0 {
+                        Outcome::Retry {
+                            delay: Duration::from_secs(3600),
+                            error: AttemptFailure::new("später ✗", true),
+                        }
+                    } else {
+                        Outcome::Complete {
+                            result: Some(json!({"ok": j.payload["n"]})),
+                        }
+                    },
+                )
             })
             .collect();
         let lost = backend.record("w1", &updates).await.unwrap();
@@ -322,10 +311,7 @@ async fn listener_wakes_for_its_queues_and_for_scheduled_jobs() {
     let fence = claimed[0].fence();
     let releaser = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let release = OutcomeUpdate {
-            fence,
-            outcome: Outcome::Release,
-        };
+        let release = OutcomeUpdate::new(fence, Outcome::Release);
         assert!(b.record("w1", &[release]).await.unwrap().is_empty());
     });
     let t0 = Instant::now();
@@ -379,12 +365,7 @@ async fn expired_leases_become_failed_attempts_and_fence_the_old_worker() {
         .await
         .unwrap();
     let q = queues(&["default"]);
-    let short = ClaimRequest {
-        worker_id: "doomed",
-        queues: &q,
-        limit: 3,
-        lease: Duration::from_millis(100),
-    };
+    let short = ClaimRequest::new("doomed", &q, 3, Duration::from_millis(100));
     let claimed = backend.claim(short).await.unwrap();
     assert_eq!(claimed.len(), 3);
     // The third keeps its lease by heartbeating; the others lapse.
@@ -425,23 +406,17 @@ async fn expired_leases_become_failed_attempts_and_fence_the_old_worker() {
     let again = backend.claim(claim_req(&q, 10)).await.unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].attempt, 2);
-    let late = OutcomeUpdate {
-        fence: claimed[0].fence(),
-        outcome: Outcome::Complete { result: None },
-    };
+    let late = OutcomeUpdate::new(claimed[0].fence(), Outcome::Complete { result: None });
     assert_eq!(
         backend.record("doomed", &[late]).await.unwrap(),
         vec![ids[0]]
     );
-    let fresh = OutcomeUpdate {
-        fence: again[0].fence(),
-        outcome: Outcome::Fail {
-            error: AttemptFailure {
-                message: "nope".into(),
-                retryable: false,
-            },
+    let fresh = OutcomeUpdate::new(
+        again[0].fence(),
+        Outcome::Fail {
+            error: AttemptFailure::new("nope", false),
         },
-    };
+    );
     assert!(backend.record("w1", &[fresh]).await.unwrap().is_empty());
     let failed = backend.get(ids[0]).await.unwrap().unwrap();
     assert_eq!(failed.status, JobStatus::Failed);

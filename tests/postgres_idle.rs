@@ -7,7 +7,7 @@ mod postgres_support;
 
 use std::time::Duration;
 
-use jobs_core::{JobQueue, NewJob};
+use jobs_core::{Backend, NewJob};
 use jobs_runtime::backend::postgres::PostgresBackend;
 use postgres_support::cluster::Cluster;
 use serde_json::json;

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use jobs_core::{Job, JobError, JobHandler, JobId, JobQueue, JobResult, JobStatus, NewJob};
+use jobs_core::{Backend, Job, JobError, JobHandler, JobId, JobResult, JobStatus, NewJob};
 use jobs_runtime::backend::postgres::PostgresBackend;
 use jobs_runtime::WorkerManager;
 use postgres_support::cluster::Cluster;

@@ -6,9 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use jobs_core::{
-    ClaimRequest, Error, JobFilter, JobQueue, JobStatus, NewJob, Outcome, OutcomeUpdate,
-};
+use jobs_core::backend::{ClaimRequest, Outcome, OutcomeUpdate};
+use jobs_core::{Backend, Error, JobFilter, JobStatus, NewJob};
 use jobs_runtime::backend::redis::RedisBackend;
 use serde_json::json;
 
@@ -72,12 +71,7 @@ async fn raw() -> redis::aio::MultiplexedConnection {
 }
 
 fn claim_req<'a>(queues: &'a [String], limit: usize) -> ClaimRequest<'a> {
-    ClaimRequest {
-        worker_id: "w1",
-        queues,
-        limit,
-        lease: Duration::from_secs(30),
-    }
+    ClaimRequest::new("w1", queues, limit, Duration::from_secs(30))
 }
 
 fn q(names: &[&str]) -> Vec<String> {
@@ -115,12 +109,12 @@ async fn round_trip_with_result_and_counts() {
     let lost = b
         .record(
             "w1",
-            &[OutcomeUpdate {
-                fence: job.fence(),
-                outcome: Outcome::Complete {
+            &[OutcomeUpdate::new(
+                job.fence(),
+                Outcome::Complete {
                     result: Some(json!({"ok": true})),
                 },
-            }],
+            )],
         )
         .await
         .unwrap();
@@ -138,13 +132,7 @@ async fn round_trip_with_result_and_counts() {
     );
     // A second outcome under the same fence is refused.
     let lost = b
-        .record(
-            "w1",
-            &[OutcomeUpdate {
-                fence: job.fence(),
-                outcome: Outcome::Release,
-            }],
-        )
+        .record("w1", &[OutcomeUpdate::new(job.fence(), Outcome::Release)])
         .await
         .unwrap();
     assert_eq!(lost, vec![id]);
@@ -387,10 +375,7 @@ async fn thirty_thousand_jobs_due_at_once_drain() {
         }
         let updates: Vec<OutcomeUpdate> = got
             .iter()
-            .map(|j| OutcomeUpdate {
-                fence: j.fence(),
-                outcome: Outcome::Complete { result: None },
-            })
+            .map(|j| OutcomeUpdate::new(j.fence(), Outcome::Complete { result: None }))
             .collect();
         assert!(b.record("w1", &updates).await.unwrap().is_empty());
         for j in got {
@@ -537,10 +522,7 @@ async fn lease_expiry_heartbeat_and_fencing() {
         .await
         .unwrap();
     let queues = q(&["default"]);
-    let short = ClaimRequest {
-        lease: Duration::from_millis(200),
-        ..claim_req(&queues, 10)
-    };
+    let short = ClaimRequest::new("w1", &queues, 10, Duration::from_millis(200));
     let got = b.claim(short).await.unwrap();
     assert_eq!(got.len(), 2);
     // Heartbeat keeps the first alive; another worker's heartbeat is refused.
@@ -575,10 +557,10 @@ async fn lease_expiry_heartbeat_and_fencing() {
     let lost = b
         .record(
             "w1",
-            &[OutcomeUpdate {
-                fence: got[1].fence(),
-                outcome: Outcome::Complete { result: None },
-            }],
+            &[OutcomeUpdate::new(
+                got[1].fence(),
+                Outcome::Complete { result: None },
+            )],
         )
         .await
         .unwrap();
@@ -586,17 +568,14 @@ async fn lease_expiry_heartbeat_and_fencing() {
     // Retry with delay, then dead letter, then requeue.
     let fail = |delay| Outcome::Retry {
         delay,
-        error: jobs_core::AttemptFailure {
-            message: "boom \"quoted\" / ü".into(),
-            retryable: true,
-        },
+        error: jobs_core::backend::AttemptFailure::new("boom \"quoted\" / ü", true),
     };
     b.record(
         "w1",
-        &[OutcomeUpdate {
-            fence: got[0].fence(),
-            outcome: fail(Duration::from_millis(200)),
-        }],
+        &[OutcomeUpdate::new(
+            got[0].fence(),
+            fail(Duration::from_millis(200)),
+        )],
     )
     .await
     .unwrap();
@@ -641,10 +620,7 @@ async fn scripts_are_loaded_again_after_script_flush() {
     flush(&mut raw).await;
     let updates: Vec<OutcomeUpdate> = claimed
         .iter()
-        .map(|j| OutcomeUpdate {
-            fence: j.fence(),
-            outcome: Outcome::Complete { result: None },
-        })
+        .map(|j| OutcomeUpdate::new(j.fence(), Outcome::Complete { result: None }))
         .collect();
     assert!(b.record("w1", &updates).await.unwrap().is_empty());
     for id in ids {

@@ -9,9 +9,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use jobs::{
-    Job, JobError, JobHandler, JobId, JobQueue, JobResult, JobStatus, NewJob, WorkerManager,
-};
+use jobs::backend::Backend;
+use jobs::{Job, JobError, JobHandler, JobId, JobResult, JobStatus, NewJob, WorkerManager};
 use jobs_runtime::backend::redis::RedisBackend;
 use serde_json::json;
 

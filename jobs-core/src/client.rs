@@ -8,11 +8,13 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+use crate::backend::check_new_job;
 use crate::{
-    BoxFuture, Error, Job, JobFilter, JobId, JobPayload, JobQueue, NewJob, QueueCount, Result,
+    Backend, BoxFuture, Error, Job, JobFilter, JobId, JobPayload, NewJob, QueueCount, Result,
 };
 
-/// A cheap-to-clone handle over a queue backend.
+/// The client handle applications enqueue and inspect jobs through: cheap to
+/// clone, over any [`Backend`]. `connect(url)` returns one.
 ///
 /// ```
 /// # async fn demo(queue: jobs_core::Queue) -> jobs_core::Result<()> {
@@ -25,7 +27,7 @@ use crate::{
 /// ```
 #[derive(Clone)]
 pub struct Queue {
-    backend: Arc<dyn JobQueue>,
+    backend: Arc<dyn Backend>,
 }
 
 impl std::fmt::Debug for Queue {
@@ -36,27 +38,28 @@ impl std::fmt::Debug for Queue {
     }
 }
 
-impl<B: JobQueue> From<B> for Queue {
+impl<B: Backend> From<B> for Queue {
     fn from(backend: B) -> Self {
         Queue::new(backend)
     }
 }
 
-impl From<Arc<dyn JobQueue>> for Queue {
-    fn from(backend: Arc<dyn JobQueue>) -> Self {
+impl From<Arc<dyn Backend>> for Queue {
+    fn from(backend: Arc<dyn Backend>) -> Self {
         Queue { backend }
     }
 }
 
 impl Queue {
-    pub fn new(backend: impl JobQueue) -> Self {
+    /// A handle over `backend`.
+    pub fn new(backend: impl Backend) -> Self {
         Queue {
             backend: Arc::new(backend),
         }
     }
 
     /// The backend behind this handle.
-    pub fn backend(&self) -> &Arc<dyn JobQueue> {
+    pub fn backend(&self) -> &Arc<dyn Backend> {
         &self.backend
     }
 
@@ -109,9 +112,10 @@ impl Queue {
 
     async fn store(&self, jobs: Vec<NewJob>, checked: bool) -> Result<Vec<JobId>> {
         for job in &jobs {
-            job.validate()?;
-            if !checked {
-                check_registered_payload(job)?;
+            if checked {
+                job.validate()?;
+            } else {
+                check_new_job(job)?;
             }
         }
         if jobs.is_empty() {
@@ -120,10 +124,13 @@ impl Queue {
         self.backend.enqueue_batch(jobs).await
     }
 
+    /// The job with this id, if it exists.
     pub async fn get(&self, id: JobId) -> Result<Option<Job>> {
         self.backend.get(id).await
     }
 
+    /// Jobs matching `filter`, in enqueue order: one page of at most
+    /// `filter.limit` (100 by default).
     pub async fn list(&self, filter: &JobFilter) -> Result<Vec<Job>> {
         self.backend.list(filter).await
     }
@@ -138,6 +145,7 @@ impl Queue {
         self.backend.requeue(id).await
     }
 
+    /// How many jobs each queue has in each status.
     pub async fn counts(&self) -> Result<Vec<QueueCount>> {
         self.backend.counts().await
     }
@@ -159,7 +167,7 @@ impl Queue {
 
 /// A typed payload as a job: checked (`JobPayload::check`, e.g. `Validate`)
 /// and serialized, or refused before anything is stored.
-fn typed_job<P: JobPayload>(payload: &P, options: &crate::JobOptions) -> Result<NewJob> {
+pub(crate) fn typed_job<P: JobPayload>(payload: &P, options: &crate::JobOptions) -> Result<NewJob> {
     let refuse = |reason: String| Error::InvalidPayload {
         job_type: P::JOB_TYPE.to_owned(),
         reason,
@@ -173,16 +181,6 @@ fn typed_job<P: JobPayload>(payload: &P, options: &crate::JobOptions) -> Result<
                 std::any::type_name::<P>()
             ))
         })
-}
-
-fn check_registered_payload(job: &NewJob) -> Result<()> {
-    if let Some(reg) = crate::find_registration(&job.job_type) {
-        (reg.check_payload)(&job.payload).map_err(|reason| Error::InvalidPayload {
-            job_type: job.job_type.clone(),
-            reason: format!("does not fit `{}`: {reason}", reg.payload_type),
-        })?;
-    }
-    Ok(())
 }
 
 /// A pending enqueue; chain options, then `.await` it for the job's id.
@@ -205,27 +203,33 @@ impl Enqueue<'_> {
         self
     }
 
+    /// The queue the job goes to.
     pub fn queue(self, queue: impl Into<String>) -> Self {
         let queue = queue.into();
         self.map(|j| j.queue(queue))
     }
 
+    /// Higher runs first within a queue.
     pub fn priority(self, priority: i32) -> Self {
         self.map(|j| j.priority(priority))
     }
 
+    /// Retries after the first attempt.
     pub fn max_retries(self, max_retries: u32) -> Self {
         self.map(|j| j.max_retries(max_retries))
     }
 
+    /// Not before `delay` from now.
     pub fn delay(self, delay: Duration) -> Self {
         self.map(|j| j.delay(delay))
     }
 
+    /// Not before `run_at`.
     pub fn run_at(self, run_at: DateTime<Utc>) -> Self {
         self.map(|j| j.run_at(run_at))
     }
 
+    /// Adds one metadata entry.
     pub fn metadata(self, key: impl Into<String>, value: impl Into<Value>) -> Self {
         let (key, value) = (key.into(), value.into());
         self.map(|j| j.metadata(key, value))

@@ -13,6 +13,7 @@ use crate::{Job, JobId, Services};
 
 /// Why a running job was asked to stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CancelReason {
     /// The manager is shutting down; the job will be released back to the queue
     /// unless it finishes successfully.
@@ -43,6 +44,7 @@ struct TokenState {
 }
 
 impl CancellationToken {
+    /// A token nobody has fired.
     pub fn new() -> Self {
         Self::default()
     }
@@ -60,6 +62,7 @@ impl CancellationToken {
         wakers.into_iter().for_each(Waker::wake);
     }
 
+    /// Whether it has fired.
     pub fn is_cancelled(&self) -> bool {
         self.inner.cancelled.load(Ordering::Acquire)
     }
@@ -152,6 +155,7 @@ impl JobContext {
         )
     }
 
+    /// The job being run.
     pub fn job(&self) -> &Job {
         &self.job
     }
@@ -161,10 +165,12 @@ impl JobContext {
         &self.job
     }
 
+    /// The job's id (its idempotency key).
     pub fn id(&self) -> JobId {
         self.job.id
     }
 
+    /// The job's type.
     pub fn job_type(&self) -> &str {
         &self.job.job_type
     }
@@ -179,6 +185,7 @@ impl JobContext {
         self.job.retry_count
     }
 
+    /// Retries allowed after the first attempt.
     pub fn max_retries(&self) -> u32 {
         self.job.max_retries
     }
@@ -188,22 +195,27 @@ impl JobContext {
         self.job.is_last_attempt()
     }
 
+    /// The job's metadata.
     pub fn metadata(&self) -> &Map<String, Value> {
         &self.job.metadata
     }
 
+    /// The services given to the manager.
     pub fn services(&self) -> &Services {
         &self.services
     }
 
+    /// The id of the worker running the job (`"test"` outside a manager).
     pub fn worker_id(&self) -> &str {
         &self.worker_id
     }
 
+    /// The attempt's cancellation token.
     pub fn cancellation(&self) -> &CancellationToken {
         &self.cancel
     }
 
+    /// Whether the job was asked to stop.
     pub fn is_cancelled(&self) -> bool {
         self.cancel.is_cancelled()
     }

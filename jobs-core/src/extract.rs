@@ -16,6 +16,7 @@ pub struct Services {
 }
 
 impl Services {
+    /// No services.
     pub fn new() -> Self {
         Self::default()
     }
@@ -30,6 +31,7 @@ impl Services {
         Arc::make_mut(&mut self.map).insert(TypeId::of::<T>(), Arc::new(value));
     }
 
+    /// The service of type `T`, if one was added.
     pub fn get<T: ?Sized + Send + Sync + 'static>(&self) -> Option<Arc<T>> {
         self.map
             .get(&TypeId::of::<T>())
@@ -37,14 +39,17 @@ impl Services {
             .cloned()
     }
 
+    /// Whether a service of this type was added.
     pub fn contains(&self, type_id: TypeId) -> bool {
         self.map.contains_key(&type_id)
     }
 
+    /// How many services there are.
     pub fn len(&self) -> usize {
         self.map.len()
     }
 
+    /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
     }
@@ -60,12 +65,16 @@ impl fmt::Debug for Services {
 
 /// A service an extractor needs, checked when the manager is built.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ServiceRequirement {
+    /// The service's type.
     pub type_id: TypeId,
+    /// Its name, for messages.
     pub type_name: &'static str,
 }
 
 impl ServiceRequirement {
+    /// A requirement of a service of type `T`.
     pub fn of<T: ?Sized + 'static>() -> Self {
         ServiceRequirement {
             type_id: TypeId::of::<T>(),
@@ -96,16 +105,19 @@ pub trait FromJobContext: Sized {
 pub struct Data<T: ?Sized>(Arc<T>);
 
 impl<T> Data<T> {
+    /// Wraps a value (for calling a handler in a test).
     pub fn new(value: T) -> Self {
         Data(Arc::new(value))
     }
 }
 
 impl<T: ?Sized> Data<T> {
+    /// Wraps a shared value.
     pub fn from_arc(value: Arc<T>) -> Self {
         Data(value)
     }
 
+    /// The shared value inside.
     pub fn into_inner(self) -> Arc<T> {
         self.0
     }

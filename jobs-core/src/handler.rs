@@ -76,15 +76,21 @@ pub trait JobHandler: Send + Sync + 'static {
 /// The object-safe form of [`JobHandler`] the runtime stores; every `JobHandler`
 /// is one.
 pub trait DynHandler: Send + Sync + 'static {
+    /// [`JobHandler::job_type`].
     fn job_type(&self) -> &str;
+    /// [`JobHandler::handle`], boxed.
     fn handle<'a>(&'a self, job: &'a Job) -> BoxFuture<'a, Result<JobResult, JobError>>;
+    /// [`JobHandler::on_failure`], boxed.
     fn on_failure<'a>(
         &'a self,
         job: &'a Job,
         error: &'a JobError,
     ) -> BoxFuture<'a, Result<(), BoxError>>;
+    /// [`JobHandler::timeout`].
     fn timeout(&self) -> Option<Duration>;
+    /// [`JobHandler::backoff`].
     fn backoff(&self) -> Option<Backoff>;
+    /// [`JobHandler::requirements`].
     fn requirements(&self) -> Vec<ServiceRequirement>;
 }
 

@@ -64,8 +64,9 @@ impl From<Uuid> for JobId {
     }
 }
 
-/// What went wrong in one failed attempt; a job keeps the whole history.
+/// What went wrong in one failed attempt; a job keeps the history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct AttemptError {
     /// The job's `attempt` counter when it failed (1 for the first run).
     pub attempt: u32,
@@ -82,14 +83,43 @@ pub struct AttemptError {
     pub worker: Option<String>,
 }
 
+impl AttemptError {
+    /// The failure of attempt `attempt` (made at `retry_count`), recorded at `at`.
+    pub fn new(
+        attempt: u32,
+        retry_count: u32,
+        at: DateTime<Utc>,
+        message: impl Into<String>,
+        retryable: bool,
+        worker: Option<String>,
+    ) -> Self {
+        AttemptError {
+            attempt,
+            retry_count,
+            at,
+            message: message.into(),
+            retryable,
+            worker,
+        }
+    }
+}
+
 /// A background job: what to run (`job_type` + `payload`), where (`queue_name`),
 /// when (`run_at`, `priority`), and what happened to it so far.
+///
+/// Backends build one with [`Job::new`] and set the fields they read back.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Job {
+    /// Its identity, chosen at enqueue.
     pub id: JobId,
+    /// The queue it is routed by.
     pub queue_name: String,
+    /// Which handler runs it (`"email.send"`).
     pub job_type: String,
+    /// The handler's input, as JSON.
     pub payload: Value,
+    /// Where it is in its life.
     pub status: JobStatus,
     /// Higher runs first within a queue.
     pub priority: i32,
@@ -100,6 +130,7 @@ pub struct Job {
     /// The earliest time the job may be claimed (the seed's `scheduled_at`).
     #[serde(alias = "scheduled_at")]
     pub run_at: DateTime<Utc>,
+    /// When it was enqueued (the backend's clock).
     pub created_at: DateTime<Utc>,
     /// When the latest attempt started.
     pub started_at: Option<DateTime<Utc>>,
@@ -126,6 +157,34 @@ pub struct Job {
 }
 
 impl Job {
+    /// A PENDING job of `job_type` carrying `payload`, on the default queue,
+    /// enqueued and due now, never claimed. Backends decoding a stored job
+    /// start from this and set every field they read.
+    pub fn new(id: JobId, job_type: impl Into<String>, payload: Value) -> Job {
+        let now = Utc::now();
+        Job {
+            id,
+            queue_name: crate::DEFAULT_QUEUE.to_owned(),
+            job_type: job_type.into(),
+            payload,
+            status: JobStatus::Pending,
+            priority: 0,
+            retry_count: 0,
+            max_retries: crate::DEFAULT_MAX_RETRIES,
+            run_at: now,
+            created_at: now,
+            started_at: None,
+            completed_at: None,
+            error_message: None,
+            errors: Vec::new(),
+            result_data: None,
+            metadata: Map::new(),
+            locked_by: None,
+            lease_until: None,
+            attempt: 0,
+        }
+    }
+
     /// The job as its first attempt sees it (RUNNING, attempt 1, no retries
     /// yet), without a queue: for calling handlers in tests.
     ///
@@ -172,11 +231,8 @@ impl Job {
     }
 
     /// The fence of the current lease, for outcomes and heartbeats.
-    pub fn fence(&self) -> crate::Fence {
-        crate::Fence {
-            id: self.id,
-            attempt: self.attempt,
-        }
+    pub fn fence(&self) -> crate::backend::Fence {
+        crate::backend::Fence::new(self.id, self.attempt)
     }
 
     /// Deserializes the payload into `T`; the error names the job type and the field.

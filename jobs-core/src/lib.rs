@@ -2,10 +2,25 @@
 //!
 //! Most users depend on the `jobs` facade crate instead; this crate holds what
 //! backends and handlers share: [`Job`], [`JobStatus`], [`JobResult`],
-//! [`JobError`], the [`JobHandler`] port, the [`JobQueue`] backend port, typed
-//! payloads ([`JobPayload`]), injected arguments ([`FromJobContext`], [`Data`])
-//! and link-time handler registration ([`HandlerRegistration`]).
+//! [`JobError`], the [`JobHandler`] port, the [`Queue`] client handle, typed
+//! payloads ([`JobPayload`]), injected arguments ([`FromJobContext`], [`Data`]),
+//! link-time handler registration ([`registry`]) and, for backend authors, the
+//! [`backend`] port.
+//!
+//! # Stability
+//!
+//! The model and request types ([`Job`], [`NewJob`], [`JobFilter`],
+//! [`JobOptions`], [`QueueCount`], [`JobResult`], the types of the [`backend`]
+//! port, ...) are `#[non_exhaustive]`: a field or variant may be added in a
+//! minor release. Build them with their constructors and builder methods, and
+//! match their enums with a wildcard arm. [`JobStatus`] is exhaustive on
+//! purpose: its seven states are the state machine, and matching all of them
+//! is how a program proves it handles each.
 
+#![warn(missing_docs)]
+
+mod admin;
+pub mod backend;
 mod client;
 mod context;
 mod error;
@@ -16,26 +31,23 @@ mod job_error;
 mod new_job;
 mod on_failure;
 pub mod payload;
-mod queue;
-mod registry;
+pub mod registry;
 mod result;
 mod retry;
 mod status;
 
+pub use admin::{JobFilter, QueueCount};
+pub use backend::Backend;
 pub use client::{Enqueue, Queue};
 pub use context::{CancelReason, CancellationToken, Cancelled, JobContext, Scoped};
-pub use error::{Error, Result};
+pub use error::{BackendError, BackendErrorKind, Error, Result};
 pub use extract::{Data, FromJobContext, FromJobContextRef, ServiceRequirement, Services};
-pub use handler::{BoxFuture, DynHandler, JobHandler};
+pub use handler::{BoxFuture, JobHandler};
 pub use job::{AttemptError, Job, JobId};
 pub use job_error::{BoxError, JobError};
 pub use new_job::{JobOptions, NewJob, DEFAULT_MAX_RETRIES, DEFAULT_QUEUE};
 pub use payload::{JobPayload, Validate};
-pub use queue::{
-    AttemptFailure, ClaimRequest, Fence, JobFilter, JobListener, JobQueue, Outcome, OutcomeUpdate,
-    QueueCount, Recovered,
-};
-pub use registry::{find_registration, registered_handlers, HandlerRegistration};
+pub use registry::HandlerRegistration;
 pub use result::{IntoJobResult, JobResult};
 pub use retry::Backoff;
 pub use status::{JobStatus, ParseStatusError};

@@ -13,25 +13,58 @@ pub const DEFAULT_QUEUE: &str = "default";
 pub const DEFAULT_MAX_RETRIES: u32 = 3;
 
 /// Per-type defaults for jobs enqueued through the typed API (set by `#[job_handler]`).
+/// `None` leaves the framework's default.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct JobOptions {
+    /// The queue jobs of this type go to.
     pub queue: Option<String>,
+    /// Their priority (higher runs first).
     pub priority: Option<i32>,
+    /// Retries after the first attempt.
     pub max_retries: Option<u32>,
+}
+
+impl JobOptions {
+    /// Jobs of this type go to `queue`.
+    pub fn queue(mut self, queue: impl Into<String>) -> Self {
+        self.queue = Some(queue.into());
+        self
+    }
+
+    /// Jobs of this type run at `priority` (higher first).
+    pub fn priority(mut self, priority: i32) -> Self {
+        self.priority = Some(priority);
+        self
+    }
+
+    /// Jobs of this type are retried up to `max_retries` times.
+    pub fn max_retries(mut self, max_retries: u32) -> Self {
+        self.max_retries = Some(max_retries);
+        self
+    }
 }
 
 /// A job to enqueue: type, payload and options. The id is chosen up front, so
 /// the caller knows it before the job is stored.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct NewJob {
+    /// The job's id, chosen here (a fresh UUID v7 unless set).
     pub id: JobId,
+    /// Which handler runs it.
     pub job_type: String,
+    /// The handler's input.
     pub payload: Value,
+    /// The queue it goes to (default `"default"`).
     pub queue_name: String,
+    /// Higher runs first within a queue (default 0).
     pub priority: i32,
+    /// Retries after the first attempt (default 3).
     pub max_retries: u32,
     /// `None`: due now (the backend's clock decides what "now" is).
     pub run_at: Option<DateTime<Utc>>,
+    /// Free-form data that travels with the job.
     pub metadata: Map<String, Value>,
 }
 
@@ -64,8 +97,16 @@ impl NewJob {
         self
     }
 
+    /// The queue the job goes to.
     pub fn queue(mut self, queue: impl Into<String>) -> Self {
         self.queue_name = queue.into();
+        self
+    }
+
+    /// Uses `id` instead of a fresh one (an enqueue with an id that exists fails
+    /// with [`Error::DuplicateId`]).
+    pub fn id(mut self, id: JobId) -> Self {
+        self.id = id;
         self
     }
 
@@ -75,6 +116,7 @@ impl NewJob {
         self
     }
 
+    /// Retries after the first attempt.
     pub fn max_retries(mut self, max_retries: u32) -> Self {
         self.max_retries = max_retries;
         self

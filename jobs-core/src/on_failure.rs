@@ -36,6 +36,7 @@ pub trait OnFailureFn<'a, Args>: Send + Sync + 'static {
     note = "an `on_failure` function returns `()` or `Result<(), E>` with `E: Display`"
 )]
 pub trait IntoFailureResult {
+    /// The `on_failure` function's verdict.
     fn into_failure_result(self) -> Result<(), BoxError>;
 }
 

@@ -16,10 +16,11 @@ pub use inventory;
 pub use serde_json::Value;
 
 pub use crate::on_failure::{IntoFailureResult, OnFailureFn};
+pub use crate::registry::DynHandler;
 pub use crate::{
-    Backoff, BoxError, BoxFuture, DynHandler, FromJobContext, FromJobContextRef,
-    HandlerRegistration, IntoJobResult, Job, JobContext, JobError, JobHandler, JobOptions,
-    JobPayload, JobResult, ServiceRequirement, Services, Validate,
+    Backoff, BoxError, BoxFuture, FromJobContext, FromJobContextRef, HandlerRegistration,
+    IntoJobResult, Job, JobContext, JobError, JobHandler, JobOptions, JobPayload, JobResult,
+    ServiceRequirement, Services, Validate,
 };
 
 use serde::de::DeserializeOwned;

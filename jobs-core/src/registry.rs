@@ -1,5 +1,6 @@
 //! Link-time handler registration: every `#[job_handler]` submits one
 //! [`HandlerRegistration`] with `inventory`, and the manager collects them.
+//! Also the object-safe [`DynHandler`] form of a handler that a runtime stores.
 //!
 //! Link-time collection has known gaps (a crate nothing `use`s may be dropped
 //! by the linker; some targets have no static constructors), so the builder's
@@ -9,10 +10,15 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::{DynHandler, ServiceRequirement};
+pub use crate::handler::DynHandler;
+use crate::ServiceRequirement;
 
-/// One handler, as registered at link time.
+/// One handler, as registered at link time. Made by `#[job_handler]` (its
+/// `REGISTRATION` const); pass it to the builder's `.register(..)` to add a
+/// handler explicitly.
+#[non_exhaustive]
 pub struct HandlerRegistration {
+    /// The job type it handles.
     pub job_type: &'static str,
     /// The generated handler type, for messages.
     pub handler_name: &'static str,
@@ -20,6 +26,7 @@ pub struct HandlerRegistration {
     pub payload_type: &'static str,
     /// Where the handler is defined (`file!()`, `line!()`).
     pub file: &'static str,
+    /// The line of `file`.
     pub line: u32,
     /// Checks a raw payload against the payload type (for `enqueue_raw`).
     pub check_payload: fn(&Value) -> Result<(), String>,
@@ -30,6 +37,30 @@ pub struct HandlerRegistration {
 }
 
 impl HandlerRegistration {
+    /// A registration; `#[job_handler]` writes this call.
+    #[allow(clippy::too_many_arguments)]
+    pub const fn new(
+        job_type: &'static str,
+        handler_name: &'static str,
+        payload_type: &'static str,
+        file: &'static str,
+        line: u32,
+        check_payload: fn(&Value) -> Result<(), String>,
+        requirements: fn() -> Vec<ServiceRequirement>,
+        make: fn() -> Arc<dyn DynHandler>,
+    ) -> Self {
+        HandlerRegistration {
+            job_type,
+            handler_name,
+            payload_type,
+            file,
+            line,
+            check_payload,
+            requirements,
+            make,
+        }
+    }
+
     /// Whether `other` registers the same handler. A `#[job_handler]`'s
     /// `REGISTRATION` const and its link-time entry are distinct statics, so
     /// they are compared by what they name, not by address.

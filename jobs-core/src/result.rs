@@ -9,9 +9,13 @@ use crate::JobError;
 /// and for a failure the error. A failed `JobResult` is an *expected* failure:
 /// the job goes to FAILED without retry.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct JobResult {
+    /// Whether the attempt succeeded.
     pub success: bool,
+    /// What to store as the job's `result_data`, with either outcome.
     pub result_data: Option<Value>,
+    /// Why it failed, for a failure.
     pub error: Option<JobError>,
 }
 

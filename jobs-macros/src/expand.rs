@@ -175,16 +175,16 @@ pub fn expand(args: &Args, handler: &Handler<'_>) -> TokenStream {
                 pub const JOB_TYPE: &'static ::core::primitive::str = #job_type;
 
                 /// This handler's registration, for `WorkerManager::builder(..).register(..)`.
-                pub const REGISTRATION: #p::HandlerRegistration = #p::HandlerRegistration {
-                    job_type: #job_type,
-                    handler_name: ::core::concat!(::core::module_path!(), "::", #name_str),
-                    payload_type: ::core::stringify!(#payload),
-                    file: ::core::file!(),
-                    line: #line,
-                    check_payload: __jobs_check_payload,
-                    requirements: __jobs_requirements,
-                    make: __jobs_make,
-                };
+                pub const REGISTRATION: #p::HandlerRegistration = #p::HandlerRegistration::new(
+                    #job_type,
+                    ::core::concat!(::core::module_path!(), "::", #name_str),
+                    ::core::stringify!(#payload),
+                    ::core::file!(),
+                    #line,
+                    __jobs_check_payload,
+                    __jobs_requirements,
+                    __jobs_make,
+                );
             }
 
             fn __jobs_check_payload(

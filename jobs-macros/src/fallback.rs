@@ -50,16 +50,16 @@ pub fn expand(args: &Args, item: &ItemFn, errors: TokenStream) -> TokenStream {
                 pub const JOB_TYPE: &'static ::core::primitive::str = #job_type;
 
                 /// A stub: the attribute has errors.
-                pub const REGISTRATION: #p::HandlerRegistration = #p::HandlerRegistration {
-                    job_type: #job_type,
-                    handler_name: "",
-                    payload_type: "",
-                    file: ::core::file!(),
-                    line: ::core::line!(),
-                    check_payload: |_| ::core::result::Result::Ok(()),
-                    requirements: #p::Vec::new,
-                    make: || ::core::unreachable!(),
-                };
+                pub const REGISTRATION: #p::HandlerRegistration = #p::HandlerRegistration::new(
+                    #job_type,
+                    "",
+                    "",
+                    ::core::file!(),
+                    ::core::line!(),
+                    |_| ::core::result::Result::Ok(()),
+                    #p::Vec::new,
+                    || ::core::unreachable!(),
+                );
             }
 
             #[automatically_derived]

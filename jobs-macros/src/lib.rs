@@ -2,9 +2,11 @@
 //!
 //! Use it through the facade (`jobs::job_handler`, in `jobs::prelude`); its
 //! documentation lives there. The attribute runs in three stages, one file each:
-//! [`args`] parses the attribute, [`validate`] checks it and the function, and
-//! [`expand`] generates the handler — or, on any error, [`fallback`] emits the
+//! `args` parses the attribute, `validate` checks it and the function, and
+//! `expand` generates the handler — or, on any error, `fallback` emits the
 //! function and a stub so one mistake is one error.
+
+#![warn(missing_docs)]
 
 mod args;
 mod ast;

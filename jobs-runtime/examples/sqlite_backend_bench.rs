@@ -16,7 +16,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use jobs_core::{ClaimRequest, JobQueue, NewJob, Outcome, OutcomeUpdate};
+use jobs_core::backend::{ClaimRequest, Outcome, OutcomeUpdate};
+use jobs_core::{Backend, NewJob};
 use jobs_runtime::backend::sqlite::SqliteBackend;
 use serde_json::json;
 
@@ -57,12 +58,12 @@ async fn drain(q: Arc<SqliteBackend>, total: usize, limit: usize, loops: usize) 
                 let queues = vec!["default".to_owned()];
                 loop {
                     let claimed = q
-                        .claim(ClaimRequest {
-                            worker_id: &worker,
-                            queues: &queues,
+                        .claim(ClaimRequest::new(
+                            &worker,
+                            &queues,
                             limit,
-                            lease: Duration::from_secs(30),
-                        })
+                            Duration::from_secs(30),
+                        ))
                         .await
                         .expect("claim");
                     if claimed.is_empty() {
@@ -74,10 +75,7 @@ async fn drain(q: Arc<SqliteBackend>, total: usize, limit: usize, loops: usize) 
                     }
                     let updates: Vec<OutcomeUpdate> = claimed
                         .iter()
-                        .map(|j| OutcomeUpdate {
-                            fence: j.fence(),
-                            outcome: Outcome::Complete { result: None },
-                        })
+                        .map(|j| OutcomeUpdate::new(j.fence(), Outcome::Complete { result: None }))
                         .collect();
                     q.record(&worker, &updates).await.expect("record");
                     done.fetch_add(claimed.len(), std::sync::atomic::Ordering::SeqCst);

@@ -4,9 +4,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use jobs_core::{
-    CancelReason, CancellationToken, Job, JobContext, JobError, Outcome, OutcomeUpdate,
-};
+use jobs_core::backend::{Outcome, OutcomeUpdate};
+use jobs_core::{CancelReason, CancellationToken, Job, JobContext, JobError};
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tracing::{debug, error, info, warn};
 
@@ -27,7 +26,7 @@ pub(crate) async fn run_job(
     drop(permit);
     // A shutdown that gave up on this job has released it already.
     if shared.in_flight.finish(fence) {
-        let _ = outcomes.send(OutcomeUpdate { fence, outcome });
+        let _ = outcomes.send(OutcomeUpdate::new(fence, outcome));
     }
 }
 
@@ -101,7 +100,7 @@ async fn execute(shared: &Shared, job: &Arc<Job>, cancel: &CancellationToken) ->
 /// Calls `on_failure`, logging (and otherwise ignoring) its error or panic.
 pub(crate) async fn call_on_failure(
     shared: &Shared,
-    handler: &dyn jobs_core::DynHandler,
+    handler: &dyn jobs_core::registry::DynHandler,
     job: &Arc<Job>,
     error: &JobError,
     cancel: &CancellationToken,

@@ -5,9 +5,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use jobs_core::registry::DynHandler;
 use jobs_core::{
-    Backoff, DynHandler, Error, HandlerRegistration, JobHandler, Queue, Result, ServiceRequirement,
-    Services,
+    Backoff, Error, HandlerRegistration, JobHandler, Queue, Result, ServiceRequirement, Services,
 };
 use tracing::warn;
 
@@ -207,7 +207,7 @@ impl WorkerManagerBuilder {
             )));
         }
         if self.auto_register {
-            for reg in jobs_core::registered_handlers() {
+            for reg in jobs_core::registry::registered_handlers() {
                 self.handlers.push(entry_of(reg));
             }
         }

@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use jobs_core::{CancellationToken, ClaimRequest, Job, JobListener, Outcome, OutcomeUpdate};
+use jobs_core::backend::{ClaimRequest, JobListener, Outcome, OutcomeUpdate};
+use jobs_core::{CancellationToken, Job};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken as StopToken;
 use tokio_util::task::TaskTracker;
@@ -59,12 +60,12 @@ pub(crate) async fn claim_loop(
                 permits.push(p);
             }
         }
-        let req = ClaimRequest {
-            worker_id: &shared.worker_id,
-            queues: &shared.cfg.queues,
-            limit: permits.len(),
-            lease: shared.cfg.lease,
-        };
+        let req = ClaimRequest::new(
+            &shared.worker_id,
+            &shared.cfg.queues,
+            permits.len(),
+            shared.cfg.lease,
+        );
         // A claim is never abandoned half-way: dropping it could strand jobs
         // under a lease until it expires.
         let jobs = match shared.queue.backend().claim(req).await {
@@ -134,10 +135,7 @@ async fn wait_for_work(listener: &mut Option<Box<dyn JobListener>>, poll: std::t
 fn release(shared: &Shared, job: &Job) -> OutcomeUpdate {
     let fence = job.fence();
     shared.in_flight.hand_back(fence);
-    OutcomeUpdate {
-        fence,
-        outcome: Outcome::Release,
-    }
+    OutcomeUpdate::new(fence, Outcome::Release)
 }
 
 fn spawn_job(

@@ -8,7 +8,8 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
-use jobs_core::{CancelReason, CancellationToken, Fence, JobId};
+use jobs_core::backend::Fence;
+use jobs_core::{CancelReason, CancellationToken, JobId};
 use tokio::task::AbortHandle;
 
 /// Where one held job is.
@@ -148,10 +149,7 @@ mod tests {
     use super::*;
 
     fn fence() -> Fence {
-        Fence {
-            id: JobId::new(),
-            attempt: 1,
-        }
+        Fence::new(JobId::new(), 1)
     }
 
     #[test]

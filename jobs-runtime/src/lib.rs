@@ -1,10 +1,12 @@
 //! The runtime of `jobs`: the [`WorkerManager`] that claims, runs, retries and
 //! dead-letters jobs, and the queue backends (`memory`, and behind cargo
-//! features `sqlite`, `postgres`, `redis`), reached through [`connect`].
+//! features `sqlite`, `postgres`, `redis`), reached through [`connect()`].
 //!
 //! Inside, every module imports only modules below it:
 //! `builder → manager → {claim, heartbeat, reaper, recorder} → attempt →
 //! shared → {in_flight, stats, failure, backend_retry, panic}`.
+
+#![warn(missing_docs)]
 
 pub mod backend;
 mod connect;
@@ -29,6 +31,11 @@ mod in_flight;
 mod panic;
 mod shared;
 mod stats;
+
+/// The `sqlx` the SQL backends are built with (their `pool()` and
+/// transactional enqueue take its types).
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub use sqlx;
 
 pub use builder::WorkerManagerBuilder;
 pub use connect::{connect, SCHEMES};

@@ -6,7 +6,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use jobs_core::{CancelReason, Error, Outcome, OutcomeUpdate, Queue, Result};
+use jobs_core::backend::{Outcome, OutcomeUpdate};
+use jobs_core::{CancelReason, Error, Queue, Result};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken as StopToken;
@@ -112,6 +113,10 @@ impl WorkerManager {
         let shared = &self.shared;
         let listener = match shared.queue.backend().listener(&shared.cfg.queues).await {
             Ok(l) => Some(l),
+            Err(e @ Error::Unsupported { .. }) => {
+                info!(reason = %e, poll = ?shared.cfg.poll, "the backend sends no wake-up signals; polling for work");
+                None
+            }
             Err(e) => {
                 warn!(error = %e, poll = ?shared.cfg.poll, "no wake-up signal from the backend; polling instead");
                 None
@@ -186,10 +191,9 @@ impl WorkerManager {
                 "jobs did not finish within the shutdown timeout; aborted and released back to the queue"
             );
             for fence in released {
-                let _ = run.outcomes.send(OutcomeUpdate {
-                    fence,
-                    outcome: Outcome::Release,
-                });
+                let _ = run
+                    .outcomes
+                    .send(OutcomeUpdate::new(fence, Outcome::Release));
             }
             if tokio::time::timeout(Duration::from_secs(5), run.tasks.wait())
                 .await

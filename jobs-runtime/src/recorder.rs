@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use jobs_core::{Outcome, OutcomeUpdate};
+use jobs_core::backend::{Outcome, OutcomeUpdate};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken as StopToken;
 use tracing::{error, warn};

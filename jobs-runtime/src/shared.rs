@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use jobs_core::{Backoff, DynHandler, Queue, Services};
+use jobs_core::registry::DynHandler;
+use jobs_core::{Backoff, Queue, Services};
 
 use crate::in_flight::InFlight;
 use crate::stats::Counters;

@@ -36,6 +36,7 @@ impl Counters {
 
 /// What one manager has done since it was built.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ManagerStats {
     /// Jobs claimed from the backend.
     pub claimed: u64,

@@ -104,13 +104,10 @@ async fn run(cli: Cli) -> jobs::Result<()> {
             limit,
             offset,
         } => {
-            let filter = JobFilter {
-                queue: q,
-                status,
-                job_type,
-                limit,
-                offset,
-            };
+            let mut filter = JobFilter::default().limit(limit).offset(offset);
+            filter.queue = q;
+            filter.status = status;
+            filter.job_type = job_type;
             for job in queue.list(&filter).await? {
                 println!("{}", line(&job));
             }
@@ -131,12 +128,10 @@ async fn run(cli: Cli) -> jobs::Result<()> {
         } => {
             let mut n = 0;
             loop {
-                let filter = JobFilter {
-                    queue: q.clone(),
-                    status: Some(JobStatus::DeadLetter),
-                    limit: 500,
-                    ..JobFilter::default()
-                };
+                let mut filter = JobFilter::default()
+                    .status(JobStatus::DeadLetter)
+                    .limit(500);
+                filter.queue.clone_from(&q);
                 let batch = queue.list(&filter).await?;
                 if batch.is_empty() {
                     break;

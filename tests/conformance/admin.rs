@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use jobs_core::{Error, JobFilter, JobId, JobStatus, NewJob, Outcome, OutcomeUpdate, QueueCount};
+use jobs_core::backend::{Outcome, OutcomeUpdate};
+use jobs_core::{Error, JobFilter, JobId, JobStatus, NewJob, QueueCount};
 use serde_json::json;
 
 use super::support::{
@@ -25,23 +26,20 @@ pub async fn requeue_revives_failed_and_dead_letter_only(q: Backend) {
         .record(
             W1,
             &[
-                OutcomeUpdate {
-                    fence: fence(failed),
-                    outcome: Outcome::Fail {
+                OutcomeUpdate::new(
+                    fence(failed),
+                    Outcome::Fail {
                         error: failure("no", false),
                     },
-                },
-                OutcomeUpdate {
-                    fence: fence(dead),
-                    outcome: Outcome::Retry {
+                ),
+                OutcomeUpdate::new(
+                    fence(dead),
+                    Outcome::Retry {
                         delay: Duration::ZERO,
                         error: failure("try again", true),
                     },
-                },
-                OutcomeUpdate {
-                    fence: fence(done),
-                    outcome: Outcome::Complete { result: None },
-                },
+                ),
+                OutcomeUpdate::new(fence(done), Outcome::Complete { result: None }),
             ],
         )
         .await
@@ -327,11 +325,7 @@ pub async fn counts_by_queue_and_status(q: Backend) {
 
     let mut got = q.counts().await.expect("counts");
     got.sort();
-    let row = |queue: &str, status, count| QueueCount {
-        queue: queue.into(),
-        status,
-        count,
-    };
+    let row = |queue: &str, status, count| QueueCount::new(queue, status, count);
     let mut want = vec![
         row("a", JobStatus::Pending, 2),
         row("a", JobStatus::Running, 1),
@@ -364,10 +358,7 @@ pub async fn prune_removes_only_old_terminal_jobs_within_limit(q: Backend) {
                 error: failure("d", true),
             },
         };
-        updates.push(OutcomeUpdate {
-            fence: j.fence(),
-            outcome,
-        });
+        updates.push(OutcomeUpdate::new(j.fence(), outcome));
     }
     assert!(q.record(W1, &updates).await.expect("record").is_empty());
     let running = by_id[7].id;

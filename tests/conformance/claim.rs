@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use jobs_core::{JobId, JobStatus, NewJob, Outcome, OutcomeUpdate, QueueCount};
+use jobs_core::backend::{Outcome, OutcomeUpdate};
+use jobs_core::{JobId, JobStatus, NewJob, QueueCount};
 use serde_json::json;
 
 use super::support::{
@@ -156,10 +157,7 @@ pub async fn concurrent_claimers_never_share_a_job(q: Backend) {
                 }
                 let updates: Vec<OutcomeUpdate> = jobs
                     .iter()
-                    .map(|j| OutcomeUpdate {
-                        fence: j.fence(),
-                        outcome: Outcome::Complete { result: None },
-                    })
+                    .map(|j| OutcomeUpdate::new(j.fence(), Outcome::Complete { result: None }))
                     .collect();
                 let lost = q.record(&worker, &updates).await.expect("record");
                 assert!(
@@ -188,10 +186,10 @@ pub async fn concurrent_claimers_never_share_a_job(q: Backend) {
     let counts = q.counts().await.expect("counts");
     assert_eq!(
         counts,
-        vec![QueueCount {
-            queue: "default".into(),
-            status: JobStatus::Completed,
-            count: PRODUCED as u64
-        }]
+        vec![QueueCount::new(
+            "default",
+            JobStatus::Completed,
+            PRODUCED as u64
+        )]
     );
 }

@@ -2,7 +2,8 @@
 //! stored all-or-none in the order given.
 
 use chrono::Utc;
-use jobs_core::{JobFilter, JobId, JobStatus, NewJob, Outcome};
+use jobs_core::backend::Outcome;
+use jobs_core::{JobFilter, JobId, JobStatus, NewJob};
 use serde_json::json;
 
 use super::support::{assert_between, claim, enqueue, get, ids_of, list, record, LONG, W1, W2};

@@ -4,7 +4,8 @@
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use jobs_core::{Fence, JobId, JobStatus, NewJob, Outcome, OutcomeUpdate};
+use jobs_core::backend::{Fence, Outcome, OutcomeUpdate};
+use jobs_core::{JobId, JobStatus, NewJob};
 use serde_json::json;
 
 use super::support::{
@@ -186,14 +187,8 @@ pub async fn heartbeat_keeps_a_lease_and_reports_lost_fences(q: Backend) {
     // `stale` was not heartbeated: it has expired and been recovered by now.
     assert_eq!(get(&q, stale.id).await.status, JobStatus::Retrying);
 
-    let unknown = Fence {
-        id: JobId::new(),
-        attempt: 1,
-    };
-    let wrong_attempt = Fence {
-        id: live.id,
-        attempt: live.attempt + 1,
-    };
+    let unknown = Fence::new(JobId::new(), 1);
+    let wrong_attempt = Fence::new(live.id, live.attempt + 1);
     let mut lost = q
         .heartbeat(
             W1,
@@ -281,14 +276,8 @@ pub async fn fenced_outcome_refuses_a_superseded_attempt(q: Backend) {
         .record(
             W1,
             &[
-                OutcomeUpdate {
-                    fence: old.fence(),
-                    outcome: Outcome::Complete { result: None },
-                },
-                OutcomeUpdate {
-                    fence: other_job.fence(),
-                    outcome: Outcome::Complete { result: None },
-                },
+                OutcomeUpdate::new(old.fence(), Outcome::Complete { result: None }),
+                OutcomeUpdate::new(other_job.fence(), Outcome::Complete { result: None }),
             ],
         )
         .await
@@ -310,10 +299,7 @@ pub async fn fenced_outcome_refuses_a_superseded_attempt(q: Backend) {
     assert_eq!(j.status, JobStatus::Completed);
     assert_eq!(j.result_data, Some(json!("fresh")));
 
-    let unknown = Fence {
-        id: JobId::new(),
-        attempt: 1,
-    };
+    let unknown = Fence::new(JobId::new(), 1);
     let lost = record(&q, W1, unknown, Outcome::Complete { result: None }).await;
     assert_eq!(lost, vec![unknown.id], "an unknown job is reported lost");
 }

@@ -5,7 +5,7 @@
 //! ```ignore
 //! mod conformance;
 //!
-//! async fn backend() -> std::sync::Arc<dyn jobs_core::JobQueue> {
+//! async fn backend() -> std::sync::Arc<dyn jobs_core::Backend> {
 //!     // a FRESH, isolated backend (own db file / schema / key prefix)
 //! }
 //!
@@ -30,8 +30,6 @@
 
 use std::sync::Arc;
 
-use jobs_core::JobQueue;
-
 pub mod admin;
 pub mod claim;
 pub mod enqueue;
@@ -42,7 +40,7 @@ pub mod payload;
 mod support;
 
 /// What every factory returns.
-pub type Backend = Arc<dyn JobQueue>;
+pub type Backend = Arc<dyn jobs_core::Backend>;
 
 /// Expands into one `#[tokio::test]` per rule of the contract. `$factory` is an
 /// expression callable with no arguments that returns a future of a fresh

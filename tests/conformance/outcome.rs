@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use jobs_core::{JobId, JobStatus, NewJob, Outcome, OutcomeUpdate};
+use jobs_core::backend::{Outcome, OutcomeUpdate};
+use jobs_core::{JobId, JobStatus, NewJob};
 use serde_json::json;
 
 use super::support::{
@@ -92,24 +93,24 @@ pub async fn fail_and_dead_letter_are_terminal(q: Backend) {
         .record(
             W1,
             &[
-                OutcomeUpdate {
-                    fence: by_id(ids[0]),
-                    outcome: Outcome::Fail {
+                OutcomeUpdate::new(
+                    by_id(ids[0]),
+                    Outcome::Fail {
                         error: failure("bad input", false),
                     },
-                },
-                OutcomeUpdate {
-                    fence: by_id(ids[1]),
-                    outcome: Outcome::DeadLetter {
+                ),
+                OutcomeUpdate::new(
+                    by_id(ids[1]),
+                    Outcome::DeadLetter {
                         error: failure("gave up", true),
                     },
-                },
-                OutcomeUpdate {
-                    fence: by_id(ids[2]),
-                    outcome: Outcome::Complete {
+                ),
+                OutcomeUpdate::new(
+                    by_id(ids[2]),
+                    Outcome::Complete {
                         result: Some(json!(3)),
                     },
-                },
+                ),
             ],
         )
         .await

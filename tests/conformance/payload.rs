@@ -1,6 +1,7 @@
 //! Payloads, metadata, results and error messages are stored exactly.
 
-use jobs_core::{NewJob, Outcome};
+use jobs_core::backend::Outcome;
+use jobs_core::NewJob;
 use serde_json::{json, Map, Value};
 
 use super::support::{claim, claim_one, enqueue, failure, get, record, LONG, W1};

@@ -4,9 +4,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, Utc};
-use jobs_core::{
-    AttemptFailure, ClaimRequest, Fence, Job, JobFilter, JobId, NewJob, Outcome, OutcomeUpdate,
-};
+use jobs_core::backend::{AttemptFailure, ClaimRequest, Fence, Outcome, OutcomeUpdate};
+use jobs_core::{Job, JobFilter, JobId, NewJob};
 use serde_json::json;
 
 use super::Backend;
@@ -25,10 +24,7 @@ pub fn now_us() -> DateTime<Utc> {
 }
 
 pub fn failure(message: &str, retryable: bool) -> AttemptFailure {
-    AttemptFailure {
-        message: message.to_owned(),
-        retryable,
-    }
+    AttemptFailure::new(message.to_owned(), retryable)
 }
 
 pub async fn enqueue(q: &Backend, job: NewJob) -> JobId {
@@ -53,14 +49,9 @@ pub async fn claim(
     lease: Duration,
 ) -> Vec<Job> {
     let qs = queues(names);
-    q.claim(ClaimRequest {
-        worker_id: worker,
-        queues: &qs,
-        limit,
-        lease,
-    })
-    .await
-    .expect("claim")
+    q.claim(ClaimRequest::new(worker, &qs, limit, lease))
+        .await
+        .expect("claim")
 }
 
 pub async fn claim_one(q: &Backend, worker: &str, names: &[&str], lease: Duration) -> Option<Job> {
@@ -77,7 +68,7 @@ pub async fn get(q: &Backend, id: JobId) -> Job {
 }
 
 pub async fn record(q: &Backend, worker: &str, fence: Fence, outcome: Outcome) -> Vec<JobId> {
-    q.record(worker, &[OutcomeUpdate { fence, outcome }])
+    q.record(worker, &[OutcomeUpdate::new(fence, outcome)])
         .await
         .expect("record")
 }

@@ -46,7 +46,7 @@ pub async fn drop_schema(backend: &PostgresBackend) {
 }
 
 /// A backend that drops its own schema when the last handle to it goes, so
-/// tests that only hand out `Arc<dyn JobQueue>` (the conformance suite) clean up.
+/// tests that only hand out `Arc<dyn Backend>` (the conformance suite) clean up.
 pub struct SelfCleaning {
     backend: PostgresBackend,
     url: String,
@@ -107,24 +107,24 @@ macro_rules! delegate {
     };
 }
 
-impl jobs_core::JobQueue for SelfCleaning {
+impl jobs_core::Backend for SelfCleaning {
     fn backend_name(&self) -> &'static str {
         self.backend.backend_name()
     }
     delegate! {
         enqueue_batch(jobs: Vec<jobs_core::NewJob>) -> jobs_core::Result<Vec<jobs_core::JobId>>;
-        claim(req: jobs_core::ClaimRequest<'a>) -> jobs_core::Result<Vec<jobs_core::Job>>;
-        heartbeat(worker_id: &'a str, fences: &'a [jobs_core::Fence], lease: std::time::Duration)
+        claim(req: jobs_core::backend::ClaimRequest<'a>) -> jobs_core::Result<Vec<jobs_core::Job>>;
+        heartbeat(worker_id: &'a str, fences: &'a [jobs_core::backend::Fence], lease: std::time::Duration)
             -> jobs_core::Result<Vec<jobs_core::JobId>>;
-        record(worker_id: &'a str, updates: &'a [jobs_core::OutcomeUpdate])
+        record(worker_id: &'a str, updates: &'a [jobs_core::backend::OutcomeUpdate])
             -> jobs_core::Result<Vec<jobs_core::JobId>>;
-        recover_expired() -> jobs_core::Result<Vec<jobs_core::Recovered>>;
+        recover_expired() -> jobs_core::Result<Vec<jobs_core::backend::Recovered>>;
         get(id: jobs_core::JobId) -> jobs_core::Result<Option<jobs_core::Job>>;
         list(filter: &'a jobs_core::JobFilter) -> jobs_core::Result<Vec<jobs_core::Job>>;
         cancel(id: jobs_core::JobId) -> jobs_core::Result<jobs_core::Job>;
         requeue(id: jobs_core::JobId) -> jobs_core::Result<jobs_core::Job>;
         counts() -> jobs_core::Result<Vec<jobs_core::QueueCount>>;
         prune(before: chrono::DateTime<chrono::Utc>, limit: usize) -> jobs_core::Result<u64>;
-        listener(queues: &'a [String]) -> jobs_core::Result<Box<dyn jobs_core::JobListener>>;
+        listener(queues: &'a [String]) -> jobs_core::Result<Box<dyn jobs_core::backend::JobListener>>;
     }
 }

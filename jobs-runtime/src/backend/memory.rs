@@ -12,12 +12,16 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use jobs_core::backend::{
+    AttemptFailure, ClaimRequest, Fence, JobListener, Outcome, OutcomeUpdate, Recovered,
+};
 use jobs_core::{
-    AttemptError, AttemptFailure, BoxFuture, ClaimRequest, Error, Fence, Job, JobFilter, JobId,
-    JobListener, JobQueue, JobStatus, NewJob, Outcome, OutcomeUpdate, QueueCount, Recovered,
+    AttemptError, Backend, BoxFuture, Error, Job, JobFilter, JobId, JobStatus, NewJob, QueueCount,
     Result,
 };
 use tokio::sync::watch;
+
+use super::wait::{signal_or_due, time_left};
 
 type ReadyKey = (Reverse<i32>, DateTime<Utc>, u64, JobId);
 type DelayedKey = (DateTime<Utc>, u64, i32, JobId);
@@ -129,14 +133,14 @@ impl State {
         self.drop_lease(id);
         let job = &mut self.jobs.get_mut(&id).expect("present").job;
         let fail = |job: &mut Job, error: &AttemptFailure, status: JobStatus| {
-            job.errors.push(AttemptError {
-                attempt: job.attempt,
-                retry_count: job.retry_count,
-                at: now,
-                message: error.message.clone(),
-                retryable: error.retryable,
-                worker: worker.map(str::to_owned),
-            });
+            job.errors.push(AttemptError::new(
+                job.attempt,
+                job.retry_count,
+                now,
+                error.message.clone(),
+                error.retryable,
+                worker.map(str::to_owned),
+            ));
             job.error_message = Some(error.message.clone());
             job.status = status;
         };
@@ -175,6 +179,7 @@ impl State {
 }
 
 impl MemoryBackend {
+    /// An empty backend.
     pub fn new() -> Self {
         MemoryBackend {
             inner: Arc::new(Inner {
@@ -202,46 +207,27 @@ impl MemoryBackend {
         let now = Utc::now();
         let mut st = self.lock();
         if let Some(dup) = jobs.iter().find(|j| st.jobs.contains_key(&j.id)) {
-            return Err(Error::InvalidJob(format!(
-                "a job with id {} already exists",
-                dup.id
-            )));
+            return Err(Error::DuplicateId(dup.id));
         }
         let mut fresh = std::collections::HashSet::with_capacity(jobs.len());
         if let Some(dup) = jobs.iter().find(|j| !fresh.insert(j.id)) {
-            return Err(Error::InvalidJob(format!(
-                "job id {} appears twice in one batch",
-                dup.id
-            )));
+            return Err(Error::DuplicateId(dup.id));
         }
         let mut ids = Vec::with_capacity(jobs.len());
         for nj in jobs {
             let run_at = nj.run_at.unwrap_or(now);
-            let job = Job {
-                id: nj.id,
-                queue_name: nj.queue_name,
-                job_type: nj.job_type,
-                payload: nj.payload,
-                status: if run_at > now {
-                    JobStatus::Scheduled
-                } else {
-                    JobStatus::Pending
-                },
-                priority: nj.priority,
-                retry_count: 0,
-                max_retries: nj.max_retries,
-                run_at,
-                created_at: now,
-                started_at: None,
-                completed_at: None,
-                error_message: None,
-                errors: Vec::new(),
-                result_data: None,
-                metadata: nj.metadata,
-                locked_by: None,
-                lease_until: None,
-                attempt: 0,
+            let mut job = Job::new(nj.id, nj.job_type, nj.payload);
+            job.queue_name = nj.queue_name;
+            job.status = if run_at > now {
+                JobStatus::Scheduled
+            } else {
+                JobStatus::Pending
             };
+            job.priority = nj.priority;
+            job.max_retries = nj.max_retries;
+            job.run_at = run_at;
+            job.created_at = now;
+            job.metadata = nj.metadata;
             let seq = st.next_seq;
             st.next_seq += 1;
             st.order.insert(seq, job.id);
@@ -308,7 +294,7 @@ impl MemoryBackend {
     }
 }
 
-impl JobQueue for MemoryBackend {
+impl Backend for MemoryBackend {
     fn backend_name(&self) -> &'static str {
         "memory"
     }
@@ -388,8 +374,8 @@ impl JobQueue for MemoryBackend {
             let mut out = Vec::with_capacity(expired.len());
             for id in expired {
                 let before = st.jobs[&id].job.clone();
-                let error = AttemptFailure {
-                    message: format!(
+                let error = AttemptFailure::new(
+                    format!(
                         "lease expired: worker `{}` stopped heartbeating (lease ran out at {})",
                         before.locked_by.as_deref().unwrap_or("?"),
                         before
@@ -397,8 +383,8 @@ impl JobQueue for MemoryBackend {
                             .map(|t| t.to_rfc3339())
                             .unwrap_or_default()
                     ),
-                    retryable: true,
-                };
+                    true,
+                );
                 let (outcome, now_status) = if before.retry_count < before.max_retries {
                     (
                         Outcome::Retry {
@@ -412,10 +398,7 @@ impl JobQueue for MemoryBackend {
                 };
                 let worker = before.locked_by.clone();
                 st.apply(id, &outcome, worker.as_deref(), now);
-                out.push(Recovered {
-                    job: before,
-                    now: now_status,
-                });
+                out.push(Recovered::new(before, now_status));
             }
             drop(st);
             if !out.is_empty() {
@@ -496,11 +479,7 @@ impl JobQueue for MemoryBackend {
             }
             Ok(map
                 .into_iter()
-                .map(|((queue, status), count)| QueueCount {
-                    queue: queue.to_owned(),
-                    status,
-                    count,
-                })
+                .map(|((queue, status), count)| QueueCount::new(queue, status, count))
                 .collect())
         })
     }
@@ -548,14 +527,8 @@ impl JobListener for MemoryListener {
     fn wait(&mut self, timeout: Duration) -> BoxFuture<'_, ()> {
         Box::pin(async move {
             // Wake for the earliest scheduled job too, not only for new ones.
-            let timeout = match self.backend.next_due(&self.queues) {
-                Some(due) => (due - Utc::now())
-                    .to_std()
-                    .unwrap_or(Duration::ZERO)
-                    .min(timeout),
-                None => timeout,
-            };
-            let _ = tokio::time::timeout(timeout, self.rx.changed()).await;
+            let until_due = time_left(self.backend.next_due(&self.queues), Utc::now());
+            signal_or_due(self.rx.changed(), until_due, timeout).await;
         })
     }
 

@@ -4,15 +4,16 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use jobs_core::{Error, Job, JobId, JobStatus, NewJob, Result};
+use jobs_core::{BackendErrorKind, Error, Job, JobId, JobStatus, NewJob, Result};
 use serde_json::Value;
 use sqlx::postgres::PgPool;
 use sqlx::{Executor, Row};
 
 use super::conns::Conns;
+use super::error::{corrupt, db_err, enqueue_err, BACKEND};
 use super::hints::Hints;
 use super::options::PostgresBuilder;
-use super::row::{corrupt, db_err, row_to_job, BACKEND};
+use super::row::row_to_job;
 use super::sql::Sql;
 
 /// The PostgreSQL queue backend. Clones share one set of connections.
@@ -64,7 +65,7 @@ impl PostgresBackend {
     }
 
     /// A connection pool to the same database (opened lazily), e.g. to begin a
-    /// transaction for [`TransactionalEnqueue`](crate::backend::transactional::TransactionalEnqueue). The backend's own statements use
+    /// transaction for [`TransactionalEnqueue`](crate::backend::TransactionalEnqueue). The backend's own statements use
     /// connections of their own.
     pub fn pool(&self) -> &PgPool {
         &self.inner.pool
@@ -127,14 +128,14 @@ impl PostgresBackend {
             .bind(metadata)
             .fetch_one(executor)
             .await
-            .map_err(db_err)?;
+            .map_err(enqueue_err)?;
         let stored: i64 = row.try_get("n").map_err(db_err)?;
         if stored as usize != ids.len() {
-            return Err(Error::Backend {
-                backend: BACKEND,
-                message: format!("stored {stored} of {} jobs", ids.len()),
-                source: None,
-            });
+            return Err(Error::backend_msg(
+                BACKEND,
+                BackendErrorKind::Other,
+                format!("stored {stored} of {} jobs", ids.len()),
+            ));
         }
         Ok(ids)
     }

@@ -6,7 +6,7 @@ use jobs_core::{Error, Result};
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::Connection;
 
-use super::row::{db_err, BACKEND};
+use super::error::{db_err, unavailable};
 
 /// Connections for the backend's own statements, without `sqlx::Pool`: a pool
 /// pings every connection it gets back (a second round trip per call, which
@@ -31,10 +31,11 @@ impl Conns {
     }
 
     pub(super) async fn get(&self) -> Result<Conn<'_>> {
-        let unavailable = |what: &str| Error::Backend {
-            backend: BACKEND,
-            message: format!("no database connection within {:?} ({what})", self.timeout),
-            source: None,
+        let unavailable = |what: &str| {
+            unavailable(format!(
+                "no database connection within {:?} ({what})",
+                self.timeout
+            ))
         };
         let permit = tokio::time::timeout(self.timeout, self.permits.acquire())
             .await
@@ -89,12 +90,11 @@ impl Conn<'_> {
     /// [`done`](Self::done) for a result already mapped to the framework's error.
     pub(super) fn done_mapped<T>(mut self, result: Result<T>) -> Result<T> {
         let healthy = match &result {
-            Ok(_) | Err(Error::InvalidJob(_) | Error::Corrupt { .. }) => true,
-            Err(Error::Backend {
-                source: Some(source),
-                ..
-            }) => matches!(
-                source.downcast_ref::<sqlx::Error>(),
+            Ok(_) | Err(Error::InvalidJob(_) | Error::DuplicateId(_) | Error::Corrupt { .. }) => {
+                true
+            }
+            Err(Error::Backend(e)) => matches!(
+                e.get_ref().and_then(|s| s.downcast_ref::<sqlx::Error>()),
                 Some(sqlx::Error::Database(_))
             ),
             Err(_) => false,

@@ -4,7 +4,8 @@
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use jobs_core::{BoxFuture, JobListener, Result};
+use jobs_core::backend::JobListener;
+use jobs_core::{BoxFuture, Result};
 use sqlx::postgres::PgListener;
 
 use super::backend::PostgresBackend;

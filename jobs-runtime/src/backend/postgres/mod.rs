@@ -4,19 +4,19 @@
 //! ```no_run
 //! # async fn demo() -> jobs_core::Result<()> {
 //! use jobs_runtime::backend::postgres::PostgresBackend;
-//! use jobs_runtime::backend::transactional::TransactionalEnqueue;
+//! use jobs_runtime::backend::TransactionalEnqueue;
 //!
 //! let backend = PostgresBackend::builder("postgres://app@db/app")
 //!     .schema("jobs")
 //!     .connect()
 //!     .await?;
 //! // The outbox guarantee: the job exists iff the business write commits.
-//! let mut tx = backend.pool().begin().await.map_err(|e| jobs_core::Error::backend("postgres", e))?;
+//! let mut tx = backend.pool().begin().await.map_err(|e| jobs_core::Error::backend("postgres", jobs_core::BackendErrorKind::Other, e))?;
 //! sqlx::query("INSERT INTO orders (id) VALUES (1)").execute(&mut *tx).await.ok();
 //! backend
 //!     .enqueue_in(&mut *tx, jobs_core::NewJob::new("order.confirm", serde_json::json!({"order": 1})))
 //!     .await?;
-//! tx.commit().await.map_err(|e| jobs_core::Error::backend("postgres", e))?;
+//! tx.commit().await.map_err(|e| jobs_core::Error::backend("postgres", jobs_core::BackendErrorKind::Other, e))?;
 //! let queue = jobs_core::Queue::from(backend); // the ordinary handle, for workers and admin
 //! # Ok(()) }
 //! ```
@@ -47,7 +47,7 @@
 //! * Wake-up: enqueues (and jobs going back to waiting) `NOTIFY` once per
 //!   statement; the listener also sleeps until the earliest scheduled job of its
 //!   queues, with a poll fallback, so an idle worker issues almost no queries.
-//! * Pruning: [`JobQueue::prune`] deletes finished jobs oldest first, at most
+//! * Pruning: [`Backend::prune`] deletes finished jobs oldest first, at most
 //!   `limit` per statement, from a partial index on finished rows.
 //! * Time: every "now" is the database's clock.
 //! * Connections: the backend keeps its own (`sqlx::Pool` pings each one it
@@ -56,11 +56,12 @@
 //!   after a restart — and connections and the listener are re-established
 //!   when it is back.
 //!
-//! [`JobQueue::prune`]: jobs_core::JobQueue::prune
+//! [`Backend::prune`]: jobs_core::Backend::prune
 //! [`Error::Backend`]: jobs_core::Error::Backend
 
 mod backend;
 mod conns;
+mod error;
 mod hints;
 mod listener;
 mod migrate;

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use jobs_core::backend::{redact_url, take_url_param};
 use jobs_core::{Error, Result};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
@@ -42,38 +43,26 @@ fn check_schema(schema: &str) -> std::result::Result<(), String> {
     }
 }
 
-/// Splits `?schema=name` off a URL (sqlx does not know the parameter).
-fn split_schema(url: &str) -> (String, Option<String>) {
-    let Some((base, query)) = url.split_once('?') else {
-        return (url.to_owned(), None);
-    };
-    let mut schema = None;
-    let rest: Vec<&str> = query
-        .split('&')
-        .filter(|kv| match kv.split_once('=') {
-            Some(("schema", v)) => {
-                schema = Some(v.to_owned());
-                false
-            }
-            _ => !kv.is_empty(),
-        })
-        .collect();
-    let url = if rest.is_empty() {
-        base.to_owned()
-    } else {
-        format!("{base}?{}", rest.join("&"))
-    };
-    (url, schema)
-}
-
 /// Options for [`PostgresBackend`]; from [`PostgresBackend::builder`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PostgresBuilder {
     url: String,
     schema: Option<String>,
     max_connections: u32,
     acquire_timeout: Duration,
     synchronous_claims: bool,
+}
+
+impl std::fmt::Debug for PostgresBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresBuilder")
+            .field("url", &redact_url(&self.url))
+            .field("schema", &self.schema)
+            .field("max_connections", &self.max_connections)
+            .field("acquire_timeout", &self.acquire_timeout)
+            .field("synchronous_claims", &self.synchronous_claims)
+            .finish()
+    }
 }
 
 impl PostgresBuilder {
@@ -120,15 +109,12 @@ impl PostgresBuilder {
 
     /// Connects, then creates or migrates the schema.
     pub async fn connect(self) -> Result<PostgresBackend> {
-        let (url, url_schema) = split_schema(&self.url);
+        let (url, url_schema) = take_url_param(&self.url, "schema");
         let schema = self
             .schema
             .or(url_schema)
             .unwrap_or_else(|| DEFAULT_SCHEMA.to_owned());
-        let bad = |reason: String| Error::Connect {
-            url: self.url.clone(),
-            reason,
-        };
+        let bad = |reason: String| Error::connect(&self.url, reason);
         check_schema(&schema).map_err(bad)?;
         let options: PgConnectOptions = url
             .parse()

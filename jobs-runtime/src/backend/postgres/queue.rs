@@ -1,11 +1,11 @@
-//! The queue operations: [`JobQueue`] and [`TransactionalEnqueue`].
+//! The queue operations: [`Backend`] and [`TransactionalEnqueue`].
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use jobs_core::backend::{ClaimRequest, Fence, JobListener, Outcome, OutcomeUpdate, Recovered};
 use jobs_core::{
-    BoxFuture, ClaimRequest, Error, Fence, Job, JobFilter, JobId, JobListener, JobQueue, JobStatus,
-    NewJob, Outcome, OutcomeUpdate, QueueCount, Recovered, Result,
+    Backend, BoxFuture, Error, Job, JobFilter, JobId, JobStatus, NewJob, QueueCount, Result,
 };
 use serde_json::Value;
 use sqlx::postgres::PgConnection;
@@ -13,10 +13,11 @@ use sqlx::Row;
 use uuid::Uuid;
 
 use super::backend::PostgresBackend;
+use super::error::{corrupt, db_err, BACKEND};
 use super::hints::Key;
 use super::listener::PgJobListener;
-use super::row::{corrupt, db_err, row_to_job, BACKEND};
-use crate::backend::transactional::{check_new_job, TransactionalEnqueue};
+use super::row::row_to_job;
+use jobs_core::backend::{check_new_job, TransactionalEnqueue};
 
 fn micros(d: Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
@@ -39,7 +40,7 @@ impl TransactionalEnqueue for PostgresBackend {
     }
 }
 
-impl JobQueue for PostgresBackend {
+impl Backend for PostgresBackend {
     fn backend_name(&self) -> &'static str {
         BACKEND
     }
@@ -203,7 +204,7 @@ impl JobQueue for PostgresBackend {
                 let now: String = row.try_get("new_status").map_err(db_err)?;
                 let now = now.parse().map_err(|e| corrupt(job.id, e))?;
                 // The manager that recovered it logs it, with its own context.
-                out.push(Recovered { job, now });
+                out.push(Recovered::new(job, now));
             }
             Ok(out)
         })
@@ -257,13 +258,10 @@ impl JobQueue for PostgresBackend {
                 let queue: String = row.try_get("queue_name").map_err(db_err)?;
                 let status: String = row.try_get("status").map_err(db_err)?;
                 let count: i64 = row.try_get("n").map_err(db_err)?;
-                out.push(QueueCount {
-                    status: status
-                        .parse()
-                        .map_err(|e| corrupt(format!("(queue {queue})"), e))?,
-                    queue,
-                    count: count as u64,
-                });
+                let status = status
+                    .parse()
+                    .map_err(|e| corrupt(format!("(queue {queue})"), e))?;
+                out.push(QueueCount::new(queue, status, count as u64));
             }
             out.sort();
             Ok(out)

@@ -7,7 +7,7 @@ use redis::{Script, Value};
 
 use super::backend::RedisBackend;
 use super::row::{array, int, parse_row, text, CorruptRow};
-use super::scripts::{backend_err, BACKEND, LIST_SCAN, PER_CALL, SCRIPTS};
+use super::scripts::{backend_err, unexpected, BACKEND, LIST_SCAN, PER_CALL, SCRIPTS};
 
 impl RedisBackend {
     /// Deletes every key of this namespace (the jobs, their indexes and
@@ -158,11 +158,9 @@ impl RedisBackend {
                     }),
                 }
             }
-            _ => Err(Error::Backend {
-                backend: BACKEND,
-                message: format!("unexpected reply from the cancel/requeue script: {tag:?}"),
-                source: None,
-            }),
+            _ => Err(unexpected(format_args!(
+                "unexpected reply from the cancel/requeue script: {tag:?}"
+            ))),
         }
     }
 
@@ -178,11 +176,7 @@ impl RedisBackend {
             .filter(|(_, n)| *n > 0)
             .filter_map(|(key, n)| {
                 let (status, queue) = key.split_once(' ')?;
-                Some(QueueCount {
-                    queue: queue.to_owned(),
-                    status: status.parse().ok()?,
-                    count: n as u64,
-                })
+                Some(QueueCount::new(queue, status.parse().ok()?, n as u64))
             })
             .collect();
         out.sort_by(|a, b| (&a.queue, a.status).cmp(&(&b.queue, b.status)));

@@ -6,10 +6,8 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-use jobs_core::{
-    ClaimRequest, Error, Fence, Job, JobId, JobStatus, NewJob, Outcome, OutcomeUpdate, Recovered,
-    Result,
-};
+use jobs_core::backend::{ClaimRequest, Fence, Outcome, OutcomeUpdate, Recovered};
+use jobs_core::{Error, Job, JobId, JobStatus, NewJob, Result};
 use redis::aio::ConnectionManager;
 use redis::{Client, Value};
 
@@ -74,10 +72,7 @@ impl RedisBackend {
         for job in &jobs {
             job.validate()?;
             if !seen.insert(job.id) {
-                return Err(Error::InvalidJob(format!(
-                    "job id {} appears twice in one batch; nothing was stored",
-                    job.id
-                )));
+                return Err(Error::DuplicateId(job.id));
             }
         }
         let ids: Vec<JobId> = jobs.iter().map(|j| j.id).collect();
@@ -312,7 +307,7 @@ impl RedisBackend {
                 ) {
                     (Ok(job), Some(now)) => {
                         // The manager that recovered it logs it, with its own context.
-                        out.push(Recovered { job, now });
+                        out.push(Recovered::new(job, now));
                     }
                     (Err(c), _) => tracing::error!(
                         job_id = %c.id,

@@ -7,7 +7,8 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use futures_core::Stream;
-use jobs_core::{BoxFuture, Error, JobListener, Result};
+use jobs_core::backend::JobListener;
+use jobs_core::{BackendErrorKind, BoxFuture, Error, Result};
 use redis::aio::{PubSubSink, PubSubStream};
 use redis::RedisError;
 
@@ -40,11 +41,11 @@ impl RedisBackend {
         match tokio::time::timeout(self.inner.connection_timeout, fut).await {
             Ok(Ok((sink, stream))) => Ok((sink, Box::pin(stream))),
             Ok(Err(e)) => Err(backend_err(e)),
-            Err(_) => Err(Error::Backend {
-                backend: BACKEND,
-                message: "timed out subscribing to the wake-up channel".to_owned(),
-                source: None,
-            }),
+            Err(_) => Err(Error::backend_msg(
+                BACKEND,
+                BackendErrorKind::Unavailable,
+                "timed out subscribing to the wake-up channel",
+            )),
         }
     }
 }

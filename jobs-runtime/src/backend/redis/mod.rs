@@ -75,7 +75,7 @@
 //! # Waking idle workers
 //!
 //! Scripts that make work claimable `PUBLISH` the queue's name on `{P}:wake`.
-//! A [listener](JobQueue::listener) holds its own subscribed connection and
+//! A [listener](Backend::listener) holds its own subscribed connection and
 //! sleeps until a message for one of its queues arrives, or until the earliest
 //! delayed job of its queues comes due, or the caller's timeout. An idle
 //! worker makes one small query per wait, nothing else.
@@ -93,7 +93,7 @@
 //! | AOF, `appendfsync always` | nothing acknowledged: each write is fsynced before the reply (slower writes) |
 //!
 //! A worker crash never loses a job whatever the setting: its leases expire
-//! and [`JobQueue::recover_expired`] returns the jobs as failed attempts. While
+//! and [`Backend::recover_expired`] returns the jobs as failed attempts. While
 //! Redis is down every call returns [`Error::Backend`]; the connection
 //! reconnects by itself once Redis is back. With replication, a failover can
 //! lose what the old primary had not yet sent to the replica (Redis
@@ -108,7 +108,7 @@
 
 // For the links of the docs above.
 #[cfg(doc)]
-use jobs_core::{Error, JobQueue};
+use jobs_core::{Backend, Error};
 
 mod backend;
 // After `backend`: its `impl RedisBackend` block then comes second in the docs.

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use jobs_core::backend::{redact_url, take_url_param};
 use jobs_core::{Error, Result};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::Client;
@@ -12,43 +13,6 @@ use super::backend::{Inner, RedisBackend};
 
 /// The key prefix used when none is given.
 pub const DEFAULT_PREFIX: &str = "jobs";
-
-/// Hides the password of a URL for error messages.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s + 3 => {
-            let userinfo = &url[s + 3..at];
-            match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
-}
-
-/// Splits our own `prefix` parameter off a Redis URL.
-fn split_prefix(url: &str) -> (String, Option<String>) {
-    let Some((base, query)) = url.split_once('?') else {
-        return (url.to_owned(), None);
-    };
-    let mut prefix = None;
-    let rest: Vec<&str> = query
-        .split('&')
-        .filter(|kv| match kv.strip_prefix("prefix=") {
-            Some(p) => {
-                prefix = Some(p.to_owned());
-                false
-            }
-            None => !kv.is_empty(),
-        })
-        .collect();
-    if rest.is_empty() {
-        (base.to_owned(), prefix)
-    } else {
-        (format!("{base}?{}", rest.join("&")), prefix)
-    }
-}
 
 fn check_prefix(prefix: &str) -> std::result::Result<(), String> {
     if prefix.is_empty()
@@ -65,12 +29,23 @@ fn check_prefix(prefix: &str) -> std::result::Result<(), String> {
 }
 
 /// Configures a [`RedisBackend`] before connecting.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RedisBuilder {
     url: String,
     prefix: Option<String>,
     connection_timeout: Duration,
     response_timeout: Option<Duration>,
+}
+
+impl std::fmt::Debug for RedisBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisBuilder")
+            .field("url", &redact_url(&self.url))
+            .field("prefix", &self.prefix)
+            .field("connection_timeout", &self.connection_timeout)
+            .field("response_timeout", &self.response_timeout)
+            .finish()
+    }
 }
 
 impl RedisBuilder {
@@ -106,12 +81,8 @@ impl RedisBuilder {
     /// Connects. Fails with [`Error::Connect`] if the URL is unusable or Redis
     /// cannot be reached now; later outages only fail the calls made meanwhile.
     pub async fn connect(self) -> Result<RedisBackend> {
-        let shown = redact(&self.url);
-        let connect_err = |reason: String| Error::Connect {
-            url: shown.clone(),
-            reason,
-        };
-        let (url, url_prefix) = split_prefix(&self.url);
+        let connect_err = |reason: String| Error::connect(&self.url, reason);
+        let (url, url_prefix) = take_url_param(&self.url, "prefix");
         let prefix = self
             .prefix
             .or(url_prefix)
@@ -127,7 +98,7 @@ impl RedisBuilder {
         let conn = ConnectionManager::new_with_config(client.clone(), config)
             .await
             .map_err(|e| connect_err(format!("{e}; is Redis running and reachable?")))?;
-        tracing::info!(url = %shown, prefix = %prefix, "connected to redis");
+        tracing::info!(url = %redact_url(&self.url), prefix = %prefix, "connected to redis");
         Ok(RedisBackend {
             inner: Arc::new(Inner {
                 client,
@@ -147,18 +118,18 @@ mod tests {
     #[test]
     fn prefix_comes_out_of_the_url() {
         assert_eq!(
-            split_prefix("redis://h:1/0?prefix=app&protocol=resp3"),
+            take_url_param("redis://h:1/0?prefix=app&protocol=resp3", "prefix"),
             (
                 "redis://h:1/0?protocol=resp3".to_owned(),
                 Some("app".to_owned())
             )
         );
         assert_eq!(
-            split_prefix("redis://h:1/?prefix=app"),
+            take_url_param("redis://h:1/?prefix=app", "prefix"),
             ("redis://h:1/".to_owned(), Some("app".to_owned()))
         );
         assert_eq!(
-            split_prefix("redis://h:1"),
+            take_url_param("redis://h:1", "prefix"),
             ("redis://h:1".to_owned(), None)
         );
         assert!(check_prefix("a{b").is_err());
@@ -168,7 +139,11 @@ mod tests {
 
     #[test]
     fn passwords_are_redacted() {
-        assert_eq!(redact("redis://u:secret@h:1/0"), "redis://u:***@h:1/0");
-        assert_eq!(redact("redis://h:1/0"), "redis://h:1/0");
+        let b = RedisBuilder::new("redis://u:secret@h:1/0".into());
+        let shown = format!("{b:?}");
+        assert!(
+            shown.contains("redis://u:***@h:1/0") && !shown.contains("secret"),
+            "{shown}"
+        );
     }
 }

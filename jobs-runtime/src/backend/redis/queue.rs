@@ -1,19 +1,17 @@
-//! The [`JobQueue`] implementation: each call hands over to the inherent
+//! The [`Backend`] implementation: each call hands over to the inherent
 //! method doing the work.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use jobs_core::{
-    BoxFuture, ClaimRequest, Error, Fence, Job, JobFilter, JobId, JobListener, JobQueue, NewJob,
-    OutcomeUpdate, QueueCount, Recovered, Result,
-};
+use jobs_core::backend::{ClaimRequest, Fence, JobListener, OutcomeUpdate, Recovered};
+use jobs_core::{Backend, BoxFuture, Error, Job, JobFilter, JobId, NewJob, QueueCount, Result};
 
 use super::backend::RedisBackend;
 use super::listener::RedisListener;
 use super::scripts::{BACKEND, SCRIPTS};
 
-impl JobQueue for RedisBackend {
+impl Backend for RedisBackend {
     fn backend_name(&self) -> &'static str {
         BACKEND
     }

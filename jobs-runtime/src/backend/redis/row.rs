@@ -3,11 +3,11 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use jobs_core::{AttemptError, Error, Job, JobId, JobStatus, NewJob, Result};
+use jobs_core::{AttemptError, BackendErrorKind, Error, Job, JobId, JobStatus, NewJob, Result};
 use redis::Value;
 use serde::Deserialize;
 
-use super::scripts::BACKEND;
+use super::scripts::{unexpected, BACKEND};
 
 /// A row as the scripts return it: id, then the fields of `FIELDS` in
 /// `common.lua`.
@@ -206,39 +206,36 @@ pub(super) fn parse_row(row: &[Value]) -> std::result::Result<Job, CorruptRow> {
             stored
                 .into_iter()
                 .map(|e| {
-                    Ok(AttemptError {
-                        attempt: e.a,
-                        retry_count: e.r,
-                        at: time(col::ER, e.t)?,
-                        message: e.m,
-                        retryable: e.y,
-                        worker: e.w,
-                    })
+                    Ok(AttemptError::new(
+                        e.a,
+                        e.r,
+                        time(col::ER, e.t)?,
+                        e.m,
+                        e.y,
+                        e.w,
+                    ))
                 })
                 .collect::<std::result::Result<Vec<_>, CorruptRow>>()?
         }
     };
-    Ok(Job {
-        id,
-        queue_name: req_text(col::Q)?,
-        job_type: req_text(col::T)?,
-        payload,
-        status,
-        priority,
-        retry_count: u32_or_zero(col::RC)?,
-        max_retries: u32_of(col::MR)?,
-        run_at: time(col::RA, req_int(col::RA)?)?,
-        created_at: time(col::CA, req_int(col::CA)?)?,
-        started_at: opt_time(col::SA)?,
-        completed_at: opt_time(col::FA)?,
-        error_message: text(&row[col::EM]),
-        errors,
-        result_data: opt_json(col::RD)?,
-        metadata,
-        locked_by: text(&row[col::LB]),
-        lease_until: opt_time(col::LU)?,
-        attempt: u32_or_zero(col::AT)?,
-    })
+    let mut job = Job::new(id, req_text(col::T)?, payload);
+    job.queue_name = req_text(col::Q)?;
+    job.status = status;
+    job.priority = priority;
+    job.retry_count = u32_or_zero(col::RC)?;
+    job.max_retries = u32_of(col::MR)?;
+    job.run_at = time(col::RA, req_int(col::RA)?)?;
+    job.created_at = time(col::CA, req_int(col::CA)?)?;
+    job.started_at = opt_time(col::SA)?;
+    job.completed_at = opt_time(col::FA)?;
+    job.error_message = text(&row[col::EM]);
+    job.errors = errors;
+    job.result_data = opt_json(col::RD)?;
+    job.metadata = metadata;
+    job.locked_by = text(&row[col::LB]);
+    job.lease_until = opt_time(col::LU)?;
+    job.attempt = u32_or_zero(col::AT)?;
+    Ok(job)
 }
 
 /// Arguments of one job for `enqueue.lua`.
@@ -273,28 +270,27 @@ pub(super) fn enqueue_reply(v: &Value) -> Result<()> {
     let items = match v {
         Value::Array(items) => items.as_slice(),
         Value::ServerError(e) => {
-            return Err(Error::Backend {
-                backend: BACKEND,
-                message: format!("enqueue script failed: {e:?}"),
-                source: None,
-            })
+            return Err(unexpected(format_args!("enqueue script failed: {e:?}")))
         }
         _ => &[],
     };
     match items.first().and_then(text).as_deref() {
         Some("ok") => Ok(()),
-        Some("dup") => Err(Error::InvalidJob(format!(
-            "a job with id {} already exists; nothing was stored",
-            items.get(1).and_then(text).unwrap_or_default()
-        ))),
-        Some("aborted") => Err(Error::InvalidJob(
-            "a job of the batch already exists; nothing was stored".to_owned(),
+        Some("dup") => match items.get(1).and_then(text).and_then(|id| id.parse().ok()) {
+            Some(id) => Err(Error::DuplicateId(id)),
+            None => Err(unexpected(format_args!(
+                "the enqueue script found a duplicate id it did not name: {v:?}"
+            ))),
+        },
+        // An earlier chunk found the duplicate; its own reply names it.
+        Some("aborted") => Err(Error::backend_msg(
+            BACKEND,
+            BackendErrorKind::Conflict,
+            "a job of the batch already exists; nothing was stored",
         )),
-        _ => Err(Error::Backend {
-            backend: BACKEND,
-            message: format!("unexpected reply from the enqueue script: {v:?}"),
-            source: None,
-        }),
+        _ => Err(unexpected(format_args!(
+            "unexpected reply from the enqueue script: {v:?}"
+        ))),
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::sync::LazyLock;
 
-use jobs_core::{Error, Result};
+use jobs_core::{BackendErrorKind, Error, Result};
 use redis::aio::ConnectionManager;
 use redis::{Cmd, ErrorKind, RedisError, Script, ServerErrorKind, Value};
 
@@ -68,8 +68,31 @@ pub(super) const ENQUEUE_SRC: &str = concat!(
     include_str!("enqueue.lua")
 );
 
+/// The framework's error for a client error, with its kind: is Redis away,
+/// busy for a moment, or refusing the call for good?
 pub(super) fn backend_err(e: RedisError) -> Error {
-    Error::backend(BACKEND, e)
+    use redis::{ErrorKind as K, ServerErrorKind as S};
+    let kind = if e.is_io_error()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_timeout()
+    {
+        BackendErrorKind::Unavailable
+    } else {
+        match e.kind() {
+            K::Server(S::BusyLoading | S::TryAgain | S::ClusterDown | S::MasterDown) => {
+                BackendErrorKind::Unavailable
+            }
+            K::Server(S::ReadOnly) => BackendErrorKind::Transient,
+            _ => BackendErrorKind::Other,
+        }
+    };
+    Error::backend(BACKEND, kind, e)
+}
+
+/// A reply this version does not understand.
+pub(super) fn unexpected(what: impl std::fmt::Display) -> Error {
+    Error::backend_msg(BACKEND, BackendErrorKind::Other, what.to_string())
 }
 
 /// `EVALSHA <script> 1 <ns>`, ready for the script's arguments. Built

@@ -14,9 +14,7 @@ use super::listener::shared_wake;
 use super::options::is_memory_url;
 // For an intra-doc link.
 #[cfg(doc)]
-use crate::backend::transactional::TransactionalEnqueue;
-
-pub(super) const BACKEND: &str = "sqlite";
+use jobs_core::backend::TransactionalEnqueue;
 
 /// The SQLite queue backend. Clones share the connections and the wake-up signal.
 #[derive(Clone)]
@@ -44,10 +42,6 @@ impl std::fmt::Debug for SqliteBackend {
             .field("location", &self.inner.location)
             .finish()
     }
-}
-
-pub(super) fn db_err(e: sqlx::Error) -> Error {
-    Error::backend(BACKEND, e)
 }
 
 impl SqliteBackend {

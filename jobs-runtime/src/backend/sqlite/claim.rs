@@ -2,9 +2,10 @@
 
 use std::collections::HashMap;
 
-use jobs_core::{ClaimRequest, Job, Result};
+use jobs_core::backend::ClaimRequest;
+use jobs_core::{Job, Result};
 
-use super::backend::db_err;
+use super::error::db_err;
 use super::row::job_from_row;
 use super::sql;
 use super::time::{add_micros, now_micros};

@@ -5,11 +5,12 @@ use std::sync::atomic::Ordering;
 use std::sync::Weak;
 use std::time::Duration;
 
-use jobs_core::{Error, Result};
+use jobs_core::{BackendErrorKind, Result};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteRow};
 use sqlx::{Connection, Sqlite, SqliteConnection};
 
-use super::backend::{db_err, Inner, BACKEND};
+use super::backend::Inner;
+use super::error::{backend_msg, db_err};
 use super::migrate::migrate;
 use super::SqliteBackend;
 
@@ -69,13 +70,14 @@ impl SqliteBackend {
         &self,
     ) -> Result<tokio::sync::MappedMutexGuard<'_, SqliteConnection>> {
         let guard = self.inner.writer.lock().await;
-        tokio::sync::MutexGuard::try_map(guard, Option::as_mut).map_err(|_| Error::Backend {
-            backend: BACKEND,
-            message: format!(
-                "the sqlite backend for `{}` was closed",
-                self.inner.location
-            ),
-            source: None,
+        tokio::sync::MutexGuard::try_map(guard, Option::as_mut).map_err(|_| {
+            backend_msg(
+                BackendErrorKind::Unavailable,
+                format!(
+                    "the sqlite backend for `{}` was closed",
+                    self.inner.location
+                ),
+            )
         })
     }
 

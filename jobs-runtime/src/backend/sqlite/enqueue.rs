@@ -4,7 +4,7 @@ use jobs_core::{Error, JobId, NewJob, Result};
 use sqlx::{Connection, SqliteConnection};
 use uuid::Uuid;
 
-use super::backend::db_err;
+use super::error::db_err;
 use super::sql::{self, INSERT_CHUNK};
 use super::time::{micros, now_micros};
 use super::SqliteBackend;
@@ -99,18 +99,37 @@ pub(super) async fn insert_rows(
             .bind(now)
             .bind(r.metadata.as_deref());
     }
-    match q.execute(conn).await {
+    match q.execute(&mut *conn).await {
         Ok(_) => Ok(()),
         Err(e)
             if e.as_database_error()
                 .is_some_and(|d| d.is_unique_violation()) =>
         {
-            Err(Error::InvalidJob(
-                "a job with one of these ids already exists (or an id repeats in the batch); \
-                 nothing was stored"
-                    .to_owned(),
-            ))
+            match duplicate_among(conn, rows).await {
+                Some(id) => Err(Error::DuplicateId(id)),
+                None => Err(db_err(e)),
+            }
         }
         Err(e) => Err(db_err(e)),
     }
+}
+
+/// After a unique violation, the id that caused it: one repeated within
+/// `rows`, or one already stored (SQLite's message does not name it).
+async fn duplicate_among(conn: &mut SqliteConnection, rows: &[InsertRow]) -> Option<JobId> {
+    let mut seen = std::collections::HashSet::with_capacity(rows.len());
+    if let Some(r) = rows.iter().find(|r| !seen.insert(r.id)) {
+        return Some(JobId::from_uuid(r.id));
+    }
+    for r in rows {
+        let found = sqlx::query("SELECT 1 FROM jobs_queue WHERE id = ?")
+            .bind(r.id)
+            .fetch_optional(&mut *conn)
+            .await
+            .ok()?;
+        if found.is_some() {
+            return Some(JobId::from_uuid(r.id));
+        }
+    }
+    None
 }

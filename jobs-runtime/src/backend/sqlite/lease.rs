@@ -5,11 +5,12 @@ use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use jobs_core::{Fence, Job, JobId, JobStatus, Recovered, Result};
+use jobs_core::backend::{Fence, Recovered};
+use jobs_core::{Job, JobId, JobStatus, Result};
 use sqlx::{Connection, Row};
 use uuid::Uuid;
 
-use super::backend::db_err;
+use super::error::db_err;
 use super::record::Transition;
 use super::row::job_from_row;
 use super::sql::{self, padded, UPDATE_CHUNK};
@@ -117,10 +118,7 @@ impl SqliteBackend {
             for (job, now_status) in expired.into_iter().zip(statuses) {
                 if applied.contains(job.id.as_uuid()) {
                     // The manager that recovered it logs it, with its own context.
-                    out.push(Recovered {
-                        job,
-                        now: now_status,
-                    });
+                    out.push(Recovered::new(job, now_status));
                 }
             }
             self.wake();

@@ -7,10 +7,12 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use jobs_core::{BoxFuture, JobListener};
+use jobs_core::backend::JobListener;
+use jobs_core::BoxFuture;
 use tokio::sync::watch;
 
 use super::SqliteBackend;
+use crate::backend::wait::{signal_or_due, time_left};
 
 /// Every handle on one database file in this process shares one wake-up signal,
 /// whether it came from the same `connect` or not.
@@ -75,14 +77,8 @@ impl JobListener for SqliteListener {
                     }
                 },
             };
-            let timeout = match next_due {
-                Some(due) => (due - Utc::now())
-                    .to_std()
-                    .unwrap_or(Duration::ZERO)
-                    .min(timeout),
-                None => timeout,
-            };
-            if let Ok(Ok(())) = tokio::time::timeout(timeout, self.rx.changed()).await {
+            let until_due = time_left(next_due, Utc::now());
+            if let Some(Ok(())) = signal_or_due(self.rx.changed(), until_due, timeout).await {
                 // Something was enqueued or rescheduled here: the next due time may be earlier.
                 self.next_due = None;
             }

@@ -16,7 +16,7 @@
 //! are integer microseconds since the Unix epoch (UTC); payloads, metadata,
 //! results and the error history are JSON text. A partial index over waiting
 //! rows keeps the claim cost independent of how many finished jobs the table
-//! holds; finished jobs are removed by [`JobQueue::prune`] in bounded batches.
+//! holds; finished jobs are removed by [`Backend::prune`] in bounded batches.
 //!
 //! # Durability
 //!
@@ -54,12 +54,13 @@
 
 // For the intra-doc link above.
 #[cfg(doc)]
-use jobs_core::JobQueue;
+use jobs_core::Backend;
 
 mod backend;
 mod claim;
 mod conn;
 mod enqueue;
+mod error;
 mod lease;
 mod listener;
 mod migrate;

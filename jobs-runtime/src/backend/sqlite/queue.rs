@@ -1,24 +1,24 @@
-//! The trait implementations: [`JobQueue`], mostly handing each operation to
+//! The trait implementations: [`Backend`], mostly handing each operation to
 //! its module, and [`TransactionalEnqueue`].
 
 use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use jobs_core::backend::{ClaimRequest, Fence, JobListener, OutcomeUpdate, Recovered};
 use jobs_core::{
-    BoxFuture, ClaimRequest, Error, Fence, Job, JobFilter, JobId, JobListener, JobQueue, JobStatus,
-    NewJob, OutcomeUpdate, QueueCount, Recovered, Result,
+    Backend, BoxFuture, Error, Job, JobFilter, JobId, JobStatus, NewJob, QueueCount, Result,
 };
 use sqlx::{Executor, Row, SqliteConnection};
 
-use super::backend::{db_err, BACKEND};
 use super::enqueue::{insert_rows, insert_rows_of};
+use super::error::{db_err, BACKEND};
 use super::listener::SqliteListener;
 use super::row::job_from_row;
 use super::sql::{self, INSERT_CHUNK};
 use super::time::{micros, now_micros};
 use super::SqliteBackend;
-use crate::backend::transactional::{check_new_job, TransactionalEnqueue};
+use jobs_core::backend::{check_new_job, TransactionalEnqueue};
 
 /// Enqueue inside your own SQLite transaction (on a connection of your own pool
 /// on the same file): the jobs exist if and only if it commits. Begin it with
@@ -30,7 +30,7 @@ use crate::backend::transactional::{check_new_job, TransactionalEnqueue};
 ///
 /// ```no_run
 /// # async fn demo(backend: jobs_runtime::backend::sqlite::SqliteBackend) -> Result<(), Box<dyn std::error::Error>> {
-/// use jobs_runtime::backend::transactional::TransactionalEnqueue;
+/// use jobs_runtime::backend::TransactionalEnqueue;
 /// let pool = sqlx::SqlitePool::connect("sqlite://app.db").await?;
 /// let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
 /// sqlx::query("INSERT INTO orders (id) VALUES (1)").execute(&mut *tx).await?;
@@ -82,7 +82,7 @@ impl TransactionalEnqueue for SqliteBackend {
     }
 }
 
-impl JobQueue for SqliteBackend {
+impl Backend for SqliteBackend {
     fn backend_name(&self) -> &'static str {
         BACKEND
     }
@@ -155,11 +155,7 @@ impl JobQueue for SqliteBackend {
                         id: format!("(some job of queue `{queue}`)"),
                         reason: e.to_string(),
                     })?;
-                    Ok(QueueCount {
-                        queue,
-                        status,
-                        count: count.unsigned_abs(),
-                    })
+                    Ok(QueueCount::new(queue, status, count.unsigned_abs()))
                 })
                 .collect::<Result<Vec<_>>>()?;
             out.sort();

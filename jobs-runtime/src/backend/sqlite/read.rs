@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use jobs_core::{Job, JobFilter, JobId, JobStatus, Result};
 use sqlx::Row;
 
-use super::backend::db_err;
+use super::error::db_err;
 use super::row::job_from_row;
 use super::sql;
 use super::time::{from_micros, now_micros};

@@ -3,11 +3,12 @@
 
 use std::collections::HashSet;
 
-use jobs_core::{Error, JobId, Outcome, OutcomeUpdate, Result};
+use jobs_core::backend::{Outcome, OutcomeUpdate};
+use jobs_core::{Error, JobId, Result};
 use sqlx::{Connection, Row, SqliteConnection};
 use uuid::Uuid;
 
-use super::backend::db_err;
+use super::error::db_err;
 use super::sql::{self, padded, UPDATE_CHUNK};
 use super::time::{add_micros, rfc3339, unique_now_micros};
 use super::SqliteBackend;
@@ -126,16 +127,18 @@ impl SqliteBackend {
             let id = *u.fence.id.as_uuid();
             let attempt = i64::from(u.fence.attempt);
             let fail =
-                |status, error: &jobs_core::AttemptFailure, retry_inc, run_at, done| Transition {
-                    id,
-                    attempt,
-                    status,
-                    retry_inc,
-                    run_at,
-                    completed_at: done,
-                    message: Some(error.message.clone()),
-                    retryable: error.retryable,
-                    worker: Some(worker_id.to_owned()),
+                |status, error: &jobs_core::backend::AttemptFailure, retry_inc, run_at, done| {
+                    Transition {
+                        id,
+                        attempt,
+                        status,
+                        retry_inc,
+                        run_at,
+                        completed_at: done,
+                        message: Some(error.message.clone()),
+                        retryable: error.retryable,
+                        worker: Some(worker_id.to_owned()),
+                    }
                 };
             match &u.outcome {
                 Outcome::Complete { result } => {

@@ -10,7 +10,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 use uuid::Uuid;
 
-use super::backend::{db_err, BACKEND};
+use super::error::{db_err, BACKEND};
 use super::time::from_micros;
 
 pub(super) fn job_from_row(row: &SqliteRow) -> Result<(Job, i64)> {
@@ -48,26 +48,26 @@ pub(super) fn job_from_row(row: &SqliteRow) -> Result<(Job, i64)> {
     let u32_col = |col: usize| -> Result<u32> {
         u32::try_from(int(col)?).map_err(|e| corrupt(format!("column {col}: {e}")))
     };
-    let job = Job {
+    let mut job = Job::new(
         id,
-        queue_name: row.try_get(1).map_err(get_err)?,
-        job_type: row.try_get(2).map_err(get_err)?,
-        payload: json(3, "payload")?.unwrap_or(Value::Null),
-        status,
-        priority: i32::try_from(int(5)?).map_err(|e| corrupt(format!("priority: {e}")))?,
-        retry_count: u32_col(6)?,
-        max_retries: u32_col(7)?,
-        run_at: from_micros(int(8)?),
-        created_at: from_micros(int(9)?),
-        started_at: ts(10)?,
-        completed_at: ts(11)?,
-        error_message: row.try_get(12).map_err(get_err)?,
-        errors,
-        result_data: json(14, "result_data")?,
-        metadata,
-        locked_by: row.try_get(16).map_err(get_err)?,
-        lease_until: ts(17)?,
-        attempt: u32_col(18)?,
-    };
+        row.try_get::<String, _>(2).map_err(get_err)?,
+        json(3, "payload")?.unwrap_or(Value::Null),
+    );
+    job.queue_name = row.try_get(1).map_err(get_err)?;
+    job.status = status;
+    job.priority = i32::try_from(int(5)?).map_err(|e| corrupt(format!("priority: {e}")))?;
+    job.retry_count = u32_col(6)?;
+    job.max_retries = u32_col(7)?;
+    job.run_at = from_micros(int(8)?);
+    job.created_at = from_micros(int(9)?);
+    job.started_at = ts(10)?;
+    job.completed_at = ts(11)?;
+    job.error_message = row.try_get(12).map_err(get_err)?;
+    job.errors = errors;
+    job.result_data = json(14, "result_data")?;
+    job.metadata = metadata;
+    job.locked_by = row.try_get(16).map_err(get_err)?;
+    job.lease_until = ts(17)?;
+    job.attempt = u32_col(18)?;
     Ok((job, int(19)?))
 }

@@ -1,0 +1,392 @@
+//! The backend port: what a queue backend implements, and the types of its
+//! protocol with the worker. Memory, SQLite, PostgreSQL and Redis implement it;
+//! so can a third party.
+//!
+//! Users rarely name anything here: they hold a [`Queue`](crate::Queue) (the
+//! client handle) and let a `WorkerManager` speak this protocol.
+//!
+//! Three things are called "queue" in this project, and they are kept apart by
+//! name: a **queue** is a name that jobs are routed by (`NewJob::queue_name`);
+//! the [`Queue`](crate::Queue) is the client handle applications enqueue and
+//! inspect jobs through; a [`Backend`] is the storage behind that handle.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::{
+    BoxFuture, Error, Job, JobFilter, JobId, JobPayload, JobStatus, NewJob, QueueCount, Result,
+};
+
+/// Identifies one lease of a job: its id and the `attempt` counter of the claim.
+/// Outcomes and heartbeats carry it, and a backend applies them only while the
+/// job is RUNNING under that same lease — a worker whose lease was taken over
+/// can't overwrite the newer attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct Fence {
+    /// The job.
+    pub id: JobId,
+    /// The job's `attempt` counter under this lease.
+    pub attempt: u32,
+}
+
+impl Fence {
+    /// The fence of the lease that `attempt` took on job `id`.
+    pub const fn new(id: JobId, attempt: u32) -> Self {
+        Fence { id, attempt }
+    }
+}
+
+/// A request to claim ready jobs.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct ClaimRequest<'a> {
+    /// Who takes the lease (`locked_by`).
+    pub worker_id: &'a str,
+    /// Queues in priority order: a job of an earlier queue always goes first.
+    pub queues: &'a [String],
+    /// At most this many jobs.
+    pub limit: usize,
+    /// The lease runs until now + `lease`.
+    pub lease: Duration,
+}
+
+impl<'a> ClaimRequest<'a> {
+    /// Up to `limit` jobs from `queues` (in that order), leased to `worker_id` for `lease`.
+    pub fn new(worker_id: &'a str, queues: &'a [String], limit: usize, lease: Duration) -> Self {
+        ClaimRequest {
+            worker_id,
+            queues,
+            limit,
+            lease,
+        }
+    }
+}
+
+/// What happened to an attempt, as the worker reports it.
+///
+/// Exhaustive on purpose: a backend must apply every outcome, so a new one
+/// is a change every backend has to make, and the compiler should say so.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// → COMPLETED, storing `result`.
+    Complete {
+        /// What the handler returned, stored as the job's `result_data`.
+        result: Option<Value>,
+    },
+    /// → RETRYING, `retry_count + 1`, claimable after `delay` (the backend's clock).
+    Retry {
+        /// How long from now (the backend's now) until the next attempt.
+        delay: Duration,
+        /// Why the attempt failed.
+        error: AttemptFailure,
+    },
+    /// → FAILED (no retry).
+    Fail {
+        /// Why the attempt failed.
+        error: AttemptFailure,
+    },
+    /// → DEAD_LETTER (retries exhausted).
+    DeadLetter {
+        /// Why the last attempt failed.
+        error: AttemptFailure,
+    },
+    /// → PENDING, due now, not counted as a failure (graceful shutdown).
+    Release,
+}
+
+/// The error of a failed attempt, as stored in the job's history.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct AttemptFailure {
+    /// The error, as a person reads it.
+    pub message: String,
+    /// Whether the failure asked for a retry.
+    pub retryable: bool,
+}
+
+impl AttemptFailure {
+    /// A failure with this message.
+    pub fn new(message: impl Into<String>, retryable: bool) -> Self {
+        AttemptFailure {
+            message: message.into(),
+            retryable,
+        }
+    }
+}
+
+/// One outcome under one lease.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct OutcomeUpdate {
+    /// The lease the outcome belongs to.
+    pub fence: Fence,
+    /// What happened.
+    pub outcome: Outcome,
+}
+
+impl OutcomeUpdate {
+    /// `outcome` under the lease `fence`.
+    pub fn new(fence: Fence, outcome: Outcome) -> Self {
+        OutcomeUpdate { fence, outcome }
+    }
+}
+
+/// A job whose lease expired, as recovered by [`Backend::recover_expired`].
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Recovered {
+    /// The job as it was during the lost attempt (RUNNING, its `retry_count` then).
+    pub job: Job,
+    /// RETRYING or DEAD_LETTER.
+    pub now: JobStatus,
+}
+
+impl Recovered {
+    /// `job` (as it was while running) is now in status `now`.
+    pub fn new(job: Job, now: JobStatus) -> Self {
+        Recovered { job, now }
+    }
+}
+
+/// Waits for a sign that jobs may be ready, so idle workers need not poll hard.
+pub trait JobListener: Send {
+    /// Returns when new work may be claimable, or after `timeout` at the latest.
+    /// Spurious returns are fine; missed signals must not be (within `timeout`).
+    fn wait(&mut self, timeout: Duration) -> BoxFuture<'_, ()>;
+
+    /// True when every change that makes a job claimable for these queues —
+    /// from any process — is signalled (enqueue, release, retry and scheduled
+    /// jobs coming due), so a worker need poll only as a rare safety net.
+    /// False (the default) when some changes are only found by polling.
+    fn signals_all_work(&self) -> bool {
+        false
+    }
+}
+
+/// The backend port. Methods work in batches where it matters for speed; every
+/// state change is atomic, and the state machine of [`JobStatus`] is enforced.
+///
+/// One conformance suite (`tests/conformance/` in the project) defines the
+/// contract; a backend is done when it passes it unchanged.
+///
+/// The required methods are the worker protocol (claim, heartbeat, record,
+/// recover) and the producer/admin side (enqueue, get, list, cancel, requeue,
+/// counts, prune). Capabilities added later come as provided methods whose
+/// default says honestly what a backend without them does (for example,
+/// [`listener`](Backend::listener) polls), so a new release does not break a
+/// third-party backend.
+pub trait Backend: Send + Sync + 'static {
+    /// `"memory"`, `"sqlite"`, `"postgres"`, `"redis"`.
+    fn backend_name(&self) -> &'static str;
+
+    /// Stores the jobs atomically (all or none), PENDING or SCHEDULED by `run_at`.
+    fn enqueue_batch(&self, jobs: Vec<NewJob>) -> BoxFuture<'_, Result<Vec<JobId>>>;
+
+    /// Claims up to `limit` due jobs in order — queue list order, then `priority`
+    /// descending, then `run_at`, then enqueue order — marks them RUNNING under a
+    /// lease, increments their `attempt`, and returns them. No job is returned to
+    /// two claimers.
+    fn claim<'a>(&'a self, req: ClaimRequest<'a>) -> BoxFuture<'a, Result<Vec<Job>>>;
+
+    /// Extends the leases of running jobs to now + `lease`; returns the ones that
+    /// were lost (no longer RUNNING under that fence).
+    fn heartbeat<'a>(
+        &'a self,
+        worker_id: &'a str,
+        fences: &'a [Fence],
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<Vec<JobId>>>;
+
+    /// Records outcomes; returns the ids whose update was refused because the
+    /// lease behind it was lost.
+    fn record<'a>(
+        &'a self,
+        worker_id: &'a str,
+        updates: &'a [OutcomeUpdate],
+    ) -> BoxFuture<'a, Result<Vec<JobId>>>;
+
+    /// Turns RUNNING jobs whose lease expired into failed attempts: RETRYING
+    /// (`retry_count + 1`, due now) or DEAD_LETTER when no retry is left.
+    fn recover_expired(&self) -> BoxFuture<'_, Result<Vec<Recovered>>>;
+
+    /// The job with this id, if it exists.
+    fn get(&self, id: JobId) -> BoxFuture<'_, Result<Option<Job>>>;
+
+    /// Jobs matching `filter`, in enqueue order, paged.
+    fn list<'a>(&'a self, filter: &'a JobFilter) -> BoxFuture<'a, Result<Vec<Job>>>;
+
+    /// Cancels a waiting (PENDING, SCHEDULED, RETRYING) job: FAILED, never claimed.
+    fn cancel(&self, id: JobId) -> BoxFuture<'_, Result<Job>>;
+
+    /// Puts a FAILED or DEAD_LETTER job back to PENDING, due now, with a fresh
+    /// retry budget (`retry_count = 0`); its error history is kept.
+    fn requeue(&self, id: JobId) -> BoxFuture<'_, Result<Job>>;
+
+    /// Counts by queue and status (statuses with no job are left out).
+    fn counts(&self) -> BoxFuture<'_, Result<Vec<QueueCount>>>;
+
+    /// Deletes up to `limit` terminal jobs that finished before `before`.
+    fn prune(&self, before: DateTime<Utc>, limit: usize) -> BoxFuture<'_, Result<u64>>;
+
+    /// A wake-up signal for workers of `queues`. By default none
+    /// ([`Error::Unsupported`]): workers then find work by polling.
+    fn listener<'a>(&'a self, queues: &'a [String]) -> BoxFuture<'a, Result<Box<dyn JobListener>>> {
+        let _ = queues;
+        let backend = self.backend_name();
+        Box::pin(async move {
+            Err(Error::Unsupported {
+                backend,
+                feature: "wake-up signals",
+            })
+        })
+    }
+}
+
+/// Enqueue inside the caller's own database transaction: a capability of the
+/// SQL backends only.
+///
+/// A job enqueued through it is written with the caller's own connection,
+/// inside the caller's own transaction, so it exists if and only if that
+/// transaction commits — the outbox guarantee. Backends that cannot honour it
+/// (memory, Redis) do not implement it, and the [`Queue`](crate::Queue) handle
+/// does not offer it, so a call that could not keep the promise does not compile.
+pub trait TransactionalEnqueue: Backend {
+    /// The connection type a transaction derefs to (`sqlx::PgConnection`, ...).
+    type Connection: ?Sized + Send;
+
+    /// Stores the jobs with `conn` (usually `&mut *tx`), all or none. They become
+    /// visible to workers when, and only if, the caller's transaction commits.
+    /// Implementations check every job with [`check_new_job`] first.
+    fn enqueue_many_in<'a>(
+        &'a self,
+        conn: &'a mut Self::Connection,
+        jobs: Vec<NewJob>,
+    ) -> BoxFuture<'a, Result<Vec<JobId>>>;
+
+    /// Stores one prepared job with `conn`; see [`enqueue_many_in`](Self::enqueue_many_in).
+    fn enqueue_in<'a>(
+        &'a self,
+        conn: &'a mut Self::Connection,
+        job: NewJob,
+    ) -> BoxFuture<'a, Result<JobId>> {
+        Box::pin(async move {
+            let mut ids = self.enqueue_many_in(conn, vec![job]).await?;
+            Ok(ids.remove(0))
+        })
+    }
+
+    /// Stores a typed payload with `conn`; job type and defaults come from the type.
+    fn enqueue_payload_in<'a, P: JobPayload>(
+        &'a self,
+        conn: &'a mut Self::Connection,
+        payload: P,
+    ) -> BoxFuture<'a, Result<JobId>>
+    where
+        Self: Sized,
+    {
+        let job = crate::client::typed_job(&payload, &P::options());
+        Box::pin(async move { self.enqueue_in(conn, job?).await })
+    }
+}
+
+/// What every enqueue checks before a job is stored, whichever path it takes:
+/// the job's names ([`NewJob::validate`]) and, when a handler for its job type
+/// is registered in this process, that the payload fits that handler's payload
+/// type. An error here means nothing was stored.
+pub fn check_new_job(job: &NewJob) -> Result<()> {
+    job.validate()?;
+    if let Some(reg) = crate::registry::find_registration(&job.job_type) {
+        (reg.check_payload)(&job.payload).map_err(|reason| Error::InvalidPayload {
+            job_type: job.job_type.clone(),
+            reason: format!("does not fit `{}`: {reason}", reg.payload_type),
+        })?;
+    }
+    Ok(())
+}
+
+/// `url` with its password, if any, replaced by `***` — for every message and
+/// `Debug` output that shows a connection URL.
+///
+/// ```
+/// use jobs_core::backend::redact_url;
+/// assert_eq!(redact_url("postgres://app:s3cret@db:5432/app"), "postgres://app:***@db:5432/app");
+/// assert_eq!(redact_url("redis://:pw@cache"), "redis://:***@cache");
+/// assert_eq!(redact_url("sqlite://jobs.db"), "sqlite://jobs.db");
+/// ```
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    // The authority ends at the first `/`, `?` or `#`; credentials end at its last `@`.
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let Some(at) = authority.rfind('@') else {
+        return url.to_owned();
+    };
+    let (userinfo, host) = authority.split_at(at);
+    match userinfo.split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:***{host}{tail}"),
+        None => url.to_owned(),
+    }
+}
+
+/// Splits the query parameter `name` off `url`, for backends whose options
+/// travel in the URL (`?schema=`, `?prefix=`) but whose driver does not know
+/// them. Returns the URL without it, and its value if it was there.
+///
+/// ```
+/// use jobs_core::backend::take_url_param;
+/// assert_eq!(
+///     take_url_param("postgres://db/app?sslmode=disable&schema=jobs", "schema"),
+///     ("postgres://db/app?sslmode=disable".to_owned(), Some("jobs".to_owned()))
+/// );
+/// assert_eq!(take_url_param("redis://cache", "prefix"), ("redis://cache".to_owned(), None));
+/// ```
+pub fn take_url_param(url: &str, name: &str) -> (String, Option<String>) {
+    let Some((base, query)) = url.split_once('?') else {
+        return (url.to_owned(), None);
+    };
+    let mut value = None;
+    let rest: Vec<&str> = query
+        .split('&')
+        .filter(|kv| match kv.split_once('=') {
+            Some((k, v)) if k == name => {
+                value = Some(v.to_owned());
+                false
+            }
+            _ => !kv.is_empty(),
+        })
+        .collect();
+    let url = if rest.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", rest.join("&"))
+    };
+    (url, value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redaction_hides_passwords_only() {
+        for (url, want) in [
+            ("postgres://u:p@h/db", "postgres://u:***@h/db"),
+            ("postgres://u@h/db", "postgres://u@h/db"),
+            (
+                "postgres://u:p%40x@h:1/db?x=@",
+                "postgres://u:***@h:1/db?x=@",
+            ),
+            ("redis://:p@h:6379/0", "redis://:***@h:6379/0"),
+            ("rediss://u:p:q@h", "rediss://u:***@h"),
+            ("memory://", "memory://"),
+            ("not a url", "not a url"),
+        ] {
+            assert_eq!(redact_url(url), want, "{url}");
+        }
+    }
+}
