@@ -175,7 +175,7 @@ async fn main() -> jobs::Result<()> {
         stats.completed, stats.retried, stats.failed, stats.dead_lettered
     );
     println!(
-        "the jobs are kept in {}; inspect them with `cargo run -- --url {url} list`",
+        "the jobs are kept in {}; inspect them with `cargo run -F cli -- --url {url} list`",
         db.display()
     );
     Ok(())

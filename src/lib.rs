@@ -56,7 +56,7 @@ pub use jobs_core::{
     CancelReason, CancellationToken, Data, Enqueue, Error, FromJobContext, FromJobContextRef,
     HandlerRegistration, IntoJobResult, Job, JobContext, JobError, JobFilter, JobHandler, JobId,
     JobOptions, JobPayload, JobResult, JobStatus, NewJob, Queue, QueueCount, Result,
-    ServiceRequirement, Services, Validate,
+    ServiceRequirement, Services, Timeout, Validate, MAX_DELAY, MAX_ERROR_HISTORY,
 };
 /// The `sqlx` this crate is built with, so the connections and transactions
 /// you pass to [`TransactionalEnqueue`] (and get from `pool()`) are of the same
@@ -65,14 +65,15 @@ pub use jobs_core::{
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use jobs_runtime::sqlx;
 pub use jobs_runtime::{
-    backend, connect, ManagerStats, WorkerManager, WorkerManagerBuilder, SCHEMES,
+    backend, connect, Health, HealthError, HealthState, ManagerStats, WorkerManager,
+    WorkerManagerBuilder, SCHEMES,
 };
 
 /// What most programs need: `use jobs::prelude::*;`.
 pub mod prelude {
     pub use crate::{
         connect, Backoff, Data, Job, JobContext, JobError, JobHandler, JobId, JobPayload,
-        JobResult, JobStatus, NewJob, Queue, WorkerManager,
+        JobResult, JobStatus, NewJob, Queue, Timeout, WorkerManager,
     };
     pub use serde::{Deserialize, Serialize};
 

@@ -151,7 +151,10 @@ fn the_handler_is_named_after_the_function_and_knows_its_options() {
     let h = SendEmailHandler;
     assert_eq!(JobHandler::job_type(&h), "email.send");
     assert_eq!(SendEmailHandler::JOB_TYPE, "email.send");
-    assert_eq!(JobHandler::timeout(&h), Some(Duration::from_secs(90)));
+    assert_eq!(
+        JobHandler::timeout(&h),
+        Some(jobs::Timeout::After(Duration::from_secs(90)))
+    );
     assert_eq!(
         JobHandler::backoff(&h),
         Some(Backoff::fixed(Duration::from_millis(5)))

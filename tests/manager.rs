@@ -342,8 +342,8 @@ impl JobHandler for Slow {
         tokio::time::sleep(self.0).await;
         Ok(JobResult::success())
     }
-    fn timeout(&self) -> Option<Duration> {
-        Some(Duration::from_millis(50))
+    fn timeout(&self) -> Option<jobs::Timeout> {
+        Some(Duration::from_millis(50).into())
     }
 }
 

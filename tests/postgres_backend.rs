@@ -415,6 +415,7 @@ async fn expired_leases_become_failed_attempts_and_fence_the_old_worker() {
         again[0].fence(),
         Outcome::Fail {
             error: AttemptFailure::new("nope", false),
+            result: None,
         },
     );
     assert!(backend.record("w1", &[fresh]).await.unwrap().is_empty());

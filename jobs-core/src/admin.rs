@@ -22,6 +22,9 @@ pub struct JobFilter {
     pub status: Option<JobStatus>,
     /// Only jobs of this type.
     pub job_type: Option<String>,
+    /// Only cancelled jobs (`Some(true)`), or only jobs that were not
+    /// cancelled (`Some(false)`).
+    pub cancelled: Option<bool>,
     /// At most this many (default 100).
     pub limit: usize,
     /// Skip this many matches first (default 0).
@@ -34,6 +37,7 @@ impl Default for JobFilter {
             queue: None,
             status: None,
             job_type: None,
+            cancelled: None,
             limit: 100,
             offset: 0,
         }
@@ -56,6 +60,12 @@ impl JobFilter {
         self.job_type = Some(job_type.into());
         self
     }
+    /// Only cancelled jobs (`true`), or only those not cancelled (`false`).
+    pub fn cancelled(mut self, cancelled: bool) -> Self {
+        self.cancelled = Some(cancelled);
+        self
+    }
+
     /// At most `limit` jobs.
     pub fn limit(mut self, limit: usize) -> Self {
         self.limit = limit;
@@ -72,6 +82,9 @@ impl JobFilter {
         self.queue.as_deref().is_none_or(|q| q == job.queue_name)
             && self.status.is_none_or(|s| s == job.status)
             && self.job_type.as_deref().is_none_or(|t| t == job.job_type)
+            && self
+                .cancelled
+                .is_none_or(|c| c == job.cancelled_at.is_some())
     }
 }
 

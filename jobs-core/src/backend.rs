@@ -13,29 +13,81 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::{
     BoxFuture, Error, Job, JobFilter, JobId, JobPayload, JobStatus, NewJob, QueueCount, Result,
 };
 
-/// Identifies one lease of a job: its id and the `attempt` counter of the claim.
-/// Outcomes and heartbeats carry it, and a backend applies them only while the
-/// job is RUNNING under that same lease — a worker whose lease was taken over
-/// can't overwrite the newer attempt.
+/// The random token of one lease. A backend makes a fresh one for every
+/// claim, stores it with the job while it runs, and applies an outcome or a
+/// heartbeat only under the same token — so no later claim can be mistaken for
+/// this one, even one that gets the same `attempt` number after a database
+/// crash undid a claim.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct LeaseToken(u64);
+
+impl LeaseToken {
+    /// A fresh random token (never zero).
+    pub fn random() -> Self {
+        LeaseToken(uuid::Uuid::new_v4().as_u64_pair().0 | 1)
+    }
+
+    /// The token stored as `v` (e.g. read back from a row).
+    pub const fn from_u64(v: u64) -> Self {
+        LeaseToken(v)
+    }
+
+    /// The token as stored.
+    pub const fn as_u64(self) -> u64 {
+        self.0
+    }
+
+    /// The token as a signed 64-bit integer, for SQL `bigint` columns (a
+    /// bit-for-bit reinterpretation, undone by [`from_i64`](Self::from_i64)).
+    pub const fn as_i64(self) -> i64 {
+        self.0 as i64
+    }
+
+    /// The inverse of [`as_i64`](Self::as_i64).
+    pub const fn from_i64(v: i64) -> Self {
+        LeaseToken(v as u64)
+    }
+}
+
+impl std::fmt::Debug for LeaseToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LeaseToken({:016x})", self.0)
+    }
+}
+
+impl std::fmt::Display for LeaseToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+/// Identifies one lease of a job: its id, the `attempt` counter of the claim
+/// and the claim's random [`LeaseToken`]. Outcomes and heartbeats carry it, and
+/// a backend applies them only while the job is RUNNING under that same token —
+/// a worker whose lease was taken over can't overwrite the newer attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub struct Fence {
     /// The job.
     pub id: JobId,
-    /// The job's `attempt` counter under this lease.
+    /// The job's `attempt` counter under this lease (for messages).
     pub attempt: u32,
+    /// The lease's token: what the backend checks.
+    pub token: LeaseToken,
 }
 
 impl Fence {
-    /// The fence of the lease that `attempt` took on job `id`.
-    pub const fn new(id: JobId, attempt: u32) -> Self {
-        Fence { id, attempt }
+    /// The fence of the lease `token` that `attempt` took on job `id`.
+    pub const fn new(id: JobId, attempt: u32, token: LeaseToken) -> Self {
+        Fence { id, attempt, token }
     }
 }
 
@@ -87,6 +139,9 @@ pub enum Outcome {
     Fail {
         /// Why the attempt failed.
         error: AttemptFailure,
+        /// Data the handler returned with its failure (a failed `JobResult`
+        /// may carry some), stored as the job's `result_data`.
+        result: Option<Value>,
     },
     /// → DEAD_LETTER (retries exhausted).
     DeadLetter {
@@ -182,17 +237,20 @@ pub trait Backend: Send + Sync + 'static {
     /// `"memory"`, `"sqlite"`, `"postgres"`, `"redis"`.
     fn backend_name(&self) -> &'static str;
 
-    /// Stores the jobs atomically (all or none), PENDING or SCHEDULED by `run_at`.
+    /// Stores the jobs atomically (all or none), PENDING or SCHEDULED by their
+    /// due time: `run_at` if given, else now + `delay` (by the backend's clock,
+    /// saturating at [`MAX_DELAY`](crate::MAX_DELAY) from now), else now.
+    /// Implementations check every job with [`NewJob::validate`] first.
     fn enqueue_batch(&self, jobs: Vec<NewJob>) -> BoxFuture<'_, Result<Vec<JobId>>>;
 
     /// Claims up to `limit` due jobs in order — queue list order, then `priority`
     /// descending, then `run_at`, then enqueue order — marks them RUNNING under a
-    /// lease, increments their `attempt`, and returns them. No job is returned to
-    /// two claimers.
+    /// lease with a fresh [`LeaseToken`], increments their `attempt`, and
+    /// returns them. No job is returned to two claimers.
     fn claim<'a>(&'a self, req: ClaimRequest<'a>) -> BoxFuture<'a, Result<Vec<Job>>>;
 
     /// Extends the leases of running jobs to now + `lease`; returns the ones that
-    /// were lost (no longer RUNNING under that fence).
+    /// were lost (no longer RUNNING under that fence's token).
     fn heartbeat<'a>(
         &'a self,
         worker_id: &'a str,
@@ -201,7 +259,13 @@ pub trait Backend: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<Vec<JobId>>>;
 
     /// Records outcomes; returns the ids whose update was refused because the
-    /// lease behind it was lost.
+    /// lease behind it was lost (the job is no longer RUNNING under that
+    /// fence's token).
+    ///
+    /// A batch is applied as one unit where the backend can (a failure of
+    /// the call stores none of it), so a caller may split a batch that the
+    /// backend refuses as [`BackendErrorKind::Data`](crate::BackendErrorKind::Data)
+    /// to find the outcome it cannot store.
     fn record<'a>(
         &'a self,
         worker_id: &'a str,
@@ -218,11 +282,13 @@ pub trait Backend: Send + Sync + 'static {
     /// Jobs matching `filter`, in enqueue order, paged.
     fn list<'a>(&'a self, filter: &'a JobFilter) -> BoxFuture<'a, Result<Vec<Job>>>;
 
-    /// Cancels a waiting (PENDING, SCHEDULED, RETRYING) job: FAILED, never claimed.
+    /// Cancels a waiting (PENDING, SCHEDULED, RETRYING) job: FAILED, never
+    /// claimed, with `cancelled_at` set and "cancelled" as its error.
     fn cancel(&self, id: JobId) -> BoxFuture<'_, Result<Job>>;
 
     /// Puts a FAILED or DEAD_LETTER job back to PENDING, due now, with a fresh
-    /// retry budget (`retry_count = 0`); its error history is kept.
+    /// retry budget (`retry_count = 0`) and no cancellation mark; its error
+    /// history is kept.
     fn requeue(&self, id: JobId) -> BoxFuture<'_, Result<Job>>;
 
     /// Counts by queue and status (statuses with no job are left out).
@@ -230,6 +296,17 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Deletes up to `limit` terminal jobs that finished before `before`.
     fn prune(&self, before: DateTime<Utc>, limit: usize) -> BoxFuture<'_, Result<u64>>;
+
+    /// The same store, with connections of its own that are opened on first
+    /// use by whichever async runtime uses them. A `WorkerManager` runs its
+    /// heartbeats and recording on a thread of its own with this handle, so
+    /// handlers that block the threads of the application's runtime cannot
+    /// stall lease renewal (a connection opened on a runtime is served by
+    /// that runtime's threads). `None` (the default): the manager shares this
+    /// handle, which is right for a backend without I/O of its own.
+    fn detached(&self) -> Option<std::sync::Arc<dyn Backend>> {
+        None
+    }
 
     /// A wake-up signal for workers of `queues`. By default none
     /// ([`Error::Unsupported`]): workers then find work by polling.

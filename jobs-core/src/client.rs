@@ -1,5 +1,5 @@
-//! `Queue`: the handle applications enqueue and inspect jobs through (the seed's
-//! Job Creator port).
+//! `Queue`: the handle applications enqueue and inspect jobs through (the "job
+//! creator").
 
 use std::future::IntoFuture;
 use std::sync::Arc;
@@ -222,6 +222,12 @@ impl Enqueue<'_> {
     /// Not before `delay` from now.
     pub fn delay(self, delay: Duration) -> Self {
         self.map(|j| j.delay(delay))
+    }
+
+    /// This job's own time limit per attempt ([`Timeout::Never`](crate::Timeout::Never) for none).
+    pub fn timeout(self, timeout: impl Into<crate::Timeout>) -> Self {
+        let timeout = timeout.into();
+        self.map(|j| j.timeout(timeout))
     }
 
     /// Not before `run_at`.

@@ -2,14 +2,13 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::time::Duration;
 
-use crate::{Backoff, BoxError, Job, JobError, JobResult, ServiceRequirement};
+use crate::{Backoff, BoxError, Job, JobError, JobResult, ServiceRequirement, Timeout};
 
 /// A boxed, sendable future.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// Business logic for one job type — the seed's `JobHandler`.
+/// Business logic for one job type.
 ///
 /// ```
 /// use jobs_core::{Job, JobError, JobHandler, JobResult};
@@ -56,8 +55,10 @@ pub trait JobHandler: Send + Sync + 'static {
         async { Ok(()) }
     }
 
-    /// How long one attempt may run; past it the attempt is a retryable failure.
-    fn timeout(&self) -> Option<Duration> {
+    /// How long one attempt (and its `on_failure`) may run; past it the
+    /// attempt is a retryable failure. `None` (the default): the manager's
+    /// [`job_timeout`](crate::Timeout::DEFAULT); a job's own timeout wins over both.
+    fn timeout(&self) -> Option<Timeout> {
         None
     }
 
@@ -87,7 +88,7 @@ pub trait DynHandler: Send + Sync + 'static {
         error: &'a JobError,
     ) -> BoxFuture<'a, Result<(), BoxError>>;
     /// [`JobHandler::timeout`].
-    fn timeout(&self) -> Option<Duration>;
+    fn timeout(&self) -> Option<Timeout>;
     /// [`JobHandler::backoff`].
     fn backoff(&self) -> Option<Backoff>;
     /// [`JobHandler::requirements`].
@@ -111,7 +112,7 @@ impl<H: JobHandler> DynHandler for H {
         Box::pin(JobHandler::on_failure(self, job, error))
     }
 
-    fn timeout(&self) -> Option<Duration> {
+    fn timeout(&self) -> Option<Timeout> {
         JobHandler::timeout(self)
     }
 

@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::JobStatus;
+use crate::backend::LeaseToken;
+use crate::{JobStatus, Timeout};
 
 /// A job's identity: a UUID v7, so ids sort by creation time. Use it as the
 /// idempotency key of a handler's side effects.
@@ -127,7 +128,7 @@ pub struct Job {
     pub retry_count: u32,
     /// Retries allowed after the first attempt; a job runs at most `max_retries + 1` times.
     pub max_retries: u32,
-    /// The earliest time the job may be claimed (the seed's `scheduled_at`).
+    /// The earliest time the job may be claimed (also readable as `scheduled_at`).
     #[serde(alias = "scheduled_at")]
     pub run_at: DateTime<Utc>,
     /// When it was enqueued (the backend's clock).
@@ -138,10 +139,15 @@ pub struct Job {
     pub completed_at: Option<DateTime<Utc>>,
     /// The latest attempt's error.
     pub error_message: Option<String>,
-    /// Every failed attempt, oldest first.
+    /// The last [`MAX_ERROR_HISTORY`] failed attempts, oldest first
+    /// ([`error_count`](Job::error_count) counts them all).
     #[serde(default)]
     pub errors: Vec<AttemptError>,
-    /// What the handler returned on success.
+    /// How many attempts failed in all, including those no longer in `errors`.
+    #[serde(default)]
+    pub error_count: u32,
+    /// What the handler returned: on success, and with a failed `JobResult`
+    /// that carried data.
     pub result_data: Option<Value>,
     /// Free-form data that travels with the job.
     #[serde(default)]
@@ -150,11 +156,32 @@ pub struct Job {
     pub locked_by: Option<String>,
     /// When the current lease runs out unless heartbeated.
     pub lease_until: Option<DateTime<Utc>>,
-    /// How many times the job has been claimed (1 during its first run). Every claim
-    /// increments it, so it is also the fencing token of the current lease: an outcome
-    /// recorded under an older `attempt` is refused.
+    /// How many times the job has been claimed (1 during its first run).
     pub attempt: u32,
+    /// The random token of the current lease while RUNNING: outcomes and
+    /// heartbeats carry it, and one under any other token is refused. No later
+    /// claim reuses it, even one that gets the same `attempt` after a database
+    /// crash undid a claim.
+    #[serde(default)]
+    pub lease_token: Option<LeaseToken>,
+    /// When an operator cancelled the job (it is then FAILED, with the reason
+    /// as its error): tells a cancelled job apart from one that failed.
+    #[serde(default)]
+    pub cancelled_at: Option<DateTime<Utc>>,
+    /// This job's own time limit per attempt, over its handler's and the
+    /// manager's (`None`: theirs).
+    #[serde(default)]
+    pub timeout: Option<Timeout>,
+    /// Set by the runtime for `on_failure`: no retry follows this failure.
+    #[serde(skip)]
+    #[doc(hidden)]
+    pub no_retry_follows: bool,
 }
+
+/// How many failed attempts a job keeps in [`Job::errors`]; older ones are
+/// dropped (and still counted in [`Job::error_count`]), so a job with a huge
+/// retry budget does not carry megabytes of history on every claim.
+pub const MAX_ERROR_HISTORY: usize = 20;
 
 impl Job {
     /// A PENDING job of `job_type` carrying `payload`, on the default queue,
@@ -182,6 +209,11 @@ impl Job {
             locked_by: None,
             lease_until: None,
             attempt: 0,
+            lease_token: None,
+            cancelled_at: None,
+            timeout: None,
+            error_count: 0,
+            no_retry_follows: false,
         }
     }
 
@@ -217,22 +249,46 @@ impl Job {
             locked_by: None,
             lease_until: None,
             attempt: 1,
+            lease_token: None,
+            cancelled_at: None,
+            timeout: new.timeout,
+            error_count: 0,
+            no_retry_follows: false,
         }
     }
 
-    /// The seed's name for `run_at`.
+    /// Another name for `run_at`.
     pub fn scheduled_at(&self) -> DateTime<Utc> {
         self.run_at
     }
 
-    /// True during the attempt after which no retry will follow.
+    /// Whether no retry follows this attempt.
+    ///
+    /// In `on_failure` it is exact: true when the failure was permanent (a
+    /// failed `JobResult`, `JobError::permanent`, a bad payload) and when the
+    /// retries are exhausted — while `retry_count` stays truthful (0 after a
+    /// first attempt). During `handle` it can only say whether this is the
+    /// last attempt the retry budget allows.
     pub fn is_last_attempt(&self) -> bool {
-        self.retry_count >= self.max_retries
+        self.no_retry_follows || self.retry_count >= self.max_retries
     }
 
     /// The fence of the current lease, for outcomes and heartbeats.
     pub fn fence(&self) -> crate::backend::Fence {
-        crate::backend::Fence::new(self.id, self.attempt)
+        crate::backend::Fence::new(self.id, self.attempt, self.lease_token.unwrap_or_default())
+    }
+
+    /// Appends a failed attempt to the history, keeping the last
+    /// [`MAX_ERROR_HISTORY`] and counting it in [`error_count`](Job::error_count),
+    /// and makes it the job's `error_message` (for backends).
+    pub fn push_error(&mut self, error: AttemptError) {
+        self.error_message = Some(error.message.clone());
+        self.errors.push(error);
+        if self.errors.len() > MAX_ERROR_HISTORY {
+            let extra = self.errors.len() - MAX_ERROR_HISTORY;
+            self.errors.drain(..extra);
+        }
+        self.error_count = self.error_count.saturating_add(1);
     }
 
     /// Deserializes the payload into `T`; the error names the job type and the field.
@@ -283,9 +339,33 @@ mod tests {
             locked_by: None,
             lease_until: None,
             attempt: 1,
+            lease_token: Some(LeaseToken::from_u64(42)),
+            cancelled_at: Some(now),
+            timeout: Some(Timeout::Never),
+            error_count: 1,
+            no_retry_follows: false,
         };
         let json = serde_json::to_string(&job).unwrap();
         let back: Job = serde_json::from_str(&json).unwrap();
         assert_eq!(back, job);
+    }
+
+    #[test]
+    fn the_error_history_keeps_the_last_entries_and_counts_all() {
+        let mut job = Job::new(JobId::new(), "t", Value::Null);
+        for i in 0..(MAX_ERROR_HISTORY as u32 + 5) {
+            job.push_error(AttemptError::new(
+                i + 1,
+                i,
+                Utc::now(),
+                format!("e{i}"),
+                true,
+                None,
+            ));
+        }
+        assert_eq!(job.errors.len(), MAX_ERROR_HISTORY);
+        assert_eq!(job.error_count, MAX_ERROR_HISTORY as u32 + 5);
+        assert_eq!(job.errors[0].message, "e5");
+        assert_eq!(job.error_message.as_deref(), Some("e24"));
     }
 }

@@ -8,7 +8,7 @@ pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 
 /// An attempt's failure. Retryable by default: return `Err(e.into())` (or use `?`)
 /// for transient trouble, and [`JobError::permanent`] for an expected failure that
-/// must not be retried (the seed's FAQ: validation errors, business rules, 4xx).
+/// must not be retried (validation errors, business rules, a 4xx answer).
 ///
 /// Any `std::error::Error` converts into a retryable `JobError` with `?`, which is
 /// why `JobError` itself does not implement `std::error::Error` (as `anyhow::Error`).

@@ -35,6 +35,7 @@ pub mod registry;
 mod result;
 mod retry;
 mod status;
+mod timeout;
 
 pub use admin::{JobFilter, QueueCount};
 pub use backend::Backend;
@@ -43,14 +44,17 @@ pub use context::{CancelReason, CancellationToken, Cancelled, JobContext, Scoped
 pub use error::{BackendError, BackendErrorKind, Error, Result};
 pub use extract::{Data, FromJobContext, FromJobContextRef, ServiceRequirement, Services};
 pub use handler::{BoxFuture, JobHandler};
-pub use job::{AttemptError, Job, JobId};
+pub use job::{AttemptError, Job, JobId, MAX_ERROR_HISTORY};
 pub use job_error::{BoxError, JobError};
-pub use new_job::{JobOptions, NewJob, DEFAULT_MAX_RETRIES, DEFAULT_QUEUE};
+pub use new_job::{
+    add_saturating, JobOptions, NewJob, DEFAULT_MAX_RETRIES, DEFAULT_QUEUE, MAX_DELAY,
+};
 pub use payload::{JobPayload, Validate};
 pub use registry::HandlerRegistration;
 pub use result::{IntoJobResult, JobResult};
 pub use retry::Backoff;
 pub use status::{JobStatus, ParseStatusError};
+pub use timeout::Timeout;
 
 #[doc(hidden)]
 pub use inventory;

@@ -5,7 +5,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
-use crate::{Error, JobId};
+use crate::{Error, JobId, Timeout};
 
 /// The queue a job goes to unless told otherwise.
 pub const DEFAULT_QUEUE: &str = "default";
@@ -62,11 +62,21 @@ pub struct NewJob {
     pub priority: i32,
     /// Retries after the first attempt (default 3).
     pub max_retries: u32,
-    /// `None`: due now (the backend's clock decides what "now" is).
+    /// Due at this time (wins over `delay`).
     pub run_at: Option<DateTime<Utc>>,
+    /// Due this long after the backend stores it, by the backend's clock (so a
+    /// producer's clock never decides). With neither: due now.
+    pub delay: Option<Duration>,
+    /// The job's own time limit per attempt (`None`: its handler's, or the
+    /// manager's).
+    pub timeout: Option<Timeout>,
     /// Free-form data that travels with the job.
     pub metadata: Map<String, Value>,
 }
+
+/// The furthest in the future a job can be scheduled: longer delays are cut to
+/// it (about 100 years), so time arithmetic never overflows anywhere.
+pub const MAX_DELAY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 impl NewJob {
     /// A job of `job_type` carrying `payload`, on the default queue with default options.
@@ -79,6 +89,8 @@ impl NewJob {
             priority: 0,
             max_retries: DEFAULT_MAX_RETRIES,
             run_at: None,
+            delay: None,
+            timeout: None,
             metadata: Map::new(),
         }
     }
@@ -125,14 +137,33 @@ impl NewJob {
     /// Not before `run_at`.
     pub fn run_at(mut self, run_at: DateTime<Utc>) -> Self {
         self.run_at = Some(run_at);
+        self.delay = None;
         self
     }
 
-    /// Not before `delay` from now.
+    /// Not before `delay` from when the backend stores it (by the backend's
+    /// clock); at most [`MAX_DELAY`].
     pub fn delay(mut self, delay: Duration) -> Self {
-        let delay = chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
-        self.run_at = Some(Utc::now() + delay);
+        self.delay = Some(delay.min(MAX_DELAY));
+        self.run_at = None;
         self
+    }
+
+    /// This job's own time limit per attempt, over its handler's and the
+    /// manager's ([`Timeout::Never`] for none).
+    pub fn timeout(mut self, timeout: impl Into<Timeout>) -> Self {
+        self.timeout = Some(timeout.into());
+        self
+    }
+
+    /// When the job is due, given the backend's `now`: `run_at`, or `now +
+    /// delay` (saturating), or `now`. For backends.
+    pub fn due_at(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        match (self.run_at, self.delay) {
+            (Some(at), _) => at,
+            (None, Some(delay)) => add_saturating(now, delay),
+            (None, None) => now,
+        }
     }
 
     /// Adds one metadata entry.
@@ -160,6 +191,99 @@ impl NewJob {
         if !ok(&self.queue_name) {
             return Err(bad("queue name", &self.queue_name));
         }
+        // Not every backend can store a NUL (PostgreSQL's jsonb cannot), so
+        // every backend refuses one alike, before anything is stored.
+        let nul = |what: &str, path: String| Error::InvalidPayload {
+            job_type: self.job_type.clone(),
+            reason: format!(
+                "the {what} holds a NUL character (`\\u0000`) at `{path}`, which not every \
+                 backend can store; remove it or encode the data (e.g. base64)"
+            ),
+        };
+        if let Some(path) = find_nul(&self.payload) {
+            return Err(nul("payload", path));
+        }
+        if let Some(path) = self
+            .metadata
+            .iter()
+            .find_map(|(k, v)| find_nul_in(k, v).map(|p| format!("{k}{p}")))
+        {
+            return Err(nul("metadata", path));
+        }
         Ok(())
+    }
+}
+
+/// `at + d`, saturating at the latest time chrono can represent.
+pub fn add_saturating(at: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(d.min(MAX_DELAY))
+        .ok()
+        .and_then(|d| at.checked_add_signed(d))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// The path of the first NUL character in a string or key of `v`, if any.
+fn find_nul(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) if s.contains('\0') => Some(".".to_owned()),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| find_nul(item).map(|p| join(&i.to_string(), &p))),
+        Value::Object(map) => map.iter().find_map(|(k, v)| find_nul_in(k, v)),
+        _ => None,
+    }
+}
+
+fn find_nul_in(key: &str, v: &Value) -> Option<String> {
+    if key.contains('\0') {
+        return Some(key.escape_default().to_string());
+    }
+    find_nul(v).map(|p| join(key, &p))
+}
+
+fn join(head: &str, rest: &str) -> String {
+    if rest == "." {
+        head.to_owned()
+    } else {
+        format!("{head}.{rest}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_nul_anywhere_is_refused_with_its_path() {
+        let err = NewJob::new("t", json!({"a": [1, {"b": "x\u{0}y"}]}))
+            .validate()
+            .unwrap_err();
+        assert!(matches!(err, Error::InvalidPayload { .. }), "{err}");
+        assert!(err.to_string().contains("`a.1.b`"), "{err}");
+        assert!(!err.is_transient());
+        assert!(NewJob::new("t", json!({"k\u{0}": 1})).validate().is_err());
+        assert!(NewJob::new("t", json!("\u{0}")).validate().is_err());
+        assert!(NewJob::new("t", json!({}))
+            .metadata("m", "a\u{0}")
+            .validate()
+            .is_err());
+        assert!(NewJob::new("t", json!({"ok": "ü ✓"})).validate().is_ok());
+    }
+
+    #[test]
+    fn delays_saturate_and_are_resolved_against_the_backends_now() {
+        let now = Utc::now();
+        let job = NewJob::new("t", json!({})).delay(Duration::MAX);
+        assert_eq!(job.delay, Some(MAX_DELAY));
+        assert!(job.due_at(now) > now + chrono::Duration::days(365 * 99));
+        let soon = NewJob::new("t", json!({})).delay(Duration::from_secs(5));
+        assert_eq!(soon.due_at(now), now + chrono::Duration::seconds(5));
+        assert_eq!(NewJob::new("t", json!({})).due_at(now), now);
+        assert_eq!(
+            add_saturating(DateTime::<Utc>::MAX_UTC, Duration::from_secs(1)),
+            DateTime::<Utc>::MAX_UTC
+        );
     }
 }

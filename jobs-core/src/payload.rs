@@ -31,7 +31,7 @@ pub trait JobPayload: Serialize + DeserializeOwned + Send + Sync + 'static {
 }
 
 /// Business validation that runs after the payload deserializes and before any
-/// work: an `Err` is a permanent failure (the seed's "validate payload early").
+/// work: an `Err` is a permanent failure ("validate the payload early").
 pub trait Validate {
     /// Why the payload is unacceptable, if it is.
     fn validate(&self) -> Result<(), String>;

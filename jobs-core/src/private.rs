@@ -20,7 +20,7 @@ pub use crate::registry::DynHandler;
 pub use crate::{
     Backoff, BoxError, BoxFuture, FromJobContext, FromJobContextRef, HandlerRegistration,
     IntoJobResult, Job, JobContext, JobError, JobHandler, JobOptions, JobPayload, JobResult,
-    ServiceRequirement, Services, Validate,
+    ServiceRequirement, Services, Timeout, Validate,
 };
 
 use serde::de::DeserializeOwned;

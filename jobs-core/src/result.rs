@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use crate::JobError;
 
-/// The outcome a handler returns, as in the seed: a success flag, data to store,
+/// The outcome a handler returns: a success flag, data to store,
 /// and for a failure the error. A failed `JobResult` is an *expected* failure:
 /// the job goes to FAILED without retry.
 #[derive(Debug)]

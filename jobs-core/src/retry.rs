@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-/// Exponential backoff with a cap and jitter. The default is DESIGN.md's:
+/// Exponential backoff with a cap and jitter. The default:
 /// 2 s doubling per retry, capped at 1 h, ±20 % jitter.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Backoff {
@@ -72,7 +72,10 @@ impl Backoff {
         let raw = self.base.as_secs_f64() * exp;
         let capped = raw.min(self.max.as_secs_f64());
         let spread = 1.0 + self.jitter * (2.0 * sample.clamp(0.0, 1.0) - 1.0);
-        Duration::from_secs_f64((capped * spread).max(0.0))
+        // Saturates rather than panics for delays no clock can hold.
+        Duration::try_from_secs_f64((capped * spread).max(0.0))
+            .unwrap_or(Duration::MAX)
+            .min(crate::MAX_DELAY)
     }
 }
 
@@ -102,5 +105,17 @@ mod tests {
             Duration::from_millis(5)
         );
         assert_eq!(Backoff::none().delay(3, 0.1), Duration::ZERO);
+    }
+
+    #[test]
+    fn huge_delays_saturate() {
+        assert_eq!(
+            Backoff::fixed(Duration::MAX).delay(3, 0.5),
+            crate::MAX_DELAY
+        );
+        let b = Backoff::exponential(Duration::MAX)
+            .max(Duration::MAX)
+            .jitter(1.0);
+        assert_eq!(b.delay(u32::MAX, 1.0), crate::MAX_DELAY);
     }
 }

@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-/// Where a job is in its life. Exactly the seed's seven states.
+/// Where a job is in its life: seven states.
 ///
 /// ```text
 /// enqueue ──► PENDING (run_at <= now)        SCHEDULED (run_at > now)
@@ -78,7 +78,7 @@ impl JobStatus {
 
     /// Whether the state machine allows `self → next`. Backends refuse every other move.
     ///
-    /// Besides DESIGN.md's arrows: `RUNNING → PENDING` is a graceful release on
+    /// Besides the arrows above: `RUNNING → PENDING` is a graceful release on
     /// shutdown (not a failed attempt), waiting → `FAILED` is a cancel, and
     /// `FAILED`/`DEAD_LETTER → PENDING` is an operator's requeue.
     pub const fn can_transition_to(self, next: JobStatus) -> bool {

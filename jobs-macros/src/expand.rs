@@ -129,10 +129,15 @@ pub fn expand(args: &Args, handler: &Handler<'_>) -> TokenStream {
         }
     });
     let timeout = args.timeout.get().map(|lit| {
-        let ms = parse_duration(&lit.value()).expect("validated");
+        let value = if lit.value() == "none" {
+            quote! { #p::Timeout::Never }
+        } else {
+            let ms = parse_duration(&lit.value()).expect("validated");
+            quote! { #p::Timeout::After(#p::Duration::from_millis(#ms)) }
+        };
         quote! {
-            fn timeout(&self) -> ::core::option::Option<#p::Duration> {
-                ::core::option::Option::Some(#p::Duration::from_millis(#ms))
+            fn timeout(&self) -> ::core::option::Option<#p::Timeout> {
+                ::core::option::Option::Some(#value)
             }
         }
     });

@@ -24,7 +24,7 @@ pub fn validate(cx: &Ctxt, args: &Args, handler: &Handler<'_>) {
             );
         }
     }
-    if let Some(timeout) = args.timeout.get() {
+    if let Some(timeout) = args.timeout.get().filter(|t| t.value() != "none") {
         if let Err(why) = parse_duration(&timeout.value()) {
             cx.error_spanned_by(
                 timeout,
@@ -163,7 +163,7 @@ pub fn check_job_type(job_type: &str) -> Result<(), String> {
 
 /// `"30s"`, `"500ms"`, `"2m"`, `"1h30m"` → milliseconds.
 pub fn parse_duration(text: &str) -> Result<u64, String> {
-    const HOW: &str = "expected numbers with units `ms`, `s`, `m` or `h`, e.g. `\"30s\"`, `\"500ms\"`, `\"2m\"`, `\"1h30m\"`";
+    const HOW: &str = "expected numbers with units `ms`, `s`, `m` or `h`, e.g. `\"30s\"`, `\"500ms\"`, `\"2m\"`, `\"1h30m\"`, or `\"none\"` for no timeout";
     let mut rest = text.trim();
     if rest.is_empty() {
         return Err(HOW.to_owned());
@@ -198,7 +198,8 @@ pub fn parse_duration(text: &str) -> Result<u64, String> {
     }
     if total == 0 {
         return Err(
-            "a timeout must be longer than zero; leave `timeout` out for no timeout".to_owned(),
+            "a timeout must be longer than zero; write `timeout = \"none\"` for no timeout"
+                .to_owned(),
         );
     }
     Ok(total)

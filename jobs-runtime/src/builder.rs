@@ -8,13 +8,17 @@ use std::time::Duration;
 use jobs_core::registry::DynHandler;
 use jobs_core::{
     Backoff, Error, HandlerRegistration, JobHandler, Queue, Result, ServiceRequirement, Services,
+    Timeout,
 };
+use tokio::sync::Semaphore;
 use tracing::warn;
 
+use crate::health::HealthBoard;
 use crate::in_flight::InFlight;
 use crate::manager::WorkerManager;
 use crate::shared::{Config, Shared};
 use crate::stats::Counters;
+use crate::watchdog::Ticks;
 
 impl WorkerManager {
     /// Starts configuring a manager over `queue` (a [`Queue`] from `connect`, or any backend).
@@ -60,7 +64,7 @@ impl std::fmt::Debug for WorkerManagerBuilder {
 }
 
 impl WorkerManagerBuilder {
-    /// Adds a hand-written handler (the seed's constructor-injection style).
+    /// Adds a hand-written handler (its services given to its constructor).
     #[track_caller]
     pub fn handler<H: JobHandler>(self, handler: H) -> Self {
         let caller = std::panic::Location::caller();
@@ -161,7 +165,10 @@ impl WorkerManagerBuilder {
         self
     }
 
-    /// How long `stop()` lets in-flight jobs finish before releasing them (default 30 s).
+    /// How long `stop()` lets in-flight jobs finish before releasing them
+    /// (default 20 s). Recording what they produced gets at most 5 s more, so
+    /// `stop()` returns within 25 s by default — inside the 30 s Kubernetes
+    /// gives a pod between SIGTERM and SIGKILL.
     pub fn shutdown_timeout(mut self, d: Duration) -> Self {
         self.cfg.shutdown_timeout = d;
         self
@@ -174,9 +181,59 @@ impl WorkerManagerBuilder {
         self
     }
 
-    /// A time limit for attempts of handlers that don't set their own (default: none).
-    pub fn job_timeout(mut self, d: Duration) -> Self {
-        self.cfg.job_timeout = Some(d);
+    /// The time limit of an attempt (and of its `on_failure`) for jobs and
+    /// handlers that don't set their own (default [`Timeout::DEFAULT`], 5
+    /// minutes). An attempt past it is cut off as a retryable failure.
+    /// [`Timeout::Never`] turns it off: then a handler stuck on a socket with
+    /// no timeout of its own holds its job for as long as the worker lives.
+    pub fn job_timeout(mut self, timeout: impl Into<Timeout>) -> Self {
+        self.cfg.job_timeout = timeout.into();
+        self
+    }
+
+    /// How long any one backend call of the manager (claim, heartbeat,
+    /// record, recover) may take before it counts as failed (default 10 s),
+    /// so a hung database cannot hang the manager.
+    pub fn backend_timeout(mut self, d: Duration) -> Self {
+        self.cfg.backend_timeout = d;
+        self
+    }
+
+    /// How many outcomes may be produced but not yet recorded (default: the
+    /// concurrency). A job whose attempt ended keeps its slot until there is
+    /// room, so at most `concurrency + recording_window` jobs are ever
+    /// claimed but not recorded, and a worker never runs ahead of its recorder.
+    pub fn recording_window(mut self, n: usize) -> Self {
+        self.cfg.recording_window = n;
+        self
+    }
+
+    /// How long a handler may block its thread without yielding before the
+    /// manager logs a warning naming the job (default 500 ms).
+    pub fn blocking_warning(mut self, d: Duration) -> Self {
+        self.cfg.blocking_warning = d;
+        self
+    }
+
+    /// The largest result (as JSON) a job may store (default 16 MiB). A
+    /// handler that returns more fails permanently, saying so.
+    pub fn max_result_bytes(mut self, n: usize) -> Self {
+        self.cfg.max_result_bytes = n;
+        self
+    }
+
+    /// The longest error message stored per failed attempt (default 16 KiB);
+    /// longer ones are cut, saying how long they were.
+    pub fn max_error_bytes(mut self, n: usize) -> Self {
+        self.cfg.max_error_bytes = n;
+        self
+    }
+
+    /// Whether heartbeats, recording and the watchdog run on a thread of
+    /// their own, with their own backend connections (default: yes), so
+    /// handlers that block their threads cannot stall lease renewal.
+    pub fn isolate_maintenance(mut self, yes: bool) -> Self {
+        self.cfg.isolate_maintenance = yes;
         self
     }
 
@@ -244,14 +301,25 @@ impl WorkerManagerBuilder {
         }
         let worker_id: Arc<str> =
             Arc::from(self.worker_id.take().unwrap_or_else(default_worker_id));
+        let backend = self.queue.backend().clone();
+        let maintenance = if self.cfg.isolate_maintenance {
+            backend.detached().unwrap_or(backend)
+        } else {
+            backend
+        };
         Ok(WorkerManager::from_shared(Shared {
             queue: self.queue,
+            maintenance,
             handlers,
             services: self.services,
+            slots: Arc::new(Semaphore::new(self.cfg.concurrency)),
+            window: Arc::new(Semaphore::new(self.cfg.window())),
             cfg: self.cfg,
             worker_id,
             counters: Counters::default(),
             in_flight: InFlight::default(),
+            health: HealthBoard::default(),
+            ticks: Ticks::default(),
         }))
     }
 }

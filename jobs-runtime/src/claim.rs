@@ -2,32 +2,38 @@
 //! each, and waits for a wake-up signal when there is nothing to claim.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use jobs_core::backend::{ClaimRequest, JobListener, Outcome, OutcomeUpdate};
-use jobs_core::{CancellationToken, Job};
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use jobs_core::{CancellationToken, Error, Job};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken as StopToken;
 use tokio_util::task::TaskTracker;
-use tracing::{warn, Instrument};
+use tracing::{info, warn, Instrument};
 
 use crate::attempt::run_job;
 use crate::backend_retry::backend_retry_delay;
-use crate::shared::Shared;
+use crate::shared::{Handoff, Outcomes, Shared};
 use crate::stats::Counters;
+use crate::watchdog::PollStart;
 
 /// The longest a worker draining a backlog waits for more free slots before claiming.
-const BATCH_WAIT: std::time::Duration = std::time::Duration::from_millis(1);
+const BATCH_WAIT: Duration = Duration::from_millis(1);
 
 /// Claims jobs while slots are free, and waits on the backend's wake-up signal
-/// (or the poll interval) when there is nothing to claim.
+/// (or the poll interval) when there is nothing to claim. Returns when `stop`
+/// fires.
 pub(crate) async fn claim_loop(
     shared: Arc<Shared>,
-    mut listener: Option<Box<dyn JobListener>>,
     stop: StopToken,
     tasks: TaskTracker,
-    outcomes: mpsc::UnboundedSender<OutcomeUpdate>,
+    outcomes: Outcomes,
 ) {
-    let slots = Arc::new(Semaphore::new(shared.cfg.concurrency));
+    let mut listener = tokio::select! {
+        _ = stop.cancelled() => return,
+        l = listener(&shared) => l,
+    };
+    let slots = &shared.slots;
     let mut failures = 0u32;
     // The last claim filled every slot it asked for: there is likely more waiting.
     let mut backlog = false;
@@ -66,11 +72,15 @@ pub(crate) async fn claim_loop(
             permits.len(),
             shared.cfg.lease,
         );
-        // A claim is never abandoned half-way: dropping it could strand jobs
-        // under a lease until it expires.
-        let jobs = match shared.queue.backend().claim(req).await {
+        // The lease is good from before the request: the worker's estimate of
+        // when it runs out errs early, never late.
+        let sent_at = Instant::now();
+        // A claim that times out may have taken jobs that never reach us:
+        // they come back when their lease expires.
+        let jobs = match shared.call("claim", shared.backend().claim(req)).await {
             Ok(jobs) => {
                 failures = 0;
+                shared.health.ok("claim");
                 backlog = jobs.len() == req.limit;
                 jobs
             }
@@ -79,6 +89,7 @@ pub(crate) async fn claim_loop(
                 let delay = backend_retry_delay(failures);
                 failures += 1;
                 warn!(error = %e, retry_in = ?delay, "claiming jobs failed; retrying");
+                shared.health.failed("claim", &e);
                 drop(permits);
                 tokio::select! {
                     _ = stop.cancelled() => break,
@@ -99,12 +110,31 @@ pub(crate) async fn claim_loop(
         if stop.is_cancelled() {
             // Stopped while claiming: hand them straight back.
             for job in jobs {
-                let _ = outcomes.send(release(&shared, &job));
+                release(&shared, &outcomes, &job);
             }
             break;
         }
         for (job, permit) in jobs.into_iter().zip(permits) {
-            spawn_job(&shared, &tasks, &outcomes, job, permit);
+            spawn_job(&shared, &tasks, &outcomes, job, permit, sent_at);
+        }
+    }
+}
+
+/// The backend's wake-up signal, or none (then the loop polls).
+async fn listener(shared: &Shared) -> Option<Box<dyn JobListener>> {
+    let queues = &shared.cfg.queues;
+    match shared
+        .call("listener", shared.backend().listener(queues))
+        .await
+    {
+        Ok(l) => Some(l),
+        Err(e @ Error::Unsupported { .. }) => {
+            info!(reason = %e, poll = ?shared.cfg.poll, "the backend sends no wake-up signals; polling for work");
+            None
+        }
+        Err(e) => {
+            warn!(error = %e, poll = ?shared.cfg.poll, "no wake-up signal from the backend; polling instead");
+            None
         }
     }
 }
@@ -112,10 +142,7 @@ pub(crate) async fn claim_loop(
 /// How long an idle worker waits for a signal before looking anyway: the poll
 /// interval, or five times it where the listener signals all work (PostgreSQL,
 /// Redis, memory), so an idle worker costs its database almost nothing.
-fn idle_poll(
-    listener: &Option<Box<dyn JobListener>>,
-    poll: std::time::Duration,
-) -> std::time::Duration {
+fn idle_poll(listener: &Option<Box<dyn JobListener>>, poll: Duration) -> Duration {
     match listener {
         Some(l) if l.signals_all_work() => poll.saturating_mul(IDLE_POLL_FACTOR),
         _ => poll,
@@ -125,29 +152,37 @@ fn idle_poll(
 /// See [`idle_poll`].
 const IDLE_POLL_FACTOR: u32 = 5;
 
-async fn wait_for_work(listener: &mut Option<Box<dyn JobListener>>, poll: std::time::Duration) {
+async fn wait_for_work(listener: &mut Option<Box<dyn JobListener>>, poll: Duration) {
     match listener {
         Some(l) => l.wait(poll).await,
         None => tokio::time::sleep(poll).await,
     }
 }
 
-fn release(shared: &Shared, job: &Job) -> OutcomeUpdate {
+fn release(shared: &Shared, outcomes: &Outcomes, job: &Job) {
     let fence = job.fence();
     shared.in_flight.hand_back(fence);
-    OutcomeUpdate::new(fence, Outcome::Release)
+    let _ = outcomes.send(Handoff {
+        update: OutcomeUpdate::new(fence, Outcome::Release),
+        _window: None,
+    });
 }
 
 fn spawn_job(
     shared: &Arc<Shared>,
     tasks: &TaskTracker,
-    outcomes: &mpsc::UnboundedSender<OutcomeUpdate>,
+    outcomes: &Outcomes,
     job: Job,
     permit: OwnedSemaphorePermit,
+    sent_at: Instant,
 ) {
     let fence = job.fence();
+    let job = Arc::new(job);
     let cancel = CancellationToken::new();
-    shared.in_flight.start(fence, cancel.clone());
+    let poll_start = PollStart::default();
+    shared
+        .in_flight
+        .start(job.clone(), cancel.clone(), sent_at, poll_start.clone());
     let span = tracing::info_span!(
         "job",
         job_id = %job.id,
@@ -158,8 +193,9 @@ fn spawn_job(
     );
     let fut = run_job(
         shared.clone(),
-        Arc::new(job),
+        job,
         cancel,
+        poll_start,
         outcomes.clone(),
         permit,
     )

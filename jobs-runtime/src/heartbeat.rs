@@ -1,6 +1,8 @@
-//! The heartbeat loop: keeps the leases of held jobs alive.
+//! The heartbeat loop: keeps the leases of running jobs alive. (A job whose
+//! lease could not be renewed in time is cancelled by the watchdog loop.)
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use jobs_core::CancelReason;
 use tokio_util::sync::CancellationToken as StopToken;
@@ -8,8 +10,9 @@ use tracing::warn;
 
 use crate::shared::Shared;
 
-/// Every heartbeat interval, extends the lease of every job this manager holds,
-/// in one backend call; a job whose lease turns out lost has its token fired.
+/// Every heartbeat interval, extends the lease of every running job in one
+/// backend call. A job whose lease turns out lost has its token fired with
+/// [`CancelReason::LeaseLost`]: another worker may run it now.
 pub(crate) async fn heartbeat_loop(shared: Arc<Shared>, stop: StopToken) {
     let mut tick = tokio::time::interval(shared.cfg.heartbeat);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -19,24 +22,28 @@ pub(crate) async fn heartbeat_loop(shared: Arc<Shared>, stop: StopToken) {
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let fences = shared.in_flight.fences();
-        if fences.is_empty() {
-            continue;
-        }
-        match shared
-            .queue
-            .backend()
-            .heartbeat(&shared.worker_id, &fences, shared.cfg.lease)
-            .await
-        {
-            Ok(lost) if !lost.is_empty() => {
-                for fence in shared.in_flight.cancel_ids(&lost, CancelReason::LeaseLost) {
-                    warn!(job_id = %fence.id, attempt = fence.attempt, "lease lost; another worker may run this job now");
+        let fences = shared.in_flight.running_fences();
+        if !fences.is_empty() {
+            let sent_at = Instant::now();
+            let beat = shared
+                .maintenance
+                .heartbeat(&shared.worker_id, &fences, shared.cfg.lease);
+            match shared.call("heartbeat", beat).await {
+                Ok(lost) => {
+                    shared.health.ok("heartbeat");
+                    let kept: Vec<_> = fences
+                        .into_iter()
+                        .filter(|f| !lost.contains(&f.id))
+                        .collect();
+                    shared.in_flight.renewed(&kept, sent_at);
+                    for fence in shared.in_flight.cancel_ids(&lost, CancelReason::LeaseLost) {
+                        warn!(job_id = %fence.id, attempt = fence.attempt, "lease lost; another worker may run this job now");
+                    }
                 }
-            }
-            Ok(_) => {}
-            Err(e) => {
-                warn!(error = %e, jobs = fences.len(), "heartbeat failed; leases may expire if this persists")
+                Err(e) => {
+                    shared.health.failed("heartbeat", &e);
+                    warn!(error = %e, jobs = fences.len(), "heartbeat failed; leases may expire if this persists");
+                }
             }
         }
     }

@@ -1,31 +1,57 @@
 //! The jobs a manager holds a lease on, each in one of its real states.
 //!
 //! A job enters the table when it is claimed and leaves it when its outcome
-//! has been recorded. In between, four tasks touch it — the attempt, the
-//! heartbeat, the recorder and `stop()` — so every move between states is a
-//! method here, under one lock, and the states are an enum rather than flags.
+//! has been recorded. In between, several tasks touch it — the attempt, the
+//! heartbeat, the watchdog, the recorder and `stop()` — so every move between
+//! states is a method here, under one lock, and the states are an enum rather
+//! than flags.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use jobs_core::backend::Fence;
-use jobs_core::{CancelReason, CancellationToken, JobId};
+use jobs_core::{CancelReason, CancellationToken, Job, JobId};
 use tokio::task::AbortHandle;
+
+use crate::watchdog::PollStart;
 
 /// Where one held job is.
 #[derive(Debug)]
 pub(crate) enum JobState {
     /// Its handler (or `on_failure`) is running.
-    Running {
-        cancel: CancellationToken,
-        /// The task running the attempt, once spawned.
-        abort: Option<AbortHandle>,
-    },
-    /// Its attempt ended and its outcome was handed to the recorder.
+    Running(Running),
+    /// Its attempt ended and its outcome was handed to the recorder. It is no
+    /// longer heartbeated: the recorder writes it well within the lease.
     Recording,
     /// `stop()` gave up waiting for it: its task was aborted and a release was
     /// handed to the recorder, so its own outcome must never be sent.
     Released,
+}
+
+/// A running attempt.
+#[derive(Debug)]
+pub(crate) struct Running {
+    cancel: CancellationToken,
+    /// The task running the attempt, once spawned.
+    abort: Option<AbortHandle>,
+    job: Arc<Job>,
+    /// When the lease was last known to be good: the moment before the claim
+    /// or the last successful heartbeat was sent (so the estimate errs early).
+    renewed: Instant,
+    /// The watchdog's view of the attempt's current poll.
+    poll_start: PollStart,
+    /// The watchdog warned about the current blocked stretch.
+    warned: bool,
+}
+
+/// A blocked attempt, as the watchdog reports it.
+#[derive(Debug)]
+pub(crate) struct Blocked {
+    pub(crate) job: Arc<Job>,
+    /// How long its poll has run, in ticks.
+    pub(crate) ticks: u64,
 }
 
 /// The table of held jobs, keyed by the fence of their lease.
@@ -45,21 +71,29 @@ impl InFlight {
         self.lock().len()
     }
 
-    /// A claimed job starts running.
-    pub(crate) fn start(&self, fence: Fence, cancel: CancellationToken) {
-        self.lock().insert(
-            fence,
-            JobState::Running {
-                cancel,
-                abort: None,
-            },
-        );
+    /// A claimed job starts running; its lease was good at `renewed`.
+    pub(crate) fn start(
+        &self,
+        job: Arc<Job>,
+        cancel: CancellationToken,
+        renewed: Instant,
+        poll_start: PollStart,
+    ) {
+        let running = Running {
+            cancel,
+            abort: None,
+            renewed,
+            poll_start,
+            warned: false,
+            job: job.clone(),
+        };
+        self.lock().insert(job.fence(), JobState::Running(running));
     }
 
     /// Remembers the task of a running job, so `stop()` can abort it.
     pub(crate) fn set_abort(&self, fence: Fence, handle: AbortHandle) {
-        if let Some(JobState::Running { abort, .. }) = self.lock().get_mut(&fence) {
-            *abort = Some(handle);
+        if let Some(JobState::Running(r)) = self.lock().get_mut(&fence) {
+            r.abort = Some(handle);
         }
     }
 
@@ -74,7 +108,7 @@ impl InFlight {
     pub(crate) fn finish(&self, fence: Fence) -> bool {
         let mut jobs = self.lock();
         match jobs.get_mut(&fence) {
-            Some(state @ JobState::Running { .. }) => {
+            Some(state @ JobState::Running(_)) => {
                 *state = JobState::Recording;
                 true
             }
@@ -85,8 +119,8 @@ impl InFlight {
     /// Fires the cancellation token of every running job.
     pub(crate) fn cancel_all(&self, reason: CancelReason) {
         for state in self.lock().values() {
-            if let JobState::Running { cancel, .. } = state {
-                cancel.cancel(reason);
+            if let JobState::Running(r) = state {
+                r.cancel.cancel(reason);
             }
         }
     }
@@ -95,9 +129,9 @@ impl InFlight {
     pub(crate) fn cancel_ids(&self, ids: &[JobId], reason: CancelReason) -> Vec<Fence> {
         let mut hit = Vec::new();
         for (fence, state) in self.lock().iter() {
-            if let JobState::Running { cancel, .. } = state {
+            if let JobState::Running(r) = state {
                 if ids.contains(&fence.id) {
-                    cancel.cancel(reason);
+                    r.cancel.cancel(reason);
                     hit.push(*fence);
                 }
             }
@@ -110,8 +144,8 @@ impl InFlight {
     pub(crate) fn release_running(&self) -> Vec<Fence> {
         let mut released = Vec::new();
         for (fence, state) in self.lock().iter_mut() {
-            if let JobState::Running { abort, .. } = state {
-                if let Some(abort) = abort {
+            if let JobState::Running(r) = state {
+                if let Some(abort) = &r.abort {
                     abort.abort();
                 }
                 *state = JobState::Released;
@@ -121,12 +155,63 @@ impl InFlight {
         released
     }
 
-    /// Fences of every held job, for the heartbeat.
-    pub(crate) fn fences(&self) -> Vec<Fence> {
-        self.lock().keys().copied().collect()
+    /// Fences of the running jobs, whose leases the heartbeat extends.
+    pub(crate) fn running_fences(&self) -> Vec<Fence> {
+        self.lock()
+            .iter()
+            .filter(|(_, s)| matches!(s, JobState::Running(_)))
+            .map(|(f, _)| *f)
+            .collect()
     }
 
-    /// The recorder is done with these jobs (recorded, or refused as lost).
+    /// A heartbeat sent at `at` renewed these leases.
+    pub(crate) fn renewed(&self, fences: &[Fence], at: Instant) {
+        let mut jobs = self.lock();
+        for fence in fences {
+            if let Some(JobState::Running(r)) = jobs.get_mut(fence) {
+                r.renewed = r.renewed.max(at);
+            }
+        }
+    }
+
+    /// Running jobs whose lease has run out by `now` as far as this worker
+    /// knows (no renewal for `lease`): their tokens fire with `LeaseLost`,
+    /// once. Returns them.
+    pub(crate) fn lapsed(&self, now: Instant, lease: Duration) -> Vec<Arc<Job>> {
+        let mut lapsed = Vec::new();
+        for state in self.lock().values() {
+            if let JobState::Running(r) = state {
+                if now.saturating_duration_since(r.renewed) >= lease && !r.cancel.is_cancelled() {
+                    r.cancel.cancel(CancelReason::LeaseLost);
+                    lapsed.push(r.job.clone());
+                }
+            }
+        }
+        lapsed
+    }
+
+    /// Running jobs whose current poll started at least `limit` ticks before
+    /// `now`, not yet warned about for this stretch.
+    pub(crate) fn blocked(&self, now: u64, limit: u64) -> Vec<Blocked> {
+        let mut blocked = Vec::new();
+        for state in self.lock().values_mut() {
+            if let JobState::Running(r) = state {
+                let start = r.poll_start.load(Ordering::Relaxed);
+                let stuck = start != 0 && now.saturating_sub(start) >= limit;
+                if stuck && !r.warned {
+                    blocked.push(Blocked {
+                        job: r.job.clone(),
+                        ticks: now - start,
+                    });
+                }
+                r.warned = stuck;
+            }
+        }
+        blocked
+    }
+
+    /// The recorder is done with these jobs (recorded, refused as lost, or
+    /// given up on).
     pub(crate) fn remove<'a>(&self, fences: impl IntoIterator<Item = &'a Fence>) {
         let mut jobs = self.lock();
         for fence in fences {
@@ -137,7 +222,7 @@ impl InFlight {
     #[cfg(test)]
     fn state(&self, fence: Fence) -> Option<&'static str> {
         self.lock().get(&fence).map(|s| match s {
-            JobState::Running { .. } => "running",
+            JobState::Running(_) => "running",
             JobState::Recording => "recording",
             JobState::Released => "released",
         })
@@ -147,19 +232,33 @@ impl InFlight {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use jobs_core::backend::LeaseToken;
 
-    fn fence() -> Fence {
-        Fence::new(JobId::new(), 1)
+    fn job() -> Arc<Job> {
+        let mut job = Job::new(JobId::new(), "t", serde_json::Value::Null);
+        job.attempt = 1;
+        job.lease_token = Some(LeaseToken::random());
+        Arc::new(job)
+    }
+
+    fn start(t: &InFlight) -> (Fence, CancellationToken, PollStart) {
+        let (job, cancel, poll) = (job(), CancellationToken::new(), PollStart::default());
+        t.start(job.clone(), cancel.clone(), Instant::now(), poll.clone());
+        (job.fence(), cancel, poll)
     }
 
     #[test]
     fn a_finished_job_is_recorded_then_forgotten() {
         let t = InFlight::default();
-        let f = fence();
-        t.start(f, CancellationToken::new());
+        let (f, _, _) = start(&t);
         assert_eq!(t.state(f), Some("running"));
+        assert_eq!(t.running_fences(), vec![f]);
         assert!(t.finish(f));
         assert_eq!(t.state(f), Some("recording"));
+        assert!(
+            t.running_fences().is_empty(),
+            "a recording job is not heartbeated"
+        );
         // Only a running job can finish.
         assert!(!t.finish(f));
         t.remove([&f]);
@@ -171,9 +270,8 @@ mod tests {
     #[test]
     fn a_released_job_never_sends_its_own_outcome() {
         let t = InFlight::default();
-        let (running, done) = (fence(), fence());
-        t.start(running, CancellationToken::new());
-        t.start(done, CancellationToken::new());
+        let (running, _, _) = start(&t);
+        let (done, _, _) = start(&t);
         assert!(t.finish(done));
         assert_eq!(t.release_running(), vec![running]);
         assert_eq!(t.state(running), Some("released"));
@@ -182,18 +280,15 @@ mod tests {
             !t.finish(running),
             "a released job's late outcome is dropped"
         );
-        // Both are still held (leases heartbeated) until the recorder is done.
-        assert_eq!(t.fences().len(), 2);
+        assert_eq!(t.len(), 2, "both are held until the recorder is done");
         assert!(t.release_running().is_empty());
     }
 
     #[test]
     fn cancellation_reaches_running_jobs_only() {
         let t = InFlight::default();
-        let (a, b) = (fence(), fence());
-        let (ta, tb) = (CancellationToken::new(), CancellationToken::new());
-        t.start(a, ta.clone());
-        t.start(b, tb.clone());
+        let (a, ta, _) = start(&t);
+        let (b, tb, _) = start(&t);
         assert_eq!(t.cancel_ids(&[a.id], CancelReason::LeaseLost), vec![a]);
         assert_eq!(ta.reason(), Some(CancelReason::LeaseLost));
         assert!(!tb.is_cancelled());
@@ -209,9 +304,44 @@ mod tests {
     #[test]
     fn a_job_handed_back_unrun_goes_to_the_recorder() {
         let t = InFlight::default();
-        let f = fence();
+        let f = job().fence();
         t.hand_back(f);
         assert_eq!(t.state(f), Some("recording"));
         assert!(t.release_running().is_empty());
+    }
+
+    #[test]
+    fn a_lease_not_renewed_in_time_is_lost_locally_once() {
+        let t = InFlight::default();
+        let (a, ta, _) = start(&t);
+        let (b, tb, _) = start(&t);
+        let lease = Duration::from_secs(30);
+        let later = Instant::now() + lease;
+        t.renewed(&[b], later);
+        let lapsed = t.lapsed(later, lease);
+        assert_eq!(lapsed.len(), 1);
+        assert_eq!(lapsed[0].fence(), a);
+        assert_eq!(ta.reason(), Some(CancelReason::LeaseLost));
+        assert!(!tb.is_cancelled());
+        assert!(t.lapsed(later, lease).is_empty(), "reported once");
+    }
+
+    #[test]
+    fn a_blocked_poll_is_reported_once_per_stretch() {
+        let t = InFlight::default();
+        let (_, _, poll) = start(&t);
+        assert!(t.blocked(100, 10).is_empty(), "not polling");
+        poll.store(50, Ordering::Relaxed);
+        assert!(t.blocked(55, 10).is_empty(), "not long enough");
+        assert_eq!(t.blocked(60, 10).len(), 1);
+        assert!(t.blocked(70, 10).is_empty(), "already warned");
+        poll.store(0, Ordering::Relaxed);
+        assert!(t.blocked(80, 10).is_empty());
+        poll.store(85, Ordering::Relaxed);
+        assert_eq!(
+            t.blocked(95, 10).len(),
+            1,
+            "a new stretch is reported again"
+        );
     }
 }

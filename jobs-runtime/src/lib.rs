@@ -3,8 +3,9 @@
 //! features `sqlite`, `postgres`, `redis`), reached through [`connect()`].
 //!
 //! Inside, every module imports only modules below it:
-//! `builder → manager → {claim, heartbeat, reaper, recorder} → attempt →
-//! shared → {in_flight, stats, failure, backend_retry, panic}`.
+//! `builder → manager → {maintenance → {heartbeat, recorder, watchdog}, claim,
+//! reaper, supervise} → attempt → shared → {in_flight, health, stats, failure,
+//! limits, backend_retry, panic}`.
 
 #![warn(missing_docs)]
 
@@ -15,11 +16,14 @@ mod connect;
 mod builder;
 mod manager;
 
-// One background loop a file.
+// One background loop a file, and what runs them.
 mod claim;
 mod heartbeat;
+mod maintenance;
 mod reaper;
 mod recorder;
+mod supervise;
+mod watchdog;
 
 // One attempt of one job.
 mod attempt;
@@ -27,7 +31,9 @@ mod attempt;
 // What the tasks share, and small leaf helpers.
 mod backend_retry;
 mod failure;
+mod health;
 mod in_flight;
+mod limits;
 mod panic;
 mod shared;
 mod stats;
@@ -39,5 +45,6 @@ pub use sqlx;
 
 pub use builder::WorkerManagerBuilder;
 pub use connect::{connect, SCHEMES};
+pub use health::{Health, HealthError, HealthState};
 pub use manager::WorkerManager;
 pub use stats::ManagerStats;

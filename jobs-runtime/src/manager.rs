@@ -4,22 +4,27 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use jobs_core::backend::{Outcome, OutcomeUpdate};
 use jobs_core::{CancelReason, Error, Queue, Result};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tokio::time::{timeout, timeout_at};
 use tokio_util::sync::CancellationToken as StopToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
 use crate::claim::claim_loop;
-use crate::heartbeat::heartbeat_loop;
+use crate::health::Health;
+use crate::maintenance::{self, Maintenance};
 use crate::reaper::reaper_loop;
-use crate::recorder::recorder_loop;
-use crate::shared::Shared;
+use crate::shared::{Handoff, Outcomes, Shared, RECORD_GRACE};
 use crate::stats::ManagerStats;
+use crate::supervise::supervise;
+
+/// The longest `stop()` waits for aborted tasks, or a recorder told to give up.
+const ABORT_GRACE: Duration = Duration::from_secs(1);
 
 /// Runs handlers for jobs claimed from a queue backend.
 ///
@@ -64,12 +69,10 @@ impl std::fmt::Debug for WorkerManager {
 struct Running {
     stop_claiming: StopToken,
     claimer: JoinHandle<()>,
+    reaper: JoinHandle<()>,
     tasks: TaskTracker,
-    outcomes: mpsc::UnboundedSender<OutcomeUpdate>,
-    recorder: JoinHandle<()>,
-    give_up_recording: StopToken,
-    stop_maintenance: StopToken,
-    maintenance: Vec<JoinHandle<()>>,
+    outcomes: Outcomes,
+    maintenance: Maintenance,
 }
 
 impl WorkerManager {
@@ -96,12 +99,20 @@ impl WorkerManager {
         self.shared.counters.snapshot()
     }
 
+    /// Whether the manager works: running, degraded (a loop's backend calls
+    /// fail; the last error says which and why), or stopped. Cheap; poll it
+    /// from a readiness probe. It does not need a `tracing` subscriber.
+    pub fn health(&self) -> Health {
+        self.shared.health.snapshot()
+    }
+
     /// Jobs this manager holds right now (running or being recorded).
     pub fn in_flight(&self) -> usize {
         self.shared.in_flight.len()
     }
 
     /// Starts claiming and running jobs in the background; returns at once.
+    /// Watch [`health`](Self::health) to learn whether it keeps working.
     pub async fn start(&self) -> Result<()> {
         let mut running = self.running.lock().await;
         if running.is_some() {
@@ -111,41 +122,46 @@ impl WorkerManager {
             )));
         }
         let shared = &self.shared;
-        let listener = match shared.queue.backend().listener(&shared.cfg.queues).await {
-            Ok(l) => Some(l),
-            Err(e @ Error::Unsupported { .. }) => {
-                info!(reason = %e, poll = ?shared.cfg.poll, "the backend sends no wake-up signals; polling for work");
-                None
-            }
-            Err(e) => {
-                warn!(error = %e, poll = ?shared.cfg.poll, "no wake-up signal from the backend; polling instead");
-                None
-            }
-        };
-        let stop_claiming = StopToken::new();
-        let stop_maintenance = StopToken::new();
-        let give_up_recording = StopToken::new();
-        let tasks = TaskTracker::new();
         let (outcomes, rx) = mpsc::unbounded_channel();
-        let recorder = tokio::spawn(recorder_loop(shared.clone(), rx, give_up_recording.clone()));
-        let claimer = tokio::spawn(claim_loop(
-            shared.clone(),
-            listener,
-            stop_claiming.clone(),
-            tasks.clone(),
-            outcomes.clone(),
-        ));
-        let maintenance = vec![
-            tokio::spawn(heartbeat_loop(shared.clone(), stop_maintenance.clone())),
-            tokio::spawn(reaper_loop(
+        let maintenance = maintenance::start(shared.clone(), rx).map_err(|e| {
+            Error::Config(format!(
+                "could not start the thread for heartbeats and recording: {e}"
+            ))
+        })?;
+        let stop_claiming = StopToken::new();
+        let tasks = TaskTracker::new();
+        let claimer = {
+            let (shared, stop, tasks, outcomes) = (
                 shared.clone(),
                 stop_claiming.clone(),
                 tasks.clone(),
-            )),
-        ];
+                outcomes.clone(),
+            );
+            tokio::spawn(async move {
+                supervise(&shared.health, "claim", || {
+                    claim_loop(
+                        shared.clone(),
+                        stop.clone(),
+                        tasks.clone(),
+                        outcomes.clone(),
+                    )
+                })
+                .await
+            })
+        };
+        let reaper = {
+            let (shared, stop, tasks) = (shared.clone(), stop_claiming.clone(), tasks.clone());
+            tokio::spawn(async move {
+                supervise(&shared.health, "reap", || {
+                    reaper_loop(shared.clone(), stop.clone(), tasks.clone())
+                })
+                .await
+            })
+        };
+        shared.health.started();
         info!(
             worker_id = %shared.worker_id,
-            backend = shared.queue.backend().backend_name(),
+            backend = shared.backend().backend_name(),
             queues = ?shared.cfg.queues,
             concurrency = shared.cfg.concurrency,
             handlers = %shared.handler_names(),
@@ -154,11 +170,9 @@ impl WorkerManager {
         *running = Some(Running {
             stop_claiming,
             claimer,
+            reaper,
             tasks,
             outcomes,
-            recorder,
-            give_up_recording,
-            stop_maintenance,
             maintenance,
         });
         Ok(())
@@ -168,53 +182,66 @@ impl WorkerManager {
     /// token, lets in-flight jobs finish up to the shutdown timeout, then aborts
     /// the rest and releases them back to the queue, and records every outcome.
     /// Nothing is lost; a no-op when not running.
+    ///
+    /// It returns within the shutdown timeout plus 5 s for recording, whatever
+    /// the backend does (25 s by default, inside Kubernetes' 30 s grace
+    /// period): outcomes it could not record by then come back as failed
+    /// attempts when their leases expire.
     pub async fn stop(&self) -> Result<()> {
         let Some(run) = self.running.lock().await.take() else {
             return Ok(());
         };
         let shared = &self.shared;
+        let cfg = &shared.cfg;
+        let deadline = Instant::now() + cfg.shutdown_timeout + RECORD_GRACE;
         info!(worker_id = %shared.worker_id, in_flight = self.in_flight(), "worker manager stopping");
         run.stop_claiming.cancel();
-        if let Err(e) = run.claimer.await {
-            error!(error = %e, "claim loop ended abnormally");
+        let mut claimer = run.claimer;
+        if timeout_at(deadline.into(), &mut claimer).await.is_err() {
+            // A claim stuck past every deadline: what it took comes back by lease expiry.
+            claimer.abort();
         }
+        run.reaper.abort();
         shared.in_flight.cancel_all(CancelReason::Shutdown);
         run.tasks.close();
-        if tokio::time::timeout(shared.cfg.shutdown_timeout, run.tasks.wait())
+        if timeout(cfg.shutdown_timeout, run.tasks.wait())
             .await
             .is_err()
         {
             let released = shared.in_flight.release_running();
             warn!(
                 jobs = released.len(),
-                timeout = ?shared.cfg.shutdown_timeout,
+                timeout = ?cfg.shutdown_timeout,
                 "jobs did not finish within the shutdown timeout; aborted and released back to the queue"
             );
             for fence in released {
-                let _ = run
-                    .outcomes
-                    .send(OutcomeUpdate::new(fence, Outcome::Release));
+                let _ = run.outcomes.send(Handoff {
+                    update: OutcomeUpdate::new(fence, Outcome::Release),
+                    _window: None,
+                });
             }
-            if tokio::time::timeout(Duration::from_secs(5), run.tasks.wait())
-                .await
-                .is_err()
-            {
+            let grace = deadline
+                .saturating_duration_since(Instant::now())
+                .min(ABORT_GRACE);
+            if timeout(grace, run.tasks.wait()).await.is_err() {
                 error!("some handlers ignore abort (blocking code?); their jobs stay leased until the lease expires");
             }
         }
         // The recorder ends once every sender is gone: ours, the claim loop's, the jobs'.
         drop(run.outcomes);
-        let give_up = run.give_up_recording.clone();
-        let deadline = shared.cfg.shutdown_timeout.max(Duration::from_secs(5));
-        let mut recorder = run.recorder;
-        if tokio::time::timeout(deadline, &mut recorder).await.is_err() {
+        let Maintenance {
+            stop,
+            give_up,
+            mut recorded,
+            ended,
+        } = run.maintenance;
+        if timeout_at(deadline.into(), &mut recorded).await.is_err() {
             give_up.cancel();
-            let _ = recorder.await;
+            let _ = timeout(ABORT_GRACE, recorded).await;
         }
-        run.stop_maintenance.cancel();
-        for task in run.maintenance {
-            let _ = task.await;
-        }
+        stop.cancel();
+        let _ = timeout(ABORT_GRACE, ended).await;
+        shared.health.stopped();
         info!(worker_id = %shared.worker_id, stats = ?self.stats(), "worker manager stopped");
         Ok(())
     }
@@ -229,7 +256,10 @@ impl WorkerManager {
         }
         let queues = &self.shared.cfg.queues;
         loop {
-            let counts = self.shared.queue.counts().await?;
+            let counts = self
+                .shared
+                .call("counts", self.shared.backend().counts())
+                .await?;
             let busy = counts
                 .iter()
                 .any(|c| !c.status.is_terminal() && queues.contains(&c.queue));
@@ -258,8 +288,8 @@ impl Drop for WorkerManager {
                     "WorkerManager dropped while running; call stop() to release in-flight jobs (their leases will expire)"
                 );
                 run.stop_claiming.cancel();
-                run.stop_maintenance.cancel();
-                run.give_up_recording.cancel();
+                run.maintenance.stop.cancel();
+                run.maintenance.give_up.cancel();
             }
         }
     }

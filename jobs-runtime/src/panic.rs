@@ -23,6 +23,13 @@ impl<F: Future + Unpin> Future for CatchUnwind<F> {
     }
 }
 
+/// Calls `f`, catching a panic as `Err(message)`: every call into user code
+/// that is not a future (building the handler's future, `timeout()`,
+/// `backoff()`) goes through here, so no panic of theirs escapes an attempt.
+pub(crate) fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|payload| panic_message(payload.as_ref()))
+}
+
 pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
         (*s).to_owned()

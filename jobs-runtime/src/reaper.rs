@@ -2,12 +2,12 @@
 
 use std::sync::Arc;
 
-use jobs_core::JobError;
+use jobs_core::{JobError, JobStatus};
 use tokio_util::sync::CancellationToken as StopToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info_span, warn, Instrument};
 
-use crate::attempt::call_on_failure;
+use crate::attempt::{call_on_failure, time_limit};
 use crate::shared::Shared;
 use crate::stats::Counters;
 
@@ -21,16 +21,25 @@ pub(crate) async fn reaper_loop(shared: Arc<Shared>, stop: StopToken, tasks: Tas
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let recovered = match shared.queue.backend().recover_expired().await {
-            Ok(r) => r,
+        let recovered = match shared
+            .call("reap", shared.backend().recover_expired())
+            .await
+        {
+            Ok(r) => {
+                shared.health.ok("reap");
+                r
+            }
             Err(e) => {
+                shared.health.failed("reap", &e);
                 warn!(error = %e, "recovering expired leases failed; will try again");
                 continue;
             }
         };
         Counters::bump(&shared.counters.recovered, recovered.len() as u64);
         for r in recovered {
-            let job = Arc::new(r.job);
+            let mut job = r.job;
+            job.no_retry_follows = r.now != JobStatus::Retrying;
+            let job = Arc::new(job);
             let span = info_span!("job", job_id = %job.id, job_type = %job.job_type, queue = %job.queue_name, attempt = job.attempt);
             let error = JobError::msg(format!(
                 "lease expired: worker `{}` stopped heartbeating",
@@ -50,7 +59,8 @@ pub(crate) async fn reaper_loop(shared: Arc<Shared>, stop: StopToken, tasks: Tas
             tasks.spawn(
                 async move {
                     let cancel = jobs_core::CancellationToken::new();
-                    call_on_failure(&shared, handler.as_ref(), &job, &error, &cancel).await;
+                    let limit = time_limit(&shared, handler.as_ref(), &job);
+                    call_on_failure(&shared, handler.as_ref(), &job, &error, &cancel, limit).await;
                 }
                 .instrument(span),
             );

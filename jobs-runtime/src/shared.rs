@@ -1,15 +1,19 @@
 //! What the manager's tasks share: its settings, its handlers and services,
-//! the table of held jobs and the counters.
+//! the table of held jobs, the slots, the health board and the counters.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use jobs_core::registry::DynHandler;
-use jobs_core::{Backoff, Queue, Services};
+use jobs_core::{Backend, BackendErrorKind, Backoff, Error, Queue, Result, Services, Timeout};
+use tokio::sync::Semaphore;
 
+use crate::health::HealthBoard;
 use crate::in_flight::InFlight;
 use crate::stats::Counters;
+use crate::watchdog::Ticks;
 
 /// Settings of a manager; see the builder's methods for defaults.
 #[derive(Debug, Clone)]
@@ -22,8 +26,18 @@ pub(crate) struct Config {
     pub(crate) reap: Duration,
     pub(crate) shutdown_timeout: Duration,
     pub(crate) backoff: Backoff,
-    pub(crate) job_timeout: Option<Duration>,
+    pub(crate) job_timeout: Timeout,
+    pub(crate) backend_timeout: Duration,
+    /// Outcomes produced but not yet recorded, at most (0: the concurrency).
+    pub(crate) recording_window: usize,
+    pub(crate) blocking_warning: Duration,
+    pub(crate) max_result_bytes: usize,
+    pub(crate) max_error_bytes: usize,
+    pub(crate) isolate_maintenance: bool,
 }
+
+/// How long `stop()` gives the recorder after the handlers' shutdown timeout.
+pub(crate) const RECORD_GRACE: Duration = Duration::from_secs(5);
 
 impl Default for Config {
     fn default() -> Self {
@@ -34,9 +48,28 @@ impl Default for Config {
             heartbeat: Duration::from_secs(10),
             poll: Duration::from_secs(1),
             reap: Duration::from_secs(5),
-            shutdown_timeout: Duration::from_secs(30),
+            // With RECORD_GRACE, stop() ends within 25 s: inside the 30 s a
+            // Kubernetes pod gets between SIGTERM and SIGKILL by default.
+            shutdown_timeout: Duration::from_secs(20),
             backoff: Backoff::default(),
-            job_timeout: None,
+            job_timeout: Timeout::DEFAULT,
+            backend_timeout: Duration::from_secs(10),
+            recording_window: 0,
+            blocking_warning: Duration::from_millis(500),
+            max_result_bytes: 16 << 20,
+            max_error_bytes: 16 << 10,
+            isolate_maintenance: true,
+        }
+    }
+}
+
+impl Config {
+    /// The recording window in effect.
+    pub(crate) fn window(&self) -> usize {
+        if self.recording_window == 0 {
+            self.concurrency
+        } else {
+            self.recording_window
         }
     }
 }
@@ -44,12 +77,23 @@ impl Default for Config {
 /// What the manager's tasks share.
 pub(crate) struct Shared {
     pub(crate) queue: Queue,
+    /// The backend the heartbeat and the recorder use: one with connections of
+    /// their own (see `Backend::detached`) when they run on a thread of their own.
+    pub(crate) maintenance: Arc<dyn Backend>,
     pub(crate) handlers: HashMap<String, Arc<dyn DynHandler>>,
     pub(crate) services: Services,
     pub(crate) cfg: Config,
     pub(crate) worker_id: Arc<str>,
     pub(crate) counters: Counters,
     pub(crate) in_flight: InFlight,
+    pub(crate) health: HealthBoard,
+    /// One permit per job that may run at once.
+    pub(crate) slots: Arc<Semaphore>,
+    /// One permit per outcome produced but not yet recorded: a job whose
+    /// attempt ended holds its slot until it gets one, so a worker never
+    /// outruns its recorder.
+    pub(crate) window: Arc<Semaphore>,
+    pub(crate) ticks: Ticks,
 }
 
 impl Shared {
@@ -63,4 +107,38 @@ impl Shared {
             names.join(", ")
         }
     }
+
+    /// The user's backend.
+    pub(crate) fn backend(&self) -> &Arc<dyn Backend> {
+        self.queue.backend()
+    }
+
+    /// Runs a backend call under the backend timeout: a call that does not
+    /// answer in time fails as "unavailable" instead of hanging the loop.
+    pub(crate) async fn call<T>(
+        &self,
+        what: &'static str,
+        call: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let limit = self.cfg.backend_timeout;
+        match tokio::time::timeout(limit, call).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::backend_msg(
+                self.backend().backend_name(),
+                BackendErrorKind::Unavailable,
+                format!("{what} did not answer within {limit:?}"),
+            )),
+        }
+    }
 }
+
+/// An outcome on its way to the recorder, with the recording-window permit
+/// it holds until it is written (none for releases on shutdown).
+#[derive(Debug)]
+pub(crate) struct Handoff {
+    pub(crate) update: jobs_core::backend::OutcomeUpdate,
+    pub(crate) _window: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+/// Where attempts hand their outcomes to the recorder.
+pub(crate) type Outcomes = tokio::sync::mpsc::UnboundedSender<Handoff>;

@@ -30,6 +30,7 @@ pub async fn requeue_revives_failed_and_dead_letter_only(q: Backend) {
                     fence(failed),
                     Outcome::Fail {
                         error: failure("no", false),
+                        result: None,
                     },
                 ),
                 OutcomeUpdate::new(
@@ -318,6 +319,7 @@ pub async fn counts_by_queue_and_status(q: Backend) {
         jobs[1].fence(),
         Outcome::Fail {
             error: failure("x", false),
+            result: None,
         },
     )
     .await;
@@ -353,6 +355,7 @@ pub async fn prune_removes_only_old_terminal_jobs_within_limit(q: Backend) {
             0..=4 => Outcome::Complete { result: None },
             5 => Outcome::Fail {
                 error: failure("f", false),
+                result: None,
             },
             _ => Outcome::DeadLetter {
                 error: failure("d", true),
@@ -373,6 +376,7 @@ pub async fn prune_removes_only_old_terminal_jobs_within_limit(q: Backend) {
         rq.fence(),
         Outcome::Fail {
             error: failure("f", false),
+            result: None,
         },
     )
     .await;
@@ -415,4 +419,51 @@ pub async fn prune_removes_only_old_terminal_jobs_within_limit(q: Backend) {
         q.get(more[1]).await.expect("get").is_some(),
         "finished after the cutoff"
     );
+}
+
+/// A cancelled job is FAILED (the seven statuses stay as they are) but carries
+/// a mark that tells it apart from a failure, and lists can filter on it; a
+/// requeue removes the mark.
+pub async fn cancelled_jobs_are_marked_and_filterable(q: Backend) {
+    let cancelled = enqueue(&q, NewJob::new("t", json!({"n": 1}))).await;
+    let failed = enqueue(&q, NewJob::new("t", json!({"n": 2})).queue("other")).await;
+    let job = claim_one(&q, W1, &["other"], LONG).await.expect("claimed");
+    let lost = record(
+        &q,
+        W1,
+        job.fence(),
+        Outcome::Fail {
+            error: failure("no", false),
+            result: None,
+        },
+    )
+    .await;
+    assert!(lost.is_empty());
+    let before = now_us();
+    let c = q.cancel(cancelled).await.expect("cancel");
+    assert_eq!(c.status, JobStatus::Failed);
+    let at = c.cancelled_at.expect("a cancelled job is marked");
+    assert_between(
+        "cancelled_at",
+        at,
+        before - chrono::Duration::seconds(5),
+        Utc::now() + chrono::Duration::seconds(5),
+    );
+    assert_eq!(get(&q, cancelled).await.cancelled_at, Some(at));
+    assert_eq!(get(&q, failed).await.cancelled_at, None);
+
+    let only = |c: bool| JobFilter::default().status(JobStatus::Failed).cancelled(c);
+    assert_eq!(list(&q, only(true)).await, vec![cancelled]);
+    assert_eq!(list(&q, only(false)).await, vec![failed]);
+    assert_eq!(
+        list(&q, JobFilter::default().cancelled(true)).await,
+        vec![cancelled]
+    );
+
+    let back = q.requeue(cancelled).await.expect("requeue");
+    assert_eq!(back.status, JobStatus::Pending);
+    assert_eq!(back.cancelled_at, None);
+    assert!(list(&q, JobFilter::default().cancelled(true))
+        .await
+        .is_empty());
 }

@@ -152,3 +152,43 @@ pub async fn batch_enqueue_is_atomic_and_ordered(q: Backend) {
     assert!(q.get(before_id).await.expect("get").is_none());
     assert_eq!(list(&q, JobFilter::default().limit(1000)).await.len(), 250);
 }
+
+/// A relative delay is resolved by the backend's clock (so `run_at -
+/// created_at` is the delay, whatever the producer's clock says), and a job's
+/// own timeout is stored with it.
+pub async fn relative_delays_and_timeouts_are_stored(q: Backend) {
+    let delay = std::time::Duration::from_millis(400);
+    let later = enqueue(
+        &q,
+        NewJob::new("t", json!({}))
+            .delay(delay)
+            .timeout(std::time::Duration::from_secs(7)),
+    )
+    .await;
+    let never = enqueue(
+        &q,
+        NewJob::new("t", json!({})).timeout(jobs_core::Timeout::Never),
+    )
+    .await;
+    let plain = enqueue(&q, NewJob::new("t", json!({}))).await;
+    let j = get(&q, later).await;
+    assert_eq!(j.status, JobStatus::Scheduled);
+    let gap = (j.run_at - j.created_at)
+        .to_std()
+        .expect("run_at after created_at");
+    assert!(
+        gap.abs_diff(delay) <= std::time::Duration::from_millis(2),
+        "run_at - created_at = {gap:?}, want {delay:?}"
+    );
+    assert_eq!(
+        j.timeout,
+        Some(jobs_core::Timeout::After(std::time::Duration::from_secs(7)))
+    );
+    assert_eq!(
+        get(&q, never).await.timeout,
+        Some(jobs_core::Timeout::Never)
+    );
+    let p = get(&q, plain).await;
+    assert_eq!(p.timeout, None);
+    assert_eq!(p.run_at, p.created_at, "no delay: due when stored");
+}

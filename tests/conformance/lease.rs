@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use jobs_core::backend::{Fence, Outcome, OutcomeUpdate};
+use jobs_core::backend::{Fence, LeaseToken, Outcome, OutcomeUpdate};
 use jobs_core::{JobId, JobStatus, NewJob};
 use serde_json::json;
 
@@ -187,8 +187,8 @@ pub async fn heartbeat_keeps_a_lease_and_reports_lost_fences(q: Backend) {
     // `stale` was not heartbeated: it has expired and been recovered by now.
     assert_eq!(get(&q, stale.id).await.status, JobStatus::Retrying);
 
-    let unknown = Fence::new(JobId::new(), 1);
-    let wrong_attempt = Fence::new(live.id, live.attempt + 1);
+    let unknown = Fence::new(JobId::new(), 1, LeaseToken::random());
+    let wrong_token = Fence::new(live.id, live.attempt, LeaseToken::random());
     let mut lost = q
         .heartbeat(
             W1,
@@ -202,7 +202,7 @@ pub async fn heartbeat_keeps_a_lease_and_reports_lost_fences(q: Backend) {
     want.sort();
     assert_eq!(lost, want, "lost fences reported, the live one not");
     let lost = q
-        .heartbeat(W1, &[wrong_attempt], lease)
+        .heartbeat(W1, &[wrong_token], lease)
         .await
         .expect("heartbeat");
     assert_eq!(lost, vec![live.id], "a fence of another attempt is lost");
@@ -246,6 +246,7 @@ pub async fn fenced_outcome_refuses_a_superseded_attempt(q: Backend) {
         },
         Outcome::Fail {
             error: failure("stale fail", false),
+            result: None,
         },
         Outcome::DeadLetter {
             error: failure("stale dead", true),
@@ -299,7 +300,79 @@ pub async fn fenced_outcome_refuses_a_superseded_attempt(q: Backend) {
     assert_eq!(j.status, JobStatus::Completed);
     assert_eq!(j.result_data, Some(json!("fresh")));
 
-    let unknown = Fence::new(JobId::new(), 1);
+    let unknown = Fence::new(JobId::new(), 1, LeaseToken::random());
     let lost = record(&q, W1, unknown, Outcome::Complete { result: None }).await;
     assert_eq!(lost, vec![unknown.id], "an unknown job is reported lost");
+}
+
+/// A lease is known by its random token, not by its attempt number: an outcome
+/// or a heartbeat for the same job and attempt under another token — what a
+/// worker sends whose claim a database crash undid before the job was claimed
+/// again under the same attempt number — is refused, and changes nothing.
+pub async fn a_stale_lease_token_is_refused_even_under_the_same_attempt(q: Backend) {
+    let id = enqueue(&q, NewJob::new("t", json!({}))).await;
+    let job = claim_one(&q, W1, &["default"], LONG)
+        .await
+        .expect("claimed");
+    let real = job.fence();
+    assert!(
+        job.lease_token.is_some(),
+        "a claimed job carries its lease token"
+    );
+    let stale = Fence::new(id, job.attempt, LeaseToken::random());
+    assert_ne!(stale.token, real.token);
+
+    let lost = q.heartbeat(W1, &[stale], LONG).await.expect("heartbeat");
+    assert_eq!(lost, vec![id], "a heartbeat under another token is refused");
+    let lost = record(
+        &q,
+        W1,
+        stale,
+        Outcome::Complete {
+            result: Some(json!("stale")),
+        },
+    )
+    .await;
+    assert_eq!(lost, vec![id], "an outcome under another token is refused");
+    let j = get(&q, id).await;
+    assert_eq!(j.status, JobStatus::Running);
+    assert_eq!(j.result_data, None);
+    assert_eq!(j.lease_token, Some(real.token));
+
+    assert!(q
+        .heartbeat(W1, &[real], LONG)
+        .await
+        .expect("heartbeat")
+        .is_empty());
+    let lost = record(
+        &q,
+        W1,
+        real,
+        Outcome::Complete {
+            result: Some(json!("fresh")),
+        },
+    )
+    .await;
+    assert!(lost.is_empty());
+    let j = get(&q, id).await;
+    assert_eq!(j.status, JobStatus::Completed);
+    assert_eq!(j.result_data, Some(json!("fresh")));
+    assert_eq!(j.lease_token, None, "a finished job holds no lease");
+
+    // Every claim takes a fresh token: after a release, the old one is dead.
+    let id = enqueue(&q, NewJob::new("t", json!({}))).await;
+    let first = claim_one(&q, W1, &["default"], LONG)
+        .await
+        .expect("claimed");
+    assert!(record(&q, W1, first.fence(), Outcome::Release)
+        .await
+        .is_empty());
+    let second = claim_one(&q, W2, &["default"], LONG)
+        .await
+        .expect("claimed");
+    assert_eq!(second.id, id);
+    assert_ne!(second.lease_token, first.lease_token);
+    let lost = record(&q, W1, first.fence(), Outcome::Complete { result: None }).await;
+    assert_eq!(lost, vec![id], "the released lease's token is refused");
+    assert_eq!(get(&q, id).await.status, JobStatus::Running);
 }

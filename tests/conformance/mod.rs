@@ -51,6 +51,7 @@ macro_rules! jobs_conformance_suite {
         $crate::jobs_conformance_suite!(@rules $factory;
             enqueue::round_trip_with_result_data,
             enqueue::batch_enqueue_is_atomic_and_ordered,
+            enqueue::relative_delays_and_timeouts_are_stored,
 
             claim::claim_order_follows_queue_list_priority_run_at_and_enqueue_order,
             claim::scheduled_jobs_are_not_claimed_early,
@@ -60,9 +61,13 @@ macro_rules! jobs_conformance_suite {
             lease::expired_lease_is_a_failed_attempt,
             lease::heartbeat_keeps_a_lease_and_reports_lost_fences,
             lease::fenced_outcome_refuses_a_superseded_attempt,
+            lease::a_stale_lease_token_is_refused_even_under_the_same_attempt,
 
             outcome::retry_is_scheduled_and_appends_error_history,
             outcome::fail_and_dead_letter_are_terminal,
+            outcome::a_failed_outcome_keeps_its_result,
+            outcome::the_error_history_keeps_the_last_entries_and_counts_all,
+            outcome::huge_delays_saturate,
 
             admin::requeue_revives_failed_and_dead_letter_only,
             admin::cancel_takes_waiting_jobs_only,
@@ -70,8 +75,10 @@ macro_rules! jobs_conformance_suite {
             admin::list_filters_and_pages_in_enqueue_order,
             admin::counts_by_queue_and_status,
             admin::prune_removes_only_old_terminal_jobs_within_limit,
+            admin::cancelled_jobs_are_marked_and_filterable,
 
             payload::payloads_round_trip_exactly,
+            payload::a_nul_in_a_payload_is_refused_and_one_in_a_result_is_stored,
 
             listener::listener_wakes_on_enqueue,
             listener::listener_wakes_when_scheduled_job_is_due

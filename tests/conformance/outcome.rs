@@ -97,6 +97,7 @@ pub async fn fail_and_dead_letter_are_terminal(q: Backend) {
                     by_id(ids[0]),
                     Outcome::Fail {
                         error: failure("bad input", false),
+                        result: None,
                     },
                 ),
                 OutcomeUpdate::new(
@@ -139,4 +140,91 @@ pub async fn fail_and_dead_letter_are_terminal(q: Backend) {
 
     assert!(claim(&q, W1, &["default"], 10, LONG).await.is_empty());
     assert!(q.recover_expired().await.expect("recover").is_empty());
+}
+
+/// A failure keeps the data its handler returned with it (a failed
+/// `JobResult` may carry some, e.g. an HTTP status); the other outcomes
+/// leave `result_data` alone.
+pub async fn a_failed_outcome_keeps_its_result(q: Backend) {
+    let id = enqueue(&q, NewJob::new("t", json!({}))).await;
+    let job = claim_one(&q, W1, &["default"], LONG)
+        .await
+        .expect("claimed");
+    let lost = record(
+        &q,
+        W1,
+        job.fence(),
+        Outcome::Fail {
+            error: failure("HTTP 404", false),
+            result: Some(json!({"status": 404})),
+        },
+    )
+    .await;
+    assert!(lost.is_empty());
+    let j = get(&q, id).await;
+    assert_eq!(j.status, JobStatus::Failed);
+    assert_eq!(j.result_data, Some(json!({"status": 404})));
+    assert_eq!(j.error_message.as_deref(), Some("HTTP 404"));
+}
+
+/// The error history keeps the last `MAX_ERROR_HISTORY` attempts, oldest
+/// first, and `error_count` counts every failed attempt, so a job with a huge
+/// retry budget does not carry an ever-growing history.
+pub async fn the_error_history_keeps_the_last_entries_and_counts_all(q: Backend) {
+    let failures = jobs_core::MAX_ERROR_HISTORY as u32 + 5;
+    let id = enqueue(&q, NewJob::new("t", json!({})).max_retries(100)).await;
+    for i in 1..=failures {
+        let job = claim_one(&q, W1, &["default"], LONG)
+            .await
+            .expect("claimed");
+        assert_eq!(job.attempt, i);
+        let lost = record(
+            &q,
+            W1,
+            job.fence(),
+            Outcome::Retry {
+                delay: Duration::ZERO,
+                error: failure(&format!("failure {i}"), true),
+            },
+        )
+        .await;
+        assert!(lost.is_empty());
+    }
+    let j = get(&q, id).await;
+    assert_eq!(j.error_count, failures);
+    assert_eq!(j.errors.len(), jobs_core::MAX_ERROR_HISTORY);
+    assert_eq!(j.errors[0].attempt, 6, "the oldest entries went first");
+    assert_eq!(
+        j.errors.last().unwrap().message,
+        format!("failure {failures}")
+    );
+    assert_eq!(j.retry_count, failures);
+}
+
+/// Delays too long for any clock saturate (at `MAX_DELAY`, about a century)
+/// instead of failing or overflowing: at enqueue and on retry.
+pub async fn huge_delays_saturate(q: Backend) {
+    let far = Utc::now() + chrono::Duration::days(365 * 90);
+    let id = enqueue(&q, NewJob::new("t", json!({})).delay(Duration::MAX)).await;
+    let j = get(&q, id).await;
+    assert_eq!(j.status, JobStatus::Scheduled);
+    assert!(j.run_at > far, "{}", j.run_at);
+    assert!(claim_one(&q, W1, &["default"], LONG).await.is_none());
+
+    let id = enqueue(&q, NewJob::new("t", json!({})).queue("q2")).await;
+    let job = claim_one(&q, W1, &["q2"], LONG).await.expect("claimed");
+    let lost = record(
+        &q,
+        W1,
+        job.fence(),
+        Outcome::Retry {
+            delay: Duration::MAX,
+            error: failure("later", true),
+        },
+    )
+    .await;
+    assert!(lost.is_empty());
+    let j = get(&q, id).await;
+    assert_eq!(j.status, JobStatus::Retrying);
+    assert!(j.run_at > far, "{}", j.run_at);
 }

@@ -93,6 +93,7 @@ pub async fn payloads_round_trip_exactly(q: Backend) {
         j.fence(),
         Outcome::Fail {
             error: failure(msg, false),
+            result: None,
         },
     )
     .await;
@@ -100,4 +101,88 @@ pub async fn payloads_round_trip_exactly(q: Backend) {
     let j = get(&q, e).await;
     assert_eq!(j.error_message.as_deref(), Some(msg));
     assert_eq!(j.errors[0].message, msg);
+}
+
+/// Every backend treats a NUL character alike: in a payload (or metadata) it
+/// is refused at enqueue with a clear, non-transient error naming the job
+/// type — nothing of the batch is stored — while a NUL in a result or an
+/// error message is stored (as U+FFFD where the backend cannot hold a NUL),
+/// never refused.
+pub async fn a_nul_in_a_payload_is_refused_and_one_in_a_result_is_stored(q: Backend) {
+    let ok = NewJob::new("t", json!({"fine": true}));
+    let ok_id = ok.id;
+    let bad = NewJob::new("scrape.page", json!({"html": "a\u{0}b"}));
+    let err = q
+        .enqueue_batch(vec![ok, bad])
+        .await
+        .expect_err("a NUL in a payload is refused");
+    assert!(!err.is_transient(), "{err}");
+    assert!(
+        matches!(&err, jobs_core::Error::InvalidPayload { job_type, .. } if job_type == "scrape.page"),
+        "{err:?}"
+    );
+    assert!(
+        q.get(ok_id).await.expect("get").is_none(),
+        "nothing of the batch was stored"
+    );
+    let meta = NewJob::new("t", json!({})).metadata("note", "x\u{0}");
+    assert!(q.enqueue_batch(vec![meta]).await.is_err());
+
+    let same_or_replaced =
+        |stored: &str, sent: &str| stored == sent || stored == sent.replace('\u{0}', "\u{FFFD}");
+    let done = enqueue(&q, NewJob::new("t", json!({}))).await;
+    let job = claim_one(&q, W1, &["default"], LONG)
+        .await
+        .expect("claimed");
+    let result = json!({"text": "bin\u{0}ary", "list": ["\u{0}"]});
+    let lost = record(
+        &q,
+        W1,
+        job.fence(),
+        Outcome::Complete {
+            result: Some(result),
+        },
+    )
+    .await;
+    assert!(
+        lost.is_empty(),
+        "a result with a NUL is stored, not refused"
+    );
+    let j = get(&q, done).await;
+    assert_eq!(j.status, jobs_core::JobStatus::Completed);
+    let data = j.result_data.expect("stored");
+    assert!(
+        same_or_replaced(data["text"].as_str().unwrap(), "bin\u{0}ary"),
+        "{data}"
+    );
+    assert!(
+        same_or_replaced(data["list"][0].as_str().unwrap(), "\u{0}"),
+        "{data}"
+    );
+
+    let failed = enqueue(&q, NewJob::new("t", json!({}))).await;
+    let job = claim_one(&q, W1, &["default"], LONG)
+        .await
+        .expect("claimed");
+    let lost = record(
+        &q,
+        W1,
+        job.fence(),
+        Outcome::Fail {
+            error: failure("bad \u{0} byte", false),
+            result: None,
+        },
+    )
+    .await;
+    assert!(
+        lost.is_empty(),
+        "an error message with a NUL is stored, not refused"
+    );
+    let j = get(&q, failed).await;
+    assert_eq!(j.status, jobs_core::JobStatus::Failed);
+    assert!(same_or_replaced(
+        j.error_message.as_deref().unwrap(),
+        "bad \u{0} byte"
+    ));
+    assert!(same_or_replaced(&j.errors[0].message, "bad \u{0} byte"));
 }

@@ -13,11 +13,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use jobs_core::backend::{
-    AttemptFailure, ClaimRequest, Fence, JobListener, Outcome, OutcomeUpdate, Recovered,
+    AttemptFailure, ClaimRequest, Fence, JobListener, LeaseToken, Outcome, OutcomeUpdate, Recovered,
 };
 use jobs_core::{
-    AttemptError, Backend, BoxFuture, Error, Job, JobFilter, JobId, JobStatus, NewJob, QueueCount,
-    Result,
+    add_saturating, AttemptError, Backend, BoxFuture, Error, Job, JobFilter, JobId, JobStatus,
+    NewJob, QueueCount, Result,
 };
 use tokio::sync::watch;
 
@@ -71,10 +71,6 @@ impl Default for MemoryBackend {
     }
 }
 
-fn chrono_dur(d: Duration) -> chrono::Duration {
-    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
-}
-
 impl State {
     fn index(&mut self, queue: &str) -> &mut QueueIndex {
         if !self.queues.contains_key(queue) {
@@ -109,7 +105,7 @@ impl State {
         self.jobs
             .get_mut(&fence.id)
             .map(|e| &mut e.job)
-            .filter(|j| j.status == JobStatus::Running && j.attempt == fence.attempt)
+            .filter(|j| j.status == JobStatus::Running && j.lease_token == Some(fence.token))
     }
 
     fn drop_lease(&mut self, id: JobId) {
@@ -119,6 +115,7 @@ impl State {
         let job = &mut self.jobs.get_mut(&id).expect("present").job;
         job.lease_until = None;
         job.locked_by = None;
+        job.lease_token = None;
     }
 
     /// Applies an outcome to a job known to be RUNNING under its fence. Returns
@@ -133,7 +130,7 @@ impl State {
         self.drop_lease(id);
         let job = &mut self.jobs.get_mut(&id).expect("present").job;
         let fail = |job: &mut Job, error: &AttemptFailure, status: JobStatus| {
-            job.errors.push(AttemptError::new(
+            job.push_error(AttemptError::new(
                 job.attempt,
                 job.retry_count,
                 now,
@@ -141,7 +138,6 @@ impl State {
                 error.retryable,
                 worker.map(str::to_owned),
             ));
-            job.error_message = Some(error.message.clone());
             job.status = status;
         };
         match outcome {
@@ -151,8 +147,9 @@ impl State {
                 job.completed_at = Some(now);
                 false
             }
-            Outcome::Fail { error } => {
+            Outcome::Fail { error, result } => {
                 fail(job, error, JobStatus::Failed);
+                job.result_data.clone_from(result);
                 job.completed_at = Some(now);
                 false
             }
@@ -163,8 +160,8 @@ impl State {
             }
             Outcome::Retry { delay, error } => {
                 fail(job, error, JobStatus::Retrying);
-                job.retry_count += 1;
-                job.run_at = now + chrono_dur(*delay);
+                job.retry_count = job.retry_count.saturating_add(1);
+                job.run_at = add_saturating(now, *delay);
                 self.insert_waiting(id, now);
                 true
             }
@@ -204,6 +201,9 @@ impl MemoryBackend {
     }
 
     fn enqueue_now(&self, jobs: Vec<NewJob>) -> Result<Vec<JobId>> {
+        for job in &jobs {
+            job.validate()?;
+        }
         let now = Utc::now();
         let mut st = self.lock();
         if let Some(dup) = jobs.iter().find(|j| st.jobs.contains_key(&j.id)) {
@@ -215,7 +215,7 @@ impl MemoryBackend {
         }
         let mut ids = Vec::with_capacity(jobs.len());
         for nj in jobs {
-            let run_at = nj.run_at.unwrap_or(now);
+            let run_at = nj.due_at(now);
             let mut job = Job::new(nj.id, nj.job_type, nj.payload);
             job.queue_name = nj.queue_name;
             job.status = if run_at > now {
@@ -227,6 +227,7 @@ impl MemoryBackend {
             job.max_retries = nj.max_retries;
             job.run_at = run_at;
             job.created_at = now;
+            job.timeout = nj.timeout;
             job.metadata = nj.metadata;
             let seq = st.next_seq;
             st.next_seq += 1;
@@ -243,7 +244,8 @@ impl MemoryBackend {
 
     fn claim_now(&self, req: ClaimRequest<'_>) -> Vec<Job> {
         let now = Utc::now();
-        let lease_until = now + chrono_dur(req.lease);
+        let lease_until = add_saturating(now, req.lease);
+        let token = LeaseToken::random();
         let mut st = self.lock();
         let mut claimed = Vec::with_capacity(req.limit.min(1024));
         let State {
@@ -278,6 +280,7 @@ impl MemoryBackend {
                 job.started_at = Some(now);
                 job.locked_by = Some(req.worker_id.to_owned());
                 job.lease_until = Some(lease_until);
+                job.lease_token = Some(token);
                 claimed.push(job.clone());
             }
         }
@@ -314,7 +317,7 @@ impl Backend for MemoryBackend {
         lease: Duration,
     ) -> BoxFuture<'a, Result<Vec<JobId>>> {
         Box::pin(async move {
-            let until = Utc::now() + chrono_dur(lease);
+            let until = add_saturating(Utc::now(), lease);
             let mut st = self.lock();
             let mut lost = Vec::new();
             for fence in fences {
@@ -445,6 +448,7 @@ impl Backend for MemoryBackend {
             job.status = JobStatus::Failed;
             job.error_message = Some("cancelled".to_owned());
             job.completed_at = Some(now);
+            job.cancelled_at = Some(now);
             Ok(job.clone())
         })
     }
@@ -461,6 +465,7 @@ impl Backend for MemoryBackend {
             job.retry_count = 0;
             job.run_at = now;
             job.completed_at = None;
+            job.cancelled_at = None;
             let out = job.clone();
             st.insert_waiting(id, now);
             drop(st);
