@@ -120,7 +120,7 @@ async fn import_failed(job: &Job, error: &JobError, service: Data<ImportService>
     // Clean up whatever a failed attempt may have stored.
     if let Some(user) = job.payload["user_id"].as_u64() {
         service.stored.lock().unwrap().remove(&user);
-        if error.is_permanent() || job.retry_count >= job.max_retries {
+        if job.is_last_attempt() {
             service
                 .notices
                 .lock()

@@ -80,7 +80,7 @@ async fn send_email(
 /// Runs after every failed attempt; alerts only once no retry follows.
 async fn email_failed(job: &Job, error: &JobError, mail: Data<dyn EmailService>) {
     tracing::error!(job_id = %job.id, retry_count = job.retry_count, %error, "email job failed");
-    if job.retry_count >= job.max_retries {
+    if job.is_last_attempt() {
         mail.alert_admin(format!(
             "email job {} failed after {} retries: {error}",
             job.id, job.max_retries

@@ -72,7 +72,7 @@ async fn send_email(
 }
 
 async fn email_failed(job: &Job, error: &JobError) {
-    if job.retry_count >= job.max_retries {
+    if job.is_last_attempt() {
         eprintln!(
             "  ALERT: job {} gave up after {} retries: {error}",
             job.id, job.max_retries

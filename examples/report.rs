@@ -109,7 +109,7 @@ async fn generate_report(
 }
 
 async fn report_failed(job: &Job, error: &JobError, reports: Data<Reports>) {
-    if job.retry_count >= job.max_retries || error.is_permanent() {
+    if job.is_last_attempt() {
         let user = job.payload["user_id"].as_u64().unwrap_or_default();
         reports.notifications.lock().unwrap().push(format!(
             "user {user}: report job {} failed: {error}",

@@ -92,6 +92,25 @@ pub use jobs_macros::job_handler;
 /// What `#[job_handler]` output refers to (re-exports and helpers, so users
 /// never depend on `inventory` or `serde_json` themselves); not a public API.
 #[doc(hidden)]
-pub use jobs_core::__private;
+pub mod __private {
+    pub use jobs_core::__private::*;
+
+    /// Runs a handler's future on tokio's blocking pool, for
+    /// `#[job_handler(.., blocking = true)]`: blocking code in it then holds a
+    /// thread of that pool instead of one of the runtime's worker threads.
+    /// A panic in it is passed on to the attempt's panic guard.
+    pub async fn run_blocking<F>(fut: F) -> F::Output
+    where
+        F: core::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let handle = tokio::runtime::Handle::current();
+        match tokio::task::spawn_blocking(move || handle.block_on(fut)).await {
+            Ok(output) => output,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => panic!("the blocking handler's task was cancelled: {e}"),
+        }
+    }
+}
 
 // ---- end of `#[job_handler]` support ----

@@ -123,6 +123,17 @@ fn bad_input_gets_a_clear_error() {
         "{err}"
     );
 
+    // A password in the URL is never printed, whatever went wrong.
+    for url in [
+        "mysql://app:s3cret@db/app",
+        "postgres://app:s3cret@127.0.0.1:9/app",
+        "redis://:s3cret@127.0.0.1:9",
+    ] {
+        let (ok, _, err) = jobs_cli(url, &["counts"]);
+        assert!(!ok, "{url}");
+        assert!(!err.contains("s3cret") && err.contains("***"), "{err}");
+    }
+
     let (ok, _, err) = jobs_cli("memory://", &["get", "not-a-uuid"]);
     assert!(!ok);
     assert!(err.contains("invalid value 'not-a-uuid'"), "{err}");

@@ -308,3 +308,48 @@ async fn the_timeout_option_bounds_an_attempt() {
     );
     manager.stop().await.unwrap();
 }
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Crunch {
+    millis: u64,
+}
+
+#[job_handler("blocking.crunch", queue = "blocking", blocking = true)]
+async fn crunch(job: Crunch) -> Result<u64, std::io::Error> {
+    // Blocking on purpose: with `blocking = true` this holds a thread of the
+    // blocking pool, not the runtime's only worker thread.
+    std::thread::sleep(Duration::from_millis(job.millis));
+    Ok(job.millis)
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Tick {}
+
+#[job_handler("blocking.tick", queue = "blocking")]
+async fn tick(_job: Tick) {}
+
+/// On a single-threaded runtime a blocking handler would stall every other
+/// job; with `blocking = true` the quick job finishes while it still blocks.
+#[tokio::test(flavor = "current_thread")]
+async fn a_blocking_handler_runs_on_the_blocking_pool() {
+    let queue = jobs::connect("memory://").await.unwrap();
+    let slow = queue.enqueue(Crunch { millis: 1_500 }).await.unwrap();
+    let quick = queue.enqueue(Tick {}).await.unwrap();
+    let manager = WorkerManager::builder(queue.clone())
+        .queues(["blocking"])
+        .data(Mailer::default())
+        .data(Alerts::default())
+        .build()
+        .unwrap();
+    manager.start().await.unwrap();
+    wait_for_status(&queue, quick, JobStatus::Completed).await;
+    let crunched = queue.get(slow).await.unwrap().unwrap();
+    assert_eq!(
+        crunched.status,
+        JobStatus::Running,
+        "the quick job finished while the blocking one still ran"
+    );
+    let done = wait_for_status(&queue, slow, JobStatus::Completed).await;
+    assert_eq!(done.result_data, Some(json!(1_500)));
+    manager.stop().await.unwrap();
+}

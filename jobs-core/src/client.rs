@@ -28,12 +28,17 @@ use crate::{
 #[derive(Clone)]
 pub struct Queue {
     backend: Arc<dyn Backend>,
+    max_payload_bytes: usize,
 }
+
+/// The largest payload (as JSON) a [`Queue`] enqueues unless told otherwise: 1 MiB.
+pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 1 << 20;
 
 impl std::fmt::Debug for Queue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Queue")
             .field("backend", &self.backend.backend_name())
+            .field("max_payload_bytes", &self.max_payload_bytes)
             .finish()
     }
 }
@@ -46,16 +51,26 @@ impl<B: Backend> From<B> for Queue {
 
 impl From<Arc<dyn Backend>> for Queue {
     fn from(backend: Arc<dyn Backend>) -> Self {
-        Queue { backend }
+        Queue {
+            backend,
+            max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
+        }
     }
 }
 
 impl Queue {
     /// A handle over `backend`.
     pub fn new(backend: impl Backend) -> Self {
-        Queue {
-            backend: Arc::new(backend),
-        }
+        Queue::from(Arc::new(backend) as Arc<dyn Backend>)
+    }
+
+    /// This handle, refusing payloads larger than `bytes` (as JSON) at
+    /// enqueue with [`Error::InvalidPayload`] (default
+    /// [`DEFAULT_MAX_PAYLOAD_BYTES`], 1 MiB). A job carries its payload on
+    /// every claim: put large data elsewhere and enqueue a reference to it.
+    pub fn with_max_payload_bytes(mut self, bytes: usize) -> Self {
+        self.max_payload_bytes = bytes;
+        self
     }
 
     /// The backend behind this handle.
@@ -112,6 +127,18 @@ impl Queue {
 
     async fn store(&self, jobs: Vec<NewJob>, checked: bool) -> Result<Vec<JobId>> {
         for job in &jobs {
+            let size = crate::payload::json_size(&job.payload);
+            if size > self.max_payload_bytes {
+                return Err(Error::InvalidPayload {
+                    job_type: job.job_type.clone(),
+                    reason: format!(
+                        "the payload is about {size} bytes, over this queue's limit of {} \
+                         (`Queue::with_max_payload_bytes`); put large data elsewhere and \
+                         enqueue a reference to it",
+                        self.max_payload_bytes
+                    ),
+                });
+            }
             if checked {
                 job.validate()?;
             } else {

@@ -43,9 +43,11 @@ pub trait JobHandler: Send + Sync + 'static {
     /// Processes one attempt of the job.
     fn handle(&self, job: &Job) -> impl Future<Output = Result<JobResult, JobError>> + Send;
 
-    /// Called after **every** failed attempt, retried or not; `job.retry_count >=
-    /// job.max_retries` exactly when no retry follows. Its error or panic is
-    /// logged and changes nothing.
+    /// Called after **every** failed attempt, retried or not;
+    /// [`job.is_last_attempt()`](Job::is_last_attempt) is true exactly when no
+    /// retry follows (retries exhausted, or a permanent failure). It runs
+    /// under the attempt's time limit; its error, panic or timeout is logged
+    /// and changes nothing.
     fn on_failure(
         &self,
         job: &Job,

@@ -39,7 +39,7 @@ mod timeout;
 
 pub use admin::{JobFilter, QueueCount};
 pub use backend::Backend;
-pub use client::{Enqueue, Queue};
+pub use client::{Enqueue, Queue, DEFAULT_MAX_PAYLOAD_BYTES};
 pub use context::{CancelReason, CancellationToken, Cancelled, JobContext, Scoped};
 pub use error::{BackendError, BackendErrorKind, Error, Result};
 pub use extract::{Data, FromJobContext, FromJobContextRef, ServiceRequirement, Services};

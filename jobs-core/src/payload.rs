@@ -66,9 +66,41 @@ pub fn check_payload<T: DeserializeOwned>(payload: &Value) -> Result<(), String>
     }
 }
 
+/// About how many bytes `v` takes as JSON (escapes aside), without
+/// serializing it.
+pub fn json_size(v: &Value) -> usize {
+    match v {
+        Value::Null => 4,
+        Value::Bool(_) => 5,
+        Value::Number(n) => n.to_string().len(),
+        Value::String(s) => s.len() + 2,
+        Value::Array(items) => 2 + items.iter().map(|i| json_size(i) + 1).sum::<usize>(),
+        Value::Object(map) => {
+            2 + map
+                .iter()
+                .map(|(k, v)| k.len() + 4 + json_size(v))
+                .sum::<usize>()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn sizes_are_close_to_the_serialized_length() {
+        for v in [
+            json!(null),
+            json!({"a": [1, 2, 3], "b": {"c": "dé"}}),
+            json!("x".repeat(1000)),
+        ] {
+            let real = serde_json::to_vec(&v).unwrap().len();
+            let est = json_size(&v);
+            assert!(est + 8 >= real && est <= real + 8, "{v}: {est} vs {real}");
+        }
+    }
 
     #[derive(Debug, serde::Deserialize)]
     #[allow(dead_code)]

@@ -19,6 +19,7 @@ pub const OPTIONS: &[&str] = &[
     "max_retries",
     "priority",
     "timeout",
+    "blocking",
     "backoff",
     "on_failure",
     "name",
@@ -34,6 +35,7 @@ pub struct Args {
     pub max_retries: Attr<u32>,
     pub priority: Attr<i32>,
     pub timeout: Attr<LitStr>,
+    pub blocking: Attr<bool>,
     pub backoff: Attr<Expr>,
     pub on_failure: Attr<Path>,
     pub name: Attr<Ident>,
@@ -177,6 +179,13 @@ impl Args {
                 Some(s) => self.timeout.set(cx, &key, s),
                 None => wrong("a duration string"),
             },
+            // #[job_handler("t", blocking = true)]
+            "blocking" => match &value {
+                Expr::Lit(ExprLit {
+                    lit: Lit::Bool(b), ..
+                }) => self.blocking.set(cx, &key, b.value),
+                _ => wrong("`true` or `false`"),
+            },
             // #[job_handler("t", backoff = Backoff::fixed(Duration::from_secs(5)))]
             "backoff" => self.backoff.set(cx, &key, value),
             // #[job_handler("t", on_failure = email_failed)]
@@ -280,6 +289,7 @@ fn example_of(name: &str) -> &'static str {
         "max_retries" => "max_retries = 5",
         "priority" => "priority = 10",
         "timeout" => "timeout = \"30s\"",
+        "blocking" => "blocking = true",
         "backoff" => "backoff = Backoff::exponential(Duration::from_secs(1))",
         "on_failure" => "on_failure = email_failed",
         "name" => "name = SendEmailJob",

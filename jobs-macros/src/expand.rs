@@ -153,6 +153,15 @@ pub fn expand(args: &Args, handler: &Handler<'_>) -> TokenStream {
         }
     });
 
+    // `blocking = true`: the function's future runs on tokio's blocking pool,
+    // so blocking code in it holds a thread of that pool, not a worker thread.
+    let call = quote! { #fn_name(__jobs_payload #(, #arg_idents)*) };
+    let run = if args.blocking.get() == Some(&true) {
+        quote! { #p::run_blocking(#call).await }
+    } else {
+        quote! { #call.await }
+    };
+
     // Spanned on the function's name: a future that is not `Send` is reported
     // there, with rustc's note pointing at the `.await` that holds the culprit.
     let handle_sig = respan(
@@ -233,7 +242,7 @@ pub fn expand(args: &Args, handler: &Handler<'_>) -> TokenStream {
                         )?;
                     }
                     #(#extract)*
-                    let __jobs_output = #fn_name(__jobs_payload #(, #arg_idents)*).await;
+                    let __jobs_output = #run;
                     #output
                 }
 

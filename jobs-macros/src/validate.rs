@@ -4,7 +4,7 @@
 use syn::{FnArg, Type};
 
 use crate::args::Args;
-use crate::ast::Handler;
+use crate::ast::{Extractor, Handler};
 use crate::ctxt::Ctxt;
 
 const JOB_TYPE_GRAMMAR: &str = "a job type is lowercase dot-separated segments of `a-z`, `0-9`, `_` and `-`, e.g. `\"email.send\"`";
@@ -30,6 +30,19 @@ pub fn validate(cx: &Ctxt, args: &Args, handler: &Handler<'_>) {
                 timeout,
                 format!("invalid `timeout` {:?}: {why}", timeout.value()),
             );
+        }
+    }
+    if args.blocking.get() == Some(&true) {
+        for ex in &handler.extractors {
+            if let Extractor::Borrowed(ty) = ex {
+                cx.error_spanned_by(
+                    ty,
+                    format!(
+                        "with `blocking = true` the handler runs on a thread of tokio's blocking pool and cannot borrow from the job; take `{}` by value",
+                        quote::quote!(#ty).to_string().replace(' ', "")
+                    ),
+                );
+            }
         }
     }
     validate_signature(cx, handler);

@@ -7,13 +7,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jobs_core::backend::{Outcome, OutcomeUpdate};
+use jobs_core::payload::json_size;
 use jobs_core::registry::DynHandler;
 use jobs_core::{CancelReason, CancellationToken, Job, JobContext, JobError, JobResult, Timeout};
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::{debug, error, info, warn};
 
 use crate::failure::{outcome_of_failure, retry_follows};
-use crate::limits::json_size;
 use crate::panic::{guarded, CatchUnwind};
 use crate::shared::{Handoff, Outcomes, Shared};
 use crate::watchdog::{PollStart, Watched};
@@ -108,7 +108,7 @@ async fn execute(
         shared.worker_id.clone(),
     );
     let result = match guarded(|| handler.handle(job)) {
-        Err(panic) => Ran::Panicked(format!("before its future existed: {panic}")),
+        Err(panic) => Ran::PanickedEarly(panic),
         Ok(fut) => {
             let watched = Watched::new(CatchUnwind(fut), shared.ticks.clone(), poll_start);
             match limited(limit, ctx.scope(watched)).await {
@@ -143,6 +143,12 @@ async fn execute(
         }
         Ran::Returned(Err(e)) => (e, None),
         Ran::Panicked(panic) => (JobError::msg(format!("handler panicked: {panic}")), None),
+        Ran::PanickedEarly(panic) => (
+            JobError::msg(format!(
+                "handler panicked before its future existed: {panic}"
+            )),
+            None,
+        ),
         Ran::TimedOut => {
             cancel.cancel(CancelReason::Timeout);
             let limit = limit.unwrap_or_default();
@@ -181,6 +187,8 @@ async fn execute(
 enum Ran {
     Returned(Result<JobResult, JobError>),
     Panicked(String),
+    /// `handle` panicked while building its future.
+    PanickedEarly(String),
     TimedOut,
 }
 

@@ -28,24 +28,24 @@ pub async fn connect(url: &str) -> Result<Queue> {
         "sqlite" => connect_sqlite(url).await,
         "postgres" | "postgresql" => connect_postgres(url).await,
         "redis" | "rediss" => connect_redis(url).await,
-        _ => Err(Error::Connect {
-            url: url.to_owned(),
-            reason: format!(
+        _ => Err(Error::connect(
+            url,
+            format!(
                 "unknown scheme `{scheme}`; expected one of {}",
                 SCHEMES.join(", ")
             ),
-        }),
+        )),
     }
 }
 
 #[cfg(not(all(feature = "sqlite", feature = "postgres", feature = "redis")))]
 fn feature_off(url: &str, feature: &str) -> Error {
-    Error::Connect {
-        url: url.to_owned(),
-        reason: format!(
+    Error::connect(
+        url,
+        format!(
             "the `{feature}` backend is not compiled in; enable the `{feature}` feature of `jobs`"
         ),
-    }
+    )
 }
 
 #[cfg(feature = "sqlite")]

@@ -1,26 +1,7 @@
 //! Size limits on what an attempt hands to the backend: its result and its
 //! error message are checked where they enter, so a value no backend could
 //! store fails its own job with a clear message instead of a batch of others.
-
-use serde_json::Value;
-
-/// About how many bytes `v` takes as JSON (escapes aside), without
-/// serializing it.
-pub(crate) fn json_size(v: &Value) -> usize {
-    match v {
-        Value::Null => 4,
-        Value::Bool(_) => 5,
-        Value::Number(n) => n.to_string().len(),
-        Value::String(s) => s.len() + 2,
-        Value::Array(items) => 2 + items.iter().map(|i| json_size(i) + 1).sum::<usize>(),
-        Value::Object(map) => {
-            2 + map
-                .iter()
-                .map(|(k, v)| k.len() + 4 + json_size(v))
-                .sum::<usize>()
-        }
-    }
-}
+//! (Results are measured with `jobs_core::payload::json_size`.)
 
 /// `message`, cut to at most `max` bytes (on a character boundary) with a
 /// note saying how long it was.
@@ -42,20 +23,6 @@ pub(crate) fn truncate_message(message: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn sizes_are_close_to_the_serialized_length() {
-        for v in [
-            json!(null),
-            json!({"a": [1, 2, 3], "b": {"c": "dé"}}),
-            json!("x".repeat(1000)),
-        ] {
-            let real = serde_json::to_vec(&v).unwrap().len();
-            let est = json_size(&v);
-            assert!(est + 8 >= real && est <= real + 8, "{v}: {est} vs {real}");
-        }
-    }
 
     #[test]
     fn long_messages_are_cut_on_a_character_boundary() {
