@@ -124,6 +124,15 @@ impl Cluster {
         );
     }
 
+    /// `pg_ctl stop -m immediate`: the server dies as in a crash (recovery
+    /// replays the WAL at the next start).
+    pub fn crash(&self) {
+        self.run_ok(
+            "pg_ctl",
+            &["-D", &self.data(), "-m", "immediate", "-w", "stop"],
+        );
+    }
+
     pub fn stop(&self) {
         self.run_ok("pg_ctl", &["-D", &self.data(), "-m", "fast", "-w", "stop"]);
     }
