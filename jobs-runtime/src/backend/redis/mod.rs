@@ -113,9 +113,11 @@ use jobs_core::{Backend, Error};
 mod backend;
 // After `backend`: its `impl RedisBackend` block then comes second in the docs.
 mod admin;
+mod conn;
 mod listener;
 mod options;
 mod queue;
+mod record;
 mod row;
 mod scripts;
 
