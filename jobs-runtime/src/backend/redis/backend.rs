@@ -15,7 +15,9 @@ use jobs_core::Backend;
 
 use super::conn::{Conn, OwnConn};
 use super::options::RedisBuilder;
-use super::row::{array, col, enqueue_reply, ids_of, job_args, micros, parse_row, text, JOB_ARGS};
+use super::row::{
+    array, col, enqueue_reply, ids_of, job_args, micros, parse_row, text, token_arg, JOB_ARGS,
+};
 use super::scripts::{
     backend_err, run_script, script_cmd, CHUNK_BYTES, CHUNK_JOBS, CLAIM_PER_CALL, ENQUEUE_SRC,
     PER_CALL, PROMOTE_PER_CLAIM, SCRIPTS,
@@ -180,7 +182,7 @@ impl RedisBackend {
         let token = LeaseToken::random();
         let mut cmd = script_cmd(&SCRIPTS.claim, &self.inner.ns, 6 + req.queues.len(), 128);
         cmd.arg(req.worker_id)
-            .arg(token.to_string())
+            .arg(token_arg(token))
             .arg(req.limit.min(CLAIM_PER_CALL))
             .arg(micros(req.lease))
             .arg(PROMOTE_PER_CLAIM)
@@ -215,7 +217,7 @@ impl RedisBackend {
             let mut inv = SCRIPTS.heartbeat.key(&self.inner.ns);
             inv.arg(worker).arg(micros(lease));
             for f in chunk {
-                inv.arg(f.id.to_string()).arg(f.token.to_string());
+                inv.arg(f.id.to_string()).arg(token_arg(f.token));
             }
             let reply: Value = inv.invoke_async(&mut conn).await.map_err(backend_err)?;
             lost.extend(ids_of(reply));

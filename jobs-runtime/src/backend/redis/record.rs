@@ -1,12 +1,14 @@
 //! Recording outcomes: `record.lua`'s arguments, a batch applied as one unit,
 //! and the failing of claimed jobs that could not be read.
 
+use std::borrow::Cow;
+
 use jobs_core::backend::{AttemptFailure, LeaseToken, Outcome, OutcomeUpdate};
 use jobs_core::{BackendErrorKind, Error, JobId, Result};
 use redis::{Cmd, Value};
 
 use super::backend::RedisBackend;
-use super::row::{ids_of, micros, CorruptRow};
+use super::row::{ids_of, micros, token_arg, CorruptRow};
 use super::scripts::{
     backend_err, run_script, script_cmd, BACKEND, CHUNK_BYTES, MAX_VALUE_BYTES, PER_CALL,
     RECORD_SRC, SCRIPTS,
@@ -17,18 +19,18 @@ const UPDATE_ARGS: usize = 7;
 
 /// The arguments of one update: id, token, kind, delay_us, message,
 /// retryable, result (JSON, empty for none).
-struct UpdateArgs {
+struct UpdateArgs<'a> {
     id: String,
     token: LeaseToken,
     kind: &'static str,
     delay_us: i64,
-    message: String,
+    message: Cow<'a, str>,
     retryable: bool,
     result: Vec<u8>,
 }
 
-impl UpdateArgs {
-    fn of(u: &OutcomeUpdate) -> Result<Self> {
+impl<'a> UpdateArgs<'a> {
+    fn of(u: &'a OutcomeUpdate) -> Result<Self> {
         let result = |r: &Option<serde_json::Value>| -> Result<Vec<u8>> {
             let Some(v) = r else { return Ok(Vec::new()) };
             serde_json::to_vec(v).map_err(|e| {
@@ -38,12 +40,12 @@ impl UpdateArgs {
                 ))
             })
         };
-        let failed = |kind, delay: i64, e: &AttemptFailure, res: Vec<u8>| UpdateArgs {
+        let failed = |kind, delay: i64, e: &'a AttemptFailure, res: Vec<u8>| UpdateArgs {
             id: u.fence.id.to_string(),
             token: u.fence.token,
             kind,
             delay_us: delay,
-            message: e.message.clone(),
+            message: Cow::Borrowed(&e.message),
             retryable: e.retryable,
             result: res,
         };
@@ -53,7 +55,7 @@ impl UpdateArgs {
                 token: u.fence.token,
                 kind: "C",
                 delay_us: 0,
-                message: String::new(),
+                message: Cow::Borrowed(""),
                 retryable: false,
                 result: result(r)?,
             },
@@ -66,7 +68,7 @@ impl UpdateArgs {
                 token: u.fence.token,
                 kind: "L",
                 delay_us: 0,
-                message: String::new(),
+                message: Cow::Borrowed(""),
                 retryable: false,
                 result: Vec::new(),
             },
@@ -92,10 +94,10 @@ impl UpdateArgs {
 
     fn push(&self, cmd: &mut Cmd) {
         cmd.arg(&self.id)
-            .arg(self.token.to_string())
+            .arg(token_arg(self.token))
             .arg(self.kind)
             .arg(self.delay_us)
-            .arg(&self.message)
+            .arg(self.message.as_ref())
             .arg(u8::from(self.retryable))
             .arg(&self.result[..]);
     }
@@ -118,7 +120,7 @@ impl RedisBackend {
         if updates.is_empty() {
             return Ok(Vec::new());
         }
-        let mut chunks: Vec<(Vec<UpdateArgs>, usize)> = vec![(Vec::new(), 0)];
+        let mut chunks: Vec<(Vec<UpdateArgs<'_>>, usize)> = vec![(Vec::new(), 0)];
         for u in updates {
             let args = UpdateArgs::of(u)?;
             let (last, size) = chunks.last_mut().expect("never empty");
@@ -135,7 +137,7 @@ impl RedisBackend {
     async fn record_chunks(
         &self,
         worker: &str,
-        chunks: &[(Vec<UpdateArgs>, usize)],
+        chunks: &[(Vec<UpdateArgs<'_>>, usize)],
     ) -> Result<Vec<JobId>> {
         let mut conn = self.conn().await?;
         if let [(chunk, size)] = chunks {
@@ -193,10 +195,10 @@ impl RedisBackend {
                 token,
                 kind: "F",
                 delay_us: 0,
-                message: format!(
+                message: Cow::Owned(format!(
                     "corrupt job data in redis: {}; fix the hash `{}:j:{}` and requeue the job",
                     c.reason, self.inner.ns, c.id
-                ),
+                )),
                 retryable: false,
                 result: Vec::new(),
             }

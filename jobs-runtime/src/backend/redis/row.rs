@@ -270,6 +270,12 @@ pub(super) fn parse_row(row: &[Value]) -> std::result::Result<Job, CorruptRow> {
     Ok(job)
 }
 
+/// A lease token as stored in field `lt` and compared by the scripts: 16 hex
+/// digits (a string, since Lua's numbers cannot hold 64 bits).
+pub(super) fn token_arg(token: LeaseToken) -> String {
+    format!("{:016x}", token.as_u64())
+}
+
 /// Values per job in `enqueue.lua`'s arguments.
 pub(super) const JOB_ARGS: usize = 10;
 
@@ -364,5 +370,112 @@ mod tests {
         let err = parse_row(&row).unwrap_err();
         assert_eq!(err.id, id.to_string());
         assert!(err.reason.contains("payload"), "{}", err.reason);
+    }
+
+    fn bulk(s: impl Into<String>) -> Value {
+        Value::BulkString(s.into().into_bytes())
+    }
+
+    /// A row as the previous version stored it: no `lt`, `ec`, `cx`, `to`,
+    /// and an error history it did not cap.
+    fn legacy_row(errors: usize) -> Vec<Value> {
+        let mut row = vec![Value::Nil; col::LEN];
+        row[0] = bulk(JobId::new().to_string());
+        row[col::Q] = bulk("default");
+        row[col::T] = bulk("t");
+        row[col::P] = bulk("{}");
+        row[col::S] = bulk("RUNNING");
+        row[col::PR] = bulk("0");
+        row[col::MR] = bulk("100");
+        row[col::RA] = bulk("1700000000000000");
+        row[col::CA] = bulk("1700000000000000");
+        row[col::AT] = bulk((errors + 1).to_string());
+        if errors > 0 {
+            let er: Vec<String> = (1..=errors)
+                .map(|a| {
+                    format!(
+                        r#"{{"a":{a},"r":{},"t":1700000000000000,"m":"e{a}","y":true}}"#,
+                        a - 1
+                    )
+                })
+                .collect();
+            row[col::ER] = bulk(er.join(","));
+        }
+        row
+    }
+
+    #[test]
+    fn a_job_stored_before_the_new_fields_reads_back_with_their_defaults() {
+        let job = parse_row(&legacy_row(0)).unwrap();
+        assert_eq!(job.lease_token, None);
+        assert_eq!(job.error_count, 0);
+        assert_eq!(job.cancelled_at, None);
+        assert_eq!(job.timeout, None);
+
+        // Its error count is the length of its history, of which the last
+        // MAX_ERROR_HISTORY entries are kept.
+        let job = parse_row(&legacy_row(3)).unwrap();
+        assert_eq!((job.error_count, job.errors.len()), (3, 3));
+        let job = parse_row(&legacy_row(MAX_ERROR_HISTORY + 7)).unwrap();
+        assert_eq!(job.error_count, MAX_ERROR_HISTORY as u32 + 7);
+        assert_eq!(job.errors.len(), MAX_ERROR_HISTORY);
+        assert_eq!(job.errors[0].attempt, 8);
+    }
+
+    #[test]
+    fn the_new_fields_read_back() {
+        let mut row = legacy_row(1);
+        row[col::LT] = bulk("8000000000000001");
+        row[col::EC] = bulk("41");
+        row[col::CX] = bulk("1700000000000001");
+        row[col::TO] = bulk(u64::MAX.to_string());
+        let job = parse_row(&row).unwrap();
+        assert_eq!(job.lease_token, Some(LeaseToken::from_u64((1 << 63) | 1)));
+        assert_eq!(job.error_count, 41);
+        assert_eq!(
+            job.cancelled_at.unwrap().timestamp_micros(),
+            1_700_000_000_000_001
+        );
+        assert_eq!(
+            job.timeout,
+            Some(Timeout::After(Duration::from_millis(u64::MAX)))
+        );
+        row[col::TO] = bulk("0");
+        assert_eq!(parse_row(&row).unwrap().timeout, Some(Timeout::Never));
+        let token = LeaseToken::random();
+        row[col::LT] = bulk(token_arg(token));
+        assert_eq!(parse_row(&row).unwrap().lease_token, Some(token));
+        assert_eq!(token_arg(LeaseToken::from_u64(1)), "0000000000000001");
+        row[col::LT] = bulk("not hex");
+        let err = parse_row(&row).unwrap_err();
+        assert!(err.reason.contains("lease_token"), "{}", err.reason);
+    }
+
+    /// Scores and times are microseconds in Lua doubles: exact below 2^53.
+    /// The largest delay, added to Redis's now, stays below that for well
+    /// over a century, and the integer formatting path (`%d`, below 9e15)
+    /// of `n2s` and `member` in common.lua covers it.
+    #[test]
+    fn saturated_delays_stay_exact_in_a_double() {
+        assert_eq!(micros(Duration::MAX), MAX_DELAY.as_micros() as i64);
+        let year_2150 = chrono::NaiveDate::from_ymd_opt(2150, 1, 1)
+            .unwrap()
+            .and_hms_opt(0, 0, 0)
+            .unwrap()
+            .and_utc()
+            .timestamp_micros();
+        let latest = year_2150 + micros(Duration::MAX);
+        assert!(latest < 1 << 53, "{latest}");
+        assert!((latest as f64) < 9e15);
+        assert_eq!(latest as f64 as i64, latest);
+    }
+
+    #[test]
+    fn lua_keeps_as_many_errors_as_the_core_says() {
+        let common = include_str!("common.lua");
+        assert!(
+            common.contains(&format!("local MAX_ERRORS = {MAX_ERROR_HISTORY}\n")),
+            "common.lua's MAX_ERRORS must equal jobs_core::MAX_ERROR_HISTORY"
+        );
     }
 }
