@@ -14,7 +14,7 @@ impl RedisBackend {
     /// counters). Meant for tests and for tearing a namespace down; it scans
     /// the keyspace, so it is slow on a big Redis.
     pub async fn purge(&self) -> Result<u64> {
-        let mut conn = self.conn();
+        let mut conn = self.conn().await?;
         let mut pattern = String::with_capacity(self.inner.ns.len() + 4);
         for c in self.inner.ns.chars() {
             if matches!(c, '*' | '?' | '[' | ']' | '\\') {
@@ -53,7 +53,7 @@ impl RedisBackend {
     /// Rows of `ids` (`None` for ids that do not exist).
     pub(super) async fn get_many(&self, ids: &[String]) -> Result<Vec<Option<Job>>> {
         let mut out = Vec::with_capacity(ids.len());
-        let mut conn = self.conn();
+        let mut conn = self.conn().await?;
         for chunk in ids.chunks(500) {
             let reply: Value = SCRIPTS
                 .get
@@ -78,49 +78,57 @@ impl RedisBackend {
         if filter.limit == 0 {
             return Ok(Vec::new());
         }
-        let mut conn = self.conn();
+        let mut conn = self.conn().await?;
         let all_key = format!("{}:all", self.inner.ns);
-        let ids: Vec<String> =
-            if filter.queue.is_none() && filter.status.is_none() && filter.job_type.is_none() {
-                // Redis ranks are i64: `limit: usize::MAX` means "all".
-                let max = i64::MAX as usize;
-                let start = filter.offset.min(max);
-                let stop = start.saturating_add(filter.limit).min(max) - 1;
-                redis::cmd("ZRANGE")
-                    .arg(&all_key)
+        let ids: Vec<String> = if filter.queue.is_none()
+            && filter.status.is_none()
+            && filter.job_type.is_none()
+            && filter.cancelled.is_none()
+        {
+            // Redis ranks are i64: `limit: usize::MAX` means "all".
+            let max = i64::MAX as usize;
+            let start = filter.offset.min(max);
+            let stop = start.saturating_add(filter.limit).min(max) - 1;
+            redis::cmd("ZRANGE")
+                .arg(&all_key)
+                .arg(start)
+                .arg(stop)
+                .query_async(&mut conn)
+                .await
+                .map_err(backend_err)?
+        } else {
+            let mut ids = Vec::new();
+            let mut skip = filter.offset;
+            let mut start: i64 = 0;
+            while start >= 0 && ids.len() < filter.limit {
+                let reply: Value = SCRIPTS
+                    .list
+                    .key(&self.inner.ns)
                     .arg(start)
-                    .arg(stop)
-                    .query_async(&mut conn)
+                    .arg(LIST_SCAN)
+                    .arg(filter.queue.as_deref().unwrap_or(""))
+                    .arg(filter.status.map(JobStatus::as_str).unwrap_or(""))
+                    .arg(filter.job_type.as_deref().unwrap_or(""))
+                    .arg(match filter.cancelled {
+                        None => "",
+                        Some(true) => "1",
+                        Some(false) => "0",
+                    })
+                    .invoke_async(&mut conn)
                     .await
-                    .map_err(backend_err)?
-            } else {
-                let mut ids = Vec::new();
-                let mut skip = filter.offset;
-                let mut start: i64 = 0;
-                while start >= 0 && ids.len() < filter.limit {
-                    let reply: Value = SCRIPTS
-                        .list
-                        .key(&self.inner.ns)
-                        .arg(start)
-                        .arg(LIST_SCAN)
-                        .arg(filter.queue.as_deref().unwrap_or(""))
-                        .arg(filter.status.map(JobStatus::as_str).unwrap_or(""))
-                        .arg(filter.job_type.as_deref().unwrap_or(""))
-                        .invoke_async(&mut conn)
-                        .await
-                        .map_err(backend_err)?;
-                    let mut items = array(reply).into_iter();
-                    start = items.next().as_ref().and_then(int).unwrap_or(-1);
-                    for v in items {
-                        if skip > 0 {
-                            skip -= 1;
-                        } else if ids.len() < filter.limit {
-                            ids.extend(text(&v));
-                        }
+                    .map_err(backend_err)?;
+                let mut items = array(reply).into_iter();
+                start = items.next().as_ref().and_then(int).unwrap_or(-1);
+                for v in items {
+                    if skip > 0 {
+                        skip -= 1;
+                    } else if ids.len() < filter.limit {
+                        ids.extend(text(&v));
                     }
                 }
-                ids
-            };
+            }
+            ids
+        };
         // Jobs pruned between the two steps are left out.
         Ok(self.get_many(&ids).await?.into_iter().flatten().collect())
     }
@@ -132,7 +140,7 @@ impl RedisBackend {
         id: JobId,
         refuse: fn(JobId, JobStatus) -> Error,
     ) -> Result<Job> {
-        let mut conn = self.conn();
+        let mut conn = self.conn().await?;
         let reply: Value = script
             .key(&self.inner.ns)
             .arg(id.to_string())
@@ -165,7 +173,7 @@ impl RedisBackend {
     }
 
     pub(super) async fn counts_now(&self) -> Result<Vec<QueueCount>> {
-        let mut conn = self.conn();
+        let mut conn = self.conn().await?;
         let raw: Vec<(String, i64)> = redis::cmd("HGETALL")
             .arg(format!("{}:counts", self.inner.ns))
             .query_async(&mut conn)
@@ -184,7 +192,7 @@ impl RedisBackend {
     }
 
     pub(super) async fn prune_now(&self, before: DateTime<Utc>, limit: usize) -> Result<u64> {
-        let mut conn = self.conn();
+        let mut conn = self.conn().await?;
         let mut deleted = 0u64;
         let mut left = limit;
         while left > 0 {

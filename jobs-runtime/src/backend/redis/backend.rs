@@ -1,34 +1,41 @@
 //! [`RedisBackend`] itself, and the calls of the worker's path: enqueue,
-//! claim, heartbeat, record, recover.
+//! claim, heartbeat, recover (record is in `record.rs`).
 
 use std::collections::HashSet;
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-use jobs_core::backend::{ClaimRequest, Fence, Outcome, OutcomeUpdate, Recovered};
+use jobs_core::backend::{ClaimRequest, Fence, LeaseToken, Recovered};
 use jobs_core::{Error, Job, JobId, JobStatus, NewJob, Result};
-use redis::aio::ConnectionManager;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, Value};
 
+#[cfg(doc)]
+use jobs_core::Backend;
+
+use super::conn::{Conn, OwnConn};
 use super::options::RedisBuilder;
 use super::row::{
-    array, col, enqueue_reply, ids_of, job_args, micros, parse_row, text, CorruptRow,
+    array, col, enqueue_reply, ids_of, job_args, micros, parse_row, text, token_arg, JOB_ARGS,
 };
 use super::scripts::{
-    backend_err, run_script, script_cmd, BACKEND, CHUNK_BYTES, CHUNK_JOBS, CLAIM_PER_CALL,
-    ENQUEUE_SRC, PER_CALL, PROMOTE_PER_CLAIM, SCRIPTS,
+    backend_err, run_script, script_cmd, CHUNK_BYTES, CHUNK_JOBS, CLAIM_PER_CALL, ENQUEUE_SRC,
+    PER_CALL, PROMOTE_PER_CLAIM, SCRIPTS,
 };
 
-/// The Redis queue backend. Clones share one multiplexed connection.
+/// The Redis queue backend. Clones share one multiplexed connection; a
+/// [detached](Backend::detached) handle opens one of its own.
 #[derive(Clone)]
 pub struct RedisBackend {
     pub(super) inner: Arc<Inner>,
+    pub(super) conn: Conn,
 }
 
+/// What every handle of one namespace shares, detached ones included.
 pub(super) struct Inner {
     pub(super) client: Client,
-    pub(super) conn: ConnectionManager,
+    /// How connections are opened (and reopened), for detached handles too.
+    pub(super) config: ConnectionManagerConfig,
     /// `{prefix}`: the hash tag every key starts with.
     pub(super) ns: String,
     pub(super) prefix: String,
@@ -39,6 +46,7 @@ impl std::fmt::Debug for RedisBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisBackend")
             .field("prefix", &self.inner.prefix)
+            .field("detached", &matches!(self.conn, Conn::Own(_)))
             .finish()
     }
 }
@@ -60,8 +68,21 @@ impl RedisBackend {
         &self.inner.prefix
     }
 
-    pub(super) fn conn(&self) -> ConnectionManager {
-        self.inner.conn.clone()
+    /// A connection for one call (a detached handle opens its own on first use).
+    pub(super) async fn conn(&self) -> Result<ConnectionManager> {
+        self.conn.get().await
+    }
+
+    /// The same namespace, scripts and settings, with a connection of its own
+    /// that is opened by the first call, on that call's runtime.
+    pub(super) fn detached_handle(&self) -> RedisBackend {
+        RedisBackend {
+            inner: self.inner.clone(),
+            conn: Conn::Own(Arc::new(OwnConn::new(
+                self.inner.client.clone(),
+                self.inner.config.clone(),
+            ))),
+        }
     }
 
     pub(super) async fn enqueue_now(&self, jobs: Vec<NewJob>) -> Result<Vec<JobId>> {
@@ -78,7 +99,7 @@ impl RedisBackend {
         let ids: Vec<JobId> = jobs.iter().map(|j| j.id).collect();
 
         // Cut into chunks by count and size.
-        let mut chunks: Vec<Vec<[Vec<u8>; 8]>> = vec![Vec::new()];
+        let mut chunks: Vec<Vec<[Vec<u8>; JOB_ARGS]>> = vec![Vec::new()];
         let mut size = 0;
         for job in &jobs {
             let args = job_args(job)?;
@@ -93,10 +114,15 @@ impl RedisBackend {
         }
         drop(jobs);
 
-        let mut conn = self.conn();
+        let mut conn = self.conn().await?;
         if chunks.len() == 1 {
             let chunk = &chunks[0];
-            let mut cmd = script_cmd(&SCRIPTS.enqueue, &self.inner.ns, 3 + chunk.len() * 8, size);
+            let mut cmd = script_cmd(
+                &SCRIPTS.enqueue,
+                &self.inner.ns,
+                3 + chunk.len() * JOB_ARGS,
+                size,
+            );
             cmd.arg("").arg(0).arg(chunk.len());
             for args in chunk {
                 for a in args {
@@ -150,9 +176,13 @@ impl RedisBackend {
         if req.limit == 0 || req.queues.is_empty() {
             return Ok(Vec::new());
         }
-        let mut conn = self.conn();
-        let mut cmd = script_cmd(&SCRIPTS.claim, &self.inner.ns, 5 + req.queues.len(), 128);
+        let mut conn = self.conn().await?;
+        // One fresh token for the jobs of this claim: it tells this lease
+        // apart from every other, whatever their attempt numbers.
+        let token = LeaseToken::random();
+        let mut cmd = script_cmd(&SCRIPTS.claim, &self.inner.ns, 6 + req.queues.len(), 128);
         cmd.arg(req.worker_id)
+            .arg(token_arg(token))
             .arg(req.limit.min(CLAIM_PER_CALL))
             .arg(micros(req.lease))
             .arg(PROMOTE_PER_CLAIM)
@@ -170,37 +200,9 @@ impl RedisBackend {
             }
         }
         if !corrupt.is_empty() {
-            self.fail_corrupt(req.worker_id, corrupt).await;
+            self.fail_corrupt(req.worker_id, token, corrupt).await;
         }
         Ok(jobs)
-    }
-
-    /// Marks claimed jobs that could not be read FAILED, with the reason as
-    /// their error, so they neither reach a worker nor come back.
-    async fn fail_corrupt(&self, worker: &str, bad: Vec<CorruptRow>) {
-        let mut inv = SCRIPTS.record.key(&self.inner.ns);
-        inv.arg(worker);
-        for c in &bad {
-            tracing::error!(
-                job_id = %c.id,
-                reason = %c.reason,
-                backend = BACKEND,
-                "corrupt job data in redis; marking the job FAILED"
-            );
-            inv.arg(&c.id)
-                .arg(c.attempt.unwrap_or(0))
-                .arg("F")
-                .arg(0)
-                .arg(format!(
-                    "corrupt job data in redis: {}; fix the hash `{}:j:{}` and requeue the job",
-                    c.reason, self.inner.ns, c.id
-                ))
-                .arg(0);
-        }
-        let mut conn = self.conn();
-        if let Err(e) = inv.invoke_async::<Value>(&mut conn).await {
-            tracing::error!(error = %e, "could not mark corrupt jobs FAILED; their leases will expire");
-        }
     }
 
     pub(super) async fn heartbeat_now(
@@ -210,12 +212,12 @@ impl RedisBackend {
         lease: Duration,
     ) -> Result<Vec<JobId>> {
         let mut lost = Vec::new();
-        let mut conn = self.conn();
+        let mut conn = self.conn().await?;
         for chunk in fences.chunks(PER_CALL) {
             let mut inv = SCRIPTS.heartbeat.key(&self.inner.ns);
             inv.arg(worker).arg(micros(lease));
             for f in chunk {
-                inv.arg(f.id.to_string()).arg(f.attempt);
+                inv.arg(f.id.to_string()).arg(token_arg(f.token));
             }
             let reply: Value = inv.invoke_async(&mut conn).await.map_err(backend_err)?;
             lost.extend(ids_of(reply));
@@ -223,71 +225,9 @@ impl RedisBackend {
         Ok(lost)
     }
 
-    pub(super) async fn record_now(
-        &self,
-        worker: &str,
-        updates: &[OutcomeUpdate],
-    ) -> Result<Vec<JobId>> {
-        let mut lost = Vec::new();
-        let mut conn = self.conn();
-        for chunk in updates.chunks(PER_CALL) {
-            let mut cmd = script_cmd(
-                &SCRIPTS.record,
-                &self.inner.ns,
-                1 + chunk.len() * 6,
-                64 * chunk.len(),
-            );
-            cmd.arg(worker);
-            let mut id = String::with_capacity(36);
-            for u in chunk {
-                id.clear();
-                write!(id, "{}", u.fence.id).expect("writing to a String cannot fail");
-                cmd.arg(id.as_str()).arg(u.fence.attempt);
-                match &u.outcome {
-                    Outcome::Complete { result } => {
-                        let data = match result {
-                            Some(v) => serde_json::to_vec(v).map_err(|e| {
-                                Error::InvalidJob(format!(
-                                    "result of job {} is not JSON: {e}",
-                                    u.fence.id
-                                ))
-                            })?,
-                            None => Vec::new(),
-                        };
-                        cmd.arg("C").arg(0).arg(data).arg(0);
-                    }
-                    Outcome::Retry { delay, error } => {
-                        cmd.arg("R")
-                            .arg(micros(*delay))
-                            .arg(&error.message)
-                            .arg(u8::from(error.retryable));
-                    }
-                    Outcome::Fail { error } => {
-                        cmd.arg("F")
-                            .arg(0)
-                            .arg(&error.message)
-                            .arg(u8::from(error.retryable));
-                    }
-                    Outcome::DeadLetter { error } => {
-                        cmd.arg("D")
-                            .arg(0)
-                            .arg(&error.message)
-                            .arg(u8::from(error.retryable));
-                    }
-                    Outcome::Release => {
-                        cmd.arg("L").arg(0).arg("").arg(0);
-                    }
-                }
-            }
-            let reply = run_script(&SCRIPTS.record, &cmd, &mut conn).await?;
-            lost.extend(ids_of(reply));
-        }
-        Ok(lost)
-    }
-
     pub(super) async fn recover_now(&self) -> Result<Vec<Recovered>> {
         let mut out = Vec::new();
-        let mut conn = self.conn();
+        let mut conn = self.conn().await?;
         loop {
             let reply: Value = SCRIPTS
                 .recover

@@ -39,14 +39,15 @@ local function member(ra, sq, id)
 end
 
 -- Hash fields returned for a job, in the order the Rust side reads them
--- (claim.lua's POS table repeats these positions).
+-- (claim.lua's POS table repeats these positions). Fields added later go at
+-- the end, so older positions never move.
 local FIELDS = {'q', 't', 'p', 's', 'pr', 'rc', 'mr', 'ra', 'ca', 'sa', 'fa',
-                'em', 'er', 'rd', 'md', 'lb', 'lu', 'at'}
+                'em', 'er', 'rd', 'md', 'lb', 'lu', 'at', 'lt', 'ec', 'cx', 'to'}
 
 local function load(id)
   local v = redis.call('HMGET', jkey(id), unpack(FIELDS))
   return {id, v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12],
-          v[13], v[14], v[15], v[16], v[17], v[18]}
+          v[13], v[14], v[15], v[16], v[17], v[18], v[19], v[20], v[21], v[22]}
 end
 
 local counts = {}
@@ -129,8 +130,21 @@ local function iso(us)
     math.floor(rem / 3600), math.floor((rem % 3600) / 60), rem % 60, frac)
 end
 
+-- How many failed attempts field `er` keeps (jobs_core::MAX_ERROR_HISTORY; a
+-- Rust test checks that the two agree).
+local MAX_ERRORS = 20
+
 -- Appends one failed attempt to the job's history (field `er`: JSON objects
--- joined by commas; the Rust side wraps them in brackets).
+-- joined by commas; the Rust side wraps them in brackets), keeping the last
+-- MAX_ERRORS, and counts it in `ec`.
+--
+-- Every entry starts with `{"a":`, and no entry holds that text anywhere else
+-- (inside a JSON string every `"` is escaped), so entries are found by a
+-- plain search, without decoding JSON. The work is proportional to the stored
+-- history, which is at most MAX_ERRORS entries; a job written by a version that
+-- did not cap its history is cut down once, on its next failure.
+--
+-- A job stored before `ec` existed counts the entries of its history instead.
 local function push_error(key, attempt, rc, now, msg, retryable, worker)
   local e = '{"a":' .. n2s(tonumber(attempt) or 0) .. ',"r":' .. n2s(tonumber(rc) or 0)
     .. ',"t":' .. n2s(now) .. ',"m":' .. cjson.encode(msg)
@@ -139,11 +153,26 @@ local function push_error(key, attempt, rc, now, msg, retryable, worker)
     e = e .. ',"w":' .. cjson.encode(worker)
   end
   e = e .. '}'
-  local old = redis.call('HGET', key, 'er')
+  local cur = redis.call('HMGET', key, 'er', 'ec')
+  local old = cur[1]
+  local n = 0
   if old and old ~= '' then
+    local starts = {}
+    local i = 1
+    while true do
+      local at = string.find(old, '{"a":', i, true)
+      if not at then break end
+      n = n + 1
+      starts[n] = at
+      i = at + 5
+    end
+    if n >= MAX_ERRORS then
+      old = string.sub(old, starts[n - MAX_ERRORS + 2])
+    end
     e = old .. ',' .. e
   end
-  redis.call('HSET', key, 'er', e, 'em', msg)
+  local ec = (tonumber(cur[2]) or n) + 1
+  redis.call('HSET', key, 'er', e, 'em', msg, 'ec', n2s(ec))
 end
 
 local TERMINAL = {COMPLETED = true, FAILED = true, DEAD_LETTER = true}

@@ -1,7 +1,9 @@
 -- Stores a chunk of new jobs: all of them or none.
 -- ARGV: abort_flag ('' = single chunk), n_check, ids to check for duplicates...,
---       n, then per job: id, queue, type, payload, priority, max_retries,
---       run_at_us ('' = now), metadata ('' = none).
+--       n, then per job (NARGS values): id, queue, type, payload, priority,
+--       max_retries, run_at_us ('' = none), delay_us ('' = none), timeout_ms
+--       ('' = none), metadata ('' = none).
+-- Due time: run_at if given, else now + delay, else now (now = server TIME).
 -- Returns {'ok'}, {'dup', id} or {'aborted'} (an earlier chunk found a duplicate).
 local flag = ARGV[1]
 local flag_key = K .. ':abort:' .. flag
@@ -11,6 +13,7 @@ end
 local n_check = tonumber(ARGV[2])
 local base = 3 + n_check
 local n = tonumber(ARGV[base])
+local NARGS = 10
 -- One EXISTS over many keys per 1,000 ids; only on a hit look for which one.
 local function first_existing(ids)
   for i = 1, #ids, 1000 do
@@ -26,7 +29,7 @@ local function first_existing(ids)
 end
 local keys = {}
 for i = 3, 2 + n_check do keys[#keys + 1] = jkey(ARGV[i]) end
-for i = 0, n - 1 do keys[#keys + 1] = jkey(ARGV[base + 1 + i * 8]) end
+for i = 0, n - 1 do keys[#keys + 1] = jkey(ARGV[base + 1 + i * NARGS]) end
 local dup = first_existing(keys)
 if dup then
   if flag ~= '' then
@@ -43,25 +46,37 @@ local ready = {}
 local delayed = {}
 local now_s = n2s(now)
 for i = 0, n - 1 do
-  local b = base + 1 + i * 8
-  local id, q, ty, p, pr, mr, ra, md =
-    ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4], ARGV[b + 5], ARGV[b + 6], ARGV[b + 7]
+  local b = base + 1 + i * NARGS
+  local id, q, ty, p, pr, mr, ra, dl, to, md =
+    ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4], ARGV[b + 5], ARGV[b + 6],
+    ARGV[b + 7], ARGV[b + 8], ARGV[b + 9]
   local sq = seq0 + i + 1
+  -- A delay is at most MAX_DELAY (about 100 years), so now + delay stays an
+  -- exact integer in a double (below 2^53 us) until about the year 2155.
   local run_at = now
-  if ra ~= '' then run_at = tonumber(ra) end
+  local ra_s = now_s
+  if ra ~= '' then
+    run_at = tonumber(ra)
+    ra_s = ra
+  elseif dl ~= '' then
+    run_at = now + tonumber(dl)
+    ra_s = n2s(run_at)
+  end
   local status = 'PENDING'
   if run_at > now then status = 'SCHEDULED' end
   local sq_s = n2s(sq)
-  local ra_s = now_s
-  if ra ~= '' then ra_s = ra end
-  -- retry_count and attempt start absent, read as 0.
+  -- retry_count, attempt and error_count start absent, read as 0.
+  local f = {'q', q, 't', ty, 'p', p, 's', status, 'pr', pr, 'mr', mr, 'ra', ra_s, 'ca', now_s,
+             'sq', sq_s}
   if md ~= '' then
-    redis.call('HSET', keys[n_check + i + 1], 'q', q, 't', ty, 'p', p, 's', status, 'pr', pr,
-      'mr', mr, 'ra', ra_s, 'ca', now_s, 'sq', sq_s, 'md', md)
-  else
-    redis.call('HSET', keys[n_check + i + 1], 'q', q, 't', ty, 'p', p, 's', status, 'pr', pr,
-      'mr', mr, 'ra', ra_s, 'ca', now_s, 'sq', sq_s)
+    f[#f + 1] = 'md'
+    f[#f + 1] = md
   end
+  if to ~= '' then
+    f[#f + 1] = 'to'
+    f[#f + 1] = to
+  end
+  redis.call('HSET', keys[n_check + i + 1], unpack(f))
   all[#all + 1] = sq_s
   all[#all + 1] = id
   local m = member(run_at, sq, id)

@@ -1,5 +1,8 @@
--- Extends the leases of jobs still RUNNING under the given fence and worker.
--- ARGV: worker, lease_us, then pairs of id, attempt.
+-- Extends the leases of jobs still RUNNING under the given lease token and
+-- worker. The token, not the attempt number, tells leases apart: a job
+-- written before tokens existed has none, so no fence matches it (its lease
+-- can only expire).
+-- ARGV: worker, lease_us, then pairs of id, token (16 hex digits).
 -- Returns the ids whose lease was lost.
 local worker = ARGV[1]
 local lu = n2s(now_us() + tonumber(ARGV[2]))
@@ -8,8 +11,8 @@ local leases = {}
 for i = 3, #ARGV, 2 do
   local id = ARGV[i]
   local key = jkey(id)
-  local cur = redis.call('HMGET', key, 's', 'at', 'lb')
-  if cur[1] == 'RUNNING' and tonumber(cur[2]) == tonumber(ARGV[i + 1]) and cur[3] == worker then
+  local cur = redis.call('HMGET', key, 's', 'lt', 'lb')
+  if cur[1] == 'RUNNING' and cur[2] == ARGV[i + 1] and cur[3] == worker then
     redis.call('HSET', key, 'lu', lu)
     leases[#leases + 1] = lu
     leases[#leases + 1] = id

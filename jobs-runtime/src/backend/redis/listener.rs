@@ -21,7 +21,7 @@ impl RedisBackend {
         if queues.is_empty() {
             return Ok(None);
         }
-        let mut conn = self.conn();
+        let mut conn = self.conn().await?;
         let us: i64 = SCRIPTS
             .next_due
             .key(&self.inner.ns)

@@ -21,16 +21,24 @@
 //! `EVALSHA` (loaded again automatically after a Redis restart). "Now" is the
 //! Redis server's `TIME`, so workers on many machines share one clock.
 //!
+//! A claim takes a fresh random lease token; heartbeats and outcomes apply
+//! only while the job is RUNNING under that token (not merely under the same
+//! attempt number), and every outcome and every recovery clears it.
+//!
 //! Every script bounds its own work, so no call blocks Redis for long and no
 //! backlog is too big: a claim returns at most 1,000 jobs and promotes at most
 //! 1,000 due delayed jobs per queue and call (when more than that come due at
 //! once, the next calls promote the rest, so strict priority order among them
-//! holds per promoted slice); heartbeats, outcomes, recovery and prune take
-//! 1,000 jobs per call (the Rust side loops); a big enqueue batch is cut into
-//! chunks of 1,000 jobs that run together in one `MULTI`/`EXEC`, so it stays
-//! all or nothing (and therefore blocks Redis for its whole length: enqueue
-//! millions of jobs as several batches). Lua never unpacks more than 1,000
-//! values at a time, so 20,000 or 1,000,000 jobs coming due at once are fine.
+//! holds per promoted slice); heartbeats, recovery and prune take 1,000 jobs
+//! per call (the Rust side loops); a big enqueue batch is cut into chunks of
+//! 1,000 jobs that run together in one `MULTI`/`EXEC`, so it stays all or
+//! nothing (and therefore blocks Redis for its whole length: enqueue millions
+//! of jobs as several batches). A batch of outcomes is one unit the same way
+//! (chunks of 1,000 outcomes or 8 MiB in one `MULTI`), and a value bigger than
+//! Redis takes in one argument (512 MiB, `proto-max-bulk-len`) is refused
+//! before anything is sent, as [`BackendErrorKind::Data`], so the caller can
+//! isolate it. Lua never unpacks more than 1,000 values at a time, so 20,000
+//! or 1,000,000 jobs coming due at once are fine.
 //!
 //! # Key layout
 //!
@@ -51,17 +59,68 @@
 //! | `{P}:abort:<nonce>` | string | short-lived marker of a refused multi-chunk enqueue |
 //! | `{P}:wake` | pub/sub channel | a queue's name whenever it may have new work |
 //!
-//! Job hash fields: `q` queue, `t` job type, `p` payload (JSON), `s` status,
-//! `pr` priority, `rc` retry count, `mr` max retries, `ra` run_at, `ca`
-//! created_at, `sa` started_at, `fa` completed_at, `em` error message, `er`
-//! error history (JSON objects joined by commas), `rd` result (JSON), `md`
-//! metadata (JSON), `lb` locked by, `lu` lease until, `at` attempt, `sq`
-//! enqueue sequence (`rc` and `at` are absent until they become non-zero). Times are microseconds since the Unix epoch. An empty
-//! string means "not set" (scripts clear `lb`/`lu` that way, in the same
-//! `HSET` that changes the status).
+//! Job hash fields (short names: a hash with many jobs' worth of field names
+//! is memory too):
+//!
+//! | field | holds | absent means |
+//! |---|---|---|
+//! | `q` | queue | (required) |
+//! | `t` | job type | (required) |
+//! | `p` | payload (JSON) | (required) |
+//! | `s` | status | (required) |
+//! | `pr` | priority | (required) |
+//! | `rc` | retry count | 0 |
+//! | `mr` | max retries | (required) |
+//! | `ra` | run_at (µs) | (required) |
+//! | `ca` | created_at (µs) | (required) |
+//! | `sa` | started_at (µs) | never started |
+//! | `fa` | completed_at (µs) | not finished |
+//! | `em` | error message | none |
+//! | `er` | error history: JSON objects joined by commas, the last 20 | none |
+//! | `ec` | error count: every failed attempt, also those dropped from `er` | the number of entries in `er` |
+//! | `rd` | result (JSON) | none |
+//! | `md` | metadata (JSON) | empty |
+//! | `lb` | locked by (worker) | not leased |
+//! | `lu` | lease until (µs) | not leased |
+//! | `lt` | lease token (16 hex digits), while RUNNING | no lease to match |
+//! | `at` | attempt | 0 |
+//! | `cx` | cancelled at (µs) | not cancelled |
+//! | `to` | the job's own timeout (ms, 0 = never) | none of its own |
+//! | `sq` | enqueue sequence | (required) |
+//!
+//! Times are microseconds since the Unix epoch. An empty string means "not
+//! set" too (scripts clear `lb`/`lu`/`lt` that way, in the same `HSET` that
+//! changes the status). `lt` is compared as a string, since Lua's numbers
+//! (doubles) cannot hold 64 bits.
 //!
 //! Timestamps in scores are microseconds (below 2^53, so exact in a double);
-//! priorities are `i32`, exact too.
+//! priorities are `i32`, exact too. Delays — `NewJob::delay` at enqueue, and
+//! a retry's — are sent as microseconds, cut to [`MAX_DELAY`] (about 100
+//! years), and added to the server's `TIME` by the script; `run_at`, when
+//! set, wins. So the largest due time is Redis's now + `MAX_DELAY`, which
+//! stays below 2^53 µs until about the year 2155.
+//!
+//! The error history is capped in Lua without decoding JSON: every entry
+//! starts with `{"a":`, which cannot occur inside an entry (a JSON string
+//! escapes its quotes), so a plain search finds the entries, and each failure
+//! does work in proportion to at most 20 of them.
+//!
+//! ## Upgrading from the previous version
+//!
+//! Nothing needs migrating. Jobs written before `lt`, `ec`, `cx` and `to`
+//! existed lack them, and read back as no lease token, as many errors as
+//! their history holds (that version did not cap it: reading shows the last
+//! 20, and the next failure cuts the stored history to 20 and counts on from
+//! the full length), not cancelled (a job cancelled then is FAILED with the
+//! error "cancelled", without the mark), and no timeout of their own.
+//!
+//! A job that was RUNNING under the previous version has no token, so no
+//! fence matches it: the late outcome or heartbeat of the worker that ran it
+//! is refused (reported lost), and the job comes back when its lease expires,
+//! through [`Backend::recover_expired`], as a failed attempt — the same as
+//! any attempt whose worker lost its lease. Stop the old workers before
+//! starting new ones: an old worker's scripts fence by attempt number and
+//! know nothing of tokens.
 //!
 //! **Redis Cluster.** Each script gets the namespace tag `{P}` as its one key
 //! and builds the others from it; since every key of the namespace hashes to
@@ -72,13 +131,27 @@
 //! the namespace's slot (`CLUSTER KEYSLOT "{P}"`), or use a cluster-aware
 //! proxy. Not yet tested against a real cluster.
 //!
+//! # Connections
+//!
+//! A handle made by [`RedisBackend::connect`] and its clones share one
+//! multiplexed connection (a `ConnectionManager`, which reconnects by itself),
+//! opened on the caller's runtime. A [detached](Backend::detached) handle —
+//! what a `WorkerManager` renews leases and records outcomes with, on a thread
+//! and runtime of its own — shares the namespace, scripts and settings but
+//! opens a connection of its own on its first call, on that call's runtime,
+//! so its I/O never waits for the application's threads; when that runtime
+//! is gone (a manager stopped and started again), the next call opens a new
+//! one. A listener subscribes with a connection of its own too.
+//!
 //! # Waking idle workers
 //!
 //! Scripts that make work claimable `PUBLISH` the queue's name on `{P}:wake`.
 //! A [listener](Backend::listener) holds its own subscribed connection and
 //! sleeps until a message for one of its queues arrives, or until the earliest
-//! delayed job of its queues comes due, or the caller's timeout. An idle
-//! worker makes one small query per wait, nothing else.
+//! delayed job of its queues comes due, or the caller's timeout. How long
+//! until that job is due is computed by a script from Redis's `TIME`, never
+//! by comparing its `run_at` with the worker's clock. An idle worker makes
+//! one small query per wait, nothing else.
 //!
 //! # Durability: what each Redis persistence setting gives
 //!
@@ -108,14 +181,16 @@
 
 // For the links of the docs above.
 #[cfg(doc)]
-use jobs_core::{Backend, Error};
+use jobs_core::{Backend, BackendErrorKind, Error, MAX_DELAY};
 
 mod backend;
 // After `backend`: its `impl RedisBackend` block then comes second in the docs.
 mod admin;
+mod conn;
 mod listener;
 mod options;
 mod queue;
+mod record;
 mod row;
 mod scripts;
 

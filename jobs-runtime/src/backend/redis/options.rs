@@ -10,6 +10,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::Client;
 
 use super::backend::{Inner, RedisBackend};
+use super::conn::Conn;
 
 /// The key prefix used when none is given.
 pub const DEFAULT_PREFIX: &str = "jobs";
@@ -95,18 +96,19 @@ impl RedisBuilder {
             .set_max_delay(Duration::from_secs(1))
             .set_connection_timeout(Some(self.connection_timeout))
             .set_response_timeout(self.response_timeout);
-        let conn = ConnectionManager::new_with_config(client.clone(), config)
+        let conn = ConnectionManager::new_with_config(client.clone(), config.clone())
             .await
             .map_err(|e| connect_err(format!("{e}; is Redis running and reachable?")))?;
         tracing::info!(url = %redact_url(&self.url), prefix = %prefix, "connected to redis");
         Ok(RedisBackend {
             inner: Arc::new(Inner {
                 client,
-                conn,
+                config,
                 ns: format!("{{{prefix}}}"),
                 prefix,
                 connection_timeout: self.connection_timeout,
             }),
+            conn: Conn::Shared(conn),
         })
     }
 }

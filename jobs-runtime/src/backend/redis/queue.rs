@@ -1,6 +1,7 @@
 //! The [`Backend`] implementation: each call hands over to the inherent
 //! method doing the work.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -70,6 +71,10 @@ impl Backend for RedisBackend {
 
     fn prune(&self, before: DateTime<Utc>, limit: usize) -> BoxFuture<'_, Result<u64>> {
         Box::pin(self.prune_now(before, limit))
+    }
+
+    fn detached(&self) -> Option<Arc<dyn Backend>> {
+        Some(Arc::new(self.detached_handle()))
     }
 
     fn listener<'a>(&'a self, queues: &'a [String]) -> BoxFuture<'a, Result<Box<dyn JobListener>>> {

@@ -1,5 +1,6 @@
 -- Turns up to `max` RUNNING jobs whose lease expired into failed attempts:
--- RETRYING (due now) while retries are left, DEAD_LETTER otherwise.
+-- RETRYING (due now) while retries are left, DEAD_LETTER otherwise; the lease
+-- token is cleared, so the lost attempt's late outcome is refused.
 -- ARGV: max.
 -- Returns one row per job: {id, FIELDS... as during the lost attempt, new status}.
 local max = tonumber(ARGV[1])
@@ -23,12 +24,13 @@ for _, id in ipairs(expired) do
     local status
     if rc < mr then
       status = 'RETRYING'
-      redis.call('HSET', key, 's', status, 'rc', n2s(rc + 1), 'ra', now_s, 'lb', '', 'lu', '')
+      redis.call('HSET', key, 's', status, 'rc', n2s(rc + 1), 'ra', now_s, 'lb', '', 'lu', '',
+        'lt', '')
       enqueue_member(q, row[6], now, redis.call('HGET', key, 'sq'), id, now)
       wake(q)
     else
       status = 'DEAD_LETTER'
-      redis.call('HSET', key, 's', status, 'fa', now_s, 'lb', '', 'lu', '')
+      redis.call('HSET', key, 's', status, 'fa', now_s, 'lb', '', 'lu', '', 'lt', '')
       done[#done + 1] = now_s
       done[#done + 1] = id
     end

@@ -3,11 +3,15 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use jobs_core::{AttemptError, BackendErrorKind, Error, Job, JobId, JobStatus, NewJob, Result};
+use jobs_core::backend::LeaseToken;
+use jobs_core::{
+    AttemptError, BackendErrorKind, Error, Job, JobId, JobStatus, NewJob, Result, Timeout,
+    MAX_DELAY, MAX_ERROR_HISTORY,
+};
 use redis::Value;
 use serde::Deserialize;
 
-use super::scripts::{unexpected, BACKEND};
+use super::scripts::{unexpected, BACKEND, MAX_VALUE_BYTES};
 
 /// A row as the scripts return it: id, then the fields of `FIELDS` in
 /// `common.lua`.
@@ -30,14 +34,17 @@ pub(super) mod col {
     pub const LB: usize = 16;
     pub const LU: usize = 17;
     pub const AT: usize = 18;
-    pub const LEN: usize = 19;
+    pub const LT: usize = 19;
+    pub const EC: usize = 20;
+    pub const CX: usize = 21;
+    pub const TO: usize = 22;
+    pub const LEN: usize = 23;
 }
 
 /// A job that could not be read back.
 #[derive(Debug)]
 pub(super) struct CorruptRow {
     pub(super) id: String,
-    pub(super) attempt: Option<u32>,
     pub(super) reason: String,
 }
 
@@ -99,8 +106,11 @@ fn ts(us: i64) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp_micros(us)
 }
 
+/// `d` in microseconds, cut to [`MAX_DELAY`]: Redis's now plus this stays
+/// below 2^53 µs (exact in a Lua double) until about the year 2155.
 pub(super) fn micros(d: Duration) -> i64 {
-    i64::try_from(d.as_micros()).unwrap_or(i64::MAX / 4)
+    // MAX_DELAY is about 3.2e15 µs: it fits.
+    d.min(MAX_DELAY).as_micros() as i64
 }
 
 const FIELD_NAMES: [&str; col::LEN] = [
@@ -123,18 +133,17 @@ const FIELD_NAMES: [&str; col::LEN] = [
     "lb (locked_by)",
     "lu (lease_until)",
     "at (attempt)",
+    "lt (lease_token)",
+    "ec (error_count)",
+    "cx (cancelled_at)",
+    "to (timeout)",
 ];
 
 /// Reads a job row; every problem names the field.
 pub(super) fn parse_row(row: &[Value]) -> std::result::Result<Job, CorruptRow> {
     let id_text = row.first().and_then(text).unwrap_or_default();
-    let attempt = row
-        .get(col::AT)
-        .and_then(int)
-        .and_then(|a| u32::try_from(a).ok());
     let corrupt = |reason: String| CorruptRow {
         id: id_text.clone(),
-        attempt,
         reason,
     };
     if row.len() < col::LEN {
@@ -194,7 +203,7 @@ pub(super) fn parse_row(row: &[Value]) -> std::result::Result<Job, CorruptRow> {
         Some(serde_json::Value::Object(m)) => m,
         Some(_) => return Err(bad(col::MD, &"not a JSON object")),
     };
-    let errors = match bytes(&row[col::ER]) {
+    let mut errors = match bytes(&row[col::ER]) {
         None => Vec::new(),
         Some(b) => {
             let mut buf = Vec::with_capacity(b.len() + 2);
@@ -229,17 +238,51 @@ pub(super) fn parse_row(row: &[Value]) -> std::result::Result<Job, CorruptRow> {
     job.started_at = opt_time(col::SA)?;
     job.completed_at = opt_time(col::FA)?;
     job.error_message = text(&row[col::EM]);
-    job.errors = errors;
     job.result_data = opt_json(col::RD)?;
     job.metadata = metadata;
     job.locked_by = text(&row[col::LB]);
     job.lease_until = opt_time(col::LU)?;
     job.attempt = u32_or_zero(col::AT)?;
+    // Fields a job stored by an earlier version lacks: no token, no
+    // cancellation, no timeout, and as many errors as its history holds
+    // (which that version did not cap: the last ones are kept here).
+    job.lease_token = match text(&row[col::LT]) {
+        None => None,
+        Some(t) => Some(LeaseToken::from_u64(
+            u64::from_str_radix(&t, 16).map_err(|e| bad(col::LT, &e))?,
+        )),
+    };
+    job.error_count = match opt_int(col::EC)? {
+        Some(n) => u32::try_from(n).map_err(|e| bad(col::EC, &e))?,
+        None => u32::try_from(errors.len()).unwrap_or(u32::MAX),
+    };
+    if errors.len() > MAX_ERROR_HISTORY {
+        errors.drain(..errors.len() - MAX_ERROR_HISTORY);
+    }
+    job.errors = errors;
+    job.cancelled_at = opt_time(col::CX)?;
+    job.timeout = match text(&row[col::TO]) {
+        None => None,
+        Some(ms) => Some(Timeout::from_millis(
+            ms.parse().map_err(|e| bad(col::TO, &e))?,
+        )),
+    };
     Ok(job)
 }
 
-/// Arguments of one job for `enqueue.lua`.
-pub(super) fn job_args(job: &NewJob) -> Result<[Vec<u8>; 8]> {
+/// A lease token as stored in field `lt` and compared by the scripts: 16 hex
+/// digits (a string, since Lua's numbers cannot hold 64 bits).
+pub(super) fn token_arg(token: LeaseToken) -> String {
+    format!("{:016x}", token.as_u64())
+}
+
+/// Values per job in `enqueue.lua`'s arguments.
+pub(super) const JOB_ARGS: usize = 10;
+
+/// Arguments of one job for `enqueue.lua`: id, queue, type, payload,
+/// priority, max_retries, run_at (µs), delay (µs), timeout (ms), metadata;
+/// empty for none. The script resolves a delay by Redis's clock.
+pub(super) fn job_args(job: &NewJob) -> Result<[Vec<u8>; JOB_ARGS]> {
     let payload = serde_json::to_vec(&job.payload).map_err(|e| Error::InvalidPayload {
         job_type: job.job_type.clone(),
         reason: e.to_string(),
@@ -251,6 +294,20 @@ pub(super) fn job_args(job: &NewJob) -> Result<[Vec<u8>; 8]> {
             Error::InvalidJob(format!("metadata of job {} is not JSON: {e}", job.id))
         })?
     };
+    for (what, len) in [("payload", payload.len()), ("metadata", metadata.len())] {
+        if len > MAX_VALUE_BYTES {
+            return Err(Error::backend_msg(
+                BACKEND,
+                BackendErrorKind::Data,
+                format!(
+                    "the {what} of job {} is {len} bytes; Redis takes at most {MAX_VALUE_BYTES} \
+                     in one value (`proto-max-bulk-len`)",
+                    job.id
+                ),
+            ));
+        }
+    }
+    let num = |n: Option<i128>| n.map(|n| n.to_string().into_bytes()).unwrap_or_default();
     Ok([
         job.id.to_string().into_bytes(),
         job.queue_name.clone().into_bytes(),
@@ -258,9 +315,9 @@ pub(super) fn job_args(job: &NewJob) -> Result<[Vec<u8>; 8]> {
         payload,
         job.priority.to_string().into_bytes(),
         job.max_retries.to_string().into_bytes(),
-        job.run_at
-            .map(|t| t.timestamp_micros().to_string().into_bytes())
-            .unwrap_or_default(),
+        num(job.run_at.map(|t| t.timestamp_micros().into())),
+        num(job.delay.map(|d| micros(d).into())),
+        num(job.timeout.map(|t| t.as_millis().into())),
         metadata,
     ])
 }
@@ -313,5 +370,112 @@ mod tests {
         let err = parse_row(&row).unwrap_err();
         assert_eq!(err.id, id.to_string());
         assert!(err.reason.contains("payload"), "{}", err.reason);
+    }
+
+    fn bulk(s: impl Into<String>) -> Value {
+        Value::BulkString(s.into().into_bytes())
+    }
+
+    /// A row as the previous version stored it: no `lt`, `ec`, `cx`, `to`,
+    /// and an error history it did not cap.
+    fn legacy_row(errors: usize) -> Vec<Value> {
+        let mut row = vec![Value::Nil; col::LEN];
+        row[0] = bulk(JobId::new().to_string());
+        row[col::Q] = bulk("default");
+        row[col::T] = bulk("t");
+        row[col::P] = bulk("{}");
+        row[col::S] = bulk("RUNNING");
+        row[col::PR] = bulk("0");
+        row[col::MR] = bulk("100");
+        row[col::RA] = bulk("1700000000000000");
+        row[col::CA] = bulk("1700000000000000");
+        row[col::AT] = bulk((errors + 1).to_string());
+        if errors > 0 {
+            let er: Vec<String> = (1..=errors)
+                .map(|a| {
+                    format!(
+                        r#"{{"a":{a},"r":{},"t":1700000000000000,"m":"e{a}","y":true}}"#,
+                        a - 1
+                    )
+                })
+                .collect();
+            row[col::ER] = bulk(er.join(","));
+        }
+        row
+    }
+
+    #[test]
+    fn a_job_stored_before_the_new_fields_reads_back_with_their_defaults() {
+        let job = parse_row(&legacy_row(0)).unwrap();
+        assert_eq!(job.lease_token, None);
+        assert_eq!(job.error_count, 0);
+        assert_eq!(job.cancelled_at, None);
+        assert_eq!(job.timeout, None);
+
+        // Its error count is the length of its history, of which the last
+        // MAX_ERROR_HISTORY entries are kept.
+        let job = parse_row(&legacy_row(3)).unwrap();
+        assert_eq!((job.error_count, job.errors.len()), (3, 3));
+        let job = parse_row(&legacy_row(MAX_ERROR_HISTORY + 7)).unwrap();
+        assert_eq!(job.error_count, MAX_ERROR_HISTORY as u32 + 7);
+        assert_eq!(job.errors.len(), MAX_ERROR_HISTORY);
+        assert_eq!(job.errors[0].attempt, 8);
+    }
+
+    #[test]
+    fn the_new_fields_read_back() {
+        let mut row = legacy_row(1);
+        row[col::LT] = bulk("8000000000000001");
+        row[col::EC] = bulk("41");
+        row[col::CX] = bulk("1700000000000001");
+        row[col::TO] = bulk(u64::MAX.to_string());
+        let job = parse_row(&row).unwrap();
+        assert_eq!(job.lease_token, Some(LeaseToken::from_u64((1 << 63) | 1)));
+        assert_eq!(job.error_count, 41);
+        assert_eq!(
+            job.cancelled_at.unwrap().timestamp_micros(),
+            1_700_000_000_000_001
+        );
+        assert_eq!(
+            job.timeout,
+            Some(Timeout::After(Duration::from_millis(u64::MAX)))
+        );
+        row[col::TO] = bulk("0");
+        assert_eq!(parse_row(&row).unwrap().timeout, Some(Timeout::Never));
+        let token = LeaseToken::random();
+        row[col::LT] = bulk(token_arg(token));
+        assert_eq!(parse_row(&row).unwrap().lease_token, Some(token));
+        assert_eq!(token_arg(LeaseToken::from_u64(1)), "0000000000000001");
+        row[col::LT] = bulk("not hex");
+        let err = parse_row(&row).unwrap_err();
+        assert!(err.reason.contains("lease_token"), "{}", err.reason);
+    }
+
+    /// Scores and times are microseconds in Lua doubles: exact below 2^53.
+    /// The largest delay, added to Redis's now, stays below that for well
+    /// over a century, and the integer formatting path (`%d`, below 9e15)
+    /// of `n2s` and `member` in common.lua covers it.
+    #[test]
+    fn saturated_delays_stay_exact_in_a_double() {
+        assert_eq!(micros(Duration::MAX), MAX_DELAY.as_micros() as i64);
+        let year_2150 = chrono::NaiveDate::from_ymd_opt(2150, 1, 1)
+            .unwrap()
+            .and_hms_opt(0, 0, 0)
+            .unwrap()
+            .and_utc()
+            .timestamp_micros();
+        let latest = year_2150 + micros(Duration::MAX);
+        assert!(latest < 1 << 53, "{latest}");
+        assert!((latest as f64) < 9e15);
+        assert_eq!(latest as f64 as i64, latest);
+    }
+
+    #[test]
+    fn lua_keeps_as_many_errors_as_the_core_says() {
+        let common = include_str!("common.lua");
+        assert!(
+            common.contains(&format!("local MAX_ERRORS = {MAX_ERROR_HISTORY}\n")),
+            "common.lua's MAX_ERRORS must equal jobs_core::MAX_ERROR_HISTORY"
+        );
     }
 }

@@ -21,6 +21,11 @@ pub(super) const PER_CALL: usize = 1_000;
 pub(super) const CLAIM_PER_CALL: usize = 1_000;
 /// Jobs a `list` scan looks at per script call.
 pub(super) const LIST_SCAN: usize = 1_000;
+/// The largest value Redis takes in one argument by default
+/// (`proto-max-bulk-len`, 512 MiB). A bigger one makes Redis drop the
+/// connection, which would look like an outage and be retried for ever; it is
+/// refused before sending instead, as data Redis cannot store.
+pub(super) const MAX_VALUE_BYTES: usize = 512 << 20;
 
 macro_rules! lua {
     ($name:literal) => {
@@ -60,16 +65,18 @@ pub(super) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     get: lua!("get"),
 });
 
-/// The source of the enqueue script, for `EVAL` inside `MULTI` (where a
-/// missing-script error could not be retried).
+/// The sources of the enqueue and record scripts, for `EVAL` inside `MULTI`
+/// (where a missing-script error could not be retried).
 pub(super) const ENQUEUE_SRC: &str = concat!(
     include_str!("common.lua"),
     "\n",
     include_str!("enqueue.lua")
 );
+pub(super) const RECORD_SRC: &str =
+    concat!(include_str!("common.lua"), "\n", include_str!("record.lua"));
 
 /// The framework's error for a client error, with its kind: is Redis away,
-/// busy for a moment, or refusing the call for good?
+/// busy for a moment, refusing a value, or refusing the call for good?
 pub(super) fn backend_err(e: RedisError) -> Error {
     use redis::{ErrorKind as K, ServerErrorKind as S};
     let kind = if e.is_io_error()
@@ -78,6 +85,11 @@ pub(super) fn backend_err(e: RedisError) -> Error {
         || e.is_timeout()
     {
         BackendErrorKind::Unavailable
+    } else if e.code() == Some("OOM") {
+        // `maxmemory` reached: writes work again once memory is freed.
+        BackendErrorKind::Transient
+    } else if refuses_a_value(&e) {
+        BackendErrorKind::Data
     } else {
         match e.kind() {
             K::Server(S::BusyLoading | S::TryAgain | S::ClusterDown | S::MasterDown) => {
@@ -88,6 +100,13 @@ pub(super) fn backend_err(e: RedisError) -> Error {
         }
     };
     Error::backend(BACKEND, kind, e)
+}
+
+/// Whether Redis refused a value as too large (`string exceeds maximum
+/// allowed size`, `invalid bulk length`): the same call would fail again.
+fn refuses_a_value(e: &RedisError) -> bool {
+    let detail = e.detail().unwrap_or_default();
+    detail.contains("exceeds maximum allowed size") || detail.contains("invalid bulk length")
 }
 
 /// A reply this version does not understand.

@@ -1,0 +1,392 @@
+//! How Redis stores what the conformance suite only sees through the port:
+//! jobs written by the previous version (without the lease token, error
+//! count, cancellation and timeout fields), the capped error history, exact
+//! time scores at the largest delay, and outcome batches bigger than one
+//! script call. Needs `JOBS_TEST_REDIS_URL` (skipped without it, except under `CI`).
+
+use std::time::Duration;
+
+use jobs_core::backend::{ClaimRequest, Fence, LeaseToken, Outcome, OutcomeUpdate};
+use jobs_core::{Backend, JobStatus, NewJob, MAX_DELAY, MAX_ERROR_HISTORY};
+use jobs_runtime::backend::redis::RedisBackend;
+use serde_json::json;
+
+fn redis_url() -> Option<String> {
+    match std::env::var("JOBS_TEST_REDIS_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!("JOBS_TEST_REDIS_URL is not set, and CI is: Redis tests must run in CI")
+        }
+        _ => {
+            eprintln!("skipped: set JOBS_TEST_REDIS_URL to run the Redis tests");
+            None
+        }
+    }
+}
+
+/// A backend on a fresh random prefix, whose keys are deleted when it drops
+/// (also when an assertion failed), and a raw connection beside it.
+struct Ns {
+    backend: RedisBackend,
+    url: String,
+    raw: redis::aio::MultiplexedConnection,
+}
+
+async fn ns() -> Option<Ns> {
+    let url = redis_url()?;
+    let backend = RedisBackend::builder(&url)
+        .prefix(format!("storage-{:016x}", fastrand::u64(..)))
+        .connect()
+        .await
+        .expect("connect to redis");
+    let raw = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    Some(Ns { backend, url, raw })
+}
+
+impl Ns {
+    fn key(&self, rest: &str) -> String {
+        format!("{{{}}}:{rest}", self.backend.prefix())
+    }
+
+    async fn hget(&mut self, id: impl std::fmt::Display, field: &str) -> Option<String> {
+        redis::cmd("HGET")
+            .arg(self.key(&format!("j:{id}")))
+            .arg(field)
+            .query_async(&mut self.raw)
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for Ns {
+    fn drop(&mut self) {
+        let pattern = format!("{{{}}}:*", self.backend.prefix());
+        let purge = || -> redis::RedisResult<()> {
+            let mut con = redis::Client::open(self.url.as_str())?.get_connection()?;
+            let keys: Vec<String> = redis::cmd("KEYS").arg(&pattern).query(&mut con)?;
+            for chunk in keys.chunks(1000) {
+                redis::cmd("UNLINK").arg(chunk).exec(&mut con)?;
+            }
+            Ok(())
+        };
+        if let Err(e) = purge() {
+            eprintln!("could not delete the keys of {pattern}: {e}");
+        }
+    }
+}
+
+fn queues(names: &[&str]) -> Vec<String> {
+    names.iter().map(|s| (*s).to_owned()).collect()
+}
+
+fn fail(message: &str) -> jobs_core::backend::AttemptFailure {
+    jobs_core::backend::AttemptFailure::new(message, true)
+}
+
+/// A job the previous version wrote has no lease token, error count,
+/// cancellation mark or timeout, and an error history it never capped. It
+/// reads back as no token, as many errors as its history holds (the last 20
+/// of them shown), not cancelled, no timeout. If it was RUNNING, no fence
+/// matches it — its late outcome is refused — and recovery takes it once its
+/// lease expires, capping its history and counting on from there.
+#[tokio::test]
+async fn a_job_written_by_the_previous_version_reads_back_and_recovers() {
+    let Some(mut ns) = ns().await else { return };
+    let b = ns.backend.clone();
+    let id = b
+        .enqueue_batch(vec![NewJob::new("t", json!({}))
+            .max_retries(100)
+            .timeout(Duration::from_secs(5))])
+        .await
+        .unwrap()[0];
+    let qs = queues(&["default"]);
+    let short = Duration::from_millis(300);
+    let job = b
+        .claim(ClaimRequest::new("w1", &qs, 1, short))
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+    assert!(job.lease_token.is_some());
+
+    // Now make it what the previous version stored: no new fields, and 25
+    // errors. The messages hold the text every entry starts with, escaped
+    // inside their JSON strings, to show that entries are not split there.
+    let old = MAX_ERROR_HISTORY + 5;
+    let history: Vec<String> = (1..=old)
+        .map(|a| {
+            json!({"a": a, "r": a - 1, "t": 1_700_000_000_000_000i64,
+                   "m": format!("old {a} {{\"a\":1}},{{\"a\":2}}"), "y": true, "w": "w0"})
+            .to_string()
+        })
+        .collect();
+    let key = ns.key(&format!("j:{id}"));
+    redis::pipe()
+        .cmd("HDEL")
+        .arg(&key)
+        .arg(&["lt", "ec", "cx", "to"][..])
+        .cmd("HSET")
+        .arg(&key)
+        .arg("er")
+        .arg(history.join(","))
+        .exec_async(&mut ns.raw)
+        .await
+        .unwrap();
+
+    let legacy = b.get(id).await.unwrap().unwrap();
+    assert_eq!(legacy.status, JobStatus::Running);
+    assert_eq!(legacy.lease_token, None);
+    assert_eq!(legacy.cancelled_at, None);
+    assert_eq!(legacy.timeout, None);
+    assert_eq!(legacy.error_count, old as u32);
+    assert_eq!(legacy.errors.len(), MAX_ERROR_HISTORY);
+    assert_eq!(legacy.errors[0].message, "old 6 {\"a\":1},{\"a\":2}");
+
+    // The worker that ran it (under a token this job no longer has) and one
+    // without a token are both refused.
+    for fence in [
+        job.fence(),
+        Fence::new(id, job.attempt, LeaseToken::default()),
+    ] {
+        let lost = b
+            .record(
+                "w1",
+                &[OutcomeUpdate::new(
+                    fence,
+                    Outcome::Complete { result: None },
+                )],
+            )
+            .await
+            .unwrap();
+        assert_eq!(lost, vec![id]);
+        let lost = b.heartbeat("w1", &[fence], short).await.unwrap();
+        assert_eq!(lost, vec![id]);
+    }
+
+    tokio::time::sleep(short + Duration::from_millis(200)).await;
+    let recovered = b.recover_expired().await.unwrap();
+    assert_eq!(recovered.len(), 1);
+    assert_eq!(recovered[0].now, JobStatus::Retrying);
+    let j = b.get(id).await.unwrap().unwrap();
+    assert_eq!(j.error_count, old as u32 + 1);
+    assert_eq!(j.errors.len(), MAX_ERROR_HISTORY);
+    assert_eq!(j.errors[0].message, "old 7 {\"a\":1},{\"a\":2}");
+    assert!(j.errors.last().unwrap().message.contains("lease expired"));
+    // Stored capped now, with its count.
+    let er = ns.hget(id, "er").await.unwrap();
+    assert_eq!(er.matches("{\"a\":").count(), MAX_ERROR_HISTORY, "{er}");
+    assert_eq!(ns.hget(id, "ec").await.as_deref(), Some("26"));
+
+    // From here on every failure keeps 20 entries and counts on.
+    let job = b
+        .claim(ClaimRequest::new("w1", &qs, 1, Duration::from_secs(30)))
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+    let retry = Outcome::Retry {
+        delay: Duration::ZERO,
+        error: fail("new"),
+    };
+    let update = OutcomeUpdate::new(job.fence(), retry);
+    assert!(b.record("w1", &[update]).await.unwrap().is_empty());
+    let j = b.get(id).await.unwrap().unwrap();
+    assert_eq!((j.error_count, j.errors.len()), (27, MAX_ERROR_HISTORY));
+    assert_eq!(j.errors.last().unwrap().message, "new");
+    assert_eq!(j.lease_token, None);
+}
+
+/// Times are microseconds, kept exact in Lua's doubles: at the largest delay
+/// (`MAX_DELAY` from Redis's now, at enqueue and on retry) the stored time
+/// and the index score are the same integer, and the delay is exactly
+/// `MAX_DELAY` by the one clock of the script.
+#[tokio::test]
+async fn the_largest_delay_is_stored_exactly() {
+    let Some(mut ns) = ns().await else { return };
+    let b = ns.backend.clone();
+    let max_us = MAX_DELAY.as_micros() as i64;
+    let id = b
+        .enqueue_batch(vec![NewJob::new("t", json!({}))
+            .queue("far")
+            .delay(Duration::MAX)])
+        .await
+        .unwrap()[0];
+    let j = b.get(id).await.unwrap().unwrap();
+    assert_eq!(j.status, JobStatus::Scheduled);
+    assert_eq!(
+        j.run_at.timestamp_micros() - j.created_at.timestamp_micros(),
+        max_us
+    );
+    let ra = ns.hget(id, "ra").await.unwrap();
+    assert_eq!(ra, j.run_at.timestamp_micros().to_string());
+    let scored: Vec<(String, String)> = redis::cmd("ZRANGE")
+        .arg(ns.key("delayed:far"))
+        .arg(0)
+        .arg(-1)
+        .arg("WITHSCORES")
+        .query_async(&mut ns.raw)
+        .await
+        .unwrap();
+    assert_eq!(scored.len(), 1);
+    assert!(scored[0].0.ends_with(&id.to_string()));
+    assert_eq!(scored[0].1, ra, "the score is the exact integer");
+
+    let id = b
+        .enqueue_batch(vec![NewJob::new("t", json!({})).queue("near")])
+        .await
+        .unwrap()[0];
+    let qs = queues(&["near"]);
+    let job = b
+        .claim(ClaimRequest::new("w1", &qs, 1, Duration::from_secs(30)))
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+    let retry = Outcome::Retry {
+        delay: Duration::MAX,
+        error: fail("much later"),
+    };
+    assert!(b
+        .record("w1", &[OutcomeUpdate::new(job.fence(), retry)])
+        .await
+        .unwrap()
+        .is_empty());
+    let j = b.get(id).await.unwrap().unwrap();
+    assert_eq!(j.status, JobStatus::Retrying);
+    assert_eq!(
+        j.run_at.timestamp_micros() - j.errors[0].at.timestamp_micros(),
+        max_us
+    );
+    let ra = ns.hget(id, "ra").await.unwrap();
+    let score: String = redis::cmd("ZRANGE")
+        .arg(ns.key("delayed:near"))
+        .arg(0)
+        .arg(0)
+        .arg("WITHSCORES")
+        .query_async::<Vec<String>>(&mut ns.raw)
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+    assert_eq!(score, ra);
+}
+
+/// A batch of outcomes too big for one script call (more than 1,000, or more
+/// than 8 MiB of arguments) runs as several calls inside one MULTI; stale
+/// fences in it are reported, the rest applied.
+#[tokio::test]
+async fn outcome_batches_bigger_than_one_script_call() {
+    let Some(ns) = ns().await else { return };
+    let b = ns.backend.clone();
+    let n = 1_100;
+    let ids = b
+        .enqueue_batch(
+            (0..n)
+                .map(|i| NewJob::new("t", json!({ "i": i })))
+                .collect(),
+        )
+        .await
+        .unwrap();
+    let qs = queues(&["default"]);
+    let mut jobs = Vec::new();
+    while jobs.len() < n {
+        let got = b
+            .claim(ClaimRequest::new("w1", &qs, n, Duration::from_secs(60)))
+            .await
+            .unwrap();
+        assert!(!got.is_empty());
+        jobs.extend(got);
+    }
+    let stale = jobs[1_050].id;
+    let updates: Vec<OutcomeUpdate> = jobs
+        .iter()
+        .map(|j| {
+            let fence = if j.id == stale {
+                Fence::new(j.id, j.attempt, LeaseToken::random())
+            } else {
+                j.fence()
+            };
+            OutcomeUpdate::new(
+                fence,
+                Outcome::Complete {
+                    result: Some(j.payload["i"].clone()),
+                },
+            )
+        })
+        .collect();
+    assert_eq!(b.record("w1", &updates).await.unwrap(), vec![stale]);
+    for (i, id) in ids.iter().enumerate().step_by(97) {
+        let j = b.get(*id).await.unwrap().unwrap();
+        if *id == stale {
+            assert_eq!(j.status, JobStatus::Running);
+        } else {
+            assert_eq!(
+                (j.status, j.result_data),
+                (JobStatus::Completed, Some(json!(i)))
+            );
+        }
+    }
+    let counts = b.counts().await.unwrap();
+    let count = |s: JobStatus| counts.iter().find(|c| c.status == s).map_or(0, |c| c.count);
+    assert_eq!(
+        (count(JobStatus::Completed), count(JobStatus::Running)),
+        (n as u64 - 1, 1)
+    );
+
+    // Big results: four of 3 MiB make more than one call's worth of bytes.
+    let big = "x".repeat(3 << 20);
+    let ids = b
+        .enqueue_batch((0..4).map(|_| NewJob::new("t", json!({}))).collect())
+        .await
+        .unwrap();
+    let jobs = b
+        .claim(ClaimRequest::new("w1", &qs, 10, Duration::from_secs(60)))
+        .await
+        .unwrap();
+    assert_eq!(jobs.len(), 4);
+    let updates: Vec<OutcomeUpdate> = jobs
+        .iter()
+        .map(|j| {
+            OutcomeUpdate::new(
+                j.fence(),
+                Outcome::Fail {
+                    error: fail("too big to succeed"),
+                    result: Some(json!({ "body": big })),
+                },
+            )
+        })
+        .collect();
+    assert!(b.record("w1", &updates).await.unwrap().is_empty());
+    for id in ids {
+        let j = b.get(id).await.unwrap().unwrap();
+        assert_eq!(j.status, JobStatus::Failed);
+        assert_eq!(
+            j.result_data.unwrap()["body"].as_str().unwrap().len(),
+            3 << 20
+        );
+    }
+}
+
+/// A cancellation is marked with Redis's time and filterable; requeue
+/// clears the mark (the conformance rule checks the same through the port;
+/// here: the field itself).
+#[tokio::test]
+async fn the_cancellation_mark_is_a_field_of_its_own() {
+    let Some(mut ns) = ns().await else { return };
+    let b = ns.backend.clone();
+    let id = b
+        .enqueue_batch(vec![NewJob::new("t", json!({}))])
+        .await
+        .unwrap()[0];
+    let c = b.cancel(id).await.unwrap();
+    let cx = ns.hget(id, "cx").await.unwrap();
+    assert_eq!(cx, c.cancelled_at.unwrap().timestamp_micros().to_string());
+    assert_eq!(ns.hget(id, "fa").await.unwrap(), cx);
+    b.requeue(id).await.unwrap();
+    assert_eq!(ns.hget(id, "cx").await, None);
+    assert_eq!(b.get(id).await.unwrap().unwrap().cancelled_at, None);
+}
