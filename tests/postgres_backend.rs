@@ -46,7 +46,7 @@ async fn concurrent_connects_migrate_a_fresh_schema_once() {
     .fetch_all(backend.pool())
     .await
     .unwrap();
-    assert_eq!(versions, vec![1, 2]);
+    assert_eq!(versions, vec![1, 2, 3]);
     // Every one of them works on the same table.
     let id = backends[7]
         .enqueue_batch(vec![NewJob::new("t", json!({}))])
@@ -54,9 +54,52 @@ async fn concurrent_connects_migrate_a_fresh_schema_once() {
         .unwrap()[0];
     assert!(backends[3].get(id).await.unwrap().is_some());
 
-    // A schema one migration behind is brought up to date at the next start.
-    sqlx::query(&format!(
-        "DELETE FROM \"{schema}\".jobs_migrations WHERE version = 2"
+    // Jobs as a v2 schema held them: one cancelled, one failed twice so far,
+    // one failed for good with another error.
+    let cancelled = backend
+        .enqueue_batch(vec![NewJob::new("t", json!({}))])
+        .await
+        .unwrap()[0];
+    backend.cancel(cancelled).await.unwrap();
+    let q = queues(&["retried"]);
+    let retried = backend
+        .enqueue_batch(vec![NewJob::new("t", json!({})).queue("retried")])
+        .await
+        .unwrap()[0];
+    for i in 0..2 {
+        let job = backend.claim(claim_req(&q, 1)).await.unwrap().remove(0);
+        let retry = Outcome::Retry {
+            delay: Duration::ZERO,
+            error: AttemptFailure::new(format!("failure {i}"), true),
+        };
+        let lost = backend
+            .record("w1", &[OutcomeUpdate::new(job.fence(), retry)])
+            .await
+            .unwrap();
+        assert!(lost.is_empty());
+    }
+    let q = queues(&["failed"]);
+    let failed = backend
+        .enqueue_batch(vec![NewJob::new("t", json!({})).queue("failed")])
+        .await
+        .unwrap()[0];
+    let job = backend.claim(claim_req(&q, 1)).await.unwrap().remove(0);
+    let fail = Outcome::Fail {
+        error: AttemptFailure::new("not cancelled", false),
+        result: None,
+    };
+    let lost = backend
+        .record("w1", &[OutcomeUpdate::new(job.fence(), fail)])
+        .await
+        .unwrap();
+    assert!(lost.is_empty());
+
+    // A schema one migration behind — v2, without the columns v3 added — is
+    // brought up to date at the next start, and what v3 adds is backfilled.
+    sqlx::raw_sql(&format!(
+        "ALTER TABLE \"{schema}\".jobs DROP COLUMN lease_token, DROP COLUMN error_count,
+             DROP COLUMN cancelled_at, DROP COLUMN timeout_ms;
+         DELETE FROM \"{schema}\".jobs_migrations WHERE version = 3"
     ))
     .execute(backend.pool())
     .await
@@ -72,8 +115,30 @@ async fn concurrent_connects_migrate_a_fresh_schema_once() {
     .fetch_all(upgraded.pool())
     .await
     .unwrap();
-    assert_eq!(versions, vec![1, 2]);
+    assert_eq!(versions, vec![1, 2, 3]);
     assert!(upgraded.get(id).await.unwrap().is_some());
+    let c = upgraded.get(cancelled).await.unwrap().unwrap();
+    assert_eq!(c.status, JobStatus::Failed);
+    assert!(c.cancelled_at.is_some(), "a cancelled job is marked");
+    assert_eq!(c.cancelled_at, c.completed_at);
+    let r = upgraded.get(retried).await.unwrap().unwrap();
+    assert_eq!((r.errors.len(), r.error_count), (2, 2));
+    assert_eq!((r.lease_token, r.timeout), (None, None));
+    let f = upgraded.get(failed).await.unwrap().unwrap();
+    assert_eq!((f.cancelled_at, f.error_count), (None, 1));
+    let page = |c: bool| jobs_core::JobFilter::default().cancelled(c);
+    let listed = upgraded.list(&page(true)).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|j| j.id).collect::<Vec<_>>(),
+        vec![cancelled]
+    );
+    assert_eq!(upgraded.list(&page(false)).await.unwrap().len(), 3);
+    // And the upgraded schema works as a fresh one does.
+    let q = queues(&["retried"]);
+    let job = upgraded.claim(claim_req(&q, 1)).await.unwrap().remove(0);
+    assert!(job.lease_token.is_some());
+    let done = OutcomeUpdate::new(job.fence(), Outcome::Complete { result: None });
+    assert!(upgraded.record("w1", &[done]).await.unwrap().is_empty());
     drop_schema(backend).await;
 }
 
@@ -480,4 +545,185 @@ async fn a_job_enqueued_ahead_of_a_draining_backlog_is_claimed_next_within_the_h
         seen.extend(batch.iter().map(|j| j.payload["n"].as_i64().unwrap()));
     }
     assert_eq!(seen, (30..200).collect::<Vec<_>>());
+}
+
+/// A detached handle (what a WorkerManager heartbeats and records with, on a
+/// thread of its own) opens connections of its own on the runtime that uses
+/// it: it works from another runtime while the original one's only thread is
+/// blocked — with connections shared with that runtime, its calls would hang.
+#[tokio::test(flavor = "current_thread")]
+async fn a_detached_handle_works_from_a_runtime_of_its_own() {
+    let Some(backend) = fresh_backend("detach").await else {
+        return;
+    };
+    let ids = backend
+        .enqueue_batch(vec![
+            NewJob::new("t", json!({"n": 1})),
+            NewJob::new("t", json!({"n": 2})),
+        ])
+        .await
+        .unwrap();
+    // Connections of this runtime exist, idle, for both kinds of statement.
+    let q = queues(&["default"]);
+    let claimed = backend.claim(claim_req(&q, 2)).await.unwrap();
+    assert_eq!(claimed.len(), 2);
+    assert!(backend.get(ids[0]).await.unwrap().is_some());
+
+    let detached = backend.detached().expect("postgres has detached handles");
+    let fences: Vec<_> = claimed.iter().map(|j| j.fence()).collect();
+    let second = fences[1];
+    // This runtime's only thread blocks on `join` meanwhile.
+    let detached = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let work = async {
+                let lost = detached
+                    .heartbeat("w1", &fences, Duration::from_secs(60))
+                    .await
+                    .unwrap();
+                assert!(lost.is_empty());
+                let done = OutcomeUpdate::new(
+                    fences[0],
+                    Outcome::Complete {
+                        result: Some(json!("detached")),
+                    },
+                );
+                assert!(detached.record("w1", &[done]).await.unwrap().is_empty());
+            };
+            tokio::time::timeout(Duration::from_secs(20), work)
+                .await
+                .expect("the detached handle's calls hang");
+        });
+        detached
+    })
+    .join()
+    .unwrap();
+
+    let j = backend.get(ids[0]).await.unwrap().unwrap();
+    assert_eq!(j.status, JobStatus::Completed);
+    assert_eq!(j.result_data, Some(json!("detached")));
+    let running = backend.get(ids[1]).await.unwrap().unwrap();
+    assert!(running.lease_until.unwrap() > chrono::Utc::now() + chrono::Duration::seconds(40));
+
+    // The runtime that opened its connections is gone: the handle opens new
+    // ones on this runtime, and never sends a statement down one of the old
+    // ones (it would run, but its answer could not be read).
+    let done = OutcomeUpdate::new(second, Outcome::Complete { result: None });
+    assert!(detached.record("w1", &[done]).await.unwrap().is_empty());
+    let j = backend.get(ids[1]).await.unwrap().unwrap();
+    assert_eq!(j.status, JobStatus::Completed);
+}
+
+/// Heartbeats and outcome batches over the same running jobs at once, each
+/// listing them in an order of its own: every statement that updates several
+/// jobs locks them in `id` order, so none may deadlock (PostgreSQL would
+/// abort one with "deadlock detected", a transient error here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_and_outcomes_in_any_order_never_deadlock() {
+    let Some(backend) = fresh_backend("order").await else {
+        return;
+    };
+    const N: usize = 1000;
+    let jobs: Vec<NewJob> = (0..N)
+        .map(|i| NewJob::new("t", json!({ "n": i })))
+        .collect();
+    backend.enqueue_batch(jobs).await.unwrap();
+    let q = queues(&["default"]);
+    let mut fences = Vec::with_capacity(N);
+    while fences.len() < N {
+        let claim = ClaimRequest::new("w1", &q, 500, Duration::from_secs(120));
+        let batch = backend.claim(claim).await.unwrap();
+        assert!(!batch.is_empty());
+        fences.extend(batch.iter().map(|j| j.fence()));
+    }
+    let backend = Arc::new((*backend).clone());
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..3 {
+        let (backend, mut fences) = (backend.clone(), fences.clone());
+        tasks.spawn(async move {
+            for _ in 0..5 {
+                fastrand::shuffle(&mut fences);
+                backend
+                    .heartbeat("w1", &fences, Duration::from_secs(120))
+                    .await
+                    .map(|_| ())?;
+            }
+            Ok::<_, jobs_core::Error>(())
+        });
+    }
+    let recorder = backend.clone();
+    tasks.spawn(async move {
+        fastrand::shuffle(&mut fences);
+        for chunk in fences.chunks(50) {
+            let updates: Vec<OutcomeUpdate> = chunk
+                .iter()
+                .map(|f| OutcomeUpdate::new(*f, Outcome::Complete { result: None }))
+                .collect();
+            let lost = recorder.record("w1", &updates).await?;
+            assert!(lost.is_empty());
+        }
+        Ok(())
+    });
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap()
+            .expect("no statement may fail, least of all in a deadlock");
+    }
+    let counts = backend.counts().await.unwrap();
+    assert_eq!(counts.len(), 1, "{counts:?}");
+    assert_eq!(
+        (counts[0].status, counts[0].count),
+        (JobStatus::Completed, N as u64)
+    );
+}
+
+/// The backend's statements carry its time limits to the server: one stuck
+/// behind another transaction's row lock fails, transiently, after the
+/// `lock_timeout` — or the `statement_timeout`, when that comes first —
+/// instead of waiting as long as the lock is held.
+#[tokio::test]
+async fn a_blocked_statement_gives_up_after_the_lock_or_statement_timeout() {
+    let Some(guard) = fresh_backend("limits").await else {
+        return;
+    };
+    let url = url().expect("set when the guard exists");
+    let id = guard
+        .enqueue_batch(vec![NewJob::new("t", json!({}))])
+        .await
+        .unwrap()[0];
+    // Another session holds the job's row (the caller's pool has no limits).
+    let mut tx = guard.pool().begin().await.unwrap();
+    sqlx::query(&format!(
+        "SELECT 1 FROM \"{}\".jobs WHERE id = $1 FOR UPDATE",
+        guard.schema()
+    ))
+    .bind(id.as_uuid())
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    let limits = [
+        (Duration::from_millis(300), Duration::from_secs(30)),
+        (Duration::ZERO, Duration::from_millis(300)),
+    ];
+    for (lock_timeout, statement_timeout) in limits {
+        let backend = PostgresBackend::builder(url.clone())
+            .schema(guard.schema())
+            .lock_timeout(lock_timeout)
+            .statement_timeout(statement_timeout)
+            .connect()
+            .await
+            .unwrap();
+        let t0 = Instant::now();
+        let err = backend.cancel(id).await.unwrap_err();
+        let waited = t0.elapsed();
+        assert!(err.is_transient(), "{err}");
+        assert!(
+            waited >= Duration::from_millis(250) && waited < Duration::from_secs(10),
+            "gave up after {waited:?}: {err}"
+        );
+    }
+    tx.rollback().await.unwrap();
+    assert_eq!(guard.cancel(id).await.unwrap().status, JobStatus::Failed);
 }

@@ -111,6 +111,9 @@ impl jobs_core::Backend for SelfCleaning {
     fn backend_name(&self) -> &'static str {
         self.backend.backend_name()
     }
+    fn detached(&self) -> Option<std::sync::Arc<dyn jobs_core::Backend>> {
+        self.backend.detached()
+    }
     delegate! {
         enqueue_batch(jobs: Vec<jobs_core::NewJob>) -> jobs_core::Result<Vec<jobs_core::JobId>>;
         claim(req: jobs_core::backend::ClaimRequest<'a>) -> jobs_core::Result<Vec<jobs_core::Job>>;

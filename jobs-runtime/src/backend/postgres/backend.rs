@@ -2,11 +2,12 @@
 //! queue operations share.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use jobs_core::{BackendErrorKind, Error, Job, JobId, JobStatus, NewJob, Result};
+use jobs_core::{BackendErrorKind, Error, Job, JobId, JobStatus, NewJob, Result, MAX_DELAY};
 use serde_json::Value;
-use sqlx::postgres::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPool};
 use sqlx::{Executor, Row};
 
 use super::conns::Conns;
@@ -16,12 +17,23 @@ use super::options::PostgresBuilder;
 use super::row::row_to_job;
 use super::sql::Sql;
 
-/// The PostgreSQL queue backend. Clones share one set of connections.
+/// A duration in whole microseconds, as the statements take them (saturating).
+pub(super) fn micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
+/// The PostgreSQL queue backend. Clones share one set of connections; a
+/// [`detached`](jobs_core::Backend::detached) handle has its own.
 #[derive(Clone)]
 pub struct PostgresBackend {
     pub(super) inner: Arc<Inner>,
+    /// Everything but claims and heartbeats (`synchronous_commit = on`).
+    pub(super) conns: Arc<Conns>,
+    /// Claims and heartbeats: asynchronous commit unless `synchronous_claims`.
+    pub(super) lease_conns: Arc<Conns>,
 }
 
+/// What every handle to one store shares, detached ones included.
 pub(super) struct Inner {
     pub(super) schema: String,
     pub(super) channel: String,
@@ -29,14 +41,19 @@ pub(super) struct Inner {
     /// Listeners hold a connection each for as long as they live; a pool of their
     /// own keeps them from starving queue operations.
     pub(super) listen_pool: PgPool,
-    /// Everything but claims and heartbeats.
-    pub(super) conns: Conns,
     pub(super) hints: Hints,
     pub(super) synchronous_claims: bool,
-    /// Claims and heartbeats: asynchronous commit unless `synchronous_claims`.
-    pub(super) lease_conns: Conns,
     pub(super) sql: Sql,
+    /// How the connections of `conns` and `lease_conns` are opened, for the
+    /// connections of a detached handle.
+    pub(super) own_options: PgConnectOptions,
+    pub(super) lease_options: PgConnectOptions,
+    pub(super) acquire_timeout: Duration,
 }
+
+/// Connections of each kind a detached handle opens at most: the manager's
+/// heartbeat and recorder loops make one call at a time each.
+const DETACHED_CONNECTIONS: u32 = 2;
 
 impl std::fmt::Debug for PostgresBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -76,6 +93,26 @@ impl PostgresBackend {
         &self.inner.channel
     }
 
+    /// A handle to the same store whose connections are its own, opened on
+    /// first use by whichever runtime uses them (see `Backend::detached`).
+    /// Statements, claim hints, the caller's pool and the listeners' pool are
+    /// shared.
+    pub(super) fn detach(&self) -> PostgresBackend {
+        let inner = &self.inner;
+        let conns = |options: &PgConnectOptions| {
+            Arc::new(Conns::new(
+                options.clone(),
+                DETACHED_CONNECTIONS,
+                inner.acquire_timeout,
+            ))
+        };
+        PostgresBackend {
+            conns: conns(&inner.own_options),
+            lease_conns: conns(&inner.lease_options),
+            inner: inner.clone(),
+        }
+    }
+
     pub(super) async fn enqueue_with<'e, E>(
         &self,
         executor: E,
@@ -94,6 +131,8 @@ impl PostgresBackend {
         let mut max_retries = Vec::with_capacity(n);
         let mut run_ats: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(n);
         let mut metadata = Vec::with_capacity(n);
+        let mut delays: Vec<Option<i64>> = Vec::with_capacity(n);
+        let mut timeouts: Vec<Option<i64>> = Vec::with_capacity(n);
         for job in jobs {
             let retries = i32::try_from(job.max_retries).map_err(|_| {
                 Error::InvalidJob(format!(
@@ -112,6 +151,12 @@ impl PostgresBackend {
             priorities.push(job.priority);
             max_retries.push(retries);
             run_ats.push(job.run_at);
+            // Resolved by the database's clock (`run_at` wins, as in `NewJob::due_at`).
+            delays.push(job.delay.map(|d| micros(d.min(MAX_DELAY))));
+            timeouts.push(
+                job.timeout
+                    .map(|t| i64::try_from(t.as_millis()).unwrap_or(i64::MAX)),
+            );
             metadata.push(Value::Object(job.metadata));
         }
         if ids.is_empty() {
@@ -126,6 +171,8 @@ impl PostgresBackend {
             .bind(max_retries)
             .bind(run_ats)
             .bind(metadata)
+            .bind(delays)
+            .bind(timeouts)
             .fetch_one(executor)
             .await
             .map_err(enqueue_err)?;
@@ -148,7 +195,7 @@ impl PostgresBackend {
         id: JobId,
         refuse: fn(JobId, JobStatus) -> Error,
     ) -> Result<Job> {
-        let mut conn = self.inner.conns.get().await?;
+        let mut conn = self.conns.get().await?;
         let res = sqlx::query(sql)
             .bind(id.as_uuid())
             .fetch_optional(conn.get())
@@ -164,7 +211,7 @@ impl PostgresBackend {
     }
 
     async fn status_of(&self, id: JobId) -> Result<Option<JobStatus>> {
-        let mut conn = self.inner.conns.get().await?;
+        let mut conn = self.conns.get().await?;
         let res = sqlx::query_scalar(&self.inner.sql.status_of)
             .bind(id.as_uuid())
             .fetch_optional(conn.get())

@@ -25,6 +25,8 @@ pub(super) fn kind_of(e: &sqlx::Error) -> BackendErrorKind {
             c if c.starts_with("22") || c.starts_with("54") => Data,
             _ => Other,
         },
+        // A value too large for the wire protocol, found while encoding.
+        sqlx::Error::Protocol(m) if m.starts_with("message size out of range") => Data,
         sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
         | sqlx::Error::Protocol(_)

@@ -3,23 +3,33 @@
 
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
 use jobs_core::backend::JobListener;
 use jobs_core::{BoxFuture, Result};
 use sqlx::postgres::PgListener;
 
+use super::super::wait::signal_or_due;
 use super::backend::PostgresBackend;
 
 /// How long a cached "earliest scheduled job" is trusted without a signal.
 const NEXT_DUE_TTL: Duration = Duration::from_secs(30);
+
+/// What ended a wait for a notification.
+enum Heard {
+    /// A signal for one of our queues.
+    Work,
+    /// The connection dropped or failed: signals may have been lost.
+    Lost,
+}
 
 /// LISTEN on the schema's channel, plus a timer for the earliest scheduled job.
 pub(super) struct PgJobListener {
     backend: PostgresBackend,
     queues: Vec<String>,
     conn: Option<PgListener>,
-    /// The earliest scheduled run_at of our queues (`None` inside: none), and when it was read.
-    next_due: Option<(Option<DateTime<Utc>>, Instant)>,
+    /// When the earliest scheduled job of our queues is due (`None` inside:
+    /// none), as a local deadline computed from the database's own "seconds
+    /// until due", and when it was read.
+    next_due: Option<(Option<Instant>, Instant)>,
 }
 
 impl PgJobListener {
@@ -60,21 +70,64 @@ impl PgJobListener {
         mine
     }
 
-    async fn next_due(&mut self) -> Result<Option<DateTime<Utc>>> {
+    /// How long until the earliest scheduled job of our queues is due (zero
+    /// once due; `None`: none is scheduled). The database says how far away
+    /// it is by its own clock, so the worker's clock never decides; the
+    /// answer is kept, as a local deadline, until a signal or the TTL says
+    /// to ask again.
+    async fn until_due(&mut self) -> Result<Option<Duration>> {
+        let now = Instant::now();
         if let Some((due, read_at)) = self.next_due {
-            let fresh = read_at.elapsed() < NEXT_DUE_TTL;
-            if fresh && due.is_none_or(|d| d > Utc::now()) {
-                return Ok(due);
+            // Once the job is due, ask again: someone may have claimed it.
+            if now.duration_since(read_at) < NEXT_DUE_TTL && due.is_none_or(|d| d > now) {
+                return Ok(due.map(|d| d - now));
             }
         }
-        let mut conn = self.backend.inner.conns.get().await?;
+        let mut conn = self.backend.conns.get().await?;
         let res = sqlx::query_scalar(&self.backend.inner.sql.next_due)
             .bind(&self.queues)
             .fetch_one(conn.get())
             .await;
-        let due: Option<DateTime<Utc>> = conn.done(res)?;
-        self.next_due = Some((due, Instant::now()));
-        Ok(due)
+        let secs: Option<f64> = conn.done(res)?;
+        let read_at = Instant::now();
+        let left = secs.map(|s| Duration::try_from_secs_f64(s).unwrap_or(Duration::ZERO));
+        // A due time further away than an Instant can hold is as good as none.
+        let due = left.and_then(|left| read_at.checked_add(left));
+        self.next_due = Some((due, read_at));
+        Ok(left.filter(|_| due.is_some()))
+    }
+
+    /// Waits for a notification that concerns us, or for the connection to fail.
+    async fn heard(&mut self) -> Heard {
+        loop {
+            let Some(conn) = self.conn.as_mut() else {
+                return Heard::Lost;
+            };
+            match conn.try_recv().await {
+                Ok(Some(note)) => {
+                    let mut mine = self.relevant(note.payload());
+                    // Coalesce a burst of signals into one wake-up.
+                    while let Some(more) = self.conn.as_mut().and_then(PgListener::next_buffered) {
+                        mine |= self.relevant(more.payload());
+                    }
+                    if mine {
+                        return Heard::Work;
+                    }
+                }
+                Ok(None) => {
+                    // The connection dropped (it reconnects): signals may be lost, so wake.
+                    tracing::debug!("job listener lost its connection");
+                    self.next_due = None;
+                    return Heard::Lost;
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "job listener failed; reconnecting");
+                    self.conn = None;
+                    self.next_due = None;
+                    return Heard::Lost;
+                }
+            }
+        }
     }
 
     async fn wait_inner(&mut self, timeout: Duration) {
@@ -95,49 +148,19 @@ impl PgJobListener {
                 return;
             }
         }
-        let until = match self.next_due().await {
-            Ok(Some(due)) => {
-                let Ok(left) = (due - Utc::now()).to_std() else {
-                    return; // a scheduled job is due now
-                };
-                deadline.min(tokio::time::Instant::now() + left)
-            }
-            Ok(None) => deadline,
+        let until_due = match self.until_due().await {
+            Ok(Some(Duration::ZERO)) => return, // a scheduled job is due now
+            Ok(left) => left,
             Err(e) => {
                 tracing::debug!(error = %e, "job listener cannot read the next due time");
                 backoff().await;
                 return;
             }
         };
-        loop {
-            let Some(conn) = self.conn.as_mut() else {
-                return;
-            };
-            match tokio::time::timeout_at(until, conn.try_recv()).await {
-                Err(_) => return,
-                Ok(Ok(Some(note))) => {
-                    let mut mine = self.relevant(note.payload());
-                    // Coalesce a burst of signals into one wake-up.
-                    while let Some(more) = self.conn.as_mut().and_then(PgListener::next_buffered) {
-                        mine |= self.relevant(more.payload());
-                    }
-                    if mine {
-                        return;
-                    }
-                }
-                Ok(Ok(None)) => {
-                    // The connection dropped (it reconnects): signals may be lost, so wake.
-                    tracing::debug!("job listener lost its connection");
-                    self.next_due = None;
-                    return;
-                }
-                Ok(Err(e)) => {
-                    tracing::debug!(error = %e, "job listener failed; reconnecting");
-                    self.conn = None;
-                    self.next_due = None;
-                    backoff().await;
-                    return;
-                }
+        let timeout = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if let Some(Heard::Lost) = signal_or_due(self.heard(), until_due, timeout).await {
+            if self.conn.is_none() {
+                backoff().await;
             }
         }
     }

@@ -15,6 +15,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "claim_hints",
         include_str!("migrations/0002_claim_hints.sql"),
     ),
+    (
+        3,
+        "lease_tokens",
+        include_str!("migrations/0003_lease_tokens.sql"),
+    ),
 ];
 
 /// Advisory-lock class of the migration lock (`'jobs'` in ASCII); the other key is the schema's hash.

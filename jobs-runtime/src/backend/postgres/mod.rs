@@ -26,36 +26,69 @@
 //! * Schema: versioned migrations embedded from `postgres/migrations/*.sql`,
 //!   applied at connect under a session advisory lock keyed by the schema name,
 //!   so many processes may start at once. Everything lives in one schema (default
-//!   `jobs`; `?schema=name` in the URL or [`PostgresBuilder::schema`]).
+//!   `jobs`; `?schema=name` in the URL or [`PostgresBuilder::schema`]). Version 3
+//!   adds `lease_token`, `error_count`, `cancelled_at` and `timeout_ms`, and
+//!   backfills the jobs stored before: `error_count` from their error
+//!   history, `cancelled_at = completed_at` for FAILED jobs whose error is
+//!   `cancelled`.
+//! * Enqueue: every job is checked first (all or none of a batch); due at its
+//!   `run_at`, else the database's now + its `delay`, else now.
 //! * Claim: one statement per batch — per queue of the request, in order, the
 //!   first due rows in (priority desc, run_at, seq) order taken with
 //!   `FOR UPDATE SKIP LOCKED` from a partial index that holds waiting rows
-//!   only, then marked RUNNING with `UPDATE … RETURNING`. Finished rows are in
+//!   only, then marked RUNNING with `UPDATE … RETURNING` under a fresh random
+//!   lease token. Finished rows are in
 //!   no index the claim reads, and each claim starts past the (not yet
 //!   vacuumed) entries of jobs claimed before it, so its cost stays flat as
 //!   history and backlog grow. The one approximation: a job enqueued *ahead*
 //!   of a draining backlog (higher priority, or a run_at further back) may wait
 //!   up to 100 ms before it overtakes; everything else is claimed in exact order.
 //! * Outcomes and heartbeats: one statement per batch over `UNNEST` arrays,
-//!   each row fenced on `status = 'RUNNING' AND attempt = fence`.
+//!   each row fenced on its lease: RUNNING under the same `lease_token` (and
+//!   attempt, which also fences workers of an older version during a rolling
+//!   upgrade). The error history keeps the last
+//!   [`MAX_ERROR_HISTORY`](jobs_core::MAX_ERROR_HISTORY) entries; `error_count`
+//!   counts them all. A NUL character, which `text` and `jsonb` cannot hold,
+//!   is stored as U+FFFD in a result or an error message (payloads with one
+//!   are refused at enqueue).
+//! * No deadlocks: every statement that updates several jobs — record,
+//!   heartbeat, lease recovery — first locks its rows in `id` order (claims
+//!   and pruning skip locked rows and never wait), so no two of them can wait
+//!   for each other in a cycle, however their batches are ordered.
 //! * Durability: enqueues, outcomes and lease recovery wait for the WAL flush
-//!   like any commit. Claims and heartbeats don't (`synchronous_commit = off`
-//!   on their connections): that saves a disk flush per pickup, and a database
-//!   crash can at worst forget the last moment's claims, which only hands those
-//!   jobs out again — at-least-once either way. Opt out with
-//!   [`PostgresBuilder::synchronous_claims`].
+//!   (`synchronous_commit = on` on their connections, whatever the server's or
+//!   role's default). Claims and heartbeats don't (`off` on theirs): that saves
+//!   a disk flush per pickup. A database crash can then undo the last moment's
+//!   claims. Such a job is claimed again — possibly under the same attempt
+//!   number, but always under a new lease token — and the first worker's
+//!   heartbeats and outcome are refused: its lease is gone. So the job may run
+//!   twice (at-least-once), but no stale outcome overwrites a newer attempt.
+//!   Opt out with [`PostgresBuilder::synchronous_claims`].
 //! * Wake-up: enqueues (and jobs going back to waiting) `NOTIFY` once per
 //!   statement; the listener also sleeps until the earliest scheduled job of its
 //!   queues, with a poll fallback, so an idle worker issues almost no queries.
 //! * Pruning: [`Backend::prune`] deletes finished jobs oldest first, at most
 //!   `limit` per statement, from a partial index on finished rows.
-//! * Time: every "now" is the database's clock.
+//! * Time: every "now" is the database's clock, the listener's timer too (the
+//!   database says how long until the next scheduled job is due).
 //! * Connections: the backend keeps its own (`sqlx::Pool` pings each one it
-//!   gets back, a second round trip per call). Calls fail with a transient
-//!   [`Error::Backend`] while the database is away — once per idle connection
-//!   after a restart — and connections and the listener are re-established
-//!   when it is back.
+//!   gets back, a second round trip per call), each with a
+//!   [`statement_timeout`](PostgresBuilder::statement_timeout) and a
+//!   [`lock_timeout`](PostgresBuilder::lock_timeout), so the server ends a
+//!   stuck statement and frees its locks even if the worker is gone. TCP
+//!   keepalive is not set: sqlx 0.8's `PgConnectOptions` has no option for it
+//!   (the runtime's deadline on every backend call bounds a call on a dead
+//!   connection instead). Calls fail with a transient [`Error::Backend`] while
+//!   the database is away — once after a restart: a connection that fails below
+//!   the database takes the idle ones with it — and connections and the
+//!   listener are re-established when it is back.
+//! * Detached handles ([`Backend::detached`]): the same store with connections
+//!   of their own, opened on first use by the runtime that uses them (a
+//!   `WorkerManager` heartbeats and records on a thread of its own with one).
+//!   A connection whose runtime has ended is never used again. The caller's
+//!   [`pool`](PostgresBackend::pool) keeps the server's and role's settings.
 //!
+//! [`Backend::detached`]: jobs_core::Backend::detached
 //! [`Backend::prune`]: jobs_core::Backend::prune
 //! [`Error::Backend`]: jobs_core::Error::Backend
 
@@ -66,9 +99,12 @@ mod hints;
 mod listener;
 mod migrate;
 mod options;
+mod outcome;
 mod queue;
 mod row;
 mod sql;
 
 pub use backend::PostgresBackend;
-pub use options::{PostgresBuilder, DEFAULT_SCHEMA};
+pub use options::{
+    PostgresBuilder, DEFAULT_LOCK_TIMEOUT, DEFAULT_SCHEMA, DEFAULT_STATEMENT_TIMEOUT,
+};

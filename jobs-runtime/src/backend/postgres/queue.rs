@@ -1,27 +1,24 @@
 //! The queue operations: [`Backend`] and [`TransactionalEnqueue`].
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use jobs_core::backend::{ClaimRequest, Fence, JobListener, Outcome, OutcomeUpdate, Recovered};
+use jobs_core::backend::{ClaimRequest, Fence, JobListener, LeaseToken, OutcomeUpdate, Recovered};
 use jobs_core::{
     Backend, BoxFuture, Error, Job, JobFilter, JobId, JobStatus, NewJob, QueueCount, Result,
 };
-use serde_json::Value;
 use sqlx::postgres::PgConnection;
 use sqlx::Row;
 use uuid::Uuid;
 
-use super::backend::PostgresBackend;
+use super::backend::{micros, PostgresBackend};
 use super::error::{corrupt, db_err, BACKEND};
 use super::hints::Key;
 use super::listener::PgJobListener;
+use super::outcome::OutcomeColumns;
 use super::row::row_to_job;
 use jobs_core::backend::{check_new_job, TransactionalEnqueue};
-
-fn micros(d: Duration) -> i64 {
-    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
-}
 
 impl TransactionalEnqueue for PostgresBackend {
     type Connection = PgConnection;
@@ -47,7 +44,11 @@ impl Backend for PostgresBackend {
 
     fn enqueue_batch(&self, jobs: Vec<NewJob>) -> BoxFuture<'_, Result<Vec<JobId>>> {
         Box::pin(async move {
-            let mut conn = self.inner.conns.get().await?;
+            // All or none: every job is checked before anything is sent.
+            for job in &jobs {
+                job.validate()?;
+            }
+            let mut conn = self.conns.get().await?;
             let res = self.enqueue_with(conn.get(), jobs).await;
             conn.done_mapped(res)
         })
@@ -59,7 +60,9 @@ impl Backend for PostgresBackend {
                 return Ok(Vec::new());
             }
             let hints = self.inner.hints.starts(req.queues);
-            let mut conn = self.inner.lease_conns.get().await?;
+            // One fresh token per claim: it fences every job of this claim.
+            let token = LeaseToken::random();
+            let mut conn = self.lease_conns.get().await?;
             let res = sqlx::query(&self.inner.sql.claim)
                 .bind(req.queues)
                 .bind(i64::try_from(req.limit).unwrap_or(i64::MAX))
@@ -68,6 +71,7 @@ impl Backend for PostgresBackend {
                 .bind(hints.iter().map(|h| h.map(|k| k.0)).collect::<Vec<_>>())
                 .bind(hints.iter().map(|h| h.map(|k| k.1)).collect::<Vec<_>>())
                 .bind(hints.iter().map(|h| h.map(|k| k.2)).collect::<Vec<_>>())
+                .bind(token.as_i64())
                 .fetch_all(conn.get())
                 .await;
             let rows = conn.done(res)?;
@@ -113,16 +117,18 @@ impl Backend for PostgresBackend {
                 return Ok(Vec::new());
             }
             let ids: Vec<Uuid> = fences.iter().map(|f| *f.id.as_uuid()).collect();
+            let tokens: Vec<i64> = fences.iter().map(|f| f.token.as_i64()).collect();
             let attempts: Vec<i32> = fences
                 .iter()
                 .map(|f| i32::try_from(f.attempt).unwrap_or(-1))
                 .collect();
-            let mut conn = self.inner.lease_conns.get().await?;
+            let mut conn = self.lease_conns.get().await?;
             let res = sqlx::query_scalar(&self.inner.sql.heartbeat)
                 .bind(ids)
-                .bind(attempts)
+                .bind(tokens)
                 .bind(worker_id)
                 .bind(micros(lease))
+                .bind(attempts)
                 .fetch_all(conn.get())
                 .await;
             let kept: Vec<Uuid> = conn.done(res)?;
@@ -143,43 +149,18 @@ impl Backend for PostgresBackend {
             if updates.is_empty() {
                 return Ok(Vec::new());
             }
-            let n = updates.len();
-            let mut ids = Vec::with_capacity(n);
-            let mut attempts = Vec::with_capacity(n);
-            let mut statuses = Vec::with_capacity(n);
-            let mut results: Vec<Option<Value>> = Vec::with_capacity(n);
-            let mut delays = Vec::with_capacity(n);
-            let mut messages: Vec<Option<&str>> = Vec::with_capacity(n);
-            let mut retryables = Vec::with_capacity(n);
-            for u in updates {
-                ids.push(*u.fence.id.as_uuid());
-                attempts.push(i32::try_from(u.fence.attempt).unwrap_or(-1));
-                let (status, result, delay, error) = match &u.outcome {
-                    Outcome::Complete { result } => (JobStatus::Completed, result.clone(), 0, None),
-                    Outcome::Retry { delay, error } => {
-                        (JobStatus::Retrying, None, micros(*delay), Some(error))
-                    }
-                    Outcome::Fail { error } => (JobStatus::Failed, None, 0, Some(error)),
-                    Outcome::DeadLetter { error } => (JobStatus::DeadLetter, None, 0, Some(error)),
-                    Outcome::Release => (JobStatus::Pending, None, 0, None),
-                };
-                statuses.push(status.as_str());
-                // A JSON `null` result is stored as SQL NULL: both read back as `None`.
-                results.push(result.filter(|v| !v.is_null()));
-                delays.push(delay);
-                messages.push(error.map(|e| e.message.as_str()));
-                retryables.push(error.is_some_and(|e| e.retryable));
-            }
-            let mut conn = self.inner.conns.get().await?;
+            let c = OutcomeColumns::new(updates);
+            let mut conn = self.conns.get().await?;
             let res = sqlx::query_scalar(&self.inner.sql.record)
-                .bind(&ids)
-                .bind(attempts)
-                .bind(statuses)
-                .bind(results)
-                .bind(delays)
-                .bind(messages)
-                .bind(retryables)
+                .bind(&c.ids)
+                .bind(&c.tokens)
+                .bind(&c.statuses)
+                .bind(&c.results)
+                .bind(&c.delays)
+                .bind(&c.messages)
+                .bind(&c.retryables)
                 .bind(worker_id)
+                .bind(&c.attempts)
                 .fetch_all(conn.get())
                 .await;
             let done: Vec<Option<Uuid>> = conn.done(res)?;
@@ -193,7 +174,7 @@ impl Backend for PostgresBackend {
 
     fn recover_expired(&self) -> BoxFuture<'_, Result<Vec<Recovered>>> {
         Box::pin(async move {
-            let mut conn = self.inner.conns.get().await?;
+            let mut conn = self.conns.get().await?;
             let res = sqlx::query(&self.inner.sql.recover)
                 .fetch_all(conn.get())
                 .await;
@@ -212,7 +193,7 @@ impl Backend for PostgresBackend {
 
     fn get(&self, id: JobId) -> BoxFuture<'_, Result<Option<Job>>> {
         Box::pin(async move {
-            let mut conn = self.inner.conns.get().await?;
+            let mut conn = self.conns.get().await?;
             let res = sqlx::query(&self.inner.sql.get)
                 .bind(id.as_uuid())
                 .fetch_optional(conn.get())
@@ -224,13 +205,14 @@ impl Backend for PostgresBackend {
 
     fn list<'a>(&'a self, filter: &'a JobFilter) -> BoxFuture<'a, Result<Vec<Job>>> {
         Box::pin(async move {
-            let mut conn = self.inner.conns.get().await?;
+            let mut conn = self.conns.get().await?;
             let res = sqlx::query(&self.inner.sql.list)
                 .bind(filter.queue.as_deref())
                 .bind(filter.status.map(JobStatus::as_str))
                 .bind(filter.job_type.as_deref())
                 .bind(i64::try_from(filter.limit).unwrap_or(i64::MAX))
                 .bind(i64::try_from(filter.offset).unwrap_or(i64::MAX))
+                .bind(filter.cancelled)
                 .fetch_all(conn.get())
                 .await;
             let rows = conn.done(res)?;
@@ -248,7 +230,7 @@ impl Backend for PostgresBackend {
 
     fn counts(&self) -> BoxFuture<'_, Result<Vec<QueueCount>>> {
         Box::pin(async move {
-            let mut conn = self.inner.conns.get().await?;
+            let mut conn = self.conns.get().await?;
             let res = sqlx::query(&self.inner.sql.counts)
                 .fetch_all(conn.get())
                 .await;
@@ -270,7 +252,7 @@ impl Backend for PostgresBackend {
 
     fn prune(&self, before: DateTime<Utc>, limit: usize) -> BoxFuture<'_, Result<u64>> {
         Box::pin(async move {
-            let mut conn = self.inner.conns.get().await?;
+            let mut conn = self.conns.get().await?;
             let res = sqlx::query(&self.inner.sql.prune)
                 .bind(before)
                 .bind(i64::try_from(limit).unwrap_or(i64::MAX))
@@ -279,6 +261,10 @@ impl Backend for PostgresBackend {
             let done = conn.done(res)?;
             Ok(done.rows_affected())
         })
+    }
+
+    fn detached(&self) -> Option<Arc<dyn Backend>> {
+        Some(Arc::new(self.detach()))
     }
 
     fn listener<'a>(&'a self, queues: &'a [String]) -> BoxFuture<'a, Result<Box<dyn JobListener>>> {

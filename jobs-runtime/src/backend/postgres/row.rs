@@ -1,6 +1,7 @@
 //! Decoding rows into jobs.
 
-use jobs_core::{Job, JobId, Result};
+use jobs_core::backend::LeaseToken;
+use jobs_core::{Job, JobId, Result, Timeout};
 
 use super::error::{corrupt, db_err};
 use serde_json::Value;
@@ -50,5 +51,24 @@ pub(super) fn row_to_job(row: &PgRow) -> Result<Job> {
     job.locked_by = row.try_get("locked_by").map_err(get_err)?;
     job.lease_until = row.try_get("lease_until").map_err(get_err)?;
     job.attempt = to_u32(id, "attempt", row.try_get("attempt").map_err(get_err)?)?;
+    job.lease_token = row
+        .try_get::<Option<i64>, _>("lease_token")
+        .map_err(get_err)?
+        .map(LeaseToken::from_i64);
+    job.error_count = to_u32(
+        id,
+        "error_count",
+        row.try_get("error_count").map_err(get_err)?,
+    )?;
+    job.cancelled_at = row.try_get("cancelled_at").map_err(get_err)?;
+    job.timeout = match row
+        .try_get::<Option<i64>, _>("timeout_ms")
+        .map_err(get_err)?
+    {
+        None => None,
+        Some(ms) => Some(Timeout::from_millis(
+            u64::try_from(ms).map_err(|_| corrupt(id, format!("timeout_ms is {ms}")))?,
+        )),
+    };
     Ok(job)
 }

@@ -1,11 +1,13 @@
 //! The backend's statements: the long ones live in `sql/*.sql` beside this
 //! file, with `__NAME__` placeholders spliced in once at connect.
 
+use jobs_core::MAX_ERROR_HISTORY;
+
 use super::options::{channel_name, quote_ident, quote_literal};
 
 const JOB_COLUMNS: &str = "id, seq, queue_name, job_type, payload, status, priority, retry_count, \
      max_retries, run_at, created_at, started_at, completed_at, error_message, errors, result_data, \
-     metadata, locked_by, lease_until, attempt";
+     metadata, locked_by, lease_until, attempt, lease_token, error_count, cancelled_at, timeout_ms";
 
 const MIN: &str = "-9223372036854775808";
 
@@ -19,6 +21,13 @@ const RUNNING: &str = "j.status || '' = 'RUNNING'";
 /// The error message of a job whose lease ran out (used twice by `recover.sql`).
 const LEASE_EXPIRED: &str = "format('lease expired: worker `%s` stopped heartbeating \
                              (lease ran out at %s)', coalesce(j.locked_by, '?'), j.lease_until)";
+
+/// A jsonpath keeping the last [`MAX_ERROR_HISTORY`] entries of an error
+/// history (the whole history while it is shorter: lax mode ignores the
+/// out-of-range start).
+fn keep_errors() -> String {
+    format!("'$[last - {} to last]'::jsonpath", MAX_ERROR_HISTORY - 1)
+}
 
 /// The statements, with the schema spliced in once at connect (sqlx caches the
 /// prepared form per connection, keyed by the text).
@@ -101,6 +110,7 @@ impl Sql {
         let wake_enqueue = wake(&channel, "bool_or(status = 'SCHEDULED')");
         let wake_record = wake(&channel, "bool_or(run_at > now())");
         let wake_plain = wake(&channel, "false");
+        let keep = keep_errors();
         // `__WAKE__` differs by statement: when its NOTIFY asks listeners to re-read their timer.
         let load = |file: &str, wake: Option<&str>| {
             let mut values = vec![
@@ -110,6 +120,7 @@ impl Sql {
                 ("__RUNNING__", RUNNING),
                 ("__MIN__", MIN),
                 ("__LEASE_EXPIRED__", LEASE_EXPIRED),
+                ("__KEEP_ERRORS__", keep.as_str()),
             ];
             values.extend(wake.map(|wake| ("__WAKE__", wake)));
             splice(statement(file), &values)

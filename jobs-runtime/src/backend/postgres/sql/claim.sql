@@ -2,10 +2,12 @@
 -- queue's hint on (see `Hints`); the outer LIMIT stops the nested loop once
 -- enough rows are locked. `id = ANY(ARRAY(..))`
 -- keeps the update on the primary key even under a generic plan (a join
--- there lets the planner pick a hash join over the whole table).
+-- there lets the planner pick a hash join over the whole table). `SKIP
+-- LOCKED`: a claim never waits for a row lock, so it can't deadlock.
                  UPDATE __TABLE__ j
                  SET status = 'RUNNING', attempt = j.attempt + 1, started_at = now(),
-                     locked_by = $3, lease_until = now() + $4 * interval '1 microsecond'
+                     locked_by = $3, lease_until = now() + $4 * interval '1 microsecond',
+                     lease_token = $8
                  WHERE j.id = ANY(ARRAY(
                    SELECT c.id
                    FROM unnest($1::text[], $5::int8[], $6::timestamptz[], $7::int8[])

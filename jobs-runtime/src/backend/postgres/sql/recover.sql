@@ -1,9 +1,18 @@
-                     WITH expired AS MATERIALIZED (
+-- The oldest expired leases, locked in `id` order like every statement that
+-- updates several jobs (see heartbeat.sql), skipping rows another statement
+-- holds: those belong to a live outcome or heartbeat. The update joins the
+-- locked ids by primary key (`__RUNNING__` keeps the planner off the lease
+-- index, which would be scanned once per expired row).
+                     WITH candidates AS MATERIALIZED (
                        SELECT id FROM __TABLE__
                        WHERE status = 'RUNNING' AND lease_until < now()
                        ORDER BY lease_until
-                       LIMIT 1000
-                       FOR UPDATE SKIP LOCKED),
+                       LIMIT 1000),
+                     expired AS MATERIALIZED (
+                       SELECT j.id FROM candidates c JOIN __TABLE__ j ON j.id = c.id
+                       WHERE j.status = 'RUNNING' AND j.lease_until < now()
+                       ORDER BY j.id
+                       FOR NO KEY UPDATE OF j SKIP LOCKED),
                      before AS (SELECT __COLS__ FROM __TABLE__ WHERE id = ANY(ARRAY(SELECT id FROM expired))),
                      upd AS (
                        UPDATE __TABLE__ j SET
@@ -15,13 +24,16 @@
                          completed_at = CASE WHEN j.retry_count < j.max_retries
                                              THEN j.completed_at ELSE now() END,
                          error_message = __LEASE_EXPIRED__,
-                         errors = j.errors || jsonb_build_array(jsonb_build_object(
+                         errors = jsonb_path_query_array(j.errors || jsonb_build_array(jsonb_build_object(
                            'attempt', j.attempt, 'retry_count', j.retry_count, 'at', now(),
                            'message', __LEASE_EXPIRED__, 'retryable', true, 'worker', j.locked_by)),
+                           __KEEP_ERRORS__),
+                         error_count = j.error_count + 1,
                          locked_by = NULL,
-                         lease_until = NULL
-                       WHERE j.id = ANY(ARRAY(SELECT id FROM expired))
-                         AND j.status = 'RUNNING' AND j.lease_until < now()
+                         lease_until = NULL,
+                         lease_token = NULL
+                       FROM expired e
+                       WHERE j.id = e.id AND __RUNNING__ AND j.lease_until < now()
                        RETURNING j.id, j.queue_name, j.status),
                      woke AS (
                        SELECT __WAKE__ AS w

@@ -1,0 +1,134 @@
+//! Outcomes as the record statement takes them: one array per column, with
+//! what PostgreSQL cannot hold (a NUL character) replaced.
+
+use std::borrow::Cow;
+
+use jobs_core::backend::{Outcome, OutcomeUpdate};
+use jobs_core::{JobStatus, MAX_DELAY};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use super::backend::micros;
+
+/// What stands in for a NUL character: `text` and `jsonb` cannot hold one,
+/// and an outcome must never be refused for it (a payload with one is refused
+/// at enqueue instead, before anything is stored).
+const NUL_STAND_IN: &str = "\u{FFFD}";
+
+/// The columns of a batch of outcomes, in `record.sql`'s parameter order.
+pub(super) struct OutcomeColumns<'a> {
+    pub(super) ids: Vec<Uuid>,
+    pub(super) tokens: Vec<i64>,
+    pub(super) statuses: Vec<&'static str>,
+    pub(super) results: Vec<Option<Value>>,
+    pub(super) delays: Vec<i64>,
+    pub(super) messages: Vec<Option<Cow<'a, str>>>,
+    pub(super) retryables: Vec<bool>,
+    pub(super) attempts: Vec<i32>,
+}
+
+impl<'a> OutcomeColumns<'a> {
+    pub(super) fn new(updates: &'a [OutcomeUpdate]) -> Self {
+        let n = updates.len();
+        let mut c = OutcomeColumns {
+            ids: Vec::with_capacity(n),
+            tokens: Vec::with_capacity(n),
+            statuses: Vec::with_capacity(n),
+            results: Vec::with_capacity(n),
+            delays: Vec::with_capacity(n),
+            messages: Vec::with_capacity(n),
+            retryables: Vec::with_capacity(n),
+            attempts: Vec::with_capacity(n),
+        };
+        for u in updates {
+            c.ids.push(*u.fence.id.as_uuid());
+            c.tokens.push(u.fence.token.as_i64());
+            // An attempt beyond i32 can't be stored, so it can't match either.
+            c.attempts
+                .push(i32::try_from(u.fence.attempt).unwrap_or(-1));
+            let (status, result, delay, error) = match &u.outcome {
+                Outcome::Complete { result } => (JobStatus::Completed, result.as_ref(), 0, None),
+                Outcome::Retry { delay, error } => (
+                    JobStatus::Retrying,
+                    None,
+                    micros((*delay).min(MAX_DELAY)),
+                    Some(error),
+                ),
+                Outcome::Fail { error, result } => {
+                    (JobStatus::Failed, result.as_ref(), 0, Some(error))
+                }
+                Outcome::DeadLetter { error } => (JobStatus::DeadLetter, None, 0, Some(error)),
+                Outcome::Release => (JobStatus::Pending, None, 0, None),
+            };
+            c.statuses.push(status.as_str());
+            // A JSON `null` result is stored as SQL NULL: both read back as `None`.
+            c.results
+                .push(result.filter(|v| !v.is_null()).map(without_nul_value));
+            c.delays.push(delay);
+            c.messages
+                .push(error.map(|e| without_nul_str(e.message.as_str())));
+            c.retryables.push(error.is_some_and(|e| e.retryable));
+        }
+        c
+    }
+}
+
+/// `s`, borrowed unless it holds a NUL to replace.
+fn without_nul_str(s: &str) -> Cow<'_, str> {
+    if s.contains('\0') {
+        Cow::Owned(s.replace('\0', NUL_STAND_IN))
+    } else {
+        Cow::Borrowed(s)
+    }
+}
+
+/// A copy of `v` with every NUL in its strings and object keys replaced; the
+/// scan for one is all the common case costs beyond the copy.
+fn without_nul_value(v: &Value) -> Value {
+    if has_nul(v) {
+        replace_nul(v)
+    } else {
+        v.clone()
+    }
+}
+
+fn has_nul(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(has_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
+    }
+}
+
+fn replace_nul(v: &Value) -> Value {
+    match v {
+        Value::String(s) => Value::String(without_nul_str(s).into_owned()),
+        Value::Array(items) => Value::Array(items.iter().map(replace_nul).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (without_nul_str(k).into_owned(), replace_nul(v)))
+                .collect::<Map<_, _>>(),
+        ),
+        other => other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn nul_characters_are_replaced_in_strings_and_keys_only() {
+        let v = json!({"a\u{0}": ["x\u{0}y", 1, null, {"k": "\u{0}"}], "b": "clean"});
+        assert_eq!(
+            without_nul_value(&v),
+            json!({"a\u{FFFD}": ["x\u{FFFD}y", 1, null, {"k": "\u{FFFD}"}], "b": "clean"})
+        );
+        let clean = json!({"a": ["ü ✓", 2.5]});
+        assert_eq!(without_nul_value(&clean), clean);
+        assert!(matches!(without_nul_str("fine"), Cow::Borrowed("fine")));
+        assert_eq!(without_nul_str("a\u{0}b"), "a\u{FFFD}b");
+    }
+}
