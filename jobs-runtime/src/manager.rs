@@ -256,6 +256,12 @@ impl WorkerManager {
         }
         let queues = &self.shared.cfg.queues;
         loop {
+            // While this manager holds jobs the queues are busy: no need to
+            // count the whole table (which costs a database a scan) to know.
+            if self.in_flight() > 0 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
             let counts = self
                 .shared
                 .call("counts", self.shared.backend().counts())
@@ -266,7 +272,7 @@ impl WorkerManager {
             if !busy {
                 break;
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
         self.stop().await
     }
