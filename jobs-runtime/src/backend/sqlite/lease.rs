@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use jobs_core::backend::{Fence, Recovered};
+use jobs_core::backend::{Fence, LeaseToken, Recovered};
 use jobs_core::{Job, JobId, JobStatus, Result};
 use sqlx::{Connection, Row};
 use uuid::Uuid;
@@ -38,7 +38,7 @@ impl SqliteBackend {
             let sql = sql::heartbeat(n);
             let mut q = sqlx::query(&sql).bind(until);
             for f in chunk {
-                q = q.bind(*f.id.as_uuid()).bind(i64::from(f.attempt));
+                q = q.bind(*f.id.as_uuid()).bind(f.token.as_i64());
             }
             for _ in chunk.len()..n {
                 q = q.bind(None::<Uuid>).bind(None::<i64>);
@@ -100,7 +100,7 @@ impl SqliteBackend {
                 });
                 transitions.push(Transition {
                     id: *job.id.as_uuid(),
-                    attempt: i64::from(job.attempt),
+                    token: job.lease_token.map(LeaseToken::as_i64),
                     status: if retry { "RETRYING" } else { "DEAD_LETTER" },
                     retry_inc: i64::from(retry),
                     run_at: retry.then_some(now),
@@ -108,6 +108,7 @@ impl SqliteBackend {
                     message: Some(message),
                     retryable: true,
                     worker: job.locked_by.clone(),
+                    result: None,
                 });
             }
             let mut applied = HashSet::with_capacity(expired.len());

@@ -25,6 +25,7 @@ impl SqliteBackend {
             filter.queue.is_some(),
             filter.status.is_some(),
             filter.job_type.is_some(),
+            filter.cancelled,
         );
         let rows = sqlx::query(&sql)
             .bind(i64::try_from(filter.limit).unwrap_or(i64::MAX))
