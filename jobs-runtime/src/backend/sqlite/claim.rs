@@ -24,20 +24,24 @@ impl SqliteBackend {
         let token = LeaseToken::random();
         // ?1 now, ?2 worker, ?3 lease_until, ?4 limit, ?5 token, ?6.. queues.
         let sql = sql::claim(req.queues.len());
-        let mut q = sqlx::query(&sql)
-            .bind(now)
-            .bind(req.worker_id)
-            .bind(lease_until)
-            .bind(limit)
-            .bind(token.as_i64());
-        for queue in req.queues {
-            q = q.bind(queue.as_str());
-        }
-        let rows = {
-            let mut conn = self.write_conn().await?;
-            q.fetch_all(&mut *conn).await.map_err(db_err)?
-        };
-        let mut jobs = rows
+        let worker = req.worker_id.to_owned();
+        let queues = req.queues.to_vec();
+        let mut jobs = self
+            .write(move |conn| {
+                Box::pin(async move {
+                    let mut q = sqlx::query(&sql)
+                        .bind(now)
+                        .bind(worker.as_str())
+                        .bind(lease_until)
+                        .bind(limit)
+                        .bind(token.as_i64());
+                    for queue in &queues {
+                        q = q.bind(queue.as_str());
+                    }
+                    q.fetch_all(conn).await.map_err(db_err)
+                })
+            })
+            .await?
             .iter()
             .map(job_from_row)
             .collect::<Result<Vec<(Job, i64)>>>()?;

@@ -23,17 +23,20 @@ impl SqliteBackend {
         let ids: Vec<JobId> = jobs.iter().map(|j| j.id).collect();
         let rows = insert_rows_of(jobs, now)?;
 
-        if rows.len() > INSERT_CHUNK {
-            let mut conn = self.write_conn().await?;
-            let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
-            for chunk in rows.chunks(INSERT_CHUNK) {
-                insert_rows(&mut tx, chunk, now).await?;
-            }
-            tx.commit().await.map_err(db_err)?;
-        } else {
-            let mut conn = self.write_conn().await?;
-            insert_rows(&mut conn, &rows, now).await?;
-        }
+        self.write(move |conn| {
+            Box::pin(async move {
+                if rows.len() > INSERT_CHUNK {
+                    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
+                    for chunk in rows.chunks(INSERT_CHUNK) {
+                        insert_rows(&mut tx, chunk, now).await?;
+                    }
+                    tx.commit().await.map_err(db_err)
+                } else {
+                    insert_rows(conn, &rows, now).await
+                }
+            })
+        })
+        .await?;
         self.wake();
         Ok(ids)
     }

@@ -193,18 +193,26 @@ impl SqliteBackend {
         }
         let statements =
             completions.len().div_ceil(UPDATE_CHUNK) + transitions.len().div_ceil(UPDATE_CHUNK);
-        let mut applied = HashSet::with_capacity(updates.len());
-        let mut conn = self.write_conn().await?;
-        if statements > 1 {
-            let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
-            Self::apply_completions(&mut tx, now, &completions, &mut applied).await?;
-            Self::apply_transitions(&mut tx, now, &transitions, &mut applied).await?;
-            tx.commit().await.map_err(db_err)?;
-        } else {
-            Self::apply_completions(&mut conn, now, &completions, &mut applied).await?;
-            Self::apply_transitions(&mut conn, now, &transitions, &mut applied).await?;
-        }
-        drop(conn);
+        let capacity = updates.len();
+        let applied = self
+            .write(move |conn| {
+                Box::pin(async move {
+                    let mut applied = HashSet::with_capacity(capacity);
+                    // One statement is atomic on its own; more make one
+                    // transaction, so a batch is stored whole or not at all.
+                    if statements > 1 {
+                        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
+                        Self::apply_completions(&mut tx, now, &completions, &mut applied).await?;
+                        Self::apply_transitions(&mut tx, now, &transitions, &mut applied).await?;
+                        tx.commit().await.map_err(db_err)?;
+                    } else {
+                        Self::apply_completions(conn, now, &completions, &mut applied).await?;
+                        Self::apply_transitions(conn, now, &transitions, &mut applied).await?;
+                    }
+                    Ok(applied)
+                })
+            })
+            .await?;
         if wake {
             self.wake();
         }
