@@ -1,8 +1,10 @@
 //! The backend conformance suite against SQLite (each test on its own database
 //! file, and once more on `sqlite::memory:`), plus what only SQLite has: several
-//! independent handles (as separate processes would hold) sharing one file.
+//! independent handles (as separate processes would hold) sharing one file,
+//! and (in `sqlite/`) URLs, runtimes and schema upgrades.
 
 mod conformance;
+mod sqlite;
 
 use std::collections::HashSet;
 use std::path::PathBuf;

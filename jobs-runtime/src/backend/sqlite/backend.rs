@@ -1,17 +1,16 @@
 //! The [`SqliteBackend`] handle: what it holds, opening and closing it, waking
 //! its workers.
 
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use jobs_core::{Error, Result};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
-use sqlx::{Connection, SqliteConnection};
 use tokio::sync::watch;
 
 use super::conn::{checkpointer, open_writer, reader_pool};
 use super::listener::shared_wake;
-use super::options::is_memory_url;
+use super::options::{check_path, is_memory_url};
+use super::writer::Writer;
 // For an intra-doc link.
 #[cfg(doc)]
 use jobs_core::backend::TransactionalEnqueue;
@@ -23,17 +22,16 @@ pub struct SqliteBackend {
 }
 
 pub(super) struct Inner {
-    /// One connection: every write of this process goes through it. Not a
-    /// pool: sqlx pings a pooled connection on every release, which would
-    /// double the round trips of each call. `None` once closed.
-    pub(super) writer: tokio::sync::Mutex<Option<SqliteConnection>>,
+    /// One connection: every write of this process goes through it, on a
+    /// thread of its own (see [`Writer`]). Not a pool: sqlx pings a pooled
+    /// connection on every release, which would double the round trips of
+    /// each call.
+    pub(super) writer: Writer,
     /// Reads (`get`, `list`, `counts`, listener); `None` for `:memory:`, where
     /// the writer serves reads too.
     pub(super) reader: Option<SqlitePool>,
     pub(super) wake: Arc<watch::Sender<u64>>,
     pub(super) location: String,
-    /// Written to since the last checkpoint.
-    pub(super) dirty: AtomicBool,
 }
 
 impl std::fmt::Debug for SqliteBackend {
@@ -64,11 +62,9 @@ impl SqliteBackend {
         in_memory: bool,
     ) -> Result<Self> {
         let url = label;
-        let connect_err = |reason: String| Error::Connect {
-            url: url.to_owned(),
-            reason,
-        };
+        let connect_err = |reason: String| Error::connect(url, reason);
         if !in_memory {
+            check_path(url, options.get_filename())?;
             if let Some(dir) = options.get_filename().parent() {
                 if !dir.as_os_str().is_empty() && !dir.exists() {
                     std::fs::create_dir_all(dir).map_err(|e| {
@@ -81,6 +77,8 @@ impl SqliteBackend {
         let writer = open_writer(&options)
             .await
             .map_err(|e| connect_err(e.to_string()))?;
+        let writer = Writer::start(writer, url)
+            .map_err(|e| connect_err(format!("cannot start the writer thread: {e}")))?;
 
         let (reader, key) = if in_memory {
             (None, None)
@@ -93,24 +91,24 @@ impl SqliteBackend {
         tracing::debug!(url, "sqlite backend connected");
         let backend = SqliteBackend {
             inner: Arc::new(Inner {
-                writer: tokio::sync::Mutex::new(Some(writer)),
+                writer,
                 reader,
                 wake: shared_wake(key),
                 location: url.to_owned(),
-                dirty: AtomicBool::new(false),
             }),
         };
         if !in_memory {
-            tokio::spawn(checkpointer(Arc::downgrade(&backend.inner)));
+            backend
+                .inner
+                .writer
+                .spawn(checkpointer(Arc::downgrade(&backend.inner)));
         }
         Ok(backend)
     }
 
     /// Closes the connections; other clones of this handle stop working.
     pub async fn close(&self) {
-        if let Some(conn) = self.inner.writer.lock().await.take() {
-            let _ = conn.close().await;
-        }
+        self.inner.writer.close().await;
         if let Some(reader) = &self.inner.reader {
             reader.close().await;
         }
@@ -140,7 +138,7 @@ mod tests {
         let backend = super::SqliteBackend::connect("sqlite::memory:")
             .await
             .expect("open");
-        assert_send(&backend.writer());
+        assert_send(&backend.read_all("SELECT 1".into(), |q| q));
         assert_send(&backend.close());
     }
 }

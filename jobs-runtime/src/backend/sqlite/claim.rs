@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use jobs_core::backend::ClaimRequest;
+use jobs_core::backend::{ClaimRequest, LeaseToken};
 use jobs_core::{Job, Result};
 
 use super::error::db_err;
@@ -19,21 +19,29 @@ impl SqliteBackend {
         let now = now_micros();
         let lease_until = add_micros(now, req.lease);
         let limit = i64::try_from(req.limit).unwrap_or(i64::MAX);
-        // ?1 now, ?2 worker, ?3 lease_until, ?4 limit, ?5.. queues.
+        // One fresh token for every job of this claim: it is the lease's
+        // identity, which outcomes and heartbeats must present.
+        let token = LeaseToken::random();
+        // ?1 now, ?2 worker, ?3 lease_until, ?4 limit, ?5 token, ?6.. queues.
         let sql = sql::claim(req.queues.len());
-        let mut q = sqlx::query(&sql)
-            .bind(now)
-            .bind(req.worker_id)
-            .bind(lease_until)
-            .bind(limit);
-        for queue in req.queues {
-            q = q.bind(queue.as_str());
-        }
-        let rows = {
-            let mut conn = self.write_conn().await?;
-            q.fetch_all(&mut *conn).await.map_err(db_err)?
-        };
-        let mut jobs = rows
+        let worker = req.worker_id.to_owned();
+        let queues = req.queues.to_vec();
+        let mut jobs = self
+            .write(move |conn| {
+                Box::pin(async move {
+                    let mut q = sqlx::query(&sql)
+                        .bind(now)
+                        .bind(worker.as_str())
+                        .bind(lease_until)
+                        .bind(limit)
+                        .bind(token.as_i64());
+                    for queue in &queues {
+                        q = q.bind(queue.as_str());
+                    }
+                    q.fetch_all(conn).await.map_err(db_err)
+                })
+            })
+            .await?
             .iter()
             .map(job_from_row)
             .collect::<Result<Vec<(Job, i64)>>>()?;

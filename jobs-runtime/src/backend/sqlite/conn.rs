@@ -1,16 +1,18 @@
-//! The private connection handling: the one writer connection, the reader
-//! pool, and the checkpointer that syncs what the writer committed.
+//! The private connection handling: opening the writer connection, running
+//! changes on it (through [`Writer`](super::writer::Writer)) and reads on the
+//! reader pool, and the checkpointer that syncs what the writer committed.
 
+use std::borrow::Cow;
 use std::sync::atomic::Ordering;
 use std::sync::Weak;
 use std::time::Duration;
 
-use jobs_core::{BackendErrorKind, Result};
+use jobs_core::{BoxFuture, Result};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteRow};
 use sqlx::{Connection, Sqlite, SqliteConnection};
 
 use super::backend::Inner;
-use super::error::{backend_msg, db_err};
+use super::error::db_err;
 use super::migrate::migrate;
 use super::SqliteBackend;
 
@@ -65,45 +67,76 @@ pub(super) fn reader_pool(options: &SqliteConnectOptions) -> SqlitePool {
 }
 
 impl SqliteBackend {
-    /// The writer connection, exclusively.
-    pub(super) async fn writer(
+    /// Runs `change` on the writer connection, on the writer's thread (see
+    /// [`Writer`](super::writer::Writer) for why).
+    pub(super) async fn write<T, F>(&self, change: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T>> + Send + 'static,
+    {
+        self.inner.writer.write(change).await
+    }
+
+    /// The rows of `sql` with the arguments `bind` adds, read through the
+    /// reader pool (for `sqlite::memory:`, the writer connection).
+    pub(super) async fn read_all<B>(
         &self,
-    ) -> Result<tokio::sync::MappedMutexGuard<'_, SqliteConnection>> {
-        let guard = self.inner.writer.lock().await;
-        tokio::sync::MutexGuard::try_map(guard, Option::as_mut).map_err(|_| {
-            backend_msg(
-                BackendErrorKind::Unavailable,
-                format!(
-                    "the sqlite backend for `{}` was closed",
-                    self.inner.location
-                ),
-            )
-        })
+        sql: Cow<'static, str>,
+        bind: B,
+    ) -> Result<Vec<SqliteRow>>
+    where
+        B: for<'q> FnOnce(Query<'q>) -> Query<'q> + Send + 'static,
+    {
+        match &self.inner.reader {
+            Some(pool) => bind(sqlx::query(&sql))
+                .fetch_all(pool)
+                .await
+                .map_err(db_err),
+            None => {
+                self.inner
+                    .writer
+                    .read(move |conn| {
+                        Box::pin(async move {
+                            bind(sqlx::query(&sql))
+                                .fetch_all(conn)
+                                .await
+                                .map_err(db_err)
+                        })
+                    })
+                    .await
+            }
+        }
     }
 
-    /// The writer connection, for a change: the next checkpoint will sync it.
-    pub(super) async fn write_conn(
+    /// The first row of `sql` with the arguments `bind` adds, if any; read
+    /// like [`read_all`](Self::read_all).
+    pub(super) async fn read_optional<B>(
         &self,
-    ) -> Result<tokio::sync::MappedMutexGuard<'_, SqliteConnection>> {
-        let conn = self.writer().await?;
-        self.inner.dirty.store(true, Ordering::Relaxed);
-        Ok(conn)
-    }
-
-    pub(super) async fn read_all(&self, q: Query<'_>) -> Result<Vec<SqliteRow>> {
+        sql: Cow<'static, str>,
+        bind: B,
+    ) -> Result<Option<SqliteRow>>
+    where
+        B: for<'q> FnOnce(Query<'q>) -> Query<'q> + Send + 'static,
+    {
         match &self.inner.reader {
-            Some(pool) => q.fetch_all(pool).await,
-            None => q.fetch_all(&mut *self.writer().await?).await,
+            Some(pool) => bind(sqlx::query(&sql))
+                .fetch_optional(pool)
+                .await
+                .map_err(db_err),
+            None => {
+                self.inner
+                    .writer
+                    .read(move |conn| {
+                        Box::pin(async move {
+                            bind(sqlx::query(&sql))
+                                .fetch_optional(conn)
+                                .await
+                                .map_err(db_err)
+                        })
+                    })
+                    .await
+            }
         }
-        .map_err(db_err)
-    }
-
-    pub(super) async fn read_optional(&self, q: Query<'_>) -> Result<Option<SqliteRow>> {
-        match &self.inner.reader {
-            Some(pool) => q.fetch_optional(pool).await,
-            None => q.fetch_optional(&mut *self.writer().await?).await,
-        }
-        .map_err(db_err)
     }
 }
 
@@ -121,7 +154,7 @@ pub(super) async fn checkpointer(inner: Weak<Inner>) {
         let Some(inner) = inner.upgrade() else {
             return;
         };
-        if !inner.dirty.swap(false, Ordering::Relaxed) {
+        if !inner.writer.dirty.swap(false, Ordering::Relaxed) {
             continue;
         }
         // A passive checkpoint on a reader connection: it neither waits for nor
@@ -137,7 +170,7 @@ pub(super) async fn checkpointer(inner: Weak<Inner>) {
             .await
         {
             tracing::debug!(error = %e, location = %inner.location, "sqlite checkpoint failed; will retry");
-            inner.dirty.store(true, Ordering::Relaxed);
+            inner.writer.dirty.store(true, Ordering::Relaxed);
         }
     }
 }

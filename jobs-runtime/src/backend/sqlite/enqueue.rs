@@ -6,11 +6,16 @@ use uuid::Uuid;
 
 use super::error::db_err;
 use super::sql::{self, INSERT_CHUNK};
-use super::time::{micros, now_micros};
+use super::time::{from_micros, micros, now_micros};
 use super::SqliteBackend;
 
 impl SqliteBackend {
     pub(super) async fn enqueue_now(&self, jobs: Vec<NewJob>) -> Result<Vec<JobId>> {
+        // All or none: a job that cannot be stored fails the batch before
+        // anything is written.
+        for job in &jobs {
+            job.validate()?;
+        }
         if jobs.is_empty() {
             return Ok(Vec::new());
         }
@@ -18,17 +23,20 @@ impl SqliteBackend {
         let ids: Vec<JobId> = jobs.iter().map(|j| j.id).collect();
         let rows = insert_rows_of(jobs, now)?;
 
-        if rows.len() > INSERT_CHUNK {
-            let mut conn = self.write_conn().await?;
-            let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
-            for chunk in rows.chunks(INSERT_CHUNK) {
-                insert_rows(&mut tx, chunk, now).await?;
-            }
-            tx.commit().await.map_err(db_err)?;
-        } else {
-            let mut conn = self.write_conn().await?;
-            insert_rows(&mut conn, &rows, now).await?;
-        }
+        self.write(move |conn| {
+            Box::pin(async move {
+                if rows.len() > INSERT_CHUNK {
+                    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
+                    for chunk in rows.chunks(INSERT_CHUNK) {
+                        insert_rows(&mut tx, chunk, now).await?;
+                    }
+                    tx.commit().await.map_err(db_err)
+                } else {
+                    insert_rows(conn, &rows, now).await
+                }
+            })
+        })
+        .await?;
         self.wake();
         Ok(ids)
     }
@@ -44,14 +52,18 @@ pub(super) struct InsertRow {
     priority: i32,
     max_retries: i64,
     run_at: i64,
+    timeout_ms: Option<i64>,
     metadata: Option<String>,
 }
 
 /// Serializes jobs for [`insert_rows`]; an unserializable job stores nothing.
+/// `now` is the backend's clock: a job is due at its `run_at`, else `delay`
+/// after `now`, else at `now`.
 pub(super) fn insert_rows_of(jobs: Vec<NewJob>, now: i64) -> Result<Vec<InsertRow>> {
+    let now_t = from_micros(now);
     jobs.into_iter()
         .map(|j| {
-            let run_at = j.run_at.map_or(now, micros);
+            let run_at = micros(j.due_at(now_t));
             let payload = serde_json::to_string(&j.payload).map_err(|e| Error::InvalidPayload {
                 job_type: j.job_type.clone(),
                 reason: e.to_string(),
@@ -73,6 +85,11 @@ pub(super) fn insert_rows_of(jobs: Vec<NewJob>, now: i64) -> Result<Vec<InsertRo
                 priority: j.priority,
                 max_retries: i64::from(j.max_retries),
                 run_at,
+                // Millis beyond i64 (a limit of some 292 million years) are
+                // stored as the largest that fits.
+                timeout_ms: j
+                    .timeout
+                    .map(|t| i64::try_from(t.as_millis()).unwrap_or(i64::MAX)),
                 metadata,
             })
         })
@@ -97,7 +114,8 @@ pub(super) async fn insert_rows(
             .bind(r.max_retries)
             .bind(r.run_at)
             .bind(now)
-            .bind(r.metadata.as_deref());
+            .bind(r.metadata.as_deref())
+            .bind(r.timeout_ms);
     }
     match q.execute(&mut *conn).await {
         Ok(_) => Ok(()),

@@ -2,12 +2,11 @@
 //! ran out.
 
 use std::collections::HashSet;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use jobs_core::backend::{Fence, Recovered};
-use jobs_core::{Job, JobId, JobStatus, Result};
-use sqlx::{Connection, Row};
+use jobs_core::backend::{Fence, LeaseToken, Recovered};
+use jobs_core::{BoxFuture, Job, JobId, JobStatus, Result};
+use sqlx::{Connection, Row, SqliteConnection};
 use uuid::Uuid;
 
 use super::error::db_err;
@@ -31,23 +30,34 @@ impl SqliteBackend {
             return Ok(Vec::new());
         }
         let until = add_micros(now_micros(), lease);
-        let mut kept = HashSet::with_capacity(fences.len());
-        let mut conn = self.write_conn().await?;
-        for chunk in fences.chunks(UPDATE_CHUNK) {
-            let n = padded(chunk.len());
-            let sql = sql::heartbeat(n);
-            let mut q = sqlx::query(&sql).bind(until);
-            for f in chunk {
-                q = q.bind(*f.id.as_uuid()).bind(i64::from(f.attempt));
-            }
-            for _ in chunk.len()..n {
-                q = q.bind(None::<Uuid>).bind(None::<i64>);
-            }
-            q = q.bind(worker_id);
-            for row in q.fetch_all(&mut *conn).await.map_err(db_err)? {
-                kept.insert(row.try_get::<Uuid, _>(0).map_err(db_err)?);
-            }
-        }
+        let worker = worker_id.to_owned();
+        let leases: Vec<(Uuid, i64)> = fences
+            .iter()
+            .map(|f| (*f.id.as_uuid(), f.token.as_i64()))
+            .collect();
+        let kept = self
+            .write(move |conn| {
+                Box::pin(async move {
+                    let mut kept = HashSet::with_capacity(leases.len());
+                    for chunk in leases.chunks(UPDATE_CHUNK) {
+                        let n = padded(chunk.len());
+                        let sql = sql::heartbeat(n);
+                        let mut q = sqlx::query(&sql).bind(until);
+                        for (id, token) in chunk {
+                            q = q.bind(*id).bind(*token);
+                        }
+                        for _ in chunk.len()..n {
+                            q = q.bind(None::<Uuid>).bind(None::<i64>);
+                        }
+                        q = q.bind(worker.as_str());
+                        for row in q.fetch_all(&mut *conn).await.map_err(db_err)? {
+                            kept.insert(row.try_get::<Uuid, _>(0).map_err(db_err)?);
+                        }
+                    }
+                    Ok(kept)
+                })
+            })
+            .await?;
         Ok(fences
             .iter()
             .map(|f| f.id)
@@ -59,72 +69,86 @@ impl SqliteBackend {
         let mut out = Vec::new();
         loop {
             let now = now_micros();
-            let mut conn = self.writer().await?;
-            // The usual answer is "none": find that out without taking the write lock.
-            let any: Option<i64> = sqlx::query_scalar(sql::recover_any())
-                .bind(now)
-                .fetch_optional(&mut *conn)
-                .await
-                .map_err(db_err)?;
+            // The usual answer is "none": find that out with a read, without
+            // taking the writer.
+            let any = self
+                .read_optional(sql::recover_any().into(), move |q| q.bind(now))
+                .await?;
             if any.is_none() {
                 return Ok(out);
             }
-            self.inner.dirty.store(true, Ordering::Relaxed);
-            let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
-            let rows = sqlx::query(sql::recover_expired())
-                .bind(now)
-                .bind(RECOVER_BATCH as i64)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(db_err)?;
-            let expired = rows
-                .iter()
-                .map(|r| job_from_row(r).map(|(j, _)| j))
-                .collect::<Result<Vec<Job>>>()?;
-            if expired.is_empty() {
-                return Ok(out);
+            let (batch, recovered) = self.write(move |conn| recover_batch(conn, now)).await?;
+            if !recovered.is_empty() {
+                self.wake();
             }
-            let mut transitions = Vec::with_capacity(expired.len());
-            let mut statuses = Vec::with_capacity(expired.len());
-            for job in &expired {
-                let retry = job.retry_count < job.max_retries;
-                let message = format!(
-                    "lease expired: worker `{}` stopped heartbeating (lease ran out at {})",
-                    job.locked_by.as_deref().unwrap_or("?"),
-                    job.lease_until.map(|t| t.to_rfc3339()).unwrap_or_default()
-                );
-                statuses.push(if retry {
-                    JobStatus::Retrying
-                } else {
-                    JobStatus::DeadLetter
-                });
-                transitions.push(Transition {
-                    id: *job.id.as_uuid(),
-                    attempt: i64::from(job.attempt),
-                    status: if retry { "RETRYING" } else { "DEAD_LETTER" },
-                    retry_inc: i64::from(retry),
-                    run_at: retry.then_some(now),
-                    completed_at: (!retry).then_some(now),
-                    message: Some(message),
-                    retryable: true,
-                    worker: job.locked_by.clone(),
-                });
-            }
-            let mut applied = HashSet::with_capacity(expired.len());
-            Self::apply_transitions(&mut tx, now, &transitions, &mut applied).await?;
-            tx.commit().await.map_err(db_err)?;
-            drop(conn);
-            let batch = expired.len();
-            for (job, now_status) in expired.into_iter().zip(statuses) {
-                if applied.contains(job.id.as_uuid()) {
-                    // The manager that recovered it logs it, with its own context.
-                    out.push(Recovered::new(job, now_status));
-                }
-            }
-            self.wake();
+            // The manager that recovered them logs them, with its own context.
+            out.extend(recovered);
             if batch < RECOVER_BATCH {
                 return Ok(out);
             }
         }
     }
+}
+
+/// Recovers up to [`RECOVER_BATCH`] jobs whose lease ran out before `now`, in
+/// one short `BEGIN IMMEDIATE` transaction: returns how many had expired and
+/// the ones recovered.
+fn recover_batch(
+    conn: &mut SqliteConnection,
+    now: i64,
+) -> BoxFuture<'_, Result<(usize, Vec<Recovered>)>> {
+    Box::pin(async move {
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
+        let rows = sqlx::query(sql::recover_expired())
+            .bind(now)
+            .bind(RECOVER_BATCH as i64)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        let expired = rows
+            .iter()
+            .map(|r| job_from_row(r).map(|(j, _)| j))
+            .collect::<Result<Vec<Job>>>()?;
+        if expired.is_empty() {
+            return Ok((0, Vec::new()));
+        }
+        let mut transitions = Vec::with_capacity(expired.len());
+        let mut statuses = Vec::with_capacity(expired.len());
+        for job in &expired {
+            let retry = job.retry_count < job.max_retries;
+            let message = format!(
+                "lease expired: worker `{}` stopped heartbeating (lease ran out at {})",
+                job.locked_by.as_deref().unwrap_or("?"),
+                job.lease_until.map(|t| t.to_rfc3339()).unwrap_or_default()
+            );
+            statuses.push(if retry {
+                JobStatus::Retrying
+            } else {
+                JobStatus::DeadLetter
+            });
+            transitions.push(Transition {
+                id: *job.id.as_uuid(),
+                token: job.lease_token.map(LeaseToken::as_i64),
+                status: if retry { "RETRYING" } else { "DEAD_LETTER" },
+                retry_inc: i64::from(retry),
+                run_at: retry.then_some(now),
+                completed_at: (!retry).then_some(now),
+                message: Some(message),
+                retryable: true,
+                worker: job.locked_by.clone(),
+                result: None,
+            });
+        }
+        let mut applied = HashSet::with_capacity(expired.len());
+        SqliteBackend::apply_transitions(&mut tx, now, &transitions, &mut applied).await?;
+        tx.commit().await.map_err(db_err)?;
+        let batch = expired.len();
+        let recovered = expired
+            .into_iter()
+            .zip(statuses)
+            .filter(|(job, _)| applied.contains(job.id.as_uuid()))
+            .map(|(job, now_status)| Recovered::new(job, now_status))
+            .collect();
+        Ok((batch, recovered))
+    })
 }

@@ -5,7 +5,10 @@ use sqlx::{Connection, Executor, SqliteConnection};
 use super::time::now_micros;
 
 /// Embedded migrations, applied in order; each version runs once per database.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("migrations/001_init.sql")),
+    (2, include_str!("migrations/002_lease_tokens.sql")),
+];
 
 pub(super) async fn migrate(conn: &mut SqliteConnection) -> std::result::Result<(), sqlx::Error> {
     let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;

@@ -8,15 +8,34 @@
 //! # Ok(()) }
 //! ```
 //!
+//! A URL must name the database file (`sqlite://path/to/jobs.db`,
+//! `sqlite:jobs.db`). One without a path (`sqlite://`, `sqlite:`,
+//! `sqlite://?mode=rwc`) is refused: SQLite would open a temporary database
+//! that disappears with its connection, a queue that silently loses every
+//! job. An in-memory database is asked for by name, `sqlite::memory:`.
+//!
 //! # Storage
 //!
 //! One table, `jobs_queue`, created on first use by versioned migrations
 //! (`sqlite/migrations/*.sql`, recorded in `jobs_schema`), applied under
-//! `BEGIN IMMEDIATE` so processes starting together migrate once. Timestamps
-//! are integer microseconds since the Unix epoch (UTC); payloads, metadata,
-//! results and the error history are JSON text. A partial index over waiting
-//! rows keeps the claim cost independent of how many finished jobs the table
-//! holds; finished jobs are removed by [`Backend::prune`] in bounded batches.
+//! `BEGIN IMMEDIATE` so processes starting together migrate once; a database
+//! of an older version is upgraded on connect, and one of a newer version is
+//! refused. Timestamps are integer microseconds since the Unix epoch (UTC);
+//! payloads, metadata, results and the error history are JSON text (JSON
+//! escapes a NUL, and SQLite text holds one, so results and error messages
+//! with a NUL are stored exactly). A partial index over waiting rows keeps the
+//! claim cost independent of how many finished jobs the table holds; finished
+//! jobs are removed by [`Backend::prune`] in bounded batches.
+//!
+//! Version 2 added what fences a lease and what an operator sees of a job's
+//! failures: `lease_token` (the random token of each claim, a u64 stored bit
+//! for bit as a signed integer; heartbeats and outcomes must present it, and
+//! every outcome and recovery clears it), `error_count` (all failed attempts;
+//! the `errors` history keeps the last [`MAX_ERROR_HISTORY`]), `cancelled_at`
+//! and `timeout_ms` (a job's own time limit, 0 for none). It backfills
+//! `error_count` from the history and `cancelled_at` from FAILED jobs whose
+//! error is `cancelled`. A job that was RUNNING under version 1 has no token,
+//! so its lease runs out and is recovered like any other.
 //!
 //! # Durability
 //!
@@ -48,13 +67,39 @@
 //! `sqlite::memory:`, the one connection too). Several processes
 //! may share the file: writes wait for each other (`busy_timeout`), a claim is
 //! a single `UPDATE … RETURNING` statement, and multi-statement changes run
-//! under `BEGIN IMMEDIATE`, so no job is ever claimed twice. Wake-ups are
+//! under `BEGIN IMMEDIATE`, in one short transaction with nothing but their
+//! own statements inside, so no job is ever claimed twice. Wake-ups are
 //! in-process: every handle on the same file in one process shares one signal;
 //! a worker in another process sees new jobs at its poll interval.
+//!
+//! # Runtimes
+//!
+//! A `WorkerManager` sends its heartbeats and outcomes from a runtime of its
+//! own, so that handlers blocking the application's threads cannot stall
+//! lease renewal. This backend serves it with the same handle:
+//! [`Backend::detached`] stays `None`, because nothing a heartbeat or an
+//! outcome needs is tied to a runtime or waits on one.
+//!
+//! * sqlx runs every SQLite connection on a thread of its own and talks to
+//!   it over channels, so a connection works from any runtime, including
+//!   after the runtime that opened it is gone.
+//! * The writer connection is shared, and a change holds it from its first
+//!   statement to its last. Were it held by the calling task, a call from a
+//!   stalled runtime (a claim sent just before a handler blocked the
+//!   runtime's only thread) would keep it, and every heartbeat of the process
+//!   behind it, until that runtime ran again. So each change runs as a task
+//!   on a thread of the backend's own (`writer.rs`), which runs nothing
+//!   else; callers only wait for its answer. That costs two thread hand-offs
+//!   per write call (a few tens of microseconds of CPU), next to the two sqlx
+//!   makes anyway.
+//! * The checkpointer runs on that thread too, so it outlives the runtime
+//!   that opened the backend. Reads (`get`, `list`, `counts`, the listener)
+//!   use the reader pool from the caller's runtime: they never hold the
+//!   writer, and WAL readers do not block it.
 
-// For the intra-doc link above.
+// For the intra-doc links above.
 #[cfg(doc)]
-use jobs_core::Backend;
+use jobs_core::{Backend, MAX_ERROR_HISTORY};
 
 mod backend;
 mod claim;
@@ -71,5 +116,6 @@ mod record;
 mod row;
 mod sql;
 mod time;
+mod writer;
 
 pub use backend::SqliteBackend;

@@ -1,5 +1,6 @@
 //! Connection options: what a `sqlite:` URL becomes before anything is opened.
 
+use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -20,11 +21,24 @@ impl SqliteBackend {
     /// `synchronous = NORMAL` (files only), a 30 s busy timeout, statement
     /// caching. Adjust them and pass them to [`connect_with`](Self::connect_with),
     /// e.g. `.synchronous(SqliteSynchronous::Full)` to fsync every commit.
+    ///
+    /// A URL without a path (`sqlite://`, `sqlite:`, `sqlite://?mode=rwc`) is
+    /// refused: SQLite would open a temporary database that vanishes with
+    /// its connection, a queue that silently loses every job. In memory is
+    /// asked for by name: `sqlite::memory:`.
     pub fn options(url: &str) -> Result<SqliteConnectOptions> {
-        let options = SqliteConnectOptions::from_str(url).map_err(|e| Error::Connect {
-            url: url.to_owned(),
-            reason: e.to_string(),
-        })?;
+        if url.contains("://") && !url.starts_with("sqlite:") {
+            return Err(Error::connect(
+                url,
+                "not a SQLite URL; use `sqlite://path/to/jobs.db` (or `jobs_runtime::connect` \
+                 for the other backends)",
+            ));
+        }
+        let options =
+            SqliteConnectOptions::from_str(url).map_err(|e| Error::connect(url, e.to_string()))?;
+        if !is_memory_url(url) {
+            check_path(url, options.get_filename())?;
+        }
         let options = options
             .create_if_missing(true)
             .busy_timeout(BUSY_TIMEOUT)
@@ -39,5 +53,70 @@ impl SqliteBackend {
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
         })
+    }
+}
+
+/// Refuses what cannot be a database file of a durable queue: no path at all
+/// (SQLite would open a private temporary database), or a directory.
+pub(super) fn check_path(url: &str, path: &Path) -> Result<()> {
+    if path.as_os_str().is_empty() {
+        return Err(Error::connect(
+            url,
+            "no database path: a durable queue needs a file, e.g. `sqlite://path/to/jobs.db` \
+             or `sqlite:jobs.db` (created if missing); for an in-memory database that lives \
+             as long as the backend, say so with `sqlite::memory:`",
+        ));
+    }
+    if path.is_dir() {
+        return Err(Error::connect(
+            url,
+            format!(
+                "`{}` is a directory; name the database file in it, e.g. `{}`",
+                path.display(),
+                path.join("jobs.db").display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_without_a_path_are_refused() {
+        for url in [
+            "sqlite://",
+            "sqlite:",
+            "sqlite://?mode=rwc",
+            "sqlite://?mode=rw",
+            "sqlite:?cache=shared",
+            "sqlite:///",
+        ] {
+            let err = SqliteBackend::options(url).expect_err(url);
+            assert!(matches!(err, Error::Connect { .. }), "{url}: {err:?}");
+            let msg = err.to_string();
+            assert!(
+                msg.contains("sqlite::memory:") || msg.contains("directory"),
+                "{url}: {msg}"
+            );
+        }
+        let err = SqliteBackend::options("sqlite://").unwrap_err().to_string();
+        assert!(err.contains("no database path"), "{err}");
+        let err = SqliteBackend::options("postgres://db/app")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not a SQLite URL"), "{err}");
+        for url in [
+            "sqlite::memory:",
+            "sqlite://:memory:",
+            "sqlite://?mode=memory",
+            "sqlite://jobs.db",
+            "sqlite:jobs.db",
+            "sqlite:///tmp/jobs.db?mode=rwc",
+        ] {
+            SqliteBackend::options(url).expect(url);
+        }
     }
 }

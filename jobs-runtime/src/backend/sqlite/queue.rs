@@ -143,7 +143,7 @@ impl Backend for SqliteBackend {
 
     fn counts(&self) -> BoxFuture<'_, Result<Vec<QueueCount>>> {
         Box::pin(async move {
-            let rows = self.read_all(sqlx::query(sql::counts())).await?;
+            let rows = self.read_all(sql::counts().into(), |q| q).await?;
             let mut out = rows
                 .iter()
                 .map(|r| {
@@ -168,14 +168,20 @@ impl Backend for SqliteBackend {
             if limit == 0 {
                 return Ok(0);
             }
-            let mut conn = self.write_conn().await?;
-            let done = sqlx::query(sql::prune())
-                .bind(micros(before))
-                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-                .execute(&mut *conn)
-                .await
-                .map_err(db_err)?;
-            Ok(done.rows_affected())
+            let before = micros(before);
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            self.write(move |conn| {
+                Box::pin(async move {
+                    let done = sqlx::query(sql::prune())
+                        .bind(before)
+                        .bind(limit)
+                        .execute(conn)
+                        .await
+                        .map_err(db_err)?;
+                    Ok(done.rows_affected())
+                })
+            })
+            .await
         })
     }
 
@@ -192,19 +198,22 @@ impl SqliteBackend {
     async fn change_one(
         &self,
         id: JobId,
-        sql: &str,
+        sql: &'static str,
         now: i64,
         refuse: fn(JobId, JobStatus) -> Error,
     ) -> Result<Job> {
-        let row = {
-            let mut conn = self.write_conn().await?;
-            sqlx::query(sql)
-                .bind(now)
-                .bind(*id.as_uuid())
-                .fetch_optional(&mut *conn)
-                .await
-                .map_err(db_err)?
-        };
+        let row = self
+            .write(move |conn| {
+                Box::pin(async move {
+                    sqlx::query(sql)
+                        .bind(now)
+                        .bind(*id.as_uuid())
+                        .fetch_optional(conn)
+                        .await
+                        .map_err(db_err)
+                })
+            })
+            .await?;
         match row {
             Some(row) => Ok(job_from_row(&row)?.0),
             None => match self.fetch_job(id).await? {

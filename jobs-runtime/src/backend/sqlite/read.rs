@@ -12,8 +12,9 @@ use super::SqliteBackend;
 
 impl SqliteBackend {
     pub(super) async fn fetch_job(&self, id: JobId) -> Result<Option<Job>> {
+        let id = *id.as_uuid();
         let row = self
-            .read_optional(sqlx::query(sql::get()).bind(*id.as_uuid()))
+            .read_optional(sql::get().into(), move |q| q.bind(id))
             .await?;
         row.as_ref()
             .map(|r| job_from_row(r).map(|(j, _)| j))
@@ -25,14 +26,22 @@ impl SqliteBackend {
             filter.queue.is_some(),
             filter.status.is_some(),
             filter.job_type.is_some(),
+            filter.cancelled,
         );
-        let rows = sqlx::query(&sql)
-            .bind(i64::try_from(filter.limit).unwrap_or(i64::MAX))
-            .bind(i64::try_from(filter.offset).unwrap_or(i64::MAX))
-            .bind(filter.queue.as_deref())
-            .bind(filter.status.map(JobStatus::as_str))
-            .bind(filter.job_type.as_deref());
-        let rows = self.read_all(rows).await?;
+        let limit = i64::try_from(filter.limit).unwrap_or(i64::MAX);
+        let offset = i64::try_from(filter.offset).unwrap_or(i64::MAX);
+        let queue = filter.queue.clone();
+        let status = filter.status.map(JobStatus::as_str);
+        let job_type = filter.job_type.clone();
+        let rows = self
+            .read_all(sql.into(), move |q| {
+                q.bind(limit)
+                    .bind(offset)
+                    .bind(queue)
+                    .bind(status)
+                    .bind(job_type)
+            })
+            .await?;
         rows.iter()
             .map(|r| job_from_row(r).map(|(j, _)| j))
             .collect()
@@ -44,11 +53,15 @@ impl SqliteBackend {
             return Ok(None);
         }
         let sql = sql::next_due(queues.len());
-        let mut q = sqlx::query(&sql).bind(now_micros());
-        for queue in queues {
-            q = q.bind(queue.as_str());
-        }
-        let row = self.read_optional(q).await?;
+        let now = now_micros();
+        let queues = queues.to_vec();
+        let row = self
+            .read_optional(sql.into(), move |q| {
+                queues
+                    .into_iter()
+                    .fold(q.bind(now), |q, queue| q.bind(queue))
+            })
+            .await?;
         let due: Option<i64> = match row {
             Some(row) => row.try_get(0).map_err(db_err)?,
             None => None,

@@ -4,11 +4,11 @@
 use std::collections::HashSet;
 
 use jobs_core::backend::{Outcome, OutcomeUpdate};
-use jobs_core::{Error, JobId, Result};
+use jobs_core::{BackendErrorKind, JobId, Result};
 use sqlx::{Connection, Row, SqliteConnection};
 use uuid::Uuid;
 
-use super::error::db_err;
+use super::error::{backend_msg, db_err};
 use super::sql::{self, padded, UPDATE_CHUNK};
 use super::time::{add_micros, rfc3339, unique_now_micros};
 use super::SqliteBackend;
@@ -16,7 +16,9 @@ use super::SqliteBackend;
 /// One row of the batched failure/release update.
 pub(super) struct Transition {
     pub(super) id: Uuid,
-    pub(super) attempt: i64,
+    /// The lease token the job must still hold (`None`: none, for recovering
+    /// a lease taken before tokens existed).
+    pub(super) token: Option<i64>,
     pub(super) status: &'static str,
     pub(super) retry_inc: i64,
     pub(super) run_at: Option<i64>,
@@ -24,6 +26,9 @@ pub(super) struct Transition {
     pub(super) message: Option<String>,
     pub(super) retryable: bool,
     pub(super) worker: Option<String>,
+    /// `Some(result)`: store it as `result_data` (a failure that carried
+    /// data); `None`: leave `result_data` as it is.
+    pub(super) result: Option<Option<String>>,
 }
 
 impl SqliteBackend {
@@ -39,8 +44,8 @@ impl SqliteBackend {
             let n = padded(chunk.len());
             let sql = sql::complete(n);
             let mut q = sqlx::query(&sql).bind(now);
-            for (id, attempt, result) in chunk {
-                q = q.bind(*id).bind(*attempt).bind(result.as_deref());
+            for (id, token, result) in chunk {
+                q = q.bind(*id).bind(*token).bind(result.as_deref());
             }
             for _ in chunk.len()..n {
                 q = q.bind(None::<Uuid>).bind(None::<i64>).bind(None::<&str>);
@@ -56,8 +61,8 @@ impl SqliteBackend {
             // stamped with its `now`, unique per call in this process.
             let sql = sql::completed_by_call(chunk.len());
             let mut q = sqlx::query(&sql);
-            for (id, attempt, _) in chunk {
-                q = q.bind(*id).bind(*attempt);
+            for (id, _, _) in chunk {
+                q = q.bind(*id);
             }
             for row in q.bind(now).fetch_all(&mut *conn).await.map_err(db_err)? {
                 applied.insert(row.try_get(0).map_err(db_err)?);
@@ -76,21 +81,25 @@ impl SqliteBackend {
         let at = rfc3339(now);
         for chunk in rows.chunks(UPDATE_CHUNK) {
             let n = padded(chunk.len());
-            // v: 1 id, 2 attempt, 3 status, 4 retry_inc, 5 run_at, 6 completed_at,
-            //    7 message, 8 retryable ('true'/'false'), 9 worker.
+            // The stamp (once per branch of the history update), then rows of
+            // v: 1 id, 2 lease_token, 3 status, 4 retry_inc, 5 run_at,
+            //    6 completed_at, 7 message, 8 retryable ('true'/'false'),
+            //    9 worker, 10 set result_data (0/1), 11 result_data.
             let sql = sql::transition(n);
-            let mut q = sqlx::query(&sql).bind(at.as_str());
+            let mut q = sqlx::query(&sql).bind(at.as_str()).bind(at.as_str());
             for t in chunk {
                 q = q
                     .bind(t.id)
-                    .bind(t.attempt)
+                    .bind(t.token)
                     .bind(t.status)
                     .bind(t.retry_inc)
                     .bind(t.run_at)
                     .bind(t.completed_at)
                     .bind(t.message.as_deref())
                     .bind(if t.retryable { "true" } else { "false" })
-                    .bind(t.worker.as_deref());
+                    .bind(t.worker.as_deref())
+                    .bind(t.result.is_some())
+                    .bind(t.result.as_ref().and_then(Option::as_deref));
             }
             for _ in chunk.len()..n {
                 q = q
@@ -102,6 +111,8 @@ impl SqliteBackend {
                     .bind(None::<i64>)
                     .bind(None::<&str>)
                     .bind(None::<&str>)
+                    .bind(None::<&str>)
+                    .bind(false)
                     .bind(None::<&str>);
             }
             for row in q.fetch_all(&mut *conn).await.map_err(db_err)? {
@@ -125,12 +136,12 @@ impl SqliteBackend {
         let mut wake = false;
         for u in updates {
             let id = *u.fence.id.as_uuid();
-            let attempt = i64::from(u.fence.attempt);
+            let token = u.fence.token.as_i64();
             let fail =
                 |status, error: &jobs_core::backend::AttemptFailure, retry_inc, run_at, done| {
                     Transition {
                         id,
-                        attempt,
+                        token: Some(token),
                         status,
                         retry_inc,
                         run_at,
@@ -138,18 +149,12 @@ impl SqliteBackend {
                         message: Some(error.message.clone()),
                         retryable: error.retryable,
                         worker: Some(worker_id.to_owned()),
+                        result: None,
                     }
                 };
             match &u.outcome {
                 Outcome::Complete { result } => {
-                    let result = result
-                        .as_ref()
-                        .map(|v| {
-                            serde_json::to_string(v)
-                                .map_err(|e| Error::InvalidJob(format!("result of job {id}: {e}")))
-                        })
-                        .transpose()?;
-                    completions.push((id, attempt, result));
+                    completions.push((id, token, result_text(id, result.as_ref())?));
                 }
                 Outcome::Retry { delay, error } => {
                     wake = true;
@@ -161,8 +166,10 @@ impl SqliteBackend {
                         None,
                     ));
                 }
-                Outcome::Fail { error } => {
-                    transitions.push(fail("FAILED", error, 0, None, Some(now)));
+                Outcome::Fail { error, result } => {
+                    let mut t = fail("FAILED", error, 0, None, Some(now));
+                    t.result = Some(result_text(id, result.as_ref())?);
+                    transitions.push(t);
                 }
                 Outcome::DeadLetter { error } => {
                     transitions.push(fail("DEAD_LETTER", error, 0, None, Some(now)));
@@ -171,7 +178,7 @@ impl SqliteBackend {
                     wake = true;
                     transitions.push(Transition {
                         id,
-                        attempt,
+                        token: Some(token),
                         status: "PENDING",
                         retry_inc: 0,
                         run_at: Some(now),
@@ -179,24 +186,33 @@ impl SqliteBackend {
                         message: None,
                         retryable: false,
                         worker: None,
+                        result: None,
                     });
                 }
             }
         }
         let statements =
             completions.len().div_ceil(UPDATE_CHUNK) + transitions.len().div_ceil(UPDATE_CHUNK);
-        let mut applied = HashSet::with_capacity(updates.len());
-        let mut conn = self.write_conn().await?;
-        if statements > 1 {
-            let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
-            Self::apply_completions(&mut tx, now, &completions, &mut applied).await?;
-            Self::apply_transitions(&mut tx, now, &transitions, &mut applied).await?;
-            tx.commit().await.map_err(db_err)?;
-        } else {
-            Self::apply_completions(&mut conn, now, &completions, &mut applied).await?;
-            Self::apply_transitions(&mut conn, now, &transitions, &mut applied).await?;
-        }
-        drop(conn);
+        let capacity = updates.len();
+        let applied = self
+            .write(move |conn| {
+                Box::pin(async move {
+                    let mut applied = HashSet::with_capacity(capacity);
+                    // One statement is atomic on its own; more make one
+                    // transaction, so a batch is stored whole or not at all.
+                    if statements > 1 {
+                        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
+                        Self::apply_completions(&mut tx, now, &completions, &mut applied).await?;
+                        Self::apply_transitions(&mut tx, now, &transitions, &mut applied).await?;
+                        tx.commit().await.map_err(db_err)?;
+                    } else {
+                        Self::apply_completions(conn, now, &completions, &mut applied).await?;
+                        Self::apply_transitions(conn, now, &transitions, &mut applied).await?;
+                    }
+                    Ok(applied)
+                })
+            })
+            .await?;
         if wake {
             self.wake();
         }
@@ -206,4 +222,21 @@ impl SqliteBackend {
             .filter(|id| !applied.contains(id.as_uuid()))
             .collect())
     }
+}
+
+/// A result as stored: JSON text. JSON escapes a NUL (`\u0000`), so it is
+/// stored faithfully. Serializing a `Value` cannot fail in practice; if it
+/// did, the batch is refused as data the backend cannot store, so the
+/// runtime isolates the outcome.
+fn result_text(id: Uuid, result: Option<&serde_json::Value>) -> Result<Option<String>> {
+    result
+        .map(|v| {
+            serde_json::to_string(v).map_err(|e| {
+                backend_msg(
+                    BackendErrorKind::Data,
+                    format!("the result of job {id} cannot be stored: {e}"),
+                )
+            })
+        })
+        .transpose()
 }

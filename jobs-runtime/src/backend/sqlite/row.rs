@@ -4,7 +4,8 @@
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
-use jobs_core::{AttemptError, Error, Job, JobId, JobStatus, Result};
+use jobs_core::backend::LeaseToken;
+use jobs_core::{AttemptError, Error, Job, JobId, JobStatus, Result, Timeout};
 use serde_json::{Map, Value};
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
@@ -69,5 +70,20 @@ pub(super) fn job_from_row(row: &SqliteRow) -> Result<(Job, i64)> {
     job.locked_by = row.try_get(16).map_err(get_err)?;
     job.lease_until = ts(17)?;
     job.attempt = u32_col(18)?;
+    job.lease_token = row
+        .try_get::<Option<i64>, _>(20)
+        .map_err(get_err)?
+        .map(LeaseToken::from_i64);
+    job.error_count = u32_col(21)?;
+    job.cancelled_at = ts(22)?;
+    job.timeout = row
+        .try_get::<Option<i64>, _>(23)
+        .map_err(get_err)?
+        .map(|ms| {
+            u64::try_from(ms)
+                .map(Timeout::from_millis)
+                .map_err(|_| corrupt(format!("timeout_ms is negative: {ms}")))
+        })
+        .transpose()?;
     Ok((job, int(19)?))
 }

@@ -9,18 +9,24 @@
 
 use std::sync::LazyLock;
 
-/// Rows per multi-row INSERT (10 parameters each; SQLite allows 32766).
+use jobs_core::MAX_ERROR_HISTORY;
+
+/// Rows per multi-row INSERT (11 parameters each; SQLite allows 32766).
 pub(super) const INSERT_CHUNK: usize = 500;
 /// Rows per `VALUES` list of batched updates; lists are padded to a power of two
 /// so only a handful of statements are ever prepared.
 pub(super) const UPDATE_CHUNK: usize = 256;
+
+/// Parameters per row of [`transition`].
+pub(super) const TRANSITION_WIDTH: usize = 11;
 
 const WAITING: &str = "('PENDING', 'SCHEDULED', 'RETRYING')";
 const TERMINAL: &str = "('COMPLETED', 'FAILED', 'DEAD_LETTER')";
 /// The columns of a job, in the order [`job_from_row`](super::row::job_from_row) reads.
 const JOB_COLS: &str = "id, queue, job_type, payload, status, priority, retry_count, \
     max_retries, run_at, created_at, started_at, completed_at, error_message, errors, \
-    result_data, metadata, locked_by, lease_until, attempt, seq";
+    result_data, metadata, locked_by, lease_until, attempt, seq, lease_token, error_count, \
+    cancelled_at, timeout_ms";
 
 /// A statement file as executed: comment lines dropped, layout collapsed, and
 /// each `{NAME}` of `vars` replaced by its value.
@@ -51,7 +57,7 @@ fn values_list(rows: usize, width: usize) -> String {
 }
 
 /// The claim of up to `?4` jobs from `queues` queues (at least one), an
-/// earlier queue's jobs first.
+/// earlier queue's jobs first, under lease token `?5`.
 pub(super) fn claim(queues: usize) -> String {
     static CLAIM: LazyLock<String> =
         LazyLock::new(|| load(include_str!("sql/claim.sql"), &[("JOB_COLS", JOB_COLS)]));
@@ -76,7 +82,7 @@ pub(super) fn claim(queues: usize) -> String {
             .map(|n| {
                 QUEUE_ARM
                     .replace("{pos}", &n.to_string())
-                    .replace("{param}", &(n + 5).to_string())
+                    .replace("{param}", &(n + 6).to_string())
             })
             .collect();
         QUEUES.replace("{arms}", &arms.join(" UNION ALL "))
@@ -87,7 +93,7 @@ pub(super) fn claim(queues: usize) -> String {
 /// The insert of `rows` jobs.
 pub(super) fn insert(rows: usize) -> String {
     static SQL: LazyLock<String> = LazyLock::new(|| load(include_str!("sql/insert.sql"), &[]));
-    SQL.replace("{values}", &values_list(rows, 10))
+    SQL.replace("{values}", &values_list(rows, 11))
 }
 
 /// The completion of `rows` attempts.
@@ -100,13 +106,18 @@ pub(super) fn complete(rows: usize) -> String {
 pub(super) fn completed_by_call(rows: usize) -> String {
     static SQL: LazyLock<String> =
         LazyLock::new(|| load(include_str!("sql/completed_by_call.sql"), &[]));
-    SQL.replace("{values}", &values_list(rows, 2))
+    SQL.replace("{values}", &values_list(rows, 1))
 }
 
 /// The failure, retry or release of `rows` attempts.
 pub(super) fn transition(rows: usize) -> String {
-    static SQL: LazyLock<String> = LazyLock::new(|| load(include_str!("sql/transition.sql"), &[]));
-    SQL.replace("{values}", &values_list(rows, 9))
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        load(
+            include_str!("sql/transition.sql"),
+            &[("MAX_ERROR_HISTORY", &MAX_ERROR_HISTORY.to_string())],
+        )
+    });
+    SQL.replace("{values}", &values_list(rows, TRANSITION_WIDTH))
 }
 
 /// The lease extension of `rows` attempts.
@@ -137,8 +148,8 @@ pub(super) fn get() -> &'static str {
 }
 
 /// The listing, filtered by the `?3` queue, `?4` status and `?5` job type
-/// where asked.
-pub(super) fn list(queue: bool, status: bool, job_type: bool) -> String {
+/// where asked, and to cancelled jobs (`Some(true)`) or the others (`Some(false)`).
+pub(super) fn list(queue: bool, status: bool, job_type: bool, cancelled: Option<bool>) -> String {
     static SQL: LazyLock<String> =
         LazyLock::new(|| load(include_str!("sql/list.sql"), &[("JOB_COLS", JOB_COLS)]));
     let mut filters = String::new();
@@ -150,6 +161,11 @@ pub(super) fn list(queue: bool, status: bool, job_type: bool) -> String {
     }
     if job_type {
         filters.push_str(" AND job_type = ?5");
+    }
+    match cancelled {
+        Some(true) => filters.push_str(" AND cancelled_at IS NOT NULL"),
+        Some(false) => filters.push_str(" AND cancelled_at IS NULL"),
+        None => {}
     }
     SQL.replace("{filters}", &filters)
 }
@@ -220,7 +236,9 @@ mod tests {
             ]);
         }
         for mask in 0..8 {
-            all.push(list(mask & 1 != 0, mask & 2 != 0, mask & 4 != 0));
+            for cancelled in [None, Some(true), Some(false)] {
+                all.push(list(mask & 1 != 0, mask & 2 != 0, mask & 4 != 0, cancelled));
+            }
         }
         for sql in &all {
             assert!(!sql.contains(['{', '}', '\n']), "{sql}");

@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use jobs_core::MAX_DELAY;
 
 pub(super) fn micros(t: DateTime<Utc>) -> i64 {
     t.timestamp_micros()
@@ -30,7 +31,10 @@ pub(super) fn unique_now_micros() -> i64 {
     now.max(prev.saturating_add(1))
 }
 
+/// `t + d`, with `d` cut to [`MAX_DELAY`] (so a `Duration::MAX` retry delay or
+/// lease is about a century, as on every backend) and saturating.
 pub(super) fn add_micros(t: i64, d: Duration) -> i64 {
+    let d = d.min(MAX_DELAY);
     t.saturating_add(i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }
 

@@ -1,0 +1,207 @@
+//! What is stored: upgrading a database of an older schema, and values the
+//! other backends cannot hold.
+
+use std::time::Duration;
+
+use jobs_core::backend::{ClaimRequest, Outcome, OutcomeUpdate};
+use jobs_core::{Backend, JobFilter, JobId, JobStatus, NewJob};
+use jobs_runtime::backend::sqlite::SqliteBackend;
+use serde_json::json;
+
+use crate::{temp_db, url_of};
+
+/// A database of schema version 1 (before lease tokens) is upgraded on
+/// connect: its jobs read back with a failure count taken from their history,
+/// the cancelled mark from `error_message = 'cancelled'`, no token and no
+/// timeout; a job that was RUNNING under the old schema is recovered through
+/// lease expiry, since no worker can present a token for it.
+#[tokio::test]
+async fn a_version_1_database_is_upgraded_on_connect() {
+    use sqlx::{Connection, Executor};
+
+    let path = temp_db("v1");
+    std::fs::create_dir_all(path.parent().unwrap()).expect("dir");
+    let url = url_of(&path);
+    let ids: Vec<uuid::Uuid> = (0..4).map(|_| uuid::Uuid::now_v7()).collect();
+    let history = |n: u32| {
+        let entries: Vec<_> = (1..=n)
+            .map(|i| {
+                json!({"attempt": i, "retry_count": i - 1, "at": "2024-01-01T00:00:00Z",
+                       "message": format!("e{i}"), "retryable": true})
+            })
+            .collect();
+        serde_json::to_string(&entries).unwrap()
+    };
+    {
+        let mut conn = sqlx::SqliteConnection::connect(&format!("{url}?mode=rwc"))
+            .await
+            .expect("create v1");
+        conn.execute(
+            "CREATE TABLE jobs_schema (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
+        )
+        .await
+        .expect("schema table");
+        conn.execute(include_str!(
+            "../../jobs-runtime/src/backend/sqlite/migrations/001_init.sql"
+        ))
+        .await
+        .expect("v1 schema");
+        conn.execute("INSERT INTO jobs_schema VALUES (1, 0)")
+            .await
+            .expect("v1");
+        let t = chrono::Utc::now().timestamp_micros() - 10_000_000;
+        // 0: retried 25 times, waiting; 1: cancelled; 2: failed (not
+        // cancelled); 3: RUNNING under an old worker, its lease expired.
+        let (h25, h1) = (history(25), history(1));
+        let rows = format!(
+            "INSERT INTO jobs_queue (id, queue, job_type, payload, status, priority, \
+                retry_count, max_retries, run_at, created_at, started_at, completed_at, \
+                error_message, errors, locked_by, lease_until, attempt) VALUES \
+             (?1, 'default', 't', '{{}}', 'RETRYING', 0, 25, 30, {t}, {t}, {t}, NULL, \
+                'e25', '{h25}', NULL, NULL, 25), \
+             (?2, 'default', 't', '{{}}', 'FAILED', 0, 0, 30, {t}, {t}, NULL, {t} + 5, \
+                'cancelled', NULL, NULL, NULL, 0), \
+             (?3, 'default', 't', '{{}}', 'FAILED', 0, 0, 30, {t}, {t}, {t}, {t} + 6, \
+                'boom', '{h1}', NULL, NULL, 1), \
+             (?4, 'default', 't', '{{}}', 'RUNNING', 0, 0, 30, {t}, {t}, {t}, NULL, \
+                NULL, NULL, 'old-worker', {t} + 7, 1)"
+        );
+        sqlx::query(&rows)
+            .bind(ids[0])
+            .bind(ids[1])
+            .bind(ids[2])
+            .bind(ids[3])
+            .execute(&mut conn)
+            .await
+            .expect("v1 rows");
+        conn.close().await.expect("close");
+    }
+
+    let q = SqliteBackend::connect(&url).await.expect("upgrade");
+    let get = |i: usize| {
+        let q = &q;
+        let id = JobId::from_uuid(ids[i]);
+        async move { q.get(id).await.expect("get").expect("kept") }
+    };
+    let retried = get(0).await;
+    assert_eq!(retried.error_count, 25, "counted from the history");
+    assert_eq!(
+        retried.errors.len(),
+        25,
+        "the history itself is kept as it was"
+    );
+    assert_eq!(
+        (retried.lease_token, retried.cancelled_at, retried.timeout),
+        (None, None, None)
+    );
+    let cancelled = get(1).await;
+    assert_eq!(cancelled.cancelled_at, cancelled.completed_at);
+    assert!(cancelled.cancelled_at.is_some());
+    assert_eq!(cancelled.error_count, 0);
+    let failed = get(2).await;
+    assert_eq!((failed.cancelled_at, failed.error_count), (None, 1));
+    let filter = JobFilter::default().cancelled(true);
+    let listed: Vec<JobId> = q
+        .list(&filter)
+        .await
+        .expect("list")
+        .iter()
+        .map(|j| j.id)
+        .collect();
+    assert_eq!(listed, vec![JobId::from_uuid(ids[1])]);
+
+    // The old worker's lease (no token) is recovered like any expired one.
+    let running = get(3).await;
+    assert_eq!(
+        (running.status, running.lease_token),
+        (JobStatus::Running, None)
+    );
+    let recovered = q.recover_expired().await.expect("recover");
+    assert_eq!(recovered.len(), 1);
+    assert_eq!(recovered[0].job.id, JobId::from_uuid(ids[3]));
+    let back = get(3).await;
+    assert_eq!((back.status, back.error_count), (JobStatus::Retrying, 1));
+
+    // The next failure of the long history keeps only the last entries.
+    let job = q
+        .claim(ClaimRequest::new(
+            "w",
+            &["default".to_owned()],
+            10,
+            Duration::from_secs(60),
+        ))
+        .await
+        .expect("claim")
+        .into_iter()
+        .find(|j| j.id == retried.id)
+        .expect("the retried job is due");
+    assert!(job.lease_token.is_some());
+    let error = jobs_core::backend::AttemptFailure::new("e26", true);
+    let lost = q
+        .record(
+            "w",
+            &[OutcomeUpdate::new(
+                job.fence(),
+                Outcome::Retry {
+                    delay: Duration::ZERO,
+                    error,
+                },
+            )],
+        )
+        .await
+        .expect("record");
+    assert!(lost.is_empty());
+    let after = get(0).await;
+    assert_eq!(after.error_count, 26);
+    assert_eq!(after.errors.len(), jobs_core::MAX_ERROR_HISTORY);
+    assert_eq!(after.errors[0].message, "e7");
+    assert_eq!(after.errors.last().unwrap().message, "e26");
+
+    // Opening it again migrates nothing more.
+    drop(q);
+    SqliteBackend::connect(&url).await.expect("reopen");
+}
+
+/// SQLite holds a NUL in text and JSON escapes it, so a NUL in an error
+/// message or a result comes back exactly, in the message and the history.
+#[tokio::test]
+async fn a_nul_in_an_error_or_a_result_is_stored_faithfully() {
+    let q = SqliteBackend::connect(&url_of(&temp_db("nul")))
+        .await
+        .expect("open");
+    let id = q
+        .enqueue_batch(vec![NewJob::new("t", json!({}))])
+        .await
+        .expect("enqueue")[0];
+    let job = q
+        .claim(ClaimRequest::new(
+            "w",
+            &["default".to_owned()],
+            1,
+            Duration::from_secs(60),
+        ))
+        .await
+        .expect("claim")
+        .pop()
+        .expect("claimed");
+    let error = jobs_core::backend::AttemptFailure::new("bad \u{0} byte", false);
+    let result = json!({"k\u{0}": "v\u{0}"});
+    let lost = q
+        .record(
+            "w",
+            &[OutcomeUpdate::new(
+                job.fence(),
+                Outcome::Fail {
+                    error,
+                    result: Some(result.clone()),
+                },
+            )],
+        )
+        .await
+        .expect("record");
+    assert!(lost.is_empty());
+    let j = q.get(id).await.expect("get").expect("stored");
+    assert_eq!(j.error_message.as_deref(), Some("bad \u{0} byte"));
+    assert_eq!(j.errors[0].message, "bad \u{0} byte");
+    assert_eq!(j.result_data, Some(result));
+}
