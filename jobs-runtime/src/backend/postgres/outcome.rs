@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use jobs_core::backend::{Outcome, OutcomeUpdate};
 use jobs_core::{JobStatus, MAX_DELAY};
 use serde_json::{Map, Value};
+use sqlx::types::Json;
 use uuid::Uuid;
 
 use super::backend::micros;
@@ -20,7 +21,8 @@ pub(super) struct OutcomeColumns<'a> {
     pub(super) ids: Vec<Uuid>,
     pub(super) tokens: Vec<i64>,
     pub(super) statuses: Vec<&'static str>,
-    pub(super) results: Vec<Option<Value>>,
+    /// Borrowed unless a NUL had to be replaced: a result may be large.
+    pub(super) results: Vec<Option<Json<Cow<'a, Value>>>>,
     pub(super) delays: Vec<i64>,
     pub(super) messages: Vec<Option<Cow<'a, str>>>,
     pub(super) retryables: Vec<bool>,
@@ -62,8 +64,11 @@ impl<'a> OutcomeColumns<'a> {
             };
             c.statuses.push(status.as_str());
             // A JSON `null` result is stored as SQL NULL: both read back as `None`.
-            c.results
-                .push(result.filter(|v| !v.is_null()).map(without_nul_value));
+            c.results.push(
+                result
+                    .filter(|v| !v.is_null())
+                    .map(|v| Json(without_nul_value(v))),
+            );
             c.delays.push(delay);
             c.messages
                 .push(error.map(|e| without_nul_str(e.message.as_str())));
@@ -82,13 +87,13 @@ fn without_nul_str(s: &str) -> Cow<'_, str> {
     }
 }
 
-/// A copy of `v` with every NUL in its strings and object keys replaced; the
-/// scan for one is all the common case costs beyond the copy.
-fn without_nul_value(v: &Value) -> Value {
+/// `v` with every NUL in its strings and object keys replaced: borrowed (the
+/// scan for a NUL is all the common case costs) unless one was there.
+fn without_nul_value(v: &Value) -> Cow<'_, Value> {
     if has_nul(v) {
-        replace_nul(v)
+        Cow::Owned(replace_nul(v))
     } else {
-        v.clone()
+        Cow::Borrowed(v)
     }
 }
 
@@ -123,11 +128,11 @@ mod tests {
     fn nul_characters_are_replaced_in_strings_and_keys_only() {
         let v = json!({"a\u{0}": ["x\u{0}y", 1, null, {"k": "\u{0}"}], "b": "clean"});
         assert_eq!(
-            without_nul_value(&v),
+            without_nul_value(&v).into_owned(),
             json!({"a\u{FFFD}": ["x\u{FFFD}y", 1, null, {"k": "\u{FFFD}"}], "b": "clean"})
         );
         let clean = json!({"a": ["ü ✓", 2.5]});
-        assert_eq!(without_nul_value(&clean), clean);
+        assert!(matches!(without_nul_value(&clean), Cow::Borrowed(c) if *c == clean));
         assert!(matches!(without_nul_str("fine"), Cow::Borrowed("fine")));
         assert_eq!(without_nul_str("a\u{0}b"), "a\u{FFFD}b");
     }
