@@ -54,8 +54,9 @@ pub use jobs_core::backend::TransactionalEnqueue;
 pub use jobs_core::{
     payload, registry, AttemptError, BackendError, BackendErrorKind, Backoff, BoxError, BoxFuture,
     CancelReason, CancellationToken, Data, Enqueue, Error, FromJobContext, FromJobContextRef,
-    HandlerRegistration, IntoJobResult, Job, JobContext, JobError, JobFilter, JobHandler, JobId,
-    JobOptions, JobPayload, JobResult, JobStatus, NewJob, Queue, QueueCount, Result,
+    GeneratedHandler, HandlerRegistration, IntoFailureResult, IntoJobError, IntoJobOutput,
+    IntoJobResult, Job, JobContext, JobError, JobFilter, JobHandler, JobId, JobOptions, JobPages,
+    JobPayload, JobResult, JobStatus, NewJob, OnFailureFn, PayloadOf, Queue, QueueCount, Result,
     ServiceRequirement, Services, Timeout, Validate, MAX_DELAY, MAX_ERROR_HISTORY,
 };
 /// The `sqlx` this crate is built with, so the connections and transactions
