@@ -66,15 +66,20 @@ pub use jobs_core::{
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use jobs_runtime::sqlx;
 pub use jobs_runtime::{
-    backend, connect, Health, HealthError, HealthState, ManagerStats, WorkerManager,
+    backend, connect, testing, Health, HealthError, HealthState, ManagerStats, WorkerManager,
     WorkerManagerBuilder, SCHEMES,
 };
 
-/// What most programs need: `use jobs::prelude::*;`.
+/// What most programs — and their tests — need: `use jobs::prelude::*;`.
+///
+/// Its `Serialize` and `Deserialize` are serde's derives, which expand to
+/// code naming the `serde` crate: add it to your own dependencies with its
+/// `derive` feature (`cargo add serde -F derive`).
 pub mod prelude {
     pub use crate::{
-        connect, Backoff, Data, Job, JobContext, JobError, JobHandler, JobId, JobPayload,
-        JobResult, JobStatus, NewJob, Queue, Timeout, WorkerManager,
+        connect, Backoff, BoxError, CancelReason, CancellationToken, Data, Job, JobContext,
+        JobError, JobFilter, JobHandler, JobId, JobPayload, JobResult, JobStatus, NewJob, Queue,
+        Services, Timeout, WorkerManager,
     };
     pub use serde::{Deserialize, Serialize};
 
