@@ -203,25 +203,70 @@ async fn main() -> jobs::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use jobs::testing::{drain, perform};
+    use std::sync::Arc;
+
+    fn import(url: &str, user_id: u64) -> DataImport {
+        DataImport {
+            source_url: url.into(),
+            format: Format::Csv,
+            user_id,
+        }
+    }
 
     #[tokio::test]
-    async fn validation_fails_once_and_flaky_sources_retry() {
-        let queue = jobs::connect("memory://").await.unwrap();
-        let jobs = run(&queue, demo_service()).await.unwrap();
-        let [users, orders, invalid] = &jobs[..] else {
-            panic!("{jobs:?}")
-        };
-        assert_eq!((users.status, users.attempt), (JobStatus::Completed, 1));
-        assert_eq!(users.result_data.as_ref().unwrap()["records_imported"], 3);
-        assert_eq!((orders.status, orders.attempt), (JobStatus::Completed, 2));
-        assert_eq!(orders.result_data.as_ref().unwrap()["records_imported"], 2);
-        // A validation error: FAILED at once, though two retries were allowed.
-        assert_eq!((invalid.status, invalid.attempt), (JobStatus::Failed, 1));
-        assert!(invalid
-            .error_message
-            .as_deref()
+    async fn an_import_stores_its_rows() {
+        let service = Arc::new(demo_service());
+        let out = perform::<ImportDataHandler>(import("https://data.example/users.csv", 7))
+            .data_arc(service.clone())
+            .await;
+        assert_eq!(out.result_as::<serde_json::Value>()["records_imported"], 3);
+        assert_eq!(service.stored.lock().unwrap()[&7].len(), 3);
+    }
+
+    /// `Validate` fails the job for good, though retries were allowed, and
+    /// `on_failure` (which cleans up and tells the user) runs.
+    #[tokio::test]
+    async fn validation_fails_once_without_retry() {
+        let service = Arc::new(demo_service());
+        let out = perform::<ImportDataHandler>(import("ftp://old.example/x", 7))
+            .data_arc(service.clone())
+            .await;
+        assert_eq!(out.status(), JobStatus::Failed);
+        assert!(out
+            .error()
             .unwrap()
+            .message()
             .contains("source_url must be an http(s) URL"));
+        assert_eq!(service.notices.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_flaky_source_is_retried_and_then_imports() {
+        let service = Arc::new(demo_service());
+        let flaky = || {
+            perform::<ImportDataHandler>(DataImport {
+                format: Format::Json,
+                ..import("https://flaky.example/orders.json", 7)
+            })
+            .data_arc(service.clone())
+        };
+        let first = flaky().await;
+        assert_eq!(first.status(), JobStatus::Retrying);
+        assert!(first
+            .error()
+            .unwrap()
+            .message()
+            .contains("connection reset"));
+        let second = flaky().retry_count(1).await;
+        assert_eq!(
+            second.result_as::<serde_json::Value>()["records_imported"],
+            2
+        );
+        assert!(
+            service.notices.lock().unwrap().is_empty(),
+            "not the last attempt"
+        );
     }
 
     #[tokio::test]
@@ -247,11 +292,7 @@ mod tests {
 
     #[test]
     fn validate_in_isolation() {
-        let ok = DataImport {
-            source_url: "https://a".into(),
-            format: Format::Csv,
-            user_id: 1,
-        };
+        let ok = import("https://a", 1);
         assert_eq!(ok.validate(), Ok(()));
         let bad = DataImport {
             source_url: "a".into(),
@@ -260,36 +301,41 @@ mod tests {
         assert!(bad.validate().is_err());
     }
 
-    #[tokio::test]
-    async fn a_missing_source_dead_letters_and_notifies_the_user() {
+    /// The whole queue drained in the test, retries included.
+    #[tokio::test(start_paused = true)]
+    async fn a_missing_source_dead_letters_and_notifies_the_user_once() {
         let queue = jobs::connect("memory://").await.unwrap();
         let id = queue
-            .enqueue(DataImport {
-                source_url: "https://data.example/gone.csv".into(),
-                format: Format::Csv,
-                user_id: 9,
-            })
+            .enqueue(import("https://data.example/gone.csv", 9))
             .await
             .unwrap();
-        let service = std::sync::Arc::new(demo_service());
-        let manager = WorkerManager::builder(queue.clone())
+        let service = Arc::new(demo_service());
+        let drained = drain(&queue)
             .data_arc(service.clone())
-            .queues(["imports"])
-            .build()
+            .with_scheduled(true)
+            .await
             .unwrap();
-        manager.start().await.unwrap();
-        for round in 0.. {
-            assert!(round < 2_000, "the import never finished");
-            let job = queue.get(id).await.unwrap().unwrap();
-            if job.status.is_terminal() {
-                assert_eq!((job.status, job.attempt), (JobStatus::DeadLetter, 3));
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        manager.stop().await.unwrap();
+        assert_eq!((drained.retried, drained.dead_lettered), (2, 1));
+        let job = queue.get(id).await.unwrap().unwrap();
+        assert_eq!((job.status, job.attempt), (JobStatus::DeadLetter, 3));
         let notices = service.notices.lock().unwrap();
         assert_eq!(notices.len(), 1, "{notices:?}");
         assert!(notices[0].contains("user 9") && notices[0].contains("404"));
+    }
+
+    /// What `main` does, with a real manager.
+    #[tokio::test]
+    async fn the_demo_runs_to_the_end() {
+        let queue = jobs::connect("memory://").await.unwrap();
+        let jobs = run(&queue, demo_service()).await.unwrap();
+        let outcome: Vec<_> = jobs.iter().map(|j| (j.status, j.attempt)).collect();
+        assert_eq!(
+            outcome,
+            [
+                (JobStatus::Completed, 1),
+                (JobStatus::Completed, 2),
+                (JobStatus::Failed, 1)
+            ]
+        );
     }
 }

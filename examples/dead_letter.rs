@@ -1,7 +1,8 @@
 //! A dead-letter processor: a `#[job_handler]` that inspects the jobs that
 //! exhausted their retries and requeues the ones that died of a transient
 //! cause (the supplier was down), leaving the rest for a person to look at.
-//! It gets the queue itself injected as `Data<Queue>`.
+//! It takes the queue its job came from as an extractor (`queue: Queue`):
+//! no `.data(queue.clone())` needed.
 //!
 //! ```text
 //! cargo run --example dead_letter
@@ -12,7 +13,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jobs::prelude::*;
-use jobs::JobFilter;
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct SyncStock {
@@ -71,14 +71,12 @@ fn died_of_transient_cause(job: &Job) -> bool {
 }
 
 #[job_handler("dead_letter.sweep", queue = "maintenance", max_retries = 0)]
-async fn sweep_dead_letters(
-    sweep: SweepDeadLetters,
-    queue: Data<Queue>,
-) -> Result<Sweep, jobs::Error> {
+async fn sweep_dead_letters(sweep: SweepDeadLetters, queue: Queue) -> Result<Sweep, jobs::Error> {
     let mut filter = JobFilter::default().status(JobStatus::DeadLetter);
     filter.job_type = sweep.job_type;
     let mut done = Sweep::default();
-    for job in queue.list(&filter).await? {
+    // Every dead letter, not only the first page of 100.
+    for job in queue.list_all(&filter).await? {
         if died_of_transient_cause(&job) {
             tracing::info!(job_id = %job.id, job_type = %job.job_type, "requeueing dead job");
             queue.requeue(job.id).await?;
@@ -90,28 +88,15 @@ async fn sweep_dead_letters(
     Ok(done)
 }
 
-async fn drain(queue: &Queue) -> jobs::Result<()> {
-    while queue
-        .counts()
-        .await?
-        .iter()
-        .any(|c| !c.status.is_terminal())
-    {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    Ok(())
-}
-
 /// The whole story; returns the sweep's result and the final stock jobs.
 pub async fn run() -> jobs::Result<(Sweep, Vec<Job>)> {
     let queue = jobs::connect("memory://").await?;
     let supplier = Arc::new(Supplier::default());
+    // Each phase runs until every job is done (the manager starts again).
     let manager = WorkerManager::builder(queue.clone())
         .data_arc(supplier.clone())
-        .data(queue.clone())
         .queues(["default", "maintenance"])
         .build()?;
-    manager.start().await?;
 
     // The supplier is down: every sync dies after its retry.
     supplier.down.store(true, Ordering::SeqCst);
@@ -119,17 +104,15 @@ pub async fn run() -> jobs::Result<(Sweep, Vec<Job>)> {
     let ids = queue
         .enqueue_batch(skus.map(|sku| SyncStock { sku: sku.into() }))
         .await?;
-    drain(&queue).await?;
+    manager.run_until_drained().await?;
     // The bogus SKU fails for a reason of its own once the supplier is back.
     supplier.down.store(false, Ordering::SeqCst);
-    let bogus = queue.get(ids[2]).await?.expect("stored");
-    queue.requeue(bogus.id).await?;
-    drain(&queue).await?;
+    queue.requeue(ids[2]).await?;
+    manager.run_until_drained().await?;
 
     // The sweep: requeue what died of the outage, keep the rest.
     let sweep = queue.enqueue(SweepDeadLetters { job_type: None }).await?;
-    drain(&queue).await?;
-    manager.stop().await?;
+    manager.run_until_drained().await?;
 
     let sweep: Sweep = queue
         .get(sweep)
@@ -170,7 +153,53 @@ async fn main() -> jobs::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use jobs::testing::{drain, perform};
 
+    /// The sweep on its own: the dead letters are set up by draining the
+    /// queue while the supplier is down, then the sweep runs against that
+    /// queue (its `Queue` extractor gets it).
+    #[tokio::test(start_paused = true)]
+    async fn the_sweep_requeues_only_what_died_of_a_transient_cause() {
+        let queue = jobs::connect("memory://").await.unwrap();
+        let supplier = Arc::new(Supplier::default());
+        let ids = queue
+            .enqueue_batch(["A-100", "X-bogus"].map(|sku| SyncStock { sku: sku.into() }))
+            .await
+            .unwrap();
+        supplier.down.store(true, Ordering::SeqCst);
+        let first = drain(&queue)
+            .data_arc(supplier.clone())
+            .queues(["default"])
+            .with_scheduled(true)
+            .await
+            .unwrap();
+        assert_eq!(first.dead_lettered, 2);
+        supplier.down.store(false, Ordering::SeqCst);
+        queue.requeue(ids[1]).await.unwrap();
+        drain(&queue)
+            .data_arc(supplier.clone())
+            .with_scheduled(true)
+            .await
+            .unwrap();
+
+        let out = perform::<SweepDeadLettersHandler>(SweepDeadLetters { job_type: None })
+            .queue(queue.clone())
+            .await;
+        let sweep: Sweep = out.result_as();
+        assert_eq!(sweep.requeued, [ids[0].to_string()]);
+        assert_eq!(sweep.kept, [ids[1].to_string()]);
+        let requeued = queue.get(ids[0]).await.unwrap().unwrap();
+        assert_eq!(requeued.status, JobStatus::Pending);
+
+        let last = drain(&queue).data_arc(supplier).await.unwrap();
+        assert_eq!(last.completed, 1);
+        assert_eq!(
+            queue.get(ids[0]).await.unwrap().unwrap().result_data,
+            Some(serde_json::json!(50))
+        );
+    }
+
+    /// What `main` does, with a real manager.
     #[tokio::test]
     async fn transient_dead_letters_are_requeued_and_complete() {
         let (sweep, jobs) = run().await.unwrap();
@@ -188,7 +217,6 @@ mod tests {
         );
         assert_eq!(sweep.requeued.len(), 2);
         assert_eq!(sweep.kept, [jobs[2].id.to_string()]);
-        assert_eq!(jobs[0].result_data, Some(serde_json::json!(50)));
         assert!(jobs[2]
             .error_message
             .as_deref()
@@ -198,7 +226,7 @@ mod tests {
 
     #[test]
     fn classification_reads_the_last_error() {
-        let mut job = Job::from_new(jobs::NewJob::new("stock.sync", serde_json::json!({})));
+        let mut job = Job::from_new(NewJob::new("stock.sync", serde_json::json!({})));
         job.error_message = Some("supplier API unavailable (503)".into());
         assert!(died_of_transient_cause(&job));
         job.error_message = Some("unknown SKU X".into());

@@ -27,7 +27,7 @@ pub struct SendEmail {
 }
 
 /// What the handler stores as the job's `result_data`.
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
 pub struct Sent {
     pub recipient: String,
     pub message_id: String,
@@ -119,8 +119,9 @@ impl EmailService for ConsoleMail {
     }
 }
 
-/// Enqueues three emails, runs a worker until they are done, returns the jobs.
-async fn run(queue: Queue, mail: Arc<dyn EmailService>) -> jobs::Result<Vec<Job>> {
+/// Enqueues three emails: a direct one, a templated one, one that cannot be
+/// delivered. Returns their ids.
+async fn enqueue_demo(queue: &Queue) -> jobs::Result<Vec<JobId>> {
     let welcome = SendEmail {
         recipient: "ada@example.com".into(),
         subject: "Welcome!".into(),
@@ -138,12 +139,16 @@ async fn run(queue: Queue, mail: Arc<dyn EmailService>) -> jobs::Result<Vec<Job>
         recipient: "bob@down.example".into(),
         ..welcome.clone()
     };
-    let ids = vec![
+    Ok(vec![
         queue.enqueue(welcome).await?,
         queue.enqueue(templated).priority(10).await?,
         queue.enqueue(doomed).await?,
-    ];
+    ])
+}
 
+/// Enqueues the demo's emails, runs a worker until they are done, returns the jobs.
+async fn run(queue: Queue, mail: Arc<dyn EmailService>) -> jobs::Result<Vec<Job>> {
+    let ids = enqueue_demo(&queue).await?;
     let manager = WorkerManager::builder(queue.clone())
         .data_arc(mail)
         .queues(["emails"])
@@ -175,6 +180,7 @@ async fn main() -> jobs::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use jobs::testing::{drain, perform};
 
     /// A fake that records what it was asked to do.
     #[derive(Default)]
@@ -184,6 +190,9 @@ mod tests {
 
     impl EmailService for FakeMail {
         fn send(&self, to: &str, subject: &str, _: &str) -> Result<String, EmailError> {
+            if to.ends_with("@down.example") {
+                return Err(EmailError::Unavailable(format!("no route to {to}")));
+            }
             self.calls
                 .lock()
                 .unwrap()
@@ -207,9 +216,9 @@ mod tests {
         }
     }
 
-    fn email(template_id: Option<&str>) -> SendEmail {
+    fn email(to: &str, template_id: Option<&str>) -> SendEmail {
         SendEmail {
-            recipient: "a@example.com".into(),
+            recipient: to.into(),
             subject: "Hi".into(),
             body: "Body".into(),
             template_id: template_id.map(Into::into),
@@ -217,30 +226,26 @@ mod tests {
         }
     }
 
-    fn ctx() -> JobContext {
-        let job = Job::from_new(NewJob::new("email.send", serde_json::json!({})));
-        JobContext::for_job(job, Default::default())
-    }
-
     /// The seed's FAQ: test the handler in isolation, with a fake service and
-    /// no queue.
+    /// no queue — here run as a worker runs it, `on_failure` included.
     #[tokio::test]
     async fn template_and_direct_branches() {
         let fake = Arc::new(FakeMail::default());
-        let mail: Data<dyn EmailService> = Data::from_arc(fake.clone() as Arc<dyn EmailService>);
-        let sent = send_email(email(Some("welcome")), mail.clone(), ctx())
-            .await
-            .unwrap();
+        let out = perform::<SendEmailHandler>(email("a@example.com", Some("welcome")))
+            .data_arc(fake.clone() as Arc<dyn EmailService>)
+            .await;
         assert_eq!(
-            sent,
+            out.result_as::<Sent>(),
             Sent {
                 recipient: "a@example.com".into(),
                 message_id: "m-2".into(),
                 templated: true
             }
         );
-        let sent = send_email(email(None), mail, ctx()).await.unwrap();
-        assert!(!sent.templated);
+        let out = perform::<SendEmailHandler>(email("a@example.com", None))
+            .data_arc(fake.clone() as Arc<dyn EmailService>)
+            .await;
+        assert!(!out.result_as::<Sent>().templated);
         assert_eq!(
             *fake.calls.lock().unwrap(),
             ["template a@example.com welcome", "send a@example.com Hi"]
@@ -248,11 +253,51 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn unreachable_recipients_retry_then_alert_once() {
+    async fn a_failure_is_retried_and_only_the_last_one_alerts() {
+        let fake = Arc::new(FakeMail::default());
+        let out = perform::<SendEmailHandler>(email("bob@down.example", None))
+            .data_arc(fake.clone() as Arc<dyn EmailService>)
+            .await;
+        assert_eq!(out.status(), JobStatus::Retrying);
+        // The handler's backoff: 20 ms, ±20 % jitter.
+        let delay = out.retry_in().unwrap();
+        assert!(
+            delay >= Duration::from_millis(16) && delay <= Duration::from_millis(24),
+            "{delay:?}"
+        );
+        assert!(fake.calls.lock().unwrap().is_empty(), "no alert yet");
+
+        let out = perform::<SendEmailHandler>(email("bob@down.example", None))
+            .data_arc(fake.clone() as Arc<dyn EmailService>)
+            .last_attempt()
+            .await;
+        assert_eq!(out.status(), JobStatus::DeadLetter);
+        let calls = fake.calls.lock().unwrap();
+        assert_eq!(calls.len(), 1, "{calls:?}");
+        assert!(calls[0].contains("after 2 retries"), "{calls:?}");
+    }
+
+    /// The whole demo, drained in the test: retries wait for their backoff on
+    /// a paused clock, so they take no time.
+    #[tokio::test(start_paused = true)]
+    async fn unreachable_recipients_retry_then_dead_letter_and_alert_once() {
         let queue = jobs::connect("memory://").await.unwrap();
+        let ids = enqueue_demo(&queue).await.unwrap();
         let mail = Arc::new(ConsoleMail::default());
-        let jobs = run(queue, mail.clone()).await.unwrap();
-        let statuses: Vec<_> = jobs.iter().map(|j| (j.status, j.attempt)).collect();
+        let drained = drain(&queue)
+            .data_arc(mail.clone() as Arc<dyn EmailService>)
+            .with_scheduled(true)
+            .await
+            .unwrap();
+        assert_eq!(
+            (drained.completed, drained.retried, drained.dead_lettered),
+            (2, 2, 1)
+        );
+        let mut statuses = Vec::new();
+        for id in &ids {
+            let job = queue.get(*id).await.unwrap().unwrap();
+            statuses.push((job.status, job.attempt));
+        }
         assert_eq!(
             statuses,
             [
@@ -261,7 +306,6 @@ mod tests {
                 (JobStatus::DeadLetter, 3)
             ]
         );
-        assert_eq!(jobs[1].result_data.as_ref().unwrap()["templated"], true);
         let alerts = mail.alerts.lock().unwrap();
         assert_eq!(alerts.len(), 1, "{alerts:?}");
         assert!(alerts[0].contains("after 2 retries"), "{alerts:?}");

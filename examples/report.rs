@@ -37,7 +37,7 @@ impl Validate for GenerateReport {
     }
 }
 
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
 pub struct Generated {
     pub file_path: String,
     pub report_type: String,
@@ -172,40 +172,61 @@ async fn main() -> jobs::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn ctx() -> JobContext {
-        let job = Job::from_new(jobs::NewJob::new("report.generate", serde_json::json!({})));
-        JobContext::for_job(job, Default::default())
-    }
+    use jobs::testing::{drain, perform};
+    use jobs::CancelReason;
+    use std::sync::Arc;
 
     #[tokio::test]
     async fn a_report_is_generated_section_by_section() {
-        let reports = Data::new(Reports::default());
-        let ctx = ctx();
-        let out = generate_report(quarterly("sales"), reports.clone(), ctx.clone())
-            .await
-            .unwrap();
-        assert_eq!(out.file_path, "reports/42/sales_2026-01-01_2026-03-31.txt");
-        assert_eq!(reports.progress.lock().unwrap()[&ctx.id()], 100);
+        let reports = Arc::new(Reports::default());
+        let out = perform::<GenerateReportHandler>(quarterly("sales"))
+            .data_arc(reports.clone())
+            .await;
+        let generated: Generated = out.result_as();
+        assert_eq!(
+            generated.file_path,
+            "reports/42/sales_2026-01-01_2026-03-31.txt"
+        );
+        assert_eq!(reports.progress.lock().unwrap()[&out.job().id], 100);
         let files = reports.files.lock().unwrap();
-        let text = String::from_utf8(files[&out.file_path].clone()).unwrap();
+        let text = String::from_utf8(files[&generated.file_path].clone()).unwrap();
         assert_eq!(text.lines().count(), 1 + SECTIONS as usize);
-        assert_eq!(out.size_bytes, text.len());
+        assert_eq!(generated.size_bytes, text.len());
+    }
+
+    /// Stopped for a shutdown before the first section: the attempt is
+    /// released back to the queue (no failure, no notification).
+    #[tokio::test]
+    async fn a_cancelled_attempt_stops_between_sections() {
+        let reports = Arc::new(Reports::default());
+        let out = perform::<GenerateReportHandler>(quarterly("sales"))
+            .data_arc(reports.clone())
+            .cancelled(CancelReason::Shutdown)
+            .await;
+        assert_eq!(out.status(), JobStatus::Pending);
+        assert_eq!(
+            out.error().unwrap().message(),
+            "stopped after 0 of 5 sections"
+        );
+        assert!(reports.files.lock().unwrap().is_empty());
+        assert!(reports.notifications.lock().unwrap().is_empty());
     }
 
     #[tokio::test]
-    async fn a_cancelled_attempt_stops_between_sections() {
-        let reports = Data::new(Reports::default());
-        let ctx = ctx();
-        ctx.cancellation().cancel(jobs::CancelReason::Shutdown);
-        let err = generate_report(quarterly("sales"), reports.clone(), ctx)
-            .await
-            .unwrap_err();
-        assert!(err.is_retryable());
-        assert_eq!(err.message(), "stopped after 0 of 5 sections");
-        assert!(reports.files.lock().unwrap().is_empty());
+    async fn a_backwards_range_fails_for_good_and_notifies_the_user() {
+        let reports = Arc::new(Reports::default());
+        let mut backwards = quarterly("churn");
+        backwards.start_date = "2026-04-01".into();
+        let out = perform::<GenerateReportHandler>(backwards)
+            .data_arc(reports.clone())
+            .await;
+        assert_eq!(out.status(), JobStatus::Failed);
+        let notes = reports.notifications.lock().unwrap();
+        assert_eq!(notes.len(), 1);
+        assert!(notes[0].contains("user 42") && notes[0].contains("after end_date"));
     }
 
+    /// On the durable SQLite backend: the queue drained in the test.
     #[tokio::test]
     async fn reports_run_on_sqlite_and_bad_ranges_notify_the_user() {
         let dir = std::env::temp_dir().join(format!(
@@ -227,31 +248,15 @@ mod tests {
         assert!(queue.enqueue_job(bad.clone()).await.is_err());
         let bad = queue.backend().enqueue_batch(vec![bad]).await.unwrap()[0];
 
-        let reports = std::sync::Arc::new(Reports::default());
-        let manager = WorkerManager::builder(queue.clone())
-            .data_arc(reports.clone())
-            .queues(["reports"])
-            .poll_interval(Duration::from_millis(10))
-            .build()
-            .unwrap();
-        manager.start().await.unwrap();
-        for round in 0.. {
-            assert!(round < 2_000, "reports never finished");
-            let counts = queue.counts().await.unwrap();
-            if counts.iter().all(|c| c.status.is_terminal()) {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        manager.stop().await.unwrap();
+        let reports = Arc::new(Reports::default());
+        let drained = drain(&queue).data_arc(reports.clone()).await.unwrap();
+        assert_eq!((drained.completed, drained.failed), (1, 1));
         let ok = queue.get(ok).await.unwrap().unwrap();
         assert_eq!(ok.status, JobStatus::Completed);
         assert_eq!(ok.result_data.unwrap()["report_type"], "sales");
         let bad = queue.get(bad).await.unwrap().unwrap();
         assert_eq!((bad.status, bad.attempt), (JobStatus::Failed, 1));
-        let notes = reports.notifications.lock().unwrap();
-        assert_eq!(notes.len(), 1);
-        assert!(notes[0].contains("user 42") && notes[0].contains("after end_date"));
+        assert_eq!(reports.notifications.lock().unwrap().len(), 1);
         drop(queue);
         let _ = std::fs::remove_dir_all(&dir);
     }

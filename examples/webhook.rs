@@ -204,10 +204,8 @@ async fn answer(mut stream: TcpStream, receiver: Arc<Receiver>) -> std::io::Resu
     stream.write_all(response.as_bytes()).await
 }
 
-/// Sends one webhook per path and runs a worker until all are done.
-pub async fn run(receiver: Arc<Receiver>) -> jobs::Result<Vec<(String, Job)>> {
-    let addr = start_server(receiver).await.expect("bind 127.0.0.1:0");
-    let queue = jobs::connect("memory://").await?;
+/// Enqueues one webhook per path to the server at `addr`; returns (path, id).
+pub async fn enqueue_hooks(queue: &Queue, addr: SocketAddr) -> jobs::Result<Vec<(String, JobId)>> {
     let mut ids = Vec::new();
     for path in ["/ok", "/flaky", "/bad", "/down"] {
         let hook = SendWebhook {
@@ -216,6 +214,14 @@ pub async fn run(receiver: Arc<Receiver>) -> jobs::Result<Vec<(String, Job)>> {
         };
         ids.push((path.to_owned(), queue.enqueue(hook).await?));
     }
+    Ok(ids)
+}
+
+/// Sends one webhook per path and runs a worker until all are done.
+pub async fn run(receiver: Arc<Receiver>) -> jobs::Result<Vec<(String, Job)>> {
+    let addr = start_server(receiver).await.expect("bind 127.0.0.1:0");
+    let queue = jobs::connect("memory://").await?;
+    let ids = enqueue_hooks(&queue, addr).await?;
     let manager = WorkerManager::builder(queue.clone())
         .data(HttpClient {
             timeout: Duration::from_secs(5),
@@ -250,17 +256,39 @@ async fn main() -> jobs::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use jobs::testing::{drain, perform};
 
+    fn http() -> HttpClient {
+        HttpClient {
+            timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// Every path drained against the local server (real sockets, so real
+    /// time: the backoff is a few milliseconds).
     #[tokio::test]
     async fn server_errors_retry_and_client_errors_do_not() {
         let receiver = Arc::new(Receiver::default());
-        let jobs = run(receiver.clone()).await.unwrap();
-        let outcome: Vec<_> = jobs
-            .iter()
-            .map(|(path, j)| (path.as_str(), j.status, j.attempt))
-            .collect();
+        let addr = start_server(receiver.clone()).await.unwrap();
+        let queue = jobs::connect("memory://").await.unwrap();
+        let ids = enqueue_hooks(&queue, addr).await.unwrap();
+        let drained = drain(&queue)
+            .data(http())
+            .with_scheduled(true)
+            .await
+            .unwrap();
         assert_eq!(
-            outcome,
+            (drained.completed, drained.failed, drained.dead_lettered),
+            (2, 1, 1)
+        );
+        let mut outcome = Vec::new();
+        for (path, id) in &ids {
+            let job = queue.get(*id).await.unwrap().unwrap();
+            outcome.push((path.as_str(), job.status, job.attempt, job));
+        }
+        let summary: Vec<_> = outcome.iter().map(|(p, s, a, _)| (*p, *s, *a)).collect();
+        assert_eq!(
+            summary,
             [
                 ("/ok", JobStatus::Completed, 1),
                 ("/flaky", JobStatus::Completed, 3),
@@ -268,26 +296,33 @@ mod tests {
                 ("/down", JobStatus::DeadLetter, 4),
             ]
         );
-        assert_eq!(jobs[0].1.result_data.as_ref().unwrap()["status_code"], 200);
-        assert!(jobs[2]
-            .1
+        let bad = &outcome[2].3;
+        assert!(bad
             .error_message
             .as_deref()
             .unwrap()
             .contains("answered 400: not retried"));
-        assert!(jobs[3]
-            .1
-            .error_message
-            .as_deref()
-            .unwrap()
-            .contains("answered 503"));
+        assert_eq!(bad.result_data.as_ref().unwrap()["status_code"], 400);
         let hits = receiver.hits.lock().unwrap().clone();
-        assert_eq!(hits["/ok"], 1);
-        assert_eq!(hits["/flaky"], 3);
-        assert_eq!(hits["/bad"], 1);
-        assert_eq!(hits["/down"], 4);
+        assert_eq!(
+            (hits["/ok"], hits["/flaky"], hits["/bad"], hits["/down"]),
+            (1, 3, 1, 4)
+        );
         let received = receiver.received.lock().unwrap();
         assert!(received.contains(&json!({ "event": "order.paid", "path": "/flaky" })));
+    }
+
+    #[tokio::test]
+    async fn a_2xx_completes_with_the_status_code() {
+        let receiver = Arc::new(Receiver::default());
+        let addr = start_server(receiver).await.unwrap();
+        let out = perform::<SendWebhookHandler>(SendWebhook {
+            url: format!("http://{addr}/ok"),
+            payload: json!({}),
+        })
+        .data(http())
+        .await;
+        assert_eq!(out.result_as::<Value>()["status_code"], 200);
     }
 
     #[tokio::test]
@@ -298,15 +333,24 @@ mod tests {
             .unwrap()
             .local_addr()
             .unwrap();
-        let http = Data::new(HttpClient {
-            timeout: Duration::from_secs(5),
-        });
-        let hook = SendWebhook {
+        let out = perform::<SendWebhookHandler>(SendWebhook {
             url: format!("http://{addr}/hook"),
             payload: json!({}),
-        };
-        let err = send_webhook(hook, http).await.unwrap_err();
-        assert!(matches!(err, WebhookError::Network { .. }), "{err}");
-        assert!(JobError::from(err).is_retryable());
+        })
+        .data(http())
+        .await;
+        assert_eq!(out.status(), JobStatus::Retrying);
+        assert!(
+            out.error().unwrap().message().starts_with("cannot reach"),
+            "{out:?}"
+        );
+    }
+
+    /// What `main` does, with a real manager.
+    #[tokio::test]
+    async fn the_demo_runs_to_the_end() {
+        let jobs = run(Arc::default()).await.unwrap();
+        assert_eq!(jobs.len(), 4);
+        assert!(jobs.iter().all(|(_, j)| j.status.is_terminal()));
     }
 }

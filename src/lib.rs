@@ -33,11 +33,9 @@
 //! let id = queue.enqueue_raw("greet", serde_json::json!({ "name": "Ada" })).await?;
 //!
 //! let manager = WorkerManager::builder(queue.clone()).handler(Greet).build()?;
-//! manager.start().await?;
-//! # while queue.get(id).await?.unwrap().status != JobStatus::Completed {
-//! #     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-//! # }
-//! manager.stop().await?;
+//! // A script or a test runs until every job is done; a service runs
+//! // `manager.run_until(tokio::signal::ctrl_c())` instead.
+//! manager.run_until_drained().await?;
 //!
 //! let job = queue.get(id).await?.expect("stored");
 //! assert_eq!(job.status, JobStatus::Completed);
@@ -45,6 +43,28 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! The same handler in a test, without a manager ([`testing`]):
+//!
+//! ```
+//! # use jobs::prelude::*;
+//! # struct Greet;
+//! # impl JobHandler for Greet {
+//! #     fn job_type(&self) -> &str { "greet" }
+//! #     async fn handle(&self, job: &Job) -> Result<JobResult, JobError> {
+//! #         let name = job.payload["name"].as_str().unwrap_or("world");
+//! #         Ok(JobResult::with_data(serde_json::json!({ "greeting": format!("hello, {name}") })))
+//! #     }
+//! # }
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! let out = jobs::testing::perform_with(Greet, serde_json::json!({ "name": "Ada" })).await;
+//! assert_eq!(out.status(), JobStatus::Completed);
+//! assert_eq!(out.result().unwrap()["greeting"], "hello, Ada");
+//! # }
+//! ```
+//!
+//! New here? The README has the setup line, a tour and a testing section;
+//! `#[job_handler]` (feature `macros`, on by default) documents every option.
 
 #![warn(missing_docs)]
 
@@ -54,8 +74,9 @@ pub use jobs_core::backend::TransactionalEnqueue;
 pub use jobs_core::{
     payload, registry, AttemptError, BackendError, BackendErrorKind, Backoff, BoxError, BoxFuture,
     CancelReason, CancellationToken, Data, Enqueue, Error, FromJobContext, FromJobContextRef,
-    HandlerRegistration, IntoJobResult, Job, JobContext, JobError, JobFilter, JobHandler, JobId,
-    JobOptions, JobPayload, JobResult, JobStatus, NewJob, Queue, QueueCount, Result,
+    GeneratedHandler, HandlerRegistration, IntoFailureResult, IntoJobError, IntoJobOutput,
+    IntoJobResult, Job, JobContext, JobError, JobFilter, JobHandler, JobId, JobOptions, JobPages,
+    JobPayload, JobResult, JobStatus, NewJob, OnFailureFn, PayloadOf, Queue, QueueCount, Result,
     ServiceRequirement, Services, Timeout, Validate, MAX_DELAY, MAX_ERROR_HISTORY,
 };
 /// The `sqlx` this crate is built with, so the connections and transactions
@@ -65,15 +86,20 @@ pub use jobs_core::{
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use jobs_runtime::sqlx;
 pub use jobs_runtime::{
-    backend, connect, Health, HealthError, HealthState, ManagerStats, WorkerManager,
+    backend, connect, testing, Health, HealthError, HealthState, ManagerStats, WorkerManager,
     WorkerManagerBuilder, SCHEMES,
 };
 
-/// What most programs need: `use jobs::prelude::*;`.
+/// What most programs — and their tests — need: `use jobs::prelude::*;`.
+///
+/// Its `Serialize` and `Deserialize` are serde's derives, which expand to
+/// code naming the `serde` crate: add it to your own dependencies with its
+/// `derive` feature (`cargo add serde -F derive`).
 pub mod prelude {
     pub use crate::{
-        connect, Backoff, Data, Job, JobContext, JobError, JobHandler, JobId, JobPayload,
-        JobResult, JobStatus, NewJob, Queue, Timeout, WorkerManager,
+        connect, Backoff, BoxError, CancelReason, CancellationToken, Data, Job, JobContext,
+        JobError, JobFilter, JobHandler, JobId, JobPayload, JobResult, JobStatus, NewJob, Queue,
+        Services, Timeout, WorkerManager,
     };
     pub use serde::{Deserialize, Serialize};
 

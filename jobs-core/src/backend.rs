@@ -207,6 +207,10 @@ impl Recovered {
 }
 
 /// Waits for a sign that jobs may be ready, so idle workers need not poll hard.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a job listener",
+    note = "a listener is what `Backend::listener` returns: `wait(timeout)` completes when jobs may be ready"
+)]
 pub trait JobListener: Send {
     /// Returns when new work may be claimable, or after `timeout` at the latest.
     /// Spurious returns are fine; missed signals must not be (within `timeout`).
@@ -233,6 +237,11 @@ pub trait JobListener: Send {
 /// default says honestly what a backend without them does (for example,
 /// [`listener`](Backend::listener) polls), so a new release does not break a
 /// third-party backend.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a queue backend",
+    label = "not a `Backend`",
+    note = "open a queue with `jobs::connect(url).await?` (`memory://`, `sqlite://`, `postgres://`, `redis://`), or implement `jobs::backend::Backend` for your storage"
+)]
 pub trait Backend: Send + Sync + 'static {
     /// `"memory"`, `"sqlite"`, `"postgres"`, `"redis"`.
     fn backend_name(&self) -> &'static str;
@@ -330,6 +339,11 @@ pub trait Backend: Send + Sync + 'static {
 /// transaction commits — the outbox guarantee. Backends that cannot honour it
 /// (memory, Redis) do not implement it, and the [`Queue`](crate::Queue) handle
 /// does not offer it, so a call that could not keep the promise does not compile.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot enqueue inside your own transaction",
+    label = "no transactional enqueue",
+    note = "only the SQLite and PostgreSQL backends can (`SqliteBackend`, `PostgresBackend`, with their `sqlx` transaction); the memory and Redis backends cannot keep the promise"
+)]
 pub trait TransactionalEnqueue: Backend {
     /// The connection type a transaction derefs to (`sqlx::PgConnection`, ...).
     type Connection: ?Sized + Send;

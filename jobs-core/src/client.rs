@@ -1,8 +1,10 @@
 //! `Queue`: the handle applications enqueue and inspect jobs through (the "job
 //! creator").
 
-use std::future::IntoFuture;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -81,23 +83,14 @@ impl Queue {
     /// Enqueues a typed payload; its job type and defaults come from the type.
     /// Options can be chained before `.await`.
     pub fn enqueue<P: JobPayload>(&self, payload: P) -> Enqueue<'_> {
-        let job = typed_job(&payload, &P::options());
-        Enqueue {
-            queue: self,
-            job,
-            checked: true,
-        }
+        Enqueue::new(self, typed_job(&payload, &P::options()), true)
     }
 
     /// Enqueues by job type and JSON payload. If a handler for `job_type` is
     /// registered in this process, the payload is checked against its payload
     /// type and refused before anything is stored.
     pub fn enqueue_raw(&self, job_type: impl Into<String>, payload: Value) -> Enqueue<'_> {
-        Enqueue {
-            queue: self,
-            job: Ok(NewJob::new(job_type, payload)),
-            checked: false,
-        }
+        Enqueue::new(self, Ok(NewJob::new(job_type, payload)), false)
     }
 
     /// Enqueues a prepared job (checked as by `enqueue_raw`).
@@ -156,10 +149,43 @@ impl Queue {
         self.backend.get(id).await
     }
 
-    /// Jobs matching `filter`, in enqueue order: one page of at most
-    /// `filter.limit` (100 by default).
+    /// Jobs matching `filter`, in enqueue order: **one page** of at most
+    /// `filter.limit` jobs (100 with `JobFilter::default()`), starting at
+    /// `filter.offset`. For every match use [`list_all`](Self::list_all), or
+    /// [`pages`](Self::pages) to walk them a page at a time.
     pub async fn list(&self, filter: &JobFilter) -> Result<Vec<Job>> {
         self.backend.list(filter).await
+    }
+
+    /// Every job matching `filter` (its `limit` is the page size, its
+    /// `offset` where to start), fetched a page at a time.
+    ///
+    /// ```
+    /// # async fn demo(queue: jobs_core::Queue) -> jobs_core::Result<()> {
+    /// use jobs_core::{JobFilter, JobStatus};
+    /// let dead = queue.list_all(&JobFilter::default().status(JobStatus::DeadLetter)).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn list_all(&self, filter: &JobFilter) -> Result<Vec<Job>> {
+        let mut pages = self.pages(filter.clone());
+        let mut all = Vec::new();
+        while let Some(page) = pages.next_page().await? {
+            all.extend(page);
+        }
+        Ok(all)
+    }
+
+    /// The jobs matching `filter`, a page of `filter.limit` at a time (an
+    /// async iterator: `while let Some(page) = pages.next_page().await? {..}`).
+    /// Pages are read by offset, so jobs enqueued or deleted meanwhile may
+    /// shift them; for a stable walk, filter on a status that does not change
+    /// under you (say, `DeadLetter` while nobody requeues).
+    pub fn pages(&self, filter: JobFilter) -> JobPages<'_> {
+        JobPages {
+            queue: self,
+            filter,
+            done: false,
+        }
     }
 
     /// Cancels a waiting job (it becomes FAILED and is never claimed).
@@ -210,23 +236,53 @@ pub(crate) fn typed_job<P: JobPayload>(payload: &P, options: &crate::JobOptions)
         })
 }
 
-/// A pending enqueue; chain options, then `.await` it for the job's id.
-#[must_use = "an enqueue does nothing until it is awaited"]
+/// A pending enqueue: chain options, then `.await` it for the job's id. It
+/// is a future, so forgetting the `.await` is a warning and `enqueue(..)?`
+/// without it an error that says to add it.
+#[must_use = "an enqueue does nothing until it is `.await`ed: `queue.enqueue(..).await?`"]
 pub struct Enqueue<'a> {
     queue: &'a Queue,
-    job: Result<NewJob>,
-    checked: bool,
+    state: EnqueueState<'a>,
+}
+
+enum EnqueueState<'a> {
+    /// Options can still be chained.
+    Building {
+        job: Result<NewJob>,
+        checked: bool,
+    },
+    /// Polled: the job is on its way to the backend.
+    Storing(BoxFuture<'a, Result<JobId>>),
+    Done,
 }
 
 impl std::fmt::Debug for Enqueue<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Enqueue").field("job", &self.job).finish()
+        let mut d = f.debug_struct("Enqueue");
+        match &self.state {
+            EnqueueState::Building { job, .. } => d.field("job", job),
+            EnqueueState::Storing(_) => d.field("state", &"storing"),
+            EnqueueState::Done => d.field("state", &"done"),
+        };
+        d.finish()
     }
 }
 
-impl Enqueue<'_> {
+impl<'a> Enqueue<'a> {
+    fn new(queue: &'a Queue, job: Result<NewJob>, checked: bool) -> Self {
+        Enqueue {
+            queue,
+            state: EnqueueState::Building { job, checked },
+        }
+    }
+
     fn map(mut self, f: impl FnOnce(NewJob) -> NewJob) -> Self {
-        self.job = self.job.map(f);
+        if let EnqueueState::Building { job, checked } = self.state {
+            self.state = EnqueueState::Building {
+                job: job.map(f),
+                checked,
+            };
+        }
         self
     }
 
@@ -270,19 +326,65 @@ impl Enqueue<'_> {
 
     /// The job as it would be enqueued.
     pub fn into_new_job(self) -> Result<NewJob> {
-        self.job
+        match self.state {
+            EnqueueState::Building { job, .. } => job,
+            _ => Err(Error::InvalidJob(
+                "this enqueue was already polled; its job is on its way".into(),
+            )),
+        }
     }
 }
 
-impl<'a> IntoFuture for Enqueue<'a> {
+impl Future for Enqueue<'_> {
     type Output = Result<JobId>;
-    type IntoFuture = BoxFuture<'a, Result<JobId>>;
 
-    fn into_future(self) -> Self::IntoFuture {
-        Box::pin(async move {
-            let job = self.job?;
-            let mut ids = self.queue.store(vec![job], self.checked).await?;
-            Ok(ids.remove(0))
-        })
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<JobId>> {
+        let this = &mut *self;
+        if let EnqueueState::Building { .. } = this.state {
+            let EnqueueState::Building { job, checked } =
+                std::mem::replace(&mut this.state, EnqueueState::Done)
+            else {
+                unreachable!("just matched")
+            };
+            let queue = this.queue;
+            this.state = EnqueueState::Storing(Box::pin(async move {
+                let mut ids = queue.store(vec![job?], checked).await?;
+                Ok(ids.remove(0))
+            }));
+        }
+        match &mut this.state {
+            EnqueueState::Storing(fut) => {
+                let out = std::task::ready!(fut.as_mut().poll(cx));
+                this.state = EnqueueState::Done;
+                Poll::Ready(out)
+            }
+            _ => panic!("`Enqueue` polled after it completed"),
+        }
+    }
+}
+
+/// Pages of the jobs matching a filter; see [`Queue::pages`].
+#[derive(Debug)]
+pub struct JobPages<'a> {
+    queue: &'a Queue,
+    filter: JobFilter,
+    done: bool,
+}
+
+impl JobPages<'_> {
+    /// The next page (at most `filter.limit` jobs), or `None` after the last.
+    pub async fn next_page(&mut self) -> Result<Option<Vec<Job>>> {
+        if self.done {
+            return Ok(None);
+        }
+        let page = self.queue.list(&self.filter).await?;
+        if page.len() < self.filter.limit || self.filter.limit == 0 {
+            self.done = true;
+        }
+        self.filter.offset += page.len();
+        if page.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(page))
     }
 }

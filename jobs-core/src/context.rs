@@ -9,7 +9,7 @@ use std::task::{Context, Poll, Waker};
 
 use serde_json::{Map, Value};
 
-use crate::{Job, JobId, Services};
+use crate::{Job, JobId, Queue, Services};
 
 /// Why a running job was asked to stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,6 +126,7 @@ pub struct JobContext {
     services: Services,
     cancel: CancellationToken,
     worker_id: Arc<str>,
+    queue: Option<Queue>,
 }
 
 impl JobContext {
@@ -141,11 +142,22 @@ impl JobContext {
             services,
             cancel,
             worker_id,
+            queue: None,
         }
     }
 
+    /// This context with the queue handle the job came from, which handlers
+    /// take as a `Queue` extractor to enqueue more jobs (the manager and
+    /// `jobs::testing` set it).
+    pub fn with_queue(mut self, queue: Queue) -> Self {
+        self.queue = Some(queue);
+        self
+    }
+
     /// A context for calling a handler directly (in a unit test): no worker, the
-    /// given services, a token nobody fires.
+    /// given services, a token nobody fires, no queue handle (add one with
+    /// [`with_queue`](Self::with_queue)). `jobs::testing::perform` builds all
+    /// of this for you and runs the handler as a worker does.
     pub fn for_job(job: Job, services: Services) -> Self {
         JobContext::new(
             Arc::new(job),
@@ -198,6 +210,12 @@ impl JobContext {
     /// The job's metadata.
     pub fn metadata(&self) -> &Map<String, Value> {
         &self.job.metadata
+    }
+
+    /// The queue handle the job came from, to enqueue more jobs (`None` for
+    /// a context built by hand without [`with_queue`](Self::with_queue)).
+    pub fn queue(&self) -> Option<&Queue> {
+        self.queue.as_ref()
     }
 
     /// The services given to the manager.
@@ -265,16 +283,55 @@ impl<F: Future + Unpin> Future for Scoped<F> {
     type Output = F::Output;
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = &mut *self;
-        // Swap the context in for this poll and back out after, restoring on panic too.
-        struct Restore(Option<JobContext>);
-        impl Drop for Restore {
+        // The context moves into the thread-local for this poll and back into
+        // `self` after it (on panic too): no clone per poll.
+        struct Restore<'a> {
+            slot: &'a mut Option<JobContext>,
+            prev: Option<JobContext>,
+        }
+        impl Drop for Restore<'_> {
             fn drop(&mut self) {
-                let prev = self.0.take();
-                CURRENT.with(|c| *c.borrow_mut() = prev);
+                let prev = self.prev.take();
+                *self.slot = CURRENT.with(|c| c.replace(prev));
             }
         }
-        let prev = CURRENT.with(|c| c.replace(this.ctx.clone()));
-        let _restore = Restore(prev);
+        let prev = CURRENT.with(|c| c.replace(this.ctx.take()));
+        let _restore = Restore {
+            slot: &mut this.ctx,
+            prev,
+        };
         Pin::new(&mut this.fut).poll(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::NewJob;
+
+    #[test]
+    fn a_scope_lends_its_context_to_each_poll_and_gets_it_back() {
+        let job = Job::from_new(NewJob::new("t", serde_json::json!({})));
+        let id = job.id;
+        let ctx = JobContext::for_job(job, Services::new());
+        let mut polls = 0;
+        let fut = std::future::poll_fn(|cx| {
+            polls += 1;
+            assert_eq!(JobContext::current().map(|c| c.id()), Some(id));
+            if polls < 3 {
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            } else {
+                Poll::Ready(polls)
+            }
+        });
+        let mut scoped = ctx.scope(Box::pin(fut));
+        let waker = Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        assert!(Pin::new(&mut scoped).poll(&mut cx).is_pending());
+        assert!(JobContext::current().is_none(), "only during a poll");
+        assert!(scoped.ctx.is_some(), "back in the scope between polls");
+        assert!(Pin::new(&mut scoped).poll(&mut cx).is_pending());
+        assert_eq!(Pin::new(&mut scoped).poll(&mut cx), Poll::Ready(3));
     }
 }

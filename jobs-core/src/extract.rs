@@ -6,7 +6,7 @@ use std::fmt;
 use std::ops::Deref;
 use std::sync::Arc;
 
-use crate::{CancellationToken, Job, JobContext, JobError};
+use crate::{CancellationToken, Job, JobContext, JobError, Queue};
 
 /// Shared services given to the `WorkerManager` builder (`.data(..)`), looked up
 /// by type. Cheap to clone.
@@ -85,10 +85,15 @@ impl ServiceRequirement {
 
 /// A handler argument resolved from the running job's context, like axum's
 /// `FromRequestParts`. Implement it to inject your own types.
+///
+/// The extractors: [`Data<T>`] (a service given to the builder with
+/// `.data(..)`), `Option<Data<T>>` (a service that may be missing),
+/// [`Queue`] (the queue handle the job came from, to enqueue more jobs),
+/// [`JobContext`], [`Job`], `Arc<Job>` and [`CancellationToken`].
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be injected into a job handler",
     label = "not an extractor",
-    note = "arguments after the payload must implement `FromJobContext`: use `Data<{Self}>` for a service given to the builder with `.data(..)`, or `JobContext`, or `Job`"
+    note = "only the first argument of a job handler is the payload; the others are extractors: `Data<T>` for a service given to the builder with `.data(..)` (`Option<Data<T>>` if it may be missing), `Queue`, `JobContext`, `Job`, `CancellationToken`, or a type implementing `FromJobContext`"
 )]
 pub trait FromJobContext: Sized {
     /// The service this extractor needs, so `build()` can refuse a manager that lacks it.
@@ -154,13 +159,49 @@ impl<T: ?Sized + Send + Sync + 'static> FromJobContext for Data<T> {
     }
 
     fn from_context(ctx: &JobContext) -> Result<Self, JobError> {
-        ctx.services().get::<T>().map(Data).ok_or_else(|| {
-            JobError::msg(format!(
-                "no `Data<{}>` was given to this worker; add `.data(..)` for it to the WorkerManager builder",
-                std::any::type_name::<T>()
-            ))
-        })
+        ctx.services()
+            .get::<T>()
+            .map(Data)
+            .ok_or_else(|| JobError::msg(missing_service(std::any::type_name::<T>())))
     }
+}
+
+/// What to say about a `Data<T>` no service was given for: `.data(..)`, or
+/// `.data_arc(..)` for a trait object (which `.data(..)` cannot take).
+fn missing_service(type_name: &str) -> String {
+    if let Some(name) = type_name.strip_prefix("dyn ") {
+        format!(
+            "no `Data<dyn {name}>` was given to this worker; add `.data_arc(Arc::new(service) as Arc<dyn {name}>)` to the WorkerManager builder"
+        )
+    } else {
+        format!(
+            "no `Data<{type_name}>` was given to this worker; add `.data({type_name} {{ .. }})` (or `.data_arc(..)` for an `Arc` you hold) to the WorkerManager builder"
+        )
+    }
+}
+
+/// A service that may be missing: `None` when the manager was given none,
+/// and no requirement for `build()` to check.
+impl<T: ?Sized + Send + Sync + 'static> FromJobContext for Option<Data<T>> {
+    fn from_context(ctx: &JobContext) -> Result<Self, JobError> {
+        Ok(ctx.services().get::<T>().map(Data))
+    }
+}
+
+/// The queue handle the job came from, to enqueue more jobs from a handler
+/// (the "job creator"): no `.data(..)` needed.
+impl FromJobContext for Queue {
+    fn from_context(ctx: &JobContext) -> Result<Self, JobError> {
+        ctx.queue().cloned().ok_or_else(no_queue)
+    }
+}
+
+fn no_queue() -> JobError {
+    JobError::msg(
+        "this job has no queue handle: it is not run by a WorkerManager; in a test, run it with \
+         `jobs::testing::perform` (which gives it one), or build the context with \
+         `JobContext::for_job(..).with_queue(queue)`",
+    )
 }
 
 impl FromJobContext for JobContext {
@@ -188,12 +229,12 @@ impl FromJobContext for CancellationToken {
 }
 
 /// A handler argument borrowed from the running job's context: `&Job`,
-/// `&JobContext`, `&Services`, `&CancellationToken`. `#[job_handler]` uses it for
-/// arguments of type `&T`.
+/// `&JobContext`, `&Services`, `&CancellationToken`, `&Queue`. `#[job_handler]`
+/// uses it for arguments of type `&T`.
 #[diagnostic::on_unimplemented(
     message = "`&{Self}` cannot be injected into a job handler",
     label = "not a borrowable extractor",
-    note = "only `&Job`, `&JobContext`, `&Services` and `&CancellationToken` can be taken by reference; take other extractors by value (`Data<T>`, `JobContext`, `Job`)"
+    note = "only `&Job`, `&JobContext`, `&Services`, `&CancellationToken` and `&Queue` can be taken by reference; take other extractors by value (`Data<T>`, `JobContext`, `Job`)"
 )]
 pub trait FromJobContextRef {
     /// Borrows the value from the context of one attempt.
@@ -221,5 +262,11 @@ impl FromJobContextRef for Services {
 impl FromJobContextRef for CancellationToken {
     fn from_context_ref(ctx: &JobContext) -> Result<&Self, JobError> {
         Ok(ctx.cancellation())
+    }
+}
+
+impl FromJobContextRef for Queue {
+    fn from_context_ref(ctx: &JobContext) -> Result<&Self, JobError> {
+        ctx.queue().ok_or_else(no_queue)
     }
 }

@@ -36,6 +36,11 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 ///
 /// The running job's [`JobContext`](crate::JobContext) (cancellation token, services)
 /// is available from `JobContext::current()` inside `handle`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a job handler",
+    label = "not a `JobHandler`",
+    note = "a handler is the type `#[job_handler]` generates for an `async fn` (`send_email` → `SendEmailHandler`), or a type implementing `JobHandler` (`fn job_type(&self) -> &str` and `async fn handle(&self, job: &Job) -> Result<JobResult, JobError>`)"
+)]
 pub trait JobHandler: Send + Sync + 'static {
     /// The job type this handler processes, e.g. `"email.send"`.
     fn job_type(&self) -> &str;
@@ -74,6 +79,38 @@ pub trait JobHandler: Send + Sync + 'static {
     fn requirements(&self) -> Vec<ServiceRequirement> {
         Vec::new()
     }
+}
+
+/// `Self` is the payload the handler `H` takes: `#[job_handler]` implements it
+/// (`SendEmail: PayloadOf<SendEmailHandler>`), so
+/// `jobs::testing::perform::<SendEmailHandler>(SendEmail { .. })` checks the
+/// payload's type at compile time.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not the payload of `{H}`",
+    label = "not the payload `{H}` takes",
+    note = "`perform::<H>(payload)` runs a handler `#[job_handler]` generated (`send_email` → `SendEmailHandler`) on the payload its function takes; for a hand-written `JobHandler`, use `perform_with(handler, payload)`"
+)]
+pub trait PayloadOf<H>: crate::JobPayload {}
+
+#[diagnostic::do_not_recommend]
+impl<P: crate::JobPayload + HandledBy<H>, H> PayloadOf<H> for P {}
+
+/// What `#[job_handler]` implements to link a payload to its handler (see
+/// [`PayloadOf`], which reports a mismatch in its own words).
+#[doc(hidden)]
+pub trait HandledBy<H> {}
+
+/// Implemented by every handler type `#[job_handler]` generates, and by
+/// nothing else: the expansion checks with it that the handler's name, where
+/// the function is, is its own type and not one of yours.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is already a type of yours, so `#[job_handler]` cannot name the handler it generates `{Self}`",
+    label = "the generated handler would be named `{Self}`",
+    note = "name the generated handler yourself, `#[job_handler(.., name = MyHandler)]`, or rename your type"
+)]
+pub trait GeneratedHandler {
+    /// Naming it is the check.
+    const NAME_IS_FREE: () = ();
 }
 
 /// The object-safe form of [`JobHandler`] the runtime stores; every `JobHandler`

@@ -39,19 +39,22 @@ mod timeout;
 
 pub use admin::{JobFilter, QueueCount};
 pub use backend::Backend;
-pub use client::{Enqueue, Queue, DEFAULT_MAX_PAYLOAD_BYTES};
+pub use client::{Enqueue, JobPages, Queue, DEFAULT_MAX_PAYLOAD_BYTES};
 pub use context::{CancelReason, CancellationToken, Cancelled, JobContext, Scoped};
 pub use error::{BackendError, BackendErrorKind, Error, Result};
 pub use extract::{Data, FromJobContext, FromJobContextRef, ServiceRequirement, Services};
-pub use handler::{BoxFuture, JobHandler};
+#[doc(hidden)]
+pub use handler::HandledBy;
+pub use handler::{BoxFuture, GeneratedHandler, JobHandler, PayloadOf};
 pub use job::{AttemptError, Job, JobId, MAX_ERROR_HISTORY};
 pub use job_error::{BoxError, JobError};
 pub use new_job::{
     add_saturating, JobOptions, NewJob, DEFAULT_MAX_RETRIES, DEFAULT_QUEUE, MAX_DELAY,
 };
+pub use on_failure::{IntoFailureResult, OnFailureFn};
 pub use payload::{JobPayload, Validate};
 pub use registry::HandlerRegistration;
-pub use result::{IntoJobResult, JobResult};
+pub use result::{IntoJobError, IntoJobOutput, IntoJobResult, JobResult};
 pub use retry::Backoff;
 pub use status::{JobStatus, ParseStatusError};
 pub use timeout::Timeout;

@@ -28,6 +28,53 @@ pub trait OnFailureFn<'a, Args>: Send + Sync + 'static {
         error: &'a JobError,
         ctx: &'a JobContext,
     ) -> BoxFuture<'a, Result<(), BoxError>>;
+
+    /// What `#[job_handler]` calls, in one place so a function with the
+    /// wrong signature is one error: with `Some(attempt)` it runs for that
+    /// failed attempt, with `None` it reports the services it needs.
+    #[doc(hidden)]
+    fn entry(
+        &self,
+        attempt: Option<(&'a Job, &'a JobError, &'a JobContext)>,
+    ) -> OnFailureEntry<'a> {
+        match attempt {
+            Some((job, error, ctx)) => OnFailureEntry::Run(self.call(job, error, ctx)),
+            None => OnFailureEntry::Needs(self.requirements()),
+        }
+    }
+}
+
+/// What [`OnFailureFn::entry`] gives back.
+#[doc(hidden)]
+pub enum OnFailureEntry<'a> {
+    /// The `on_failure` call for a failed attempt.
+    Run(BoxFuture<'a, Result<(), BoxError>>),
+    /// The services it needs.
+    Needs(Vec<ServiceRequirement>),
+}
+
+impl OnFailureEntry<'_> {
+    /// Runs it (nothing to run for `Needs`).
+    pub async fn run(self) -> Result<(), BoxError> {
+        match self {
+            OnFailureEntry::Run(fut) => fut.await,
+            OnFailureEntry::Needs(_) => Ok(()),
+        }
+    }
+
+    /// The services it needs (none for `Run`).
+    pub fn needs(self) -> Vec<ServiceRequirement> {
+        match self {
+            OnFailureEntry::Run(_) => Vec::new(),
+            OnFailureEntry::Needs(needs) => needs,
+        }
+    }
+}
+
+impl std::fmt::Debug for OnFailureEntry<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OnFailureEntry")
+    }
 }
 
 /// What an `on_failure` function may return.

@@ -32,6 +32,14 @@ pub trait JobPayload: Serialize + DeserializeOwned + Send + Sync + 'static {
 
 /// Business validation that runs after the payload deserializes and before any
 /// work: an `Err` is a permanent failure ("validate the payload early").
+///
+/// `#[job_handler]` runs it when the payload type implements it, without any
+/// opt-in, and a typed enqueue refuses a payload it rejects.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` does not implement `Validate`",
+    label = "no `Validate` impl",
+    note = "implement it for the payload: `impl Validate for {Self} {{ fn validate(&self) -> Result<(), String> {{ .. }} }}`; a payload without it is not validated (only deserialized)"
+)]
 pub trait Validate {
     /// Why the payload is unacceptable, if it is.
     fn validate(&self) -> Result<(), String>;
@@ -40,30 +48,30 @@ pub trait Validate {
 /// Deserializes `payload` into `T`. A mismatch is a permanent [`JobError`] naming
 /// the job type, the field path and what was wrong.
 pub fn decode_payload<T: DeserializeOwned>(job_type: &str, payload: &Value) -> Result<T, JobError> {
-    check_payload::<T>(payload).map_err(|reason| {
+    parse_payload::<T>(payload).map_err(|reason| {
         JobError::permanent(format!(
             "invalid payload for job type `{job_type}` (expected `{}`): {reason}",
             std::any::type_name::<T>()
         ))
-    })?;
-    // Deserialize for real only once the shape is known to fit.
-    T::deserialize(payload)
-        .map_err(|e| JobError::permanent(format!("invalid payload for job type `{job_type}`: {e}")))
+    })
+}
+
+/// Deserializes `payload` into `T` in one pass; the error says which field
+/// and why.
+pub fn parse_payload<T: DeserializeOwned>(payload: &Value) -> Result<T, String> {
+    serde_path_to_error::deserialize::<_, T>(payload).map_err(|e| {
+        let path = e.path().to_string();
+        if path == "." || path.is_empty() {
+            e.into_inner().to_string()
+        } else {
+            format!("at `{path}`: {}", e.into_inner())
+        }
+    })
 }
 
 /// Whether `payload` deserializes into `T`; the error says which field and why.
 pub fn check_payload<T: DeserializeOwned>(payload: &Value) -> Result<(), String> {
-    match serde_path_to_error::deserialize::<_, T>(payload) {
-        Ok(_) => Ok(()),
-        Err(e) => {
-            let path = e.path().to_string();
-            if path == "." || path.is_empty() {
-                Err(e.into_inner().to_string())
-            } else {
-                Err(format!("at `{path}`: {}", e.into_inner()))
-            }
-        }
-    }
+    parse_payload::<T>(payload).map(drop)
 }
 
 /// About how many bytes `v` takes as JSON (escapes aside), without

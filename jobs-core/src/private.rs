@@ -15,15 +15,14 @@ pub use std::vec::Vec;
 pub use inventory;
 pub use serde_json::Value;
 
-pub use crate::on_failure::{IntoFailureResult, OnFailureFn};
+pub use crate::on_failure::{IntoFailureResult, OnFailureEntry, OnFailureFn};
 pub use crate::registry::DynHandler;
 pub use crate::{
     Backoff, BoxError, BoxFuture, FromJobContext, FromJobContextRef, HandlerRegistration,
-    IntoJobResult, Job, JobContext, JobError, JobHandler, JobOptions, JobPayload, JobResult,
-    ServiceRequirement, Services, Timeout, Validate,
+    IntoJobError, IntoJobOutput, IntoJobResult, Job, JobContext, JobError, JobHandler, JobOptions,
+    JobPayload, JobResult, PayloadOf, ServiceRequirement, Services, Timeout, Validate,
 };
-
-use serde::de::DeserializeOwned;
+pub use crate::{GeneratedHandler, HandledBy};
 
 /// The context of the attempt being handled: the manager's if `handle` runs
 /// under it, else (a direct call in a test) one with no services.
@@ -46,12 +45,7 @@ pub fn decode<P: JobPayload>(job: &Job) -> Result<P, JobError> {
 
 /// Deserializes a payload; the error names the field path and what was wrong.
 pub fn parse_payload<P: JobPayload>(payload: &Value) -> Result<P, String> {
-    parse::<P>(payload)
-}
-
-fn parse<T: DeserializeOwned>(payload: &Value) -> Result<T, String> {
-    crate::payload::check_payload::<T>(payload)?;
-    T::deserialize(payload).map_err(|e| e.to_string())
+    crate::payload::parse_payload::<P>(payload)
 }
 
 /// Turns a `Validate` verdict into the permanent failure of the attempt.
@@ -66,52 +60,6 @@ pub fn validated(job_type: &str, verdict: Result<(), String>) -> Result<(), JobE
 /// A `Validate` verdict as the reason `enqueue_raw` refuses a payload.
 pub fn check_verdict(verdict: Result<(), String>) -> Result<(), String> {
     verdict.map_err(|reason| format!("failed validation: {reason}"))
-}
-
-/// The outcome of a handler function's return value.
-pub fn into_job_result<R: IntoJobResult>(value: R) -> Result<JobResult, JobError> {
-    value.into_job_result()
-}
-
-/// The one place the expansion names the `on_failure` function, so a function
-/// with the wrong signature is one error: with `Some(attempt)` it runs for that
-/// failed attempt, with `None` it reports the services it needs.
-pub fn on_failure_entry<'a, Args, F: OnFailureFn<'a, Args>>(
-    f: &F,
-    attempt: Option<(&'a Job, &'a JobError, &'a JobContext)>,
-) -> OnFailureEntry<'a> {
-    match attempt {
-        Some((job, error, ctx)) => OnFailureEntry::Run(f.call(job, error, ctx)),
-        None => OnFailureEntry::Needs(f.requirements()),
-    }
-}
-
-/// What [`on_failure_entry`] gives back.
-pub enum OnFailureEntry<'a> {
-    Run(BoxFuture<'a, Result<(), BoxError>>),
-    Needs(Vec<ServiceRequirement>),
-}
-
-impl<'a> OnFailureEntry<'a> {
-    pub async fn run(self) -> Result<(), BoxError> {
-        match self {
-            OnFailureEntry::Run(fut) => fut.await,
-            OnFailureEntry::Needs(_) => Ok(()),
-        }
-    }
-
-    pub fn needs(self) -> Vec<ServiceRequirement> {
-        match self {
-            OnFailureEntry::Run(_) => Vec::new(),
-            OnFailureEntry::Needs(needs) => needs,
-        }
-    }
-}
-
-impl std::fmt::Debug for OnFailureEntry<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("OnFailureEntry")
-    }
 }
 
 /// Runs `Validate::validate` when the payload type implements it and does

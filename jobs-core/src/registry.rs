@@ -11,7 +11,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 pub use crate::handler::DynHandler;
-use crate::ServiceRequirement;
+use crate::{JobOptions, ServiceRequirement};
 
 /// One handler, as registered at link time. Made by `#[job_handler]` (its
 /// `REGISTRATION` const); pass it to the builder's `.register(..)` to add a
@@ -34,6 +34,9 @@ pub struct HandlerRegistration {
     pub requirements: fn() -> Vec<ServiceRequirement>,
     /// Makes the handler.
     pub make: fn() -> Arc<dyn DynHandler>,
+    /// The defaults of its jobs (queue, priority, max_retries), as
+    /// `#[job_handler(queue = .., ..)]` sets them.
+    pub options: fn() -> JobOptions,
 }
 
 impl HandlerRegistration {
@@ -58,7 +61,22 @@ impl HandlerRegistration {
             check_payload,
             requirements,
             make,
+            options: JobOptions::default,
         }
+    }
+
+    /// This registration, with the defaults its jobs get (`#[job_handler]`
+    /// writes this call).
+    pub const fn with_options(mut self, options: fn() -> JobOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// The queue its jobs go to unless an enqueue says otherwise.
+    pub fn default_queue(&self) -> String {
+        (self.options)()
+            .queue
+            .unwrap_or_else(|| crate::DEFAULT_QUEUE.to_owned())
     }
 
     /// Whether `other` registers the same handler. A `#[job_handler]`'s

@@ -3,7 +3,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::JobError;
+use crate::{BoxError, JobError};
 
 /// The outcome a handler returns: a success flag, data to store,
 /// and for a failure the error. A failed `JobResult` is an *expected* failure:
@@ -70,14 +70,15 @@ impl JobResult {
 ///
 /// * `()` — success, nothing stored;
 /// * [`JobResult`] — as given (a failed one is permanent);
-/// * `Result<T, E>` with `T: Serialize` — `Ok` stores `T` as `result_data` (`()`
-///   stores nothing); `Err` becomes a [`JobError`] — retryable for any
-///   `std::error::Error`, permanent if it already is `JobError::permanent(..)`;
-/// * `Result<JobResult, E>` — the hand-written handler's shape.
+/// * `Result<T, E>` where `T` is [`IntoJobOutput`] (any `Serialize` value,
+///   stored as `result_data` — `()` stores nothing — or a `JobResult`) and `E`
+///   is [`IntoJobError`] (`JobError`, any `std::error::Error + Send + Sync +
+///   'static`, `BoxError`, `anyhow::Error`, `String`, `&'static str`). An `Err`
+///   is a retryable failure unless it is `JobError::permanent(..)`.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a supported job handler return type",
     label = "unsupported return type",
-    note = "a `#[job_handler]` function returns `()`, `JobResult`, `Result<JobResult, E>` or `Result<T, E>` where `T: Serialize` and `E: Into<JobError>` (any `std::error::Error`, or `JobError` itself)"
+    note = "a `#[job_handler]` function returns `()`, `JobResult`, or `Result<T, E>` where `T` is `Serialize` (or `JobResult`) and `E` is `JobError`, any `std::error::Error + Send + Sync + 'static`, `BoxError`, `anyhow::Error`, `String` or `&'static str`"
 )]
 pub trait IntoJobResult {
     /// The attempt's outcome.
@@ -96,16 +97,38 @@ impl IntoJobResult for JobResult {
     }
 }
 
-impl<E: Into<JobError>> IntoJobResult for Result<JobResult, E> {
+impl<T: IntoJobOutput, E: IntoJobError> IntoJobResult for Result<T, E> {
     fn into_job_result(self) -> Result<JobResult, JobError> {
-        self.map_err(Into::into)
+        match self {
+            Ok(value) => Ok(value.into_job_output()),
+            Err(error) => Err(error.into_job_error()),
+        }
     }
 }
 
-impl<T: Serialize, E: Into<JobError>> IntoJobResult for Result<T, E> {
-    fn into_job_result(self) -> Result<JobResult, JobError> {
-        let value = self.map_err(Into::into)?;
-        Ok(match serde_json::to_value(&value) {
+/// What the `Ok` of a handler's `Result` may hold: any `Serialize` value
+/// (stored as the job's `result_data`; `()` and `null` store nothing), or a
+/// [`JobResult`] as the hand-written handlers return it.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be stored as a job's result",
+    label = "not `Serialize`",
+    note = "the `Ok` value of a job handler is stored as the job's `result_data`: derive `Serialize` for `{Self}` (`#[derive(Serialize)]`), return a `serde_json::Value`, or return `JobResult`"
+)]
+pub trait IntoJobOutput {
+    /// The successful attempt's result.
+    fn into_job_output(self) -> JobResult;
+}
+
+impl IntoJobOutput for JobResult {
+    fn into_job_output(self) -> JobResult {
+        self
+    }
+}
+
+#[diagnostic::do_not_recommend]
+impl<T: Serialize> IntoJobOutput for T {
+    fn into_job_output(self) -> JobResult {
+        match serde_json::to_value(&self) {
             Ok(Value::Null) => JobResult::success(),
             Ok(data) => JobResult::with_data(data),
             // A value that cannot be stored is a bug in the handler, not a
@@ -113,7 +136,35 @@ impl<T: Serialize, E: Into<JobError>> IntoJobResult for Result<T, E> {
             Err(e) => JobResult::failure(JobError::permanent(format!(
                 "the handler succeeded but its result could not be serialized: {e}"
             ))),
-        })
+        }
+    }
+}
+
+/// What the `Err` of a handler's `Result` may hold: a [`JobError`] (kept as
+/// it is, so `JobError::permanent(..)` stays permanent), or anything that
+/// converts into a [`BoxError`] — any `std::error::Error + Send + Sync +
+/// 'static`, `BoxError` itself, `anyhow::Error`, `String`, `&'static str` —
+/// which becomes a retryable failure.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be returned as a job's error",
+    label = "not an error type a job handler can return",
+    note = "a job handler's error is `JobError`, any `std::error::Error + Send + Sync + 'static`, `BoxError` (`Box<dyn Error + Send + Sync>`: a `Box<dyn Error>` without `Send + Sync` cannot leave the worker's thread), `anyhow::Error`, `String` or `&'static str`; implement `std::error::Error` for your error type, or map the error into one of these"
+)]
+pub trait IntoJobError {
+    /// The failure of the attempt.
+    fn into_job_error(self) -> JobError;
+}
+
+impl IntoJobError for JobError {
+    fn into_job_error(self) -> JobError {
+        self
+    }
+}
+
+#[diagnostic::do_not_recommend]
+impl<E: Into<BoxError>> IntoJobError for E {
+    fn into_job_error(self) -> JobError {
+        JobError::retryable(self)
     }
 }
 
@@ -141,5 +192,25 @@ mod tests {
         assert!(perm.into_job_result().unwrap_err().is_permanent());
         let jr: Result<JobResult, Smtp> = Ok(JobResult::failure(JobError::msg("no")));
         assert!(!jr.into_job_result().unwrap().success);
+    }
+
+    #[test]
+    fn every_reasonable_error_type_is_accepted() {
+        let boxed: Result<(), BoxError> = Err("boxed".into());
+        assert_eq!(boxed.into_job_result().unwrap_err().message(), "boxed");
+        let string: Result<(), String> = Err("a string".to_owned());
+        let err = string.into_job_result().unwrap_err();
+        assert!(err.is_retryable() && err.message() == "a string");
+        let s: Result<(), &'static str> = Err("a str");
+        assert_eq!(s.into_job_result().unwrap_err().message(), "a str");
+        // Like `anyhow::Error`: not an `Error` itself, but `Into<BoxError>`.
+        struct Anyhow;
+        impl From<Anyhow> for BoxError {
+            fn from(_: Anyhow) -> Self {
+                "anyhow".into()
+            }
+        }
+        let any: Result<u8, Anyhow> = Err(Anyhow);
+        assert_eq!(any.into_job_result().unwrap_err().message(), "anyhow");
     }
 }

@@ -12,7 +12,9 @@ use crate::args::Args;
 use crate::ast::Handler;
 use crate::expand::{handler_struct, names, payload_impl};
 
-pub fn expand(args: &Args, item: &ItemFn, errors: TokenStream) -> TokenStream {
+/// `payload_ok`: the payload type passed validation, so implementing
+/// `JobPayload` for it adds no error of its own.
+pub fn expand(args: &Args, item: &ItemFn, errors: TokenStream, payload_ok: bool) -> TokenStream {
     let handler = Handler::from_syn(item);
     // A method (`self`) is inside an `impl`: only the function may be emitted there.
     let is_method = item
@@ -30,12 +32,14 @@ pub fn expand(args: &Args, item: &ItemFn, errors: TokenStream) -> TokenStream {
         .as_ref()
         .map(|l| l.value())
         .unwrap_or_default();
-    let strukt = handler_struct(&name, &job_type, &handler);
+    let (strukt, ty) = handler_struct(&name, &job_type, &handler, &krate);
     // The payload impl only when the payload itself is usable, so its own
     // errors (not `Deserialize`, ..) are reported once the rest is fixed.
     let payload = match (handler.payload, &args.job_type) {
-        (Some(ty), Some(lit)) if is_plain(ty) && handler.item.sig.generics.params.is_empty() => {
-            payload_impl(args, &krate, ty, lit)
+        (Some(payload), Some(lit))
+            if payload_ok && is_plain(payload) && handler.item.sig.generics.params.is_empty() =>
+        {
+            payload_impl(args, &krate, payload, lit, &ty)
         }
         _ => TokenStream::new(),
     };
@@ -45,7 +49,7 @@ pub fn expand(args: &Args, item: &ItemFn, errors: TokenStream) -> TokenStream {
         #strukt
         const _: () = {
             #[automatically_derived]
-            impl #name {
+            impl #ty {
                 /// The job type this handler processes.
                 pub const JOB_TYPE: &'static ::core::primitive::str = #job_type;
 
@@ -63,7 +67,7 @@ pub fn expand(args: &Args, item: &ItemFn, errors: TokenStream) -> TokenStream {
             }
 
             #[automatically_derived]
-            impl #p::JobHandler for #name {
+            impl #p::JobHandler for #ty {
                 fn job_type(&self) -> &::core::primitive::str {
                     #job_type
                 }

@@ -43,9 +43,9 @@ fn job_handler_impl(
         }
     };
     let handler = ast::Handler::from_syn(&func);
-    validate::validate(&cx, &args, &handler);
+    let payload_ok = validate::validate(&cx, &args, &handler);
     match cx.check() {
         Ok(()) => expand::expand(&args, &handler),
-        Err(errors) => fallback::expand(&args, &func, errors),
+        Err(errors) => fallback::expand(&args, &func, errors, payload_ok),
     }
 }

@@ -1,15 +1,20 @@
 //! What the arguments and the function must be; every problem is reported,
 //! spanned on the tokens at fault and saying how to fix it.
 
-use syn::{FnArg, Type};
+use syn::{FnArg, GenericParam, Pat, Type};
 
 use crate::args::Args;
-use crate::ast::{Extractor, Handler};
+use crate::ast::{
+    extractor_name, first_borrow, last_segment, type_text, Extractor, Handler, Named,
+};
 use crate::ctxt::Ctxt;
 
 const JOB_TYPE_GRAMMAR: &str = "a job type is lowercase dot-separated segments of `a-z`, `0-9`, `_` and `-`, e.g. `\"email.send\"`";
 
-pub fn validate(cx: &Ctxt, args: &Args, handler: &Handler<'_>) {
+/// Checks everything; returns whether the payload type itself is usable, so
+/// the fallback expansion implements `JobPayload` for it only then (an
+/// unusable payload would add errors of its own to the one reported).
+pub fn validate(cx: &Ctxt, args: &Args, handler: &Handler<'_>) -> bool {
     if let Some(lit) = &args.job_type {
         if let Err(why) = check_job_type(&lit.value()) {
             cx.error_spanned_by(lit, why);
@@ -45,10 +50,10 @@ pub fn validate(cx: &Ctxt, args: &Args, handler: &Handler<'_>) {
             }
         }
     }
-    validate_signature(cx, handler);
+    validate_signature(cx, handler)
 }
 
-fn validate_signature(cx: &Ctxt, handler: &Handler<'_>) {
+fn validate_signature(cx: &Ctxt, handler: &Handler<'_>) -> bool {
     let sig = &handler.item.sig;
     if let Some(c) = &sig.constness {
         cx.error_spanned_by(
@@ -74,7 +79,19 @@ fn validate_signature(cx: &Ctxt, handler: &Handler<'_>) {
             "`#[job_handler]` functions cannot have an `extern` ABI; remove it",
         );
     }
-    if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
+    let payload_borrows = handler.payload.and_then(first_borrow).is_some();
+    let only_lifetimes = sig
+        .generics
+        .params
+        .iter()
+        .all(|p| matches!(p, GenericParam::Lifetime(_)));
+    // `async fn f<'a>(g: Greet<'a>)`: the borrow in the payload is the mistake
+    // (reported below); the lifetime parameter only serves it.
+    let lifetimes_for_payload =
+        only_lifetimes && payload_borrows && sig.generics.where_clause.is_none();
+    if (!sig.generics.params.is_empty() || sig.generics.where_clause.is_some())
+        && !lifetimes_for_payload
+    {
         let at = if sig.generics.params.is_empty() {
             quote::ToTokens::to_token_stream(&sig.generics.where_clause)
         } else {
@@ -94,49 +111,151 @@ fn validate_signature(cx: &Ctxt, handler: &Handler<'_>) {
                 r,
                 "`#[job_handler]` cannot be used on methods: a handler is a free `async fn` whose first argument is the payload; move it out of the `impl` and inject shared state with `Data<T>`",
             );
-            return;
+            return false;
         }
     }
-    let mut typed = sig.inputs.iter().filter_map(|arg| match arg {
-        FnArg::Typed(p) => Some(&*p.ty),
-        FnArg::Receiver(_) => None,
-    });
-    match typed.next() {
-        None => cx.error_at(
+    let typed: Vec<(&Pat, &Type)> = sig
+        .inputs
+        .iter()
+        .filter_map(|arg| match arg {
+            FnArg::Typed(p) => Some((&*p.pat, &*p.ty)),
+            FnArg::Receiver(_) => None,
+        })
+        .collect();
+    let Some(&(first_pat, first)) = typed.first() else {
+        cx.error_at(
             sig.paren_token.span.join(),
             format!(
                 "missing payload argument: the first argument of a `#[job_handler]` function is the payload, e.g. `async fn {}(email: SendEmail)`",
                 sig.ident
             ),
-        ),
-        Some(Type::Reference(r)) => cx.error_spanned_by(
+        );
+        return false;
+    };
+    let rest = &typed[1..];
+    let payload_ok = if let Some(hint) = extractor_first(sig, first_pat, first, rest) {
+        cx.error_spanned_by(first, hint);
+        false
+    } else if let Type::Reference(r) = first {
+        cx.error_spanned_by(
             r,
             "the payload is deserialized for each attempt and handed over by value; take it as `T`, not `&T`",
-        ),
-        Some(ty) => check_nameable(cx, ty, "payload"),
-    }
-    for ty in typed {
+        );
+        false
+    } else if let Some(lifetime) = first_borrow(first) {
+        let name = last_segment(first).map_or_else(|| type_text(first), |(i, _)| i.to_string());
+        cx.error_spanned_by(
+            lifetime,
+            format!(
+                "a payload cannot borrow: it is deserialized anew for every attempt and owned by the handler; give `{name}` owned fields (`String`, not `&str`; `Vec<T>`, not `&[T]`) and remove its lifetime `{lifetime}`"
+            ),
+        );
+        false
+    } else {
+        check_nameable(cx, first, "payload")
+    };
+    for &(_, ty) in rest {
         match ty {
             Type::Reference(r) if r.mutability.is_some() => cx.error_spanned_by(
                 r,
                 "injected arguments cannot be `&mut`; take `&T` (for `Job`, `JobContext`) or the extractor by value",
             ),
-            Type::Reference(r) => check_nameable(cx, &r.elem, "argument"),
-            ty => check_nameable(cx, ty, "argument"),
+            Type::Reference(r) => {
+                check_nameable(cx, &r.elem, "argument");
+            }
+            ty => {
+                if check_nameable(cx, ty, "argument") {
+                    check_wrapper(cx, ty);
+                }
+            }
         }
+    }
+    payload_ok
+}
+
+/// The first argument is an extractor, not a payload: `async fn f(ctx:
+/// JobContext, email: SendEmail)`. `Job` and `Queue` count only when a later
+/// argument is not an extractor (a payload type of the user's may be called
+/// `Job`).
+fn extractor_first(
+    sig: &syn::Signature,
+    first_pat: &Pat,
+    first: &Type,
+    rest: &[(&Pat, &Type)],
+) -> Option<String> {
+    let payload = rest
+        .iter()
+        .find(|(_, ty)| extractor_name(ty).is_none() && !matches!(ty, Type::Reference(_)));
+    match (extractor_name(first)?, payload) {
+        (Named::Ambiguous, None) => return None,
+        (Named::Extractor | Named::Ambiguous, _) => {}
+    }
+    let arg = |pat: &Pat, ty: &Type| format!("{}: {}", quote::quote!(#pat), type_text(ty));
+    let example = match payload {
+        Some((pat, ty)) => {
+            let mut args = vec![arg(pat, ty), arg(first_pat, first)];
+            args.extend(
+                rest.iter()
+                    .filter(|(p, _)| !std::ptr::eq(*p, *pat))
+                    .map(|(p, t)| arg(p, t)),
+            );
+            format!("async fn {}({})", sig.ident, args.join(", "))
+        }
+        None => format!(
+            "async fn {}(email: SendEmail, {})",
+            sig.ident,
+            arg(first_pat, first)
+        ),
+    };
+    Some(format!(
+        "the first argument of a `#[job_handler]` function is the payload, and `{}` is an extractor: put the payload first, e.g. `{example}`",
+        type_text(first)
+    ))
+}
+
+/// `Arc<T>` and `Option<T>` can be extractors only as `Arc<Job>` and
+/// `Option<Data<T>>` (no other impl is allowed by the orphan rule), so any
+/// other is a mistake with a known fix.
+fn check_wrapper(cx: &Ctxt, ty: &Type) {
+    let Some((ident, args)) = last_segment(ty) else {
+        return;
+    };
+    let Some(inner) = args.first().copied() else {
+        return;
+    };
+    let inner_text = type_text(inner);
+    let inner_name = last_segment(inner).map(|(i, _)| i.to_string());
+    if ident == "Arc" && inner_name.as_deref() != Some("Job") {
+        cx.error_spanned_by(
+            ty,
+            format!(
+                "`{}` cannot be injected into a job handler: a shared service is `Data<{inner_text}>` (an `Arc` inside); give the builder the service with `.data(..)`, or the `Arc` you hold with `.data_arc(..)`",
+                type_text(ty)
+            ),
+        );
+    } else if ident == "Option" && inner_name.as_deref() != Some("Data") {
+        cx.error_spanned_by(
+            ty,
+            format!(
+                "`{}` cannot be injected into a job handler: an optional service is `Option<Data<{inner_text}>>` (`None` when the manager was given no `{inner_text}`)",
+                type_text(ty)
+            ),
+        );
     }
 }
 
 /// `impl Trait` and `_` in argument position would make the handler generic.
-fn check_nameable(cx: &Ctxt, ty: &Type, what: &str) {
+/// Returns whether the type is fine.
+fn check_nameable(cx: &Ctxt, ty: &Type, what: &str) -> bool {
     match ty {
         Type::ImplTrait(_) => cx.error_spanned_by(
             ty,
             format!("`impl Trait` makes a `#[job_handler]` function generic; give the {what} a concrete type"),
         ),
         Type::Infer(_) => cx.error_spanned_by(ty, format!("give the {what} a concrete type")),
-        _ => {}
+        _ => return true,
     }
+    false
 }
 
 /// The job type grammar: `segment(.segment)*`, segments of `[a-z0-9_-]+`, at

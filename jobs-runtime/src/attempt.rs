@@ -1,6 +1,10 @@
 //! One attempt of one job: the handler under its time limit, panic guard and
 //! watchdog, `on_failure` after a failure, and the outcome handed to the
 //! recorder — always exactly one outcome, whatever the handler does.
+//!
+//! [`Attempt`] runs one attempt without needing a manager: the manager makes
+//! one per claimed job, and `jobs::testing` (`perform`, `drain`) makes its
+//! own, so a test gets exactly the outcome the manager would record.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -9,19 +13,21 @@ use std::time::{Duration, Instant};
 use jobs_core::backend::{Outcome, OutcomeUpdate};
 use jobs_core::payload::json_size;
 use jobs_core::registry::DynHandler;
-use jobs_core::{CancelReason, CancellationToken, Job, JobContext, JobError, JobResult, Timeout};
+use jobs_core::{
+    CancelReason, CancellationToken, Job, JobContext, JobError, JobResult, Queue, Services, Timeout,
+};
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::{debug, error, info, warn};
 
 use crate::failure::{outcome_of_failure, retry_follows};
 use crate::panic::{guarded, CatchUnwind};
-use crate::shared::{Handoff, Outcomes, Shared};
-use crate::watchdog::{PollStart, Watched};
+use crate::shared::{Config, Handoff, Outcomes, Shared};
+use crate::watchdog::{PollStart, Ticks, Watched};
 
-/// One attempt: run the handler, call `on_failure` if it failed, hand the
-/// outcome to the recorder. `slot` is the job's place among the running ones;
-/// it is kept until the recorder has room for the outcome (its window), so a
-/// worker never runs ahead of what it can record.
+/// One attempt in a manager: run the handler, call `on_failure` if it failed,
+/// hand the outcome to the recorder. `slot` is the job's place among the
+/// running ones; it is kept until the recorder has room for the outcome (its
+/// window), so a worker never runs ahead of what it can record.
 pub(crate) async fn run_job(
     shared: Arc<Shared>,
     job: Arc<Job>,
@@ -36,10 +42,23 @@ pub(crate) async fn run_job(
         outcomes: &outcomes,
         sent: false,
     };
-    let outcome = execute(&shared, &job, &cancel, poll_start).await;
+    let attempted = match shared.handlers.get(&job.job_type) {
+        Some(handler) => {
+            shared
+                .attempt(Some(poll_start))
+                .run(handler.as_ref(), &job, &cancel)
+                .await
+        }
+        None => no_handler(
+            &shared.cfg,
+            &job,
+            &shared.worker_id,
+            &shared.handler_names(),
+        ),
+    };
     let window = shared.window.clone().acquire_owned().await.ok();
     drop(slot);
-    guard.send(outcome, window);
+    guard.send(attempted.outcome, window);
 }
 
 /// Sends the attempt's outcome exactly once: if the attempt's task ends
@@ -80,107 +99,191 @@ impl Drop for Guard<'_> {
     }
 }
 
-async fn execute(
-    shared: &Shared,
-    job: &Arc<Job>,
-    cancel: &CancellationToken,
-    poll_start: PollStart,
-) -> Outcome {
-    let cfg = &shared.cfg;
-    let started = Instant::now();
-    let Some(handler) = shared.handlers.get(&job.job_type) else {
-        let error = JobError::msg(format!(
-            "no handler for job type `{}` in worker `{}` (it handles: {}); it will be retried, so a worker that has one can run it",
-            job.job_type,
-            shared.worker_id,
-            shared.handler_names()
-        ));
-        warn!(error = %error, "no handler for job type");
-        return outcome_of_failure(job, &error, &cfg.backoff, cfg.max_error_bytes, None);
-    };
-    let handler = handler.as_ref();
-    debug!("job started");
-    let limit = time_limit(shared, handler, job);
-    let ctx = JobContext::new(
-        job.clone(),
-        shared.services.clone(),
-        cancel.clone(),
-        shared.worker_id.clone(),
-    );
-    let result = match guarded(|| handler.handle(job)) {
-        Err(panic) => Ran::PanickedEarly(panic),
-        Ok(fut) => {
-            let watched = Watched::new(CatchUnwind(fut), shared.ticks.clone(), poll_start);
-            match limited(limit, ctx.scope(watched)).await {
-                Some(Ok(result)) => Ran::Returned(result),
-                Some(Err(panic)) => Ran::Panicked(panic),
-                None => Ran::TimedOut,
-            }
-        }
-    };
-    let (error, data) = match result {
-        Ran::Returned(Ok(r)) if r.success => match too_large(shared, &r) {
-            None => {
-                debug!(
-                    elapsed_ms = started.elapsed().as_millis() as u64,
-                    "job completed"
-                );
-                return Outcome::Complete {
-                    result: r.result_data,
-                };
-            }
-            Some(error) => (error, None),
-        },
-        Ran::Returned(Ok(r)) => {
-            let data = r
-                .result_data
-                .filter(|d| json_size(d) <= cfg.max_result_bytes);
-            let error = r
-                .error
-                .unwrap_or_else(|| JobError::msg("handler returned a failed JobResult"))
-                .into_permanent();
-            (error, data)
-        }
-        Ran::Returned(Err(e)) => (e, None),
-        Ran::Panicked(panic) => (JobError::msg(format!("handler panicked: {panic}")), None),
-        Ran::PanickedEarly(panic) => (
-            JobError::msg(format!(
-                "handler panicked before its future existed: {panic}"
-            )),
-            None,
-        ),
-        Ran::TimedOut => {
-            cancel.cancel(CancelReason::Timeout);
-            let limit = limit.unwrap_or_default();
-            (JobError::msg(format!("timed out after {limit:?}")), None)
-        }
-    };
-    if error.is_retryable() && cancel.reason() == Some(CancelReason::Shutdown) {
-        info!(error = %error, "job stopped for shutdown; releasing it back to the queue");
-        return Outcome::Release;
+/// What an attempt produced: the outcome to record, and the failure behind
+/// it (none for a success or a release).
+#[derive(Debug)]
+pub(crate) struct Attempted {
+    pub(crate) outcome: Outcome,
+    pub(crate) error: Option<JobError>,
+}
+
+/// The outcome for a job whose type has no handler here: a retryable
+/// failure, so a worker that has one can run it later.
+pub(crate) fn no_handler(cfg: &Config, job: &Job, worker_id: &str, handles: &str) -> Attempted {
+    let error = JobError::msg(format!(
+        "no handler for job type `{}` in worker `{worker_id}` (it handles: {handles}); it will be retried, so a worker that has one can run it",
+        job.job_type,
+    ));
+    warn!(error = %error, "no handler for job type");
+    Attempted {
+        outcome: outcome_of_failure(job, &error, &cfg.backoff, cfg.max_error_bytes, None),
+        error: Some(error),
     }
-    let backoff = match guarded(|| handler.backoff()) {
-        Ok(b) => b.unwrap_or(cfg.backoff),
-        Err(panic) => {
-            error!(panic = %panic, "the handler's backoff() panicked; using the manager's backoff");
-            cfg.backoff
-        }
-    };
-    let outcome = outcome_of_failure(job, &error, &backoff, cfg.max_error_bytes, data);
-    match &outcome {
-        Outcome::Retry { delay, .. } => {
-            warn!(error = %error, retry_in = ?delay, "job failed; will retry")
-        }
-        Outcome::Fail { .. } => warn!(error = %error, "job failed permanently"),
-        _ => {
-            error!(error = %error, max_retries = job.max_retries, "job failed on its last attempt; dead-lettered")
+}
+
+/// What one attempt needs besides the job and its handler: the settings, and
+/// what its [`JobContext`] hands to extractors. A manager makes one per job
+/// from what its tasks share; `jobs::testing` makes one with no manager.
+pub(crate) struct Attempt<'a> {
+    pub(crate) cfg: &'a Config,
+    pub(crate) services: &'a Services,
+    pub(crate) queue: &'a Queue,
+    pub(crate) worker_id: &'a Arc<str>,
+    /// The watchdog's view of the attempt's polls (none outside a manager).
+    pub(crate) watch: Option<(Ticks, PollStart)>,
+}
+
+impl Shared {
+    /// An attempt in this manager (`poll_start`: the watchdog's slot for it).
+    pub(crate) fn attempt(&self, poll_start: Option<PollStart>) -> Attempt<'_> {
+        Attempt {
+            cfg: &self.cfg,
+            services: &self.services,
+            queue: &self.queue,
+            worker_id: &self.worker_id,
+            watch: poll_start.map(|p| (self.ticks.clone(), p)),
         }
     }
-    // `on_failure` learns whether a retry follows from the job it is given.
-    let mut seen = Job::clone(job);
-    seen.no_retry_follows = !retry_follows(&outcome);
-    call_on_failure(shared, handler, &Arc::new(seen), &error, cancel, limit).await;
-    outcome
+}
+
+impl Attempt<'_> {
+    fn context(&self, job: &Arc<Job>, cancel: &CancellationToken) -> JobContext {
+        JobContext::new(
+            job.clone(),
+            self.services.clone(),
+            cancel.clone(),
+            self.worker_id.clone(),
+        )
+        .with_queue(self.queue.clone())
+    }
+
+    /// Runs the handler under its time limit, panic guard and watchdog, then
+    /// `on_failure` after a failure; returns the outcome to record.
+    pub(crate) async fn run(
+        &self,
+        handler: &dyn DynHandler,
+        job: &Arc<Job>,
+        cancel: &CancellationToken,
+    ) -> Attempted {
+        let cfg = self.cfg;
+        let started = Instant::now();
+        debug!("job started");
+        let limit = time_limit(cfg, handler, job);
+        let ctx = self.context(job, cancel);
+        let result = match guarded(|| handler.handle(job)) {
+            Err(panic) => Ran::PanickedEarly(panic),
+            Ok(fut) => {
+                let watched = Watched::new(CatchUnwind(fut), self.watch.clone());
+                match limited(limit, ctx.scope(watched)).await {
+                    Some(Ok(result)) => Ran::Returned(result),
+                    Some(Err(panic)) => Ran::Panicked(panic),
+                    None => Ran::TimedOut,
+                }
+            }
+        };
+        let (error, data) = match result {
+            Ran::Returned(Ok(r)) if r.success => match too_large(cfg, &r) {
+                None => {
+                    debug!(
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "job completed"
+                    );
+                    return Attempted {
+                        outcome: Outcome::Complete {
+                            result: r.result_data,
+                        },
+                        error: None,
+                    };
+                }
+                Some(error) => (error, None),
+            },
+            Ran::Returned(Ok(r)) => {
+                let data = r
+                    .result_data
+                    .filter(|d| json_size(d) <= cfg.max_result_bytes);
+                let error = r
+                    .error
+                    .unwrap_or_else(|| JobError::msg("handler returned a failed JobResult"))
+                    .into_permanent();
+                (error, data)
+            }
+            Ran::Returned(Err(e)) => (e, None),
+            Ran::Panicked(panic) => (JobError::msg(format!("handler panicked: {panic}")), None),
+            Ran::PanickedEarly(panic) => (
+                JobError::msg(format!(
+                    "handler panicked before its future existed: {panic}"
+                )),
+                None,
+            ),
+            Ran::TimedOut => {
+                cancel.cancel(CancelReason::Timeout);
+                let limit = limit.unwrap_or_default();
+                (JobError::msg(format!("timed out after {limit:?}")), None)
+            }
+        };
+        if error.is_retryable() && cancel.reason() == Some(CancelReason::Shutdown) {
+            info!(error = %error, "job stopped for shutdown; releasing it back to the queue");
+            return Attempted {
+                outcome: Outcome::Release,
+                error: Some(error),
+            };
+        }
+        let backoff = match guarded(|| handler.backoff()) {
+            Ok(b) => b.unwrap_or(cfg.backoff),
+            Err(panic) => {
+                error!(panic = %panic, "the handler's backoff() panicked; using the manager's backoff");
+                cfg.backoff
+            }
+        };
+        let outcome = outcome_of_failure(job, &error, &backoff, cfg.max_error_bytes, data);
+        match &outcome {
+            Outcome::Retry { delay, .. } => {
+                warn!(error = %error, retry_in = ?delay, "job failed; will retry")
+            }
+            Outcome::Fail { .. } => warn!(error = %error, "job failed permanently"),
+            _ => {
+                error!(error = %error, max_retries = job.max_retries, "job failed on its last attempt; dead-lettered")
+            }
+        }
+        // `on_failure` learns whether a retry follows from the job it is given.
+        let mut seen = Job::clone(job);
+        seen.no_retry_follows = !retry_follows(&outcome);
+        self.call_on_failure(handler, &Arc::new(seen), &error, cancel, limit)
+            .await;
+        Attempted {
+            outcome,
+            error: Some(error),
+        }
+    }
+
+    /// Calls `on_failure` under `limit`, logging (and otherwise ignoring) its
+    /// error, panic or timeout.
+    pub(crate) async fn call_on_failure(
+        &self,
+        handler: &dyn DynHandler,
+        job: &Arc<Job>,
+        error: &JobError,
+        cancel: &CancellationToken,
+        limit: Option<Duration>,
+    ) {
+        let ctx = self.context(job, cancel);
+        let fut = match guarded(|| handler.on_failure(job, error)) {
+            Ok(fut) => fut,
+            Err(panic) => {
+                error!(panic = %panic, "on_failure panicked (ignored)");
+                return;
+            }
+        };
+        match limited(limit, ctx.scope(CatchUnwind(fut))).await {
+            Some(Ok(Ok(()))) => {}
+            Some(Ok(Err(e))) => error!(error = %e, "on_failure returned an error (ignored)"),
+            Some(Err(panic)) => error!(panic = %panic, "on_failure panicked (ignored)"),
+            None => error!(
+                limit = ?limit,
+                "on_failure did not finish within the job's time limit; it was cut off"
+            ),
+        }
+    }
 }
 
 /// How a handler's attempt went.
@@ -193,15 +296,12 @@ enum Ran {
 }
 
 /// The attempt's time limit: the job's own, else its handler's, else the manager's.
-pub(crate) fn time_limit(shared: &Shared, handler: &dyn DynHandler, job: &Job) -> Option<Duration> {
+pub(crate) fn time_limit(cfg: &Config, handler: &dyn DynHandler, job: &Job) -> Option<Duration> {
     let handler_says = guarded(|| handler.timeout()).unwrap_or_else(|panic| {
         error!(panic = %panic, "the handler's timeout() panicked; using the manager's job timeout");
         None
     });
-    let timeout: Timeout = job
-        .timeout
-        .or(handler_says)
-        .unwrap_or(shared.cfg.job_timeout);
+    let timeout: Timeout = job.timeout.or(handler_says).unwrap_or(cfg.job_timeout);
     timeout.limit()
 }
 
@@ -214,8 +314,8 @@ async fn limited<F: Future>(limit: Option<Duration>, fut: F) -> Option<F::Output
 }
 
 /// A successful result too large to store, as the failure it becomes.
-fn too_large(shared: &Shared, r: &JobResult) -> Option<JobError> {
-    let max = shared.cfg.max_result_bytes;
+fn too_large(cfg: &Config, r: &JobResult) -> Option<JobError> {
+    let max = cfg.max_result_bytes;
     let size = json_size(r.result_data.as_ref()?);
     (size > max).then(|| {
         JobError::permanent(format!(
@@ -224,38 +324,4 @@ fn too_large(shared: &Shared, r: &JobResult) -> Option<JobError> {
              results elsewhere and return a reference"
         ))
     })
-}
-
-/// Calls `on_failure` under `limit`, logging (and otherwise ignoring) its
-/// error, panic or timeout.
-pub(crate) async fn call_on_failure(
-    shared: &Shared,
-    handler: &dyn DynHandler,
-    job: &Arc<Job>,
-    error: &JobError,
-    cancel: &CancellationToken,
-    limit: Option<Duration>,
-) {
-    let ctx = JobContext::new(
-        job.clone(),
-        shared.services.clone(),
-        cancel.clone(),
-        shared.worker_id.clone(),
-    );
-    let fut = match guarded(|| handler.on_failure(job, error)) {
-        Ok(fut) => fut,
-        Err(panic) => {
-            error!(panic = %panic, "on_failure panicked (ignored)");
-            return;
-        }
-    };
-    match limited(limit, ctx.scope(CatchUnwind(fut))).await {
-        Some(Ok(Ok(()))) => {}
-        Some(Ok(Err(e))) => error!(error = %e, "on_failure returned an error (ignored)"),
-        Some(Err(panic)) => error!(panic = %panic, "on_failure panicked (ignored)"),
-        None => error!(
-            limit = ?limit,
-            "on_failure did not finish within the job's time limit; it was cut off"
-        ),
-    }
 }

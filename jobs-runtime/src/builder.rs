@@ -30,6 +30,7 @@ impl WorkerManager {
             cfg: Config::default(),
             worker_id: None,
             auto_register: true,
+            strict: false,
         }
     }
 }
@@ -51,6 +52,7 @@ pub struct WorkerManagerBuilder {
     cfg: Config,
     worker_id: Option<String>,
     auto_register: bool,
+    strict: bool,
 }
 
 impl std::fmt::Debug for WorkerManagerBuilder {
@@ -86,7 +88,7 @@ impl WorkerManagerBuilder {
         caller: &std::panic::Location<'_>,
     ) -> Self {
         self.handlers.push(HandlerEntry {
-            name: name.to_owned(),
+            name: readable(name),
             requirements: handler.requirements(),
             handler,
             origin: format!("{}:{}", caller.file(), caller.line()),
@@ -237,6 +239,14 @@ impl WorkerManagerBuilder {
         self
     }
 
+    /// Whether `build()` refuses what it otherwise only warns about (default:
+    /// no): a handler whose jobs go to a queue this manager does not work
+    /// (they would wait for another manager), and a manager with no handlers.
+    pub fn strict(mut self, yes: bool) -> Self {
+        self.strict = yes;
+        self
+    }
+
     /// This worker's id in `locked_by` (default: `hostname-pid-random`).
     pub fn worker_id(mut self, id: impl Into<String>) -> Self {
         self.worker_id = Some(id.into());
@@ -245,7 +255,10 @@ impl WorkerManagerBuilder {
 
     /// Checks everything and builds the manager: two handlers for one job type,
     /// a `Data<T>` some handler needs but nobody provided, and inconsistent
-    /// settings are errors here, never per job at run time.
+    /// settings are errors here, never per job at run time. A handler whose
+    /// jobs go to a queue this manager does not work (`#[job_handler(queue =
+    /// "emails")]` with `.queues(["default"])`), and a manager without
+    /// handlers, are warnings — errors with [`strict(true)`](Self::strict).
     pub fn build(mut self) -> Result<WorkerManager> {
         let cfg = &self.cfg;
         if cfg.concurrency == 0 {
@@ -287,17 +300,40 @@ impl WorkerManagerBuilder {
             }
             for req in &entry.requirements {
                 if !self.services.contains(req.type_id) {
-                    return Err(Error::Config(format!(
-                        "handler `{}` for job type `{job_type}` ({}) needs `Data<{}>`, but the WorkerManager was given none; add `.data(..)` with a `{}` to the builder",
-                        entry.name, entry.origin, req.type_name, req.type_name
-                    )));
+                    return Err(Error::Config(missing_service(entry, &job_type, req)));
                 }
             }
             handlers.insert(job_type.clone(), entry.handler.clone());
             seen.insert(job_type, entry);
         }
+        let mut warnings = Vec::new();
         if handlers.is_empty() {
-            warn!("worker manager has no handlers: every job it claims will fail with `no handler`; register handlers with `.handler(..)`, or check that the crate with your #[job_handler]s is linked");
+            warnings.push("worker manager has no handlers: every job it claims will fail with `no handler`; register handlers with `.handler(..)`, or check that the crate with your #[job_handler]s is linked".to_owned());
+        }
+        for entry in seen.values() {
+            let registration = entry
+                .registration
+                .or_else(|| jobs_core::registry::find_registration(entry.handler.job_type()));
+            let Some(reg) = registration.filter(|r| r.job_type == entry.handler.job_type()) else {
+                continue;
+            };
+            let queue = reg.default_queue();
+            if !self.cfg.queues.contains(&queue) {
+                warnings.push(format!(
+                    "handler `{}` ({}) sends its `{}` jobs to queue `{queue}`, but this manager works {:?}: they will wait for a manager that works `{queue}`; add it with `.queues([..])`, or register only the handlers this manager runs (`.auto_register(false)` and `.register(..)`)",
+                    entry.name, entry.origin, reg.job_type, self.cfg.queues
+                ));
+            }
+        }
+        warnings.sort();
+        if self.strict && !warnings.is_empty() {
+            return Err(Error::Config(format!(
+                "the manager is built with `strict(true)`: {}",
+                warnings.join("; ")
+            )));
+        }
+        for w in &warnings {
+            warn!("{w}");
         }
         let worker_id: Arc<str> =
             Arc::from(self.worker_id.take().unwrap_or_else(default_worker_id));
@@ -322,6 +358,35 @@ impl WorkerManagerBuilder {
             ticks: Ticks::default(),
         }))
     }
+}
+
+/// `build()`'s refusal of a handler that needs a service nobody gave: for a
+/// trait object (`Data<dyn Mailer>`) the method that works is `.data_arc(..)`.
+fn missing_service(entry: &HandlerEntry, job_type: &str, req: &ServiceRequirement) -> String {
+    let fix = match req.type_name.strip_prefix("dyn ") {
+        Some(name) => format!(
+            "add `.data_arc(Arc::new(service) as Arc<dyn {name}>)` to the builder (`.data(..)` cannot take a trait object)"
+        ),
+        None => format!(
+            "add `.data(..)` with a `{}` to the builder (or `.data_arc(..)` with an `Arc` of one)",
+            req.type_name
+        ),
+    };
+    format!(
+        "handler `{}` for job type `{job_type}` ({}) needs `Data<{}>`, but the WorkerManager was given none; {fix}",
+        entry.name, entry.origin, req.type_name
+    )
+}
+
+/// A handler's type name as the user wrote it: without the module that
+/// `#[job_handler]` defines its struct in (`app::__jobs_send_email::SendEmailHandler`
+/// → `app::SendEmailHandler`).
+fn readable(type_name: &str) -> String {
+    type_name
+        .split("::")
+        .filter(|segment| !segment.starts_with("__jobs_"))
+        .collect::<Vec<_>>()
+        .join("::")
 }
 
 fn entry_of(reg: &'static HandlerRegistration) -> HandlerEntry {

@@ -10,7 +10,9 @@
 #![warn(missing_docs)]
 
 pub mod backend;
+mod clock;
 mod connect;
+pub mod testing;
 
 // The manager and what builds it.
 mod builder;

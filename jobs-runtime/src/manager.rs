@@ -4,13 +4,15 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use jobs_core::backend::{Outcome, OutcomeUpdate};
 use jobs_core::{CancelReason, Error, Queue, Result};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tokio::time::{timeout, timeout_at};
+// tokio's clock, not the system's: a test that paused and advanced time
+// must not find the stop deadline already past.
+use tokio::time::{timeout, timeout_at, Instant};
 use tokio_util::sync::CancellationToken as StopToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
@@ -197,7 +199,7 @@ impl WorkerManager {
         info!(worker_id = %shared.worker_id, in_flight = self.in_flight(), "worker manager stopping");
         run.stop_claiming.cancel();
         let mut claimer = run.claimer;
-        if timeout_at(deadline.into(), &mut claimer).await.is_err() {
+        if timeout_at(deadline, &mut claimer).await.is_err() {
             // A claim stuck past every deadline: what it took comes back by lease expiry.
             claimer.abort();
         }
@@ -235,7 +237,7 @@ impl WorkerManager {
             mut recorded,
             ended,
         } = run.maintenance;
-        if timeout_at(deadline.into(), &mut recorded).await.is_err() {
+        if timeout_at(deadline, &mut recorded).await.is_err() {
             give_up.cancel();
             let _ = timeout(ABORT_GRACE, recorded).await;
         }

@@ -7,7 +7,7 @@ use tokio_util::sync::CancellationToken as StopToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info_span, warn, Instrument};
 
-use crate::attempt::{call_on_failure, time_limit};
+use crate::attempt::time_limit;
 use crate::shared::Shared;
 use crate::stats::Counters;
 
@@ -59,8 +59,11 @@ pub(crate) async fn reaper_loop(shared: Arc<Shared>, stop: StopToken, tasks: Tas
             tasks.spawn(
                 async move {
                     let cancel = jobs_core::CancellationToken::new();
-                    let limit = time_limit(&shared, handler.as_ref(), &job);
-                    call_on_failure(&shared, handler.as_ref(), &job, &error, &cancel, limit).await;
+                    let limit = time_limit(&shared.cfg, handler.as_ref(), &job);
+                    shared
+                        .attempt(None)
+                        .call_on_failure(handler.as_ref(), &job, &error, &cancel, limit)
+                        .await;
                 }
                 .instrument(span),
             );

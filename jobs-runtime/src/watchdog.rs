@@ -48,16 +48,16 @@ impl Ticks {
 /// Where one attempt's poll started (a tick), or 0 between polls.
 pub(crate) type PollStart = Arc<AtomicU64>;
 
-/// A future whose polls the watchdog can see.
+/// A future whose polls the watchdog can see (when there is one: an attempt
+/// run outside a manager has none).
 pub(crate) struct Watched<F> {
     fut: F,
-    ticks: Ticks,
-    start: PollStart,
+    watch: Option<(Ticks, PollStart)>,
 }
 
 impl<F> Watched<F> {
-    pub(crate) fn new(fut: F, ticks: Ticks, start: PollStart) -> Self {
-        Watched { fut, ticks, start }
+    pub(crate) fn new(fut: F, watch: Option<(Ticks, PollStart)>) -> Self {
+        Watched { fut, watch }
     }
 }
 
@@ -66,7 +66,10 @@ impl<F: Future + Unpin> Future for Watched<F> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = &mut *self;
-        this.start.store(this.ticks.now(), Ordering::Relaxed);
+        let Some((ticks, start)) = &this.watch else {
+            return Pin::new(&mut this.fut).poll(cx);
+        };
+        start.store(ticks.now(), Ordering::Relaxed);
         // Cleared on unwind too, so a panicking poll is not reported as blocked.
         struct Clear<'a>(&'a AtomicU64);
         impl Drop for Clear<'_> {
@@ -74,7 +77,7 @@ impl<F: Future + Unpin> Future for Watched<F> {
                 self.0.store(0, Ordering::Relaxed);
             }
         }
-        let _clear = Clear(&this.start);
+        let _clear = Clear(start);
         Pin::new(&mut this.fut).poll(cx)
     }
 }
@@ -144,7 +147,7 @@ mod tests {
             assert_eq!(seen.load(Ordering::Relaxed), t.now());
             Poll::Ready(7)
         });
-        let mut watched = Watched::new(Box::pin(fut), ticks.clone(), start.clone());
+        let mut watched = Watched::new(Box::pin(fut), Some((ticks.clone(), start.clone())));
         let waker = std::task::Waker::noop();
         let mut cx = Context::from_waker(waker);
         assert_eq!(Pin::new(&mut watched).poll(&mut cx), Poll::Ready(7));

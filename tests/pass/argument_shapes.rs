@@ -8,6 +8,8 @@ struct Import {
     format: Option<String>,
 }
 
+struct Metrics;
+
 #[job_handler("data.import")]
 async fn import(
     Import { source_url, format }: Import,
@@ -19,6 +21,9 @@ async fn import(
     _token: CancellationToken,
     _token_ref: &CancellationToken,
     _arc: std::sync::Arc<Job>,
+    _queue: Queue,
+    _queue_ref: &Queue,
+    _optional: Option<Data<Metrics>>,
 ) -> JobResult {
     let _ = (source_url, format);
     JobResult::success()

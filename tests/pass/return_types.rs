@@ -22,6 +22,29 @@ struct D;
 struct E;
 #[derive(Serialize, Deserialize)]
 struct F;
+#[derive(Serialize, Deserialize)]
+struct G;
+#[derive(Serialize, Deserialize)]
+struct H;
+#[derive(Serialize, Deserialize)]
+struct I;
+#[derive(Serialize, Deserialize)]
+struct J;
+#[derive(Serialize, Deserialize)]
+struct K;
+#[derive(Serialize, Deserialize)]
+struct L;
+#[derive(Serialize, Deserialize)]
+struct M;
+
+/// Like `anyhow::Error`: not a `std::error::Error` itself, but `Into<BoxError>`.
+#[derive(Debug)]
+struct Anyhow(String);
+impl From<Anyhow> for jobs::BoxError {
+    fn from(e: Anyhow) -> Self {
+        e.0.into()
+    }
+}
 
 #[job_handler("r.unit")]
 async fn unit(_: A) {}
@@ -49,6 +72,41 @@ async fn result_unit(_: E) -> Result<(), JobError> {
 #[job_handler("r.boxed-error")]
 async fn boxed(_: F) -> Result<serde_json::Value, std::io::Error> {
     Ok(serde_json::Value::Null)
+}
+
+#[job_handler("r.box-error")]
+async fn box_error(_: G) -> Result<(), jobs::BoxError> {
+    Err("boxed".into())
+}
+
+#[job_handler("r.box-dyn-error-send-sync")]
+async fn box_dyn(_: H) -> Result<u8, Box<dyn std::error::Error + Send + Sync>> {
+    Ok(1)
+}
+
+#[job_handler("r.string-error")]
+async fn string_error(_: I) -> Result<(), String> {
+    Err(format!("no {}", 1))
+}
+
+#[job_handler("r.str-error")]
+async fn str_error(_: J) -> Result<(), &'static str> {
+    Err("no")
+}
+
+#[job_handler("r.anyhow-like")]
+async fn anyhow_like(_: K) -> Result<(), Anyhow> {
+    Err(Anyhow("no".into()))
+}
+
+#[job_handler("r.alias")]
+async fn alias(_: L) -> jobs::Result<Vec<String>> {
+    Ok(Vec::new())
+}
+
+#[job_handler("r.result-job-result-string")]
+async fn result_job_result_string(_: M) -> Result<JobResult, String> {
+    Ok(JobResult::failure(JobError::permanent("no")))
 }
 
 fn main() {}

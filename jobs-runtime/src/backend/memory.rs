@@ -5,6 +5,11 @@
 //! `.await`. Per queue, due jobs sit in a `BTreeSet` ordered by (priority desc,
 //! run_at, enqueue order) and future ones in a second set ordered by run_at, so
 //! a claim is O(log n) per job.
+//!
+//! Its clock is tokio's (see `jobs::testing::now`): under
+//! `tokio::time::pause()` scheduled jobs, retries with backoff and leases come
+//! due as the test advances time, so a test of a job that retries for an hour
+//! takes milliseconds.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -22,6 +27,7 @@ use jobs_core::{
 use tokio::sync::watch;
 
 use super::wait::{signal_or_due, time_left};
+use crate::clock;
 
 type ReadyKey = (Reverse<i32>, DateTime<Utc>, u64, JobId);
 type DelayedKey = (DateTime<Utc>, u64, i32, JobId);
@@ -204,7 +210,7 @@ impl MemoryBackend {
         for job in &jobs {
             job.validate()?;
         }
-        let now = Utc::now();
+        let now = clock::now();
         let mut st = self.lock();
         if let Some(dup) = jobs.iter().find(|j| st.jobs.contains_key(&j.id)) {
             return Err(Error::DuplicateId(dup.id));
@@ -243,7 +249,7 @@ impl MemoryBackend {
     }
 
     fn claim_now(&self, req: ClaimRequest<'_>) -> Vec<Job> {
-        let now = Utc::now();
+        let now = clock::now();
         let lease_until = add_saturating(now, req.lease);
         let token = LeaseToken::random();
         let mut st = self.lock();
@@ -317,7 +323,7 @@ impl Backend for MemoryBackend {
         lease: Duration,
     ) -> BoxFuture<'a, Result<Vec<JobId>>> {
         Box::pin(async move {
-            let until = add_saturating(Utc::now(), lease);
+            let until = add_saturating(clock::now(), lease);
             let mut st = self.lock();
             let mut lost = Vec::new();
             for fence in fences {
@@ -345,7 +351,7 @@ impl Backend for MemoryBackend {
         updates: &'a [OutcomeUpdate],
     ) -> BoxFuture<'a, Result<Vec<JobId>>> {
         Box::pin(async move {
-            let now = Utc::now();
+            let now = clock::now();
             let mut st = self.lock();
             let mut lost = Vec::new();
             let mut wake = false;
@@ -366,7 +372,7 @@ impl Backend for MemoryBackend {
 
     fn recover_expired(&self) -> BoxFuture<'_, Result<Vec<Recovered>>> {
         Box::pin(async move {
-            let now = Utc::now();
+            let now = clock::now();
             let mut st = self.lock();
             let expired: Vec<JobId> = st
                 .leases
@@ -432,7 +438,7 @@ impl Backend for MemoryBackend {
 
     fn cancel(&self, id: JobId) -> BoxFuture<'_, Result<Job>> {
         Box::pin(async move {
-            let now = Utc::now();
+            let now = clock::now();
             let mut st = self.lock();
             let status = st
                 .jobs
@@ -455,7 +461,7 @@ impl Backend for MemoryBackend {
 
     fn requeue(&self, id: JobId) -> BoxFuture<'_, Result<Job>> {
         Box::pin(async move {
-            let now = Utc::now();
+            let now = clock::now();
             let mut st = self.lock();
             let job = &mut st.jobs.get_mut(&id).ok_or_else(|| Self::not_found(id))?.job;
             if !matches!(job.status, JobStatus::Failed | JobStatus::DeadLetter) {
@@ -532,7 +538,7 @@ impl JobListener for MemoryListener {
     fn wait(&mut self, timeout: Duration) -> BoxFuture<'_, ()> {
         Box::pin(async move {
             // Wake for the earliest scheduled job too, not only for new ones.
-            let until_due = time_left(self.backend.next_due(&self.queues), Utc::now());
+            let until_due = time_left(self.backend.next_due(&self.queues), clock::now());
             signal_or_due(self.rx.changed(), until_due, timeout).await;
         })
     }

@@ -1,0 +1,15 @@
+use jobs::prelude::*;
+
+// No `#[job_handler]` takes it: the queue cannot know its job type.
+#[derive(Serialize, Deserialize)]
+struct SendEmail {
+    recipient: String,
+}
+
+async fn sign_up(queue: &Queue) -> jobs::Result<JobId> {
+    queue.enqueue(SendEmail { recipient: "ada@example.com".into() }).await
+}
+
+fn main() {
+    let _ = sign_up;
+}

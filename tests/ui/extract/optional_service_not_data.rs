@@ -1,0 +1,13 @@
+use jobs::prelude::*;
+
+#[derive(Serialize, Deserialize)]
+struct SendEmail {
+    recipient: String,
+}
+
+struct Mailer;
+
+#[job_handler("email.send")]
+async fn send_email(_email: SendEmail, _mailer: Option<Mailer>) {}
+
+fn main() {}
