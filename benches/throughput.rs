@@ -246,11 +246,11 @@ impl Backend for Counted {
     fn backend_name(&self) -> &'static str {
         self.inner.backend_name()
     }
-    fn enqueue_batch(&self, jobs: Vec<NewJob>) -> BoxFuture<'_, jobs::Result<Vec<JobId>>> {
+    fn enqueue_batch(&self, jobs: Vec<NewJob>) -> BoxFuture<'_, jobs::Result<Vec<jobs::Enqueued>>> {
         self.tick();
         self.inner.enqueue_batch(jobs)
     }
-    fn claim<'a>(&'a self, req: ClaimRequest<'a>) -> BoxFuture<'a, jobs::Result<Vec<Job>>> {
+    fn claim<'a>(&'a self, req: ClaimRequest<'a>) -> BoxFuture<'a, jobs::Result<jobs::Claimed>> {
         self.tick();
         self.inner.claim(req)
     }
@@ -259,7 +259,7 @@ impl Backend for Counted {
         worker_id: &'a str,
         fences: &'a [Fence],
         lease: Duration,
-    ) -> BoxFuture<'a, jobs::Result<Vec<JobId>>> {
+    ) -> BoxFuture<'a, jobs::Result<jobs::backend::HeartbeatReply>> {
         self.tick();
         self.inner.heartbeat(worker_id, fences, lease)
     }
@@ -283,9 +283,13 @@ impl Backend for Counted {
         self.tick();
         self.inner.list(filter)
     }
-    fn cancel(&self, id: JobId) -> BoxFuture<'_, jobs::Result<Job>> {
+    fn cancel<'a>(
+        &'a self,
+        id: JobId,
+        req: &'a jobs::CancelRequest,
+    ) -> BoxFuture<'a, jobs::Result<Job>> {
         self.tick();
-        self.inner.cancel(id)
+        self.inner.cancel(id, req)
     }
     fn requeue(&self, id: JobId) -> BoxFuture<'_, jobs::Result<Job>> {
         self.tick();
@@ -295,13 +299,41 @@ impl Backend for Counted {
         self.tick();
         self.inner.counts()
     }
-    fn prune(
-        &self,
-        before: chrono::DateTime<chrono::Utc>,
-        limit: usize,
-    ) -> BoxFuture<'_, jobs::Result<u64>> {
+    fn prune<'a>(&'a self, req: &'a jobs::PruneRequest) -> BoxFuture<'a, jobs::Result<u64>> {
         self.tick();
-        self.inner.prune(before, limit)
+        self.inner.prune(req)
+    }
+    fn record_progress<'a>(
+        &'a self,
+        updates: &'a [(Fence, jobs::Progress)],
+    ) -> BoxFuture<'a, jobs::Result<()>> {
+        self.tick();
+        self.inner.record_progress(updates)
+    }
+    fn register_worker<'a>(
+        &'a self,
+        info: &'a jobs::WorkerInfo,
+        ttl: Duration,
+    ) -> BoxFuture<'a, jobs::Result<()>> {
+        self.tick();
+        self.inner.register_worker(info, ttl)
+    }
+    fn deregister_worker<'a>(&'a self, id: &'a str) -> BoxFuture<'a, jobs::Result<()>> {
+        self.tick();
+        self.inner.deregister_worker(id)
+    }
+    fn try_lead<'a>(
+        &'a self,
+        role: &'a str,
+        holder: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, jobs::Result<bool>> {
+        self.tick();
+        self.inner.try_lead(role, holder, ttl)
+    }
+    fn resign<'a>(&'a self, role: &'a str, holder: &'a str) -> BoxFuture<'a, jobs::Result<()>> {
+        self.tick();
+        self.inner.resign(role, holder)
     }
     fn listener<'a>(
         &'a self,

@@ -140,9 +140,9 @@ async fn enqueue_demo(queue: &Queue) -> jobs::Result<Vec<JobId>> {
         ..welcome.clone()
     };
     Ok(vec![
-        queue.enqueue(welcome).await?,
-        queue.enqueue(templated).priority(10).await?,
-        queue.enqueue(doomed).await?,
+        queue.enqueue(welcome).await?.id(),
+        queue.enqueue(templated).priority(10).await?.id(),
+        queue.enqueue(doomed).await?.id(),
     ])
 }
 

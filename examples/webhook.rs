@@ -212,7 +212,7 @@ pub async fn enqueue_hooks(queue: &Queue, addr: SocketAddr) -> jobs::Result<Vec<
             url: format!("http://{addr}{path}"),
             payload: json!({ "event": "order.paid", "path": path }),
         };
-        ids.push((path.to_owned(), queue.enqueue(hook).await?));
+        ids.push((path.to_owned(), queue.enqueue(hook).await?.id()));
     }
     Ok(ids)
 }

@@ -72,12 +72,15 @@
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use jobs_core::backend::TransactionalEnqueue;
 pub use jobs_core::{
-    payload, registry, AttemptError, BackendError, BackendErrorKind, Backoff, BoxError, BoxFuture,
-    CancelReason, CancellationToken, Data, Enqueue, Error, FromJobContext, FromJobContextRef,
-    GeneratedHandler, HandlerRegistration, IntoFailureResult, IntoJobError, IntoJobOutput,
-    IntoJobResult, Job, JobContext, JobError, JobFilter, JobHandler, JobId, JobOptions, JobPages,
-    JobPayload, JobResult, JobStatus, NewJob, OnFailureFn, PayloadOf, Queue, QueueCount, Result,
-    ServiceRequirement, Services, Timeout, Validate, MAX_DELAY, MAX_ERROR_HISTORY,
+    payload, registry, sub_saturating, AttemptError, AuditEntry, AuditFilter, BackendError,
+    BackendErrorKind, Backoff, BoxError, BoxFuture, CancelReason, CancelRequest, CancellationToken,
+    ClaimLimit, Claimed, ConcurrencyLimit, Data, Enqueue, Enqueued, Error, FromJobContext,
+    FromJobContextRef, GeneratedHandler, HandlerRegistration, IntoFailureResult, IntoJobError,
+    IntoJobOutput, IntoJobResult, Job, JobContext, JobError, JobFilter, JobHandler, JobId,
+    JobOptions, JobPages, JobPayload, JobResult, JobStatus, Leader, MissedRuns, NewJob,
+    OnFailureFn, PayloadOf, Periodic, PeriodicBuilder, Progress, PruneRequest, Queue, QueueCount,
+    Result, ScheduleState, ServiceRequirement, Services, Timeout, UniqueKey, UniqueStates,
+    Uniqueness, Validate, WorkerInfo, MAX_DELAY, MAX_ERROR_HISTORY,
 };
 /// The `sqlx` this crate is built with, so the connections and transactions
 /// you pass to [`TransactionalEnqueue`] (and get from `pool()`) are of the same
@@ -86,8 +89,8 @@ pub use jobs_core::{
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use jobs_runtime::sqlx;
 pub use jobs_runtime::{
-    backend, connect, testing, Health, HealthError, HealthState, ManagerStats, WorkerManager,
-    WorkerManagerBuilder, SCHEMES,
+    backend, connect, describe_cron, parse_cron, testing, tick_key, Health, HealthError,
+    HealthState, ManagerStats, Retention, WorkerManager, WorkerManagerBuilder, SCHEMES,
 };
 
 /// What most programs — and their tests — need: `use jobs::prelude::*;`.
@@ -97,9 +100,9 @@ pub use jobs_runtime::{
 /// `derive` feature (`cargo add serde -F derive`).
 pub mod prelude {
     pub use crate::{
-        connect, Backoff, BoxError, CancelReason, CancellationToken, Data, Job, JobContext,
-        JobError, JobFilter, JobHandler, JobId, JobPayload, JobResult, JobStatus, NewJob, Queue,
-        Services, Timeout, WorkerManager,
+        connect, Backoff, BoxError, CancelReason, CancellationToken, Data, Enqueued, Job,
+        JobContext, JobError, JobFilter, JobHandler, JobId, JobPayload, JobResult, JobStatus,
+        MissedRuns, NewJob, Periodic, Queue, Retention, Services, Timeout, WorkerManager,
     };
     pub use serde::{Deserialize, Serialize};
 

@@ -146,3 +146,81 @@ fn bad_input_gets_a_clear_error() {
     assert!(!ok);
     assert!(err.contains("unknown job status `done`"), "{err}");
 }
+
+struct Quick;
+impl jobs::JobHandler for Quick {
+    fn job_type(&self) -> &str {
+        "cli.tick"
+    }
+    async fn handle(&self, _job: &jobs::Job) -> Result<jobs::JobResult, jobs::JobError> {
+        Ok(jobs::JobResult::success())
+    }
+}
+
+/// What operators ask a running cluster: who works (and is healthy), which
+/// schedules fire, and pausing a queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shows_workers_and_schedules_and_pauses_queues() {
+    let (url, queue, dir) = setup().await;
+    let m = WorkerManager::builder(queue.clone())
+        .auto_register(false)
+        .worker_id("cli-worker")
+        .version("1.2.3")
+        .lease_duration(std::time::Duration::from_millis(900))
+        .heartbeat_interval(std::time::Duration::from_millis(200))
+        .handler(Quick)
+        .periodic(
+            jobs::Periodic::cron("* * * * * *")
+                .name("cli-every-second")
+                .job(NewJob::new("cli.tick", json!({}))),
+        )
+        .build()
+        .unwrap();
+    m.start().await.unwrap();
+    let start = std::time::Instant::now();
+    while !(m.is_maintainer() && m.stats().fired >= 2) {
+        assert!(start.elapsed() < std::time::Duration::from_secs(10));
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+
+    let (ok, out, err) = jobs_cli(&url, &["workers"]);
+    assert!(ok, "{err}");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("cli-worker"))
+        .expect(&out);
+    assert!(line.contains("v1.2.3"), "{line}");
+    assert!(line.contains("queues default"), "{line}");
+    assert!(line.contains("running"), "{line}");
+    assert!(line.contains("[maintainer]"), "{line}");
+    assert!(out.contains("maintainer: cli-worker"), "{out}");
+
+    let (ok, out, err) = jobs_cli(&url, &["schedules"]);
+    assert!(ok, "{err}");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("cli-every-second"))
+        .expect(&out);
+    assert!(
+        line.contains("* * * * * *") && line.contains("UTC"),
+        "{line}"
+    );
+    assert!(line.contains("ago (") && line.contains("next in"), "{line}");
+
+    let (ok, out, err) = jobs_cli(&url, &["pause", "default"]);
+    assert!(ok && out.contains("paused `default`"), "{out}{err}");
+    assert_eq!(queue.paused().await.unwrap(), vec!["default".to_owned()]);
+    let (_, out, _) = jobs_cli(&url, &["paused"]);
+    assert_eq!(out.trim(), "default");
+    let (ok, _, err) = jobs_cli(&url, &["resume", "default"]);
+    assert!(ok, "{err}");
+    assert!(queue.paused().await.unwrap().is_empty());
+
+    m.stop().await.unwrap();
+    let (_, out, _) = jobs_cli(&url, &["workers"]);
+    assert!(
+        !out.contains("cli-worker"),
+        "a stopped worker leaves the registry: {out}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

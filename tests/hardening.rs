@@ -11,13 +11,15 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use jobs::backend::memory::MemoryBackend;
-use jobs::backend::{Backend, ClaimRequest, Fence, JobListener, Outcome, OutcomeUpdate, Recovered};
+use jobs::backend::{
+    Backend, ClaimRequest, Fence, HeartbeatReply, JobListener, Outcome, OutcomeUpdate, Recovered,
+};
 use jobs::{
-    BackendErrorKind, Backoff, BoxError, BoxFuture, CancelReason, Error, HealthState, Job,
-    JobContext, JobError, JobFilter, JobHandler, JobId, JobResult, JobStatus, NewJob, Queue,
-    QueueCount, Timeout, WorkerManager,
+    BackendErrorKind, Backoff, BoxError, BoxFuture, CancelReason, CancelRequest, Enqueued, Error,
+    HealthState, Job, JobContext, JobError, JobFilter, JobHandler, JobId, JobResult, JobStatus,
+    NewJob, PruneRequest, Queue, QueueCount, Timeout, WorkerManager,
 };
 use serde_json::json;
 use support::{eventually, wait_drained, wait_for_status};
@@ -61,15 +63,16 @@ impl Backend for Faulty {
     fn backend_name(&self) -> &'static str {
         "faulty"
     }
-    fn enqueue_batch(&self, jobs: Vec<NewJob>) -> BoxFuture<'_, jobs::Result<Vec<JobId>>> {
+    fn enqueue_batch(&self, jobs: Vec<NewJob>) -> BoxFuture<'_, jobs::Result<Vec<Enqueued>>> {
         self.inner.enqueue_batch(jobs)
     }
-    fn claim<'a>(&'a self, req: ClaimRequest<'a>) -> BoxFuture<'a, jobs::Result<Vec<Job>>> {
+    fn claim<'a>(&'a self, req: ClaimRequest<'a>) -> BoxFuture<'a, jobs::Result<jobs::Claimed>> {
         Box::pin(async move {
             if self.f.hang_claim.load(Ordering::SeqCst) {
                 hang().await;
             }
-            let jobs = self.inner.claim(req).await?;
+            let claimed_now = self.inner.claim(req).await?;
+            let jobs = &claimed_now.jobs;
             let claimed = self
                 .f
                 .claimed
@@ -79,7 +82,7 @@ impl Backend for Faulty {
             self.f
                 .max_outstanding
                 .fetch_max(outstanding, Ordering::SeqCst);
-            Ok(jobs)
+            Ok(claimed_now)
         })
     }
     fn heartbeat<'a>(
@@ -87,7 +90,7 @@ impl Backend for Faulty {
         worker_id: &'a str,
         fences: &'a [Fence],
         lease: Duration,
-    ) -> BoxFuture<'a, jobs::Result<Vec<JobId>>> {
+    ) -> BoxFuture<'a, jobs::Result<HeartbeatReply>> {
         Box::pin(async move {
             if self.f.fail_heartbeat.load(Ordering::SeqCst) {
                 return Err(Error::backend_msg(
@@ -146,8 +149,8 @@ impl Backend for Faulty {
     fn list<'a>(&'a self, filter: &'a JobFilter) -> BoxFuture<'a, jobs::Result<Vec<Job>>> {
         self.inner.list(filter)
     }
-    fn cancel(&self, id: JobId) -> BoxFuture<'_, jobs::Result<Job>> {
-        self.inner.cancel(id)
+    fn cancel<'a>(&'a self, id: JobId, req: &'a CancelRequest) -> BoxFuture<'a, jobs::Result<Job>> {
+        self.inner.cancel(id, req)
     }
     fn requeue(&self, id: JobId) -> BoxFuture<'_, jobs::Result<Job>> {
         self.inner.requeue(id)
@@ -155,8 +158,8 @@ impl Backend for Faulty {
     fn counts(&self) -> BoxFuture<'_, jobs::Result<Vec<QueueCount>>> {
         self.inner.counts()
     }
-    fn prune(&self, before: DateTime<Utc>, limit: usize) -> BoxFuture<'_, jobs::Result<u64>> {
-        self.inner.prune(before, limit)
+    fn prune<'a>(&'a self, req: &'a PruneRequest) -> BoxFuture<'a, jobs::Result<u64>> {
+        self.inner.prune(req)
     }
     fn listener<'a>(
         &'a self,
@@ -214,7 +217,7 @@ fn each_once(runs: &Mutex<Vec<JobId>>, ids: &[JobId]) {
 }
 
 async fn enqueue(queue: &Queue, job: NewJob) -> JobId {
-    queue.enqueue_job(job).await.expect("enqueue")
+    queue.enqueue_job(job).await.expect("enqueue").id()
 }
 
 // ---- 3. no attempt ends without an outcome ----
@@ -714,7 +717,10 @@ async fn a_worker_never_outruns_its_recorder() {
                 .collect(),
         )
         .await
-        .unwrap();
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id())
+        .collect::<Vec<_>>();
     let (quick, runs) = run("quick", |_| async { Ok(JobResult::success()) });
     let manager = WorkerManager::builder(queue.clone())
         .handler(quick)
@@ -746,7 +752,10 @@ async fn an_outcome_the_backend_cannot_store_fails_its_job_and_no_other() {
                 .collect(),
         )
         .await
-        .unwrap();
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id())
+        .collect::<Vec<_>>();
     *backend.f.poison.lock().unwrap() = Some(ids[17]);
     let (quick, runs) = run("quick", |_| async { Ok(JobResult::success()) });
     let manager = WorkerManager::builder(queue.clone())

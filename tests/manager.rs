@@ -129,7 +129,7 @@ fn fast(queue: &Queue) -> jobs::WorkerManagerBuilder {
 }
 
 async fn enqueue(queue: &Queue, job: NewJob) -> JobId {
-    queue.enqueue_job(job).await.unwrap()
+    queue.enqueue_job(job).await.unwrap().id()
 }
 
 #[tokio::test]
@@ -523,7 +523,10 @@ async fn stop_with_jobs_in_flight_loses_nothing_and_runs_nothing_twice() {
                 .collect(),
         )
         .await
-        .unwrap();
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id())
+        .collect::<Vec<_>>();
     let runs = Arc::new(Mutex::new(std::collections::HashMap::new()));
     let handler = || Counting {
         runs: runs.clone(),
@@ -654,7 +657,8 @@ async fn an_expired_lease_returns_the_job_for_another_attempt() {
             Duration::from_millis(50),
         ))
         .await
-        .unwrap();
+        .unwrap()
+        .jobs;
     assert_eq!(claimed.len(), 1);
     let m = fast(&q)
         .handler(Scripted::new("echo", Behaviour::Succeed, &log))

@@ -274,7 +274,7 @@ async fn capture_sees_only_what_its_code_enqueued() {
     })
     .await;
     assert_eq!(seen.jobs().len(), 1);
-    assert_eq!(seen.jobs()[0].id, id);
+    assert_eq!(seen.jobs()[0].id, id.id());
     assert_eq!(
         seen.enqueued::<SendEmail>(),
         [SendEmail { to: "new".into() }]
@@ -386,7 +386,8 @@ async fn scheduled_jobs_and_leases_follow_the_paused_clock() {
         .backend()
         .claim(ClaimRequest::new("w", &queues, 1, Duration::from_secs(30)))
         .await
-        .unwrap();
+        .unwrap()
+        .jobs;
     assert_eq!(claimed.len(), 1);
     assert!(queue.backend().recover_expired().await.unwrap().is_empty());
     tokio::time::advance(Duration::from_secs(31)).await;

@@ -17,7 +17,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::{
-    BoxFuture, Error, Job, JobFilter, JobId, JobPayload, JobStatus, NewJob, QueueCount, Result,
+    BoxFuture, CancelRequest, Enqueued, Error, Job, JobFilter, JobId, JobPayload, JobStatus,
+    Leader, NewJob, Progress, PruneRequest, QueueCount, Result, ScheduleState, WorkerInfo,
 };
 
 /// The random token of one lease. A backend makes a fresh one for every
@@ -103,6 +104,10 @@ pub struct ClaimRequest<'a> {
     pub limit: usize,
     /// The lease runs until now + `lease`.
     pub lease: Duration,
+    /// The limits of some of `queues` (global running cap, rate, this
+    /// claim's local cap); queues not listed have none. Jobs' own limits
+    /// ([`JobLimits`](crate::JobLimits)) apply whatever this says.
+    pub limits: &'a [crate::ClaimLimit],
 }
 
 impl<'a> ClaimRequest<'a> {
@@ -113,7 +118,19 @@ impl<'a> ClaimRequest<'a> {
             queues,
             limit,
             lease,
+            limits: &[],
         }
+    }
+
+    /// With queue limits.
+    pub fn with_limits(mut self, limits: &'a [crate::ClaimLimit]) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The limits of `queue`, if any.
+    pub fn limit_of(&self, queue: &str) -> Option<&'a crate::ClaimLimit> {
+        self.limits.iter().find(|l| l.queue == queue)
     }
 }
 
@@ -150,6 +167,19 @@ pub enum Outcome {
     },
     /// → PENDING, due now, not counted as a failure (graceful shutdown).
     Release,
+    /// → SCHEDULED, due after `delay` (the backend's clock): "not now". Not a
+    /// failure and not a retry: `retry_count` and the error history stay as
+    /// they are, `snoozes` counts it.
+    Snooze {
+        /// How long from now until the job may be claimed again.
+        delay: Duration,
+    },
+    /// → FAILED, for good, keeping its `cancelled_at` mark: the attempt of a
+    /// job whose cancellation was requested while it ran has ended.
+    Cancel {
+        /// What the job's error says (who cancelled it and why).
+        error: AttemptFailure,
+    },
 }
 
 /// The error of a failed attempt, as stored in the job's history.
@@ -206,6 +236,23 @@ impl Recovered {
     }
 }
 
+/// The answer to a heartbeat.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HeartbeatReply {
+    /// Jobs whose lease was lost (no longer RUNNING under the fence's token).
+    pub lost: Vec<JobId>,
+    /// Jobs still held whose cancellation was requested: their workers cancel them.
+    pub cancel: Vec<JobId>,
+}
+
+impl HeartbeatReply {
+    /// A reply: `lost` leases, and jobs to `cancel`.
+    pub fn new(lost: Vec<JobId>, cancel: Vec<JobId>) -> Self {
+        HeartbeatReply { lost, cancel }
+    }
+}
+
 /// Waits for a sign that jobs may be ready, so idle workers need not poll hard.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a job listener",
@@ -221,6 +268,13 @@ pub trait JobListener: Send {
     /// jobs coming due), so a worker need poll only as a rare safety net.
     /// False (the default) when some changes are only found by polling.
     fn signals_all_work(&self) -> bool {
+        false
+    }
+
+    /// Whether, since the last call, a job's cancellation was requested (a
+    /// running job's worker then heartbeats at once, and learns which from the
+    /// reply). `false` by default: workers then learn at their next heartbeat.
+    fn take_cancel_signal(&mut self) -> bool {
         false
     }
 }
@@ -250,22 +304,42 @@ pub trait Backend: Send + Sync + 'static {
     /// due time: `run_at` if given, else now + `delay` (by the backend's clock,
     /// saturating at [`MAX_DELAY`](crate::MAX_DELAY) from now), else now.
     /// Implementations check every job with [`NewJob::validate`] first.
-    fn enqueue_batch(&self, jobs: Vec<NewJob>) -> BoxFuture<'_, Result<Vec<JobId>>>;
+    ///
+    /// A job with [`Uniqueness`](crate::Uniqueness) is stored only if no job
+    /// holds its key (its stored key, with the period's bucket by the
+    /// backend's clock) in one of the holder's unique states — enforced by the
+    /// store itself, never by a read then a write; otherwise the result says
+    /// [`Enqueued::Duplicate`] (or, in replace mode with a waiting holder,
+    /// [`Enqueued::Replaced`] after updating it). Within a batch, a later job
+    /// with the key of an earlier one is its duplicate the same way.
+    fn enqueue_batch(&self, jobs: Vec<NewJob>) -> BoxFuture<'_, Result<Vec<Enqueued>>>;
 
     /// Claims up to `limit` due jobs in order — queue list order, then `priority`
     /// descending, then `run_at`, then enqueue order — marks them RUNNING under a
     /// lease with a fresh [`LeaseToken`], increments their `attempt`, and
     /// returns them. No job is returned to two claimers.
-    fn claim<'a>(&'a self, req: ClaimRequest<'a>) -> BoxFuture<'a, Result<Vec<Job>>>;
+    ///
+    /// Limits hold jobs back without claiming them, atomically with every
+    /// other claim (no two claimers can both take the last slot): a job's
+    /// [`JobLimits`](crate::JobLimits) — at most `max` RUNNING per
+    /// concurrency key, at most `max` started per rate key in any window of
+    /// `per` (starts are logged at claim time by the backend's clock), only
+    /// the oldest unfinished job of a sequence key and only while none of
+    /// the key runs — and the request's [`ClaimLimit`](crate::ClaimLimit)s per
+    /// queue. A held-back job does not stop later ones from being claimed
+    /// (a backend may look at a bounded number of candidates per call, and
+    /// documents it); [`Claimed::limited`](crate::Claimed) says some were.
+    fn claim<'a>(&'a self, req: ClaimRequest<'a>) -> BoxFuture<'a, Result<crate::Claimed>>;
 
-    /// Extends the leases of running jobs to now + `lease`; returns the ones that
-    /// were lost (no longer RUNNING under that fence's token).
+    /// Extends the leases of running jobs to now + `lease`; reports the ones
+    /// that were lost (no longer RUNNING under that fence's token), and those
+    /// whose cancellation was requested.
     fn heartbeat<'a>(
         &'a self,
         worker_id: &'a str,
         fences: &'a [Fence],
         lease: Duration,
-    ) -> BoxFuture<'a, Result<Vec<JobId>>>;
+    ) -> BoxFuture<'a, Result<HeartbeatReply>>;
 
     /// Records outcomes; returns the ids whose update was refused because the
     /// lease behind it was lost (the job is no longer RUNNING under that
@@ -282,7 +356,8 @@ pub trait Backend: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<Vec<JobId>>>;
 
     /// Turns RUNNING jobs whose lease expired into failed attempts: RETRYING
-    /// (`retry_count + 1`, due now) or DEAD_LETTER when no retry is left.
+    /// (`retry_count + 1`, due now) or DEAD_LETTER when no retry is left — or
+    /// FAILED, cancelled, if its cancellation had been requested.
     fn recover_expired(&self) -> BoxFuture<'_, Result<Vec<Recovered>>>;
 
     /// The job with this id, if it exists.
@@ -291,9 +366,13 @@ pub trait Backend: Send + Sync + 'static {
     /// Jobs matching `filter`, in enqueue order, paged.
     fn list<'a>(&'a self, filter: &'a JobFilter) -> BoxFuture<'a, Result<Vec<Job>>>;
 
-    /// Cancels a waiting (PENDING, SCHEDULED, RETRYING) job: FAILED, never
-    /// claimed, with `cancelled_at` set and "cancelled" as its error.
-    fn cancel(&self, id: JobId) -> BoxFuture<'_, Result<Job>>;
+    /// Cancels a job. A waiting one (PENDING, SCHEDULED, RETRYING) becomes
+    /// FAILED at once, never claimed, with `cancelled_at` set and
+    /// [`CancelRequest::message`] as its error. A RUNNING one gets
+    /// `cancelled_at` set and stays RUNNING: its worker learns of it (from
+    /// the listener's signal or its next heartbeat), stops it, and records
+    /// [`Outcome::Cancel`]. Anything else is refused.
+    fn cancel<'a>(&'a self, id: JobId, request: &'a CancelRequest) -> BoxFuture<'a, Result<Job>>;
 
     /// Puts a FAILED or DEAD_LETTER job back to PENDING, due now, with a fresh
     /// retry budget (`retry_count = 0`) and no cancellation mark; its error
@@ -303,8 +382,9 @@ pub trait Backend: Send + Sync + 'static {
     /// Counts by queue and status (statuses with no job are left out).
     fn counts(&self) -> BoxFuture<'_, Result<Vec<QueueCount>>>;
 
-    /// Deletes up to `limit` terminal jobs that finished before `before`.
-    fn prune(&self, before: DateTime<Utc>, limit: usize) -> BoxFuture<'_, Result<u64>>;
+    /// Deletes up to `req.limit` jobs in `req.statuses` (terminal ones) of
+    /// `req.queue` (or any) that finished before `req.before`.
+    fn prune<'a>(&'a self, req: &'a PruneRequest) -> BoxFuture<'a, Result<u64>>;
 
     /// The same store, with connections of its own that are opened on first
     /// use by whichever async runtime uses them. A `WorkerManager` runs its
@@ -315,6 +395,124 @@ pub trait Backend: Send + Sync + 'static {
     /// handle, which is right for a backend without I/O of its own.
     fn detached(&self) -> Option<std::sync::Arc<dyn Backend>> {
         None
+    }
+
+    /// Pauses `queue` for every worker: its jobs are not claimed (running
+    /// ones finish) until [`resume_queue`](Backend::resume_queue). Persisted.
+    fn pause_queue<'a>(&'a self, queue: &'a str) -> BoxFuture<'a, Result<()>> {
+        let _ = queue;
+        unsupported(self.backend_name(), "pausing queues")
+    }
+
+    /// Resumes a paused queue and wakes idle workers at once.
+    fn resume_queue<'a>(&'a self, queue: &'a str) -> BoxFuture<'a, Result<()>> {
+        let _ = queue;
+        unsupported(self.backend_name(), "pausing queues")
+    }
+
+    /// The paused queues.
+    fn paused_queues(&self) -> BoxFuture<'_, Result<Vec<String>>> {
+        unsupported(self.backend_name(), "pausing queues")
+    }
+
+    /// Stores the latest progress of running jobs, each only while it is
+    /// RUNNING under its fence's token (a late report of a lost lease is dropped).
+    fn record_progress<'a>(
+        &'a self,
+        updates: &'a [(Fence, Progress)],
+    ) -> BoxFuture<'a, Result<()>> {
+        let _ = updates;
+        unsupported(self.backend_name(), "progress")
+    }
+
+    /// Registers (or refreshes) a running worker; its entry lives for `ttl`
+    /// past now (backend clock) unless refreshed, and `last_seen` is now.
+    fn register_worker<'a>(
+        &'a self,
+        info: &'a WorkerInfo,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<()>> {
+        let _ = (info, ttl);
+        unsupported(self.backend_name(), "the worker registry")
+    }
+
+    /// Removes a worker's entry (it stopped).
+    fn deregister_worker<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<()>> {
+        let _ = id;
+        unsupported(self.backend_name(), "the worker registry")
+    }
+
+    /// The registered workers whose entry has not expired, by id.
+    fn workers(&self) -> BoxFuture<'_, Result<Vec<WorkerInfo>>> {
+        unsupported(self.backend_name(), "the worker registry")
+    }
+
+    /// Takes or renews `role` for `holder` until now + `ttl` (backend clock):
+    /// `true` if `holder` holds it now. At most one holder at a time; a role
+    /// whose holder stopped renewing is free once its lease has run out.
+    fn try_lead<'a>(
+        &'a self,
+        role: &'a str,
+        holder: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool>> {
+        let _ = (role, holder, ttl);
+        unsupported(self.backend_name(), "leader election")
+    }
+
+    /// Gives up `role` if `holder` holds it.
+    fn resign<'a>(&'a self, role: &'a str, holder: &'a str) -> BoxFuture<'a, Result<()>> {
+        let _ = (role, holder);
+        unsupported(self.backend_name(), "leader election")
+    }
+
+    /// Who holds `role`, if anyone's lease on it has not run out.
+    fn leader<'a>(&'a self, role: &'a str) -> BoxFuture<'a, Result<Option<Leader>>> {
+        let _ = role;
+        unsupported(self.backend_name(), "leader election")
+    }
+
+    /// The stored states of periodic schedules, by name.
+    fn schedules(&self) -> BoxFuture<'_, Result<Vec<ScheduleState>>> {
+        unsupported(self.backend_name(), "periodic schedules")
+    }
+
+    /// Stores a schedule's state (insert or replace by name; `updated_at` is
+    /// the backend's now).
+    fn save_schedule<'a>(&'a self, state: &'a ScheduleState) -> BoxFuture<'a, Result<()>> {
+        let _ = state;
+        unsupported(self.backend_name(), "periodic schedules")
+    }
+
+    /// Deletes a job that is not RUNNING, and everything pointing at it (its
+    /// unique key, its sequence membership): [`Error::NotFound`] if there is
+    /// none, [`Error::cannot_delete`] if it runs.
+    fn delete_job(&self, id: JobId) -> BoxFuture<'_, Result<()>> {
+        let _ = id;
+        unsupported(self.backend_name(), "deleting a job")
+    }
+
+    /// Appends an entry to the audit log.
+    fn append_audit<'a>(&'a self, entry: &'a crate::AuditEntry) -> BoxFuture<'a, Result<()>> {
+        let _ = entry;
+        unsupported(self.backend_name(), "an audit log")
+    }
+
+    /// Audit entries, newest first (by `at`, then the order they were
+    /// appended), as `filter` says.
+    fn audit_log<'a>(
+        &'a self,
+        filter: &'a crate::AuditFilter,
+    ) -> BoxFuture<'a, Result<Vec<crate::AuditEntry>>> {
+        let _ = filter;
+        unsupported(self.backend_name(), "an audit log")
+    }
+
+    /// Deletes at most `limit` audit entries older than `before`; returns
+    /// how many went.
+    fn prune_audit(&self, before: DateTime<Utc>, limit: usize) -> BoxFuture<'_, Result<u64>> {
+        let _ = (before, limit);
+        unsupported(self.backend_name(), "an audit log")
     }
 
     /// A wake-up signal for workers of `queues`. By default none
@@ -329,6 +527,13 @@ pub trait Backend: Send + Sync + 'static {
             })
         })
     }
+}
+
+fn unsupported<T: Send + 'static>(
+    backend: &'static str,
+    feature: &'static str,
+) -> BoxFuture<'static, Result<T>> {
+    Box::pin(async move { Err(Error::Unsupported { backend, feature }) })
 }
 
 /// Enqueue inside the caller's own database transaction: a capability of the
@@ -355,14 +560,14 @@ pub trait TransactionalEnqueue: Backend {
         &'a self,
         conn: &'a mut Self::Connection,
         jobs: Vec<NewJob>,
-    ) -> BoxFuture<'a, Result<Vec<JobId>>>;
+    ) -> BoxFuture<'a, Result<Vec<Enqueued>>>;
 
     /// Stores one prepared job with `conn`; see [`enqueue_many_in`](Self::enqueue_many_in).
     fn enqueue_in<'a>(
         &'a self,
         conn: &'a mut Self::Connection,
         job: NewJob,
-    ) -> BoxFuture<'a, Result<JobId>> {
+    ) -> BoxFuture<'a, Result<Enqueued>> {
         Box::pin(async move {
             let mut ids = self.enqueue_many_in(conn, vec![job]).await?;
             Ok(ids.remove(0))
@@ -374,7 +579,7 @@ pub trait TransactionalEnqueue: Backend {
         &'a self,
         conn: &'a mut Self::Connection,
         payload: P,
-    ) -> BoxFuture<'a, Result<JobId>>
+    ) -> BoxFuture<'a, Result<Enqueued>>
     where
         Self: Sized,
     {

@@ -12,7 +12,8 @@ use serde_json::Value;
 
 use crate::backend::check_new_job;
 use crate::{
-    Backend, BoxFuture, Error, Job, JobFilter, JobId, JobPayload, NewJob, QueueCount, Result,
+    Backend, BoxFuture, CancelRequest, Enqueued, Error, Job, JobFilter, JobId, JobPayload, NewJob,
+    PruneRequest, QueueCount, Result, ScheduleState, Uniqueness, WorkerInfo,
 };
 
 /// The client handle applications enqueue and inspect jobs through: cheap to
@@ -31,6 +32,8 @@ use crate::{
 pub struct Queue {
     backend: Arc<dyn Backend>,
     max_payload_bytes: usize,
+    /// Who acts through this handle, for the audit log (`api` unless set).
+    actor: Arc<str>,
 }
 
 /// The largest payload (as JSON) a [`Queue`] enqueues unless told otherwise: 1 MiB.
@@ -56,6 +59,7 @@ impl From<Arc<dyn Backend>> for Queue {
         Queue {
             backend,
             max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
+            actor: Arc::from("api"),
         }
     }
 }
@@ -73,6 +77,41 @@ impl Queue {
     pub fn with_max_payload_bytes(mut self, bytes: usize) -> Self {
         self.max_payload_bytes = bytes;
         self
+    }
+
+    /// This handle, acting as `actor` (`alice`, `cli:ops`, `dashboard`):
+    /// its operator actions — requeue, cancel, delete, pause, resume, prune
+    /// — are written to the audit log under that name (`api` by default).
+    pub fn with_actor(mut self, actor: impl AsRef<str>) -> Self {
+        self.actor = Arc::from(actor.as_ref());
+        self
+    }
+
+    /// Who acts through this handle.
+    pub fn actor(&self) -> &str {
+        &self.actor
+    }
+
+    /// Writes an operator action and how it went to the audit log. A backend
+    /// without one, or one that fails to write, does not fail the action.
+    async fn audit<T>(
+        &self,
+        action: &str,
+        target: String,
+        result: &Result<T>,
+        summary: impl FnOnce(&T) -> String,
+    ) {
+        let entry =
+            crate::AuditEntry::new(self.actor.as_ref(), action, target).result(match result {
+                Ok(v) => Ok(summary(v)),
+                Err(e) => Err(e.to_string()),
+            });
+        let _ = self.backend.append_audit(&entry).await;
+    }
+
+    /// The audit log, newest first.
+    pub async fn audit_log(&self, filter: &crate::AuditFilter) -> Result<Vec<crate::AuditEntry>> {
+        self.backend.audit_log(filter).await
     }
 
     /// The backend behind this handle.
@@ -94,16 +133,17 @@ impl Queue {
     }
 
     /// Enqueues a prepared job (checked as by `enqueue_raw`).
-    pub async fn enqueue_job(&self, job: NewJob) -> Result<JobId> {
+    pub async fn enqueue_job(&self, job: NewJob) -> Result<Enqueued> {
         let mut ids = self.enqueue_many(vec![job]).await?;
         Ok(ids.remove(0))
     }
 
-    /// Enqueues typed payloads in one batch, all or none.
+    /// Enqueues typed payloads in one batch, all or none; with unique keys,
+    /// each item says how it went.
     pub async fn enqueue_batch<P: JobPayload>(
         &self,
         payloads: impl IntoIterator<Item = P>,
-    ) -> Result<Vec<JobId>> {
+    ) -> Result<Vec<Enqueued>> {
         let options = P::options();
         let jobs = payloads
             .into_iter()
@@ -114,11 +154,11 @@ impl Queue {
 
     /// Enqueues prepared jobs in one batch, all or none; each payload is checked
     /// against its registered handler first.
-    pub async fn enqueue_many(&self, jobs: Vec<NewJob>) -> Result<Vec<JobId>> {
+    pub async fn enqueue_many(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>> {
         self.store(jobs, false).await
     }
 
-    async fn store(&self, jobs: Vec<NewJob>, checked: bool) -> Result<Vec<JobId>> {
+    async fn store(&self, jobs: Vec<NewJob>, checked: bool) -> Result<Vec<Enqueued>> {
         for job in &jobs {
             let size = crate::payload::json_size(&job.payload);
             if size > self.max_payload_bytes {
@@ -145,8 +185,8 @@ impl Queue {
     }
 
     /// The job with this id, if it exists.
-    pub async fn get(&self, id: JobId) -> Result<Option<Job>> {
-        self.backend.get(id).await
+    pub async fn get(&self, id: impl Into<JobId>) -> Result<Option<Job>> {
+        self.backend.get(id.into()).await
     }
 
     /// Jobs matching `filter`, in enqueue order: **one page** of at most
@@ -188,14 +228,45 @@ impl Queue {
         }
     }
 
-    /// Cancels a waiting job (it becomes FAILED and is never claimed).
-    pub async fn cancel(&self, id: JobId) -> Result<Job> {
-        self.backend.cancel(id).await
+    /// Cancels a job: a waiting one becomes FAILED (marked cancelled) and is
+    /// never claimed; a running one is stopped by its worker — its
+    /// cancellation token fires within about a second, wherever it runs —
+    /// and then becomes FAILED, marked cancelled.
+    pub async fn cancel(&self, id: impl Into<JobId>) -> Result<Job> {
+        self.cancel_with(id, &CancelRequest::default()).await
+    }
+
+    /// [`cancel`](Self::cancel), saying who asks and why (shown as the job's error).
+    pub async fn cancel_with(&self, id: impl Into<JobId>, request: &CancelRequest) -> Result<Job> {
+        let id = id.into();
+        let mut request = request.clone();
+        if request.by.is_none() {
+            request.by = Some(self.actor.to_string());
+        }
+        let result = self.backend.cancel(id, &request).await;
+        self.audit("cancel", id.to_string(), &result, |j| {
+            format!("{} ({})", request.message(), j.status)
+        })
+        .await;
+        result
+    }
+
+    /// Deletes a job that is not running (cancel a running one first).
+    pub async fn delete(&self, id: impl Into<JobId>) -> Result<()> {
+        let id = id.into();
+        let result = self.backend.delete_job(id).await;
+        self.audit("delete", id.to_string(), &result, |_| String::new())
+            .await;
+        result
     }
 
     /// Puts a FAILED or DEAD_LETTER job back in its queue with a fresh retry budget.
-    pub async fn requeue(&self, id: JobId) -> Result<Job> {
-        self.backend.requeue(id).await
+    pub async fn requeue(&self, id: impl Into<JobId>) -> Result<Job> {
+        let id = id.into();
+        let result = self.backend.requeue(id).await;
+        self.audit("requeue", id.to_string(), &result, |j| j.status.to_string())
+            .await;
+        result
     }
 
     /// How many jobs each queue has in each status.
@@ -206,15 +277,73 @@ impl Queue {
     /// Deletes terminal jobs finished before `before`, in batches of `batch`,
     /// until none is left; returns how many went.
     pub async fn prune(&self, before: DateTime<Utc>, batch: usize) -> Result<u64> {
-        let batch = batch.max(1);
+        self.prune_matching(PruneRequest::new(before, batch)).await
+    }
+
+    /// Deletes the finished jobs `req` describes, `req.limit` at a time,
+    /// until none is left; returns how many went.
+    pub async fn prune_matching(&self, mut req: PruneRequest) -> Result<u64> {
+        req.limit = req.limit.max(1);
         let mut total = 0;
-        loop {
-            let n = self.backend.prune(before, batch).await?;
-            total += n;
-            if (n as usize) < batch {
-                return Ok(total);
+        let result = loop {
+            match self.backend.prune(&req).await {
+                Ok(n) => {
+                    total += n;
+                    if (n as usize) < req.limit {
+                        break Ok(total);
+                    }
+                }
+                Err(e) => break Err(e),
             }
-        }
+        };
+        let target = format!(
+            "{} finished before {}{}",
+            req.statuses
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+            req.before.to_rfc3339(),
+            req.queue
+                .as_deref()
+                .map(|q| format!(" in queue {q}"))
+                .unwrap_or_default()
+        );
+        self.audit("prune", target, &result, |n| format!("{n} jobs"))
+            .await;
+        result
+    }
+
+    /// Pauses `queue` for every worker (persisted): its jobs wait, running
+    /// ones finish.
+    pub async fn pause(&self, queue: &str) -> Result<()> {
+        let result = self.backend.pause_queue(queue).await;
+        self.audit("pause", queue.to_owned(), &result, |_| String::new())
+            .await;
+        result
+    }
+
+    /// Resumes a paused queue; idle workers wake at once.
+    pub async fn resume(&self, queue: &str) -> Result<()> {
+        let result = self.backend.resume_queue(queue).await;
+        self.audit("resume", queue.to_owned(), &result, |_| String::new())
+            .await;
+        result
+    }
+
+    /// The paused queues.
+    pub async fn paused(&self) -> Result<Vec<String>> {
+        self.backend.paused_queues().await
+    }
+
+    /// The running workers, as they registered themselves.
+    pub async fn workers(&self) -> Result<Vec<WorkerInfo>> {
+        self.backend.workers().await
+    }
+
+    /// The periodic schedules, as the backend remembers them.
+    pub async fn schedules(&self) -> Result<Vec<ScheduleState>> {
+        self.backend.schedules().await
     }
 }
 
@@ -226,8 +355,18 @@ pub(crate) fn typed_job<P: JobPayload>(payload: &P, options: &crate::JobOptions)
         reason,
     };
     payload.check().map_err(refuse)?;
+    let unique = payload.uniqueness();
+    let limits = payload.limits();
     serde_json::to_value(payload)
-        .map(|v| NewJob::new(P::JOB_TYPE, v).with_options(options))
+        .map(|v| {
+            let job = NewJob::new(P::JOB_TYPE, v)
+                .with_options(options)
+                .limits(limits);
+            match unique {
+                Some(u) => job.unique(u),
+                None => job,
+            }
+        })
         .map_err(|e| {
             refuse(format!(
                 "could not serialize `{}`: {e}",
@@ -248,11 +387,12 @@ pub struct Enqueue<'a> {
 enum EnqueueState<'a> {
     /// Options can still be chained.
     Building {
-        job: Result<NewJob>,
+        /// Boxed: a job is large next to a future.
+        job: Box<Result<NewJob>>,
         checked: bool,
     },
     /// Polled: the job is on its way to the backend.
-    Storing(BoxFuture<'a, Result<JobId>>),
+    Storing(BoxFuture<'a, Result<Enqueued>>),
     Done,
 }
 
@@ -272,14 +412,17 @@ impl<'a> Enqueue<'a> {
     fn new(queue: &'a Queue, job: Result<NewJob>, checked: bool) -> Self {
         Enqueue {
             queue,
-            state: EnqueueState::Building { job, checked },
+            state: EnqueueState::Building {
+                job: Box::new(job),
+                checked,
+            },
         }
     }
 
     fn map(mut self, f: impl FnOnce(NewJob) -> NewJob) -> Self {
         if let EnqueueState::Building { job, checked } = self.state {
             self.state = EnqueueState::Building {
-                job: job.map(f),
+                job: Box::new(job.map(f)),
                 checked,
             };
         }
@@ -324,10 +467,65 @@ impl<'a> Enqueue<'a> {
         self.map(|j| j.metadata(key, value))
     }
 
+    /// Makes the job unique as `unique` says (over its type's own, if any).
+    pub fn unique(self, unique: Uniqueness) -> Self {
+        self.map(|j| j.unique(unique))
+    }
+
+    /// At most `max` jobs with `key` run at once, across every worker
+    /// (overrides the key its type declares).
+    pub fn concurrency(self, key: impl Into<String>, max: u32) -> Self {
+        let key = key.into();
+        self.map(|j| j.concurrency(key, max))
+    }
+
+    /// At most `max` jobs with `key` start per `per`, across every worker.
+    pub fn rate_limit(self, key: impl Into<String>, max: u32, per: Duration) -> Self {
+        let key = key.into();
+        self.map(|j| j.rate_limit(key, max, per))
+    }
+
+    /// Jobs with `key` run one at a time, in enqueue order.
+    pub fn sequence(self, key: impl Into<String>) -> Self {
+        let key = key.into();
+        self.map(|j| j.sequence(key))
+    }
+
+    /// Unique on `key` (a [`UniqueKey`](crate::UniqueKey) or any text of
+    /// yours), keeping the period and states its type declares, if any.
+    pub fn unique_key(self, key: impl Into<String>) -> Self {
+        let key = key.into();
+        self.map(|j| {
+            let unique = match j.unique.clone() {
+                Some(mut u) => {
+                    u.key = key;
+                    u
+                }
+                None => Uniqueness::new(key),
+            };
+            j.unique(unique)
+        })
+    }
+
+    /// Unique once per `period` (on its type's key, or on the whole payload
+    /// if the type declares none).
+    pub fn unique_for(self, period: Duration) -> Self {
+        self.map(|j| {
+            let u = j.unique.clone().unwrap_or_else(|| {
+                Uniqueness::new(
+                    crate::UniqueKey::new(&j.job_type)
+                        .payload(&j.payload)
+                        .finish(),
+                )
+            });
+            j.unique(u.period(period))
+        })
+    }
+
     /// The job as it would be enqueued.
     pub fn into_new_job(self) -> Result<NewJob> {
         match self.state {
-            EnqueueState::Building { job, .. } => job,
+            EnqueueState::Building { job, .. } => *job,
             _ => Err(Error::InvalidJob(
                 "this enqueue was already polled; its job is on its way".into(),
             )),
@@ -336,9 +534,9 @@ impl<'a> Enqueue<'a> {
 }
 
 impl Future for Enqueue<'_> {
-    type Output = Result<JobId>;
+    type Output = Result<Enqueued>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<JobId>> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<Enqueued>> {
         let this = &mut *self;
         if let EnqueueState::Building { .. } = this.state {
             let EnqueueState::Building { job, checked } =
@@ -348,7 +546,7 @@ impl Future for Enqueue<'_> {
             };
             let queue = this.queue;
             this.state = EnqueueState::Storing(Box::pin(async move {
-                let mut ids = queue.store(vec![job?], checked).await?;
+                let mut ids = queue.store(vec![(*job)?], checked).await?;
                 Ok(ids.remove(0))
             }));
         }

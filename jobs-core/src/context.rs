@@ -22,6 +22,9 @@ pub enum CancelReason {
     Timeout,
     /// The worker lost the job's lease (another worker may run it now).
     LeaseLost,
+    /// Someone cancelled the job (`Queue::cancel`): it ends FAILED, marked
+    /// cancelled. A handler that does not stop is cut off after a grace period.
+    Cancelled,
 }
 
 /// Fires when a running job should stop: on shutdown, on timeout, or when its
@@ -127,7 +130,11 @@ pub struct JobContext {
     cancel: CancellationToken,
     worker_id: Arc<str>,
     queue: Option<Queue>,
+    progress: Option<ProgressSink>,
 }
+
+/// Where a running job's progress reports go (the manager's in-flight table).
+pub type ProgressSink = Arc<dyn Fn(crate::Progress) + Send + Sync>;
 
 impl JobContext {
     /// The context the runtime builds for one attempt.
@@ -143,6 +150,24 @@ impl JobContext {
             cancel,
             worker_id,
             queue: None,
+            progress: None,
+        }
+    }
+
+    /// This context with a sink for [`progress`](Self::progress) reports
+    /// (the manager sets one).
+    pub fn with_progress_sink(mut self, sink: ProgressSink) -> Self {
+        self.progress = Some(sink);
+        self
+    }
+
+    /// Reports how far the job has come: a percentage (0 to 100) and/or a
+    /// small JSON value. Cheap: reports are coalesced and written at most a
+    /// few times a second; `get`, the CLI and the dashboard show the latest
+    /// while the job runs and after. Outside a manager it does nothing.
+    pub fn progress(&self, percent: Option<f32>, data: Option<serde_json::Value>) {
+        if let Some(sink) = &self.progress {
+            sink(crate::Progress::new(percent, data));
         }
     }
 

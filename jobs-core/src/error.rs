@@ -53,6 +53,16 @@ pub enum Error {
     )]
     DuplicateId(JobId),
 
+    /// A job cannot go back to waiting because another job holds its unique
+    /// key now (a requeue of a unique job whose key was taken meanwhile).
+    #[error("job {id} cannot wait again: job {holder} holds its unique key now")]
+    UniqueKeyTaken {
+        /// The job that was to be requeued.
+        id: JobId,
+        /// The job holding the key.
+        holder: JobId,
+    },
+
     /// `connect(url)` got a URL it cannot use. The URL is shown without its password.
     #[error("cannot connect to `{url}`: {reason}")]
     Connect {
@@ -118,13 +128,23 @@ impl Error {
         }
     }
 
-    /// Refusal of a cancel: only waiting jobs (PENDING, SCHEDULED, RETRYING) can be cancelled.
+    /// Refusal of a cancel: only waiting and running jobs can be cancelled.
     pub fn cannot_cancel(id: JobId, from: JobStatus) -> Self {
         Error::InvalidState {
             id,
             from,
             action: "cancelled",
-            allowed: "PENDING, SCHEDULED or RETRYING",
+            allowed: "PENDING, SCHEDULED, RETRYING or RUNNING",
+        }
+    }
+
+    /// Refusal of a delete: a running job cannot be deleted (cancel it first).
+    pub fn cannot_delete(id: JobId, from: JobStatus) -> Self {
+        Error::InvalidState {
+            id,
+            from,
+            action: "deleted",
+            allowed: "any status but RUNNING (cancel a running job first)",
         }
     }
 

@@ -172,6 +172,18 @@ pub struct Job {
     /// manager's (`None`: theirs).
     #[serde(default)]
     pub timeout: Option<Timeout>,
+    /// How many times a handler snoozed the job ("not now").
+    #[serde(default)]
+    pub snoozes: u32,
+    /// The latest progress its handler reported, while it runs and after.
+    #[serde(default)]
+    pub progress: Option<crate::Progress>,
+    /// The unique key it holds, as stored (with its period's bucket).
+    #[serde(default)]
+    pub unique_key: Option<String>,
+    /// The limits it is subject to (per-key concurrency and rate, sequence).
+    #[serde(default)]
+    pub limits: crate::JobLimits,
     /// Set by the runtime for `on_failure`: no retry follows this failure.
     #[serde(skip)]
     #[doc(hidden)]
@@ -212,6 +224,10 @@ impl Job {
             lease_token: None,
             cancelled_at: None,
             timeout: None,
+            snoozes: 0,
+            progress: None,
+            unique_key: None,
+            limits: crate::JobLimits::default(),
             error_count: 0,
             no_retry_follows: false,
         }
@@ -252,6 +268,10 @@ impl Job {
             lease_token: None,
             cancelled_at: None,
             timeout: new.timeout,
+            snoozes: 0,
+            progress: None,
+            unique_key: None,
+            limits: new.limits,
             error_count: 0,
             no_retry_follows: false,
         }
@@ -342,6 +362,10 @@ mod tests {
             lease_token: Some(LeaseToken::from_u64(42)),
             cancelled_at: Some(now),
             timeout: Some(Timeout::Never),
+            snoozes: 2,
+            limits: crate::JobLimits::none().sequence("acct-1"),
+            progress: Some(crate::Progress::new(Some(50.0), None)),
+            unique_key: Some("k:1".into()),
             error_count: 1,
             no_retry_follows: false,
         };

@@ -20,6 +20,7 @@
 #![warn(missing_docs)]
 
 mod admin;
+mod audit;
 pub mod backend;
 mod client;
 mod context;
@@ -28,19 +29,24 @@ mod extract;
 mod handler;
 mod job;
 mod job_error;
+mod limits;
 mod new_job;
 mod on_failure;
+mod ops;
 pub mod payload;
+mod periodic;
 pub mod registry;
 mod result;
 mod retry;
 mod status;
 mod timeout;
+mod unique;
 
 pub use admin::{JobFilter, QueueCount};
+pub use audit::{AuditEntry, AuditFilter};
 pub use backend::Backend;
 pub use client::{Enqueue, JobPages, Queue, DEFAULT_MAX_PAYLOAD_BYTES};
-pub use context::{CancelReason, CancellationToken, Cancelled, JobContext, Scoped};
+pub use context::{CancelReason, CancellationToken, Cancelled, JobContext, ProgressSink, Scoped};
 pub use error::{BackendError, BackendErrorKind, Error, Result};
 pub use extract::{Data, FromJobContext, FromJobContextRef, ServiceRequirement, Services};
 #[doc(hidden)]
@@ -48,16 +54,24 @@ pub use handler::HandledBy;
 pub use handler::{BoxFuture, GeneratedHandler, JobHandler, PayloadOf};
 pub use job::{AttemptError, Job, JobId, MAX_ERROR_HISTORY};
 pub use job_error::{BoxError, JobError};
+pub use limits::{
+    limit_key, queue_rate_key, ClaimLimit, Claimed, ConcurrencyLimit, JobLimits, QueueLimit,
+    RateLimit,
+};
 pub use new_job::{
-    add_saturating, JobOptions, NewJob, DEFAULT_MAX_RETRIES, DEFAULT_QUEUE, MAX_DELAY,
+    add_saturating, sub_saturating, JobOptions, NewJob, DEFAULT_MAX_RETRIES, DEFAULT_QUEUE,
+    MAX_DELAY,
 };
 pub use on_failure::{IntoFailureResult, OnFailureFn};
+pub use ops::{CancelRequest, Enqueued, Leader, Progress, PruneRequest, ScheduleState, WorkerInfo};
 pub use payload::{JobPayload, Validate};
+pub use periodic::{MissedRuns, Periodic, PeriodicBuilder, DEFAULT_GRACE};
 pub use registry::HandlerRegistration;
 pub use result::{IntoJobError, IntoJobOutput, IntoJobResult, JobResult};
 pub use retry::Backoff;
 pub use status::{JobStatus, ParseStatusError};
 pub use timeout::Timeout;
+pub use unique::{UniqueKey, UniqueStates, Uniqueness};
 
 #[doc(hidden)]
 pub use inventory;

@@ -5,7 +5,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
-use crate::{Error, JobId, Timeout};
+use crate::{ConcurrencyLimit, Error, JobId, JobLimits, RateLimit, Timeout, Uniqueness};
 
 /// The queue a job goes to unless told otherwise.
 pub const DEFAULT_QUEUE: &str = "default";
@@ -72,6 +72,11 @@ pub struct NewJob {
     pub timeout: Option<Timeout>,
     /// Free-form data that travels with the job.
     pub metadata: Map<String, Value>,
+    /// Unique jobs: a key at most one job holds at a time (see [`Uniqueness`]).
+    pub unique: Option<Uniqueness>,
+    /// Limits across the cluster: per-key concurrency and rate, sequences
+    /// (see [`JobLimits`]).
+    pub limits: JobLimits,
 }
 
 /// The furthest in the future a job can be scheduled: longer delays are cut to
@@ -91,6 +96,8 @@ impl NewJob {
             run_at: None,
             delay: None,
             timeout: None,
+            unique: None,
+            limits: JobLimits::default(),
             metadata: Map::new(),
         }
     }
@@ -156,6 +163,36 @@ impl NewJob {
         self
     }
 
+    /// Subjects the job to `limits` (replacing any it had).
+    pub fn limits(mut self, limits: JobLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// At most `max` jobs with `key` run at once, across every worker.
+    pub fn concurrency(mut self, key: impl Into<String>, max: u32) -> Self {
+        self.limits.concurrency = Some(ConcurrencyLimit::new(key, max));
+        self
+    }
+
+    /// At most `max` jobs with `key` start per `per`, across every worker.
+    pub fn rate_limit(mut self, key: impl Into<String>, max: u32, per: Duration) -> Self {
+        self.limits.rate = Some(RateLimit::new(key, max, per));
+        self
+    }
+
+    /// Jobs with `key` run one at a time, in enqueue order.
+    pub fn sequence(mut self, key: impl Into<String>) -> Self {
+        self.limits.sequence = Some(key.into());
+        self
+    }
+
+    /// Makes the job unique as `unique` says.
+    pub fn unique(mut self, unique: Uniqueness) -> Self {
+        self.unique = Some(unique);
+        self
+    }
+
     /// When the job is due, given the backend's `now`: `run_at`, or `now +
     /// delay` (saturating), or `now`. For backends.
     pub fn due_at(&self, now: DateTime<Utc>) -> DateTime<Utc> {
@@ -210,6 +247,9 @@ impl NewJob {
         {
             return Err(nul("metadata", path));
         }
+        self.limits
+            .check()
+            .map_err(|why| Error::InvalidJob(format!("job {}: {why}", self.id)))?;
         Ok(())
     }
 }
@@ -220,6 +260,14 @@ pub fn add_saturating(at: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
         .ok()
         .and_then(|d| at.checked_add_signed(d))
         .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// `at - d`, saturating at the earliest representable time.
+pub fn sub_saturating(at: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(d.min(MAX_DELAY))
+        .ok()
+        .and_then(|d| at.checked_sub_signed(d))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
 /// The path of the first NUL character in a string or key of `v`, if any.

@@ -28,6 +28,19 @@ pub trait JobPayload: Serialize + DeserializeOwned + Send + Sync + 'static {
     fn check(&self) -> Result<(), String> {
         Ok(())
     }
+
+    /// This payload's uniqueness, if its type declares one
+    /// (`#[job_handler(.., unique(by = [field], for = "10m"))]`).
+    fn uniqueness(&self) -> Option<crate::Uniqueness> {
+        None
+    }
+
+    /// This payload's limits, if its type declares any
+    /// (`#[job_handler(.., concurrency(by = [account_id], max = 1))]`,
+    /// `rate(..)`, `sequence(..)`).
+    fn limits(&self) -> crate::JobLimits {
+        crate::JobLimits::default()
+    }
 }
 
 /// Business validation that runs after the payload deserializes and before any

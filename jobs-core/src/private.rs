@@ -90,6 +90,34 @@ impl<T> ViaNoValidate for ValidateProbe<'_, T> {
     }
 }
 
+pub use crate::{
+    limit_key, ConcurrencyLimit, JobLimits, MissedRuns, Periodic, RateLimit, UniqueKey, Uniqueness,
+};
+
+/// A payload field as JSON, for a unique key (`unique(by = [field])`). A
+/// field that does not serialize keys as `null` (its payload would not
+/// serialize either, and the enqueue reports that).
+pub fn unique_field<T: serde::Serialize + ?Sized>(value: &T) -> Value {
+    serde_json::to_value(value).unwrap_or(Value::Null)
+}
+
+/// The payload every tick of `#[job_handler(.., cron = "..")]` enqueues.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` needs `Default` for `cron = ..`",
+    label = "each tick enqueues `{Self}::default()`",
+    note = "derive or implement `Default` for `{Self}`, or drop `cron` from the attribute and add the schedule with its payload on the builder: `.periodic(Periodic::cron(\"..\").payload(..))`"
+)]
+pub trait CronPayload: JobPayload {
+    /// The payload of a tick.
+    fn tick_payload() -> Self;
+}
+
+impl<P: JobPayload + Default> CronPayload for P {
+    fn tick_payload() -> Self {
+        P::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

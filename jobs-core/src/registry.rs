@@ -37,6 +37,8 @@ pub struct HandlerRegistration {
     /// The defaults of its jobs (queue, priority, max_retries), as
     /// `#[job_handler(queue = .., ..)]` sets them.
     pub options: fn() -> JobOptions,
+    /// Its schedule, as `#[job_handler(.., cron = "..")]` declares one.
+    pub periodic: Option<fn() -> crate::Periodic>,
 }
 
 impl HandlerRegistration {
@@ -62,6 +64,7 @@ impl HandlerRegistration {
             requirements,
             make,
             options: JobOptions::default,
+            periodic: None,
         }
     }
 
@@ -69,6 +72,13 @@ impl HandlerRegistration {
     /// writes this call).
     pub const fn with_options(mut self, options: fn() -> JobOptions) -> Self {
         self.options = options;
+        self
+    }
+
+    /// This registration, with a schedule (`#[job_handler(.., cron = "..")]`
+    /// writes this call).
+    pub const fn with_periodic(mut self, periodic: fn() -> crate::Periodic) -> Self {
+        self.periodic = Some(periodic);
         self
     }
 

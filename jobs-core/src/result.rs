@@ -17,6 +17,9 @@ pub struct JobResult {
     pub result_data: Option<Value>,
     /// Why it failed, for a failure.
     pub error: Option<JobError>,
+    /// "Not now": run the job again after this long, without spending a
+    /// retry or calling `on_failure` (see [`JobResult::snooze`]).
+    pub snooze: Option<std::time::Duration>,
 }
 
 impl JobResult {
@@ -26,6 +29,7 @@ impl JobResult {
             success: true,
             result_data: None,
             error: None,
+            snooze: None,
         }
     }
 
@@ -35,6 +39,7 @@ impl JobResult {
             success: true,
             result_data: Some(data),
             error: None,
+            snooze: None,
         }
     }
 
@@ -55,6 +60,21 @@ impl JobResult {
             success: false,
             result_data: None,
             error: Some(error.into()),
+            snooze: None,
+        }
+    }
+
+    /// Not now: the job goes back to waiting and runs again after `delay`
+    /// (the backend's clock) — a rate-limited upstream, a resource not ready.
+    /// It spends no retry, is no failure and calls no `on_failure`; the
+    /// job's `snoozes` counts it, and a manager refuses more than
+    /// `max_snoozes` of them (then it is a retryable failure).
+    pub fn snooze(delay: std::time::Duration) -> Self {
+        JobResult {
+            success: true,
+            result_data: None,
+            error: None,
+            snooze: Some(delay),
         }
     }
 

@@ -22,6 +22,13 @@ pub const OPTIONS: &[&str] = &[
     "blocking",
     "backoff",
     "on_failure",
+    "unique",
+    "concurrency",
+    "rate",
+    "sequence",
+    "cron",
+    "timezone",
+    "missed",
     "name",
     "crate",
 ];
@@ -38,8 +45,32 @@ pub struct Args {
     pub blocking: Attr<bool>,
     pub backoff: Attr<Expr>,
     pub on_failure: Attr<Path>,
+    pub unique: Attr<KeyedArgs>,
+    pub concurrency: Attr<KeyedArgs>,
+    pub rate: Attr<KeyedArgs>,
+    pub sequence: Attr<KeyedArgs>,
+    pub cron: Attr<LitStr>,
+    pub timezone: Attr<LitStr>,
+    pub missed: Attr<Expr>,
     pub name: Attr<Ident>,
     pub krate: Attr<Path>,
+}
+
+/// `unique(by = [field, ..], for = "10m", replace = true)`,
+/// `concurrency(by = [..], max = 1)`, `rate(by = [..], max = 100, per = "1m")`,
+/// `sequence(by = [..])`: a key made of payload fields, and its settings.
+#[derive(Default)]
+pub struct KeyedArgs {
+    /// The fields the key is made of (`None`: the whole payload for
+    /// `unique`, the job type alone for the limits), each as its path
+    /// (`order.id`) and its tokens, for errors at the field.
+    pub by: Option<Vec<(String, Vec<Ident>)>>,
+    /// The `by` list itself, for an error about it as a whole.
+    pub by_span: Option<Span>,
+    /// `for` (unique) or `per` (rate).
+    pub period: Option<LitStr>,
+    pub max: Option<u32>,
+    pub replace: bool,
 }
 
 /// One option: set at most once (serde_derive's `Attr<T>`).
@@ -71,6 +102,11 @@ impl<T> Attr<T> {
 
     pub fn get(&self) -> Option<&T> {
         self.value.as_ref().map(|(_, v)| v)
+    }
+
+    /// Where the key was written.
+    pub fn span(&self) -> Option<Span> {
+        self.value.as_ref().map(|(s, _)| *s)
     }
 }
 
@@ -138,6 +174,12 @@ impl Args {
             return unknown(cx, &meta);
         }
         let example = example_of(&name);
+        if matches!(
+            name.as_str(),
+            "unique" | "concurrency" | "rate" | "sequence"
+        ) {
+            return self.parse_keyed(cx, meta, &name);
+        }
         let value = match take_value(&meta) {
             Ok(Some(value)) => value,
             Ok(None) => {
@@ -193,6 +235,18 @@ impl Args {
                 Expr::Path(p) if p.qself.is_none() => self.on_failure.set(cx, &key, p.path.clone()),
                 _ => wrong("the path of an `async fn`"),
             },
+            // #[job_handler("t", cron = "0 3 * * *")]
+            "cron" => match str_lit(&value) {
+                Some(s) => self.cron.set(cx, &key, s),
+                None => wrong("a cron expression as a string literal"),
+            },
+            // #[job_handler("t", cron = "..", timezone = "Europe/Berlin")]
+            "timezone" => match str_lit(&value) {
+                Some(s) => self.timezone.set(cx, &key, s),
+                None => wrong("an IANA time zone name as a string literal"),
+            },
+            // #[job_handler("t", cron = "..", missed = MissedRuns::Skip)]
+            "missed" => self.missed.set(cx, &key, value),
             // #[job_handler("t", name = SendEmailJob)]
             "name" => match &value {
                 Expr::Path(p) if p.qself.is_none() && p.path.get_ident().is_some() => {
@@ -214,6 +268,175 @@ impl Args {
             },
             _ => unreachable!("every key in OPTIONS has an arm"),
         }
+    }
+}
+
+impl Args {
+    // unique / unique(by = [to], for = "10m", replace = true)
+    // concurrency(by = [account_id], max = 1)
+    // rate(by = [tenant_id], max = 100, per = "1m")
+    // sequence / sequence(by = [account_id])
+    fn parse_keyed(&mut self, cx: &Ctxt, meta: ParseNestedMeta<'_>, name: &str) {
+        let (how, parts, bare_ok): (&str, &[&str], bool) = match name {
+            "unique" => (
+                "write `unique` (on the whole payload) or `unique(by = [field, ..], for = \"10m\", replace = true)`, each part optional",
+                &["by", "for", "replace"],
+                true,
+            ),
+            "concurrency" => (
+                "write `concurrency(max = 1)` (per job type) or `concurrency(by = [field, ..], max = 1)` (per value of the fields)",
+                &["by", "max"],
+                false,
+            ),
+            "rate" => (
+                "write `rate(max = 100, per = \"1m\")` (per job type) or `rate(by = [field, ..], max = 100, per = \"1m\")`",
+                &["by", "max", "per"],
+                false,
+            ),
+            _ => (
+                "write `sequence` (all jobs of the type in one line) or `sequence(by = [field, ..])` (one line per value)",
+                &["by"],
+                true,
+            ),
+        };
+        let key = meta.path.clone();
+        let mut u = KeyedArgs::default();
+        if meta.input.peek(Token![=]) {
+            cx.error_spanned_by(&key, format!("`{name}` takes no `=`; {how}"));
+            if let Err(e) = take_value(&meta) {
+                cx.syn_error(e);
+            }
+            return;
+        }
+        if !meta.input.peek(syn::token::Paren) && !bare_ok {
+            cx.error_spanned_by(&key, format!("`{name}` needs its settings; {how}"));
+            return;
+        }
+        if meta.input.peek(syn::token::Paren) {
+            let result = meta.parse_nested_meta(|inner| {
+                let part = inner
+                    .path
+                    .get_ident()
+                    .map(|i| i.to_string())
+                    .unwrap_or_default();
+                if !parts.contains(&part.as_str()) {
+                    cx.error_spanned_by(
+                        &inner.path,
+                        format!(
+                            "unknown `{name}` argument `{}`; {how}",
+                            key_name(&inner.path)
+                        ),
+                    );
+                    if let Err(e) = take_value(&inner) {
+                        cx.syn_error(e);
+                    }
+                    return Ok(());
+                }
+                let value: Expr = inner.value()?.parse()?;
+                match part.as_str() {
+                    "by" => {
+                        u.by_span = Some(value.span());
+                        u.by = Some(parse_fields(cx, &value));
+                    }
+                    "for" | "per" => match str_lit(&value) {
+                        Some(s) => u.period = Some(s),
+                        None => cx.error_spanned_by(
+                            &value,
+                            format!("`{part}` takes a duration string, e.g. `{part} = \"10m\"`"),
+                        ),
+                    },
+                    "max" => match int_lit(&value).map(|l| (l, l.base10_parse::<u32>())) {
+                        Some((_, Ok(n))) if n >= 1 => u.max = Some(n),
+                        Some(_) => cx.error_spanned_by(
+                            &value,
+                            format!("`max` is at least 1 and at most {}", u32::MAX),
+                        ),
+                        None => cx.error_spanned_by(
+                            &value,
+                            "`max` takes an integer literal, e.g. `max = 1`",
+                        ),
+                    },
+                    _ => match &value {
+                        Expr::Lit(ExprLit {
+                            lit: Lit::Bool(b), ..
+                        }) => u.replace = b.value,
+                        _ => cx.error_spanned_by(&value, "`replace` takes `true` or `false`"),
+                    },
+                }
+                Ok(())
+            });
+            if let Err(e) = result {
+                cx.syn_error(e);
+            }
+        }
+        if parts.contains(&"max") && u.max.is_none() {
+            cx.error_spanned_by(&key, format!("`{name}` needs `max`; {how}"));
+        }
+        if name == "rate" && u.period.is_none() {
+            cx.error_spanned_by(&key, format!("`rate` needs `per`; {how}"));
+        }
+        let slot = match name {
+            "unique" => &mut self.unique,
+            "concurrency" => &mut self.concurrency,
+            "rate" => &mut self.rate,
+            _ => &mut self.sequence,
+        };
+        slot.set(cx, &key, u);
+    }
+}
+
+/// `[to, order.id]` → each field's path and idents; anything else is
+/// reported at its tokens.
+fn parse_fields(cx: &Ctxt, value: &Expr) -> Vec<(String, Vec<Ident>)> {
+    let Expr::Array(list) = value else {
+        cx.error_spanned_by(
+            value,
+            "`by` takes a list of payload fields in brackets, e.g. `by = [recipient]` or `by = [order.id, kind]`",
+        );
+        return Vec::new();
+    };
+    let mut out: Vec<(String, Vec<Ident>)> = Vec::new();
+    for item in &list.elems {
+        let Some(idents) = field_path(item) else {
+            cx.error_spanned_by(
+                item,
+                "expected a field of the payload, e.g. `recipient` or `order.id`",
+            );
+            continue;
+        };
+        let path = idents
+            .iter()
+            .map(|i| i.unraw().to_string())
+            .collect::<Vec<_>>()
+            .join(".");
+        if out.iter().any(|(p, _)| *p == path) {
+            cx.error_spanned_by(item, format!("field `{path}` is listed twice in `by`"));
+            continue;
+        }
+        out.push((path, idents));
+    }
+    if list.elems.is_empty() {
+        cx.error_spanned_by(
+            value,
+            "`by` lists no field; name at least one, or leave `by` out to make the whole payload the key",
+        );
+    }
+    out
+}
+
+/// `a` or `a.b.c` as its idents.
+fn field_path(expr: &Expr) -> Option<Vec<Ident>> {
+    match expr {
+        Expr::Path(p) if p.qself.is_none() => Some(vec![p.path.get_ident()?.clone()]),
+        Expr::Field(f) => {
+            let syn::Member::Named(name) = &f.member else {
+                return None;
+            };
+            let mut base = field_path(&f.base)?;
+            base.push(name.clone());
+            Some(base)
+        }
+        _ => None,
     }
 }
 
@@ -292,6 +515,13 @@ fn example_of(name: &str) -> &'static str {
         "blocking" => "blocking = true",
         "backoff" => "backoff = Backoff::exponential(Duration::from_secs(1))",
         "on_failure" => "on_failure = email_failed",
+        "unique" => "unique(by = [recipient], for = \"10m\")",
+        "concurrency" => "concurrency(by = [account_id], max = 1)",
+        "rate" => "rate(by = [tenant_id], max = 100, per = \"1m\")",
+        "sequence" => "sequence(by = [account_id])",
+        "cron" => "cron = \"0 3 * * *\"",
+        "timezone" => "timezone = \"Europe/Berlin\"",
+        "missed" => "missed = MissedRuns::Skip",
         "name" => "name = SendEmailJob",
         "crate" => "crate = jobs",
         _ => "",

@@ -229,6 +229,10 @@ pub fn expand(args: &Args, handler: &Handler<'_>) -> TokenStream {
     );
     let payload_impl = payload_impl(args, &krate, payload, &job_type, &ty);
     let options = options_body(args, &p);
+    let periodic = periodic_fn(args, &p, payload, &job_type);
+    let with_periodic = periodic
+        .as_ref()
+        .map(|_| quote! { .with_periodic(__jobs_periodic) });
     // `line!()` spanned on the function's name reports where the handler is.
     let line = quote_spanned! {fn_name.span()=> ::core::line!() };
 
@@ -254,8 +258,11 @@ pub fn expand(args: &Args, handler: &Handler<'_>) -> TokenStream {
                     __jobs_requirements,
                     __jobs_make,
                 )
-                .with_options(__jobs_options);
+                .with_options(__jobs_options)
+                #with_periodic;
             }
+
+            #periodic
 
             fn __jobs_check_payload(
                 __jobs_payload: &#p::Value,
@@ -413,13 +420,21 @@ pub fn payload_impl(
     // payload then conflicts right at its payload argument. The payload is
     // named in impl headers only (no type alias, no associated type), so a
     // payload with a hidden lifetime (`Greet` for `Greet<'a>`) is one error.
-    let tokens = quote! {
-        #[automatically_derived]
-        #[diagnostic::do_not_recommend]
-        impl #p::HandledBy<#handler> for #payload {}
+    // `uniqueness` keeps its own spans: a field the payload lacks is
+    // reported at the field in `by = [..]`.
+    let head = respan(
+        quote! {
+            #[automatically_derived]
+            #[diagnostic::do_not_recommend]
+            impl #p::HandledBy<#handler> for #payload {}
 
-        #[automatically_derived]
-        impl #p::JobPayload for #payload {
+            #[automatically_derived]
+            impl #p::JobPayload for #payload
+        },
+        payload.span(),
+    );
+    let body = respan(
+        quote! {
             const JOB_TYPE: &'static ::core::primitive::str = #job_type;
 
             fn options() -> #p::JobOptions {
@@ -431,7 +446,139 @@ pub fn payload_impl(
                 use #p::{ViaNoValidate as _, ViaValidate as _};
                 #p::check_verdict((&&#p::ValidateProbe(self)).__jobs_validate())
             }
+        },
+        payload.span(),
+    );
+    let uniqueness = uniqueness_fn(args, &p);
+    let limits = limits_fn(args, &p);
+    quote! {
+        #head {
+            #body
+            #uniqueness
+            #limits
+        }
+    }
+}
+
+/// `[("field", value), ..]` of a `by = [..]` list, each access spanned on
+/// its field (a field the payload lacks is reported there).
+fn field_values(by: &Option<Vec<(String, Vec<Ident>)>>, p: &TokenStream) -> TokenStream {
+    let fields = by.iter().flatten().map(|(path, idents)| {
+        let span = idents
+            .last()
+            .map_or_else(proc_macro2::Span::call_site, |i| i.span());
+        let access = quote_spanned! {span=> &self #(.#idents)* };
+        quote! { (#path, #p::unique_field(#access)) }
+    });
+    quote! { &[#(#fields),*] }
+}
+
+/// `fn limits` for `concurrency(..)`, `rate(..)`, `sequence(..)`.
+fn limits_fn(args: &Args, p: &TokenStream) -> Option<TokenStream> {
+    let (c, r, s) = (args.concurrency.get(), args.rate.get(), args.sequence.get());
+    if c.is_none() && r.is_none() && s.is_none() {
+        return None;
+    }
+    let job_type = quote! { <Self as #p::JobPayload>::JOB_TYPE };
+    let concurrency = c.map(|c| {
+        let fields = field_values(&c.by, p);
+        let max = c.max.unwrap_or(1);
+        quote! {
+            __jobs_limits = __jobs_limits.concurrency(#p::ConcurrencyLimit::new(
+                #p::limit_key(#job_type, #fields),
+                #max,
+            ));
+        }
+    });
+    let rate = r.map(|r| {
+        let fields = field_values(&r.by, p);
+        let max = r.max.unwrap_or(1);
+        let ms = r
+            .period
+            .as_ref()
+            .and_then(|l| crate::validate::parse_millis(&l.value()).ok())
+            .unwrap_or(1000);
+        quote! {
+            __jobs_limits = __jobs_limits.rate(#p::RateLimit::new(
+                #p::limit_key(#job_type, #fields),
+                #max,
+                #p::Duration::from_millis(#ms),
+            ));
+        }
+    });
+    let sequence = s.map(|s| {
+        let fields = field_values(&s.by, p);
+        quote! {
+            __jobs_limits = __jobs_limits.sequence(#p::limit_key(#job_type, #fields));
+        }
+    });
+    Some(quote! {
+        fn limits(&self) -> #p::JobLimits {
+            let mut __jobs_limits = #p::JobLimits::none();
+            #concurrency
+            #rate
+            #sequence
+            __jobs_limits
+        }
+    })
+}
+
+/// `fn uniqueness` for `unique(by = [..], for = "..", replace = ..)`: the
+/// key from the job type and the fields (or the whole payload).
+fn uniqueness_fn(args: &Args, p: &TokenStream) -> Option<TokenStream> {
+    let u = args.unique.get()?;
+    let parts = match &u.by {
+        None => quote! { .payload(&#p::unique_field(self)) },
+        Some(fields) => {
+            let parts = fields.iter().map(|(path, idents)| {
+                let span = idents
+                    .last()
+                    .map_or_else(proc_macro2::Span::call_site, |i| i.span());
+                let access = quote_spanned! {span=> &self #(.#idents)* };
+                quote! { .field(#path, &#p::unique_field(#access)) }
+            });
+            quote! { #(#parts)* }
         }
     };
-    respan(tokens, payload.span())
+    let period = u.period.as_ref().map(|lit| {
+        let ms = crate::validate::parse_period(&lit.value()).unwrap_or(1000);
+        quote! { .period(#p::Duration::from_millis(#ms)) }
+    });
+    let replace = u.replace.then(|| quote! { .replace(true) });
+    Some(quote! {
+        fn uniqueness(&self) -> ::core::option::Option<#p::Uniqueness> {
+            ::core::option::Option::Some(
+                #p::Uniqueness::new(
+                    #p::UniqueKey::new(<Self as #p::JobPayload>::JOB_TYPE) #parts .finish(),
+                )
+                #period
+                #replace
+            )
+        }
+    })
+}
+
+/// The registration's schedule for `cron = ".."`: the payload's `Default`
+/// at every tick, named after the job type.
+fn periodic_fn(
+    args: &Args,
+    p: &TokenStream,
+    payload: &Type,
+    job_type: &LitStr,
+) -> Option<TokenStream> {
+    let cron = args.cron.get()?;
+    let tz = args.timezone.get().map(|tz| quote! { .timezone(#tz) });
+    let missed = args.missed.get().map(|expr| {
+        quote_spanned! {expr.span()=> .missed({ let __jobs_missed: #p::MissedRuns = #expr; __jobs_missed }) }
+    });
+    let tick = quote_spanned! {cron.span()=> <#payload as #p::CronPayload>::tick_payload() };
+    Some(quote! {
+        fn __jobs_periodic() -> #p::Periodic {
+            #p::Periodic::cron(#cron)
+                .name(#job_type)
+                #tz
+                #missed
+                .payload(#tick)
+        }
+    })
 }

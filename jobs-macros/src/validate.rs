@@ -37,6 +37,7 @@ pub fn validate(cx: &Ctxt, args: &Args, handler: &Handler<'_>) -> bool {
             );
         }
     }
+    validate_schedule(cx, args);
     if args.blocking.get() == Some(&true) {
         for ex in &handler.extractors {
             if let Extractor::Borrowed(ty) = ex {
@@ -296,9 +297,38 @@ pub fn check_job_type(job_type: &str) -> Result<(), String> {
 /// `"30s"`, `"500ms"`, `"2m"`, `"1h30m"` → milliseconds.
 pub fn parse_duration(text: &str) -> Result<u64, String> {
     const HOW: &str = "expected numbers with units `ms`, `s`, `m` or `h`, e.g. `\"30s\"`, `\"500ms\"`, `\"2m\"`, `\"1h30m\"`, or `\"none\"` for no timeout";
+    parse_millis(text).map_err(|e| match e {
+        DurationError::Syntax => HOW.to_owned(),
+        DurationError::Zero => {
+            "a timeout must be longer than zero; write `timeout = \"none\"` for no timeout"
+                .to_owned()
+        }
+        DurationError::TooLarge(why) => why.to_owned(),
+    })
+}
+
+/// A unique period: `"10m"`, `"1h"`, at least a second.
+pub fn parse_period(text: &str) -> Result<u64, String> {
+    const HOW: &str = "expected numbers with units `s`, `m` or `h`, e.g. `\"30s\"`, `\"10m\"`, `\"1h\"`, `\"24h\"`";
+    match parse_millis(text) {
+        Ok(ms) if ms < 1000 => Err("a unique period is at least a second (`\"1s\"`)".to_owned()),
+        Ok(ms) => Ok(ms),
+        Err(DurationError::Syntax) => Err(HOW.to_owned()),
+        Err(DurationError::Zero) => Err("a unique period must be longer than zero".to_owned()),
+        Err(DurationError::TooLarge(why)) => Err(why.to_owned()),
+    }
+}
+
+pub enum DurationError {
+    Syntax,
+    Zero,
+    TooLarge(&'static str),
+}
+
+pub fn parse_millis(text: &str) -> Result<u64, DurationError> {
     let mut rest = text.trim();
     if rest.is_empty() {
-        return Err(HOW.to_owned());
+        return Err(DurationError::Syntax);
     }
     let mut total: u64 = 0;
     while !rest.is_empty() {
@@ -306,11 +336,11 @@ pub fn parse_duration(text: &str) -> Result<u64, String> {
             .find(|c: char| !c.is_ascii_digit())
             .unwrap_or(rest.len());
         if digits == 0 {
-            return Err(HOW.to_owned());
+            return Err(DurationError::Syntax);
         }
         let n: u64 = rest[..digits]
             .parse()
-            .map_err(|_| "number too large".to_owned())?;
+            .map_err(|_| DurationError::TooLarge("number too large"))?;
         rest = &rest[digits..];
         let unit_len = rest
             .find(|c: char| c.is_ascii_digit())
@@ -320,21 +350,72 @@ pub fn parse_duration(text: &str) -> Result<u64, String> {
             "s" => 1_000,
             "m" => 60_000,
             "h" => 3_600_000,
-            _ => return Err(HOW.to_owned()),
+            _ => return Err(DurationError::Syntax),
         };
         rest = &rest[unit_len..];
         total = n
             .checked_mul(factor)
             .and_then(|ms| total.checked_add(ms))
-            .ok_or_else(|| "duration too large".to_owned())?;
+            .ok_or(DurationError::TooLarge("duration too large"))?;
     }
     if total == 0 {
-        return Err(
-            "a timeout must be longer than zero; write `timeout = \"none\"` for no timeout"
-                .to_owned(),
-        );
+        return Err(DurationError::Zero);
     }
     Ok(total)
+}
+
+/// The schedule's options: a cron expression that parses, a time zone that
+/// exists, and neither `timezone` nor `missed` without `cron`.
+fn validate_schedule(cx: &Ctxt, args: &Args) {
+    if let Some(cron) = args.cron.get() {
+        let parsed = croner::parser::CronParser::builder()
+            .seconds(croner::parser::Seconds::Optional)
+            .build()
+            .parse(&cron.value());
+        if let Err(e) = parsed {
+            cx.error_spanned_by(
+                cron,
+                format!(
+                    "invalid cron expression {:?}: {e}; five fields (minute hour day-of-month month day-of-week, e.g. `\"0 3 * * *\"`), six with seconds first, or `@hourly`, `@daily`, `@weekly`, `@monthly`, `@yearly`",
+                    cron.value()
+                ),
+            );
+        }
+    }
+    if let Some(tz) = args.timezone.get() {
+        if tz.value().parse::<chrono_tz::Tz>().is_err() {
+            cx.error_spanned_by(
+                tz,
+                format!(
+                    "unknown time zone {:?}; use an IANA name such as `\"Europe/Berlin\"`, `\"America/New_York\"` or `\"UTC\"`",
+                    tz.value()
+                ),
+            );
+        }
+    }
+    if args.cron.get().is_none() {
+        for (key, span) in [
+            ("timezone", args.timezone.span()),
+            ("missed", args.missed.span()),
+        ] {
+            if let Some(span) = span {
+                cx.error_at(
+                    span,
+                    format!("`{key}` belongs to a schedule: add `cron = \"..\"` (e.g. `cron = \"0 3 * * *\"`), or remove `{key}`"),
+                );
+            }
+        }
+    }
+    if let Some(period) = args.unique.get().and_then(|u| u.period.as_ref()) {
+        if let Err(why) = parse_period(&period.value()) {
+            cx.error_spanned_by(period, format!("invalid `for` {:?}: {why}", period.value()));
+        }
+    }
+    if let Some(per) = args.rate.get().and_then(|u| u.period.as_ref()) {
+        if let Err(why) = parse_millis(&per.value()).map_err(|_| ()).and_then(|ms| if ms == 0 { Err(()) } else { Ok(ms) }).map_err(|()| "expected numbers with units `ms`, `s`, `m` or `h`, e.g. `\"1s\"`, `\"1m\"`, `\"1h\"`, longer than zero") {
+            cx.error_spanned_by(per, format!("invalid `per` {:?}: {why}", per.value()));
+        }
+    }
 }
 
 #[cfg(test)]

@@ -10,11 +10,12 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use jobs_core::backend::{Outcome, OutcomeUpdate};
+use jobs_core::backend::{AttemptFailure, Outcome, OutcomeUpdate};
 use jobs_core::payload::json_size;
 use jobs_core::registry::DynHandler;
 use jobs_core::{
-    CancelReason, CancellationToken, Job, JobContext, JobError, JobResult, Queue, Services, Timeout,
+    CancelReason, CancellationToken, Job, JobContext, JobError, JobResult, ProgressSink, Queue,
+    Services, Timeout,
 };
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::{debug, error, info, warn};
@@ -44,10 +45,12 @@ pub(crate) async fn run_job(
     };
     let attempted = match shared.handlers.get(&job.job_type) {
         Some(handler) => {
-            shared
-                .attempt(Some(poll_start))
-                .run(handler.as_ref(), &job, &cancel)
-                .await
+            let fence = job.fence();
+            let table = shared.clone();
+            let sink: ProgressSink = Arc::new(move |p| table.in_flight.set_progress(fence, p));
+            let mut attempt = shared.attempt(Some(poll_start));
+            attempt.progress = Some(sink);
+            attempt.run(handler.as_ref(), &job, &cancel).await
         }
         None => no_handler(
             &shared.cfg,
@@ -131,6 +134,8 @@ pub(crate) struct Attempt<'a> {
     pub(crate) worker_id: &'a Arc<str>,
     /// The watchdog's view of the attempt's polls (none outside a manager).
     pub(crate) watch: Option<(Ticks, PollStart)>,
+    /// Where the handler's progress reports go (none outside a manager).
+    pub(crate) progress: Option<ProgressSink>,
 }
 
 impl Shared {
@@ -142,19 +147,24 @@ impl Shared {
             queue: &self.queue,
             worker_id: &self.worker_id,
             watch: poll_start.map(|p| (self.ticks.clone(), p)),
+            progress: None,
         }
     }
 }
 
 impl Attempt<'_> {
     fn context(&self, job: &Arc<Job>, cancel: &CancellationToken) -> JobContext {
-        JobContext::new(
+        let ctx = JobContext::new(
             job.clone(),
             self.services.clone(),
             cancel.clone(),
             self.worker_id.clone(),
         )
-        .with_queue(self.queue.clone())
+        .with_queue(self.queue.clone());
+        match &self.progress {
+            Some(sink) => ctx.with_progress_sink(sink.clone()),
+            None => ctx,
+        }
     }
 
     /// Runs the handler under its time limit, panic guard and watchdog, then
@@ -174,14 +184,33 @@ impl Attempt<'_> {
             Err(panic) => Ran::PanickedEarly(panic),
             Ok(fut) => {
                 let watched = Watched::new(CatchUnwind(fut), self.watch.clone());
-                match limited(limit, ctx.scope(watched)).await {
-                    Some(Ok(result)) => Ran::Returned(result),
-                    Some(Err(panic)) => Ran::Panicked(panic),
-                    None => Ran::TimedOut,
+                tokio::select! {
+                    ran = limited(limit, ctx.scope(watched)) => match ran {
+                        Some(Ok(result)) => Ran::Returned(result),
+                        Some(Err(panic)) => Ran::Panicked(panic),
+                        None => Ran::TimedOut,
+                    },
+                    () = cut_off(cancel, cfg.cancel_grace) => Ran::CutOff,
                 }
             }
         };
+        let cancelled = cancel.reason() == Some(CancelReason::Cancelled);
         let (error, data) = match result {
+            Ran::Returned(Ok(r)) if r.success && r.snooze.is_some() && !cancelled => {
+                let delay = r.snooze.unwrap_or_default();
+                if job.snoozes < cfg.max_snoozes {
+                    debug!(snooze = ?delay, snoozes = job.snoozes + 1, "job snoozed");
+                    return Attempted {
+                        outcome: Outcome::Snooze { delay },
+                        error: None,
+                    };
+                }
+                let error = JobError::msg(format!(
+                    "snoozed {} times; the limit is {} (`max_snoozes` of the WorkerManager builder)",
+                    job.snoozes, cfg.max_snoozes
+                ));
+                (error, None)
+            }
             Ran::Returned(Ok(r)) if r.success => match too_large(cfg, &r) {
                 None => {
                     debug!(
@@ -220,7 +249,27 @@ impl Attempt<'_> {
                 let limit = limit.unwrap_or_default();
                 (JobError::msg(format!("timed out after {limit:?}")), None)
             }
+            Ran::CutOff => (
+                JobError::msg(format!(
+                    "the handler did not stop within {:?} of its cancellation and was cut off",
+                    cfg.cancel_grace
+                )),
+                None,
+            ),
         };
+        if cancelled {
+            info!(error = %error, "job cancelled while it ran");
+            let message = format!("cancelled while running: {}", error.message());
+            return Attempted {
+                outcome: Outcome::Cancel {
+                    error: AttemptFailure::new(
+                        crate::limits::truncate_message(&message, cfg.max_error_bytes),
+                        false,
+                    ),
+                },
+                error: Some(error),
+            };
+        }
         if error.is_retryable() && cancel.reason() == Some(CancelReason::Shutdown) {
             info!(error = %error, "job stopped for shutdown; releasing it back to the queue");
             return Attempted {
@@ -293,6 +342,18 @@ enum Ran {
     /// `handle` panicked while building its future.
     PanickedEarly(String),
     TimedOut,
+    /// Cancelled (or its lease lost), it did not stop within the grace period.
+    CutOff,
+}
+
+/// Completes `grace` after the token fires for a cancellation or a lost
+/// lease (a handler that ignores its token is then cut off); never for a
+/// shutdown or a timeout, which have their own deadlines.
+async fn cut_off(cancel: &CancellationToken, grace: Duration) {
+    match cancel.cancelled().await {
+        CancelReason::Cancelled | CancelReason::LeaseLost => tokio::time::sleep(grace).await,
+        _ => std::future::pending().await,
+    }
 }
 
 /// The attempt's time limit: the job's own, else its handler's, else the manager's.

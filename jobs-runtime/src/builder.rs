@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use jobs_core::registry::DynHandler;
 use jobs_core::{
-    Backoff, Error, HandlerRegistration, JobHandler, Queue, Result, ServiceRequirement, Services,
-    Timeout,
+    Backoff, Error, HandlerRegistration, JobHandler, Periodic, Queue, Result, ServiceRequirement,
+    Services, Timeout,
 };
 use tokio::sync::Semaphore;
 use tracing::warn;
@@ -16,6 +16,8 @@ use tracing::warn;
 use crate::health::HealthBoard;
 use crate::in_flight::InFlight;
 use crate::manager::WorkerManager;
+use crate::periodic::Schedule;
+use crate::retention::Retention;
 use crate::shared::{Config, Shared};
 use crate::stats::Counters;
 use crate::watchdog::Ticks;
@@ -31,6 +33,7 @@ impl WorkerManager {
             worker_id: None,
             auto_register: true,
             strict: false,
+            periodic: Vec::new(),
         }
     }
 }
@@ -53,6 +56,7 @@ pub struct WorkerManagerBuilder {
     worker_id: Option<String>,
     auto_register: bool,
     strict: bool,
+    periodic: Vec<Periodic>,
 }
 
 impl std::fmt::Debug for WorkerManagerBuilder {
@@ -231,6 +235,84 @@ impl WorkerManagerBuilder {
         self
     }
 
+    /// How long a cancelled job's handler may go on before it is cut off
+    /// (default 10 s). Its cancellation token fires at once; a handler that
+    /// ignores it is aborted after this long.
+    pub fn cancel_grace(mut self, d: Duration) -> Self {
+        self.cfg.cancel_grace = d;
+        self
+    }
+
+    /// How often one job may snooze (`JobResult::snooze`) before a snooze
+    /// counts as a retryable failure (default 100), so a job cannot snooze
+    /// for ever unnoticed.
+    pub fn max_snoozes(mut self, n: u32) -> Self {
+        self.cfg.max_snoozes = n;
+        self
+    }
+
+    /// Whether this manager may be elected the cluster's maintainer (default
+    /// yes): the one manager among those sharing a backend that recovers
+    /// expired leases, prunes finished jobs and fires periodic schedules.
+    /// At least one manager of a cluster must be able to.
+    pub fn maintainer(mut self, yes: bool) -> Self {
+        self.cfg.maintainer = yes;
+        self
+    }
+
+    /// Adds a periodic schedule: its job is enqueued at every tick of its
+    /// cron expression, once across all managers sharing the backend (see
+    /// [`Periodic`]). `#[job_handler(.., cron = "..")]` adds one for its
+    /// handler. An invalid expression or time zone fails `build()`.
+    pub fn periodic(mut self, periodic: Periodic) -> Self {
+        self.periodic.push(periodic);
+        self
+    }
+
+    /// How long finished jobs are kept before the maintainer deletes them
+    /// (default: COMPLETED a day, FAILED and DEAD_LETTER a week; see
+    /// [`Retention`]). `Retention::keep_all()` turns pruning off.
+    pub fn retention(mut self, retention: Retention) -> Self {
+        self.cfg.retention = retention;
+        self
+    }
+
+    /// Limits for `queue`: at most `global` of its jobs running across every
+    /// manager (enforced by the backend), at most `local` in this one, at
+    /// most `rate` started per period across every manager. Jobs held back
+    /// stay waiting, unclaimed. Every manager working the queue should be
+    /// given the same global and rate limits.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use jobs_core::QueueLimit;
+    /// # let queue = jobs_core::Queue::new(jobs_runtime::backend::memory::MemoryBackend::new());
+    /// let manager = jobs_runtime::WorkerManager::builder(queue)
+    ///     .queues(["emails"])
+    ///     .queue_limit("emails", QueueLimit::new().global(16).rate(100, Duration::from_secs(60)))
+    ///     .build();
+    /// # let _ = manager;
+    /// ```
+    pub fn queue_limit(mut self, queue: impl Into<String>, limit: jobs_core::QueueLimit) -> Self {
+        let queue = queue.into();
+        self.cfg.queue_limits.retain(|(q, _)| *q != queue);
+        self.cfg.queue_limits.push((queue, limit));
+        self
+    }
+
+    /// How soon a manager asks again when limits held due jobs back (default
+    /// 250 ms): how late a job starts after its rate window moves on.
+    pub fn limit_poll(mut self, d: Duration) -> Self {
+        self.cfg.limit_poll = d.max(Duration::from_millis(10));
+        self
+    }
+
+    /// The program's version, shown in the worker registry (`jobs workers`).
+    pub fn version(mut self, version: impl Into<String>) -> Self {
+        self.cfg.version = version.into();
+        self
+    }
+
     /// Whether heartbeats, recording and the watchdog run on a thread of
     /// their own, with their own backend connections (default: yes), so
     /// handlers that block their threads cannot stall lease renewal.
@@ -269,6 +351,16 @@ impl WorkerManagerBuilder {
                 "queues must be a non-empty list of non-empty names, got {:?}",
                 cfg.queues
             )));
+        }
+        for (queue, l) in &cfg.queue_limits {
+            if l.global == Some(0)
+                || l.local == Some(0)
+                || l.rate.is_some_and(|(n, per)| n == 0 || per.is_zero())
+            {
+                return Err(Error::Config(format!(
+                    "the limits of queue `{queue}` would never let a job run ({l:?}); limits are at least 1 (and a rate's period longer than zero)"
+                )));
+            }
         }
         if cfg.heartbeat >= cfg.lease {
             return Err(Error::Config(format!(
@@ -325,6 +417,8 @@ impl WorkerManagerBuilder {
                 ));
             }
         }
+        let periodic = std::mem::take(&mut self.periodic);
+        let schedules = schedules(periodic, &seen, &handlers, &mut warnings)?;
         warnings.sort();
         if self.strict && !warnings.is_empty() {
             return Err(Error::Config(format!(
@@ -356,8 +450,53 @@ impl WorkerManagerBuilder {
             in_flight: InFlight::default(),
             health: HealthBoard::default(),
             ticks: Ticks::default(),
+            heartbeat_now: tokio::sync::Notify::new(),
+            leader: std::sync::atomic::AtomicBool::new(false),
+            started_at: chrono::Utc::now(),
+            schedules,
         }))
     }
+}
+
+/// The schedules given and those of the registered handlers, parsed; two
+/// with one name are an error.
+fn schedules(
+    periodic: Vec<Periodic>,
+    seen: &HashMap<String, &HandlerEntry>,
+    handlers: &HashMap<String, Arc<dyn DynHandler>>,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<Schedule>> {
+    let mut declared: Vec<(Periodic, String)> = periodic
+        .into_iter()
+        .map(|p| (p, "`.periodic(..)`".to_owned()))
+        .collect();
+    let mut from_handlers: Vec<_> = seen
+        .values()
+        .filter_map(|e| Some(((e.registration?.periodic?)(), e.origin.clone())))
+        .collect();
+    from_handlers.sort_by(|a, b| a.1.cmp(&b.1));
+    declared.extend(from_handlers);
+    let mut names: HashMap<String, String> = HashMap::new();
+    let mut out = Vec::new();
+    for (periodic, origin) in declared {
+        let schedule = Schedule::compile(periodic)
+            .map_err(|e| Error::Config(format!("{e} (declared at {origin})")))?;
+        if let Some(first) = names.insert(schedule.name().to_owned(), origin.clone()) {
+            return Err(Error::Config(format!(
+                    "two periodic schedules named `{}` (declared at {first} and {origin}); name one differently with `.name(..)`",
+                    schedule.name()
+                )));
+        }
+        let job_type = &schedule.periodic.job_template()?.job_type;
+        if !handlers.contains_key(job_type) {
+            warnings.push(format!(
+                    "periodic schedule `{}` enqueues `{job_type}` jobs, which this manager has no handler for: they wait for a manager that has one",
+                    schedule.name()
+                ));
+        }
+        out.push(schedule);
+    }
+    Ok(out)
 }
 
 /// `build()`'s refusal of a handler that needs a service nobody gave: for a
@@ -400,15 +539,6 @@ fn entry_of(reg: &'static HandlerRegistration) -> HandlerEntry {
 }
 
 fn default_worker_id() -> String {
-    let host = std::env::var("HOSTNAME")
-        .ok()
-        .filter(|h| !h.is_empty())
-        .or_else(|| {
-            std::fs::read_to_string("/etc/hostname")
-                .ok()
-                .map(|h| h.trim().to_owned())
-        })
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "worker".to_owned());
+    let host = crate::shared::host_name();
     format!("{host}-{}-{:04x}", std::process::id(), fastrand::u16(..))
 }

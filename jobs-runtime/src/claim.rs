@@ -66,23 +66,25 @@ pub(crate) async fn claim_loop(
                 permits.push(p);
             }
         }
+        let limits = claim_limits(&shared);
         let req = ClaimRequest::new(
             &shared.worker_id,
             &shared.cfg.queues,
             permits.len(),
             shared.cfg.lease,
-        );
+        )
+        .with_limits(&limits);
         // The lease is good from before the request: the worker's estimate of
         // when it runs out errs early, never late.
         let sent_at = Instant::now();
         // A claim that times out may have taken jobs that never reach us:
         // they come back when their lease expires.
-        let jobs = match shared.call("claim", shared.backend().claim(req)).await {
-            Ok(jobs) => {
+        let (jobs, limited) = match shared.call("claim", shared.backend().claim(req)).await {
+            Ok(claimed) => {
                 failures = 0;
                 shared.health.ok("claim");
-                backlog = jobs.len() == req.limit;
-                jobs
+                backlog = claimed.jobs.len() == req.limit;
+                (claimed.jobs, claimed.limited)
             }
             Err(e) => {
                 backlog = false;
@@ -99,11 +101,16 @@ pub(crate) async fn claim_loop(
         };
         if jobs.is_empty() {
             drop(permits);
-            let poll = idle_poll(&listener, shared.cfg.poll);
+            let mut poll = idle_poll(&listener, shared.cfg.poll);
+            if limited {
+                // A limit held due jobs back: a window moves on, a slot frees.
+                poll = poll.min(shared.cfg.limit_poll);
+            }
             tokio::select! {
                 _ = stop.cancelled() => break,
                 _ = wait_for_work(&mut listener, poll) => {}
             }
+            signalled_cancels(&shared, &mut listener);
             continue;
         }
         Counters::bump(&shared.counters.claimed, jobs.len() as u64);
@@ -116,6 +123,37 @@ pub(crate) async fn claim_loop(
         }
         for (job, permit) in jobs.into_iter().zip(permits) {
             spawn_job(&shared, &tasks, &outcomes, job, permit, sent_at);
+        }
+        signalled_cancels(&shared, &mut listener);
+    }
+}
+
+/// The queues' limits for this claim: the cluster-wide ones as configured,
+/// and this manager's local cap minus what it runs of the queue now.
+fn claim_limits(shared: &Shared) -> Vec<jobs_core::ClaimLimit> {
+    shared
+        .cfg
+        .queue_limits
+        .iter()
+        .map(|(queue, l)| {
+            let mut c = jobs_core::ClaimLimit::new(queue.clone());
+            c.global = l.global;
+            c.rate = l.rate;
+            c.take = l.local.map(|n| {
+                let running = shared.in_flight.running_in(queue);
+                n.saturating_sub(u32::try_from(running).unwrap_or(u32::MAX))
+            });
+            c
+        })
+        .collect()
+}
+
+/// A cancellation was signalled (some running job of the cluster was
+/// cancelled): the heartbeat learns at once whether it is one of ours.
+fn signalled_cancels(shared: &Shared, listener: &mut Option<Box<dyn JobListener>>) {
+    if let Some(l) = listener {
+        if l.take_cancel_signal() && shared.in_flight.running() > 0 {
+            shared.heartbeat_now.notify_one();
         }
     }
 }

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use jobs_core::CancelReason;
 use tokio_util::sync::CancellationToken as StopToken;
-use tracing::warn;
+use tracing::{info, warn};
 
 use crate::shared::Shared;
 
@@ -21,6 +21,8 @@ pub(crate) async fn heartbeat_loop(shared: Arc<Shared>, stop: StopToken) {
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
+            // A cancellation was signalled: learn at once which jobs it is for.
+            _ = shared.heartbeat_now.notified() => {}
         }
         let fences = shared.in_flight.running_fences();
         if !fences.is_empty() {
@@ -29,15 +31,24 @@ pub(crate) async fn heartbeat_loop(shared: Arc<Shared>, stop: StopToken) {
                 .maintenance
                 .heartbeat(&shared.worker_id, &fences, shared.cfg.lease);
             match shared.call("heartbeat", beat).await {
-                Ok(lost) => {
+                Ok(reply) => {
                     shared.health.ok("heartbeat");
                     let kept: Vec<_> = fences
                         .into_iter()
-                        .filter(|f| !lost.contains(&f.id))
+                        .filter(|f| !reply.lost.contains(&f.id))
                         .collect();
                     shared.in_flight.renewed(&kept, sent_at);
-                    for fence in shared.in_flight.cancel_ids(&lost, CancelReason::LeaseLost) {
+                    for fence in shared
+                        .in_flight
+                        .cancel_ids(&reply.lost, CancelReason::LeaseLost)
+                    {
                         warn!(job_id = %fence.id, attempt = fence.attempt, "lease lost; another worker may run this job now");
+                    }
+                    for fence in shared
+                        .in_flight
+                        .cancel_ids(&reply.cancel, CancelReason::Cancelled)
+                    {
+                        info!(job_id = %fence.id, attempt = fence.attempt, "job cancelled; stopping it");
                     }
                 }
                 Err(e) => {

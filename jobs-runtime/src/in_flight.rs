@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use jobs_core::backend::Fence;
-use jobs_core::{CancelReason, CancellationToken, Job, JobId};
+use jobs_core::{CancelReason, CancellationToken, Job, JobId, Progress};
 use tokio::task::AbortHandle;
 
 use crate::watchdog::PollStart;
@@ -44,6 +44,8 @@ pub(crate) struct Running {
     poll_start: PollStart,
     /// The watchdog warned about the current blocked stretch.
     warned: bool,
+    /// The latest progress report not yet written.
+    progress: Option<Progress>,
 }
 
 /// A blocked attempt, as the watchdog reports it.
@@ -85,6 +87,7 @@ impl InFlight {
             renewed,
             poll_start,
             warned: false,
+            progress: None,
             job: job.clone(),
         };
         self.lock().insert(job.fence(), JobState::Running(running));
@@ -208,6 +211,43 @@ impl InFlight {
             }
         }
         blocked
+    }
+
+    /// A running job reported progress; only the latest is kept until written.
+    pub(crate) fn set_progress(&self, fence: Fence, progress: Progress) {
+        if let Some(JobState::Running(r)) = self.lock().get_mut(&fence) {
+            r.progress = Some(progress);
+        }
+    }
+
+    /// The progress reports not yet written, taken.
+    pub(crate) fn take_progress(&self) -> Vec<(Fence, Progress)> {
+        let mut jobs = self.lock();
+        let mut out = Vec::new();
+        for (fence, state) in jobs.iter_mut() {
+            if let JobState::Running(r) = state {
+                if let Some(p) = r.progress.take() {
+                    out.push((*fence, p));
+                }
+            }
+        }
+        out
+    }
+
+    /// How many jobs are running (not being recorded).
+    pub(crate) fn running(&self) -> usize {
+        self.lock()
+            .values()
+            .filter(|s| matches!(s, JobState::Running(_)))
+            .count()
+    }
+
+    /// How many jobs of `queue` are running.
+    pub(crate) fn running_in(&self, queue: &str) -> usize {
+        self.lock()
+            .values()
+            .filter(|s| matches!(s, JobState::Running(r) if r.job.queue_name == queue))
+            .count()
     }
 
     /// The recorder is done with these jobs (recorded, refused as lost, or

@@ -21,9 +21,13 @@ mod manager;
 // One background loop a file, and what runs them.
 mod claim;
 mod heartbeat;
+mod maintainer;
 mod maintenance;
+mod periodic;
 mod reaper;
 mod recorder;
+mod registry;
+mod retention;
 mod supervise;
 mod watchdog;
 
@@ -49,4 +53,6 @@ pub use builder::WorkerManagerBuilder;
 pub use connect::{connect, SCHEMES};
 pub use health::{Health, HealthError, HealthState};
 pub use manager::WorkerManager;
+pub use periodic::{describe_cron, parse_cron, tick_key};
+pub use retention::Retention;
 pub use stats::ManagerStats;

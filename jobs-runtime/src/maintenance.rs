@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken as StopToken;
 
 use crate::heartbeat::heartbeat_loop;
 use crate::recorder::recorder_loop;
+use crate::registry::{progress_loop, registry_loop};
 use crate::shared::{Handoff, Shared};
 use crate::supervise::supervise;
 use crate::watchdog::watchdog_loop;
@@ -100,6 +101,24 @@ async fn run(
             .await
         })
     };
+    let registry = {
+        let (shared, stop) = (shared.clone(), stop.clone());
+        tokio::spawn(async move {
+            supervise(&shared.health, "registry", || {
+                registry_loop(shared.clone(), stop.clone())
+            })
+            .await
+        })
+    };
+    let progress = {
+        let (shared, stop) = (shared.clone(), stop.clone());
+        tokio::spawn(async move {
+            supervise(&shared.health, "progress", || {
+                progress_loop(shared.clone(), stop.clone())
+            })
+            .await
+        })
+    };
     // The receiver outlives a recorder that panicked, so a new one takes over.
     let outcomes = Arc::new(Mutex::new(outcomes));
     supervise(&shared.health, "record", || {
@@ -112,6 +131,7 @@ async fn run(
     .await;
     let _ = recorded.send(());
     stop.cancelled().await;
-    let _ = heartbeat.await;
-    let _ = watchdog.await;
+    for task in [heartbeat, watchdog, registry, progress] {
+        let _ = task.await;
+    }
 }

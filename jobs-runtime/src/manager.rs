@@ -19,8 +19,11 @@ use tracing::{error, info, warn};
 
 use crate::claim::claim_loop;
 use crate::health::Health;
+use crate::maintainer::{self, maintainer_loop};
 use crate::maintenance::{self, Maintenance};
+use crate::periodic::periodic_loop;
 use crate::reaper::reaper_loop;
+use crate::retention::retention_loop;
 use crate::shared::{Handoff, Outcomes, Shared, RECORD_GRACE};
 use crate::stats::ManagerStats;
 use crate::supervise::supervise;
@@ -72,6 +75,9 @@ struct Running {
     stop_claiming: StopToken,
     claimer: JoinHandle<()>,
     reaper: JoinHandle<()>,
+    periodic: JoinHandle<()>,
+    retention: JoinHandle<()>,
+    maintainer: JoinHandle<()>,
     tasks: TaskTracker,
     outcomes: Outcomes,
     maintenance: Maintenance,
@@ -106,6 +112,18 @@ impl WorkerManager {
     /// from a readiness probe. It does not need a `tracing` subscriber.
     pub fn health(&self) -> Health {
         self.shared.health.snapshot()
+    }
+
+    /// Whether this manager is the cluster's maintainer now: the one manager
+    /// among those sharing the backend that recovers expired leases, prunes
+    /// and fires periodic schedules.
+    pub fn is_maintainer(&self) -> bool {
+        self.shared.is_leader()
+    }
+
+    /// The workers registered in the backend (this one included while it runs).
+    pub async fn workers(&self) -> Result<Vec<jobs_core::WorkerInfo>> {
+        self.shared.backend().workers().await
     }
 
     /// Jobs this manager holds right now (running or being recorded).
@@ -160,6 +178,33 @@ impl WorkerManager {
                 .await
             })
         };
+        let periodic = {
+            let (shared, stop) = (shared.clone(), stop_claiming.clone());
+            tokio::spawn(async move {
+                supervise(&shared.health, "periodic", || {
+                    periodic_loop(shared.clone(), stop.clone())
+                })
+                .await
+            })
+        };
+        let retention = {
+            let (shared, stop) = (shared.clone(), stop_claiming.clone());
+            tokio::spawn(async move {
+                supervise(&shared.health, "prune", || {
+                    retention_loop(shared.clone(), stop.clone())
+                })
+                .await
+            })
+        };
+        let maintainer = {
+            let (shared, stop) = (shared.clone(), stop_claiming.clone());
+            tokio::spawn(async move {
+                supervise(&shared.health, "maintainer", || {
+                    maintainer_loop(shared.clone(), stop.clone())
+                })
+                .await
+            })
+        };
         shared.health.started();
         info!(
             worker_id = %shared.worker_id,
@@ -173,6 +218,9 @@ impl WorkerManager {
             stop_claiming,
             claimer,
             reaper,
+            periodic,
+            retention,
+            maintainer,
             tasks,
             outcomes,
             maintenance,
@@ -204,6 +252,10 @@ impl WorkerManager {
             claimer.abort();
         }
         run.reaper.abort();
+        run.periodic.abort();
+        run.retention.abort();
+        run.maintainer.abort();
+        maintainer::resign(shared).await;
         shared.in_flight.cancel_all(CancelReason::Shutdown);
         run.tasks.close();
         if timeout(cfg.shutdown_timeout, run.tasks.wait())
@@ -243,6 +295,8 @@ impl WorkerManager {
         }
         stop.cancel();
         let _ = timeout(ABORT_GRACE, ended).await;
+        let bye = shared.backend().deregister_worker(&shared.worker_id);
+        let _ = timeout_at(deadline, shared.call("deregister", bye)).await;
         shared.health.stopped();
         info!(worker_id = %shared.worker_id, stats = ?self.stats(), "worker manager stopped");
         Ok(())

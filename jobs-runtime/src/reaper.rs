@@ -21,6 +21,10 @@ pub(crate) async fn reaper_loop(shared: Arc<Shared>, stop: StopToken, tasks: Tas
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
+        // One manager of the cluster does it: the maintainer.
+        if !shared.is_leader() {
+            continue;
+        }
         let recovered = match shared
             .call("reap", shared.backend().recover_expired())
             .await

@@ -182,6 +182,8 @@ fn count(shared: &Shared, updates: &[OutcomeUpdate], recorded: &Recorded) {
             Outcome::Retry { .. } => &c.retried,
             Outcome::DeadLetter { .. } => &c.dead_lettered,
             Outcome::Release => &c.released,
+            Outcome::Snooze { .. } => &c.snoozed,
+            Outcome::Cancel { .. } => &c.cancelled,
         };
         Counters::bump(counter, 1);
     }

@@ -34,6 +34,20 @@ pub(crate) struct Config {
     pub(crate) max_result_bytes: usize,
     pub(crate) max_error_bytes: usize,
     pub(crate) isolate_maintenance: bool,
+    /// How long a cancelled handler may go on before it is cut off.
+    pub(crate) cancel_grace: Duration,
+    /// How often one job may snooze before a snooze counts as a failure.
+    pub(crate) max_snoozes: u32,
+    /// Whether this manager stands for the cluster's maintainer.
+    pub(crate) maintainer: bool,
+    /// The program's version, for the worker registry.
+    pub(crate) version: String,
+    /// What the maintainer prunes.
+    pub(crate) retention: crate::retention::Retention,
+    /// Limits per queue (local, global, rate).
+    pub(crate) queue_limits: Vec<(String, jobs_core::QueueLimit)>,
+    /// How soon a claim is tried again after limits held jobs back.
+    pub(crate) limit_poll: Duration,
 }
 
 /// How long `stop()` gives the recorder after the handlers' shutdown timeout.
@@ -59,6 +73,13 @@ impl Default for Config {
             max_result_bytes: 16 << 20,
             max_error_bytes: 16 << 10,
             isolate_maintenance: true,
+            cancel_grace: Duration::from_secs(10),
+            max_snoozes: 100,
+            maintainer: true,
+            version: String::new(),
+            retention: crate::retention::Retention::default(),
+            queue_limits: Vec::new(),
+            limit_poll: Duration::from_millis(250),
         }
     }
 }
@@ -72,6 +93,20 @@ impl Config {
             self.recording_window
         }
     }
+}
+
+/// This machine's name (`$HOSTNAME`, `/etc/hostname`), or `worker`.
+pub(crate) fn host_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+        })
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "worker".to_owned())
 }
 
 /// What the manager's tasks share.
@@ -94,6 +129,14 @@ pub(crate) struct Shared {
     /// outruns its recorder.
     pub(crate) window: Arc<Semaphore>,
     pub(crate) ticks: Ticks,
+    /// Asks the heartbeat loop to beat now (a cancellation was signalled).
+    pub(crate) heartbeat_now: tokio::sync::Notify,
+    /// Whether this manager is the cluster's maintainer right now.
+    pub(crate) leader: std::sync::atomic::AtomicBool,
+    /// When the manager started, for the worker registry.
+    pub(crate) started_at: chrono::DateTime<chrono::Utc>,
+    /// The periodic schedules it fires.
+    pub(crate) schedules: Vec<crate::periodic::Schedule>,
 }
 
 impl Shared {
@@ -106,6 +149,11 @@ impl Shared {
         } else {
             names.join(", ")
         }
+    }
+
+    /// Whether this manager is the cluster's maintainer right now.
+    pub(crate) fn is_leader(&self) -> bool {
+        self.leader.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The user's backend.

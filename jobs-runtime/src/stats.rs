@@ -12,6 +12,10 @@ pub(crate) struct Counters {
     pub(crate) released: AtomicU64,
     pub(crate) lost: AtomicU64,
     pub(crate) recovered: AtomicU64,
+    pub(crate) snoozed: AtomicU64,
+    pub(crate) cancelled: AtomicU64,
+    pub(crate) fired: AtomicU64,
+    pub(crate) pruned: AtomicU64,
 }
 
 impl Counters {
@@ -30,6 +34,10 @@ impl Counters {
             released: get(&self.released),
             lost: get(&self.lost),
             recovered: get(&self.recovered),
+            snoozed: get(&self.snoozed),
+            cancelled: get(&self.cancelled),
+            fired: get(&self.fired),
+            pruned: get(&self.pruned),
         }
     }
 }
@@ -54,4 +62,13 @@ pub struct ManagerStats {
     pub lost: u64,
     /// Expired leases (of any worker) this manager turned into failed attempts.
     pub recovered: u64,
+    /// Attempts that snoozed ("not now").
+    pub snoozed: u64,
+    /// Running jobs stopped because they were cancelled.
+    pub cancelled: u64,
+    /// Jobs this manager enqueued for periodic schedules' ticks (a tick that
+    /// another manager had already fired is not counted).
+    pub fired: u64,
+    /// Finished jobs this manager deleted under the retention policy.
+    pub pruned: u64,
 }

@@ -5,13 +5,17 @@
 //! jobs --url sqlite://jobs.db counts
 //! jobs --url postgres://localhost/app list --status dead-letter
 //! jobs --url redis://localhost requeue 0192b7c4-...
+//! jobs --url postgres://localhost/app workers
+//! jobs --url postgres://localhost/app schedules
+//! jobs --url postgres://localhost/app pause emails
 //! ```
 
 use std::process::ExitCode;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
-use jobs::{Job, JobFilter, JobId, JobStatus};
+use jobs::{CancelRequest, Job, JobFilter, JobId, JobStatus, PruneRequest};
 
 #[derive(Parser)]
 #[command(name = "jobs", version, about = "Inspect and manage background jobs")]
@@ -43,8 +47,35 @@ enum Command {
     },
     /// One job, in full (JSON).
     Get { id: JobId },
-    /// Cancel a waiting job.
-    Cancel { id: JobId },
+    /// Cancel a job: a waiting one fails at once; a running one is stopped by
+    /// its worker (its cancellation token fires) and then fails.
+    Cancel {
+        id: JobId,
+        /// Who cancels (shown in the job's error; default `cli:$USER`).
+        #[arg(long)]
+        by: Option<String>,
+        /// Why.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Delete a job that is not running (waiting or finished).
+    Delete { id: JobId },
+    /// The audit log of operator actions, newest first.
+    Audit {
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Pause a queue for every worker: its jobs wait, running ones finish.
+    Pause { queue: String },
+    /// Resume a paused queue; idle workers wake at once.
+    Resume { queue: String },
+    /// The paused queues.
+    Paused,
+    /// The running workers (host, pid, version, queues, load, health) and
+    /// which one is the cluster's maintainer.
+    Workers,
+    /// The periodic schedules: last tick, its job's status, next tick.
+    Schedules,
     /// Put FAILED or DEAD_LETTER jobs back in their queue: by id, or every one matching the filters.
     Requeue {
         id: Option<JobId>,
@@ -58,6 +89,12 @@ enum Command {
     Prune {
         #[arg(long, value_parser = parse_age)]
         older_than: Duration,
+        /// Only this status (COMPLETED, FAILED or DEAD_LETTER); repeatable.
+        #[arg(long)]
+        status: Vec<JobStatus>,
+        /// Only this queue.
+        #[arg(long)]
+        queue: Option<String>,
     },
 }
 
@@ -89,8 +126,112 @@ fn line(job: &Job) -> String {
     )
 }
 
+/// `3s ago`, `in 2m`, `-`.
+fn ago(t: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String {
+    let Some(t) = t else {
+        return "-".to_owned();
+    };
+    let secs = (now - t).num_seconds();
+    let span = |s: i64| match s {
+        0..=119 => format!("{s}s"),
+        120..=7199 => format!("{}m", s / 60),
+        7200..=172_799 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86_400),
+    };
+    if secs >= 0 {
+        format!("{} ago", span(secs))
+    } else {
+        format!("in {}", span(-secs))
+    }
+}
+
+async fn workers(queue: &jobs::Queue) -> jobs::Result<()> {
+    let now = Utc::now();
+    let maintainer = queue.backend().leader("maintainer").await.ok().flatten();
+    let list = queue.workers().await?;
+    if list.is_empty() {
+        println!("no workers registered");
+    }
+    for w in &list {
+        let lead = if maintainer.as_ref().is_some_and(|l| l.holder == w.id) {
+            "  [maintainer]"
+        } else {
+            ""
+        };
+        println!(
+            "{}  {}:{}  v{}  queues {}  running {}/{}  {}  started {}  seen {}{lead}",
+            w.id,
+            w.host,
+            w.pid,
+            if w.version.is_empty() {
+                "?"
+            } else {
+                &w.version
+            },
+            w.queues.join(","),
+            w.running,
+            w.concurrency,
+            w.health,
+            ago(Some(w.started_at), now),
+            ago(Some(w.last_seen), now),
+        );
+    }
+    match maintainer {
+        Some(l) => println!(
+            "maintainer: {} (lease until {})",
+            l.holder,
+            l.until.to_rfc3339()
+        ),
+        None => println!("maintainer: none (no manager holds the role)"),
+    }
+    Ok(())
+}
+
+async fn schedules(queue: &jobs::Queue) -> jobs::Result<()> {
+    let now = Utc::now();
+    let list = queue.schedules().await?;
+    if list.is_empty() {
+        println!("no periodic schedules");
+    }
+    for s in list {
+        let last_status = match s.last_job {
+            Some(id) => match queue.get(id).await? {
+                Some(job) => job.status.to_string(),
+                None => "pruned".to_owned(),
+            },
+            None => "-".to_owned(),
+        };
+        // A next tick long past: no running manager declares it any more.
+        let overdue = s
+            .next_tick
+            .is_some_and(|t| now - t > chrono::Duration::minutes(2));
+        println!(
+            "{:<24} {:<16} {:<16} last {} ({}) next {}{}",
+            s.name,
+            s.cron,
+            s.timezone,
+            ago(s.last_tick, now),
+            last_status,
+            ago(s.next_tick, now),
+            if overdue {
+                "  [not firing: no running manager declares it?]"
+            } else {
+                ""
+            },
+        );
+        if let Some(text) = jobs::describe_cron(&s.cron) {
+            println!("{:<24} {text}", "");
+        }
+    }
+    Ok(())
+}
+
 async fn run(cli: Cli) -> jobs::Result<()> {
-    let queue = jobs::connect(&cli.url).await?;
+    // Operator actions are audited under the user who ran the command.
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".to_owned());
+    let queue = jobs::connect(&cli.url)
+        .await?
+        .with_actor(format!("cli:{user}"));
     match cli.command {
         Command::Counts => {
             for c in queue.counts().await? {
@@ -119,7 +260,58 @@ async fn run(cli: Cli) -> jobs::Result<()> {
                 serde_json::to_string_pretty(&job).expect("a job serializes")
             );
         }
-        Command::Cancel { id } => println!("{}", line(&queue.cancel(id).await?)),
+        Command::Cancel { id, by, reason } => {
+            let by = by.unwrap_or_else(|| queue.actor().to_owned());
+            let mut request = CancelRequest::by(by);
+            if let Some(r) = reason {
+                request = request.reason(r);
+            }
+            let job = queue.cancel_with(id, &request).await?;
+            if job.status == JobStatus::Running {
+                println!("{}  (stopping: its worker is told)", line(&job));
+            } else {
+                println!("{}", line(&job));
+            }
+        }
+        Command::Delete { id } => {
+            queue.delete(id).await?;
+            println!("deleted {id}");
+        }
+        Command::Audit { limit } => {
+            for e in queue
+                .audit_log(&jobs::AuditFilter::default().limit(limit))
+                .await?
+            {
+                println!(
+                    "{}  {:<16} {:<8} {:<38} {}{}",
+                    e.at.to_rfc3339(),
+                    e.actor,
+                    e.action,
+                    e.target,
+                    if e.ok { "ok" } else { "FAILED" },
+                    if e.detail.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", e.detail)
+                    }
+                );
+            }
+        }
+        Command::Pause { queue: q } => {
+            queue.pause(&q).await?;
+            println!("paused `{q}`");
+        }
+        Command::Resume { queue: q } => {
+            queue.resume(&q).await?;
+            println!("resumed `{q}`");
+        }
+        Command::Paused => {
+            for q in queue.paused().await? {
+                println!("{q}");
+            }
+        }
+        Command::Workers => workers(&queue).await?,
+        Command::Schedules => schedules(&queue).await?,
         Command::Requeue { id: Some(id), .. } => println!("{}", line(&queue.requeue(id).await?)),
         Command::Requeue {
             id: None,
@@ -146,10 +338,25 @@ async fn run(cli: Cli) -> jobs::Result<()> {
         Command::Requeue { .. } => {
             return Err(jobs::Error::Config("give a job id, or --all-dead".into()));
         }
-        Command::Prune { older_than } => {
-            let cutoff = chrono::Utc::now()
-                - chrono::Duration::from_std(older_than).unwrap_or(chrono::Duration::MAX);
-            let n = queue.prune(cutoff, 1000).await?;
+        Command::Prune {
+            older_than,
+            status,
+            queue: q,
+        } => {
+            let cutoff = jobs::sub_saturating(Utc::now(), older_than);
+            let mut req = PruneRequest::new(cutoff, 1000);
+            if !status.is_empty() {
+                if let Some(s) = status.iter().find(|s| !s.is_terminal()) {
+                    return Err(jobs::Error::Config(format!(
+                        "only finished jobs are pruned: COMPLETED, FAILED or DEAD_LETTER, not {s}"
+                    )));
+                }
+                req = req.statuses(status);
+            }
+            if let Some(q) = q {
+                req = req.queue(q);
+            }
+            let n = queue.prune_matching(req).await?;
             println!("pruned {n} finished jobs older than {older_than:?}");
         }
     }

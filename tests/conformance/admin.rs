@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use chrono::Utc;
 use jobs_core::backend::{Outcome, OutcomeUpdate};
-use jobs_core::{Error, JobFilter, JobId, JobStatus, NewJob, QueueCount};
+use jobs_core::{
+    CancelRequest, Error, JobFilter, JobId, JobStatus, NewJob, PruneRequest, QueueCount,
+};
 use serde_json::json;
 
 use super::support::{
@@ -112,8 +114,8 @@ pub async fn requeue_revives_failed_and_dead_letter_only(q: Backend) {
 }
 
 /// Cancelling a waiting job (PENDING, SCHEDULED, RETRYING) makes it FAILED and
-/// unclaimable; RUNNING and finished jobs are refused with `InvalidState`.
-pub async fn cancel_takes_waiting_jobs_only(q: Backend) {
+/// unclaimable at once; finished jobs are refused with `InvalidState`.
+pub async fn cancel_takes_waiting_jobs_at_once(q: Backend) {
     let pending = enqueue(&q, NewJob::new("c.job", json!({ "k": "p" }))).await;
     let scheduled = enqueue(
         &q,
@@ -144,7 +146,10 @@ pub async fn cancel_takes_waiting_jobs_only(q: Backend) {
     assert_eq!(get(&q, scheduled).await.status, JobStatus::Scheduled);
 
     for id in [pending, scheduled, retrying] {
-        let c = q.cancel(id).await.expect("cancel");
+        let c = q
+            .cancel(id, &CancelRequest::default())
+            .await
+            .expect("cancel");
         assert_eq!(c.id, id);
         assert_eq!(c.status, JobStatus::Failed);
         assert!(c.completed_at.is_some());
@@ -158,13 +163,12 @@ pub async fn cancel_takes_waiting_jobs_only(q: Backend) {
         assert_eq!(get(&q, id).await, c, "cancel returns the stored job");
     }
 
-    for (id, from) in [
-        (running, JobStatus::Running),
-        (done, JobStatus::Completed),
-        (pending, JobStatus::Failed),
-    ] {
+    // A running job can be cancelled too (see
+    // `a_running_job_is_cancelled_through_its_worker`); finished ones cannot.
+    let _ = running;
+    for (id, from) in [(done, JobStatus::Completed), (pending, JobStatus::Failed)] {
         let before = get(&q, id).await;
-        match q.cancel(id).await {
+        match q.cancel(id, &CancelRequest::default()).await {
             Err(Error::InvalidState {
                 id: e_id,
                 from: e_from,
@@ -181,7 +185,9 @@ pub async fn cancel_takes_waiting_jobs_only(q: Backend) {
         );
     }
     let unknown = JobId::new();
-    assert!(matches!(q.cancel(unknown).await, Err(Error::NotFound(id)) if id == unknown));
+    assert!(
+        matches!(q.cancel(unknown, &CancelRequest::default()).await, Err(Error::NotFound(id)) if id == unknown)
+    );
 
     // Never claimed, not even once the schedule comes due.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -205,7 +211,13 @@ pub async fn list_filters_and_pages_in_enqueue_order(q: Backend) {
                 .queue(if i % 2 == 0 { "a" } else { "b" })
         })
         .collect();
-    let ids = q.enqueue_batch(jobs).await.expect("enqueue");
+    let ids = q
+        .enqueue_batch(jobs)
+        .await
+        .expect("enqueue")
+        .into_iter()
+        .map(|e| e.id())
+        .collect::<Vec<_>>();
     // One more, enqueued separately, with a higher priority: still listed last.
     let last = enqueue(
         &q,
@@ -384,19 +396,27 @@ pub async fn prune_removes_only_old_terminal_jobs_within_limit(q: Backend) {
     q.requeue(requeued_claim).await.expect("requeue");
 
     assert_eq!(
-        q.prune(early, 100).await.expect("prune"),
+        q.prune(&PruneRequest::new(early, 100))
+            .await
+            .expect("prune"),
         0,
         "nothing finished before `early`"
     );
 
     let late = Utc::now() + chrono::Duration::seconds(1);
     assert_eq!(
-        q.prune(late, 3).await.expect("prune"),
+        q.prune(&PruneRequest::new(late, 3)).await.expect("prune"),
         3,
         "bounded by limit"
     );
-    assert_eq!(q.prune(late, 100).await.expect("prune"), 4);
-    assert_eq!(q.prune(late, 100).await.expect("prune"), 0);
+    assert_eq!(
+        q.prune(&PruneRequest::new(late, 100)).await.expect("prune"),
+        4
+    );
+    assert_eq!(
+        q.prune(&PruneRequest::new(late, 100)).await.expect("prune"),
+        0
+    );
     let left = list(&q, JobFilter::default()).await;
     assert_eq!(set(&left), set(&[running, pending, requeued_claim]));
     assert_eq!(get(&q, running).await.status, JobStatus::Running);
@@ -410,7 +430,10 @@ pub async fn prune_removes_only_old_terminal_jobs_within_limit(q: Backend) {
     tokio::time::sleep(Duration::from_millis(50)).await;
     let y = claim_one(&q, W1, &["m"], LONG).await.expect("claim");
     complete(&q, W1, &y).await;
-    assert_eq!(q.prune(mid, 100).await.expect("prune"), 1);
+    assert_eq!(
+        q.prune(&PruneRequest::new(mid, 100)).await.expect("prune"),
+        1
+    );
     assert!(
         q.get(more[0]).await.expect("get").is_none(),
         "finished before the cutoff"
@@ -440,7 +463,10 @@ pub async fn cancelled_jobs_are_marked_and_filterable(q: Backend) {
     .await;
     assert!(lost.is_empty());
     let before = now_us();
-    let c = q.cancel(cancelled).await.expect("cancel");
+    let c = q
+        .cancel(cancelled, &CancelRequest::default())
+        .await
+        .expect("cancel");
     assert_eq!(c.status, JobStatus::Failed);
     let at = c.cancelled_at.expect("a cancelled job is marked");
     assert_between(

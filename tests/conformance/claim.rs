@@ -37,7 +37,13 @@ pub async fn claim_order_follows_queue_list_priority_run_at_and_enqueue_order(q:
         job("high", 0, recent, "h5"),
         job("high", -3, old, "h6"),
     ];
-    let ids = q.enqueue_batch(batch).await.expect("enqueue");
+    let ids = q
+        .enqueue_batch(batch)
+        .await
+        .expect("enqueue")
+        .into_iter()
+        .map(|e| e.id())
+        .collect::<Vec<_>>();
     let (h2, h3, h4, h5, h6) = (ids[0], ids[1], ids[2], ids[3], ids[4]);
     let l2 = enqueue(&q, job("low", 100, recent, "l2")).await;
 
@@ -61,7 +67,13 @@ pub async fn claim_order_follows_queue_list_priority_run_at_and_enqueue_order(q:
         job("b", 50, old, "b50"),
         job("a", 1, old, "a1-old"),
     ];
-    let ids = q.enqueue_batch(q2).await.expect("enqueue");
+    let ids = q
+        .enqueue_batch(q2)
+        .await
+        .expect("enqueue")
+        .into_iter()
+        .map(|e| e.id())
+        .collect::<Vec<_>>();
     let (b1, a1, a9, b50, a1_old) = (ids[0], ids[1], ids[2], ids[3], ids[4]);
     let first = claim(&q, W2, &["a", "b"], 4, LONG).await;
     assert_eq!(set(&ids_of(&first)), set(&[a9, a1_old, a1, b50]));
@@ -72,7 +84,10 @@ pub async fn claim_order_follows_queue_list_priority_run_at_and_enqueue_order(q:
     let ids = q
         .enqueue_batch(vec![job("a", 0, old, "a"), job("b", 0, recent, "b")])
         .await
-        .expect("enqueue");
+        .expect("enqueue")
+        .into_iter()
+        .map(|e| e.id())
+        .collect::<Vec<_>>();
     let j = claim_one(&q, W1, &["b", "a"], LONG).await.expect("a job");
     assert_eq!(j.id, ids[1], "queue `b` first when listed first");
 }

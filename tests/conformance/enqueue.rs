@@ -99,7 +99,12 @@ pub async fn round_trip_with_result_data(q: Backend) {
 /// A batch is stored all-or-none and its ids come back in the order given.
 pub async fn batch_enqueue_is_atomic_and_ordered(q: Backend) {
     assert_eq!(
-        q.enqueue_batch(Vec::new()).await.expect("empty batch"),
+        q.enqueue_batch(Vec::new())
+            .await
+            .expect("empty batch")
+            .into_iter()
+            .map(|e| e.id())
+            .collect::<Vec<_>>(),
         vec![]
     );
 
@@ -107,7 +112,13 @@ pub async fn batch_enqueue_is_atomic_and_ordered(q: Backend) {
         .map(|i| NewJob::new("batch.job", json!({ "n": i })).priority(i % 3))
         .collect();
     let want: Vec<JobId> = jobs.iter().map(|j| j.id).collect();
-    let ids = q.enqueue_batch(jobs).await.expect("enqueue batch");
+    let ids = q
+        .enqueue_batch(jobs)
+        .await
+        .expect("enqueue batch")
+        .into_iter()
+        .map(|e| e.id())
+        .collect::<Vec<_>>();
     assert_eq!(ids, want, "ids come back in the order given");
     let listed = list(&q, JobFilter::default().limit(1000)).await;
     assert_eq!(listed, want, "jobs are listed in enqueue order");

@@ -168,7 +168,8 @@ pub async fn heartbeat_keeps_a_lease_and_reports_lost_fences(q: Backend) {
         let lost = q
             .heartbeat(W1, &[live.fence()], lease)
             .await
-            .expect("heartbeat");
+            .expect("heartbeat")
+            .lost;
         assert!(lost.is_empty(), "a live lease reported lost");
         assert!(
             q.recover_expired()
@@ -196,7 +197,8 @@ pub async fn heartbeat_keeps_a_lease_and_reports_lost_fences(q: Backend) {
             lease,
         )
         .await
-        .expect("heartbeat");
+        .expect("heartbeat")
+        .lost;
     lost.sort();
     let mut want = vec![stale.id, finished.id, unknown.id];
     want.sort();
@@ -204,7 +206,8 @@ pub async fn heartbeat_keeps_a_lease_and_reports_lost_fences(q: Backend) {
     let lost = q
         .heartbeat(W1, &[wrong_token], lease)
         .await
-        .expect("heartbeat");
+        .expect("heartbeat")
+        .lost;
     assert_eq!(lost, vec![live.id], "a fence of another attempt is lost");
     assert!(ids.contains(&live.id));
 
@@ -259,7 +262,8 @@ pub async fn fenced_outcome_refuses_a_superseded_attempt(q: Backend) {
     let lost = q
         .heartbeat(W1, &[old.fence()], LONG)
         .await
-        .expect("heartbeat");
+        .expect("heartbeat")
+        .lost;
     assert_eq!(lost, vec![id]);
     let j = get(&q, id).await;
     assert_eq!(j.status, JobStatus::Running);
@@ -322,7 +326,11 @@ pub async fn a_stale_lease_token_is_refused_even_under_the_same_attempt(q: Backe
     let stale = Fence::new(id, job.attempt, LeaseToken::random());
     assert_ne!(stale.token, real.token);
 
-    let lost = q.heartbeat(W1, &[stale], LONG).await.expect("heartbeat");
+    let lost = q
+        .heartbeat(W1, &[stale], LONG)
+        .await
+        .expect("heartbeat")
+        .lost;
     assert_eq!(lost, vec![id], "a heartbeat under another token is refused");
     let lost = record(
         &q,
@@ -343,6 +351,7 @@ pub async fn a_stale_lease_token_is_refused_even_under_the_same_attempt(q: Backe
         .heartbeat(W1, &[real], LONG)
         .await
         .expect("heartbeat")
+        .lost
         .is_empty());
     let lost = record(
         &q,

@@ -31,13 +31,17 @@
 use std::sync::Arc;
 
 pub mod admin;
+pub mod audit;
 pub mod claim;
+pub mod control;
 pub mod enqueue;
 pub mod lease;
+pub mod limits;
 pub mod listener;
 pub mod outcome;
 pub mod payload;
 mod support;
+pub mod unique;
 
 /// What every factory returns.
 pub type Backend = Arc<dyn jobs_core::Backend>;
@@ -69,8 +73,22 @@ macro_rules! jobs_conformance_suite {
             outcome::the_error_history_keeps_the_last_entries_and_counts_all,
             outcome::huge_delays_saturate,
 
+            limits::a_concurrency_key_caps_running_jobs,
+            limits::a_held_back_job_does_not_block_later_ones,
+            limits::concurrency_limits_hold_under_concurrent_claimers,
+            limits::a_sequence_runs_in_enqueue_order_through_retries,
+            limits::a_requeued_sequence_job_waits_for_the_running_one,
+            limits::a_rate_key_caps_starts_per_window,
+            limits::a_queue_global_limit_caps_running_jobs,
+            limits::a_queue_take_and_rate_cap_claims,
+            limits::limits_are_stored_with_the_job,
+
+            audit::audit_entries_are_listed_newest_first,
+            audit::audit_entries_are_pruned_in_batches,
+            audit::delete_removes_a_job_that_is_not_running,
+
             admin::requeue_revives_failed_and_dead_letter_only,
-            admin::cancel_takes_waiting_jobs_only,
+            admin::cancel_takes_waiting_jobs_at_once,
             admin::get_unknown_is_none,
             admin::list_filters_and_pages_in_enqueue_order,
             admin::counts_by_queue_and_status,
@@ -79,6 +97,24 @@ macro_rules! jobs_conformance_suite {
 
             payload::payloads_round_trip_exactly,
             payload::a_nul_in_a_payload_is_refused_and_one_in_a_result_is_stored,
+
+            unique::a_unique_key_admits_one_waiting_or_running_job,
+            unique::unique_states_can_keep_the_key_after_the_job_finished,
+            unique::a_period_takes_the_key_once_per_period,
+            unique::duplicates_in_a_batch_are_reported_each,
+            unique::replace_mode_updates_a_waiting_holder,
+            unique::a_requeue_refuses_a_job_whose_key_was_taken,
+            unique::unique_keys_hold_under_a_hammer,
+
+            control::a_paused_queue_is_not_claimed_until_resumed,
+            control::a_running_job_is_cancelled_through_its_worker,
+            control::a_listener_hears_cancellations,
+            control::a_snooze_waits_without_spending_a_retry,
+            control::progress_is_stored_under_its_fence,
+            control::prune_honours_statuses_and_queue,
+            control::workers_register_refresh_and_expire,
+            control::one_leader_at_a_time_and_handover,
+            control::schedules_are_saved_by_name,
 
             listener::listener_wakes_on_enqueue,
             listener::listener_wakes_when_scheduled_job_is_due

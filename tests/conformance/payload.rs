@@ -49,7 +49,13 @@ pub async fn payloads_round_trip_exactly(q: Backend) {
             j
         })
         .collect();
-    let ids = q.enqueue_batch(jobs).await.expect("enqueue");
+    let ids = q
+        .enqueue_batch(jobs)
+        .await
+        .expect("enqueue")
+        .into_iter()
+        .map(|e| e.id())
+        .collect::<Vec<_>>();
     for (id, p) in ids.iter().zip(&payloads) {
         let j = get(&q, *id).await;
         assert!(j.payload == *p, "payload of {id} changed in storage");

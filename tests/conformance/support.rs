@@ -29,7 +29,13 @@ pub fn failure(message: &str, retryable: bool) -> AttemptFailure {
 
 pub async fn enqueue(q: &Backend, job: NewJob) -> JobId {
     let id = job.id;
-    let ids = q.enqueue_batch(vec![job]).await.expect("enqueue");
+    let ids = q
+        .enqueue_batch(vec![job])
+        .await
+        .expect("enqueue")
+        .into_iter()
+        .map(|e| e.id())
+        .collect::<Vec<_>>();
     assert_eq!(ids, vec![id], "enqueue returns the job's own id");
     id
 }
@@ -38,7 +44,12 @@ pub async fn enqueue_n(q: &Backend, n: usize, queue: &str) -> Vec<JobId> {
     let jobs: Vec<NewJob> = (0..n)
         .map(|i| NewJob::new("test.job", json!({ "n": i })).queue(queue))
         .collect();
-    q.enqueue_batch(jobs).await.expect("enqueue batch")
+    q.enqueue_batch(jobs)
+        .await
+        .expect("enqueue batch")
+        .into_iter()
+        .map(|e| e.id())
+        .collect::<Vec<_>>()
 }
 
 pub async fn claim(
@@ -50,6 +61,21 @@ pub async fn claim(
 ) -> Vec<Job> {
     let qs = queues(names);
     q.claim(ClaimRequest::new(worker, &qs, limit, lease))
+        .await
+        .expect("claim")
+        .jobs
+}
+
+/// A claim with queue limits; returns what `claim` says in full.
+pub async fn claim_limited(
+    q: &Backend,
+    worker: &str,
+    names: &[&str],
+    limit: usize,
+    limits: &[jobs_core::ClaimLimit],
+) -> jobs_core::Claimed {
+    let qs = queues(names);
+    q.claim(ClaimRequest::new(worker, &qs, limit, LONG).with_limits(limits))
         .await
         .expect("claim")
 }

@@ -26,7 +26,8 @@ where
 }
 
 /// Waits until job `id` reaches `status`, and returns it.
-pub async fn wait_for_status(queue: &Queue, id: JobId, status: JobStatus) -> Job {
+pub async fn wait_for_status(queue: &Queue, id: impl Into<JobId>, status: JobStatus) -> Job {
+    let id = id.into();
     eventually(
         Duration::from_secs(20),
         &format!("job {id} to become {status}"),

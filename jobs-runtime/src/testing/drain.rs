@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use jobs_core::backend::{ClaimRequest, OutcomeUpdate};
+use jobs_core::backend::{ClaimRequest, Outcome, OutcomeUpdate};
 use jobs_core::registry::DynHandler;
 use jobs_core::{
     Backoff, BoxFuture, CancellationToken, JobFilter, JobHandler, JobStatus, Queue, Result,
@@ -183,6 +183,8 @@ pub struct Drained {
     pub failed: usize,
     /// Attempts that failed on the job's last allowed attempt.
     pub dead_lettered: usize,
+    /// Attempts that snoozed ("not now").
+    pub snoozed: usize,
     /// Whether it stopped at its attempt limit with work left.
     pub limit_reached: bool,
 }
@@ -190,7 +192,7 @@ pub struct Drained {
 impl Drained {
     /// Every attempt made.
     pub fn attempts(&self) -> usize {
-        self.completed + self.retried + self.failed + self.dead_lettered
+        self.completed + self.retried + self.failed + self.dead_lettered + self.snoozed
     }
 }
 
@@ -218,6 +220,7 @@ impl Drain<'_> {
             queue: self.queue,
             worker_id: &worker_id,
             watch: None,
+            progress: None,
         };
         let backend = self.queue.backend();
         let lease = self
@@ -247,6 +250,7 @@ impl Drain<'_> {
                 backend
                     .claim(ClaimRequest::new(WORKER_ID, &queues, left.min(1000), lease))
                     .await?
+                    .jobs
             };
             if claimed.is_empty() {
                 if !self.scheduled {
@@ -268,9 +272,10 @@ impl Drain<'_> {
                 };
                 let outcome = attempted.outcome;
                 match &outcome {
-                    jobs_core::backend::Outcome::Complete { .. } => drained.completed += 1,
+                    Outcome::Complete { .. } => drained.completed += 1,
+                    Outcome::Snooze { .. } => drained.snoozed += 1,
                     o if retry_follows(o) => drained.retried += 1,
-                    jobs_core::backend::Outcome::Fail { .. } => drained.failed += 1,
+                    Outcome::Fail { .. } | Outcome::Cancel { .. } => drained.failed += 1,
                     _ => drained.dead_lettered += 1,
                 }
                 backend

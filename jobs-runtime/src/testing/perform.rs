@@ -264,6 +264,7 @@ impl<H: JobHandler> IntoFuture for Perform<H> {
                 queue: &queue,
                 worker_id: &worker_id,
                 watch: None,
+                progress: None,
             };
             let attempted = attempt.run(&self.handler, &job, &cancel).await;
             Performed {
@@ -286,15 +287,25 @@ pub struct Performed {
 
 impl Performed {
     /// The status the job would have now: `COMPLETED`, `RETRYING` (a retry
-    /// follows), `FAILED` (a permanent failure), `DEAD_LETTER` (no retry
-    /// left), or `PENDING` (released by a shutdown).
+    /// follows), `FAILED` (a permanent failure, or cancelled), `DEAD_LETTER`
+    /// (no retry left), `SCHEDULED` (snoozed), or `PENDING` (released by a
+    /// shutdown).
     pub fn status(&self) -> JobStatus {
         match self.outcome {
             Outcome::Complete { .. } => JobStatus::Completed,
             Outcome::Retry { .. } => JobStatus::Retrying,
-            Outcome::Fail { .. } => JobStatus::Failed,
+            Outcome::Fail { .. } | Outcome::Cancel { .. } => JobStatus::Failed,
             Outcome::DeadLetter { .. } => JobStatus::DeadLetter,
             Outcome::Release => JobStatus::Pending,
+            Outcome::Snooze { .. } => JobStatus::Scheduled,
+        }
+    }
+
+    /// How long the handler snoozed the job for, if it did.
+    pub fn snoozed_for(&self) -> Option<Duration> {
+        match self.outcome {
+            Outcome::Snooze { delay } => Some(delay),
+            _ => None,
         }
     }
 

@@ -1,0 +1,11 @@
+use jobs::prelude::*;
+
+#[derive(Serialize, Deserialize)]
+struct SendEmail {
+    recipient: String,
+}
+
+#[job_handler("email.send", unique(by = []))]
+async fn send_email(_email: SendEmail) {}
+
+fn main() {}
