@@ -10,8 +10,14 @@
 //! * W1 drain: enqueue N no-op jobs (payload `{"n": i}`) with the batch API,
 //!   then start one manager with concurrency 16 and time until the backend has
 //!   recorded all N completed. N = 20,000 and 200,000 by default.
+//! * W1g: W1 with a global limit on the queue (`QueueLimit::global`, 16 by
+//!   default: `--global-limit`), the case river#1145 saw halve throughput.
+//! * W1k: W1 where every job carries a per-key concurrency limit (64 keys,
+//!   at most 1 running per key), what `concurrency(by = [..], max = 1)` makes.
 //! * W2 enqueue: 5,000 single enqueues awaited one after another from one
 //!   client; then 5 batches of 1,000.
+//! * W2u: 5,000 single enqueues with a unique key each (all inserted), then
+//!   the same 5,000 again (all duplicates, refused by the store).
 //! * W3 pickup latency: one idle manager (concurrency 16); a producer enqueues
 //!   2,000 jobs at a steady 200/s, each carrying its enqueue time; reports
 //!   p50/p95/p99/max of (handler start − enqueue).
@@ -41,8 +47,8 @@ struct Args {
     /// Backend URL.
     #[arg(long, default_value = "memory://")]
     url: String,
-    /// Which workloads: w1, w2, w3, w4.
-    #[arg(long, value_delimiter = ',', default_value = "w1,w2,w3,w4")]
+    /// Which workloads: w1, w1g, w1k, w2, w2u, w3, w4.
+    #[arg(long, value_delimiter = ',', default_value = "w1,w1g,w1k,w2,w2u,w3,w4")]
     workloads: Vec<String>,
     /// Backlog sizes for W1.
     #[arg(long, value_delimiter = ',', default_value = "20000,200000")]
@@ -50,6 +56,9 @@ struct Args {
     /// Manager concurrency.
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
+    /// The global running limit of W1g's queue.
+    #[arg(long, default_value_t = 16)]
+    global_limit: u32,
     /// Ignored (cargo bench passes it).
     #[arg(long, hide = true)]
     bench: bool,
@@ -92,18 +101,45 @@ fn manager(queue: &Queue, q: &str, concurrency: usize) -> jobs::Result<WorkerMan
         .build()
 }
 
-async fn w1(queue: &Queue, n: usize, concurrency: usize) -> jobs::Result<()> {
-    let q = queue_name("w1");
+/// The limits a W1 variant runs under.
+#[derive(Clone, Copy)]
+enum Limits {
+    None,
+    Global(u32),
+    PerKey,
+}
+
+async fn w1(queue: &Queue, n: usize, concurrency: usize, limits: Limits) -> jobs::Result<()> {
+    let (name, label) = match limits {
+        Limits::None => ("w1", "W1 drain".to_owned()),
+        Limits::Global(g) => ("w1g", format!("W1g drain, global limit {g}")),
+        Limits::PerKey => ("w1k", "W1k drain, 64 keys of max 1".to_owned()),
+    };
+    let q = queue_name(name);
     let t = Instant::now();
     for chunk in (0..n).collect::<Vec<_>>().chunks(5_000) {
         let jobs = chunk
             .iter()
-            .map(|i| NewJob::new("bench.noop", json!({ "n": i })).queue(&q))
+            .map(|i| {
+                let job = NewJob::new("bench.noop", json!({ "n": i })).queue(&q);
+                match limits {
+                    Limits::PerKey => job.concurrency(format!("bench.noop:{}", i % 64), 1),
+                    _ => job,
+                }
+            })
             .collect();
         queue.enqueue_many(jobs).await?;
     }
     let enqueue_secs = t.elapsed().as_secs_f64();
-    let m = manager(queue, &q, concurrency)?;
+    let mut builder = WorkerManager::builder(queue.clone())
+        .auto_register(false)
+        .handler(Noop)
+        .queues([q.as_str()])
+        .concurrency(concurrency);
+    if let Limits::Global(g) = limits {
+        builder = builder.queue_limit(&q, jobs::QueueLimit::new().global(g));
+    }
+    let m = builder.build()?;
     let t = Instant::now();
     m.start().await?;
     while (m.stats().completed as usize) < n {
@@ -123,7 +159,7 @@ async fn w1(queue: &Queue, n: usize, concurrency: usize) -> jobs::Result<()> {
         "the backend must report every job completed"
     );
     println!(
-        "| W1 drain {n:>9} jobs | {secs:>8.2} s | {:>9.0} jobs/s | (setup: batch enqueue {:.0} jobs/s)",
+        "| {label} {n:>9} jobs | {secs:>8.2} s | {:>9.0} jobs/s | (setup: batch enqueue {:.0} jobs/s)",
         n as f64 / secs,
         n as f64 / enqueue_secs
     );
@@ -156,6 +192,33 @@ async fn w2(queue: &Queue) -> jobs::Result<()> {
         "| W2 batch enqueue 5x1000 | {secs:>8.2} s | {:>9.0} jobs/s |",
         5_000.0 / secs
     );
+    Ok(())
+}
+
+async fn w2u(queue: &Queue) -> jobs::Result<()> {
+    let q = queue_name("w2u");
+    let n = 5_000;
+    let job = |i: usize| {
+        NewJob::new("bench.noop", json!({ "n": i }))
+            .queue(&q)
+            .unique(jobs::Uniqueness::new(format!("{q}:{i}")))
+    };
+    for round in ["inserted", "duplicate"] {
+        let t = Instant::now();
+        let mut kept = 0;
+        for i in 0..n {
+            if queue.enqueue_job(job(i)).await?.is_inserted() {
+                kept += 1;
+            }
+        }
+        let secs = t.elapsed().as_secs_f64();
+        let want = if round == "inserted" { n } else { 0 };
+        assert_eq!(kept, want, "every {round} enqueue must say so");
+        println!(
+            "| W2u single unique enqueue {n}, all {round} | {secs:>8.2} s | {:>9.0} jobs/s |",
+            n as f64 / secs
+        );
+    }
     Ok(())
 }
 
@@ -388,15 +451,21 @@ async fn main() -> jobs::Result<()> {
     );
     for w in &args.workloads {
         match w.as_str() {
-            "w1" => {
+            "w1" | "w1g" | "w1k" => {
+                let limits = match w.as_str() {
+                    "w1g" => Limits::Global(args.global_limit),
+                    "w1k" => Limits::PerKey,
+                    _ => Limits::None,
+                };
                 for &n in &args.drain_sizes {
-                    w1(&queue, n, args.concurrency).await?;
+                    w1(&queue, n, args.concurrency, limits).await?;
                 }
             }
             "w2" => w2(&queue).await?,
+            "w2u" => w2u(&queue).await?,
             "w3" => w3(&queue, args.concurrency).await?,
             "w4" => w4(&queue, &args.url, args.concurrency).await?,
-            other => eprintln!("unknown workload `{other}` (w1, w2, w3, w4)"),
+            other => eprintln!("unknown workload `{other}` (w1, w1g, w1k, w2, w2u, w3, w4)"),
         }
     }
     Ok(())

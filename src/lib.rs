@@ -77,10 +77,10 @@ pub use jobs_core::{
     ClaimLimit, Claimed, ConcurrencyLimit, Data, Enqueue, Enqueued, Error, FromJobContext,
     FromJobContextRef, GeneratedHandler, HandlerRegistration, IntoFailureResult, IntoJobError,
     IntoJobOutput, IntoJobResult, Job, JobContext, JobError, JobFilter, JobHandler, JobId,
-    JobOptions, JobPages, JobPayload, JobResult, JobStatus, Leader, MissedRuns, NewJob,
+    JobLimits, JobOptions, JobPages, JobPayload, JobResult, JobStatus, Leader, MissedRuns, NewJob,
     OnFailureFn, PayloadOf, Periodic, PeriodicBuilder, Progress, PruneRequest, Queue, QueueCount,
-    Result, ScheduleState, ServiceRequirement, Services, Timeout, UniqueKey, UniqueStates,
-    Uniqueness, Validate, WorkerInfo, MAX_DELAY, MAX_ERROR_HISTORY,
+    QueueLimit, RateLimit, Result, ScheduleState, ServiceRequirement, Services, Timeout, UniqueKey,
+    UniqueStates, Uniqueness, Validate, WorkerInfo, MAX_DELAY, MAX_ERROR_HISTORY,
 };
 /// The `sqlx` this crate is built with, so the connections and transactions
 /// you pass to [`TransactionalEnqueue`] (and get from `pool()`) are of the same

@@ -451,6 +451,7 @@ impl WorkerManagerBuilder {
             health: HealthBoard::default(),
             ticks: Ticks::default(),
             heartbeat_now: tokio::sync::Notify::new(),
+            recorded: tokio::sync::Notify::new(),
             leader: std::sync::atomic::AtomicBool::new(false),
             started_at: chrono::Utc::now(),
             schedules,

@@ -103,12 +103,15 @@ pub(crate) async fn claim_loop(
             drop(permits);
             let mut poll = idle_poll(&listener, shared.cfg.poll);
             if limited {
-                // A limit held due jobs back: a window moves on, a slot frees.
+                // A limit held due jobs back: a window moves on, a slot frees
+                // (here, the moment our own outcomes are written; elsewhere in
+                // the cluster, found by polling).
                 poll = poll.min(shared.cfg.limit_poll);
             }
             tokio::select! {
                 _ = stop.cancelled() => break,
                 _ = wait_for_work(&mut listener, poll) => {}
+                _ = shared.recorded.notified(), if limited => {}
             }
             signalled_cancels(&shared, &mut listener);
             continue;

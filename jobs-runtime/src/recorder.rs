@@ -36,6 +36,7 @@ pub(crate) async fn recorder_loop(
         shared.in_flight.remove(updates.iter().map(|u| &u.fence));
         // The window permits go back only now: the outcomes are written.
         drop(window);
+        shared.recorded.notify_one();
     }
 }
 

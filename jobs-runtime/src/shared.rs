@@ -131,6 +131,9 @@ pub(crate) struct Shared {
     pub(crate) ticks: Ticks,
     /// Asks the heartbeat loop to beat now (a cancellation was signalled).
     pub(crate) heartbeat_now: tokio::sync::Notify,
+    /// Outcomes were written: running counts in the backend went down, so a
+    /// claim that a limit held back may succeed now.
+    pub(crate) recorded: tokio::sync::Notify,
     /// Whether this manager is the cluster's maintainer right now.
     pub(crate) leader: std::sync::atomic::AtomicBool,
     /// When the manager started, for the worker registry.
