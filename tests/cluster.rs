@@ -3,7 +3,8 @@
 //! backend. A periodic schedule fires each tick once; one maintainer at a
 //! time, and another when it dies (a process killed with SIGKILL); a paused
 //! queue stops every manager; a cancellation reaches the worker running the
-//! job; retention prunes on the maintainer; unique keys hold across
+//! job; retention prunes on the maintainer; unique keys, queue and key
+//! limits, rate limits, sequences, pauses and cancellations hold across
 //! processes.
 //!
 //! Each property is one test per backend (`memory::…`, `sqlite::…`,
@@ -519,6 +520,20 @@ macro_rules! process_suite {
                 let Some(t) = Target::$backend() else { return };
                 let _one = child::one_at_a_time(t.name).await;
                 child::unique_across_processes(t).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn limits_and_pauses_hold_across_processes() {
+                let Some(t) = Target::$backend() else { return };
+                let _one = child::one_at_a_time(t.name).await;
+                child::limits_across_processes(t).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_cancellation_reaches_another_process() {
+                let Some(t) = Target::$backend() else { return };
+                let _one = child::one_at_a_time(t.name).await;
+                child::cancel_across_processes(t).await;
             }
         }
     };

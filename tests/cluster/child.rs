@@ -12,7 +12,10 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use jobs::{Enqueued, JobFilter, NewJob, WorkerManager};
+use jobs::{
+    Backoff, CancelRequest, Enqueued, Job, JobError, JobFilter, JobHandler, JobResult, JobStatus,
+    NewJob, QueueLimit, WorkerManager,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -28,6 +31,11 @@ enum Mode {
     Lead,
     /// Enqueues `keys` unique keys `rounds` times each.
     Unique { keys: usize, rounds: usize },
+    /// Runs one manager over the limited queues until killed, logging every
+    /// start and finish of `cluster.limited` to `log`.
+    Limits { log: PathBuf },
+    /// Runs one manager with `cluster.hold` (stops when cancelled) until killed.
+    Hold,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -251,6 +259,331 @@ pub async fn unique_across_processes(t: Target) {
     assert_eq!(distinct.len(), keys);
 }
 
+/// The queues of the limits test, each a limit of its own kind.
+const LIMITED_QUEUES: [&str; 5] = [
+    "lim-global",
+    "lim-keyed",
+    "lim-rated",
+    "lim-seq",
+    "lim-paused",
+];
+/// At most this many `lim-global` jobs run at once, across processes.
+const GLOBAL: usize = 3;
+/// `lim-rated`: at most RATE_MAX starts per RATE_PER.
+const RATE_MAX: usize = 4;
+const RATE_PER: Duration = Duration::from_millis(1000);
+
+/// Logs each start and finish, with the wall clock in µs (one machine, one
+/// clock), one `O_APPEND` line per event so processes never interleave.
+struct Limited(PathBuf);
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Event {
+    group: String,
+    i: u64,
+    key: String,
+    attempt: u32,
+    start_us: i64,
+    end_us: i64,
+    ok: bool,
+    pid: u32,
+}
+
+impl JobHandler for Limited {
+    fn job_type(&self) -> &str {
+        "cluster.limited"
+    }
+
+    async fn handle(&self, job: &Job) -> Result<JobResult, JobError> {
+        let start_us = chrono::Utc::now().timestamp_micros();
+        let p = &job.payload;
+        tokio::time::sleep(Duration::from_millis(p["sleep_ms"].as_u64().unwrap_or(0))).await;
+        // `fail_first`: the first attempt fails, so order must survive a retry.
+        let ok = !(p["fail_first"].as_bool().unwrap_or(false) && job.attempt == 1);
+        let event = Event {
+            group: p["group"].as_str().unwrap_or_default().to_owned(),
+            i: p["i"].as_u64().unwrap_or_default(),
+            key: p["key"].as_str().unwrap_or_default().to_owned(),
+            attempt: job.attempt,
+            start_us,
+            end_us: chrono::Utc::now().timestamp_micros(),
+            ok,
+            pid: std::process::id(),
+        };
+        let mut line = serde_json::to_string(&event).unwrap();
+        line.push('\n');
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&self.0)
+            .unwrap();
+        f.write_all(line.as_bytes()).unwrap();
+        if ok {
+            Ok(JobResult::success())
+        } else {
+            Err(JobError::msg("first attempts fail"))
+        }
+    }
+}
+
+/// The jobs of the limits test.
+fn limited_jobs() -> Vec<NewJob> {
+    let job = |group: &str, i: u64, sleep_ms: u64| {
+        NewJob::new(
+            "cluster.limited",
+            json!({ "group": group, "i": i, "sleep_ms": sleep_ms }),
+        )
+        .queue(format!("lim-{group}"))
+        .max_retries(3)
+    };
+    let mut jobs = Vec::new();
+    for i in 0..24 {
+        jobs.push(job("global", i, 60));
+    }
+    for i in 0..24 {
+        let key = format!("acct-{}", i % 3);
+        let mut j = job("keyed", i, 40).concurrency(key.clone(), 1);
+        j.payload["key"] = json!(key);
+        jobs.push(j);
+    }
+    for i in 0..12 {
+        jobs.push(job("rated", i, 0).rate_limit("rated", RATE_MAX as u32, RATE_PER));
+    }
+    for i in 0..12 {
+        let mut j = job("seq", i, 20).sequence("seq-1");
+        j.payload["key"] = json!("seq-1");
+        j.payload["fail_first"] = json!(i % 4 == 1);
+        jobs.push(j);
+    }
+    for i in 0..6 {
+        jobs.push(job("paused", i, 0));
+    }
+    jobs
+}
+
+fn read_events(log: &std::path::Path) -> Vec<Event> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The most intervals of `events` open at one instant (a finish at the
+/// same instant as a start counts as before it).
+fn most_at_once<'a>(events: impl Iterator<Item = &'a Event>) -> usize {
+    let mut edges: Vec<(i64, i32)> = events
+        .flat_map(|e| [(e.start_us, 1), (e.end_us, -1)])
+        .collect();
+    edges.sort();
+    let (mut now, mut most) = (0i32, 0i32);
+    for (_, d) in edges {
+        now += d;
+        most = most.max(now);
+    }
+    most as usize
+}
+
+/// Three worker processes share a global queue limit, per-key concurrency,
+/// a rate limit and a sequence; a paused queue sees no claim from any of
+/// them. Every start and finish is logged with its time, and the log is
+/// checked against each limit.
+pub async fn limits_across_processes(t: Target) {
+    let queue = t.queue().await;
+    queue.pause("lim-paused").await.unwrap();
+    let jobs = limited_jobs();
+    let total = jobs.len();
+    queue.enqueue_many(jobs).await.unwrap();
+    let log = std::env::temp_dir().join(format!("jobs-limits-{:x}.log", fastrand::u64(..)));
+    let procs: Vec<Proc> = (0..3)
+        .map(|i| {
+            Proc::spawn(&Config {
+                url: url(&t),
+                id: format!("limits-proc-{i}"),
+                mode: Mode::Limits { log: log.clone() },
+            })
+        })
+        .collect();
+    let done = total - 6; // all but the paused queue's
+    let finished = move |queue: jobs::Queue| async move {
+        let counts = queue.counts().await.unwrap();
+        let completed: usize = counts
+            .iter()
+            .filter(|c| LIMITED_QUEUES[..4].contains(&c.queue.as_str()))
+            .filter(|c| c.status == JobStatus::Completed)
+            .map(|c| c.count as usize)
+            .sum();
+        completed == done
+    };
+    crate::wait_until(
+        Duration::from_secs(60),
+        "the limited jobs to finish",
+        || finished(queue.clone()),
+    )
+    .await;
+    let events = read_events(&log);
+    fn group<'a>(events: &'a [Event], g: &'a str) -> impl Iterator<Item = &'a Event> {
+        events.iter().filter(move |e| e.group == g)
+    }
+    let of = |g: &'static str| group(&events, g);
+
+    // A paused queue: nothing claimed by any process.
+    let paused = queue
+        .list(&JobFilter::default().queue("lim-paused").limit(100))
+        .await
+        .unwrap();
+    assert_eq!(paused.len(), 6);
+    assert!(
+        paused
+            .iter()
+            .all(|j| j.status == JobStatus::Pending && j.attempt == 0),
+        "a paused queue was claimed: {paused:?}"
+    );
+    assert_eq!(of("paused").count(), 0);
+
+    // Global: never more than GLOBAL running at once, over all processes.
+    let global = most_at_once(of("global"));
+    assert!(global <= GLOBAL, "{global} lim-global jobs ran at once");
+    let pids: HashSet<u32> = of("global").map(|e| e.pid).collect();
+
+    // Per key: never two of one key at once; keys ran side by side.
+    for k in 0..3 {
+        let key = format!("acct-{k}");
+        let n = most_at_once(of("keyed").filter(|e| e.key == key));
+        assert!(n <= 1, "{n} jobs of {key} ran at once");
+    }
+    let keyed_overlap = most_at_once(of("keyed"));
+
+    // Rate: the stored start times (the backend's clock at claim) never put
+    // more than RATE_MAX starts in one window of RATE_PER (less 50 ms for
+    // the gap between a claim's clock reading and the one it stores).
+    let rated = queue
+        .list(&JobFilter::default().queue("lim-rated").limit(100))
+        .await
+        .unwrap();
+    let mut starts: Vec<i64> = rated
+        .iter()
+        .map(|j| j.started_at.expect("started").timestamp_micros())
+        .collect();
+    starts.sort();
+    let window = (RATE_PER - Duration::from_millis(50)).as_micros() as i64;
+    for (a, s) in starts.iter().enumerate() {
+        let within = starts[a..].iter().take_while(|x| **x - s < window).count();
+        assert!(
+            within <= RATE_MAX,
+            "{within} lim-rated starts within {window} µs: {starts:?}"
+        );
+    }
+    let rated_span = (starts.last().unwrap() - starts[0]) as f64 / 1e6;
+
+    // Sequence: one at a time, and the successes in enqueue order although
+    // some first attempts failed and were retried.
+    assert!(
+        most_at_once(of("seq")) <= 1,
+        "two jobs of a sequence ran at once"
+    );
+    let mut seq: Vec<&Event> = of("seq").collect();
+    seq.sort_by_key(|e| e.start_us);
+    let order: Vec<u64> = seq.iter().filter(|e| e.ok).map(|e| e.i).collect();
+    assert_eq!(
+        order,
+        (0..12).collect::<Vec<_>>(),
+        "sequence order: {seq:?}"
+    );
+    assert!(seq.iter().any(|e| !e.ok), "some first attempts failed");
+    for w in seq.windows(2) {
+        if !w[0].ok {
+            assert_eq!(
+                w[1].i, w[0].i,
+                "a failed job is retried before the next one runs"
+            );
+        }
+    }
+
+    // Then resumed: every process takes the paused queue's jobs.
+    queue.resume("lim-paused").await.unwrap();
+    crate::wait_until(
+        Duration::from_secs(30),
+        "the resumed queue to drain",
+        || {
+            let queue = queue.clone();
+            async move {
+                queue
+                    .list(&JobFilter::default().queue("lim-paused").limit(100))
+                    .await
+                    .unwrap()
+                    .iter()
+                    .all(|j| j.status == JobStatus::Completed)
+            }
+        },
+    )
+    .await;
+    let all = queue
+        .list(&JobFilter::default().job_type("cluster.limited").limit(1000))
+        .await
+        .unwrap();
+    assert_eq!(all.len(), total);
+    assert!(all.iter().all(|j| j.status == JobStatus::Completed));
+    eprintln!(
+        "{}: 3 processes; lim-global at most {global} at once (limit {GLOBAL}) on {} processes; \
+         keyed at most 1 per key, {keyed_overlap} keys at once; 12 rated starts over {rated_span:.2} s \
+         (limit {RATE_MAX}/{RATE_PER:?}); sequence of 12 in order through retries; paused queue untouched",
+        t.name,
+        pids.len()
+    );
+    drop(procs);
+    let _ = std::fs::remove_file(&log);
+}
+
+/// A job running in another process is cancelled from here: its handler
+/// stops, and the job ends FAILED with the cancellation mark.
+pub async fn cancel_across_processes(t: Target) {
+    let queue = t.queue().await;
+    let procs: Vec<Proc> = (0..2)
+        .map(|i| {
+            Proc::spawn(&Config {
+                url: url(&t),
+                id: format!("hold-proc-{i}"),
+                mode: Mode::Hold,
+            })
+        })
+        .collect();
+    let id = queue
+        .enqueue_raw("cluster.hold", json!({}))
+        .await
+        .unwrap()
+        .id();
+    crate::wait_until(Duration::from_secs(30), "the job to start", || {
+        let queue = queue.clone();
+        async move { queue.get(id).await.unwrap().unwrap().status == JobStatus::Running }
+    })
+    .await;
+    let asked = Instant::now();
+    queue
+        .cancel_with(id, &CancelRequest::by("ops").reason("across processes"))
+        .await
+        .unwrap();
+    crate::wait_until(Duration::from_secs(10), "the cancelled job to stop", || {
+        let queue = queue.clone();
+        async move { queue.get(id).await.unwrap().unwrap().status == JobStatus::Failed }
+    })
+    .await;
+    let job = queue.get(id).await.unwrap().unwrap();
+    assert!(job.cancelled_at.is_some());
+    assert_eq!(job.attempt, 1, "stopped, not retried");
+    assert_eq!(
+        job.error_message.as_deref(),
+        Some("cancelled by ops: across processes")
+    );
+    eprintln!(
+        "{}: a job running in another process stopped {:?} after its cancellation",
+        t.name,
+        asked.elapsed()
+    );
+    drop(procs);
+}
+
 /// The child's side.
 pub async fn run_child() {
     let Ok(cfg) = std::env::var(ENV) else {
@@ -299,6 +632,34 @@ pub async fn run_child() {
                 }
             }
             eprintln!("{} inserted {inserted}", cfg.id);
+        }
+        Mode::Limits { log } => {
+            let queue = jobs::connect(&cfg.url).await.unwrap();
+            let m = crate::manager(queue, &cfg.id)
+                .concurrency(8)
+                .queues(LIMITED_QUEUES)
+                .queue_limit("lim-global", QueueLimit::new().global(GLOBAL as u32))
+                .backoff(Backoff::fixed(Duration::from_millis(50)))
+                .handler(Limited(log))
+                .build()
+                .unwrap();
+            m.start().await.unwrap();
+            tokio::time::sleep(Duration::from_secs(120)).await;
+            panic!("the parent should have killed this child long ago");
+        }
+        Mode::Hold => {
+            let queue = jobs::connect(&cfg.url).await.unwrap();
+            let m = crate::manager(queue, &cfg.id)
+                // A long lease and heartbeat: the cancellation must come by
+                // the listener's signal or the heartbeat's reply, not expiry.
+                .lease_duration(Duration::from_secs(30))
+                .heartbeat_interval(Duration::from_secs(1))
+                .handler(crate::Hold(Default::default()))
+                .build()
+                .unwrap();
+            m.start().await.unwrap();
+            tokio::time::sleep(Duration::from_secs(120)).await;
+            panic!("the parent should have killed this child long ago");
         }
     }
 }
