@@ -72,7 +72,7 @@
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use jobs_core::backend::TransactionalEnqueue;
 pub use jobs_core::{
-    payload, registry, sub_saturating, AttemptError, AuditEntry, AuditFilter, BackendError,
+    metrics, payload, registry, sub_saturating, AttemptError, AuditEntry, AuditFilter, BackendError,
     BackendErrorKind, Backoff, BoxError, BoxFuture, CancelReason, CancelRequest, CancellationToken,
     ClaimLimit, Claimed, ConcurrencyLimit, Data, Enqueue, Enqueued, Error, FromJobContext,
     FromJobContextRef, GeneratedHandler, HandlerRegistration, IntoFailureResult, IntoJobError,

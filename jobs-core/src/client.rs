@@ -181,7 +181,15 @@ impl Queue {
         if jobs.is_empty() {
             return Ok(Vec::new());
         }
-        self.backend.enqueue_batch(jobs).await
+        let labels: Vec<_> = jobs
+            .iter()
+            .map(|j| (j.queue_name.clone(), j.job_type.clone()))
+            .collect();
+        let results = self.backend.enqueue_batch(jobs).await?;
+        for ((queue, job_type), result) in labels.into_iter().zip(&results) {
+            crate::metrics::enqueued(queue, job_type, result);
+        }
+        Ok(results)
     }
 
     /// The job with this id, if it exists.

@@ -30,6 +30,7 @@ mod handler;
 mod job;
 mod job_error;
 mod limits;
+pub mod metrics;
 mod new_job;
 mod on_failure;
 mod ops;
