@@ -181,6 +181,14 @@ impl Queue {
         if jobs.is_empty() {
             return Ok(Vec::new());
         }
+        #[cfg(feature = "otel")]
+        let jobs = {
+            let mut jobs = jobs;
+            for job in &mut jobs {
+                crate::trace::inject(&mut job.metadata);
+            }
+            jobs
+        };
         let labels: Vec<_> = jobs
             .iter()
             .map(|j| (j.queue_name.clone(), j.job_type.clone()))

@@ -41,6 +41,7 @@ mod result;
 mod retry;
 mod status;
 mod timeout;
+pub mod trace;
 mod unique;
 
 pub use admin::{JobFilter, QueueCount};
