@@ -93,7 +93,10 @@
 //! [`Error::Backend`]: jobs_core::Error::Backend
 
 mod backend;
+mod claim;
 mod conns;
+mod control;
+mod enqueue;
 mod error;
 mod hints;
 mod listener;

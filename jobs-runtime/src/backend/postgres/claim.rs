@@ -1,0 +1,416 @@
+//! Claiming: the fast path for jobs without limits, and the limited way.
+//!
+//! **Fast path** (`claim.sql`, one statement): taken whenever the request
+//! carries no [`ClaimLimit`] for its queues. It locks the first due rows
+//! in claim order with `SKIP LOCKED` and marks them RUNNING — unless one of
+//! them has limits of its own ([`JobLimits`](jobs_core::JobLimits)): then it
+//! claims nothing and says so, and the claim goes the limited way. Jobs
+//! without limits thus cost what they always did.
+//!
+//! **Limited way** (one transaction):
+//! 1. read up to [`SCAN`] due jobs per queue in claim order, with their
+//!    limits, without locking them (`claim_candidates.sql`);
+//! 2. take a transaction-scoped advisory lock on every limit key among
+//!    them (concurrency, rate and sequence keys, and `queue:<name>` for a
+//!    queue with a global cap or a rate), in one order for every claimer
+//!    (sorted lock ids), so two claims that share a key run one after the
+//!    other and never deadlock;
+//! 3. read, under those locks, what runs per key and queue, each
+//!    sequence's head and the starts in each rate window
+//!    (`claim_counts.sql`);
+//! 4. pick, here, the jobs the limits admit in claim order, skipping those
+//!    held back (a held-back job never blocks later ones), as the memory
+//!    backend does;
+//! 5. mark the picked jobs that are still waiting RUNNING, log their starts
+//!    in the rate log and forget entries no window needs
+//!    (`claim_take.sql`), and commit, which releases the locks.
+//!
+//! Every claim that takes a limited job holds that job's keys' locks while
+//! it counts and takes, and the fast path never takes one, so no two
+//! claimers can both take a key's last slot. The bound: at most [`SCAN`]
+//! due jobs per queue are looked at per claim; a job behind that many
+//! held-back ones waits until some of them go.
+
+use std::collections::{HashMap, HashSet};
+
+use jobs_core::backend::{ClaimRequest, LeaseToken};
+use jobs_core::{queue_rate_key, Claimed, Job, Result};
+use sqlx::postgres::{PgConnection, PgRow};
+use sqlx::{Connection, Row};
+use uuid::Uuid;
+
+use super::backend::{micros, PostgresBackend};
+use super::error::db_err;
+use super::hints::Key;
+use super::row::row_to_job;
+
+/// At most this many due jobs of a queue are looked at per limited claim.
+pub(super) const SCAN: i64 = 1_000;
+
+/// A due job as the limited way sees it.
+struct Candidate {
+    ord: i32,
+    id: Uuid,
+    conc: Option<(String, i64)>,
+    rate: Option<(String, i64, i64)>,
+    seq: Option<String>,
+}
+
+impl Candidate {
+    fn from_row(row: &PgRow) -> std::result::Result<Candidate, sqlx::Error> {
+        let conc_key: Option<String> = row.try_get("conc_key")?;
+        let conc_max: Option<i32> = row.try_get("conc_max")?;
+        let rate_key: Option<String> = row.try_get("rate_key")?;
+        let rate_max: Option<i32> = row.try_get("rate_max")?;
+        let rate_per: Option<i64> = row.try_get("rate_per_us")?;
+        Ok(Candidate {
+            ord: row.try_get("ord")?,
+            id: row.try_get("id")?,
+            conc: conc_key.map(|k| (k, i64::from(conc_max.unwrap_or(1)))),
+            rate: rate_key.map(|k| (k, i64::from(rate_max.unwrap_or(1)), rate_per.unwrap_or(0))),
+            seq: row.try_get("seq_key")?,
+        })
+    }
+}
+
+/// The lock id of a limit key in `schema` (FNV-1a, the same in every process).
+fn lock_id(schema: &str, key: &str) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in schema.bytes().chain([0xff]).chain(key.bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h as i64
+}
+
+/// What runs and what started, as read under the keys' locks, and what
+/// this claim adds as it picks.
+#[derive(Default)]
+struct Counts {
+    conc: HashMap<String, i64>,
+    seq_running: HashMap<String, i64>,
+    seq_head: HashMap<String, Uuid>,
+    /// Starts per (rate key, window in µs).
+    rate: HashMap<(String, i64), i64>,
+    queue_running: HashMap<String, i64>,
+}
+
+impl Counts {
+    fn admits(&self, c: &Candidate) -> bool {
+        if let Some((key, max)) = &c.conc {
+            if self.conc.get(key).copied().unwrap_or(0) >= *max {
+                return false;
+            }
+        }
+        if let Some(key) = &c.seq {
+            if self.seq_head.get(key) != Some(&c.id)
+                || self.seq_running.get(key).copied().unwrap_or(0) > 0
+            {
+                return false;
+            }
+        }
+        if let Some((key, max, per)) = &c.rate {
+            if self.rate.get(&(key.clone(), *per)).copied().unwrap_or(0) >= *max {
+                return false;
+            }
+        }
+        true
+    }
+
+    fn take(&mut self, c: &Candidate) {
+        if let Some((key, _)) = &c.conc {
+            *self.conc.entry(key.clone()).or_insert(0) += 1;
+        }
+        if let Some(key) = &c.seq {
+            *self.seq_running.entry(key.clone()).or_insert(0) += 1;
+        }
+        if let Some((key, _, _)) = &c.rate {
+            // Every window of the key sees the start.
+            for ((k, _), n) in self.rate.iter_mut() {
+                if k == key {
+                    *n += 1;
+                }
+            }
+        }
+    }
+}
+
+impl PostgresBackend {
+    pub(super) async fn claim_jobs(&self, req: ClaimRequest<'_>) -> Result<Claimed> {
+        if req.limit == 0 || req.queues.is_empty() {
+            return Ok(Claimed::default());
+        }
+        // One fresh token per claim: it fences every job of this claim.
+        let token = LeaseToken::random();
+        if !req.queues.iter().any(|q| req.limit_of(q).is_some()) {
+            if let Some(jobs) = self.claim_fast(&req, token).await? {
+                return Ok(Claimed::new(jobs));
+            }
+        }
+        let mut conn = self.lease_conns.get().await?;
+        let res = self.claim_limited(conn.get(), &req, token).await;
+        conn.done_mapped(res)
+    }
+
+    /// The fast path; `None` if a candidate has limits.
+    async fn claim_fast(
+        &self,
+        req: &ClaimRequest<'_>,
+        token: LeaseToken,
+    ) -> Result<Option<Vec<Job>>> {
+        let hints = self.inner.hints.starts(req.queues);
+        let mut conn = self.lease_conns.get().await?;
+        let res = sqlx::query(&self.inner.sql.claim)
+            .bind(req.queues)
+            .bind(i64::try_from(req.limit).unwrap_or(i64::MAX))
+            .bind(req.worker_id)
+            .bind(micros(req.lease))
+            .bind(hints.iter().map(|h| h.map(|k| k.0)).collect::<Vec<_>>())
+            .bind(hints.iter().map(|h| h.map(|k| k.1)).collect::<Vec<_>>())
+            .bind(hints.iter().map(|h| h.map(|k| k.2)).collect::<Vec<_>>())
+            .bind(token.as_i64())
+            .fetch_all(conn.get())
+            .await;
+        let rows = conn.done(res)?;
+        let mut keyed = Vec::with_capacity(rows.len());
+        for row in &rows {
+            if row.try_get::<bool, _>("slow").map_err(db_err)? {
+                return Ok(None);
+            }
+            if row
+                .try_get::<Option<Uuid>, _>("id")
+                .map_err(db_err)?
+                .is_none()
+            {
+                continue; // nothing claimed
+            }
+            let seq: i64 = row.try_get("seq").map_err(db_err)?;
+            let job = row_to_job(row)?;
+            let ord = req.queues.iter().position(|q| *q == job.queue_name);
+            keyed.push((ord, seq, job));
+        }
+        // RETURNING has no order; restore the claim order.
+        keyed.sort_by(|a, b| {
+            (a.0, std::cmp::Reverse(a.2.priority), a.2.run_at, a.1).cmp(&(
+                b.0,
+                std::cmp::Reverse(b.2.priority),
+                b.2.run_at,
+                b.1,
+            ))
+        });
+        let firsts: Vec<Option<Key>> = (0..req.queues.len())
+            .map(|i| {
+                keyed
+                    .iter()
+                    .find(|k| k.0 == Some(i))
+                    .map(|(_, seq, job)| (-i64::from(job.priority), job.run_at, *seq))
+            })
+            .collect();
+        self.inner
+            .hints
+            .update(req.queues, &hints, &firsts, keyed.len() < req.limit);
+        Ok(Some(keyed.into_iter().map(|(_, _, job)| job).collect()))
+    }
+
+    /// The limited way (see the module's doc), in one transaction.
+    async fn claim_limited(
+        &self,
+        conn: &mut PgConnection,
+        req: &ClaimRequest<'_>,
+        token: LeaseToken,
+    ) -> Result<Claimed> {
+        let mut tx = conn.begin().await.map_err(db_err)?;
+        // 1. The candidates, in claim order.
+        let rows = sqlx::query(&self.inner.sql.claim_candidates)
+            .bind(req.queues)
+            .bind(SCAN)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        if rows.is_empty() {
+            tx.commit().await.map_err(db_err)?;
+            return Ok(Claimed::default());
+        }
+        let cands: Vec<Candidate> = rows
+            .iter()
+            .map(Candidate::from_row)
+            .collect::<std::result::Result<_, _>>()
+            .map_err(db_err)?;
+
+        // 2. Their keys' locks, in one global order.
+        let mut conc_keys = HashSet::new();
+        let mut seq_keys = HashSet::new();
+        let mut rate_windows: HashSet<(String, i64)> = HashSet::new();
+        for c in &cands {
+            if let Some((k, _)) = &c.conc {
+                conc_keys.insert(k.clone());
+            }
+            if let Some(k) = &c.seq {
+                seq_keys.insert(k.clone());
+            }
+            if let Some((k, _, per)) = &c.rate {
+                rate_windows.insert((k.clone(), *per));
+            }
+        }
+        let mut global_queues = Vec::new();
+        let mut rated_queues: Vec<(String, String)> = Vec::new();
+        for queue in req.queues {
+            if let Some(ql) = req.limit_of(queue) {
+                if ql.global.is_some() {
+                    global_queues.push(queue.clone());
+                }
+                if let Some((_, per)) = ql.rate {
+                    let key = queue_rate_key(queue);
+                    rate_windows.insert((key.clone(), micros(per)));
+                    rated_queues.push((queue.clone(), key));
+                }
+            }
+        }
+        let schema = &self.inner.schema;
+        let mut locks: Vec<i64> = conc_keys
+            .iter()
+            .map(|k| lock_id(schema, &format!("c:{k}")))
+            .chain(seq_keys.iter().map(|k| lock_id(schema, &format!("s:{k}"))))
+            .chain(
+                rate_windows
+                    .iter()
+                    .map(|(k, _)| lock_id(schema, &format!("r:{k}"))),
+            )
+            .chain(
+                global_queues
+                    .iter()
+                    .map(|q| lock_id(schema, &format!("q:{q}"))),
+            )
+            .collect();
+        locks.sort_unstable();
+        locks.dedup();
+        if !locks.is_empty() {
+            sqlx::query("SELECT pg_advisory_xact_lock(k) FROM unnest($1::int8[]) AS l(k)")
+                .bind(&locks)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        }
+
+        // 3. What runs and what started, seen under the locks.
+        let conc_keys: Vec<String> = conc_keys.into_iter().collect();
+        let seq_keys: Vec<String> = seq_keys.into_iter().collect();
+        let (rate_keys, rate_pers): (Vec<String>, Vec<i64>) = rate_windows.into_iter().unzip();
+        let mut counts = Counts::default();
+        let rows = sqlx::query(&self.inner.sql.claim_counts)
+            .bind(&conc_keys)
+            .bind(&seq_keys)
+            .bind(&rate_keys)
+            .bind(&rate_pers)
+            .bind(&global_queues)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        for row in &rows {
+            let kind: String = row.try_get("kind").map_err(db_err)?;
+            let key: String = row.try_get("key").map_err(db_err)?;
+            let n: i64 = row.try_get("n").map_err(db_err)?;
+            match kind.as_str() {
+                "c" => {
+                    counts.conc.insert(key, n);
+                }
+                "s" => {
+                    let head: Option<Uuid> = row.try_get("head").map_err(db_err)?;
+                    if let Some(head) = head {
+                        counts.seq_head.insert(key.clone(), head);
+                    }
+                    counts.seq_running.insert(key, n);
+                }
+                "r" => {
+                    let per: i64 = row.try_get("per").map_err(db_err)?;
+                    counts.rate.insert((key, per), n);
+                }
+                _ => {
+                    counts.queue_running.insert(key, n);
+                }
+            }
+        }
+
+        // 4. Pick, queue by queue, as the memory backend does.
+        let mut chosen: Vec<Uuid> = Vec::new();
+        let mut limited = false;
+        for (qi, queue) in req.queues.iter().enumerate() {
+            if chosen.len() >= req.limit {
+                break;
+            }
+            let ord = i32::try_from(qi + 1).unwrap_or(i32::MAX);
+            let mine: Vec<&Candidate> = cands.iter().filter(|c| c.ord == ord).collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let remaining = req.limit - chosen.len();
+            let mut cap = remaining;
+            if let Some(ql) = req.limit_of(queue) {
+                if let Some(take) = ql.take {
+                    cap = cap.min(take as usize);
+                }
+                if let Some(global) = ql.global {
+                    let running = counts.queue_running.get(queue).copied().unwrap_or(0);
+                    cap = cap.min(usize::try_from(i64::from(global) - running).unwrap_or(0));
+                }
+                if let Some((max, per)) = ql.rate {
+                    let started = counts
+                        .rate
+                        .get(&(queue_rate_key(queue), micros(per)))
+                        .copied()
+                        .unwrap_or(0);
+                    cap = cap.min(usize::try_from(i64::from(max) - started).unwrap_or(0));
+                }
+            }
+            let mut taken = 0;
+            for c in &mine {
+                if taken >= cap {
+                    // Due jobs remain: a queue cap held them back (or the claim is full).
+                    limited |= cap < remaining;
+                    break;
+                }
+                if !counts.admits(c) {
+                    limited = true;
+                    continue;
+                }
+                counts.take(c);
+                chosen.push(c.id);
+                taken += 1;
+            }
+            if taken < cap && mine.len() as i64 >= SCAN {
+                // More due jobs may lie past the scan.
+                limited = true;
+            }
+        }
+        if chosen.is_empty() {
+            tx.commit().await.map_err(db_err)?;
+            return Ok(Claimed::limited(Vec::new(), limited));
+        }
+
+        // 5. Take them, log the starts, forget what no window needs.
+        let mut longest: HashMap<&str, i64> = HashMap::new();
+        for (k, per) in rate_keys.iter().zip(&rate_pers) {
+            let e = longest.entry(k.as_str()).or_insert(0);
+            *e = (*e).max(*per);
+        }
+        let (prune_keys, prune_pers): (Vec<&str>, Vec<i64>) = longest.into_iter().unzip();
+        let (rated_names, rated_keys): (Vec<String>, Vec<String>) =
+            rated_queues.into_iter().unzip();
+        let rows = sqlx::query(&self.inner.sql.claim_take)
+            .bind(&chosen)
+            .bind(req.worker_id)
+            .bind(micros(req.lease))
+            .bind(token.as_i64())
+            .bind(&rated_names)
+            .bind(&rated_keys)
+            .bind(&prune_keys)
+            .bind(&prune_pers)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        let mut jobs = rows.iter().map(row_to_job).collect::<Result<Vec<Job>>>()?;
+        jobs.sort_by_key(|j| chosen.iter().position(|id| id == j.id.as_uuid()));
+        Ok(Claimed::limited(jobs, limited))
+    }
+}
