@@ -10,26 +10,32 @@
 //! **Limited way** (one transaction):
 //! 1. read up to [`SCAN`] due jobs per queue in claim order, with their
 //!    limits, without locking them (`claim_candidates.sql`);
-//! 2. take a transaction-scoped advisory lock on every limit key among
-//!    them (concurrency, rate and sequence keys, and `queue:<name>` for a
-//!    queue with a global cap or a rate), in one order for every claimer
-//!    (sorted lock ids), so two claims that share a key run one after the
-//!    other and never deadlock;
-//! 3. read, under those locks, what runs per key and queue, each
-//!    sequence's head and the starts in each rate window
-//!    (`claim_counts.sql`);
-//! 4. pick, here, the jobs the limits admit in claim order, skipping those
-//!    held back (a held-back job never blocks later ones), as the memory
-//!    backend does;
+//! 2. read what runs per concurrency key, sequence key and capped queue,
+//!    each sequence's head (its oldest unfinished job) and the starts in
+//!    each rate window (`claim_counts.sql`), and pick here, in claim order,
+//!    the jobs the limits admit, skipping those held back (a held-back job
+//!    never blocks later ones) — as the memory backend does. If nothing can
+//!    be picked, the claim ends here, having locked nothing;
+//! 3. take a transaction-scoped advisory lock on every limit key of the
+//!    picked jobs (concurrency, rate and sequence keys, and `queue:<name>`
+//!    for a queue with a global cap or a rate), sorted by lock id — one
+//!    order for every claimer, so claims that share keys run one after the
+//!    other and never deadlock. Only the picked jobs' keys are locked (at
+//!    most three per job claimed, plus the queues'), never a whole scan's;
+//! 4. read the counts again under those locks (a new snapshot: it sees
+//!    every claim committed under them) and pick again among the picked
+//!    jobs only (one whose slot went meanwhile is left);
 //! 5. mark the picked jobs that are still waiting RUNNING, log their starts
-//!    in the rate log and forget entries no window needs
+//!    in the rate log and forget entries no window needs any more
 //!    (`claim_take.sql`), and commit, which releases the locks.
 //!
 //! Every claim that takes a limited job holds that job's keys' locks while
 //! it counts and takes, and the fast path never takes one, so no two
 //! claimers can both take a key's last slot. The bound: at most [`SCAN`]
 //! due jobs per queue are looked at per claim; a job behind that many
-//! held-back ones waits until some of them go.
+//! held-back ones waits until some of them go (the claim says `limited`).
+//! Rate-log entries of a key are forgotten when a claim next looks at the
+//! key: a key never seen again leaves at most its last window's starts.
 
 use std::collections::{HashMap, HashSet};
 
@@ -237,11 +243,111 @@ impl PostgresBackend {
             .collect::<std::result::Result<_, _>>()
             .map_err(db_err)?;
 
-        // 2. Their keys' locks, in one global order.
+        // 2. A first pick on counts read without locks.
+        let all: Vec<&Candidate> = cands.iter().collect();
+        let mut counts = self.counts(&mut tx, req, &all).await?;
+        let (first, mut limited) = pick(req, &all, &mut counts);
+        if first.is_empty() {
+            // Everything is held back: no lock was needed to say so.
+            tx.commit().await.map_err(db_err)?;
+            return Ok(Claimed::limited(Vec::new(), limited));
+        }
+
+        // 3. The locks of the picked jobs' keys (and of their queues' caps),
+        // in one global order.
+        let picked: Vec<&Candidate> = cands.iter().filter(|c| first.contains(&c.id)).collect();
+        let schema = &self.inner.schema;
+        let mut locks: Vec<i64> = Vec::new();
+        for c in &picked {
+            if let Some((k, _)) = &c.conc {
+                locks.push(lock_id(schema, &format!("c:{k}")));
+            }
+            if let Some(k) = &c.seq {
+                locks.push(lock_id(schema, &format!("s:{k}")));
+            }
+            if let Some((k, _, _)) = &c.rate {
+                locks.push(lock_id(schema, &format!("r:{k}")));
+            }
+            let queue = &req.queues[usize::try_from(c.ord - 1).unwrap_or(0)];
+            if let Some(ql) = req.limit_of(queue) {
+                if ql.global.is_some() {
+                    locks.push(lock_id(schema, &format!("q:{queue}")));
+                }
+                if ql.rate.is_some() {
+                    locks.push(lock_id(schema, &format!("r:{}", queue_rate_key(queue))));
+                }
+            }
+        }
+        locks.sort_unstable();
+        locks.dedup();
+        if !locks.is_empty() {
+            sqlx::query("SELECT pg_advisory_xact_lock(k) FROM unnest($1::int8[]) AS l(k)")
+                .bind(&locks)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        }
+
+        // 4. The pick again, among the picked jobs only, on counts read under
+        // the locks: a slot another claim took meanwhile holds a job back.
+        let mut counts = self.counts(&mut tx, req, &picked).await?;
+        let (chosen, held) = pick(req, &picked, &mut counts);
+        limited |= held || chosen.len() < first.len();
+        if chosen.is_empty() {
+            tx.commit().await.map_err(db_err)?;
+            return Ok(Claimed::limited(Vec::new(), limited));
+        }
+
+        // 5. Take them, log the starts, forget what no window needs.
+        let mut longest: HashMap<String, i64> = HashMap::new();
+        for c in &picked {
+            if let Some((k, _, per)) = &c.rate {
+                let e = longest.entry(k.clone()).or_insert(0);
+                *e = (*e).max(*per);
+            }
+        }
+        let mut rated_names = Vec::new();
+        let mut rated_keys = Vec::new();
+        for queue in req.queues {
+            if let Some((_, per)) = req.limit_of(queue).and_then(|ql| ql.rate) {
+                let key = queue_rate_key(queue);
+                let e = longest.entry(key.clone()).or_insert(0);
+                *e = (*e).max(micros(per));
+                rated_names.push(queue.clone());
+                rated_keys.push(key);
+            }
+        }
+        let (prune_keys, prune_pers): (Vec<String>, Vec<i64>) = longest.into_iter().unzip();
+        let rows = sqlx::query(&self.inner.sql.claim_take)
+            .bind(&chosen)
+            .bind(req.worker_id)
+            .bind(micros(req.lease))
+            .bind(token.as_i64())
+            .bind(&rated_names)
+            .bind(&rated_keys)
+            .bind(&prune_keys)
+            .bind(&prune_pers)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        let mut jobs = rows.iter().map(row_to_job).collect::<Result<Vec<Job>>>()?;
+        jobs.sort_by_key(|j| chosen.iter().position(|id| id == j.id.as_uuid()));
+        Ok(Claimed::limited(jobs, limited))
+    }
+
+    /// What runs and what started for the keys of `cands` and the capped
+    /// queues of `req`.
+    async fn counts(
+        &self,
+        conn: &mut PgConnection,
+        req: &ClaimRequest<'_>,
+        cands: &[&Candidate],
+    ) -> Result<Counts> {
         let mut conc_keys = HashSet::new();
         let mut seq_keys = HashSet::new();
         let mut rate_windows: HashSet<(String, i64)> = HashSet::new();
-        for c in &cands {
+        for c in cands {
             if let Some((k, _)) = &c.conc {
                 conc_keys.insert(k.clone());
             }
@@ -253,59 +359,29 @@ impl PostgresBackend {
             }
         }
         let mut global_queues = Vec::new();
-        let mut rated_queues: Vec<(String, String)> = Vec::new();
         for queue in req.queues {
             if let Some(ql) = req.limit_of(queue) {
                 if ql.global.is_some() {
                     global_queues.push(queue.clone());
                 }
                 if let Some((_, per)) = ql.rate {
-                    let key = queue_rate_key(queue);
-                    rate_windows.insert((key.clone(), micros(per)));
-                    rated_queues.push((queue.clone(), key));
+                    rate_windows.insert((queue_rate_key(queue), micros(per)));
                 }
             }
         }
-        let schema = &self.inner.schema;
-        let mut locks: Vec<i64> = conc_keys
-            .iter()
-            .map(|k| lock_id(schema, &format!("c:{k}")))
-            .chain(seq_keys.iter().map(|k| lock_id(schema, &format!("s:{k}"))))
-            .chain(
-                rate_windows
-                    .iter()
-                    .map(|(k, _)| lock_id(schema, &format!("r:{k}"))),
-            )
-            .chain(
-                global_queues
-                    .iter()
-                    .map(|q| lock_id(schema, &format!("q:{q}"))),
-            )
-            .collect();
-        locks.sort_unstable();
-        locks.dedup();
-        if !locks.is_empty() {
-            sqlx::query("SELECT pg_advisory_xact_lock(k) FROM unnest($1::int8[]) AS l(k)")
-                .bind(&locks)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
-        }
-
-        // 3. What runs and what started, seen under the locks.
         let conc_keys: Vec<String> = conc_keys.into_iter().collect();
         let seq_keys: Vec<String> = seq_keys.into_iter().collect();
         let (rate_keys, rate_pers): (Vec<String>, Vec<i64>) = rate_windows.into_iter().unzip();
-        let mut counts = Counts::default();
         let rows = sqlx::query(&self.inner.sql.claim_counts)
             .bind(&conc_keys)
             .bind(&seq_keys)
             .bind(&rate_keys)
             .bind(&rate_pers)
             .bind(&global_queues)
-            .fetch_all(&mut *tx)
+            .fetch_all(&mut *conn)
             .await
             .map_err(db_err)?;
+        let mut counts = Counts::default();
         for row in &rows {
             let kind: String = row.try_get("kind").map_err(db_err)?;
             let key: String = row.try_get("key").map_err(db_err)?;
@@ -330,87 +406,63 @@ impl PostgresBackend {
                 }
             }
         }
+        Ok(counts)
+    }
+}
 
-        // 4. Pick, queue by queue, as the memory backend does.
-        let mut chosen: Vec<Uuid> = Vec::new();
-        let mut limited = false;
-        for (qi, queue) in req.queues.iter().enumerate() {
-            if chosen.len() >= req.limit {
+/// Picks, queue by queue in claim order, the candidates the limits admit,
+/// counting each one taken (as the memory backend does); says whether any
+/// due job was held back.
+fn pick(req: &ClaimRequest<'_>, cands: &[&Candidate], counts: &mut Counts) -> (Vec<Uuid>, bool) {
+    let mut chosen: Vec<Uuid> = Vec::new();
+    let mut limited = false;
+    for (qi, queue) in req.queues.iter().enumerate() {
+        if chosen.len() >= req.limit {
+            break;
+        }
+        let ord = i32::try_from(qi + 1).unwrap_or(i32::MAX);
+        let mine: Vec<&Candidate> = cands.iter().copied().filter(|c| c.ord == ord).collect();
+        if mine.is_empty() {
+            continue;
+        }
+        let remaining = req.limit - chosen.len();
+        let mut cap = remaining;
+        if let Some(ql) = req.limit_of(queue) {
+            if let Some(take) = ql.take {
+                cap = cap.min(take as usize);
+            }
+            if let Some(global) = ql.global {
+                let running = counts.queue_running.get(queue).copied().unwrap_or(0);
+                cap = cap.min(usize::try_from(i64::from(global) - running).unwrap_or(0));
+            }
+            if let Some((max, per)) = ql.rate {
+                let started = counts
+                    .rate
+                    .get(&(queue_rate_key(queue), micros(per)))
+                    .copied()
+                    .unwrap_or(0);
+                cap = cap.min(usize::try_from(i64::from(max) - started).unwrap_or(0));
+            }
+        }
+        let mut taken = 0;
+        for c in &mine {
+            if taken >= cap {
+                // Due jobs remain: a queue cap held them back (or the claim is full).
+                limited |= cap < remaining;
                 break;
             }
-            let ord = i32::try_from(qi + 1).unwrap_or(i32::MAX);
-            let mine: Vec<&Candidate> = cands.iter().filter(|c| c.ord == ord).collect();
-            if mine.is_empty() {
+            if !counts.admits(c) {
+                limited = true;
                 continue;
             }
-            let remaining = req.limit - chosen.len();
-            let mut cap = remaining;
-            if let Some(ql) = req.limit_of(queue) {
-                if let Some(take) = ql.take {
-                    cap = cap.min(take as usize);
-                }
-                if let Some(global) = ql.global {
-                    let running = counts.queue_running.get(queue).copied().unwrap_or(0);
-                    cap = cap.min(usize::try_from(i64::from(global) - running).unwrap_or(0));
-                }
-                if let Some((max, per)) = ql.rate {
-                    let started = counts
-                        .rate
-                        .get(&(queue_rate_key(queue), micros(per)))
-                        .copied()
-                        .unwrap_or(0);
-                    cap = cap.min(usize::try_from(i64::from(max) - started).unwrap_or(0));
-                }
-            }
-            let mut taken = 0;
-            for c in &mine {
-                if taken >= cap {
-                    // Due jobs remain: a queue cap held them back (or the claim is full).
-                    limited |= cap < remaining;
-                    break;
-                }
-                if !counts.admits(c) {
-                    limited = true;
-                    continue;
-                }
-                counts.take(c);
-                chosen.push(c.id);
-                taken += 1;
-            }
-            if taken < cap && mine.len() as i64 >= SCAN {
-                // More due jobs may lie past the scan.
-                limited = true;
-            }
+            counts.take(c);
+            chosen.push(c.id);
+            taken += 1;
         }
-        if chosen.is_empty() {
-            tx.commit().await.map_err(db_err)?;
-            return Ok(Claimed::limited(Vec::new(), limited));
+        if taken < cap && mine.len() as i64 >= SCAN {
+            // More due jobs may lie past the scan.
+            limited = true;
         }
-
-        // 5. Take them, log the starts, forget what no window needs.
-        let mut longest: HashMap<&str, i64> = HashMap::new();
-        for (k, per) in rate_keys.iter().zip(&rate_pers) {
-            let e = longest.entry(k.as_str()).or_insert(0);
-            *e = (*e).max(*per);
-        }
-        let (prune_keys, prune_pers): (Vec<&str>, Vec<i64>) = longest.into_iter().unzip();
-        let (rated_names, rated_keys): (Vec<String>, Vec<String>) =
-            rated_queues.into_iter().unzip();
-        let rows = sqlx::query(&self.inner.sql.claim_take)
-            .bind(&chosen)
-            .bind(req.worker_id)
-            .bind(micros(req.lease))
-            .bind(token.as_i64())
-            .bind(&rated_names)
-            .bind(&rated_keys)
-            .bind(&prune_keys)
-            .bind(&prune_pers)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        tx.commit().await.map_err(db_err)?;
-        let mut jobs = rows.iter().map(row_to_job).collect::<Result<Vec<Job>>>()?;
-        jobs.sort_by_key(|j| chosen.iter().position(|id| id == j.id.as_uuid()));
-        Ok(Claimed::limited(jobs, limited))
     }
+    (chosen, limited)
 }

@@ -195,7 +195,7 @@ impl Sql {
                 "WITH d AS (DELETE FROM {paused} WHERE queue = $1 RETURNING queue) \
                  SELECT pg_notify({channel}, queue)::text FROM d"
             ),
-            paused: format!("SELECT queue FROM {paused} ORDER BY queue"),
+            paused: format!("SELECT queue FROM {paused} ORDER BY queue COLLATE \"C\""),
             register_worker: format!(
                 "WITH gone AS (DELETE FROM {workers} WHERE expires_at <= now() AND id <> $1) \
                  INSERT INTO {workers} (id, info, last_seen, expires_at) \
@@ -205,7 +205,7 @@ impl Sql {
             ),
             deregister_worker: format!("DELETE FROM {workers} WHERE id = $1"),
             workers: format!(
-                "SELECT info, last_seen FROM {workers} WHERE expires_at > now() ORDER BY id"
+                "SELECT info, last_seen FROM {workers} WHERE expires_at > now() ORDER BY id COLLATE \"C\""
             ),
             // Taken when free, expired or ours; the conflict's row lock
             // serializes candidates, and the condition is checked on the
@@ -222,7 +222,7 @@ impl Sql {
             ),
             schedules: format!(
                 "SELECT name, cron, timezone, last_tick, last_job, next_tick, updated_at \
-                 FROM {schedules} ORDER BY name"
+                 FROM {schedules} ORDER BY name COLLATE \"C\""
             ),
             save_schedule: format!(
                 "INSERT INTO {schedules} \
