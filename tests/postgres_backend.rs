@@ -832,3 +832,107 @@ async fn a_blocked_statement_gives_up_after_the_lock_or_statement_timeout() {
         JobStatus::Failed
     );
 }
+
+/// A version 3 schema with jobs in it is brought up to version 4 in place:
+/// its jobs read back with no key, no limits and no snoozes, and what v4
+/// adds (unique keys, limits, paused queues, the audit log) works at once.
+#[tokio::test]
+async fn a_version_3_schema_is_upgraded_in_place() {
+    let Some(url) = url() else { return };
+    let schema = fresh_schema("v3up");
+    let backend = PostgresBackend::builder(url.clone())
+        .schema(schema.clone())
+        .connect()
+        .await
+        .unwrap();
+    let old = backend
+        .enqueue_batch(vec![NewJob::new("t", json!({"old": true}))])
+        .await
+        .unwrap()[0]
+        .id();
+    sqlx::raw_sql(&format!(
+        "DROP TABLE \"{schema}\".paused_queues, \"{schema}\".rate_log, \"{schema}\".workers,
+             \"{schema}\".leaders, \"{schema}\".schedules, \"{schema}\".audit_log;
+         DROP INDEX \"{schema}\".jobs_unique_idx, \"{schema}\".jobs_running_conc_idx,
+             \"{schema}\".jobs_running_seq_idx, \"{schema}\".jobs_sequence_idx;
+         ALTER TABLE \"{schema}\".jobs DROP COLUMN snoozes, DROP COLUMN progress,
+             DROP COLUMN unique_key, DROP COLUMN unique_states, DROP COLUMN conc_key,
+             DROP COLUMN conc_max, DROP COLUMN rate_key, DROP COLUMN rate_max,
+             DROP COLUMN rate_per_us, DROP COLUMN seq_key;
+         DELETE FROM \"{schema}\".jobs_migrations WHERE version = 4"
+    ))
+    .execute(backend.pool())
+    .await
+    .unwrap();
+    let upgraded = PostgresBackend::builder(url.clone())
+        .schema(schema.clone())
+        .connect()
+        .await
+        .unwrap();
+    let job = upgraded.get(old).await.unwrap().unwrap();
+    assert_eq!(job.payload, json!({"old": true}));
+    assert_eq!((job.snoozes, job.unique_key.as_deref()), (0, None));
+    assert!(job.limits.is_empty() && job.progress.is_none());
+
+    let unique = || {
+        NewJob::new("t", json!({}))
+            .unique(jobs_core::Uniqueness::new("k"))
+            .concurrency("c", 1)
+    };
+    let a = upgraded.enqueue_batch(vec![unique()]).await.unwrap()[0];
+    assert!(a.is_inserted());
+    let b = upgraded.enqueue_batch(vec![unique()]).await.unwrap()[0];
+    assert_eq!(b, jobs_core::Enqueued::Duplicate(a.id()));
+    upgraded.pause_queue("default").await.unwrap();
+    assert!(upgraded
+        .claim(claim_req(&queues(&["default"]), 10))
+        .await
+        .unwrap()
+        .jobs
+        .is_empty());
+    upgraded.resume_queue("default").await.unwrap();
+    let got = upgraded
+        .claim(claim_req(&queues(&["default"]), 10))
+        .await
+        .unwrap()
+        .jobs;
+    assert_eq!(got.len(), 2, "the old job and the keyed one");
+    upgraded
+        .append_audit(&jobs_core::AuditEntry::new("ops", "pause", "default"))
+        .await
+        .unwrap();
+    assert_eq!(
+        upgraded
+            .audit_log(&jobs_core::AuditFilter::default())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    drop_schema(&upgraded).await;
+}
+
+/// Unique jobs enqueued inside the caller's transaction take their keys
+/// under a savepoint: a rollback frees the key, a commit keeps it.
+#[tokio::test]
+async fn unique_jobs_enqueued_in_a_transaction_hold_their_key_iff_it_commits() {
+    let Some(guard) = fresh_backend("txuniq").await else {
+        return;
+    };
+    let backend: &PostgresBackend = &guard;
+    let unique = || NewJob::new("t", json!({})).unique(jobs_core::Uniqueness::new("tx-key"));
+    let mut tx = backend.pool().begin().await.unwrap();
+    let first = backend.enqueue_in(&mut *tx, unique()).await.unwrap();
+    assert!(first.is_inserted());
+    let again = backend.enqueue_in(&mut *tx, unique()).await.unwrap();
+    assert_eq!(again, jobs_core::Enqueued::Duplicate(first.id()));
+    tx.rollback().await.unwrap();
+    assert!(backend.get(first.id()).await.unwrap().is_none());
+
+    let mut tx = backend.pool().begin().await.unwrap();
+    let kept = backend.enqueue_in(&mut *tx, unique()).await.unwrap();
+    assert!(kept.is_inserted());
+    tx.commit().await.unwrap();
+    let out = backend.enqueue_batch(vec![unique()]).await.unwrap();
+    assert_eq!(out, vec![jobs_core::Enqueued::Duplicate(kept.id())]);
+}
