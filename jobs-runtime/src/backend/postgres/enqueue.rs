@@ -144,7 +144,8 @@ impl PostgresBackend {
         if jobs.iter().all(|j| j.unique.is_none()) {
             // The common case: one statement, no transaction.
             let ids: Vec<JobId> = jobs.iter().map(|j| j.id).collect();
-            let done = self.insert(conn, Columns::new(jobs.into_iter())?).await?;
+            let columns = Columns::new(jobs.into_iter())?;
+            let done = self.insert(conn, &self.inner.sql.enqueue, columns).await?;
             if done.stored != ids.len() {
                 return Err(Error::backend_msg(
                     BACKEND,
@@ -160,8 +161,8 @@ impl PostgresBackend {
         Ok(out)
     }
 
-    async fn insert(&self, conn: &mut PgConnection, c: Columns) -> Result<Inserted> {
-        let row = sqlx::query(&self.inner.sql.enqueue)
+    async fn insert(&self, conn: &mut PgConnection, sql: &str, c: Columns) -> Result<Inserted> {
+        let row = sqlx::query(sql)
             .bind(c.uuids)
             .bind(c.queues)
             .bind(c.types)
@@ -208,7 +209,8 @@ impl PostgresBackend {
         let mut todo: Vec<usize> = (0..jobs.len()).collect();
         for _ in 0..UNIQUE_ROUNDS {
             let batch = todo.iter().map(|&i| jobs[i].clone());
-            let done = self.insert(conn, Columns::new(batch)?).await?;
+            let sql = &self.inner.sql.enqueue_unique;
+            let done = self.insert(conn, sql, Columns::new(batch)?).await?;
             // Positions in `todo` → positions in `jobs`.
             let missing: Vec<(usize, String)> = done
                 .missing

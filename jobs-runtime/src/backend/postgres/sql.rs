@@ -14,6 +14,10 @@ const MIN: &str = "-9223372036854775808";
 
 const WAITING: &str = "('PENDING', 'SCHEDULED', 'RETRYING')";
 
+/// How an enqueue of unique jobs leaves out those whose key is held.
+const ON_CONFLICT: &str =
+    "ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND __HOLDS__ DO NOTHING";
+
 /// Whether a row holds its unique key: its status is in its own bit set (bit
 /// n for `JobStatus` n). The very predicate of the partial unique index
 /// `jobs_unique_idx` (migration 4), so statements that say it use the index.
@@ -45,6 +49,8 @@ fn keep_errors() -> String {
 #[derive(Debug)]
 pub(super) struct Sql {
     pub(super) enqueue: String,
+    /// `enqueue` for a batch with unique jobs.
+    pub(super) enqueue_unique: String,
     pub(super) claim: String,
     pub(super) heartbeat: String,
     pub(super) record: String,
@@ -148,6 +154,7 @@ impl Sql {
         let wake_record = wake(&channel, "bool_or(run_at > now())");
         let wake_plain = wake(&channel, "false");
         let keep = keep_errors();
+        let enqueue = include_str!("sql/enqueue.sql");
         // `__WAKE__` differs by statement: when its NOTIFY asks listeners to re-read their timer.
         let load = |file: &str, wake: Option<&str>| {
             let mut values = vec![
@@ -166,7 +173,11 @@ impl Sql {
             splice(statement(file), &values)
         };
         Sql {
-            enqueue: load(include_str!("sql/enqueue.sql"), Some(&wake_enqueue)),
+            enqueue: load(&enqueue.replace("__ON_CONFLICT__", ""), Some(&wake_enqueue)),
+            enqueue_unique: load(
+                &enqueue.replace("__ON_CONFLICT__", ON_CONFLICT),
+                Some(&wake_enqueue),
+            ),
             claim: load(include_str!("sql/claim.sql"), None),
             heartbeat: load(include_str!("sql/heartbeat.sql"), None),
             record: load(include_str!("sql/record.sql"), Some(&wake_record)),

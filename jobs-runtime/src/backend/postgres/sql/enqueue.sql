@@ -1,8 +1,9 @@
 -- Due at the given run_at, else now + delay (the database's clock, so a
 -- producer's clock never decides), else now. A unique job's key gets its
 -- period's bucket by the database's clock too; the partial unique index
--- decides which jobs are stored (`ON CONFLICT DO NOTHING`, also against an
--- earlier row of the same batch). `missing_*` lists the unique jobs that
+-- decides which jobs are stored (`__ON_CONFLICT__` is `ON CONFLICT .. DO
+-- NOTHING` for a batch with unique jobs, also against an earlier row of the
+-- same batch; empty otherwise, sparing every row a speculative insertion). `missing_*` lists the unique jobs that
 -- were not stored, with their keys, for the holder lookup (empty unless a
 -- unique job was refused).
                  WITH u AS MATERIALIZED (
@@ -31,7 +32,7 @@
                           u.rate_key, u.rate_max, u.rate_per_us, u.seq_key
                    FROM u
                    ORDER BY u.ord
-                   ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND __HOLDS__ DO NOTHING
+                   __ON_CONFLICT__
                    RETURNING id, queue_name, status)
                  SELECT count(*) AS n,
                         __WAKE__::text AS w,
