@@ -124,10 +124,9 @@ impl Columns {
     }
 }
 
-/// What the insert did: how many rows it stored, and the unique jobs it did
-/// not (their index in the batch, and their stored key).
+/// The unique jobs an insert did not store (their index in the batch, and
+/// their stored key).
 struct Inserted {
-    stored: usize,
     missing: Vec<(usize, String)>,
 }
 
@@ -144,13 +143,12 @@ impl PostgresBackend {
         if jobs.iter().all(|j| j.unique.is_none()) {
             // The common case: one statement, no transaction.
             let ids: Vec<JobId> = jobs.iter().map(|j| j.id).collect();
-            let columns = Columns::new(jobs.into_iter())?;
-            let done = self.insert(conn, &self.inner.sql.enqueue, columns).await?;
-            if done.stored != ids.len() {
+            let stored = self.insert(conn, Columns::new(jobs.into_iter())?).await?;
+            if stored != ids.len() {
                 return Err(Error::backend_msg(
                     BACKEND,
                     BackendErrorKind::Other,
-                    format!("stored {} of {} jobs", done.stored, ids.len()),
+                    format!("stored {stored} of {} jobs", ids.len()),
                 ));
             }
             return Ok(ids.into_iter().map(Enqueued::Inserted).collect());
@@ -161,8 +159,22 @@ impl PostgresBackend {
         Ok(out)
     }
 
-    async fn insert(&self, conn: &mut PgConnection, sql: &str, c: Columns) -> Result<Inserted> {
-        let row = sqlx::query(sql)
+    /// The batch's statement with its columns bound, the unique ones last
+    /// (only `enqueue_unique.sql` takes them). A column no job uses goes as
+    /// an empty array (`unnest` pads it with NULLs).
+    fn bind<'q>(
+        sql: &'q str,
+        c: Columns,
+        unique: bool,
+    ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+        fn used<T: Send + sqlx::Type<sqlx::Postgres>>(v: Vec<Option<T>>) -> Vec<Option<T>> {
+            if v.iter().all(Option::is_none) {
+                Vec::new()
+            } else {
+                v
+            }
+        }
+        let q = sqlx::query(sql)
             .bind(c.uuids)
             .bind(c.queues)
             .bind(c.types)
@@ -173,23 +185,40 @@ impl PostgresBackend {
             .bind(c.metadata)
             .bind(c.delays)
             .bind(c.timeouts)
-            .bind(c.unique_keys)
-            .bind(c.unique_periods)
-            .bind(c.unique_states)
-            .bind(c.conc_keys)
-            .bind(c.conc_maxes)
-            .bind(c.rate_keys)
-            .bind(c.rate_maxes)
-            .bind(c.rate_pers)
-            .bind(c.seq_keys)
+            .bind(used(c.conc_keys))
+            .bind(used(c.conc_maxes))
+            .bind(used(c.rate_keys))
+            .bind(used(c.rate_maxes))
+            .bind(used(c.rate_pers))
+            .bind(used(c.seq_keys));
+        if unique {
+            q.bind(c.unique_keys)
+                .bind(c.unique_periods)
+                .bind(c.unique_states)
+        } else {
+            q
+        }
+    }
+
+    /// Inserts a batch without unique jobs; how many rows it stored.
+    async fn insert(&self, conn: &mut PgConnection, c: Columns) -> Result<usize> {
+        let row = Self::bind(&self.inner.sql.enqueue, c, false)
             .fetch_one(&mut *conn)
             .await
             .map_err(enqueue_err)?;
         let stored: i64 = row.try_get("n").map_err(db_err)?;
+        Ok(usize::try_from(stored).unwrap_or(0))
+    }
+
+    /// Inserts a batch with unique jobs: which were not stored.
+    async fn insert_unique(&self, conn: &mut PgConnection, c: Columns) -> Result<Inserted> {
+        let row = Self::bind(&self.inner.sql.enqueue_unique, c, true)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(enqueue_err)?;
         let ords: Vec<i32> = row.try_get("missing_ord").map_err(db_err)?;
         let keys: Vec<String> = row.try_get("missing_key").map_err(db_err)?;
         Ok(Inserted {
-            stored: usize::try_from(stored).unwrap_or(0),
             // ORDINALITY counts from 1.
             missing: ords
                 .into_iter()
@@ -209,8 +238,7 @@ impl PostgresBackend {
         let mut todo: Vec<usize> = (0..jobs.len()).collect();
         for _ in 0..UNIQUE_ROUNDS {
             let batch = todo.iter().map(|&i| jobs[i].clone());
-            let sql = &self.inner.sql.enqueue_unique;
-            let done = self.insert(conn, sql, Columns::new(batch)?).await?;
+            let done = self.insert_unique(conn, Columns::new(batch)?).await?;
             // Positions in `todo` → positions in `jobs`.
             let missing: Vec<(usize, String)> = done
                 .missing

@@ -14,10 +14,6 @@ const MIN: &str = "-9223372036854775808";
 
 const WAITING: &str = "('PENDING', 'SCHEDULED', 'RETRYING')";
 
-/// How an enqueue of unique jobs leaves out those whose key is held.
-const ON_CONFLICT: &str =
-    "ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND __HOLDS__ DO NOTHING";
-
 /// Whether a row holds its unique key: its status is in its own bit set (bit
 /// n for `JobStatus` n). The very predicate of the partial unique index
 /// `jobs_unique_idx` (migration 4), so statements that say it use the index.
@@ -154,7 +150,6 @@ impl Sql {
         let wake_record = wake(&channel, "bool_or(run_at > now())");
         let wake_plain = wake(&channel, "false");
         let keep = keep_errors();
-        let enqueue = include_str!("sql/enqueue.sql");
         // `__WAKE__` differs by statement: when its NOTIFY asks listeners to re-read their timer.
         let load = |file: &str, wake: Option<&str>| {
             let mut values = vec![
@@ -173,11 +168,8 @@ impl Sql {
             splice(statement(file), &values)
         };
         Sql {
-            enqueue: load(&enqueue.replace("__ON_CONFLICT__", ""), Some(&wake_enqueue)),
-            enqueue_unique: load(
-                &enqueue.replace("__ON_CONFLICT__", ON_CONFLICT),
-                Some(&wake_enqueue),
-            ),
+            enqueue: load(include_str!("sql/enqueue.sql"), Some(&wake_enqueue)),
+            enqueue_unique: load(include_str!("sql/enqueue_unique.sql"), Some(&wake_enqueue)),
             claim: load(include_str!("sql/claim.sql"), None),
             heartbeat: load(include_str!("sql/heartbeat.sql"), None),
             record: load(include_str!("sql/record.sql"), Some(&wake_record)),
