@@ -298,7 +298,8 @@ impl PostgresBackend {
             return Ok(Claimed::limited(Vec::new(), limited));
         }
 
-        // 5. Take them, log the starts, forget what no window needs.
+        // 5. Take them, log the starts, forget what no window needs — of the
+        // keys locked only, so no two claims ever delete the same entries.
         let mut longest: HashMap<String, i64> = HashMap::new();
         for c in &picked {
             if let Some((k, _, per)) = &c.rate {
@@ -308,7 +309,12 @@ impl PostgresBackend {
         }
         let mut rated_names = Vec::new();
         let mut rated_keys = Vec::new();
-        for queue in req.queues {
+        for (qi, queue) in req.queues.iter().enumerate() {
+            let ord = i32::try_from(qi + 1).unwrap_or(i32::MAX);
+            if !picked.iter().any(|c| c.ord == ord) {
+                // Not locked: its log is left to a claim that holds its lock.
+                continue;
+            }
             if let Some((_, per)) = req.limit_of(queue).and_then(|ql| ql.rate) {
                 let key = queue_rate_key(queue);
                 let e = longest.entry(key.clone()).or_insert(0);
