@@ -936,3 +936,82 @@ async fn unique_jobs_enqueued_in_a_transaction_hold_their_key_iff_it_commits() {
     let out = backend.enqueue_batch(vec![unique()]).await.unwrap();
     assert_eq!(out, vec![jobs_core::Enqueued::Duplicate(kept.id())]);
 }
+
+/// Many claimers over jobs with overlapping concurrency keys, sequences and
+/// a queue cap: no claim fails (no deadlock between the keys' locks), no
+/// key ever runs more than its max, and every job runs once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn limited_claims_under_contention_never_fail_or_overrun() {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    let Some(guard) = fresh_backend("limits").await else {
+        return;
+    };
+    let backend = Arc::new(guard);
+    const N: usize = 240;
+    let jobs: Vec<NewJob> = (0..N)
+        .map(|i| {
+            let job = NewJob::new("t", json!({ "i": i })).concurrency(format!("k{}", i % 7), 2);
+            if i % 5 == 0 {
+                job.sequence(format!("s{}", i % 3))
+            } else {
+                job
+            }
+        })
+        .collect();
+    backend.enqueue_batch(jobs).await.unwrap();
+    let running: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
+    let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let limits = [jobs_core::ClaimLimit::new("default").global(6)];
+    let mut tasks = Vec::new();
+    for w in 0..8 {
+        let (backend, running, done) = (backend.clone(), running.clone(), done.clone());
+        let limits = limits.clone();
+        tasks.push(tokio::spawn(async move {
+            let q = queues(&["default"]);
+            let worker = format!("w{w}");
+            let deadline = Instant::now() + Duration::from_secs(90);
+            while done.load(std::sync::atomic::Ordering::SeqCst) < N {
+                assert!(Instant::now() < deadline, "stalled");
+                let req = ClaimRequest::new(&worker, &q, 3, Duration::from_secs(30))
+                    .with_limits(if w % 2 == 0 { &limits[..] } else { &[] });
+                let got = backend.claim(req).await.expect("a claim never fails").jobs;
+                if got.is_empty() {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    continue;
+                }
+                for j in &got {
+                    let key = j.limits.concurrency.as_ref().unwrap().key.clone();
+                    let mut r = running.lock().unwrap();
+                    let n = r.entry(key.clone()).or_insert(0);
+                    *n += 1;
+                    assert!(*n <= 2, "{key} runs {n} jobs at once");
+                }
+                tokio::time::sleep(Duration::from_millis(3)).await;
+                for j in &got {
+                    let key = j.limits.concurrency.as_ref().unwrap().key.clone();
+                    *running.lock().unwrap().get_mut(&key).unwrap() -= 1;
+                    let outcome = Outcome::Complete { result: None };
+                    let lost = backend
+                        .record(&worker, &[OutcomeUpdate::new(j.fence(), outcome)])
+                        .await
+                        .unwrap();
+                    assert!(lost.is_empty());
+                    done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let counts = backend.counts().await.unwrap();
+    assert_eq!(
+        counts
+            .iter()
+            .filter(|c| c.status == JobStatus::Completed)
+            .map(|c| c.count)
+            .sum::<u64>(),
+        N as u64
+    );
+}
