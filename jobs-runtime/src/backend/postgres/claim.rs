@@ -5,7 +5,9 @@
 //! in claim order with `SKIP LOCKED` and marks them RUNNING — unless one of
 //! them has limits of its own ([`JobLimits`](jobs_core::JobLimits)): then it
 //! claims nothing and says so, and the claim goes the limited way. Jobs
-//! without limits thus cost what they always did.
+//! without limits thus cost what they always did. A queue whose due jobs
+//! had limits at the last limited claim skips the fast path for a second
+//! (see `Hints`), so a queue of limited jobs does not pay for both ways.
 //!
 //! **Limited way** (one transaction):
 //! 1. read up to [`SCAN`] due jobs per queue in claim order, with their
@@ -63,6 +65,10 @@ struct Candidate {
 }
 
 impl Candidate {
+    fn has_limits(&self) -> bool {
+        self.conc.is_some() || self.rate.is_some() || self.seq.is_some()
+    }
+
     fn from_row(row: &PgRow) -> std::result::Result<Candidate, sqlx::Error> {
         let conc_key: Option<String> = row.try_get("conc_key")?;
         let conc_max: Option<i32> = row.try_get("conc_max")?;
@@ -148,7 +154,8 @@ impl PostgresBackend {
         }
         // One fresh token per claim: it fences every job of this claim.
         let token = LeaseToken::random();
-        if !req.queues.iter().any(|q| req.limit_of(q).is_some()) {
+        let capped = req.queues.iter().any(|q| req.limit_of(q).is_some());
+        if !capped && !self.inner.hints.limited_recently(req.queues) {
             if let Some(jobs) = self.claim_fast(&req, token).await? {
                 return Ok(Claimed::new(jobs));
             }
@@ -235,6 +242,9 @@ impl PostgresBackend {
             .map_err(db_err)?;
         if rows.is_empty() {
             tx.commit().await.map_err(db_err)?;
+            for queue in req.queues {
+                self.inner.hints.saw_limits(queue, false);
+            }
             return Ok(Claimed::default());
         }
         let cands: Vec<Candidate> = rows
@@ -242,6 +252,11 @@ impl PostgresBackend {
             .map(Candidate::from_row)
             .collect::<std::result::Result<_, _>>()
             .map_err(db_err)?;
+        for (qi, queue) in req.queues.iter().enumerate() {
+            let ord = i32::try_from(qi + 1).unwrap_or(i32::MAX);
+            let limits = cands.iter().any(|c| c.ord == ord && c.has_limits());
+            self.inner.hints.saw_limits(queue, limits);
+        }
 
         // 2. A first pick on counts read without locks.
         let all: Vec<&Candidate> = cands.iter().collect();
