@@ -1015,3 +1015,33 @@ async fn limited_claims_under_contention_never_fail_or_overrun() {
         N as u64
     );
 }
+
+/// A held-back backlog longer than a limited claim's first read does not
+/// hide the jobs behind it: the claim reads on (up to its bound).
+#[tokio::test]
+async fn a_long_held_back_backlog_does_not_hide_later_jobs() {
+    let Some(guard) = fresh_backend("backlog").await else {
+        return;
+    };
+    let backend: &PostgresBackend = &guard;
+    let q = queues(&["default"]);
+    let keyed: Vec<NewJob> = (0..100)
+        .map(|i| NewJob::new("t", json!({ "i": i })).concurrency("one", 1))
+        .collect();
+    backend.enqueue_batch(keyed).await.unwrap();
+    let first = backend.claim(claim_req(&q, 1)).await.unwrap();
+    assert_eq!(first.jobs.len(), 1);
+    let free = backend
+        .enqueue_batch(vec![NewJob::new("t", json!({ "free": true }))])
+        .await
+        .unwrap()[0]
+        .id();
+    let next = backend.claim(claim_req(&q, 1)).await.unwrap();
+    assert_eq!(
+        next.jobs.iter().map(|j| j.id).collect::<Vec<_>>(),
+        vec![free]
+    );
+    assert!(next.limited);
+    let none = backend.claim(claim_req(&q, 1)).await.unwrap();
+    assert!(none.jobs.is_empty() && none.limited);
+}

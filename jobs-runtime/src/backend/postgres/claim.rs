@@ -10,8 +10,10 @@
 //! (see `Hints`), so a queue of limited jobs does not pay for both ways.
 //!
 //! **Limited way** (one transaction):
-//! 1. read up to [`SCAN`] due jobs per queue in claim order, with their
-//!    limits, without locking them (`claim_candidates.sql`);
+//! 1. read the first due jobs per queue in claim order, with their limits,
+//!    without locking them (`claim_candidates.sql`): four per job asked for
+//!    (at least [`FIRST_SCAN`]), and if those are held back and more are
+//!    due, up to [`SCAN`] (steps 1 and 2 again);
 //! 2. read what runs per concurrency key, sequence key and capped queue,
 //!    each sequence's head (its oldest unfinished job) and the starts in
 //!    each rate window (`claim_counts.sql`), and pick here, in claim order,
@@ -54,6 +56,10 @@ use super::row::row_to_job;
 
 /// At most this many due jobs of a queue are looked at per limited claim.
 pub(super) const SCAN: i64 = 1_000;
+
+/// A limited claim first reads 4 due jobs per job asked for (at least this
+/// many), and reads up to [`SCAN`] only if those were held back.
+const FIRST_SCAN: i64 = 32;
 
 /// A due job as the limited way sees it.
 struct Candidate {
@@ -233,35 +239,42 @@ impl PostgresBackend {
         token: LeaseToken,
     ) -> Result<Claimed> {
         let mut tx = conn.begin().await.map_err(db_err)?;
-        // 1. The candidates, in claim order.
-        let rows = sqlx::query(&self.inner.sql.claim_candidates)
-            .bind(req.queues)
-            .bind(SCAN)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        if rows.is_empty() {
-            tx.commit().await.map_err(db_err)?;
-            for queue in req.queues {
-                self.inner.hints.saw_limits(queue, false);
+        // 1. The candidates, in claim order: a few first, all SCAN if the
+        // few were held back.
+        let mut fetch = i64::try_from(req.limit.saturating_mul(4))
+            .unwrap_or(SCAN)
+            .clamp(FIRST_SCAN, SCAN);
+        let (cands, first, mut limited) = loop {
+            let rows = sqlx::query(&self.inner.sql.claim_candidates)
+                .bind(req.queues)
+                .bind(fetch)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            let cands: Vec<Candidate> = rows
+                .iter()
+                .map(Candidate::from_row)
+                .collect::<std::result::Result<_, _>>()
+                .map_err(db_err)?;
+            for (qi, queue) in req.queues.iter().enumerate() {
+                let ord = i32::try_from(qi + 1).unwrap_or(i32::MAX);
+                let limits = cands.iter().any(|c| c.ord == ord && c.has_limits());
+                self.inner.hints.saw_limits(queue, limits);
             }
-            return Ok(Claimed::default());
-        }
-        let cands: Vec<Candidate> = rows
-            .iter()
-            .map(Candidate::from_row)
-            .collect::<std::result::Result<_, _>>()
-            .map_err(db_err)?;
-        for (qi, queue) in req.queues.iter().enumerate() {
-            let ord = i32::try_from(qi + 1).unwrap_or(i32::MAX);
-            let limits = cands.iter().any(|c| c.ord == ord && c.has_limits());
-            self.inner.hints.saw_limits(queue, limits);
-        }
-
-        // 2. A first pick on counts read without locks.
-        let all: Vec<&Candidate> = cands.iter().collect();
-        let mut counts = self.counts(&mut tx, req, &all).await?;
-        let (first, mut limited) = pick(req, &all, &mut counts);
+            if cands.is_empty() {
+                tx.commit().await.map_err(db_err)?;
+                return Ok(Claimed::default());
+            }
+            // 2. A first pick on counts read without locks.
+            let all: Vec<&Candidate> = cands.iter().collect();
+            let mut counts = self.counts(&mut tx, req, &all).await?;
+            let (first, limited, more) = pick(req, &all, &mut counts, fetch);
+            if more && fetch < SCAN {
+                fetch = SCAN;
+                continue;
+            }
+            break (cands, first, limited);
+        };
         if first.is_empty() {
             // Everything is held back: no lock was needed to say so.
             tx.commit().await.map_err(db_err)?;
@@ -306,7 +319,7 @@ impl PostgresBackend {
         // 4. The pick again, among the picked jobs only, on counts read under
         // the locks: a slot another claim took meanwhile holds a job back.
         let mut counts = self.counts(&mut tx, req, &picked).await?;
-        let (chosen, held) = pick(req, &picked, &mut counts);
+        let (chosen, held, _) = pick(req, &picked, &mut counts, SCAN);
         limited |= held || chosen.len() < first.len();
         if chosen.is_empty() {
             tx.commit().await.map_err(db_err)?;
@@ -433,10 +446,17 @@ impl PostgresBackend {
 
 /// Picks, queue by queue in claim order, the candidates the limits admit,
 /// counting each one taken (as the memory backend does); says whether any
-/// due job was held back.
-fn pick(req: &ClaimRequest<'_>, cands: &[&Candidate], counts: &mut Counts) -> (Vec<Uuid>, bool) {
+/// due job was held back, and whether a queue may have more due jobs past
+/// the `scanned` it was read up to that the claim could have taken.
+fn pick(
+    req: &ClaimRequest<'_>,
+    cands: &[&Candidate],
+    counts: &mut Counts,
+    scanned: i64,
+) -> (Vec<Uuid>, bool, bool) {
     let mut chosen: Vec<Uuid> = Vec::new();
     let mut limited = false;
+    let mut more = false;
     for (qi, queue) in req.queues.iter().enumerate() {
         if chosen.len() >= req.limit {
             break;
@@ -480,10 +500,11 @@ fn pick(req: &ClaimRequest<'_>, cands: &[&Candidate], counts: &mut Counts) -> (V
             chosen.push(c.id);
             taken += 1;
         }
-        if taken < cap && mine.len() as i64 >= SCAN {
+        if taken < cap && mine.len() as i64 >= scanned {
             // More due jobs may lie past the scan.
             limited = true;
+            more = true;
         }
     }
-    (chosen, limited)
+    (chosen, limited, more)
 }
