@@ -5,10 +5,9 @@ use std::sync::Arc;
 
 use jobs_core::{Error, Result};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
-use tokio::sync::watch;
 
 use super::conn::{checkpointer, open_writer, reader_pool};
-use super::listener::shared_wake;
+use super::listener::{shared_signals, Signals};
 use super::options::{check_path, is_memory_url};
 use super::writer::Writer;
 // For an intra-doc link.
@@ -30,7 +29,7 @@ pub(super) struct Inner {
     /// Reads (`get`, `list`, `counts`, listener); `None` for `:memory:`, where
     /// the writer serves reads too.
     pub(super) reader: Option<SqlitePool>,
-    pub(super) wake: Arc<watch::Sender<u64>>,
+    pub(super) signals: Arc<Signals>,
     pub(super) location: String,
 }
 
@@ -93,7 +92,7 @@ impl SqliteBackend {
             inner: Arc::new(Inner {
                 writer,
                 reader,
-                wake: shared_wake(key),
+                signals: shared_signals(key),
                 location: url.to_owned(),
             }),
         };
@@ -115,7 +114,19 @@ impl SqliteBackend {
     }
 
     pub(super) fn wake(&self) {
-        self.inner.wake.send_modify(|v| *v = v.wrapping_add(1));
+        self.inner
+            .signals
+            .wake
+            .send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    /// Tells this process's listeners on this file that a running job's
+    /// cancellation was requested.
+    pub(super) fn signal_cancel(&self) {
+        self.inner
+            .signals
+            .cancels
+            .send_modify(|v| *v = v.wrapping_add(1));
     }
 
     /// Wakes this process's idle workers of this database file, e.g. after

@@ -101,12 +101,17 @@
 #[cfg(doc)]
 use jobs_core::{Backend, MAX_ERROR_HISTORY};
 
+mod admin;
+mod audit;
 mod backend;
 mod claim;
+mod cluster;
 mod conn;
+mod control;
 mod enqueue;
 mod error;
 mod lease;
+mod limits;
 mod listener;
 mod migrate;
 mod options;
