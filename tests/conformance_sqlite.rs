@@ -68,7 +68,10 @@ async fn two_handles_on_one_file_never_double_claim() {
     let mut produced: Vec<JobId> = a
         .enqueue_batch(new_jobs(INITIAL, "initial"))
         .await
-        .expect("enqueue");
+        .expect("enqueue")
+        .into_iter()
+        .map(|e| e.id())
+        .collect();
     let done = Arc::new(AtomicBool::new(false));
 
     let producer = {
@@ -81,7 +84,9 @@ async fn two_handles_on_one_file_never_double_claim() {
                 ids.extend(
                     q.enqueue_batch(new_jobs(BATCH, "more"))
                         .await
-                        .expect("enqueue"),
+                        .expect("enqueue")
+                        .into_iter()
+                        .map(|e| e.id()),
                 );
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
@@ -107,7 +112,8 @@ async fn two_handles_on_one_file_never_double_claim() {
                         Duration::from_secs(60),
                     ))
                     .await
-                    .expect("claim");
+                    .expect("claim")
+                    .jobs;
                 if jobs.is_empty() {
                     if finished {
                         break;
@@ -160,7 +166,10 @@ async fn jobs_survive_reopening_the_file() {
                 NewJob::new("r.job", json!({ "k": 2 })).queue("other"),
             ])
             .await
-            .expect("enqueue");
+            .expect("enqueue")
+            .into_iter()
+            .map(|e| e.id())
+            .collect::<Vec<_>>();
         let claimed = q
             .claim(ClaimRequest::new(
                 "gone",
@@ -170,7 +179,7 @@ async fn jobs_survive_reopening_the_file() {
             ))
             .await
             .expect("claim");
-        assert_eq!(claimed.len(), 1);
+        assert_eq!(claimed.jobs.len(), 1);
         q.close().await;
         (ids[0], ids[1])
     };
@@ -257,7 +266,8 @@ async fn transactional_enqueue_follows_the_callers_transaction() {
     let rolled_back = backend
         .enqueue_in(&mut *tx, NewJob::new("order.ship", json!({ "order": 1 })))
         .await
-        .expect("enqueue in tx");
+        .expect("enqueue in tx")
+        .id();
     tx.rollback().await.expect("rollback");
     assert!(backend.get(rolled_back).await.expect("get").is_none());
 
@@ -270,7 +280,8 @@ async fn transactional_enqueue_follows_the_callers_transaction() {
     let committed = backend
         .enqueue_in(&mut *tx, NewJob::new("order.ship", json!({ "order": 2 })))
         .await
-        .expect("enqueue in tx");
+        .expect("enqueue in tx")
+        .id();
     assert!(
         backend.get(committed).await.expect("get").is_none(),
         "invisible before commit"
@@ -289,7 +300,7 @@ async fn transactional_enqueue_follows_the_callers_transaction() {
         .await
         .expect("claim");
     assert_eq!(
-        claimed.iter().map(|j| j.id).collect::<Vec<_>>(),
+        claimed.jobs.iter().map(|j| j.id).collect::<Vec<_>>(),
         vec![committed]
     );
 
@@ -308,7 +319,8 @@ async fn transactional_enqueue_follows_the_callers_transaction() {
     let id = backend
         .enqueue_in(&mut *conn, NewJob::new("order.ship", json!({ "order": 5 })))
         .await
-        .expect("connection still usable");
+        .expect("connection still usable")
+        .id();
     assert!(backend.get(id).await.expect("get").is_some());
 }
 

@@ -132,6 +132,7 @@ async fn a_version_1_database_is_upgraded_on_connect() {
         ))
         .await
         .expect("claim")
+        .jobs
         .into_iter()
         .find(|j| j.id == retried.id)
         .expect("the retried job is due");
@@ -172,7 +173,8 @@ async fn a_nul_in_an_error_or_a_result_is_stored_faithfully() {
     let id = q
         .enqueue_batch(vec![NewJob::new("t", json!({}))])
         .await
-        .expect("enqueue")[0];
+        .expect("enqueue")[0]
+        .id();
     let job = q
         .claim(ClaimRequest::new(
             "w",
@@ -182,6 +184,7 @@ async fn a_nul_in_an_error_or_a_result_is_stored_faithfully() {
         ))
         .await
         .expect("claim")
+        .jobs
         .pop()
         .expect("claimed");
     let error = jobs_core::backend::AttemptFailure::new("bad \u{0} byte", false);
