@@ -18,6 +18,7 @@
 //! claim, once some of those have gone).
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use jobs_core::{queue_rate_key, ClaimLimit, Job, Result};
 use sqlx::{Connection, Row, SqliteConnection};
@@ -31,6 +32,8 @@ use super::sql::limited as sql;
 pub(super) const SCAN_LIMIT: usize = 2_000;
 /// Candidates read per statement.
 const PAGE: usize = 128;
+/// Expired starts of other keys forgotten per limited claim.
+const SWEEP: i64 = 100;
 
 /// A due job and its limits, as the walk sees it.
 struct Candidate {
@@ -64,7 +67,8 @@ pub(super) async fn claim_limited(
         .map_err(db_err)?;
     let mut counts = Counts::default();
     let mut taken: Vec<i64> = Vec::new();
-    let mut logged: Vec<String> = Vec::new();
+    // Starts to log: (rate key, its window in microseconds).
+    let mut logged: Vec<(String, i64)> = Vec::new();
     let mut limited = false;
     for queue in &args.queues {
         let left = args.limit - taken.len();
@@ -90,11 +94,18 @@ pub(super) async fn claim_limited(
         )
         .await?;
         limited |= held;
-        if !seqs.is_empty() && ql.is_some_and(|l| l.rate.is_some()) {
-            logged.extend(std::iter::repeat_n(queue_rate_key(queue), seqs.len()));
+        if let Some((_, per)) = ql.and_then(|l| l.rate) {
+            let window = (queue_rate_key(queue), micros_of(per));
+            logged.extend(std::iter::repeat_n(window, seqs.len()));
         }
         taken.extend(seqs);
     }
+    sqlx::query(sql::rate_sweep())
+        .bind(args.now)
+        .bind(SWEEP)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
     if taken.is_empty() {
         tx.commit().await.map_err(db_err)?;
         return Ok((Vec::new(), limited));
@@ -162,7 +173,7 @@ async fn walk(
     left: usize,
     now: i64,
     counts: &mut Counts,
-    logged: &mut Vec<String>,
+    logged: &mut Vec<(String, i64)>,
 ) -> Result<(Vec<i64>, bool)> {
     let mut taken = Vec::new();
     let mut held = false;
@@ -273,17 +284,23 @@ async fn admits(
 }
 
 /// Counts `c` as started and running, for the candidates after it.
-fn take(c: &Candidate, counts: &mut Counts, logged: &mut Vec<String>) {
+fn take(c: &Candidate, counts: &mut Counts, logged: &mut Vec<(String, i64)>) {
     if let Some((key, _)) = &c.concurrency {
         *counts.running.entry(key.clone()).or_insert(0) += 1;
     }
     if let Some(key) = &c.sequence {
         counts.sequences.insert(key.clone(), (Some(c.seq), true));
     }
-    if let Some((key, _, _)) = &c.rate {
+    if let Some((key, _, per_ms)) = &c.rate {
         *counts.starts.entry(key.clone()).or_insert(0) += 1;
-        logged.push(key.clone());
+        let per = Duration::from_millis(u64::try_from(*per_ms).unwrap_or(0));
+        logged.push((key.clone(), micros_of(per)));
     }
+}
+
+/// A window in microseconds, at most [`MAX_DELAY`](jobs_core::MAX_DELAY).
+fn micros_of(d: Duration) -> i64 {
+    i64::try_from(d.min(jobs_core::MAX_DELAY).as_micros()).unwrap_or(i64::MAX)
 }
 
 /// How many starts rate key `key` has in the window of `per_ms` ending at

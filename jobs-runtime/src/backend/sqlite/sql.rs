@@ -159,6 +159,12 @@ pub(super) mod limited {
         &SQL
     }
 
+    pub(crate) fn rate_sweep() -> &'static str {
+        static SQL: LazyLock<String> =
+            LazyLock::new(|| load(include_str!("sql/rate_sweep.sql"), &[]));
+        &SQL
+    }
+
     pub(crate) fn claim_seqs() -> &'static str {
         static SQL: LazyLock<String> = LazyLock::new(|| {
             load(
@@ -406,6 +412,7 @@ mod tests {
             limited::rate_prune().to_owned(),
             limited::rate_count().to_owned(),
             limited::rate_log().to_owned(),
+            limited::rate_sweep().to_owned(),
             limited::claim_seqs().to_owned(),
         ];
         for n in [1, 2, 3] {

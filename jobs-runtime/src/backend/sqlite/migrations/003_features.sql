@@ -49,12 +49,16 @@ WHERE sequence_key IS NOT NULL
 CREATE INDEX jobs_queue_running_queues ON jobs_queue (queue)
 WHERE status = 'RUNNING';
 
--- Start times per rate key (a job's key, or `queue:<name>`), at claim time.
+-- Start times per rate key (a job's key, or `queue:<name>`), at claim time,
+-- each kept until its window has passed (`expires_at`): claims forget the
+-- expired starts of the keys they look at, and sweep a few others' too.
 CREATE TABLE jobs_rate_log (
-    key TEXT    NOT NULL,
-    at  INTEGER NOT NULL
+    key        TEXT    NOT NULL,
+    at         INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
 );
 CREATE INDEX jobs_rate_log_key ON jobs_rate_log (key, at);
+CREATE INDEX jobs_rate_log_expiry ON jobs_rate_log (expires_at);
 
 -- Paused queues: not claimed until resumed.
 CREATE TABLE jobs_paused (
