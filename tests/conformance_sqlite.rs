@@ -349,3 +349,105 @@ async fn quiet_writes_are_checkpointed_within_seconds() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Limits and unique keys hold across handles with connections of their own
+/// on one file (as separate processes would have): claimers on both never
+/// run more jobs of a concurrency key than its max, and producers on both
+/// store one job per unique key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_and_unique_keys_hold_across_handles_on_one_file() {
+    use std::sync::atomic::AtomicU32;
+
+    use jobs_core::Uniqueness;
+
+    let url = url_of(&temp_db("shared-limits"));
+    let a = Arc::new(SqliteBackend::connect(&url).await.expect("open a"));
+    let b = Arc::new(SqliteBackend::connect(&url).await.expect("open b"));
+    let handles: [Arc<dyn Backend>; 2] = [a, b];
+
+    // Unique keys: 8 producers, 4 on each handle, 100 enqueues each, of 5 keys.
+    let mut producers = Vec::new();
+    for p in 0..8 {
+        let q = handles[p % 2].clone();
+        producers.push(tokio::spawn(async move {
+            let mut inserted = 0;
+            for i in 0..100 {
+                let key = format!("key-{}", i % 5);
+                let job = NewJob::new("unique.job", json!({ "p": p, "i": i }))
+                    .queue("unique")
+                    .unique(Uniqueness::new(key));
+                let out = q.enqueue_batch(vec![job]).await.expect("enqueue");
+                inserted += usize::from(out[0].is_inserted());
+            }
+            inserted
+        }));
+    }
+    let mut inserted = 0;
+    for p in producers {
+        inserted += p.await.expect("producer");
+    }
+    assert_eq!(inserted, 5, "one job per key");
+    let stored = handles[0]
+        .list(&JobFilter::default().queue("unique").limit(100))
+        .await
+        .expect("list");
+    assert_eq!(stored.len(), 5);
+
+    // A concurrency key with max 2, claimed from both handles at once.
+    let jobs: Vec<NewJob> = (0..30)
+        .map(|n| NewJob::new("limited.job", json!({ "n": n })).concurrency("hot", 2))
+        .collect();
+    handles[0].enqueue_batch(jobs).await.expect("enqueue");
+    let running = Arc::new(AtomicU32::new(0));
+    let peak = Arc::new(AtomicU32::new(0));
+    let done = Arc::new(AtomicU32::new(0));
+    let mut claimers = Vec::new();
+    for c in 0..6 {
+        let q = handles[c % 2].clone();
+        let (running, peak, done) = (running.clone(), peak.clone(), done.clone());
+        claimers.push(tokio::spawn(async move {
+            let worker = format!("claimer-{c}");
+            let queues = vec!["default".to_owned()];
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            while done.load(Ordering::SeqCst) < 30 {
+                assert!(std::time::Instant::now() < deadline, "stalled");
+                let got = q
+                    .claim(ClaimRequest::new(
+                        &worker,
+                        &queues,
+                        2,
+                        Duration::from_secs(60),
+                    ))
+                    .await
+                    .expect("claim")
+                    .jobs;
+                if got.is_empty() {
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                    continue;
+                }
+                let n = got.len() as u32;
+                peak.fetch_max(running.fetch_add(n, Ordering::SeqCst) + n, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                running.fetch_sub(n, Ordering::SeqCst);
+                let updates: Vec<OutcomeUpdate> = got
+                    .iter()
+                    .map(|j| OutcomeUpdate::new(j.fence(), Outcome::Complete { result: None }))
+                    .collect();
+                assert!(q
+                    .record(&worker, &updates)
+                    .await
+                    .expect("record")
+                    .is_empty());
+                done.fetch_add(n, Ordering::SeqCst);
+            }
+        }));
+    }
+    for c in claimers {
+        c.await.expect("claimer");
+    }
+    let peak = peak.load(Ordering::SeqCst);
+    assert!(
+        (1..=2).contains(&peak),
+        "{peak} jobs of a key with max 2 ran at once"
+    );
+}
