@@ -1,7 +1,7 @@
 //! Enqueueing: new jobs as rows, inserted by multi-row `INSERT`s; unique
 //! jobs one by one, the store's unique index deciding which one holds a key.
 
-use jobs_core::{Enqueued, Error, JobId, NewJob, Result};
+use jobs_core::{Enqueued, Error, JobId, NewJob, Result, UniqueStates};
 use sqlx::{Connection, Row, SqliteConnection};
 use uuid::Uuid;
 
@@ -96,7 +96,10 @@ pub(super) fn insert_rows_of(jobs: Vec<NewJob>, now: i64) -> Result<Vec<InsertRo
             };
             let unique = j.unique.as_ref().map(|u| UniqueRow {
                 key: u.stored_key(now_t.timestamp()),
-                states: i64::from(u.states.bits()),
+                // With the active states always in (as `from_bits` makes
+                // sure): a job that held no key while it waited or ran
+                // could not take it when it finishes.
+                states: i64::from(UniqueStates::from_bits(u.states.bits()).bits()),
                 replace: u.replace,
             });
             let limits = j.limits;
