@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use jobs_core::backend::{ClaimRequest, LeaseToken};
-use jobs_core::{Claimed, Job, Result};
+use jobs_core::{Claimed, Job, JobStatus, Result};
 use sqlx::SqliteConnection;
 
 use super::error::db_err;
@@ -86,17 +86,17 @@ impl SqliteBackend {
 }
 
 /// The fast path: one statement leases the first `limit` due jobs if none
-/// of them has limits of its own. `None`: some have, so the claim must take
-/// the limited path. Only when the statement leased nothing does a second
-/// (read-only) statement tell "nothing due" from "limited jobs due".
+/// of them has limits of its own. `None`: some have (the statement then
+/// returned them unchanged, still waiting), so the claim must take the
+/// limited path.
 async fn claim_fast(
     conn: &mut SqliteConnection,
     args: &ClaimArgs,
 ) -> Result<Option<Vec<(Job, i64)>>> {
     let limit = i64::try_from(args.limit).unwrap_or(i64::MAX);
     // ?1 now, ?2 worker, ?3 lease_until, ?4 limit, ?5 token, ?6.. queues.
-    let (claim, probe) = sql::claim(args.queues.len());
-    let mut q = sqlx::query(&claim)
+    let sql = sql::claim(args.queues.len());
+    let mut q = sqlx::query(&sql)
         .bind(args.now)
         .bind(args.worker.as_str())
         .bind(args.lease_until)
@@ -106,26 +106,12 @@ async fn claim_fast(
         q = q.bind(queue.as_str());
     }
     let rows = q.fetch_all(&mut *conn).await.map_err(db_err)?;
-    if !rows.is_empty() {
-        return rows
-            .iter()
-            .map(job_from_row)
-            .collect::<Result<_>>()
-            .map(Some);
-    }
-    let mut q = sqlx::query(&probe)
-        .bind(args.now)
-        .bind(None::<&str>)
-        .bind(None::<i64>)
-        .bind(limit)
-        .bind(None::<i64>);
-    for queue in &args.queues {
-        q = q.bind(queue.as_str());
-    }
-    let limited = q.fetch_optional(&mut *conn).await.map_err(db_err)?;
-    Ok(if limited.is_some() {
-        None
-    } else {
-        Some(Vec::new())
-    })
+    let jobs = rows.iter().map(job_from_row).collect::<Result<Vec<_>>>()?;
+    Ok(
+        if jobs.iter().any(|(j, _)| j.status != JobStatus::Running) {
+            None
+        } else {
+            Some(jobs)
+        },
+    )
 }

@@ -69,10 +69,11 @@
 //! A claim without queue limits first tries the fast path: one `UPDATE …
 //! RETURNING` that leases the first due jobs of the (unpaused) queues in
 //! claim order, provided none of them has limits of its own. That is the
-//! whole claim for jobs without limits — no further statement and no other
-//! table, but for the lookup of the queues in `jobs_paused` — unless it
-//! leased nothing, when a read of the same candidates tells "nothing due"
-//! from "limited jobs due". A claim with queue limits, or one whose
+//! whole claim for jobs without limits, an empty one included — no further
+//! statement and no other table, but for the lookup of the queues in
+//! `jobs_paused`. If one of them has limits, the statement leases none
+//! (it rewrites them unchanged, and returns them still waiting, which is
+//! how the claim knows). A claim with queue limits, or one whose
 //! candidates have limits, takes the limited path (`limits.rs`): one `BEGIN
 //! IMMEDIATE` transaction that walks each queue's due jobs in claim order, a
 //! page at a time, admits those whose limits allow them (counting what runs

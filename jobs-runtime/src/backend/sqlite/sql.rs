@@ -66,13 +66,10 @@ const LIMITED: &str =
 const UNFINISHED: &str = "('PENDING', 'SCHEDULED', 'RUNNING', 'RETRYING')";
 
 /// The fast claim of up to `?4` jobs from `queues` queues (at least one), an
-/// earlier queue's jobs first, under lease token `?5` — and the probe that
-/// tells, when it leased nothing, whether limited jobs held it back.
-pub(super) fn claim(queues: usize) -> (String, String) {
+/// earlier queue's jobs first, under lease token `?5`.
+pub(super) fn claim(queues: usize) -> String {
     static CLAIM: LazyLock<String> =
         LazyLock::new(|| load(include_str!("sql/claim.sql"), &[("JOB_COLS", JOB_COLS)]));
-    static PROBE: LazyLock<String> =
-        LazyLock::new(|| load(include_str!("sql/claim_probe.sql"), &[]));
     static ONE_QUEUE: LazyLock<String> = LazyLock::new(|| {
         load(
             include_str!("sql/claim_one_queue.sql"),
@@ -99,10 +96,7 @@ pub(super) fn claim(queues: usize) -> (String, String) {
             .collect();
         QUEUES.replace("{arms}", &arms.join(" UNION ALL "))
     };
-    (
-        CLAIM.replace("{selection}", &selection),
-        PROBE.replace("{selection}", &selection),
-    )
+    CLAIM.replace("{selection}", &selection)
 }
 
 /// The statements of the limited claim path (`limits.rs`).
@@ -417,8 +411,7 @@ mod tests {
         ];
         for n in [1, 2, 3] {
             all.extend([
-                claim(n).0,
-                claim(n).1,
+                claim(n),
                 insert(n),
                 complete(n),
                 completed_by_call(n),
