@@ -451,3 +451,42 @@ async fn limits_and_unique_keys_hold_across_handles_on_one_file() {
         "{peak} jobs of a key with max 2 ran at once"
     );
 }
+
+/// When a job with limits that this handle claimed ends, idle workers of
+/// the file are woken at once: a slot of its key is free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_end_of_a_limited_job_wakes_listeners() {
+    let q = Arc::new(
+        SqliteBackend::connect(&url_of(&temp_db("limited-wake")))
+            .await
+            .expect("open"),
+    );
+    let jobs: Vec<NewJob> = (0..2)
+        .map(|n| NewJob::new("t", json!({ "n": n })).concurrency("one", 1))
+        .collect();
+    q.enqueue_batch(jobs).await.expect("enqueue");
+    let queues = vec!["default".to_owned()];
+    let claim = || ClaimRequest::new("w", &queues, 10, Duration::from_secs(60));
+    let first = q.claim(claim()).await.expect("claim");
+    assert_eq!(first.jobs.len(), 1);
+    assert!(first.limited);
+    let mut listener = q.listener(&queues).await.expect("listener");
+    let finisher = {
+        let q = q.clone();
+        let job = first.jobs[0].clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let done = OutcomeUpdate::new(job.fence(), Outcome::Complete { result: None });
+            assert!(q.record("w", &[done]).await.expect("record").is_empty());
+        })
+    };
+    let started = std::time::Instant::now();
+    listener.wait(Duration::from_secs(10)).await;
+    finisher.await.expect("finisher");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "not woken: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(q.claim(claim()).await.expect("claim").jobs.len(), 1);
+}

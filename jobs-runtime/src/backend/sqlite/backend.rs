@@ -30,6 +30,10 @@ pub(super) struct Inner {
     /// the writer serves reads too.
     pub(super) reader: Option<SqlitePool>,
     pub(super) signals: Arc<Signals>,
+    /// Jobs with limits of their own that this handle claimed and that may
+    /// still run: when one of them ends, a slot of its keys is free, so
+    /// idle workers are woken (as for new work).
+    pub(super) limited_running: std::sync::Mutex<std::collections::HashSet<uuid::Uuid>>,
     pub(super) location: String,
 }
 
@@ -94,6 +98,7 @@ impl SqliteBackend {
                 reader,
                 signals: shared_signals(key),
                 location: url.to_owned(),
+                limited_running: Default::default(),
             }),
         };
         if !in_memory {
@@ -118,6 +123,34 @@ impl SqliteBackend {
             .signals
             .wake
             .send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    /// Notes jobs with limits of their own that this handle just claimed.
+    pub(super) fn note_limited(&self, ids: impl IntoIterator<Item = uuid::Uuid>) {
+        let mut set = self
+            .inner
+            .limited_running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        set.extend(ids);
+    }
+
+    /// Whether any of `ids` was a job with limits that this handle claimed
+    /// (and forgets them): its end frees a slot.
+    pub(super) fn ended_limited<'a>(&self, ids: impl IntoIterator<Item = &'a uuid::Uuid>) -> bool {
+        let mut set = self
+            .inner
+            .limited_running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if set.is_empty() {
+            return false;
+        }
+        let mut any = false;
+        for id in ids {
+            any |= set.remove(id);
+        }
+        any
     }
 
     /// Tells this process's listeners on this file that a running job's

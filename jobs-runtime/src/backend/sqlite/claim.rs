@@ -61,6 +61,14 @@ impl SqliteBackend {
             })
             .await?;
         let mut jobs = rows;
+        let with_limits: Vec<uuid::Uuid> = jobs
+            .iter()
+            .filter(|(j, _)| !j.limits.is_empty())
+            .map(|(j, _)| *j.id.as_uuid())
+            .collect();
+        if !with_limits.is_empty() {
+            self.note_limited(with_limits);
+        }
         let pos: HashMap<&str, usize> = req
             .queues
             .iter()

@@ -85,6 +85,7 @@ impl SqliteBackend {
             }
             let (batch, recovered) = self.write(move |conn| recover_batch(conn, now)).await?;
             if !recovered.is_empty() {
+                self.ended_limited(recovered.iter().map(|r| r.job.id.as_uuid()));
                 self.wake();
             }
             // The manager that recovered them logs them, with its own context.

@@ -248,7 +248,10 @@ impl SqliteBackend {
                 })
             })
             .await?;
-        if wake {
+        // A job with limits that ended frees a slot of its keys.
+        // (Lost ones are forgotten too: some other worker took them over.)
+        let ended = self.ended_limited(updates.iter().map(|u| u.fence.id.as_uuid()));
+        if wake || ended {
             self.wake();
         }
         Ok(updates
