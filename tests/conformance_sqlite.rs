@@ -490,3 +490,27 @@ async fn the_end_of_a_limited_job_wakes_listeners() {
     );
     assert_eq!(q.claim(claim()).await.expect("claim").jobs.len(), 1);
 }
+
+/// The limited claim path walks past many held-back jobs (several pages of
+/// candidates) to the free ones behind them.
+#[tokio::test]
+async fn a_claim_walks_past_many_held_back_jobs() {
+    let q = SqliteBackend::connect(&url_of(&temp_db("walk")))
+        .await
+        .expect("open");
+    let mut jobs: Vec<NewJob> = (0..500)
+        .map(|n| NewJob::new("t", json!({ "n": n })).sequence("long"))
+        .collect();
+    let free = NewJob::new("t", json!({ "free": true }));
+    let (head, free_id) = (jobs[0].id, free.id);
+    jobs.push(free);
+    q.enqueue_batch(jobs).await.expect("enqueue");
+    let queues = vec!["default".to_owned()];
+    let claim = || ClaimRequest::new("w", &queues, 10, Duration::from_secs(60));
+    let got = q.claim(claim()).await.expect("claim");
+    let ids: HashSet<JobId> = got.jobs.iter().map(|j| j.id).collect();
+    assert_eq!(ids, HashSet::from([head, free_id]));
+    assert!(got.limited);
+    let again = q.claim(claim()).await.expect("claim");
+    assert!(again.jobs.is_empty() && again.limited);
+}

@@ -10,12 +10,13 @@
 //! written. No two claimers can both take the last slot.
 //!
 //! Per queue, in the request's order, it walks the due jobs in claim order,
-//! a page at a time, and admits each one whose limits allow it, counting it
-//! at once so the next candidates see it. A job held back is skipped, not
-//! waited for: the jobs behind it are still claimed. The walk looks at no
-//! more than [`SCAN_LIMIT`] candidates per queue per claim, so a queue full
-//! of held-back jobs costs a bounded scan (jobs behind them wait for a later
-//! claim, once some of those have gone).
+//! a page at a time (each twice the last), and admits each one whose limits
+//! allow it, counting it at once so the next candidates see it. A job held
+//! back is skipped, not waited for: the jobs behind it are still claimed.
+//! The walk looks at no more than [`SCAN_LIMIT`] candidates per queue per
+//! claim, so a queue full of held-back jobs costs a bounded scan (jobs
+//! behind them wait for a later claim, once some of those have gone; the
+//! claim says `limited`, so the manager asks again soon).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -30,8 +31,10 @@ use super::sql::limited as sql;
 
 /// At most this many due jobs of a queue are looked at per claim.
 pub(super) const SCAN_LIMIT: usize = 2_000;
-/// Candidates read per statement.
-const PAGE: usize = 128;
+/// Candidates read by the first statement of a walk; each next one reads
+/// twice as many (so the rows that `OFFSET` skips again stay within the
+/// rows read).
+const FIRST_PAGE: usize = 64;
 /// Expired starts of other keys forgotten per limited claim.
 const SWEEP: i64 = 100;
 
@@ -178,11 +181,13 @@ async fn walk(
     let mut taken = Vec::new();
     let mut held = false;
     let mut offset = 0usize;
+    let mut size = FIRST_PAGE;
     'pages: while offset < SCAN_LIMIT {
+        size = size.min(SCAN_LIMIT - offset);
         let page = sqlx::query(sql::candidates())
             .bind(queue)
             .bind(now)
-            .bind(PAGE as i64)
+            .bind(size as i64)
             .bind(offset as i64)
             .fetch_all(&mut *conn)
             .await
@@ -203,10 +208,11 @@ async fn walk(
                 held = true;
             }
         }
-        if n < PAGE {
+        if n < size {
             return Ok((taken, held));
         }
         offset += n;
+        size *= 2;
     }
     if offset >= SCAN_LIMIT && taken.len() < cap {
         // Jobs beyond the scan may be due: say so, so the manager asks again.
