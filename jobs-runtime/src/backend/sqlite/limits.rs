@@ -64,7 +64,7 @@ pub(super) async fn claim_limited(
     args: &ClaimArgs,
 ) -> Result<(Vec<(Job, i64)>, bool)> {
     let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
-    let paused: Vec<String> = sqlx::query_scalar("SELECT queue FROM jobs_paused")
+    let paused: Vec<String> = sqlx::query_scalar(super::sql::paused())
         .fetch_all(&mut *tx)
         .await
         .map_err(db_err)?;
