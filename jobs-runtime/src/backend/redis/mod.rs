@@ -187,6 +187,7 @@ mod backend;
 // After `backend`: its `impl RedisBackend` block then comes second in the docs.
 mod admin;
 mod conn;
+mod control;
 mod listener;
 mod options;
 mod queue;

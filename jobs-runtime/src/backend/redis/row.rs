@@ -5,8 +5,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use jobs_core::backend::LeaseToken;
 use jobs_core::{
-    AttemptError, BackendErrorKind, Error, Job, JobId, JobStatus, NewJob, Result, Timeout,
-    MAX_DELAY, MAX_ERROR_HISTORY,
+    AttemptError, BackendErrorKind, ConcurrencyLimit, Enqueued, Error, Job, JobId, JobLimits,
+    JobStatus, NewJob, RateLimit, Result, Timeout, MAX_DELAY, MAX_ERROR_HISTORY,
 };
 use redis::Value;
 use serde::Deserialize;
@@ -38,7 +38,16 @@ pub(super) mod col {
     pub const EC: usize = 20;
     pub const CX: usize = 21;
     pub const TO: usize = 22;
-    pub const LEN: usize = 23;
+    pub const SN: usize = 23;
+    pub const PG: usize = 24;
+    pub const UK: usize = 25;
+    pub const LC: usize = 26;
+    pub const LCM: usize = 27;
+    pub const LR: usize = 28;
+    pub const LRM: usize = 29;
+    pub const LRP: usize = 30;
+    pub const LS: usize = 31;
+    pub const LEN: usize = 32;
 }
 
 /// A job that could not be read back.
@@ -137,6 +146,15 @@ const FIELD_NAMES: [&str; col::LEN] = [
     "ec (error_count)",
     "cx (cancelled_at)",
     "to (timeout)",
+    "sn (snoozes)",
+    "pg (progress)",
+    "uk (unique_key)",
+    "lc (limits.concurrency.key)",
+    "lcm (limits.concurrency.max)",
+    "lr (limits.rate.key)",
+    "lrm (limits.rate.max)",
+    "lrp (limits.rate.per)",
+    "ls (limits.sequence)",
 ];
 
 /// Reads a job row; every problem names the field.
@@ -267,6 +285,28 @@ pub(super) fn parse_row(row: &[Value]) -> std::result::Result<Job, CorruptRow> {
             ms.parse().map_err(|e| bad(col::TO, &e))?,
         )),
     };
+    job.snoozes = u32_or_zero(col::SN)?;
+    job.progress = match bytes(&row[col::PG]) {
+        None => None,
+        Some(b) => Some(serde_json::from_slice(b).map_err(|e| bad(col::PG, &e))?),
+    };
+    job.unique_key = text(&row[col::UK]);
+    let mut limits = JobLimits::none();
+    if let Some(key) = text(&row[col::LC]) {
+        limits = limits.concurrency(ConcurrencyLimit::new(key, u32_of(col::LCM)?));
+    }
+    if let Some(key) = text(&row[col::LR]) {
+        let per = u64::try_from(req_int(col::LRP)?).map_err(|e| bad(col::LRP, &e))?;
+        limits = limits.rate(RateLimit::new(
+            key,
+            u32_of(col::LRM)?,
+            Duration::from_millis(per),
+        ));
+    }
+    if let Some(key) = text(&row[col::LS]) {
+        limits = limits.sequence(key);
+    }
+    job.limits = limits;
     Ok(job)
 }
 
@@ -277,11 +317,13 @@ pub(super) fn token_arg(token: LeaseToken) -> String {
 }
 
 /// Values per job in `enqueue.lua`'s arguments.
-pub(super) const JOB_ARGS: usize = 10;
+pub(super) const JOB_ARGS: usize = 20;
 
 /// Arguments of one job for `enqueue.lua`: id, queue, type, payload,
-/// priority, max_retries, run_at (µs), delay (µs), timeout (ms), metadata;
-/// empty for none. The script resolves a delay by Redis's clock.
+/// priority, max_retries, run_at (µs), delay (µs), timeout (ms), metadata,
+/// unique key, its period (s), its states (bits), replace (`1`), concurrency
+/// key and max, rate key, max and window (ms), sequence key; empty for none.
+/// The script resolves a delay and a period's bucket by Redis's clock.
 pub(super) fn job_args(job: &NewJob) -> Result<[Vec<u8>; JOB_ARGS]> {
     let payload = serde_json::to_vec(&job.payload).map_err(|e| Error::InvalidPayload {
         job_type: job.job_type.clone(),
@@ -308,6 +350,9 @@ pub(super) fn job_args(job: &NewJob) -> Result<[Vec<u8>; JOB_ARGS]> {
         }
     }
     let num = |n: Option<i128>| n.map(|n| n.to_string().into_bytes()).unwrap_or_default();
+    let opt = |s: Option<String>| s.map(String::into_bytes).unwrap_or_default();
+    let u = job.unique.as_ref();
+    let l = &job.limits;
     Ok([
         job.id.to_string().into_bytes(),
         job.queue_name.clone().into_bytes(),
@@ -319,11 +364,29 @@ pub(super) fn job_args(job: &NewJob) -> Result<[Vec<u8>; JOB_ARGS]> {
         num(job.delay.map(|d| micros(d).into())),
         num(job.timeout.map(|t| t.as_millis().into())),
         metadata,
+        opt(u.map(|u| u.key.clone())),
+        opt(u
+            .and_then(|u| u.period)
+            .map(|p| p.as_secs().max(1).to_string())),
+        opt(u.map(|u| u.states.bits().to_string())),
+        opt(u.filter(|u| u.replace).map(|_| "1".to_owned())),
+        opt(l.concurrency.as_ref().map(|c| c.key.clone())),
+        opt(l.concurrency.as_ref().map(|c| c.max.to_string())),
+        opt(l.rate.as_ref().map(|r| r.key.clone())),
+        opt(l.rate.as_ref().map(|r| r.max.to_string())),
+        opt(l.rate.as_ref().map(|r| {
+            u64::try_from(r.per.as_millis())
+                .unwrap_or(u64::MAX)
+                .max(1)
+                .to_string()
+        })),
+        opt(l.sequence.clone()),
     ])
 }
 
-/// What `enqueue.lua` said.
-pub(super) fn enqueue_reply(v: &Value) -> Result<()> {
+/// What `enqueue.lua` said: how each job of the chunk went (`ids` are the
+/// chunk's jobs, in order).
+pub(super) fn enqueue_reply(v: &Value, ids: &[JobId]) -> Result<Vec<Enqueued>> {
     let items = match v {
         Value::Array(items) => items.as_slice(),
         Value::ServerError(e) => {
@@ -332,7 +395,26 @@ pub(super) fn enqueue_reply(v: &Value) -> Result<()> {
         _ => &[],
     };
     match items.first().and_then(text).as_deref() {
-        Some("ok") => Ok(()),
+        Some("ok") if items.len() == ids.len() + 1 => ids
+            .iter()
+            .zip(&items[1..])
+            .map(|(id, item)| {
+                let t = text(item).unwrap_or_default();
+                let holder = |s: &str| {
+                    s.parse::<JobId>().map_err(|_| {
+                        unexpected(format_args!("the enqueue script named no holder: {t:?}"))
+                    })
+                };
+                match t.split_at_checked(1) {
+                    None => Ok(Enqueued::Inserted(*id)),
+                    Some(("d", h)) => Ok(Enqueued::Duplicate(holder(h)?)),
+                    Some(("r", h)) => Ok(Enqueued::Replaced(holder(h)?)),
+                    _ => Err(unexpected(format_args!(
+                        "unexpected item from the enqueue script: {t:?}"
+                    ))),
+                }
+            })
+            .collect(),
         Some("dup") => match items.get(1).and_then(text).and_then(|id| id.parse().ok()) {
             Some(id) => Err(Error::DuplicateId(id)),
             None => Err(unexpected(format_args!(
