@@ -47,19 +47,36 @@ local POS = {q = 2, t = 3, p = 4, s = 5, pr = 6, rc = 7, mr = 8, ra = 9, ca = 10
              lcm = 28, lr = 29, lrm = 30, lrp = 31, ls = 32}
 local WIDTH = 32
 
+-- Keys found full during this call (concurrency, rate) or running
+-- (sequence): they stay so until the call ends, since a claim only adds
+-- running jobs and starts, so later jobs of the key are refused without
+-- asking again.
+local full_conc, full_rate, busy_seq = {}, {}, {}
+
 -- Whether a job's own limits let it start now.
 local function admits(id, lc, lcm, lr, lrm, lrp, ls)
-  if lc and (tonumber(redis.call('HGET', RUN_CONC, lc)) or 0) >= (tonumber(lcm) or 1) then
-    return false
-  end
-  if ls then
-    local head = redis.call('ZRANGE', K .. ':sq:' .. ls, 0, 0)
-    if head[1] ~= id or (tonumber(redis.call('HGET', RUN_SEQ, ls)) or 0) > 0 then
+  if lc then
+    if full_conc[lc] then return false end
+    if (tonumber(redis.call('HGET', RUN_CONC, lc)) or 0) >= (tonumber(lcm) or 1) then
+      full_conc[lc] = true
       return false
     end
   end
-  if lr and window(lr, now, (tonumber(lrp) or 0) * 1000) >= (tonumber(lrm) or 1) then
-    return false
+  if ls then
+    if busy_seq[ls] then return false end
+    if (tonumber(redis.call('HGET', RUN_SEQ, ls)) or 0) > 0 then
+      busy_seq[ls] = true
+      return false
+    end
+    local head = redis.call('ZRANGE', K .. ':sq:' .. ls, 0, 0)
+    if head[1] ~= id then return false end
+  end
+  if lr then
+    if full_rate[lr] then return false end
+    if window(lr, now, (tonumber(lrp) or 0) * 1000) >= (tonumber(lrm) or 1) then
+      full_rate[lr] = true
+      return false
+    end
   end
   return true
 end

@@ -263,8 +263,8 @@ local function purge_job(id)
   if set(cur[5]) and redis.call('HGET', UNIQ, cur[5]) == id then
     redis.call('HDEL', UNIQ, cur[5])
   end
-  if set(cur[6]) then
-    leave_sequence(id, cur[6])
+  if set(cur[6]) and redis.call('ZREM', K .. ':sq:' .. cur[6], id) == 1 then
+    -- It was waiting in its sequence: the next job of the key may go.
     wake(q)
   end
   count(cur[1], q, -1)

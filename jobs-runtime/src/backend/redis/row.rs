@@ -493,6 +493,10 @@ mod tests {
         assert_eq!(job.error_count, 0);
         assert_eq!(job.cancelled_at, None);
         assert_eq!(job.timeout, None);
+        assert_eq!(job.snoozes, 0);
+        assert_eq!(job.progress, None);
+        assert_eq!(job.unique_key, None);
+        assert!(job.limits.is_empty());
 
         // Its error count is the length of its history, of which the last
         // MAX_ERROR_HISTORY entries are kept.
@@ -528,6 +532,34 @@ mod tests {
         row[col::LT] = bulk(token_arg(token));
         assert_eq!(parse_row(&row).unwrap().lease_token, Some(token));
         assert_eq!(token_arg(LeaseToken::from_u64(1)), "0000000000000001");
+        row[col::SN] = bulk("3");
+        row[col::PG] = bulk(r#"{"percent":50.0,"at":"2026-01-01T00:00:00Z"}"#);
+        row[col::UK] = bulk("k:42");
+        row[col::LC] = bulk("acct-1");
+        row[col::LCM] = bulk("2");
+        row[col::LR] = bulk("tenant");
+        row[col::LRM] = bulk("10");
+        row[col::LRP] = bulk("60000");
+        row[col::LS] = bulk("seq");
+        let job = parse_row(&row).unwrap();
+        assert_eq!(job.snoozes, 3);
+        assert_eq!(job.progress.unwrap().percent, Some(50.0));
+        assert_eq!(job.unique_key.as_deref(), Some("k:42"));
+        assert_eq!(
+            job.limits,
+            jobs_core::JobLimits::none()
+                .concurrency(ConcurrencyLimit::new("acct-1", 2))
+                .rate(RateLimit::new("tenant", 10, Duration::from_secs(60)))
+                .sequence("seq")
+        );
+        row[col::LCM] = Value::Nil;
+        let err = parse_row(&row).unwrap_err();
+        assert!(
+            err.reason.contains("limits.concurrency.max"),
+            "{}",
+            err.reason
+        );
+        row[col::LCM] = bulk("2");
         row[col::LT] = bulk("not hex");
         let err = parse_row(&row).unwrap_err();
         assert!(err.reason.contains("lease_token"), "{}", err.reason);
