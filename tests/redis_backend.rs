@@ -681,3 +681,73 @@ async fn scripts_are_loaded_again_after_script_flush() {
         );
     }
 }
+
+/// Jobs that a limit holds back go back to the ready set unchanged (none
+/// lost, order kept), a claim looks at a bounded number of them per queue
+/// (1,000), and the limit counters go back to empty once the jobs finished.
+#[tokio::test]
+async fn held_back_jobs_go_back_and_the_scan_is_bounded() {
+    let Some(b) = backend().await else { return };
+    let queues = q(&["default"]);
+    let keyed: Vec<NewJob> = (0..1_200)
+        .map(|i| NewJob::new("t", json!({ "n": i })).concurrency("k", 1))
+        .collect();
+    b.enqueue_batch(keyed).await.unwrap();
+    let plain = b
+        .enqueue_batch(vec![NewJob::new("t", json!({}))])
+        .await
+        .unwrap()[0]
+        .id();
+    let got = b.claim(claim_req(&queues, 10)).await.unwrap();
+    assert_eq!(got.jobs.len(), 1, "one of the key");
+    assert!(got.limited);
+    let mut conn = raw().await;
+    let ns = format!("{{{}}}", b.prefix());
+    let ready: usize = redis::cmd("ZCARD")
+        .arg(format!("{ns}:ready:default"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        ready, 1_200,
+        "the held-back jobs and the one behind them wait"
+    );
+    // The plain job is beyond the 1,000 candidates a claim looks at.
+    let again = b.claim(claim_req(&queues, 10)).await.unwrap();
+    assert!(again.jobs.is_empty() && again.limited);
+
+    // The keyed job finishes: the next keyed one goes, in enqueue order.
+    let first = &got.jobs[0];
+    assert_eq!(first.payload, json!({ "n": 0 }));
+    b.record(
+        "w1",
+        &[OutcomeUpdate::new(
+            first.fence(),
+            Outcome::Complete { result: None },
+        )],
+    )
+    .await
+    .unwrap();
+    let next = b.claim(claim_req(&queues, 10)).await.unwrap();
+    assert_eq!(next.jobs.len(), 1);
+    assert_eq!(next.jobs[0].payload, json!({ "n": 1 }));
+    b.record(
+        "w1",
+        &[OutcomeUpdate::new(
+            next.jobs[0].fence(),
+            Outcome::Retry {
+                delay: Duration::from_secs(3600),
+                error: jobs_core::backend::AttemptFailure::new("later", true),
+            },
+        )],
+    )
+    .await
+    .unwrap();
+    let running: Vec<String> = redis::cmd("HGETALL")
+        .arg(format!("{ns}:run:conc"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(running.is_empty(), "no job runs: {running:?}");
+    assert!(b.get(plain).await.unwrap().is_some());
+}

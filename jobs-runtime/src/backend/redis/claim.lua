@@ -115,6 +115,7 @@ for qi = 1, nq do
       local running = tonumber(redis.call('HGET', K .. ':counts', 'RUNNING ' .. q)) or 0
       cap_to(tonumber(q_global) - running)
     end
+    -- jobs_core::queue_rate_key (a Rust test checks that the two agree).
     local q_rate_key = 'queue:' .. q
     if q_rmax ~= '' then
       cap_to(tonumber(q_rmax) - window(q_rate_key, now, tonumber(q_rper)))

@@ -112,8 +112,10 @@ for i = 0, n - 1 do
     end
     holder = redis.call('HGET', UNIQ, uk)
   end
+  local hs = holder and redis.call('HGET', jkey(holder), 's')
+  -- A key whose holder is gone (its hash deleted by hand) is free.
+  if holder and not hs then holder = nil end
   if holder then
-    local hs = redis.call('HGET', jkey(holder), 's')
     if ur == '1' and WAITING[hs] then
       replace(holder, p, pr, mr, to, md, run_at, ra_s)
       results[#results + 1] = 'r' .. holder

@@ -11,7 +11,9 @@ local cur = redis.call('HMGET', key, 's', 'q', 'pr', 'sq', 'uk', 'ls')
 if cur[1] ~= 'FAILED' and cur[1] ~= 'DEAD_LETTER' then return {'state', cur[1] or '?'} end
 if set(cur[5]) then
   local holder = redis.call('HGET', UNIQ, cur[5])
-  if holder and holder ~= id then return {'taken', holder} end
+  if holder and holder ~= id and redis.call('EXISTS', jkey(holder)) == 1 then
+    return {'taken', holder}
+  end
   redis.call('HSET', UNIQ, cur[5], id)
 end
 local now = now_us()

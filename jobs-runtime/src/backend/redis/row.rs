@@ -585,6 +585,12 @@ mod tests {
     }
 
     #[test]
+    fn lua_logs_a_queue_rate_under_the_core_key() {
+        assert_eq!(jobs_core::queue_rate_key("q"), "queue:q");
+        assert!(include_str!("claim.lua").contains("local q_rate_key = 'queue:' .. q\n"));
+    }
+
+    #[test]
     fn lua_keeps_as_many_errors_as_the_core_says() {
         let common = include_str!("common.lua");
         assert!(
