@@ -99,7 +99,7 @@ impl RedisBackend {
         let ids: Vec<JobId> = jobs.iter().map(|j| j.id).collect();
 
         // Cut into chunks by count and size.
-        let mut chunks: Vec<Vec<[Vec<u8>; JOB_ARGS]>> = vec![Vec::new()];
+        let mut chunks: Vec<Vec<Vec<Vec<u8>>>> = vec![Vec::new()];
         let mut size = 0;
         for job in &jobs {
             let args = job_args(job)?;

@@ -2,10 +2,12 @@
 -- ARGV: abort_flag ('' = single chunk), n_check, ids to check for duplicates...,
 --       n, then per job (NARGS values): id, queue, type, payload, priority,
 --       max_retries, run_at_us ('' = none), delay_us ('' = none), timeout_ms
---       ('' = none), metadata ('' = none), unique key ('' = not unique),
---       its period in seconds ('' = none), its states (bits), replace ('1'),
---       concurrency key, its max, rate key, its max, its window (ms),
---       sequence key ('' = none for each).
+--       ('' = none), metadata ('' = none), extras: '' for none, else
+--       letters saying which follow: 'u' then 4 values (unique key, its
+--       period in seconds or '', its states as bits, replace '1' or ''), 'l'
+--       then 6 values (concurrency key, its max, rate key, its max, its
+--       window in ms, sequence key; '' for each it has not). A plain job
+--       costs one empty value for all of it.
 -- Due time: run_at if given, else now + delay, else now (now = server TIME).
 --
 -- A unique job is stored only if no job holds its key (with a period, the
@@ -27,7 +29,6 @@ end
 local n_check = tonumber(ARGV[2])
 local base = 3 + n_check
 local n = tonumber(ARGV[base])
-local NARGS = 20
 -- One EXISTS over many keys per 1,000 ids; only on a hit look for which one.
 local function first_existing(ids)
   for i = 1, #ids, 1000 do
@@ -41,9 +42,23 @@ local function first_existing(ids)
   end
   return nil
 end
+-- Where each job's values start (jobs with extras take more).
+local at = {}
+do
+  local b = base + 1
+  for i = 1, n do
+    at[i] = b
+    local ext = ARGV[b + 10]
+    b = b + 11
+    if ext ~= '' then
+      if string.find(ext, 'u', 1, true) then b = b + 4 end
+      if string.find(ext, 'l', 1, true) then b = b + 6 end
+    end
+  end
+end
 local keys = {}
 for i = 3, 2 + n_check do keys[#keys + 1] = jkey(ARGV[i]) end
-for i = 0, n - 1 do keys[#keys + 1] = jkey(ARGV[base + 1 + i * NARGS]) end
+for i = 1, n do keys[#keys + 1] = jkey(ARGV[at[i]]) end
 local dup = first_existing(keys)
 if dup then
   if flag ~= '' then
@@ -89,11 +104,23 @@ local function replace(holder, p, pr, mr, to, md, run_at, ra_s)
 end
 
 for i = 0, n - 1 do
-  local b = base + 1 + i * NARGS
-  local id, q, ty, p, pr, mr, ra, dl, to, md =
+  local b = at[i + 1]
+  local id, q, ty, p, pr, mr, ra, dl, to, md, ext =
     ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4], ARGV[b + 5], ARGV[b + 6],
-    ARGV[b + 7], ARGV[b + 8], ARGV[b + 9]
-  local uk, up, us, ur = ARGV[b + 10], ARGV[b + 11], ARGV[b + 12], ARGV[b + 13]
+    ARGV[b + 7], ARGV[b + 8], ARGV[b + 9], ARGV[b + 10]
+  local uk, up, us, ur = '', '', '', ''
+  local lc, lcm, lr, lrm, lrp, ls = '', '', '', '', '', ''
+  if ext ~= '' then
+    local e = b + 11
+    if string.find(ext, 'u', 1, true) then
+      uk, up, us, ur = ARGV[e], ARGV[e + 1], ARGV[e + 2], ARGV[e + 3]
+      e = e + 4
+    end
+    if string.find(ext, 'l', 1, true) then
+      lc, lcm, lr, lrm, lrp, ls = ARGV[e], ARGV[e + 1], ARGV[e + 2], ARGV[e + 3], ARGV[e + 4],
+        ARGV[e + 5]
+    end
+  end
   -- A delay is at most MAX_DELAY (about 100 years), so now + delay stays an
   -- exact integer in a double (below 2^53 us) until about the year 2155.
   local run_at = now
@@ -130,26 +157,30 @@ for i = 0, n - 1 do
     -- retry_count, attempt, error_count and snoozes start absent, read as 0.
     local f = {'q', q, 't', ty, 'p', p, 's', status, 'pr', pr, 'mr', mr, 'ra', ra_s,
                'ca', now_s, 'sq', sq_s}
-    local function opt(name, v)
-      if v ~= '' then
-        f[#f + 1] = name
-        f[#f + 1] = v
+    if md ~= '' then
+      f[#f + 1] = 'md'
+      f[#f + 1] = md
+    end
+    if to ~= '' then
+      f[#f + 1] = 'to'
+      f[#f + 1] = to
+    end
+    if ext ~= '' then
+      if uk ~= '' then
+        f[#f + 1] = 'uk'
+        f[#f + 1] = uk
+        f[#f + 1] = 'us'
+        f[#f + 1] = us
+        redis.call('HSET', UNIQ, uk, id)
+      end
+      local extra = {'lc', lc, 'lcm', lcm, 'lr', lr, 'lrm', lrm, 'lrp', lrp, 'ls', ls}
+      for k = 1, #extra, 2 do
+        if extra[k + 1] ~= '' then
+          f[#f + 1] = extra[k]
+          f[#f + 1] = extra[k + 1]
+        end
       end
     end
-    opt('md', md)
-    opt('to', to)
-    if uk ~= '' then
-      opt('uk', uk)
-      opt('us', us)
-      redis.call('HSET', UNIQ, uk, id)
-    end
-    opt('lc', ARGV[b + 14])
-    opt('lcm', ARGV[b + 15])
-    opt('lr', ARGV[b + 16])
-    opt('lrm', ARGV[b + 17])
-    opt('lrp', ARGV[b + 18])
-    local ls = ARGV[b + 19]
-    opt('ls', ls)
     join_sequence(id, ls, sq)
     redis.call('HSET', keys[n_check + i + 1], unpack(f))
     all[#all + 1] = sq_s

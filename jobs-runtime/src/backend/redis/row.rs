@@ -316,15 +316,18 @@ pub(super) fn token_arg(token: LeaseToken) -> String {
     format!("{:016x}", token.as_u64())
 }
 
-/// Values per job in `enqueue.lua`'s arguments.
-pub(super) const JOB_ARGS: usize = 20;
+/// Values per plain job in `enqueue.lua`'s arguments (a unique one has 4
+/// more, one with limits 6 more).
+pub(super) const JOB_ARGS: usize = 11;
 
 /// Arguments of one job for `enqueue.lua`: id, queue, type, payload,
-/// priority, max_retries, run_at (µs), delay (µs), timeout (ms), metadata,
-/// unique key, its period (s), its states (bits), replace (`1`), concurrency
-/// key and max, rate key, max and window (ms), sequence key; empty for none.
-/// The script resolves a delay and a period's bucket by Redis's clock.
-pub(super) fn job_args(job: &NewJob) -> Result<[Vec<u8>; JOB_ARGS]> {
+/// priority, max_retries, run_at (µs), delay (µs), timeout (ms), metadata
+/// (empty for none), then the extras: empty for a plain job, else `u` and/or
+/// `l`, followed by the unique key, its period (s), its states (bits) and
+/// replace (`1`), then the concurrency key and max, the rate key, max and
+/// window (ms), and the sequence key (empty for none). The script resolves a
+/// delay and a period's bucket by Redis's clock.
+pub(super) fn job_args(job: &NewJob) -> Result<Vec<Vec<u8>>> {
     let payload = serde_json::to_vec(&job.payload).map_err(|e| Error::InvalidPayload {
         job_type: job.job_type.clone(),
         reason: e.to_string(),
@@ -351,9 +354,8 @@ pub(super) fn job_args(job: &NewJob) -> Result<[Vec<u8>; JOB_ARGS]> {
     }
     let num = |n: Option<i128>| n.map(|n| n.to_string().into_bytes()).unwrap_or_default();
     let opt = |s: Option<String>| s.map(String::into_bytes).unwrap_or_default();
-    let u = job.unique.as_ref();
-    let l = &job.limits;
-    Ok([
+    let mut args = Vec::with_capacity(JOB_ARGS);
+    args.extend([
         job.id.to_string().into_bytes(),
         job.queue_name.clone().into_bytes(),
         job.job_type.clone().into_bytes(),
@@ -364,24 +366,40 @@ pub(super) fn job_args(job: &NewJob) -> Result<[Vec<u8>; JOB_ARGS]> {
         num(job.delay.map(|d| micros(d).into())),
         num(job.timeout.map(|t| t.as_millis().into())),
         metadata,
-        opt(u.map(|u| u.key.clone())),
-        opt(u
-            .and_then(|u| u.period)
-            .map(|p| p.as_secs().max(1).to_string())),
-        opt(u.map(|u| u.states.bits().to_string())),
-        opt(u.filter(|u| u.replace).map(|_| "1".to_owned())),
-        opt(l.concurrency.as_ref().map(|c| c.key.clone())),
-        opt(l.concurrency.as_ref().map(|c| c.max.to_string())),
-        opt(l.rate.as_ref().map(|r| r.key.clone())),
-        opt(l.rate.as_ref().map(|r| r.max.to_string())),
-        opt(l.rate.as_ref().map(|r| {
-            u64::try_from(r.per.as_millis())
-                .unwrap_or(u64::MAX)
-                .max(1)
-                .to_string()
-        })),
-        opt(l.sequence.clone()),
-    ])
+    ]);
+    let l = &job.limits;
+    let mut extras = String::new();
+    if job.unique.is_some() {
+        extras.push('u');
+    }
+    if !l.is_empty() {
+        extras.push('l');
+    }
+    args.push(extras.into_bytes());
+    if let Some(u) = &job.unique {
+        args.extend([
+            u.key.clone().into_bytes(),
+            opt(u.period.map(|p| p.as_secs().max(1).to_string())),
+            u.states.bits().to_string().into_bytes(),
+            opt(u.replace.then(|| "1".to_owned())),
+        ]);
+    }
+    if !l.is_empty() {
+        args.extend([
+            opt(l.concurrency.as_ref().map(|c| c.key.clone())),
+            opt(l.concurrency.as_ref().map(|c| c.max.to_string())),
+            opt(l.rate.as_ref().map(|r| r.key.clone())),
+            opt(l.rate.as_ref().map(|r| r.max.to_string())),
+            opt(l.rate.as_ref().map(|r| {
+                u64::try_from(r.per.as_millis())
+                    .unwrap_or(u64::MAX)
+                    .max(1)
+                    .to_string()
+            })),
+            opt(l.sequence.clone()),
+        ]);
+    }
+    Ok(args)
 }
 
 /// What `enqueue.lua` said: how each job of the chunk went (`ids` are the
