@@ -18,9 +18,9 @@
 -- payload, options and due time. Jobs of the batch are taken in order, so a
 -- later one with an earlier one's key is its duplicate.
 --
--- Returns {'ok', per job: '' (stored), 'd' .. holder id (duplicate) or
--- 'r' .. holder id (replaced)}, {'dup', id} or {'aborted'} (an earlier chunk
--- found a duplicate id).
+-- Returns {'ok'} when every job was stored, else {'ok', per job: ''
+-- (stored), 'd' .. holder id (duplicate) or 'r' .. holder id (replaced)};
+-- {'dup', id} or {'aborted'} (an earlier chunk found a duplicate id).
 local flag = ARGV[1]
 local flag_key = K .. ':abort:' .. flag
 if flag ~= '' and redis.call('EXISTS', flag_key) == 1 then
@@ -82,6 +82,7 @@ end
 -- Sequence numbers for the whole chunk at once (a duplicate leaves a gap).
 local seq0 = redis.call('INCRBY', K .. ':seq', n) - n
 local results = {'ok'}
+local all_stored = true
 
 -- Debounce: the waiting job `holder` takes the new job's payload, metadata,
 -- priority, retries, timeout and due time (a RETRYING one stays RETRYING).
@@ -149,6 +150,7 @@ for i = 0, n - 1 do
     else
       results[#results + 1] = 'd' .. holder
     end
+    all_stored = false
   else
     local sq = seq0 + i + 1
     local status = 'PENDING'
@@ -205,4 +207,5 @@ end
 flush_index()
 flush_counts()
 flush_wake()
+if all_stored then return {'ok'} end
 return results

@@ -413,6 +413,9 @@ pub(super) fn enqueue_reply(v: &Value, ids: &[JobId]) -> Result<Vec<Enqueued>> {
         _ => &[],
     };
     match items.first().and_then(text).as_deref() {
+        Some("ok") if items.len() == 1 => {
+            Ok(ids.iter().map(|id| Enqueued::Inserted(*id)).collect())
+        }
         Some("ok") if items.len() == ids.len() + 1 => ids
             .iter()
             .zip(&items[1..])
