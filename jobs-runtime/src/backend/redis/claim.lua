@@ -46,6 +46,8 @@ local POS = {q = 2, t = 3, p = 4, s = 5, pr = 6, rc = 7, mr = 8, ra = 9, ca = 10
              lt = 20, ec = 21, cx = 22, to = 23, sn = 24, pg = 25, uk = 26, lc = 27,
              lcm = 28, lr = 29, lrm = 30, lrp = 31, ls = 32}
 local WIDTH = 32
+-- The fields a claim reads from a job's hash, by slot.
+local READ = {s = 1, at = 2, q = 3, lc = 4, lcm = 5, lr = 6, lrm = 7, lrp = 8, ls = 9}
 
 -- Keys found full during this call (concurrency, rate) or running
 -- (sequence): they stay so until the call ends, since a claim only adds
@@ -142,21 +144,14 @@ for qi = 1, nq do
           -- One pass over the hash (cheaper than naming every field, most of
           -- them unset on a fresh job).
           local pairs_ = redis.call('HGETALL', key)
-          local st, at, q_ = nil, 0, nil
-          local lc, lcm, lr, lrm, lrp, ls
+          local v = {}
           for k = 1, #pairs_, 2 do
-            local f = pairs_[k]
-            local v = pairs_[k + 1]
-            if f == 's' then st = v
-            elseif f == 'at' then at = tonumber(v) or 0
-            elseif f == 'q' then q_ = v
-            elseif f == 'lc' then lc = v
-            elseif f == 'lcm' then lcm = v
-            elseif f == 'lr' then lr = v
-            elseif f == 'lrm' then lrm = v
-            elseif f == 'lrp' then lrp = v
-            elseif f == 'ls' then ls = v end
+            local w = READ[pairs_[k]]
+            if w then v[w] = pairs_[k + 1] end
           end
+          local st, q_ = v[1], v[3]
+          local at = tonumber(v[2]) or 0
+          local lc, lcm, lr, lrm, lrp, ls = v[4], v[5], v[6], v[7], v[8], v[9]
           -- A hash without a status is corrupt: claim it anyway so the worker
           -- reports it as that job's error instead of it vanishing.
           if WAITING[st] or (not st and #pairs_ > 0) then

@@ -45,8 +45,8 @@ for i = 2, #ARGV, 7 do
     if kind == 'C' then
       status = 'COMPLETED'
       -- It finished before the cancellation reached it: not cancelled.
-      redis.call('HSET', key, 's', status, 'fa', now_s, 'lb', '', 'lu', '', 'lt', '', 'rd', result,
-        'cx', '')
+      redis.call('HSET', key, 's', status, 'fa', now_s, 'lb', '', 'lu', '', 'lt', '', 'rd', result)
+      if cancelled then redis.call('HDEL', key, 'cx') end
     elseif kind == 'X' or (cancelled and (kind == 'R' or kind == 'L' or kind == 'S')) then
       status = 'FAILED'
       if kind == 'X' or kind == 'R' then
