@@ -135,7 +135,7 @@
 //! script that changes a job's status gives the key up (`HDEL`, only if this
 //! job holds it) when the job's unique states do not hold the new status; a
 //! requeue takes it again, or is refused with
-//! [`Error::UniqueKeyTaken`](jobs_core::Error::UniqueKeyTaken) naming the
+//! [`Error::UniqueKeyTaken`] naming the
 //! job that took it meanwhile; deleting and pruning give it up.
 //!
 //! # Limits
