@@ -1,6 +1,6 @@
 -- Stores a chunk of new jobs: all of them or none.
 -- ARGV: abort_flag ('' = single chunk), n_check, ids to check for duplicates...,
---       n, then per job (NARGS values): id, queue, type, payload, priority,
+--       n, then per job: id, queue, type, payload, priority,
 --       max_retries, run_at_us ('' = none), delay_us ('' = none), timeout_ms
 --       ('' = none), metadata ('' = none), extras: '' for none, else
 --       letters saying which follow: 'u' then 4 values (unique key, its
