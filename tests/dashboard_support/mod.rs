@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use jobs::{Job, JobError, JobHandler, JobId, JobResult, Queue, ScheduleState, WorkerManager};
+use jobs::{Job, JobError, JobHandler, JobId, JobResult, Queue, ScheduleState, WorkerManager,
+    WorkerManagerBuilder};
 use serde_json::json;
 
 /// Payloads and names that would run script if shown unescaped.
@@ -47,6 +48,11 @@ pub fn queues() -> Vec<String> {
 
 /// A manager of every seeded job type over `queues`.
 pub fn manager(queue: &Queue, queues: &[String]) -> WorkerManager {
+    builder(queue, queues).build().expect("a manager")
+}
+
+/// The builder of [`manager`].
+pub fn builder(queue: &Queue, queues: &[String]) -> WorkerManagerBuilder {
     WorkerManager::builder(queue.clone())
         .handler(Scripted("report.build".into()))
         .handler(Scripted("email.send".into()))
@@ -55,8 +61,6 @@ pub fn manager(queue: &Queue, queues: &[String]) -> WorkerManager {
         .poll_interval(Duration::from_millis(50))
         .worker_id("test-worker-1")
         .version("1.2.3")
-        .build()
-        .expect("a manager")
 }
 
 /// The seeded jobs, by what happened to them.
