@@ -225,7 +225,10 @@ async fn the_dashboard_works_in_chromium() {
     queue.pause("emails").await.unwrap();
     for i in 0..4 {
         queue
-            .enqueue_raw("email.send", json!({ "outcome": "ok", "to": format!("n{i}@example.com") }))
+            .enqueue_raw(
+                "email.send",
+                json!({ "outcome": "ok", "to": format!("n{i}@example.com") }),
+            )
             .queue("emails")
             .await
             .unwrap();
@@ -235,7 +238,9 @@ async fn the_dashboard_works_in_chromium() {
     })
     .await;
     until("the live paused mark", || async {
-        text_of(&c, "tr[data-queue=emails]").await.contains("paused")
+        text_of(&c, "tr[data-queue=emails]")
+            .await
+            .contains("paused")
     })
     .await;
     shot(&c, "overview").await;
@@ -335,23 +340,30 @@ async fn the_dashboard_works_in_chromium() {
 
     // -- Pause a queue and see the manager stop claiming from it.
     c.goto(&format!("{base}/queues")).await.unwrap();
-    c.find(Locator::Css("tr[data-queue=emails] button[data-action=pause]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    c.find(Locator::Css(
+        "tr[data-queue=emails] button[data-action=pause]",
+    ))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
     assert!(open_dialog(&c)
         .await
         .is_some_and(|t| t.contains("Pause queue emails")));
     c.accept_alert().await.unwrap();
     until("the paused queue", || async {
-        text_of(&c, "tr[data-queue=emails]").await.contains("paused")
+        text_of(&c, "tr[data-queue=emails]")
+            .await
+            .contains("paused")
     })
     .await;
     assert_eq!(queue.paused().await.unwrap(), vec!["emails".to_owned()]);
     let held = queue
-        .enqueue_raw("email.send", json!({ "outcome": "ok", "to": "held@example.com" }))
+        .enqueue_raw(
+            "email.send",
+            json!({ "outcome": "ok", "to": "held@example.com" }),
+        )
         .queue("emails")
         .await
         .unwrap()
@@ -368,15 +380,19 @@ async fn the_dashboard_works_in_chromium() {
     // ...but not from the paused one.
     assert_eq!(status(&queue, held).await, JobStatus::Pending);
     shot(&c, "queues").await;
-    c.find(Locator::Css("tr[data-queue=emails] button[data-action=resume]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    c.find(Locator::Css(
+        "tr[data-queue=emails] button[data-action=resume]",
+    ))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
     c.accept_alert().await.unwrap();
     until("the resumed queue", || async {
-        text_of(&c, ".notice").await.contains("Resumed queue emails")
+        text_of(&c, ".notice")
+            .await
+            .contains("Resumed queue emails")
     })
     .await;
     dashboard_support_wait(&queue, held, JobStatus::Completed).await;

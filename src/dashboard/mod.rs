@@ -7,10 +7,12 @@
 //! in the CLI) or mount it in your application under a prefix:
 //!
 //! ```no_run
+//! use jobs::dashboard::{axum, Dashboard};
+//!
 //! # async fn demo(queue: jobs::Queue) -> std::io::Result<()> {
 //! let app = axum::Router::new()
-//!     // .route("/", ...) your own routes
-//!     .nest("/admin/jobs", jobs::dashboard::Dashboard::new(queue).token("s3cret").router());
+//!     .route("/", axum::routing::get(|| async { "my app" }))
+//!     .nest("/admin/jobs", Dashboard::new(queue).token("s3cret").router());
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
 //! axum::serve(listener, app).await
 //! # }
@@ -43,6 +45,8 @@ use axum::Router;
 use crate::Queue;
 
 pub use auth::AuthMode;
+/// The `axum` the dashboard is built with, to mount its router at the same version.
+pub use axum;
 
 /// The actor name actions are audited under (`dashboard:USER` with basic auth).
 pub const ACTOR: &str = "dashboard";

@@ -4,8 +4,10 @@
 
 use std::time::Duration;
 
-use jobs::{Job, JobError, JobHandler, JobId, JobResult, Queue, ScheduleState, WorkerManager,
-    WorkerManagerBuilder};
+use jobs::{
+    Job, JobError, JobHandler, JobId, JobResult, Queue, ScheduleState, WorkerManager,
+    WorkerManagerBuilder,
+};
 use serde_json::json;
 
 /// Payloads and names that would run script if shown unescaped.

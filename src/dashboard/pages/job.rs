@@ -119,15 +119,8 @@ fn body(ctx: &Ctx, job: &Job) -> Markup {
             pre #metadata { (pretty(&serde_json::Value::Object(job.metadata.clone()))) }
         }
         h2 { "Timeline" }
-        ul.timeline {
-            li { (time(job.created_at)) " — enqueued" }
-            @if job.run_at > job.created_at + chrono::Duration::seconds(1) { li { (time(job.run_at)) " — due" } }
-            @for e in &job.errors {
-                li { (time(e.at)) " — attempt " (e.attempt) " failed" @if e.retryable { " (retryable)" } }
-            }
-            @if let Some(s) = job.started_at { li { (time(s)) " — latest attempt started" } }
-            @if let Some(c) = job.cancelled_at { li { (time(c)) " — cancelled" } }
-            @if let Some(c) = job.completed_at { li { (time(c)) " — " (job.status) } }
+        ul.timeline #timeline {
+            @for (at, what) in timeline(job) { li { (time(at)) " — " (what) } }
         }
         h2 { "Errors" }
         @if job.errors.is_empty() && job.error_message.is_none() {
@@ -153,4 +146,28 @@ fn body(ctx: &Ctx, job: &Job) -> Markup {
             }
         }
     }
+}
+
+/// What happened to the job, oldest first, as far as its record tells.
+fn timeline(job: &Job) -> Vec<(chrono::DateTime<Utc>, String)> {
+    let mut events = vec![(job.created_at, "enqueued".to_owned())];
+    if job.run_at > job.created_at + chrono::Duration::seconds(1) {
+        events.push((job.run_at, "due".to_owned()));
+    }
+    for e in &job.errors {
+        let how = if e.retryable { " (retryable)" } else { "" };
+        events.push((e.at, format!("attempt {} failed{how}", e.attempt)));
+    }
+    if let Some(s) = job.started_at {
+        events.push((s, format!("attempt {} started (the latest)", job.attempt)));
+    }
+    if let Some(c) = job.cancelled_at {
+        events.push((c, "cancelled".to_owned()));
+    }
+    if let Some(c) = job.completed_at {
+        events.push((c, format!("finished: {}", job.status)));
+    }
+    // Stable: events of the same instant keep the order above.
+    events.sort_by_key(|(at, _)| *at);
+    events
 }
