@@ -78,10 +78,16 @@ fn csrf_of(html: &str) -> String {
     rest[..rest.find('"').unwrap()].to_owned()
 }
 
-async fn seeded() -> (Queue, Seeded) {
-    let queue = jobs::connect("memory://").await.unwrap();
-    let seeded = seed(&queue).await;
-    (queue, seeded)
+/// A fresh, seeded queue on each backend this build has: memory, and SQLite
+/// (a file of its own) with the `sqlite` feature.
+async fn seeded_backends() -> Vec<(Queue, Seeded)> {
+    let mut out = Vec::new();
+    for url in dashboard_support::backend_urls() {
+        let queue = jobs::connect(&url).await.unwrap();
+        let seeded = seed(&queue).await;
+        out.push((queue, seeded));
+    }
+    out
 }
 
 async fn post_action(app: &Router, action: &str, fields: &[(&str, &str)]) -> Reply {
@@ -101,7 +107,12 @@ async fn last_audit(queue: &Queue) -> jobs::AuditEntry {
 
 #[tokio::test]
 async fn every_page_renders_with_seeded_jobs() {
-    let (queue, s) = seeded().await;
+    for (queue, s) in seeded_backends().await {
+        every_page_renders_with_seeded_jobs_on(queue, s).await;
+    }
+}
+
+async fn every_page_renders_with_seeded_jobs_on(queue: Queue, s: Seeded) {
     let app = Dashboard::new(queue.clone()).router();
 
     let overview = get(&app, "/").await;
@@ -192,7 +203,12 @@ async fn every_page_renders_with_seeded_jobs() {
 
 #[tokio::test]
 async fn metrics_are_prometheus_text_from_the_backend() {
-    let (queue, _) = seeded().await;
+    for (queue, s) in seeded_backends().await {
+        metrics_are_prometheus_text_from_the_backend_on(queue, s).await;
+    }
+}
+
+async fn metrics_are_prometheus_text_from_the_backend_on(queue: Queue, _s: Seeded) {
     queue.pause("reports").await.unwrap();
     let app = Dashboard::new(queue).router();
     let m = get(&app, "/metrics").await;
@@ -258,7 +274,12 @@ async fn the_vendored_htmx_is_the_pinned_one() {
 
 #[tokio::test]
 async fn each_action_works_and_lands_in_the_audit_log() {
-    let (queue, s) = seeded().await;
+    for (queue, s) in seeded_backends().await {
+        each_action_works_and_lands_in_the_audit_log_on(queue, s).await;
+    }
+}
+
+async fn each_action_works_and_lands_in_the_audit_log_on(queue: Queue, s: Seeded) {
     let app = Dashboard::new(queue.clone()).router();
 
     // Requeue a dead job, coming back to its page with a notice.
@@ -395,7 +416,15 @@ async fn each_action_works_and_lands_in_the_audit_log() {
 
 #[tokio::test]
 async fn actions_without_the_csrf_token_or_from_another_site_are_refused() {
-    let (queue, s) = seeded().await;
+    for (queue, s) in seeded_backends().await {
+        actions_without_the_csrf_token_or_from_another_site_are_refused_on(queue, s).await;
+    }
+}
+
+async fn actions_without_the_csrf_token_or_from_another_site_are_refused_on(
+    queue: Queue,
+    s: Seeded,
+) {
     let app = Dashboard::new(queue.clone()).router();
     let id = s.dead_reports[0].to_string();
     let audited = queue
@@ -475,7 +504,12 @@ async fn actions_without_the_csrf_token_or_from_another_site_are_refused() {
 
 #[tokio::test]
 async fn read_only_hides_and_refuses_actions() {
-    let (queue, s) = seeded().await;
+    for (queue, s) in seeded_backends().await {
+        read_only_hides_and_refuses_actions_on(queue, s).await;
+    }
+}
+
+async fn read_only_hides_and_refuses_actions_on(queue: Queue, s: Seeded) {
     let writable = Dashboard::new(queue.clone()).router();
     let csrf = csrf_of(&get(&writable, "/queues").await.body);
     let app = Dashboard::new(queue.clone()).read_only(true).router();
@@ -513,7 +547,12 @@ async fn read_only_hides_and_refuses_actions() {
 
 #[tokio::test]
 async fn a_token_is_required_when_set() {
-    let (queue, s) = seeded().await;
+    for (queue, s) in seeded_backends().await {
+        a_token_is_required_when_set_on(queue, s).await;
+    }
+}
+
+async fn a_token_is_required_when_set_on(queue: Queue, s: Seeded) {
     let app = Dashboard::new(queue.clone()).token("s3cret-token").router();
 
     // Pages send the browser to the login page; fragments and metrics say 401.
@@ -604,7 +643,12 @@ async fn a_token_is_required_when_set() {
 
 #[tokio::test]
 async fn basic_auth_admits_its_users_and_audits_them_by_name() {
-    let (queue, s) = seeded().await;
+    for (queue, s) in seeded_backends().await {
+        basic_auth_admits_its_users_and_audits_them_by_name_on(queue, s).await;
+    }
+}
+
+async fn basic_auth_admits_its_users_and_audits_them_by_name_on(queue: Queue, s: Seeded) {
     let app = Dashboard::new(queue.clone())
         .basic_auth("alice", "correct horse")
         .basic_auth("bob", "battery staple")
@@ -671,7 +715,12 @@ fn assert_inert(html: &str, page: &str) {
 
 #[tokio::test]
 async fn user_values_are_escaped_everywhere() {
-    let (queue, s) = seeded().await;
+    for (queue, s) in seeded_backends().await {
+        user_values_are_escaped_everywhere_on(queue, s).await;
+    }
+}
+
+async fn user_values_are_escaped_everywhere_on(queue: Queue, s: Seeded) {
     let app = Dashboard::new(queue.clone()).router();
     let job = get(&app, &format!("/jobs/{}", s.xss)).await;
     assert_eq!(job.status, StatusCode::OK);
@@ -716,7 +765,12 @@ async fn user_values_are_escaped_everywhere() {
 
 #[tokio::test]
 async fn mounted_under_a_prefix_it_links_and_redirects_there() {
-    let (queue, s) = seeded().await;
+    for (queue, s) in seeded_backends().await {
+        mounted_under_a_prefix_it_links_and_redirects_there_on(queue, s).await;
+    }
+}
+
+async fn mounted_under_a_prefix_it_links_and_redirects_there_on(queue: Queue, s: Seeded) {
     let app = Router::new().nest("/admin/jobs", Dashboard::new(queue.clone()).router());
     let page = get(&app, "/admin/jobs").await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
@@ -749,4 +803,109 @@ async fn mounted_under_a_prefix_it_links_and_redirects_there() {
         get(&app, "/admin/jobs/assets/htmx.min.js").await.status,
         StatusCode::OK
     );
+}
+
+#[tokio::test]
+async fn cancelling_a_running_job_tells_its_worker() {
+    for url in dashboard_support::backend_urls() {
+        let queue = jobs::connect(&url).await.unwrap();
+        let manager = dashboard_support::builder(&queue, &["reports".into()])
+            .cancel_grace(std::time::Duration::from_millis(200))
+            .shutdown_timeout(std::time::Duration::from_millis(200))
+            .build()
+            .unwrap();
+        let id = queue
+            .enqueue_raw(
+                "report.build",
+                serde_json::json!({ "outcome": "sleep", "ms": 30_000 }),
+            )
+            .queue("reports")
+            .await
+            .unwrap()
+            .id();
+        manager.start().await.unwrap();
+        let start = std::time::Instant::now();
+        while queue.get(id).await.unwrap().unwrap().status != JobStatus::Running {
+            assert!(start.elapsed().as_secs() < 20, "the job never ran");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let app = Dashboard::new(queue.clone()).router();
+        let live = get(&app, "/live/running").await;
+        assert!(live.body.contains(&id.to_string()[..13]), "{}", live.body);
+        let page = get(&app, &format!("/jobs/{id}")).await;
+        assert!(page.body.contains("data-action=\"cancel\""));
+        assert!(
+            !page.body.contains("data-action=\"delete\""),
+            "a running job is not deleted"
+        );
+        let r = post_action(
+            &app,
+            "cancel",
+            &[("id", &id.to_string()), ("reason", "wrong customer")],
+        )
+        .await;
+        assert!(
+            r.location().contains("notice=Cancelling") || r.location().contains("notice=Cancelled"),
+            "{}",
+            r.location()
+        );
+        let e = last_audit(&queue).await;
+        assert_eq!((e.action.as_str(), e.ok), ("cancel", true));
+        let start = std::time::Instant::now();
+        let job = loop {
+            let job = queue.get(id).await.unwrap().unwrap();
+            if job.status == JobStatus::Failed {
+                break job;
+            }
+            assert!(start.elapsed().as_secs() < 20, "the job was not stopped");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        };
+        assert!(job.cancelled_at.is_some());
+        assert_eq!(
+            job.error_message.as_deref(),
+            Some("cancelled by dashboard: wrong customer")
+        );
+        let page = get(&app, &format!("/jobs/{id}")).await;
+        assert!(page.body.contains("id=\"cancelled\""));
+        manager.stop().await.unwrap();
+    }
+}
+
+/// `jobs dashboard` serves on a loopback address, and refuses another one
+/// without authentication.
+#[cfg(feature = "cli")]
+#[test]
+fn the_cli_serves_loopback_and_refuses_a_public_bind_without_auth() {
+    use std::io::{BufRead as _, BufReader};
+    use std::process::{Command, Stdio};
+    let exe = env!("CARGO_BIN_EXE_jobs");
+    let out = Command::new(exe)
+        .args(["--url", "memory://", "dashboard", "--bind", "0.0.0.0:0"])
+        .env_remove("JOBS_DASHBOARD_TOKEN")
+        .env_remove("JOBS_DASHBOARD_BASIC_AUTH")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("without authentication"), "{err}");
+
+    let mut child = Command::new(exe)
+        .args([
+            "--url",
+            "memory://",
+            "dashboard",
+            "--bind",
+            "127.0.0.1:0",
+            "--read-only",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(line.starts_with("dashboard on http://127.0.0.1:"), "{line}");
 }

@@ -1,7 +1,8 @@
 //! The dashboard in a real browser: Debian's headless Chromium driven
 //! through WebDriver (`chromedriver`, started here on a free port) with
 //! `fantoccini`, against a dashboard served on 127.0.0.1:0 over a seeded
-//! memory backend (SQLite with `JOBS_TEST_DASHBOARD_URL=sqlite://…`).
+//! SQLite database (memory without the `sqlite` feature; any backend with
+//! `JOBS_TEST_DASHBOARD_URL`).
 //!
 //! Opens the overview and sees it refresh by itself, filters the list,
 //! opens a dead job, requeues it (answering the confirmation) and sees its
@@ -180,7 +181,8 @@ async fn the_dashboard_works_in_chromium() {
         Err(why) => panic!("{why}"),
     };
 
-    let url = std::env::var("JOBS_TEST_DASHBOARD_URL").unwrap_or_else(|_| "memory://".into());
+    // SQLite when the build has it (the "seeded SQLite database"), else memory.
+    let url = dashboard_support::backend_urls().pop().unwrap();
     let queue = jobs::connect(&url).await.unwrap();
     let s = seed(&queue).await;
 

@@ -189,3 +189,27 @@ pub async fn seed(queue: &Queue) -> Seeded {
         scheduled,
     }
 }
+
+/// The backends the dashboard tests run on: memory, and SQLite (a fresh file
+/// in the temporary directory) when the `sqlite` feature is on.
+/// `JOBS_TEST_DASHBOARD_URL` replaces the list with one URL.
+pub fn backend_urls() -> Vec<String> {
+    if let Ok(url) = std::env::var("JOBS_TEST_DASHBOARD_URL") {
+        return vec![url];
+    }
+    #[allow(unused_mut)]
+    let mut urls = vec!["memory://".to_owned()];
+    #[cfg(feature = "sqlite")]
+    urls.push(sqlite_url());
+    urls
+}
+
+/// A fresh SQLite file.
+pub fn sqlite_url() -> String {
+    let path = std::env::temp_dir().join(format!(
+        "jobs-dashboard-{}-{}.db",
+        std::process::id(),
+        uuid::Uuid::new_v4().simple()
+    ));
+    format!("sqlite://{}", path.display())
+}
