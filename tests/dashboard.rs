@@ -395,6 +395,33 @@ async fn each_action_works_and_lands_in_the_audit_log_on(queue: Queue, s: Seeded
         audit.body.contains("requeue-dead") && audit.body.contains("dead jobs of queue emails")
     );
 
+    // Narrowed to a job type: nothing of that type is dead in `reports`.
+    let r = post_action(
+        &app,
+        "requeue-dead",
+        &[("queue", "reports"), ("type", "email.send")],
+    )
+    .await;
+    assert!(
+        r.location().contains(
+            "notice=Requeued%200%20dead%20jobs%20of%20queue%20reports%2C%20type%20email.send"
+        ),
+        "{}",
+        r.location()
+    );
+    assert_eq!(
+        queue.get(s.dead_reports[1]).await.unwrap().unwrap().status,
+        JobStatus::DeadLetter
+    );
+    let list = get(
+        &app,
+        "/jobs?queue=reports&status=DEAD_LETTER&type=report.build",
+    )
+    .await;
+    assert!(list
+        .body
+        .contains("Requeue every dead job matching this filter"));
+
     // An unknown action, or one without its argument.
     assert_eq!(
         post_action(&app, "explode", &[]).await.status,

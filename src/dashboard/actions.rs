@@ -26,6 +26,9 @@ pub(crate) struct ActionForm {
     queue: Option<String>,
     #[serde(default)]
     reason: Option<String>,
+    /// A job type, narrowing a bulk requeue.
+    #[serde(default, rename = "type")]
+    job_type: Option<String>,
     /// The page to go back to (a path inside the dashboard).
     #[serde(default)]
     return_to: Option<String>,
@@ -196,23 +199,25 @@ async fn run(ctx: &Ctx, action: &str, form: &ActionForm) -> Outcome {
                 Ok(q) => q,
                 Err(o) => return o,
             };
-            requeue_dead(&queue, q).await
+            let job_type = form.job_type.as_deref().filter(|t| !t.is_empty());
+            requeue_dead(&queue, q, job_type).await
         }
         other => Outcome::BadRequest(format!("no action `{other}`")),
     }
 }
 
-/// Requeues every DEAD_LETTER job of `q` (each audited), then audits the
-/// bulk action as a whole.
-async fn requeue_dead(queue: &crate::Queue, q: &str) -> Outcome {
+/// Requeues every DEAD_LETTER job of `q` (of `job_type` only, if given),
+/// each audited, then audits the bulk action as a whole.
+async fn requeue_dead(queue: &crate::Queue, q: &str, job_type: Option<&str>) -> Outcome {
     let (mut n, mut refused) = (0usize, 0usize);
     let result = loop {
         // The refused ones stay dead, in front: skip them.
-        let filter = JobFilter::default()
+        let mut filter = JobFilter::default()
             .queue(q)
             .status(JobStatus::DeadLetter)
             .limit(500)
             .offset(refused);
+        filter.job_type = job_type.map(str::to_owned);
         let batch = match queue.list(&filter).await {
             Ok(b) => b,
             Err(e) => break Err(e),
@@ -232,18 +237,17 @@ async fn requeue_dead(queue: &crate::Queue, q: &str) -> Outcome {
         Ok(()) => Ok(format!("{n} jobs, {refused} refused")),
         Err(e) => Err(format!("{e} (after {n} jobs)")),
     };
-    let entry = AuditEntry::new(
-        queue.actor(),
-        "requeue-dead",
-        format!("dead jobs of queue {q}"),
-    )
-    .result(summary);
+    let what = match job_type {
+        Some(t) => format!("dead jobs of queue {q}, type {t}"),
+        None => format!("dead jobs of queue {q}"),
+    };
+    let entry = AuditEntry::new(queue.actor(), "requeue-dead", what.clone()).result(summary);
     let _ = queue.backend().append_audit(&entry).await;
     match result {
-        Ok(()) if refused == 0 => done(format!("Requeued {n} dead jobs of queue {q}.")),
+        Ok(()) if refused == 0 => done(format!("Requeued {n} {what}.")),
         Ok(()) => failed(format!(
-            "Requeued {n} dead jobs of queue {q}; {refused} were refused (see the audit log)."
+            "Requeued {n} {what}; {refused} were refused (see the audit log)."
         )),
-        Err(e) => failed(format!("Requeued {n} dead jobs of queue {q}, then: {e}")),
+        Err(e) => failed(format!("Requeued {n} {what}, then: {e}")),
     }
 }

@@ -255,7 +255,7 @@ pub(crate) async fn login_page(ctx: Ctx) -> Response {
             button type="submit" { "Sign in" }
         }
     };
-    pages::layout(&ctx, "Sign in", "", body).into_response()
+    pages::layout(&ctx, "Sign in", "login", body).into_response()
 }
 
 #[derive(Deserialize)]
@@ -277,7 +277,7 @@ pub(crate) async fn login(ctx: Ctx, headers: HeaderMap, Form(form): Form<LoginFo
             pages::layout(
                 &ctx,
                 "Sign in",
-                "",
+                "login",
                 html! { p.error { "Wrong token." } a href=(ctx.url("/login")) { "Try again" } },
             ),
         )

@@ -104,9 +104,15 @@ pub(crate) async fn page(ctx: Ctx) -> Response {
         @if status == Some(JobStatus::DeadLetter) {
             @if let Some(qn) = &q {
                 div.actions {
-                    (action_button(&ctx, "requeue-dead", &[("queue", qn)],
-                        "Requeue every dead job of this queue",
-                        &format!("Requeue every dead job of queue {qn}?"), "primary"))
+                    @if let Some(t) = &job_type {
+                        (action_button(&ctx, "requeue-dead", &[("queue", qn), ("type", t)],
+                            "Requeue every dead job matching this filter",
+                            &format!("Requeue every dead job of type {t} in queue {qn}?"), "primary"))
+                    } @else {
+                        (action_button(&ctx, "requeue-dead", &[("queue", qn)],
+                            "Requeue every dead job of this queue",
+                            &format!("Requeue every dead job of queue {qn}?"), "primary"))
+                    }
                 }
             }
         }
