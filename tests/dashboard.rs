@@ -862,6 +862,17 @@ async fn cancelling_a_running_job_tells_its_worker() {
         let page = get(&app, &format!("/jobs/{id}")).await;
         assert!(page.body.contains("data-action=\"cancel\""));
         assert!(
+            page.body.contains(&format!("hx-get=\"/jobs/{id}/live\"")),
+            "a running job's page follows it"
+        );
+        let part = get(&app, &format!("/jobs/{id}/live")).await;
+        assert!(part.body.starts_with("<div id=\"job-live\""));
+        assert!(part.body.contains("RUNNING") && part.body.contains("hx-trigger"));
+        // Its actions come back to the page, not to the fragment.
+        assert!(part
+            .body
+            .contains(&format!("name=\"return_to\" value=\"/jobs/{id}\"")));
+        assert!(
             !page.body.contains("data-action=\"delete\""),
             "a running job is not deleted"
         );
@@ -894,6 +905,11 @@ async fn cancelling_a_running_job_tells_its_worker() {
         );
         let page = get(&app, &format!("/jobs/{id}")).await;
         assert!(page.body.contains("id=\"cancelled\""));
+        let part = get(&app, &format!("/jobs/{id}/live")).await;
+        assert!(
+            part.body.contains("FAILED") && !part.body.contains("hx-trigger"),
+            "a finished job's page stops polling"
+        );
         manager.stop().await.unwrap();
     }
 }

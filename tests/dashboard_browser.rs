@@ -195,6 +195,7 @@ async fn the_dashboard_works_in_chromium() {
     // A manager working the queues, with a long job running in `reports`.
     let manager = builder(&queue, &["emails".into(), "reports".into()])
         .shutdown_timeout(Duration::from_millis(500))
+        .cancel_grace(Duration::from_millis(200))
         .build()
         .unwrap();
     let long = queue
@@ -443,11 +444,25 @@ async fn the_dashboard_works_in_chromium() {
     .await;
     shot(&c, "audit").await;
 
+    // -- A running job's page follows it: cancelled elsewhere, it turns FAILED
+    // without a reload.
+    c.goto(&format!("{base}/jobs/{long}")).await.unwrap();
+    until("the running job's page", || async {
+        text_of(&c, "#job-status").await.contains("RUNNING")
+    })
+    .await;
+    queue
+        .cancel_with(long, &jobs::CancelRequest::by("ops"))
+        .await
+        .unwrap();
+    until("the job's page to show it cancelled", || async {
+        let st = text_of(&c, "#job-status").await;
+        st.contains("FAILED") && st.contains("cancelled")
+    })
+    .await;
+
     c.close().await.unwrap();
     drop(driver);
-    let _ = queue
-        .cancel_with(long, &jobs::CancelRequest::by("test"))
-        .await;
     manager.stop().await.unwrap();
     server.abort();
 }

@@ -148,6 +148,7 @@ impl Dashboard {
             .route("/", get(pages::overview::page))
             .route("/jobs", get(pages::jobs::page))
             .route("/jobs/{id}", get(pages::job::page))
+            .route("/jobs/{id}/live", get(pages::job::live))
             .route("/queues", get(pages::queues::page))
             .route("/workers", get(pages::workers::page))
             .route("/schedules", get(pages::schedules::page))

@@ -67,26 +67,59 @@ fn actions(ctx: &Ctx, job: &Job) -> Markup {
     }
 }
 
+/// The job's status, actions and progress: while the job is not finished,
+/// it polls for itself (`/jobs/ID/live`), so a page left open follows the job.
+fn live_part(ctx: &Ctx, job: &Job) -> Markup {
+    let now = Utc::now();
+    let poll = ctx.state.poll_seconds;
+    let follow = poll > 0 && !job.status.is_terminal();
+    html! {
+        div #job-live
+            hx-get=[follow.then(|| ctx.url(&format!("/jobs/{}/live", job.id)))]
+            hx-trigger=[follow.then(|| format!("every {poll}s"))]
+            hx-swap="outerHTML" {
+            p #job-status {
+                (badge(job.status))
+                @if let Some(at) = job.cancelled_at {
+                    " " span.badge.s-FAILED #cancelled { "cancelled " (ago(Some(at), now)) }
+                    @if job.status == JobStatus::Running { " " span.muted { "(its worker is stopping it)" } }
+                }
+            }
+            (actions(ctx, job))
+            @if let Some(p) = &job.progress {
+                h2 { "Progress" }
+                p #progress {
+                    @if let Some(pc) = p.percent { progress max="100" value=(pc) {} " " (format!("{pc:.0}%")) " " }
+                    span.muted { "reported " (ago(Some(p.at), now)) }
+                }
+                @if let Some(d) = &p.data { pre { (pretty(d)) } }
+            }
+        }
+    }
+}
+
+/// `GET /jobs/ID/live`: the part of a job's page that changes while it runs.
+pub(crate) async fn live(ctx: Ctx, Path(id): Path<String>) -> Response {
+    let Ok(id) = id.parse::<JobId>() else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    match ctx.state.queue.get(id).await {
+        Ok(Some(job)) => {
+            // Actions come back to the job's page, not to this fragment.
+            let mut page_ctx = ctx.clone();
+            page_ctx.here = format!("/jobs/{id}");
+            live_part(&page_ctx, &job).into_response()
+        }
+        Ok(None) => (StatusCode::NOT_FOUND, "no such job").into_response(),
+        Err(e) => backend_error(&ctx, &e),
+    }
+}
+
 fn body(ctx: &Ctx, job: &Job) -> Markup {
     let now = Utc::now();
     let limits = serde_json::to_value(&job.limits).unwrap_or_default();
     html! {
-        p #job-status {
-            (badge(job.status))
-            @if let Some(at) = job.cancelled_at {
-                " " span.badge.s-FAILED #cancelled { "cancelled " (ago(Some(at), now)) }
-                @if job.status == JobStatus::Running { " " span.muted { "(its worker is stopping it)" } }
-            }
-        }
-        (actions(ctx, job))
-        @if let Some(p) = &job.progress {
-            h2 { "Progress" }
-            p #progress {
-                @if let Some(pc) = p.percent { progress max="100" value=(pc) {} " " (format!("{pc:.0}%")) " " }
-                span.muted { "reported " (ago(Some(p.at), now)) }
-            }
-            @if let Some(d) = &p.data { pre { (pretty(d)) } }
-        }
+        (live_part(ctx, job))
         h2 { "Details" }
         dl.meta #job-meta {
             dt { "Type" } dd.mono #job-type { (job.job_type) }
