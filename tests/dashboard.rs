@@ -858,7 +858,7 @@ async fn cancelling_a_running_job_tells_its_worker() {
         }
         let app = Dashboard::new(queue.clone()).router();
         let live = get(&app, "/live/running").await;
-        assert!(live.body.contains(&id.to_string()[..13]), "{}", live.body);
+        assert!(live.body.contains(&id.to_string()[24..]), "{}", live.body);
         let page = get(&app, &format!("/jobs/{id}")).await;
         assert!(page.body.contains("data-action=\"cancel\""));
         assert!(

@@ -154,7 +154,7 @@ pub(crate) fn running_fragment(ctx: &Ctx, jobs: &[crate::Job]) -> Markup {
                 tbody {
                     @for j in jobs {
                         tr {
-                            td.mono { a href=(ctx.job_url(j.id)) { (super::util::truncate(&j.id.to_string(), 13)) } }
+                            td.mono { a href=(ctx.job_url(j.id)) { (super::util::short_id(j.id)) } }
                             td { (j.job_type) }
                             td { (j.queue_name) }
                             td.mono { (j.locked_by.as_deref().unwrap_or("-")) }

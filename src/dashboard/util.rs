@@ -230,6 +230,13 @@ pub(crate) fn pretty(v: &serde_json::Value) -> String {
     serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
 }
 
+/// A job id, short: its random tail (a v7 id begins with its time, alike
+/// for jobs enqueued together), the whole id in the title.
+pub(crate) fn short_id(id: crate::JobId) -> maud::Markup {
+    let s = id.to_string();
+    maud::html! { span title=(s) { "…" (&s[s.len() - 12..]) } }
+}
+
 /// At most `n` characters, with `…` if cut.
 pub(crate) fn truncate(s: &str, n: usize) -> String {
     match s.char_indices().nth(n) {

@@ -124,7 +124,7 @@ pub(crate) async fn page(ctx: Ctx) -> Response {
             tbody {
                 @for j in &jobs {
                     tr data-job=(j.id) {
-                        td.mono { a href=(ctx.job_url(j.id)) { (truncate(&j.id.to_string(), 13)) } }
+                        td.mono { a href=(ctx.job_url(j.id)) { (crate::dashboard::util::short_id(j.id)) } }
                         td { (j.job_type) }
                         td { (j.queue_name) }
                         td { (badge(j.status)) @if j.cancelled_at.is_some() { " " span.badge { "cancelled" } } }
