@@ -43,6 +43,13 @@ impl QueueRow {
     }
 }
 
+/// [`queue_rows`] with the ages, kept as a sample for the throughput chart.
+pub(crate) async fn sampled_rows(state: &super::State) -> crate::Result<Vec<QueueRow>> {
+    let rows = queue_rows(&state.queue, true).await?;
+    state.samples.record(&rows);
+    Ok(rows)
+}
+
 /// Every queue that has jobs or is paused, by name.
 pub(crate) async fn queue_rows(queue: &Queue, with_age: bool) -> crate::Result<Vec<QueueRow>> {
     let counts = queue.counts().await?;
@@ -133,6 +140,7 @@ pub(crate) fn overview_fragment(ctx: &Ctx, rows: &[QueueRow]) -> Markup {
                 }
             }
             p.muted { "Updated " (super::util::time(now)) }
+            (ctx.state.samples.chart())
         }
     }
 }
@@ -189,7 +197,7 @@ pub(crate) async fn running_jobs(queue: &Queue) -> crate::Result<Vec<crate::Job>
 }
 
 pub(crate) async fn overview(ctx: Ctx) -> Response {
-    match queue_rows(&ctx.state.queue, true).await {
+    match sampled_rows(&ctx.state).await {
         Ok(rows) => overview_fragment(&ctx, &rows).into_response(),
         Err(e) => pages::backend_error(&ctx, &e),
     }

@@ -13,7 +13,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 
-use super::live::{queue_rows, COLUMNS};
+use super::live::{sampled_rows, COLUMNS};
 use super::util::Ctx;
 
 /// A label value, escaped as the text format wants.
@@ -46,7 +46,7 @@ pub(crate) async fn metrics(ctx: Ctx) -> Response {
 
 async fn render(ctx: &Ctx) -> crate::Result<String> {
     let queue = &ctx.state.queue;
-    let rows = queue_rows(queue, true).await?;
+    let rows = sampled_rows(&ctx.state).await?;
     let workers = queue.workers().await.unwrap_or_default();
     let now = Utc::now();
     let mut out = String::new();

@@ -10,7 +10,7 @@ use crate::dashboard::util::Ctx;
 
 pub(crate) async fn page(ctx: Ctx) -> Response {
     let queue = &ctx.state.queue;
-    let rows = match live::queue_rows(queue, true).await {
+    let rows = match live::sampled_rows(&ctx.state).await {
         Ok(r) => r,
         Err(e) => return backend_error(&ctx, &e),
     };
