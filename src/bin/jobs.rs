@@ -110,6 +110,10 @@ enum Command {
         /// Serve a non-loopback address without authentication.
         #[arg(long)]
         insecure: bool,
+        /// The path a reverse proxy serves the dashboard under (e.g. /jobs),
+        /// when it strips it before passing requests on.
+        #[arg(long)]
+        base_path: Option<String>,
     },
     /// Delete finished jobs older than a duration (e.g. 7d, 12h, 30m).
     Prune {
@@ -370,8 +374,12 @@ async fn run(cli: Cli) -> jobs::Result<()> {
             token,
             basic_auth,
             insecure,
+            base_path,
         } => {
             let mut dashboard = jobs::dashboard::Dashboard::new(queue).read_only(read_only);
+            if let Some(p) = base_path {
+                dashboard = dashboard.base_path(p);
+            }
             if let Some(t) = token {
                 dashboard = dashboard.token(t);
             }
