@@ -17,7 +17,7 @@ use super::{pages, AppState};
 /// How a dashboard admits its users.
 #[derive(Clone)]
 #[non_exhaustive]
-pub enum AuthMode {
+pub(crate) enum AuthMode {
     /// Everyone who reaches it (the default: bind it to a loopback address).
     None,
     /// Whoever presents this token (bearer header, or the login cookie).

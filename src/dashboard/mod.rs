@@ -45,7 +45,7 @@ use axum::Router;
 
 use crate::Queue;
 
-pub use auth::AuthMode;
+use auth::AuthMode;
 /// The `axum` the dashboard is built with, to mount its router at the same version.
 pub use axum;
 
