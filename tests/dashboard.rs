@@ -493,6 +493,10 @@ async fn actions_without_the_csrf_token_or_from_another_site_are_refused_on(
     req.headers_mut()
         .insert(header::HOST, "127.0.0.1:8080".parse().unwrap());
     assert_eq!(send(&app, req).await.status, StatusCode::FORBIDDEN);
+    let mut req = form_request("/actions/requeue", &[("id", &id), ("csrf", &mine)]);
+    req.headers_mut()
+        .insert(header::ORIGIN, "null".parse().unwrap());
+    assert_eq!(send(&app, req).await.status, StatusCode::FORBIDDEN);
     // A GET does nothing.
     assert_eq!(
         get(&app, &format!("/actions/requeue?id={id}&csrf={mine}"))
@@ -527,6 +531,17 @@ async fn actions_without_the_csrf_token_or_from_another_site_are_refused_on(
         queue.get(s.dead_reports[0]).await.unwrap().unwrap().status,
         JobStatus::Pending
     );
+    // Behind a proxy that rewrites `Host`: `Sec-Fetch-Site`, or `Origin`
+    // against `X-Forwarded-Host`.
+    let id = s.dead_reports[1].to_string();
+    let mut req = form_request("/actions/requeue", &[("id", &id), ("csrf", &mine)]);
+    req.headers_mut()
+        .insert(header::ORIGIN, "https://jobs.example.com".parse().unwrap());
+    req.headers_mut()
+        .insert(header::HOST, "127.0.0.1:8080".parse().unwrap());
+    req.headers_mut()
+        .insert("x-forwarded-host", "jobs.example.com".parse().unwrap());
+    assert_eq!(send(&app, req).await.status, StatusCode::SEE_OTHER);
 }
 
 #[tokio::test]

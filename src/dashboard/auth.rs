@@ -220,23 +220,31 @@ fn refusal(state: &AppState, base: &str, req: &Request) -> Response {
 }
 
 /// Whether a state-changing request comes from a page of this dashboard's
-/// own origin: `Sec-Fetch-Site`, where the browser sends it, must be
-/// `same-origin`, and `Origin`, where sent, must name this host. Requests
-/// without either header (scripts, curl) rely on the CSRF token alone.
+/// own origin. Where the browser sends `Sec-Fetch-Site` (every current
+/// one), it must be `same-origin`; a page's script cannot forge it, and it
+/// holds behind a proxy that rewrites `Host`. Otherwise `Origin`, where
+/// sent, must name this host (`Host`, or `X-Forwarded-Host` from a proxy).
+/// Requests with neither header (scripts, curl) rely on the CSRF token alone.
 pub(crate) fn same_origin(headers: &HeaderMap) -> Result<(), &'static str> {
     if let Some(site) = headers.get("sec-fetch-site") {
-        if site.as_bytes() != b"same-origin" {
-            return Err("cross-site request refused (Sec-Fetch-Site)");
-        }
+        return if site.as_bytes() == b"same-origin" {
+            Ok(())
+        } else {
+            Err("cross-site request refused (Sec-Fetch-Site)")
+        };
     }
     if let Some(origin) = headers.get(header::ORIGIN) {
         let origin = origin.to_str().unwrap_or("");
-        let host = headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("");
         let origin_host = origin.split_once("://").map(|(_, h)| h).unwrap_or("");
-        if origin_host.is_empty() || !origin_host.eq_ignore_ascii_case(host) {
+        let named = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|h| h.to_str().ok())
+                .is_some_and(|h| {
+                    !origin_host.is_empty() && origin_host.eq_ignore_ascii_case(h.trim())
+                })
+        };
+        if !named("host") && !named("x-forwarded-host") {
             return Err("cross-origin request refused (Origin)");
         }
     }
