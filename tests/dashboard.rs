@@ -218,15 +218,15 @@ async fn metrics_are_prometheus_text_from_the_backend_on(queue: Queue, _s: Seede
         .unwrap()
         .starts_with("text/plain; version=0.0.4"));
     for line in [
-        "# TYPE jobs_jobs gauge",
-        "jobs_jobs{queue=\"emails\",status=\"DEAD_LETTER\"} 3",
-        "jobs_jobs{queue=\"emails\",status=\"PENDING\"} 3",
-        "jobs_jobs{queue=\"reports\",status=\"COMPLETED\"} 3",
+        "# TYPE jobs_queue_jobs gauge",
+        "jobs_queue_jobs{queue=\"emails\",status=\"dead_letter\"} 3",
+        "jobs_queue_jobs{queue=\"emails\",status=\"pending\"} 3",
+        "jobs_queue_jobs{queue=\"reports\",status=\"completed\"} 3",
         "jobs_queue_paused{queue=\"reports\"} 1",
         "jobs_queue_paused{queue=\"emails\"} 0",
         "jobs_workers 0",
         // A label value is escaped.
-        "jobs_jobs{queue=\"\\\"><img/src=x/onerror=alert(1)>\",status=\"DEAD_LETTER\"} 1",
+        "jobs_queue_jobs{queue=\"\\\"><img/src=x/onerror=alert(1)>\",status=\"dead_letter\"} 1",
     ] {
         assert!(
             m.body.lines().any(|l| l == line),

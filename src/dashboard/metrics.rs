@@ -2,6 +2,10 @@
 //! scrape — jobs by queue and status, paused queues, the oldest waiting job's
 //! age per queue, registered workers and the jobs they run.
 //!
+//! `jobs_queue_jobs{queue,status}` and `jobs_running{worker}` have the names
+//! and labels of the runtime's own gauges, so either source fills the same
+//! panels (scrape one of them for these, or a sum counts twice).
+//!
 //! Counters and histograms of what happens inside the worker processes
 //! (jobs enqueued, completed, failed…, run time, queue latency) are not
 //! here: the runtime records them through the `metrics` facade in each
@@ -50,15 +54,17 @@ async fn render(ctx: &Ctx) -> crate::Result<String> {
     let workers = queue.workers().await.unwrap_or_default();
     let now = Utc::now();
     let mut out = String::new();
-    out.push_str("# HELP jobs_jobs Jobs by queue and status, as the backend counts them now.\n");
-    out.push_str("# TYPE jobs_jobs gauge\n");
+    out.push_str(
+        "# HELP jobs_queue_jobs Jobs by queue and status, as the backend counts them now.\n",
+    );
+    out.push_str("# TYPE jobs_queue_jobs gauge\n");
     for r in &rows {
         for (i, (status, _)) in COLUMNS.iter().enumerate() {
             let _ = writeln!(
                 out,
-                "jobs_jobs{{queue=\"{}\",status=\"{}\"}} {}",
+                "jobs_queue_jobs{{queue=\"{}\",status=\"{}\"}} {}",
                 label(&r.name),
-                status.as_str(),
+                status.as_str().to_ascii_lowercase(),
                 r.counts[i]
             );
         }
@@ -90,14 +96,13 @@ async fn render(ctx: &Ctx) -> crate::Result<String> {
     out.push_str("# HELP jobs_workers Workers registered with the backend.\n");
     out.push_str("# TYPE jobs_workers gauge\n");
     let _ = writeln!(out, "jobs_workers {}", workers.len());
-    out.push_str("# HELP jobs_worker_running_jobs Jobs each worker runs now.\n");
-    out.push_str("# TYPE jobs_worker_running_jobs gauge\n");
+    out.push_str("# HELP jobs_running Jobs each worker runs now, as it last registered.\n");
+    out.push_str("# TYPE jobs_running gauge\n");
     for w in &workers {
         let _ = writeln!(
             out,
-            "jobs_worker_running_jobs{{worker=\"{}\",host=\"{}\"}} {}",
+            "jobs_running{{worker=\"{}\"}} {}",
             label(&w.id),
-            label(&w.host),
             w.running
         );
     }
