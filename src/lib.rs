@@ -68,6 +68,9 @@
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "dashboard")]
+pub mod dashboard;
+
 /// Enqueue inside your own SQL transaction (the outbox guarantee): SQLite and PostgreSQL only.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use jobs_core::backend::TransactionalEnqueue;

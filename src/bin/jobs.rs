@@ -8,6 +8,7 @@
 //! jobs --url postgres://localhost/app workers
 //! jobs --url postgres://localhost/app schedules
 //! jobs --url postgres://localhost/app pause emails
+//! jobs --url sqlite://jobs.db dashboard --bind 127.0.0.1:8080
 //! ```
 
 use std::process::ExitCode;
@@ -84,6 +85,35 @@ enum Command {
         all_dead: bool,
         #[arg(long)]
         queue: Option<String>,
+    },
+    /// Serve the web dashboard (overview, jobs, queues, workers, schedules,
+    /// audit log, actions, /metrics).
+    Dashboard {
+        /// Address to listen on. Anything but a loopback address needs
+        /// --token or --basic-auth (or --insecure).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        bind: std::net::SocketAddr,
+        /// Hide and refuse every action.
+        #[arg(long)]
+        read_only: bool,
+        /// Require this token (bearer header, or the login page).
+        #[arg(long, env = "JOBS_DASHBOARD_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// Require HTTP basic auth as USER:PASSWORD (actions are audited as dashboard:USER).
+        #[arg(
+            long,
+            env = "JOBS_DASHBOARD_BASIC_AUTH",
+            hide_env_values = true,
+            conflicts_with = "token"
+        )]
+        basic_auth: Option<String>,
+        /// Serve a non-loopback address without authentication.
+        #[arg(long)]
+        insecure: bool,
+        /// The path a reverse proxy serves the dashboard under (e.g. /jobs),
+        /// when it strips it before passing requests on.
+        #[arg(long)]
+        base_path: Option<String>,
     },
     /// Delete finished jobs older than a duration (e.g. 7d, 12h, 30m).
     Prune {
@@ -340,6 +370,45 @@ async fn run(cli: Cli) -> jobs::Result<()> {
         }
         Command::Requeue { .. } => {
             return Err(jobs::Error::Config("give a job id, or --all-dead".into()));
+        }
+        Command::Dashboard {
+            bind,
+            read_only,
+            token,
+            basic_auth,
+            insecure,
+            base_path,
+        } => {
+            let mut dashboard = jobs::dashboard::Dashboard::new(queue).read_only(read_only);
+            if let Some(p) = base_path {
+                dashboard = dashboard.base_path(p);
+            }
+            if let Some(t) = token {
+                dashboard = dashboard.token(t);
+            }
+            if let Some(pair) = basic_auth {
+                let (user, password) = pair.split_once(':').ok_or_else(|| {
+                    jobs::Error::Config("--basic-auth takes USER:PASSWORD".into())
+                })?;
+                dashboard = dashboard.basic_auth(user, password);
+            }
+            if !bind.ip().is_loopback() && !dashboard.has_auth() && !insecure {
+                return Err(jobs::Error::Config(format!(
+                    "refusing to serve the dashboard on {bind} without authentication: \
+                     give --token or --basic-auth, bind a loopback address, or pass --insecure"
+                )));
+            }
+            let listener = tokio::net::TcpListener::bind(bind)
+                .await
+                .map_err(|e| jobs::Error::Config(format!("cannot listen on {bind}: {e}")))?;
+            let local = listener.local_addr().unwrap_or(bind);
+            println!("dashboard on http://{local}/ (ctrl-c stops it)");
+            axum::serve(listener, dashboard.router())
+                .with_graceful_shutdown(async {
+                    let _ = tokio::signal::ctrl_c().await;
+                })
+                .await
+                .map_err(|e| jobs::Error::Config(format!("the dashboard server failed: {e}")))?;
         }
         Command::Prune {
             older_than,
