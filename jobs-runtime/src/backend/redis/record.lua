@@ -33,7 +33,7 @@ for i = 2, #ARGV, 7 do
     ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
   local key = jkey(id)
   local cur = redis.call('HMGET', key, 's', 'lt', 'q', 'at', 'rc', 'cx', 'em', 'uk', 'us', 'lc',
-    'ls', 'pr', 'sq')
+    'ls', 'pr', 'sq', 'lr')
   if cur[1] ~= 'RUNNING' or cur[2] ~= token then
     lost[#lost + 1] = id
   else
@@ -75,7 +75,7 @@ for i = 2, #ARGV, 7 do
       local ra = now + (tonumber(delay) or 0)
       redis.call('HSET', key, 's', status, 'rc', n2s((tonumber(cur[5]) or 0) + 1), 'ra', n2s(ra),
         'lb', '', 'lu', '', 'lt', '')
-      enqueue_member(q, cur[12], ra, cur[13], id, now)
+      enqueue_member(q, cur[12], ra, cur[13], id, now, has_limits(cur[10], cur[14], cur[11]))
       wake(q)
     elseif kind == 'S' then
       local ra = now + (tonumber(delay) or 0)
@@ -83,12 +83,12 @@ for i = 2, #ARGV, 7 do
       if ra > now then status = 'SCHEDULED' end
       redis.call('HINCRBY', key, 'sn', 1)
       redis.call('HSET', key, 's', status, 'ra', n2s(ra), 'lb', '', 'lu', '', 'lt', '')
-      enqueue_member(q, cur[12], ra, cur[13], id, now)
+      enqueue_member(q, cur[12], ra, cur[13], id, now, has_limits(cur[10], cur[14], cur[11]))
       wake(q)
     else
       status = 'PENDING'
       redis.call('HSET', key, 's', status, 'ra', now_s, 'lb', '', 'lu', '', 'lt', '')
-      enqueue_member(q, cur[12], now, cur[13], id, now)
+      enqueue_member(q, cur[12], now, cur[13], id, now, has_limits(cur[10], cur[14], cur[11]))
       wake(q)
     end
     if TERMINAL[status] then
