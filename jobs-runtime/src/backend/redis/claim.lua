@@ -5,9 +5,10 @@
 -- ARGV: worker, lease token (16 hex digits, fresh per call), limit, lease_us,
 --       promote, scan, n_queues, then per queue (QARGS values): name, take,
 --       global, rate max, rate window (us) — '' for a limit it has not.
--- Returns {limited (0/1), then one flat array: per claimed job, its id and
--- the fields of FIELDS in order (absent ones nil), as they are after the
--- claim (WIDTH values per job)}.
+-- Returns one flat array: limited (0/1), then per claimed job the width w of
+-- its row and the row: its id and the fields of FIELDS in order (absent ones
+-- nil), as they are after the claim, cut after the last one set (w values;
+-- the client reads the missing ones as absent).
 --
 -- Limits. A queue's limits cap how many of its jobs this call takes (its
 -- `take`; its `global` cap minus its RUNNING jobs; its `rate` max minus the
@@ -50,9 +51,11 @@ local POS = {q = 2, t = 3, p = 4, s = 5, pr = 6, rc = 7, mr = 8, ra = 9, ca = 10
              fa = 12, em = 13, er = 14, rd = 15, md = 16, lb = 17, lu = 18, at = 19,
              lt = 20, ec = 21, cx = 22, to = 23, sn = 24, pg = 25, uk = 26, lc = 27,
              lcm = 28, lr = 29, lrm = 30, lrp = 31, ls = 32}
-local WIDTH = 32
--- The fields a claim reads from a job's hash, by slot.
-local READ = {s = 1, at = 2, q = 3, lc = 4, lcm = 5, lr = 6, lrm = 7, lrp = 8, ls = 9}
+-- The limit fields of a job's hash, by slot.
+local LIMIT_FIELDS = {lc = 1, lcm = 2, lr = 3, lrm = 4, lrp = 5, ls = 6}
+-- Row positions up to `to`, the last field every version of a row has
+-- room for; a row is cut after its last field that is set.
+local BASE_WIDTH = 23
 
 -- Keys found full during this call (concurrency, rate) or running
 -- (sequence): they stay so until the call ends, since a claim only adds
@@ -98,14 +101,25 @@ local function consider(m, q, q_rate_key, q_rate_per)
   -- One pass over the hash (cheaper than naming every field, most of them
   -- unset on a fresh job).
   local pairs_ = redis.call('HGETALL', key)
-  local v = {}
+  local st, at, q_, x
   for k = 1, #pairs_, 2 do
-    local w = READ[pairs_[k]]
-    if w then v[w] = pairs_[k + 1] end
+    local f = pairs_[k]
+    if f == 's' then st = pairs_[k + 1]
+    elseif f == 'at' then at = pairs_[k + 1]
+    elseif f == 'q' then q_ = pairs_[k + 1]
+    elseif f == 'x' then x = true end
   end
-  local st, q_ = v[1], v[3]
-  local at = tonumber(v[2]) or 0
-  local lc, lcm, lr, lrm, lrp, ls = v[4], v[5], v[6], v[7], v[8], v[9]
+  at = tonumber(at) or 0
+  -- Only a job marked `x` (unique, or with limits) has limit fields.
+  local lc, lcm, lr, lrm, lrp, ls
+  if x then
+    local v = {}
+    for k = 1, #pairs_, 2 do
+      local w = LIMIT_FIELDS[pairs_[k]]
+      if w then v[w] = pairs_[k + 1] end
+    end
+    lc, lcm, lr, lrm, lrp, ls = v[1], v[2], v[3], v[4], v[5], v[6]
+  end
   -- A hash without a status is corrupt: claim it anyway so the worker
   -- reports it as that job's error instead of it vanishing.
   if not (WAITING[st] or (not st and #pairs_ > 0)) then return 'stale' end
@@ -126,21 +140,29 @@ local function consider(m, q, q_rate_key, q_rate_per)
   count('RUNNING', q_ or q, 1)
   claimed = claimed + 1
   -- The row as it is after the claim: positional, so the client parses no
-  -- field names.
-  local b = n_out
-  out[b + 1] = id
-  for k = 2, WIDTH do out[b + k] = false end
+  -- field names; preceded by its width, which ends at its last field set.
+  local c = n_out + 1
+  local filled = BASE_WIDTH
+  out[c + 1] = id
+  for k = 2, BASE_WIDTH do out[c + k] = false end
   for k = 1, #pairs_, 2 do
     local p = POS[pairs_[k]]
-    if p then out[b + p] = pairs_[k + 1] end
+    if p then
+      if p > filled then
+        for g = filled + 1, p - 1 do out[c + g] = false end
+        filled = p
+      end
+      out[c + p] = pairs_[k + 1]
+    end
   end
-  out[b + POS.s] = 'RUNNING'
-  out[b + POS.at] = at_s
-  out[b + POS.sa] = now_s
-  out[b + POS.lb] = worker
-  out[b + POS.lu] = lu
-  out[b + POS.lt] = token
-  n_out = b + WIDTH
+  out[c + POS.s] = 'RUNNING'
+  out[c + POS.at] = at_s
+  out[c + POS.sa] = now_s
+  out[c + POS.lb] = worker
+  out[c + POS.lu] = lu
+  out[c + POS.lt] = token
+  out[c] = filled
+  n_out = c + filled
   return 'taken'
 end
 
@@ -202,7 +224,24 @@ for qi = 1, nq do
     local l_done = redis.call('EXISTS', lrk) == 0
     local held, scanned = 0, 0
     local bm, bs = nil, nil
-    while claimed - start < cap do
+    local merge = not l_done
+    if not merge then
+      -- No due job with limits: the plain lane alone, as before limits.
+      while claimed - start < cap and seen < scan do
+        local want = cap - (claimed - start)
+        if want > scan - seen then want = scan - seen end
+        local popped = redis.call('ZPOPMIN', rk, want)
+        if #popped == 0 then break end
+        for i = 1, #popped, 2 do
+          seen = seen + 1
+          if consider(popped[i], q, q_rate_key, q_rate_per) == 'held' then
+            back[#back + 1] = popped[i + 1]
+            back[#back + 1] = popped[i]
+          end
+        end
+      end
+    end
+    while merge and claimed - start < cap do
       if ai > #abuf and not a_done then
         if seen >= scan then
           a_done = true

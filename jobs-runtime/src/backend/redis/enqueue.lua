@@ -168,6 +168,9 @@ for i = 0, n - 1 do
       f[#f + 1] = to
     end
     if ext ~= '' then
+      -- Unique or limited: outcomes have keys to give up and slots to free.
+      f[#f + 1] = 'x'
+      f[#f + 1] = '1'
       if uk ~= '' then
         f[#f + 1] = 'uk'
         f[#f + 1] = uk

@@ -111,6 +111,7 @@
 //! | `lc`, `lcm` | concurrency key and its max | no concurrency limit |
 //! | `lr`, `lrm`, `lrp` | rate key, its max, its window (ms) | no rate limit |
 //! | `ls` | sequence key | not in a sequence |
+//! | `x` | `1`: unique or with limits (an outcome has a key to give up or slots to free) | neither |
 //!
 //! Times are microseconds since the Unix epoch. An empty string means "not
 //! set" too (scripts clear `lb`/`lu`/`lt` that way, in the same `HSET` that
