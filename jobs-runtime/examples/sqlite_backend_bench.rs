@@ -152,7 +152,8 @@ async fn main() {
         // at most 4 running each), a rate key (far above the pace) and a
         // sequence (256 keys).
         let total = 20_000;
-        let kinds: [(&str, fn(usize, NewJob) -> NewJob); 4] = [
+        type With = fn(usize, NewJob) -> NewJob;
+        let kinds: [(&str, With); 4] = [
             ("no limits", |_, j| j),
             ("concurrency key", |i, j| {
                 j.concurrency(format!("c{}", i % 64), 4)
