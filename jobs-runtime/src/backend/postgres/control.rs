@@ -170,7 +170,8 @@ impl PostgresBackend {
             .map(|(_, p)| serde_json::to_value(p))
             .collect::<std::result::Result<Vec<Value>, _>>()
             .map_err(|e| Error::InvalidJob(format!("progress is not JSON: {e}")))?;
-        let mut conn = self.conns.get().await?;
+        // Like a heartbeat: a report lost in a database crash is replaced by the next.
+        let mut conn = self.lease_conns.get().await?;
         let res = sqlx::query(&self.inner.sql.progress)
             .bind(ids)
             .bind(tokens)
