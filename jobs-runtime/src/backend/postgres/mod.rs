@@ -117,8 +117,10 @@
 //! [`Backend::prune`]: jobs_core::Backend::prune
 //! [`Error::Backend`]: jobs_core::Error::Backend
 
+mod audit;
 mod backend;
 mod claim;
+mod cluster;
 mod conns;
 mod control;
 mod enqueue;
