@@ -5,7 +5,8 @@
 //! with the token `!cancel`: listeners then report
 //! `take_cancel_signal`, and the worker learns which job from its
 //! heartbeat's reply. Resuming a queue notifies its name, waking its
-//! listeners at once.
+//! listeners at once (and the `!` token: their timers, which left the
+//! paused queue out, are read again).
 
 use jobs_core::backend::Fence;
 use jobs_core::{CancelRequest, Error, Job, JobId, JobStatus, Progress, Result};
