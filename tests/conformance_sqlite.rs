@@ -514,3 +514,44 @@ async fn a_claim_walks_past_many_held_back_jobs() {
     let again = q.claim(claim()).await.expect("claim");
     assert!(again.jobs.is_empty() && again.limited);
 }
+
+/// A unique job enqueued in the caller's own transaction takes its key only
+/// if the transaction commits; inside it, a second one is its duplicate.
+#[tokio::test]
+async fn a_unique_key_taken_in_a_rolled_back_transaction_is_free() {
+    use jobs_core::{Enqueued, Uniqueness};
+    use jobs_runtime::backend::TransactionalEnqueue;
+
+    let url = url_of(&temp_db("tx-unique"));
+    let backend = SqliteBackend::connect(&url).await.expect("open");
+    let pool = sqlx::SqlitePool::connect(&url).await.expect("user pool");
+    let unique = || NewJob::new("u", json!({})).unique(Uniqueness::new("once"));
+
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.expect("begin");
+    let first = backend
+        .enqueue_in(&mut *tx, unique())
+        .await
+        .expect("enqueue");
+    assert!(first.is_inserted());
+    let second = backend
+        .enqueue_in(&mut *tx, unique())
+        .await
+        .expect("enqueue");
+    assert_eq!(second, Enqueued::Duplicate(first.id()));
+    tx.rollback().await.expect("rollback");
+
+    let stored = backend
+        .enqueue_batch(vec![unique()])
+        .await
+        .expect("enqueue");
+    assert!(stored[0].is_inserted(), "the rolled-back holder is gone");
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.expect("begin");
+    assert_eq!(
+        backend
+            .enqueue_in(&mut *tx, unique())
+            .await
+            .expect("enqueue"),
+        Enqueued::Duplicate(stored[0].id())
+    );
+    tx.commit().await.expect("commit");
+}

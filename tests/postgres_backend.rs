@@ -1045,3 +1045,57 @@ async fn a_long_held_back_backlog_does_not_hide_later_jobs() {
     let none = backend.claim(claim_req(&q, 1)).await.unwrap();
     assert!(none.jobs.is_empty() && none.limited);
 }
+
+/// A due job that cannot be claimed — its queue is paused, or its limit
+/// holds it back — does not make the listener return at once (a worker
+/// would spin on it); resuming the queue wakes it.
+#[tokio::test]
+async fn a_listener_does_not_spin_on_jobs_it_cannot_have() {
+    let Some(guard) = fresh_backend("spin").await else {
+        return;
+    };
+    let backend: &PostgresBackend = &guard;
+    let soon = Duration::from_millis(200);
+    backend
+        .enqueue_batch(vec![NewJob::new("t", json!({})).queue("p").delay(soon)])
+        .await
+        .unwrap();
+    backend.pause_queue("p").await.unwrap();
+    backend
+        .enqueue_batch(vec![NewJob::new("t", json!({}))
+            .queue("l")
+            .concurrency("k", 1)])
+        .await
+        .unwrap();
+    let running = backend.claim(claim_req(&queues(&["l"]), 1)).await.unwrap();
+    assert_eq!(running.jobs.len(), 1);
+    backend
+        .enqueue_batch(vec![NewJob::new("t", json!({}))
+            .queue("l")
+            .concurrency("k", 1)
+            .delay(soon)])
+        .await
+        .unwrap();
+    tokio::time::sleep(soon * 2).await;
+    let names = queues(&["p", "l"]);
+    let mut listener = backend.listener(&names).await.unwrap();
+    listener.wait(Duration::from_millis(50)).await; // the first wait may return at once
+    let t0 = Instant::now();
+    listener.wait(Duration::from_millis(800)).await;
+    assert!(
+        t0.elapsed() >= Duration::from_millis(600),
+        "the listener returned after {:?} for jobs nobody can claim",
+        t0.elapsed()
+    );
+    let resumer = {
+        let backend = backend.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            backend.resume_queue("p").await.unwrap();
+        })
+    };
+    let t0 = Instant::now();
+    listener.wait(Duration::from_secs(10)).await;
+    assert!(t0.elapsed() < Duration::from_secs(5), "resuming wakes it");
+    resumer.await.unwrap();
+}

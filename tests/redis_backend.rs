@@ -682,49 +682,66 @@ async fn scripts_are_loaded_again_after_script_flush() {
     }
 }
 
-/// Jobs that a limit holds back go back to the ready set unchanged (none
-/// lost, order kept), a claim looks at a bounded number of them per queue
-/// (1,000), and the limit counters go back to empty once the jobs finished.
+/// Jobs with limits wait in a lane of their own: jobs without limits never
+/// wait behind held-back ones; held-back jobs stay where they are (none
+/// lost, order kept); a claim looks at most at 1,000 jobs of that lane per
+/// queue; the limit counters are empty again once no job runs.
 #[tokio::test]
-async fn held_back_jobs_go_back_and_the_scan_is_bounded() {
+async fn held_back_jobs_block_no_plain_job_and_the_scan_is_bounded() {
     let Some(b) = backend().await else { return };
     let queues = q(&["default"]);
     let keyed: Vec<NewJob> = (0..1_200)
         .map(|i| NewJob::new("t", json!({ "n": i })).concurrency("k", 1))
         .collect();
     b.enqueue_batch(keyed).await.unwrap();
+    let other = b
+        .enqueue_batch(vec![NewJob::new("t", json!({})).concurrency("k2", 1)])
+        .await
+        .unwrap()[0]
+        .id();
     let plain = b
         .enqueue_batch(vec![NewJob::new("t", json!({}))])
         .await
         .unwrap()[0]
         .id();
     let got = b.claim(claim_req(&queues, 10)).await.unwrap();
-    assert_eq!(got.jobs.len(), 1, "one of the key");
     assert!(got.limited);
+    assert_eq!(got.jobs.len(), 2, "one of the key, and the plain job");
+    assert_eq!(got.jobs[0].payload, json!({ "n": 0 }));
+    assert_eq!(
+        got.jobs[1].id, plain,
+        "a plain job never waits behind held-back ones"
+    );
     let mut conn = raw().await;
     let ns = format!("{{{}}}", b.prefix());
-    let ready: usize = redis::cmd("ZCARD")
-        .arg(format!("{ns}:ready:default"))
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    assert_eq!(
-        ready, 1_200,
-        "the held-back jobs and the one behind them wait"
-    );
-    // The plain job is beyond the 1,000 candidates a claim looks at.
+    let counter = conn.clone();
+    let card = |key: String| {
+        let mut conn = counter.clone();
+        async move {
+            redis::cmd("ZCARD")
+                .arg(key)
+                .query_async::<usize>(&mut conn)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(card(format!("{ns}:ready:default")).await, 0);
+    assert_eq!(card(format!("{ns}:lready:default")).await, 1_200);
+    // `other` is beyond the 1,000 jobs of the lane a claim looks at.
     let again = b.claim(claim_req(&queues, 10)).await.unwrap();
     assert!(again.jobs.is_empty() && again.limited);
+    assert_eq!(
+        b.get(other).await.unwrap().unwrap().status,
+        JobStatus::Pending
+    );
 
     // The keyed job finishes: the next keyed one goes, in enqueue order.
-    let first = &got.jobs[0];
-    assert_eq!(first.payload, json!({ "n": 0 }));
     b.record(
         "w1",
-        &[OutcomeUpdate::new(
-            first.fence(),
-            Outcome::Complete { result: None },
-        )],
+        &[
+            OutcomeUpdate::new(got.jobs[0].fence(), Outcome::Complete { result: None }),
+            OutcomeUpdate::new(got.jobs[1].fence(), Outcome::Complete { result: None }),
+        ],
     )
     .await
     .unwrap();
@@ -749,5 +766,59 @@ async fn held_back_jobs_go_back_and_the_scan_is_bounded() {
         .await
         .unwrap();
     assert!(running.is_empty(), "no job runs: {running:?}");
-    assert!(b.get(plain).await.unwrap().is_some());
+    // The retrying job waits in the delayed set, the rest in their lane.
+    assert_eq!(card(format!("{ns}:lready:default")).await, 1_199);
+    assert_eq!(card(format!("{ns}:delayed:default")).await, 1);
+}
+
+/// The claim merges the lane of jobs with limits and the plain lane in
+/// claim order: priority, then run_at, then enqueue order, whichever lane a
+/// job waits in — one job per claim, or all at once.
+#[tokio::test]
+async fn both_lanes_are_claimed_in_claim_order() {
+    let Some(b) = backend().await else { return };
+    let queues = q(&["default"]);
+    let old = Utc::now() - chrono::Duration::seconds(60);
+    // Each job with limits has a key of its own: none is held back.
+    let job = |queue: &str, n: u32, prio: i32, at_s: i64, limited: bool| {
+        let j = NewJob::new("t", json!({ "n": n }))
+            .queue(queue)
+            .priority(prio)
+            .run_at(old + chrono::Duration::seconds(at_s));
+        if limited {
+            j.concurrency(format!("{queue}-{n}"), 1)
+        } else {
+            j
+        }
+    };
+    let batch = |queue: &str| {
+        vec![
+            job(queue, 0, 0, 0, false),
+            job(queue, 1, 5, 10, true),
+            job(queue, 2, 5, 10, false),
+            job(queue, 3, 0, 0, true),
+            job(queue, 4, 5, 5, false),
+            job(queue, 5, 9, 30, true),
+            job(queue, 6, 0, 20, false),
+        ]
+    };
+    let want = vec![5, 4, 1, 2, 0, 3, 6];
+    b.enqueue_batch(batch("default")).await.unwrap();
+    let mut one_by_one = Vec::new();
+    for _ in 0..10 {
+        let got = b.claim(claim_req(&queues, 1)).await.unwrap();
+        one_by_one.extend(got.jobs.iter().map(|j| j.payload["n"].as_u64().unwrap()));
+    }
+    assert_eq!(one_by_one, want);
+    let q2 = q(&["other"]);
+    b.enqueue_batch(batch("other")).await.unwrap();
+    let all: Vec<u64> = b
+        .claim(claim_req(&q2, 10))
+        .await
+        .unwrap()
+        .jobs
+        .iter()
+        .map(|j| j.payload["n"].as_u64().unwrap())
+        .collect();
+    assert_eq!(all, want);
 }

@@ -7,7 +7,8 @@
 //! ```
 //!
 //! `BENCH=w2` runs only the enqueue workloads, `BENCH=w1` only the 20,000-job
-//! drains, `BENCH=w1big` only the 200,000-job ones;
+//! drains, `BENCH=w1big` only the 200,000-job ones, `BENCH=limits` drains of
+//! jobs without and with limits (the fast claim path against the limited one);
 //! `PRAGMAS=page_size=1024,wal_autocheckpoint=4000` tries extra pragmas on
 //! fresh files. Besides jobs/s it prints CPU time per job (user + system,
 //! all threads), which stays meaningful on a busy machine where wall time
@@ -143,6 +144,44 @@ async fn main() {
     line("W2 batch of 1000".into(), 5000, batched, batched_cpu);
 
     if only == "w2" {
+        return;
+    }
+    if only == "limits" {
+        // The fast path against the limited one: the same drain, of jobs
+        // without limits, then of jobs with a concurrency key (64 keys,
+        // at most 4 running each), a rate key (far above the pace) and a
+        // sequence (256 keys).
+        let total = 20_000;
+        type With = fn(usize, NewJob) -> NewJob;
+        let kinds: [(&str, With); 4] = [
+            ("no limits", |_, j| j),
+            ("concurrency key", |i, j| {
+                j.concurrency(format!("c{}", i % 64), 4)
+            }),
+            ("rate key", |i, j| {
+                j.rate_limit(format!("r{}", i % 64), 1_000_000, Duration::from_secs(1))
+            }),
+            ("sequence", |i, j| j.sequence(format!("s{}", i % 256))),
+        ];
+        for (name, with) in kinds {
+            let q = fresh(&dir, "limits").await;
+            for chunk in 0..total / 1000 {
+                let batch = jobs(1000)
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, j)| with(chunk * 1000 + i, j))
+                    .collect();
+                q.enqueue_batch(batch).await.expect("enqueue");
+            }
+            let cpu = cpu_secs();
+            let took = drain(q, total, 16, 1).await;
+            line(
+                format!("drain {total}, {name} (claim 16)"),
+                total,
+                took,
+                cpu_secs() - cpu,
+            );
+        }
         return;
     }
     let totals: &[usize] = if only == "w1big" {

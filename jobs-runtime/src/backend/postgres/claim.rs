@@ -318,9 +318,16 @@ impl PostgresBackend {
 
         // 4. The pick again, among the picked jobs only, on counts read under
         // the locks: a slot another claim took meanwhile holds a job back.
-        let mut counts = self.counts(&mut tx, req, &picked).await?;
-        let (chosen, held, _) = pick(req, &picked, &mut counts, SCAN);
-        limited |= held || chosen.len() < first.len();
+        let chosen = if locks.is_empty() {
+            // No limit applies to the picked jobs: nothing can have changed.
+            first.clone()
+        } else {
+            let mut counts = self.counts(&mut tx, req, &picked).await?;
+            let (chosen, held, _) = pick(req, &picked, &mut counts, SCAN);
+            limited |= held;
+            chosen
+        };
+        limited |= chosen.len() < first.len();
         if chosen.is_empty() {
             tx.commit().await.map_err(db_err)?;
             return Ok(Claimed::limited(Vec::new(), limited));
@@ -402,6 +409,13 @@ impl PostgresBackend {
                     rate_windows.insert((queue_rate_key(queue), micros(per)));
                 }
             }
+        }
+        if conc_keys.is_empty()
+            && seq_keys.is_empty()
+            && rate_windows.is_empty()
+            && global_queues.is_empty()
+        {
+            return Ok(Counts::default());
         }
         let conc_keys: Vec<String> = conc_keys.into_iter().collect();
         let seq_keys: Vec<String> = seq_keys.into_iter().collect();

@@ -76,8 +76,8 @@
 //!   for each other in a cycle, however their batches are ordered.
 //! * Durability: enqueues, outcomes and lease recovery wait for the WAL flush
 //!   (`synchronous_commit = on` on their connections, whatever the server's or
-//!   role's default). Claims and heartbeats don't (`off` on theirs): that saves
-//!   a disk flush per pickup. A database crash can then undo the last moment's
+//!   role's default). Claims, heartbeats and progress reports don't (`off`
+//!   on theirs): that saves a disk flush per pickup. A database crash can then undo the last moment's
 //!   claims. Such a job is claimed again — possibly under the same attempt
 //!   number, but always under a new lease token — and the first worker's
 //!   heartbeats and outcome are refused: its lease is gone. So the job may run
@@ -117,8 +117,10 @@
 //! [`Backend::prune`]: jobs_core::Backend::prune
 //! [`Error::Backend`]: jobs_core::Error::Backend
 
+mod audit;
 mod backend;
 mod claim;
+mod cluster;
 mod conns;
 mod control;
 mod enqueue;

@@ -196,7 +196,7 @@ impl Sql {
             ),
             resume: format!(
                 "WITH d AS (DELETE FROM {paused} WHERE queue = $1 RETURNING queue) \
-                 SELECT pg_notify({channel}, queue)::text FROM d"
+                 SELECT pg_notify({channel}, queue || ' !')::text FROM d"
             ),
             paused: format!("SELECT queue FROM {paused} ORDER BY queue COLLATE \"C\""),
             register_worker: format!(

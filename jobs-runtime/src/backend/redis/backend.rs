@@ -19,8 +19,8 @@ use super::row::{
     array, col, enqueue_reply, ids_of, int, job_args, micros, parse_row, text, token_arg, JOB_ARGS,
 };
 use super::scripts::{
-    backend_err, run_script, script_cmd, CHUNK_BYTES, CHUNK_JOBS, CLAIM_PER_CALL, CLAIM_SCAN,
-    ENQUEUE_SRC, PER_CALL, PROMOTE_PER_CLAIM, SCRIPTS,
+    backend_err, run_script, script_cmd, unexpected, CHUNK_BYTES, CHUNK_JOBS, CLAIM_PER_CALL,
+    CLAIM_SCAN, ENQUEUE_SRC, PER_CALL, PROMOTE_PER_CLAIM, SCRIPTS,
 };
 
 /// The Redis queue backend. Clones share one multiplexed connection; a
@@ -210,13 +210,21 @@ impl RedisBackend {
                 );
         }
         let reply = run_script(&SCRIPTS.claim, &cmd, &mut conn).await?;
-        // `limited`, then one flat array: `col::LEN` values per job.
-        let mut values = array(reply);
-        let limited = !values.is_empty() && int(&values.remove(0)) == Some(1);
-        let mut jobs = Vec::with_capacity(values.len() / col::LEN);
+        // `limited`, then per job the width of its row and the row, cut
+        // after its last field that is set: the rest are absent.
+        let values = array(reply);
+        let mut values = values.into_iter();
+        let limited = values.next().as_ref().and_then(int) == Some(1);
+        let mut jobs = Vec::new();
         let mut corrupt = Vec::new();
-        for row in values.chunks_exact(col::LEN) {
-            match parse_row(row) {
+        while let Some(width) = values.next() {
+            let width = int(&width)
+                .and_then(|w| usize::try_from(w).ok())
+                .filter(|w| (1..=col::LEN).contains(w))
+                .ok_or_else(|| unexpected("a claimed row of the claim script has no width"))?;
+            let mut row: Vec<Value> = values.by_ref().take(width).collect();
+            row.resize(col::LEN, Value::Nil);
+            match parse_row(&row) {
                 Ok(job) => jobs.push(job),
                 Err(c) => corrupt.push(c),
             }

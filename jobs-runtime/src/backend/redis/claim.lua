@@ -5,9 +5,10 @@
 -- ARGV: worker, lease token (16 hex digits, fresh per call), limit, lease_us,
 --       promote, scan, n_queues, then per queue (QARGS values): name, take,
 --       global, rate max, rate window (us) — '' for a limit it has not.
--- Returns {limited (0/1), then one flat array: per claimed job, its id and
--- the fields of FIELDS in order (absent ones nil), as they are after the
--- claim (WIDTH values per job)}.
+-- Returns one flat array: limited (0/1), then per claimed job the width w of
+-- its row and the row: its id and the fields of FIELDS in order (absent ones
+-- nil), as they are after the claim, cut after the last one set (w values;
+-- the client reads the missing ones as absent).
 --
 -- Limits. A queue's limits cap how many of its jobs this call takes (its
 -- `take`; its `global` cap minus its RUNNING jobs; its `rate` max minus the
@@ -15,13 +16,18 @@
 -- at most `lcm` RUNNING per concurrency key `lc` (hash `{P}:run:conc`), at
 -- most `lrm` starts per window `lrp` ms per rate key `lr` (zset
 -- `{P}:rate:<key>`), and for a sequence key `ls` only the first member of
--- `{P}:sq:<key>` while none of the key runs (hash `{P}:run:seq`). A job held
--- back goes back to the ready set unchanged, and the scan goes on past it,
--- so it does not block later jobs; at most `scan` candidates are looked at
--- per queue and call (then `limited` is set and the next call looks again).
+-- `{P}:sq:<key>` while none of the key runs (hash `{P}:run:seq`).
+--
+-- Due jobs with limits wait in a lane of their own, `{P}:lready:<q>`, which
+-- the claim merges with the plain lane `{P}:ready:<q>` in claim order. A job
+-- held back stays where it is in its lane and the claim looks past it, so
+-- it never blocks later jobs, and jobs without limits never wait behind
+-- held-back ones. At most `scan` jobs of the limits lane are looked at per
+-- queue and call (then `limited` is set and the next call looks again).
 -- All of this is this one script, so two claimers never both take the last
--- slot. A job without limits in a queue without limits costs what it always
--- did: one ZPOPMIN per batch, one HGETALL and one HSET per job.
+-- slot. While no due job of a queue has limits (its limits lane is empty),
+-- its jobs cost what they always did: one ZPOPMIN per batch, one HGETALL
+-- and one HSET per job, plus one EXISTS per queue.
 local worker = ARGV[1]
 local token = ARGV[2]
 local limit = tonumber(ARGV[3])
@@ -45,9 +51,11 @@ local POS = {q = 2, t = 3, p = 4, s = 5, pr = 6, rc = 7, mr = 8, ra = 9, ca = 10
              fa = 12, em = 13, er = 14, rd = 15, md = 16, lb = 17, lu = 18, at = 19,
              lt = 20, ec = 21, cx = 22, to = 23, sn = 24, pg = 25, uk = 26, lc = 27,
              lcm = 28, lr = 29, lrm = 30, lrp = 31, ls = 32}
-local WIDTH = 32
--- The fields a claim reads from a job's hash, by slot.
-local READ = {s = 1, at = 2, q = 3, lc = 4, lcm = 5, lr = 6, lrm = 7, lrp = 8, ls = 9}
+-- The limit fields of a job's hash, by slot.
+local LIMIT_FIELDS = {lc = 1, lcm = 2, lr = 3, lrm = 4, lrp = 5, ls = 6}
+-- Row positions up to `to`, the last field every version of a row has
+-- room for; a row is cut after its last field that is set.
+local BASE_WIDTH = 23
 
 -- Keys found full during this call (concurrency, rate) or running
 -- (sequence): they stay so until the call ends, since a claim only adds
@@ -83,23 +91,102 @@ local function admits(id, lc, lcm, lr, lrm, lrp, ls)
   return true
 end
 
+-- Considers the due job of ready-set member `m` (queue `q`): takes it
+-- (RUNNING under this lease, counted against its limits, its row added to
+-- the reply) unless a limit holds it back. Returns 'taken', 'held', or
+-- 'stale' (cancelled or vanished: its entry is just dropped).
+local function consider(m, q, q_rate_key, q_rate_per)
+  local id = string.sub(m, ID_AT)
+  local key = jkey(id)
+  -- One pass over the hash (cheaper than naming every field, most of them
+  -- unset on a fresh job).
+  local pairs_ = redis.call('HGETALL', key)
+  local st, at, q_, x
+  for k = 1, #pairs_, 2 do
+    local f = pairs_[k]
+    if f == 's' then st = pairs_[k + 1]
+    elseif f == 'at' then at = pairs_[k + 1]
+    elseif f == 'q' then q_ = pairs_[k + 1]
+    elseif f == 'x' then x = true end
+  end
+  at = tonumber(at) or 0
+  -- Only a job marked `x` (unique, or with limits) has limit fields.
+  local lc, lcm, lr, lrm, lrp, ls
+  if x then
+    local v = {}
+    for k = 1, #pairs_, 2 do
+      local w = LIMIT_FIELDS[pairs_[k]]
+      if w then v[w] = pairs_[k + 1] end
+    end
+    lc, lcm, lr, lrm, lrp, ls = v[1], v[2], v[3], v[4], v[5], v[6]
+  end
+  -- A hash without a status is corrupt: claim it anyway so the worker
+  -- reports it as that job's error instead of it vanishing.
+  if not (WAITING[st] or (not st and #pairs_ > 0)) then return 'stale' end
+  if (lc or lr or ls) and not admits(id, lc, lcm, lr, lrm, lrp, ls) then
+    limited = true
+    return 'held'
+  end
+  if lc then redis.call('HINCRBY', RUN_CONC, lc, 1) end
+  if ls then redis.call('HINCRBY', RUN_SEQ, ls, 1) end
+  if lr then log_start(lr, now, (tonumber(lrp) or 0) * 1000, id) end
+  if q_rate_key then log_start(q_rate_key, now, q_rate_per, id) end
+  local at_s = n2s(at + 1)
+  redis.call('HSET', key, 's', 'RUNNING', 'at', at_s, 'sa', now_s, 'lb', worker, 'lu', lu,
+    'lt', token)
+  leases[#leases + 1] = lu
+  leases[#leases + 1] = id
+  count(st, q_ or q, -1)
+  count('RUNNING', q_ or q, 1)
+  claimed = claimed + 1
+  -- The row as it is after the claim: positional, so the client parses no
+  -- field names; preceded by its width, which ends at its last field set.
+  local c = n_out + 1
+  local filled = BASE_WIDTH
+  out[c + 1] = id
+  for k = 2, BASE_WIDTH do out[c + k] = false end
+  for k = 1, #pairs_, 2 do
+    local p = POS[pairs_[k]]
+    if p then
+      if p > filled then
+        for g = filled + 1, p - 1 do out[c + g] = false end
+        filled = p
+      end
+      out[c + p] = pairs_[k + 1]
+    end
+  end
+  out[c + POS.s] = 'RUNNING'
+  out[c + POS.at] = at_s
+  out[c + POS.sa] = now_s
+  out[c + POS.lb] = worker
+  out[c + POS.lu] = lu
+  out[c + POS.lt] = token
+  out[c] = filled
+  n_out = c + filled
+  return 'taken'
+end
+
 for qi = 1, nq do
   if claimed >= limit then break end
   local b = QUEUES + (qi - 1) * QARGS
   local q = ARGV[b + 1]
   local q_take, q_global, q_rmax, q_rper = ARGV[b + 2], ARGV[b + 3], ARGV[b + 4], ARGV[b + 5]
   local rk = K .. ':ready:' .. q
+  local lrk = K .. ':lready:' .. q
   local dk = K .. ':delayed:' .. q
   if redis.call('SISMEMBER', K .. ':paused', q) == 0 then
     local due = redis.call('ZRANGEBYSCORE', dk, '-inf', now_s, 'LIMIT', 0, promote)
     if #due > 0 then
-      local args = {}
+      local args, largs = {}, {}
       for _, m in ipairs(due) do
-        local pr = tonumber(redis.call('HGET', jkey(string.sub(m, ID_AT)), 'pr')) or 0
-        args[#args + 1] = n2s(-pr)
-        args[#args + 1] = m
+        local h = redis.call('HMGET', jkey(string.sub(m, ID_AT)), 'pr', 'lc', 'lr', 'ls')
+        local to = args
+        if h[2] or h[3] or h[4] then to = largs end
+        to[#to + 1] = n2s(-(tonumber(h[1]) or 0))
+        to[#to + 1] = m
       end
       bulk('ZADD', rk, args)
+      bulk('ZADD', lrk, largs)
       bulk('ZREM', dk, due)
     end
     -- The queue's own caps.
@@ -119,84 +206,108 @@ for qi = 1, nq do
     end
     -- jobs_core::queue_rate_key (a Rust test checks that the two agree).
     local q_rate_key = 'queue:' .. q
+    local q_rate_per = nil
     if q_rmax ~= '' then
-      cap_to(tonumber(q_rmax) - window(q_rate_key, now, tonumber(q_rper)))
+      q_rate_per = tonumber(q_rper)
+      cap_to(tonumber(q_rmax) - window(q_rate_key, now, q_rate_per))
+    else
+      q_rate_key = nil
     end
-    local taken = 0
-    local scanned = 0
-    -- Held-back and unexamined members, to go back (score, member pairs).
+    local start = claimed
+    -- Popped from the plain lane and not taken, to go back (score, member).
     local back = {}
-    while taken < cap and scanned < scan do
-      local want = cap - taken
-      -- Past a held-back job, look further per round.
-      if #back > 0 and want < 64 then want = 64 end
-      if want > scan - scanned then want = scan - scanned end
-      local popped = redis.call('ZPOPMIN', rk, want)
-      if #popped == 0 then break end
-      for i = 1, #popped, 2 do
-        if taken >= cap then
-          back[#back + 1] = popped[i + 1]
-          back[#back + 1] = popped[i]
-        else
-          scanned = scanned + 1
-          local id = string.sub(popped[i], ID_AT)
-          local key = jkey(id)
-          -- One pass over the hash (cheaper than naming every field, most of
-          -- them unset on a fresh job).
-          local pairs_ = redis.call('HGETALL', key)
-          local v = {}
-          for k = 1, #pairs_, 2 do
-            local w = READ[pairs_[k]]
-            if w then v[w] = pairs_[k + 1] end
-          end
-          local st, q_ = v[1], v[3]
-          local at = tonumber(v[2]) or 0
-          local lc, lcm, lr, lrm, lrp, ls = v[4], v[5], v[6], v[7], v[8], v[9]
-          -- A hash without a status is corrupt: claim it anyway so the worker
-          -- reports it as that job's error instead of it vanishing.
-          if WAITING[st] or (not st and #pairs_ > 0) then
-            if (lc or lr or ls) and not admits(id, lc, lcm, lr, lrm, lrp, ls) then
-              limited = true
-              back[#back + 1] = popped[i + 1]
-              back[#back + 1] = popped[i]
-            else
-              if lc then redis.call('HINCRBY', RUN_CONC, lc, 1) end
-              if ls then redis.call('HINCRBY', RUN_SEQ, ls, 1) end
-              if lr then log_start(lr, now, (tonumber(lrp) or 0) * 1000, id) end
-              if q_rmax ~= '' then log_start(q_rate_key, now, tonumber(q_rper), id) end
-              local at_s = n2s(at + 1)
-              redis.call('HSET', key, 's', 'RUNNING', 'at', at_s, 'sa', now_s, 'lb', worker,
-                'lu', lu, 'lt', token)
-              leases[#leases + 1] = lu
-              leases[#leases + 1] = id
-              count(st, q_ or q, -1)
-              count('RUNNING', q_ or q, 1)
-              claimed = claimed + 1
-              taken = taken + 1
-              -- The row as it is after the claim: positional, so the client
-              -- parses no field names.
-              local b = n_out
-              out[b + 1] = id
-              for k = 2, WIDTH do out[b + k] = false end
-              for k = 1, #pairs_, 2 do
-                local p = POS[pairs_[k]]
-                if p then out[b + p] = pairs_[k + 1] end
-              end
-              out[b + POS.s] = 'RUNNING'
-              out[b + POS.at] = at_s
-              out[b + POS.sa] = now_s
-              out[b + POS.lb] = worker
-              out[b + POS.lu] = lu
-              out[b + POS.lt] = token
-              n_out = b + WIDTH
-            end
+    -- The plain lane: popped in batches. Its jobs have no limits, so they
+    -- are only ever skipped when stale; `seen` bounds that too.
+    local abuf, ai, a_done, seen = {}, 1, false, 0
+    -- The lane of jobs with limits: looked at in place, by rank, past the
+    -- ones held back (which stay where they are), at most `scan` of them.
+    local l_done = redis.call('EXISTS', lrk) == 0
+    local held, scanned = 0, 0
+    local bm, bs = nil, nil
+    local merge = not l_done
+    if not merge then
+      -- No due job with limits: the plain lane alone, as before limits.
+      while claimed - start < cap and seen < scan do
+        local want = cap - (claimed - start)
+        if want > scan - seen then want = scan - seen end
+        local popped = redis.call('ZPOPMIN', rk, want)
+        if #popped == 0 then break end
+        for i = 1, #popped, 2 do
+          seen = seen + 1
+          if consider(popped[i], q, q_rate_key, q_rate_per) == 'held' then
+            back[#back + 1] = popped[i + 1]
+            back[#back + 1] = popped[i]
           end
         end
       end
     end
+    while merge and claimed - start < cap do
+      if ai > #abuf and not a_done then
+        if seen >= scan then
+          a_done = true
+        else
+          local want = cap - (claimed - start)
+          if want > scan - seen then want = scan - seen end
+          abuf = redis.call('ZPOPMIN', rk, want)
+          ai = 1
+          if #abuf == 0 then a_done = true end
+        end
+      end
+      if not bm and not l_done then
+        if scanned >= scan then
+          l_done = true
+        else
+          local r = redis.call('ZRANGE', lrk, held, held, 'WITHSCORES')
+          if #r == 0 then
+            l_done = true
+          else
+            bm, bs = r[1], tonumber(r[2])
+          end
+        end
+      end
+      local a_ok = ai <= #abuf
+      if not a_ok and not bm then break end
+      local from_l
+      if not a_ok then
+        from_l = true
+      elseif not bm then
+        from_l = false
+      else
+        -- Claim order: score (-priority), then member (run_at, enqueue order).
+        local as = tonumber(abuf[ai + 1])
+        from_l = bs < as or (bs == as and bm < abuf[ai])
+      end
+      if from_l then
+        scanned = scanned + 1
+        local r = consider(bm, q, q_rate_key, q_rate_per)
+        if r == 'held' then
+          held = held + 1
+        else
+          redis.call('ZREM', lrk, bm)
+        end
+        bm = nil
+      else
+        local m, sc = abuf[ai], abuf[ai + 1]
+        ai = ai + 2
+        seen = seen + 1
+        if consider(m, q, q_rate_key, q_rate_per) == 'held' then
+          -- A job with limits in the plain lane (never put there by this
+          -- version): it goes back like any held-back job.
+          back[#back + 1] = sc
+          back[#back + 1] = m
+        end
+      end
+    end
+    for k = ai, #abuf, 2 do
+      back[#back + 1] = abuf[k + 1]
+      back[#back + 1] = abuf[k]
+    end
     if #back > 0 then bulk('ZADD', rk, back) end
     -- Due jobs left behind by a queue cap or the scan bound.
-    if ((capped and taken >= cap) or scanned >= scan) and redis.call('ZCARD', rk) > 0 then
+    if scanned >= scan and redis.call('ZCARD', lrk) > held then
+      limited = true
+    elseif capped and claimed - start >= cap
+        and redis.call('ZCARD', rk) + redis.call('ZCARD', lrk) > held then
       limited = true
     end
   end

@@ -166,20 +166,36 @@ local function bulk(cmd, key, args)
   end
 end
 
+-- The ready set of queue `q` for a due job: jobs with limits (`limited`)
+-- wait in a lane of their own, `{P}:lready:<q>`, so that jobs a limit holds
+-- back never stand in front of the others; the claim merges the two lanes in
+-- claim order.
+local function ready_key(q, limited)
+  if limited then return K .. ':lready:' .. q end
+  return K .. ':ready:' .. q
+end
+
+-- Whether a job with these limit fields (concurrency, rate, sequence key)
+-- has limits.
+local function has_limits(lc, lr, ls)
+  return set(lc) or set(lr) or set(ls)
+end
+
 -- The ready set of queue `q` (score -priority) or its delayed set (score run_at).
-local function enqueue_member(q, pr, ra, sq, id, now)
+local function enqueue_member(q, pr, ra, sq, id, now, limited)
   local m = member(ra, sq, id)
   ra = tonumber(ra) or 0
   if ra > now then
     redis.call('ZADD', K .. ':delayed:' .. q, n2s(ra), m)
   else
-    redis.call('ZADD', K .. ':ready:' .. q, n2s(-(tonumber(pr) or 0)), m)
+    redis.call('ZADD', ready_key(q, limited), n2s(-(tonumber(pr) or 0)), m)
   end
 end
 
 local function unindex(q, ra, sq, id)
   local m = member(ra, sq, id)
   redis.call('ZREM', K .. ':ready:' .. q, m)
+  redis.call('ZREM', K .. ':lready:' .. q, m)
   redis.call('ZREM', K .. ':delayed:' .. q, m)
 end
 

@@ -75,7 +75,7 @@ local ready = {}
 local delayed = {}
 local function flush_index()
   bulk('ZADD', K .. ':all', all)
-  for q, args in pairs(ready) do bulk('ZADD', K .. ':ready:' .. q, args) end
+  for rk, args in pairs(ready) do bulk('ZADD', rk, args) end
   for q, args in pairs(delayed) do bulk('ZADD', K .. ':delayed:' .. q, args) end
   all, ready, delayed = {}, {}, {}
 end
@@ -89,7 +89,7 @@ local all_stored = true
 local function replace(holder, p, pr, mr, to, md, run_at, ra_s)
   flush_index()
   local hk = jkey(holder)
-  local cur = redis.call('HMGET', hk, 's', 'q', 'ra', 'sq')
+  local cur = redis.call('HMGET', hk, 's', 'q', 'ra', 'sq', 'lc', 'lr', 'ls')
   local st, q = cur[1], cur[2] or '?'
   unindex(q, cur[3], cur[4], holder)
   local status = st
@@ -98,7 +98,7 @@ local function replace(holder, p, pr, mr, to, md, run_at, ra_s)
     if run_at > now then status = 'SCHEDULED' end
   end
   redis.call('HSET', hk, 'p', p, 'pr', pr, 'mr', mr, 'ra', ra_s, 's', status, 'md', md, 'to', to)
-  enqueue_member(q, pr, run_at, cur[4], holder, now)
+  enqueue_member(q, pr, run_at, cur[4], holder, now, has_limits(cur[5], cur[6], cur[7]))
   count(st, q, -1)
   count(status, q, 1)
   wake(q)
@@ -168,6 +168,9 @@ for i = 0, n - 1 do
       f[#f + 1] = to
     end
     if ext ~= '' then
+      -- Unique or limited: outcomes have keys to give up and slots to free.
+      f[#f + 1] = 'x'
+      f[#f + 1] = '1'
       if uk ~= '' then
         f[#f + 1] = 'uk'
         f[#f + 1] = uk
@@ -194,8 +197,9 @@ for i = 0, n - 1 do
       d[#d + 1] = ra_s
       d[#d + 1] = m
     else
-      local r = ready[q]
-      if not r then r = {} ready[q] = r end
+      local rk = ready_key(q, ext ~= '' and has_limits(lc, lr, ls))
+      local r = ready[rk]
+      if not r then r = {} ready[rk] = r end
       r[#r + 1] = n2s(-(tonumber(pr) or 0))
       r[#r + 1] = m
     end

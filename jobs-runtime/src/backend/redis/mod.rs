@@ -51,6 +51,7 @@
 //! |---|---|---|
 //! | `{P}:j:<id>` | hash | one job (fields below) |
 //! | `{P}:ready:<queue>` | zset | due waiting jobs; score `-priority`, member `run_at(17 digits) seq(16 digits) id`, so equal priorities sort by run_at, then enqueue order |
+//! | `{P}:lready:<queue>` | zset | due waiting jobs that have limits (their own lane, same score and member) |
 //! | `{P}:delayed:<queue>` | zset | SCHEDULED/RETRYING jobs not yet due; score run_at (µs), same member |
 //! | `{P}:leases` | zset | RUNNING jobs; score lease expiry (µs), member id |
 //! | `{P}:all` | zset | every job; score enqueue sequence, member id (for `list`) |
@@ -110,6 +111,7 @@
 //! | `lc`, `lcm` | concurrency key and its max | no concurrency limit |
 //! | `lr`, `lrm`, `lrp` | rate key, its max, its window (ms) | no rate limit |
 //! | `ls` | sequence key | not in a sequence |
+//! | `x` | `1`: unique or with limits (an outcome has a key to give up or slots to free) | neither |
 //!
 //! Times are microseconds since the Unix epoch. An empty string means "not
 //! set" too (scripts clear `lb`/`lu`/`lt` that way, in the same `HSET` that
@@ -147,15 +149,21 @@
 //! its window. A job's own [`JobLimits`](jobs_core::JobLimits) are checked
 //! against `{P}:run:conc`, `{P}:rate:<key>` (old starts are dropped first;
 //! starts are logged with Redis's clock as the job is claimed) and, for a
-//! sequence, the first member of `{P}:sq:<key>` and `{P}:run:seq`. A job
-//! held back stays waiting: it is popped, found held, and put back with its
-//! own score, so the jobs behind it are still claimed. **At most 1,000
-//! candidates are looked at per queue and call**: when more due jobs than
-//! that are held back at the front of a queue, the jobs behind them wait
-//! until some of those can run (the reply says `limited`, and the manager
-//! asks again soon). Jobs without limits in a queue without `ClaimLimit`s
-//! take the same path as before limits existed (one `ZPOPMIN` per batch, one
-//! `HGETALL` and one `HSET` per job; one `SISMEMBER` per queue for pausing).
+//! sequence, the first member of `{P}:sq:<key>` and `{P}:run:seq`.
+//!
+//! Due jobs with limits wait in a lane of their own, `{P}:lready:<queue>`,
+//! beside the plain `{P}:ready:<queue>`; the claim merges the two in claim
+//! order (both have the same score and member scheme). A job held back stays
+//! where it is in its lane, and the claim looks past it, so it blocks no
+//! later job, and a job without limits never waits behind held-back ones,
+//! however many there are. **At most 1,000 jobs of the limits lane are
+//! looked at per queue and call**: a job with limits behind more than that
+//! many held-back ones waits until some of those can run (the reply says
+//! `limited`, and the manager asks again soon). While a queue has no due
+//! job with limits and the claim no `ClaimLimit`s for it, its jobs take the
+//! same path as before limits existed (one `ZPOPMIN` per batch, one
+//! `HGETALL` and one `HSET` per job), plus one `SISMEMBER` (paused?) and
+//! one `EXISTS` (limits lane?) per queue and call.
 //! A job leaves its concurrency and sequence counts when it stops running
 //! (any outcome, or recovery); it leaves its sequence when it finishes
 //! (completed, failed, dead-lettered, cancelled, deleted), keeps its place

@@ -16,8 +16,9 @@
 -- cancellation's ("cancelled by ...").
 -- Every outcome clears the lease token, frees the job's limit slots, and
 -- gives up its unique key unless its unique states hold the new status; a
--- finished job leaves its sequence. Every failure appends to the error
--- history and counts in `ec`.
+-- finished job leaves its sequence. Only jobs marked `x` (unique, or with
+-- limits) have any of that to do, so a plain completion reads five fields.
+-- Every failure appends to the error history and counts in `ec`.
 -- Returns the ids whose update was refused because the lease was lost.
 --
 -- Nothing below can fail once writing has begun (every value is a string
@@ -32,34 +33,46 @@ for i = 2, #ARGV, 7 do
   local id, token, kind, delay, msg, retryable, result =
     ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
   local key = jkey(id)
-  local cur = redis.call('HMGET', key, 's', 'lt', 'q', 'at', 'rc', 'cx', 'em', 'uk', 'us', 'lc',
-    'ls', 'pr', 'sq')
+  local cur = redis.call('HMGET', key, 's', 'lt', 'q', 'cx', 'x')
   if cur[1] ~= 'RUNNING' or cur[2] ~= token then
     lost[#lost + 1] = id
   else
     local q = cur[3] or '?'
-    local cx = cur[6]
+    local cx = cur[4]
     local cancelled = set(cx)
+    -- A unique job or one with limits (`x`): its key and limit fields.
+    local uk, us, lc, ls, lr
+    if cur[5] then
+      local e = redis.call('HMGET', key, 'uk', 'us', 'lc', 'ls', 'lr')
+      uk, us, lc, ls, lr = e[1], e[2], e[3], e[4], e[5]
+    end
+    -- Anything but a completion: attempt, retry count, message, position.
+    local at, rc, em, pr, sq
+    if kind ~= 'C' then
+      local e = redis.call('HMGET', key, 'at', 'rc', 'em', 'pr', 'sq')
+      at, rc, em, pr, sq = e[1], e[2], e[3], e[4], e[5]
+    end
+    local limits = cur[5] and has_limits(lc, lr, ls)
     gone[#gone + 1] = id
     local status
     if kind == 'C' then
       status = 'COMPLETED'
-      -- It finished before the cancellation reached it: not cancelled.
       redis.call('HSET', key, 's', status, 'fa', now_s, 'lb', '', 'lu', '', 'lt', '', 'rd', result)
+      -- It finished before the cancellation reached it: not cancelled.
       if cancelled then redis.call('HDEL', key, 'cx') end
     elseif kind == 'X' or (cancelled and (kind == 'R' or kind == 'L' or kind == 'S')) then
       status = 'FAILED'
       if kind == 'X' or kind == 'R' then
-        push_error(key, cur[4], cur[5], now, msg, retryable == '1', worker)
+        push_error(key, at, rc, now, msg, retryable == '1', worker)
       end
-      if cancelled and set(cur[7]) then
+      if cancelled and set(em) then
         -- The error says who cancelled it, and why.
-        redis.call('HSET', key, 'em', cur[7])
+        redis.call('HSET', key, 'em', em)
       end
       if not cancelled then cx = now_s end
       redis.call('HSET', key, 's', status, 'fa', now_s, 'lb', '', 'lu', '', 'lt', '', 'cx', cx)
     elseif kind == 'F' or kind == 'D' then
-      push_error(key, cur[4], cur[5], now, msg, retryable == '1', worker)
+      push_error(key, at, rc, now, msg, retryable == '1', worker)
       if kind == 'F' then
         status = 'FAILED'
         redis.call('HSET', key, 's', status, 'fa', now_s, 'lb', '', 'lu', '', 'lt', '',
@@ -70,12 +83,12 @@ for i = 2, #ARGV, 7 do
       end
     elseif kind == 'R' then
       status = 'RETRYING'
-      push_error(key, cur[4], cur[5], now, msg, retryable == '1', worker)
+      push_error(key, at, rc, now, msg, retryable == '1', worker)
       -- delay_us is at most MAX_DELAY: exact, see enqueue.lua.
       local ra = now + (tonumber(delay) or 0)
-      redis.call('HSET', key, 's', status, 'rc', n2s((tonumber(cur[5]) or 0) + 1), 'ra', n2s(ra),
+      redis.call('HSET', key, 's', status, 'rc', n2s((tonumber(rc) or 0) + 1), 'ra', n2s(ra),
         'lb', '', 'lu', '', 'lt', '')
-      enqueue_member(q, cur[12], ra, cur[13], id, now)
+      enqueue_member(q, pr, ra, sq, id, now, limits)
       wake(q)
     elseif kind == 'S' then
       local ra = now + (tonumber(delay) or 0)
@@ -83,24 +96,26 @@ for i = 2, #ARGV, 7 do
       if ra > now then status = 'SCHEDULED' end
       redis.call('HINCRBY', key, 'sn', 1)
       redis.call('HSET', key, 's', status, 'ra', n2s(ra), 'lb', '', 'lu', '', 'lt', '')
-      enqueue_member(q, cur[12], ra, cur[13], id, now)
+      enqueue_member(q, pr, ra, sq, id, now, limits)
       wake(q)
     else
       status = 'PENDING'
       redis.call('HSET', key, 's', status, 'ra', now_s, 'lb', '', 'lu', '', 'lt', '')
-      enqueue_member(q, cur[12], now, cur[13], id, now)
+      enqueue_member(q, pr, now, sq, id, now, limits)
       wake(q)
     end
     if TERMINAL[status] then
       done[#done + 1] = now_s
       done[#done + 1] = id
-      leave_sequence(id, cur[11])
     end
-    release_key(id, status, cur[8], cur[9])
-    if set(cur[10]) or set(cur[11]) then
-      -- A slot of a limit key is free: other workers may take the next job.
-      left_running(cur[10], cur[11])
-      wake(q)
+    if cur[5] then
+      if TERMINAL[status] then leave_sequence(id, ls) end
+      release_key(id, status, uk, us)
+      if set(lc) or set(ls) then
+        -- A slot of a limit key is free: other workers may take the next job.
+        left_running(lc, ls)
+        wake(q)
+      end
     end
     count('RUNNING', q, -1)
     count(status, q, 1)

@@ -25,7 +25,7 @@ for _, id in ipairs(expired) do
     local lu = tonumber(row[18]) or 0
     local msg = 'lease expired: worker `' .. worker .. '` stopped heartbeating (lease ran out at ' .. iso(lu) .. ')'
     push_error(key, row[19], rc, now, msg, true, row[17])
-    local ext = redis.call('HMGET', key, 'sq', 'uk', 'us', 'lc', 'ls')
+    local ext = redis.call('HMGET', key, 'sq', 'uk', 'us', 'lc', 'ls', 'lr')
     local status
     if set(row[22]) then
       status = 'FAILED'
@@ -36,7 +36,7 @@ for _, id in ipairs(expired) do
       status = 'RETRYING'
       redis.call('HSET', key, 's', status, 'rc', n2s(rc + 1), 'ra', now_s, 'lb', '', 'lu', '',
         'lt', '')
-      enqueue_member(q, row[6], now, ext[1], id, now)
+      enqueue_member(q, row[6], now, ext[1], id, now, has_limits(ext[4], ext[6], ext[5]))
       wake(q)
     else
       status = 'DEAD_LETTER'

@@ -7,7 +7,7 @@
 local id = ARGV[1]
 local key = jkey(id)
 if redis.call('EXISTS', key) == 0 then return {'missing'} end
-local cur = redis.call('HMGET', key, 's', 'q', 'pr', 'sq', 'uk', 'ls')
+local cur = redis.call('HMGET', key, 's', 'q', 'pr', 'sq', 'uk', 'ls', 'lc', 'lr')
 if cur[1] ~= 'FAILED' and cur[1] ~= 'DEAD_LETTER' then return {'state', cur[1] or '?'} end
 if set(cur[5]) then
   local holder = redis.call('HGET', UNIQ, cur[5])
@@ -21,7 +21,7 @@ local q = cur[2] or '?'
 redis.call('HSET', key, 's', 'PENDING', 'rc', '0', 'ra', n2s(now))
 redis.call('HDEL', key, 'fa', 'cx')
 redis.call('ZREM', K .. ':done', id)
-enqueue_member(q, cur[3], now, cur[4], id, now)
+enqueue_member(q, cur[3], now, cur[4], id, now, has_limits(cur[7], cur[8], cur[6]))
 join_sequence(id, cur[6], cur[4])
 count(cur[1], q, -1)
 count('PENDING', q, 1)

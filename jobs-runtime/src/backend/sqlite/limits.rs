@@ -159,9 +159,10 @@ async fn queue_cap(
         cap = cap.min(i64::from(global) - running);
     }
     if let Some((max, per)) = ql.rate {
-        let per_ms = i64::try_from(per.as_millis()).unwrap_or(i64::MAX);
-        let started = rate_window(conn, &queue_rate_key(queue), per_ms, now).await?;
-        cap = cap.min(i64::from(max) - started);
+        let key = queue_rate_key(queue);
+        let since = now.saturating_sub(micros_of(per));
+        let started = rate_counts(conn, &[(key.as_str(), since)]).await?;
+        cap = cap.min(i64::from(max) - started.first().map_or(0, |(_, n)| *n));
     }
     Ok(usize::try_from(cap.max(0)).unwrap_or(0))
 }
@@ -193,16 +194,19 @@ async fn walk(
             .await
             .map_err(db_err)?;
         let n = page.len();
-        for row in &page {
+        let page = page.iter().map(candidate).collect::<Result<Vec<_>>>()?;
+        if taken.len() < cap {
+            look_up(conn, &page, now, counts).await?;
+        }
+        for c in &page {
             if taken.len() >= cap {
                 // Due jobs remain: the queue's cap held them back (or the
                 // claim is full).
                 held |= cap < left;
                 break 'pages;
             }
-            let c = candidate(row)?;
-            if admits(conn, &c, now, counts).await? {
-                take(&c, counts, logged);
+            if admits(c, counts) {
+                take(c, counts, logged);
                 taken.push(c.seq);
             } else {
                 held = true;
@@ -240,53 +244,111 @@ fn candidate(row: &sqlx::sqlite::SqliteRow) -> Result<Candidate> {
     })
 }
 
-/// Whether `c`'s own limits let it start now, reading what this claim has
-/// not counted yet.
-async fn admits(
+/// Reads what this claim does not know yet of the limit keys of `page`:
+/// running jobs per concurrency key, each sequence's head and whether it
+/// runs, starts per rate key in the window — one statement per kind of key.
+async fn look_up(
     conn: &mut SqliteConnection,
-    c: &Candidate,
+    page: &[Candidate],
     now: i64,
     counts: &mut Counts,
-) -> Result<bool> {
-    if let Some((key, max)) = &c.concurrency {
-        if !counts.running.contains_key(key) {
-            let n: i64 = sqlx::query_scalar(sql::running_by_key())
-                .bind(key.as_str())
-                .fetch_one(&mut *conn)
-                .await
-                .map_err(db_err)?;
-            counts.running.insert(key.clone(), n);
+) -> Result<()> {
+    let mut conc: Vec<&str> = Vec::new();
+    let mut seqs: Vec<&str> = Vec::new();
+    let mut rates: Vec<(&str, i64)> = Vec::new();
+    for c in page {
+        if let Some((key, _)) = &c.concurrency {
+            if !counts.running.contains_key(key) && !conc.contains(&key.as_str()) {
+                conc.push(key);
+            }
         }
-        if counts.running[key] >= *max {
-            return Ok(false);
+        if let Some(key) = &c.sequence {
+            if !counts.sequences.contains_key(key) && !seqs.contains(&key.as_str()) {
+                seqs.push(key);
+            }
+        }
+        if let Some((key, _, per_ms)) = &c.rate {
+            if !counts.starts.contains_key(key) && !rates.iter().any(|(k, _)| k == key) {
+                let per = Duration::from_millis(u64::try_from(*per_ms).unwrap_or(0));
+                rates.push((key, now.saturating_sub(micros_of(per))));
+            }
+        }
+    }
+    if !conc.is_empty() {
+        let keys = serde_json::to_string(&conc).expect("strings serialize");
+        let rows = sqlx::query(sql::running_by_keys())
+            .bind(keys)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db_err)?;
+        for row in rows {
+            let key: String = row.try_get(0).map_err(db_err)?;
+            counts.running.insert(key, row.try_get(1).map_err(db_err)?);
+        }
+    }
+    if !seqs.is_empty() {
+        let keys = serde_json::to_string(&seqs).expect("strings serialize");
+        let rows = sqlx::query(sql::sequence_states())
+            .bind(keys)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db_err)?;
+        for row in rows {
+            let key: String = row.try_get(0).map_err(db_err)?;
+            let head: Option<i64> = row.try_get(1).map_err(db_err)?;
+            let running: bool = row.try_get(2).map_err(db_err)?;
+            counts.sequences.insert(key, (head, running));
+        }
+    }
+    if !rates.is_empty() {
+        for (key, n) in rate_counts(conn, &rates).await? {
+            counts.starts.insert(key, n);
+        }
+    }
+    Ok(())
+}
+
+/// How many starts each `(rate key, since)` has after `since`.
+async fn rate_counts(
+    conn: &mut SqliteConnection,
+    keys: &[(&str, i64)],
+) -> Result<Vec<(String, i64)>> {
+    let keys = serde_json::to_string(keys).expect("strings serialize");
+    let rows = sqlx::query(sql::rate_counts())
+        .bind(keys)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    rows.iter()
+        .map(|row| {
+            Ok((
+                row.try_get(0).map_err(db_err)?,
+                row.try_get(1).map_err(db_err)?,
+            ))
+        })
+        .collect()
+}
+
+/// Whether `c`'s own limits let it start now, by what this claim knows
+/// (`look_up` read every key of its page).
+fn admits(c: &Candidate, counts: &Counts) -> bool {
+    if let Some((key, max)) = &c.concurrency {
+        if counts.running.get(key).copied().unwrap_or(i64::MAX) >= *max {
+            return false;
         }
     }
     if let Some(key) = &c.sequence {
-        if !counts.sequences.contains_key(key) {
-            let row = sqlx::query(sql::sequence_state())
-                .bind(key.as_str())
-                .fetch_one(&mut *conn)
-                .await
-                .map_err(db_err)?;
-            let head: Option<i64> = row.try_get(0).map_err(db_err)?;
-            let running: bool = row.try_get(1).map_err(db_err)?;
-            counts.sequences.insert(key.clone(), (head, running));
-        }
-        let (head, running) = counts.sequences[key];
+        let (head, running) = counts.sequences.get(key).copied().unwrap_or((None, true));
         if running || head != Some(c.seq) {
-            return Ok(false);
+            return false;
         }
     }
-    if let Some((key, max, per_ms)) = &c.rate {
-        if !counts.starts.contains_key(key) {
-            let n = rate_window(conn, key, *per_ms, now).await?;
-            counts.starts.insert(key.clone(), n);
-        }
-        if counts.starts[key] >= *max {
-            return Ok(false);
+    if let Some((key, max, _)) = &c.rate {
+        if counts.starts.get(key).copied().unwrap_or(i64::MAX) >= *max {
+            return false;
         }
     }
-    Ok(true)
+    true
 }
 
 /// Counts `c` as started and running, for the candidates after it.
@@ -307,22 +369,4 @@ fn take(c: &Candidate, counts: &mut Counts, logged: &mut Vec<(String, i64)>) {
 /// A window in microseconds, at most [`MAX_DELAY`](jobs_core::MAX_DELAY).
 fn micros_of(d: Duration) -> i64 {
     i64::try_from(d.min(jobs_core::MAX_DELAY).as_micros()).unwrap_or(i64::MAX)
-}
-
-/// How many starts rate key `key` has in the window of `per_ms` ending at
-/// `now` (microseconds); forgets older ones.
-async fn rate_window(conn: &mut SqliteConnection, key: &str, per_ms: i64, now: i64) -> Result<i64> {
-    let since = now.saturating_sub(per_ms.saturating_mul(1000));
-    sqlx::query(sql::rate_prune())
-        .bind(key)
-        .bind(since)
-        .execute(&mut *conn)
-        .await
-        .map_err(db_err)?;
-    sqlx::query_scalar(sql::rate_count())
-        .bind(key)
-        .bind(since)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(db_err)
 }

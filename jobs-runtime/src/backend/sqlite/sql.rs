@@ -119,31 +119,25 @@ pub(super) mod limited {
         &SQL
     }
 
-    pub(crate) fn running_by_key() -> &'static str {
+    pub(crate) fn running_by_keys() -> &'static str {
         static SQL: LazyLock<String> =
-            LazyLock::new(|| load(include_str!("sql/running_by_key.sql"), &[]));
+            LazyLock::new(|| load(include_str!("sql/running_by_keys.sql"), &[]));
         &SQL
     }
 
-    pub(crate) fn sequence_state() -> &'static str {
+    pub(crate) fn sequence_states() -> &'static str {
         static SQL: LazyLock<String> = LazyLock::new(|| {
             load(
-                include_str!("sql/sequence_state.sql"),
+                include_str!("sql/sequence_states.sql"),
                 &[("UNFINISHED", UNFINISHED)],
             )
         });
         &SQL
     }
 
-    pub(crate) fn rate_prune() -> &'static str {
+    pub(crate) fn rate_counts() -> &'static str {
         static SQL: LazyLock<String> =
-            LazyLock::new(|| load(include_str!("sql/rate_prune.sql"), &[]));
-        &SQL
-    }
-
-    pub(crate) fn rate_count() -> &'static str {
-        static SQL: LazyLock<String> =
-            LazyLock::new(|| load(include_str!("sql/rate_count.sql"), &[]));
+            LazyLock::new(|| load(include_str!("sql/rate_counts.sql"), &[]));
         &SQL
     }
 
@@ -401,10 +395,9 @@ mod tests {
             prune_audit().to_owned(),
             limited::candidates().to_owned(),
             limited::running_in_queue().to_owned(),
-            limited::running_by_key().to_owned(),
-            limited::sequence_state().to_owned(),
-            limited::rate_prune().to_owned(),
-            limited::rate_count().to_owned(),
+            limited::running_by_keys().to_owned(),
+            limited::sequence_states().to_owned(),
+            limited::rate_counts().to_owned(),
             limited::rate_log().to_owned(),
             limited::rate_sweep().to_owned(),
             limited::claim_seqs().to_owned(),

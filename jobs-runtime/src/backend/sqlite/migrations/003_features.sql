@@ -45,6 +45,10 @@ CREATE INDEX jobs_queue_sequences ON jobs_queue (sequence_key, created_at, seq)
 WHERE sequence_key IS NOT NULL
     AND status IN ('PENDING', 'SCHEDULED', 'RUNNING', 'RETRYING');
 
+-- What runs per sequence (none may start while one runs).
+CREATE INDEX jobs_queue_running_sequences ON jobs_queue (sequence_key)
+WHERE status = 'RUNNING' AND sequence_key IS NOT NULL;
+
 -- What runs per queue (for a queue's global cap).
 CREATE INDEX jobs_queue_running_queues ON jobs_queue (queue)
 WHERE status = 'RUNNING';
