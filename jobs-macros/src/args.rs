@@ -578,6 +578,8 @@ mod tests {
         assert_eq!(suggest("timout"), Some("timeout"));
         assert_eq!(suggest("onfailure"), Some("on_failure"));
         assert_eq!(suggest("x"), None);
-        assert_eq!(suggest("concurrency"), None);
+        assert_eq!(suggest("parallelism"), None);
+        assert_eq!(suggest("concurency"), Some("concurrency"));
+        assert_eq!(suggest("sequense"), Some("sequence"));
     }
 }
