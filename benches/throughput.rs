@@ -22,6 +22,10 @@
 //!   2,000 jobs at a steady 200/s, each carrying its enqueue time; reports
 //!   p50/p95/p99/max of (handler start − enqueue).
 //!
+//! * Counts: N jobs (`--counts-size`, 1,000,000 by default) COMPLETED in one
+//!   queue and 1,000 PENDING in another, then 50 `counts()` calls, as a
+//!   dashboard polling the backend makes them: p50 and max.
+//!
 //! * W4 idle: one idle manager for 30 s; counts the backend calls it makes
 //!   (each is one query or one script), and what the server saw meanwhile
 //!   (PostgreSQL: transactions committed in the database; Redis: commands
@@ -56,6 +60,9 @@ struct Args {
     /// Manager concurrency.
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
+    /// Finished jobs in the table for the `counts` workload.
+    #[arg(long, default_value_t = 1_000_000)]
+    counts_size: usize,
     /// The global running limit of W1g's queue.
     #[arg(long, default_value_t = 16)]
     global_limit: u32,
@@ -438,6 +445,77 @@ async fn w4(queue: &Queue, url: &str, concurrency: usize) -> jobs::Result<()> {
     Ok(())
 }
 
+/// `counts()` on a table of `n` finished jobs (and 1,000 waiting ones).
+async fn counts(queue: &Queue, n: usize) -> jobs::Result<()> {
+    let done = queue_name("counts-done");
+    let waiting = queue_name("counts-waiting");
+    let backend = queue.backend();
+    let queues = [done.clone()];
+    let worker = "bench-counts";
+    let t = Instant::now();
+    let mut left = n;
+    while left > 0 {
+        let k = left.min(5_000);
+        let jobs = (0..k)
+            .map(|i| NewJob::new("bench.noop", json!({ "n": i })).queue(&done))
+            .collect();
+        queue.enqueue_many(jobs).await?;
+        // Straight through the backend: claim and complete in big batches.
+        let mut taken = 0;
+        while taken < k {
+            let claimed = backend
+                .claim(ClaimRequest::new(
+                    worker,
+                    &queues,
+                    1_000,
+                    Duration::from_secs(600),
+                ))
+                .await?;
+            if claimed.jobs.is_empty() {
+                break;
+            }
+            taken += claimed.jobs.len();
+            let updates: Vec<OutcomeUpdate> = claimed
+                .jobs
+                .iter()
+                .map(|j| {
+                    OutcomeUpdate::new(j.fence(), jobs::backend::Outcome::Complete { result: None })
+                })
+                .collect();
+            backend.record(worker, &updates).await?;
+        }
+        left -= k;
+    }
+    let jobs = (0..1_000)
+        .map(|i| NewJob::new("bench.noop", json!({ "n": i })).queue(&waiting))
+        .collect();
+    queue.enqueue_many(jobs).await?;
+    let setup = t.elapsed().as_secs_f64();
+    let mut took = Vec::with_capacity(50);
+    for _ in 0..50 {
+        let t = Instant::now();
+        let counts = queue.counts().await?;
+        took.push(t.elapsed());
+        let of = |q: &str| {
+            counts
+                .iter()
+                .filter(|c| c.queue == q)
+                .map(|c| c.count)
+                .sum::<u64>()
+        };
+        assert_eq!(of(&done), n as u64);
+        assert_eq!(of(&waiting), 1_000);
+    }
+    took.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "| counts() with {n} finished jobs | p50 {:.2} ms | max {:.2} ms | (setup {setup:.0} s) |",
+        ms(took[took.len() / 2]),
+        ms(*took.last().unwrap())
+    );
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> jobs::Result<()> {
     let args = Args::parse();
@@ -465,7 +543,10 @@ async fn main() -> jobs::Result<()> {
             "w2u" => w2u(&queue).await?,
             "w3" => w3(&queue, args.concurrency).await?,
             "w4" => w4(&queue, &args.url, args.concurrency).await?,
-            other => eprintln!("unknown workload `{other}` (w1, w1g, w1k, w2, w2u, w3, w4)"),
+            "counts" => counts(&queue, args.counts_size).await?,
+            other => {
+                eprintln!("unknown workload `{other}` (w1, w1g, w1k, w2, w2u, w3, w4, counts)")
+            }
         }
     }
     Ok(())
