@@ -47,12 +47,11 @@ impl JobHandler for SnoozesOnce {
     }
 }
 
+/// One series: its kind, name, labels and value.
+type Series = (MetricKind, String, Vec<(String, String)>, DebugValue);
+
 /// The one value of `name` whose labels include all of `labels`.
-fn value<'a>(
-    snap: &'a [(MetricKind, String, Vec<(String, String)>, DebugValue)],
-    name: &str,
-    labels: &[(&str, &str)],
-) -> Option<&'a DebugValue> {
+fn value<'a>(snap: &'a [Series], name: &str, labels: &[(&str, &str)]) -> Option<&'a DebugValue> {
     let found: Vec<_> = snap
         .iter()
         .filter(|(_, n, ls, _)| {
@@ -71,11 +70,7 @@ fn value<'a>(
     found.into_iter().next()
 }
 
-fn counter(
-    snap: &[(MetricKind, String, Vec<(String, String)>, DebugValue)],
-    name: &str,
-    labels: &[(&str, &str)],
-) -> u64 {
+fn counter(snap: &[Series], name: &str, labels: &[(&str, &str)]) -> u64 {
     match value(snap, name, labels) {
         Some(DebugValue::Counter(n)) => *n,
         None => 0,
@@ -83,7 +78,7 @@ fn counter(
     }
 }
 
-fn snapshot(s: &Snapshotter) -> Vec<(MetricKind, String, Vec<(String, String)>, DebugValue)> {
+fn snapshot(s: &Snapshotter) -> Vec<Series> {
     s.snapshot()
         .into_vec()
         .into_iter()
