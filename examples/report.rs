@@ -151,7 +151,7 @@ async fn main() -> jobs::Result<()> {
                 .progress
                 .lock()
                 .unwrap()
-                .get(id)
+                .get(&id.id())
                 .copied()
                 .unwrap_or(0);
             println!("{id} {:<10} {pct:>3}%", job.status.to_string());

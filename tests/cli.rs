@@ -87,7 +87,7 @@ async fn inspects_requeues_cancels_and_prunes() {
     let (ok, out, _) = jobs_cli(&url, &["get", &dead.to_string()]);
     assert!(ok);
     let job: jobs::Job = serde_json::from_str(&out).expect("get prints the job as JSON");
-    assert_eq!(job.id, dead);
+    assert_eq!(job.id, dead.id());
 
     let (ok, out, _) = jobs_cli(&url, &["requeue", "--all-dead", "--queue", "ops"]);
     assert!(ok, "{out}");

@@ -7,8 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use jobs_core::backend::{ClaimRequest, Fence, JobListener, OutcomeUpdate, Recovered};
-use jobs_core::{Backend, BoxFuture, Job, JobFilter, JobId, NewJob, QueueCount, Result};
+use jobs_core::backend::{
+    ClaimRequest, Fence, HeartbeatReply, JobListener, OutcomeUpdate, Recovered,
+};
+use jobs_core::{
+    AuditEntry, AuditFilter, Backend, BoxFuture, CancelRequest, Claimed, Enqueued, Job, JobFilter,
+    JobId, Leader, NewJob, Progress, PruneRequest, QueueCount, Result, ScheduleState, WorkerInfo,
+};
 use jobs_runtime::backend::redis::RedisBackend;
 
 fn redis_url() -> String {
@@ -82,10 +87,10 @@ impl Backend for Purged {
     fn backend_name(&self) -> &'static str {
         self.backend.backend_name()
     }
-    fn enqueue_batch(&self, jobs: Vec<NewJob>) -> BoxFuture<'_, Result<Vec<JobId>>> {
+    fn enqueue_batch(&self, jobs: Vec<NewJob>) -> BoxFuture<'_, Result<Vec<Enqueued>>> {
         self.backend.enqueue_batch(jobs)
     }
-    fn claim<'a>(&'a self, req: ClaimRequest<'a>) -> BoxFuture<'a, Result<Vec<Job>>> {
+    fn claim<'a>(&'a self, req: ClaimRequest<'a>) -> BoxFuture<'a, Result<Claimed>> {
         self.backend.claim(req)
     }
     fn heartbeat<'a>(
@@ -93,7 +98,7 @@ impl Backend for Purged {
         worker_id: &'a str,
         fences: &'a [Fence],
         lease: Duration,
-    ) -> BoxFuture<'a, Result<Vec<JobId>>> {
+    ) -> BoxFuture<'a, Result<HeartbeatReply>> {
         self.backend.heartbeat(worker_id, fences, lease)
     }
     fn record<'a>(
@@ -112,8 +117,8 @@ impl Backend for Purged {
     fn list<'a>(&'a self, filter: &'a JobFilter) -> BoxFuture<'a, Result<Vec<Job>>> {
         self.backend.list(filter)
     }
-    fn cancel(&self, id: JobId) -> BoxFuture<'_, Result<Job>> {
-        self.backend.cancel(id)
+    fn cancel<'a>(&'a self, id: JobId, request: &'a CancelRequest) -> BoxFuture<'a, Result<Job>> {
+        self.backend.cancel(id, request)
     }
     fn requeue(&self, id: JobId) -> BoxFuture<'_, Result<Job>> {
         self.backend.requeue(id)
@@ -121,8 +126,68 @@ impl Backend for Purged {
     fn counts(&self) -> BoxFuture<'_, Result<Vec<QueueCount>>> {
         self.backend.counts()
     }
-    fn prune(&self, before: DateTime<Utc>, limit: usize) -> BoxFuture<'_, Result<u64>> {
-        self.backend.prune(before, limit)
+    fn prune<'a>(&'a self, req: &'a PruneRequest) -> BoxFuture<'a, Result<u64>> {
+        self.backend.prune(req)
+    }
+    fn pause_queue<'a>(&'a self, queue: &'a str) -> BoxFuture<'a, Result<()>> {
+        self.backend.pause_queue(queue)
+    }
+    fn resume_queue<'a>(&'a self, queue: &'a str) -> BoxFuture<'a, Result<()>> {
+        self.backend.resume_queue(queue)
+    }
+    fn paused_queues(&self) -> BoxFuture<'_, Result<Vec<String>>> {
+        self.backend.paused_queues()
+    }
+    fn record_progress<'a>(
+        &'a self,
+        updates: &'a [(Fence, Progress)],
+    ) -> BoxFuture<'a, Result<()>> {
+        self.backend.record_progress(updates)
+    }
+    fn register_worker<'a>(
+        &'a self,
+        info: &'a WorkerInfo,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<()>> {
+        self.backend.register_worker(info, ttl)
+    }
+    fn deregister_worker<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<()>> {
+        self.backend.deregister_worker(id)
+    }
+    fn workers(&self) -> BoxFuture<'_, Result<Vec<WorkerInfo>>> {
+        self.backend.workers()
+    }
+    fn try_lead<'a>(
+        &'a self,
+        role: &'a str,
+        holder: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool>> {
+        self.backend.try_lead(role, holder, ttl)
+    }
+    fn resign<'a>(&'a self, role: &'a str, holder: &'a str) -> BoxFuture<'a, Result<()>> {
+        self.backend.resign(role, holder)
+    }
+    fn leader<'a>(&'a self, role: &'a str) -> BoxFuture<'a, Result<Option<Leader>>> {
+        self.backend.leader(role)
+    }
+    fn schedules(&self) -> BoxFuture<'_, Result<Vec<ScheduleState>>> {
+        self.backend.schedules()
+    }
+    fn save_schedule<'a>(&'a self, state: &'a ScheduleState) -> BoxFuture<'a, Result<()>> {
+        self.backend.save_schedule(state)
+    }
+    fn delete_job(&self, id: JobId) -> BoxFuture<'_, Result<()>> {
+        self.backend.delete_job(id)
+    }
+    fn append_audit<'a>(&'a self, entry: &'a AuditEntry) -> BoxFuture<'a, Result<()>> {
+        self.backend.append_audit(entry)
+    }
+    fn audit_log<'a>(&'a self, filter: &'a AuditFilter) -> BoxFuture<'a, Result<Vec<AuditEntry>>> {
+        self.backend.audit_log(filter)
+    }
+    fn prune_audit(&self, before: DateTime<Utc>, limit: usize) -> BoxFuture<'_, Result<u64>> {
+        self.backend.prune_audit(before, limit)
     }
     fn listener<'a>(&'a self, queues: &'a [String]) -> BoxFuture<'a, Result<Box<dyn JobListener>>> {
         self.backend.listener(queues)

@@ -68,7 +68,10 @@ async fn two_handles_on_one_file_never_double_claim() {
     let mut produced: Vec<JobId> = a
         .enqueue_batch(new_jobs(INITIAL, "initial"))
         .await
-        .expect("enqueue");
+        .expect("enqueue")
+        .into_iter()
+        .map(|e| e.id())
+        .collect();
     let done = Arc::new(AtomicBool::new(false));
 
     let producer = {
@@ -81,7 +84,9 @@ async fn two_handles_on_one_file_never_double_claim() {
                 ids.extend(
                     q.enqueue_batch(new_jobs(BATCH, "more"))
                         .await
-                        .expect("enqueue"),
+                        .expect("enqueue")
+                        .into_iter()
+                        .map(|e| e.id()),
                 );
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
@@ -107,7 +112,8 @@ async fn two_handles_on_one_file_never_double_claim() {
                         Duration::from_secs(60),
                     ))
                     .await
-                    .expect("claim");
+                    .expect("claim")
+                    .jobs;
                 if jobs.is_empty() {
                     if finished {
                         break;
@@ -160,7 +166,10 @@ async fn jobs_survive_reopening_the_file() {
                 NewJob::new("r.job", json!({ "k": 2 })).queue("other"),
             ])
             .await
-            .expect("enqueue");
+            .expect("enqueue")
+            .into_iter()
+            .map(|e| e.id())
+            .collect::<Vec<_>>();
         let claimed = q
             .claim(ClaimRequest::new(
                 "gone",
@@ -170,7 +179,7 @@ async fn jobs_survive_reopening_the_file() {
             ))
             .await
             .expect("claim");
-        assert_eq!(claimed.len(), 1);
+        assert_eq!(claimed.jobs.len(), 1);
         q.close().await;
         (ids[0], ids[1])
     };
@@ -257,7 +266,8 @@ async fn transactional_enqueue_follows_the_callers_transaction() {
     let rolled_back = backend
         .enqueue_in(&mut *tx, NewJob::new("order.ship", json!({ "order": 1 })))
         .await
-        .expect("enqueue in tx");
+        .expect("enqueue in tx")
+        .id();
     tx.rollback().await.expect("rollback");
     assert!(backend.get(rolled_back).await.expect("get").is_none());
 
@@ -270,7 +280,8 @@ async fn transactional_enqueue_follows_the_callers_transaction() {
     let committed = backend
         .enqueue_in(&mut *tx, NewJob::new("order.ship", json!({ "order": 2 })))
         .await
-        .expect("enqueue in tx");
+        .expect("enqueue in tx")
+        .id();
     assert!(
         backend.get(committed).await.expect("get").is_none(),
         "invisible before commit"
@@ -289,7 +300,7 @@ async fn transactional_enqueue_follows_the_callers_transaction() {
         .await
         .expect("claim");
     assert_eq!(
-        claimed.iter().map(|j| j.id).collect::<Vec<_>>(),
+        claimed.jobs.iter().map(|j| j.id).collect::<Vec<_>>(),
         vec![committed]
     );
 
@@ -308,7 +319,8 @@ async fn transactional_enqueue_follows_the_callers_transaction() {
     let id = backend
         .enqueue_in(&mut *conn, NewJob::new("order.ship", json!({ "order": 5 })))
         .await
-        .expect("connection still usable");
+        .expect("connection still usable")
+        .id();
     assert!(backend.get(id).await.expect("get").is_some());
 }
 
@@ -336,4 +348,169 @@ async fn quiet_writes_are_checkpointed_within_seconds() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Limits and unique keys hold across handles with connections of their own
+/// on one file (as separate processes would have): claimers on both never
+/// run more jobs of a concurrency key than its max, and producers on both
+/// store one job per unique key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_and_unique_keys_hold_across_handles_on_one_file() {
+    use std::sync::atomic::AtomicU32;
+
+    use jobs_core::Uniqueness;
+
+    let url = url_of(&temp_db("shared-limits"));
+    let a = Arc::new(SqliteBackend::connect(&url).await.expect("open a"));
+    let b = Arc::new(SqliteBackend::connect(&url).await.expect("open b"));
+    let handles: [Arc<dyn Backend>; 2] = [a, b];
+
+    // Unique keys: 8 producers, 4 on each handle, 100 enqueues each, of 5 keys.
+    let mut producers = Vec::new();
+    for p in 0..8 {
+        let q = handles[p % 2].clone();
+        producers.push(tokio::spawn(async move {
+            let mut inserted = 0;
+            for i in 0..100 {
+                let key = format!("key-{}", i % 5);
+                let job = NewJob::new("unique.job", json!({ "p": p, "i": i }))
+                    .queue("unique")
+                    .unique(Uniqueness::new(key));
+                let out = q.enqueue_batch(vec![job]).await.expect("enqueue");
+                inserted += usize::from(out[0].is_inserted());
+            }
+            inserted
+        }));
+    }
+    let mut inserted = 0;
+    for p in producers {
+        inserted += p.await.expect("producer");
+    }
+    assert_eq!(inserted, 5, "one job per key");
+    let stored = handles[0]
+        .list(&JobFilter::default().queue("unique").limit(100))
+        .await
+        .expect("list");
+    assert_eq!(stored.len(), 5);
+
+    // A concurrency key with max 2, claimed from both handles at once.
+    let jobs: Vec<NewJob> = (0..30)
+        .map(|n| NewJob::new("limited.job", json!({ "n": n })).concurrency("hot", 2))
+        .collect();
+    handles[0].enqueue_batch(jobs).await.expect("enqueue");
+    let running = Arc::new(AtomicU32::new(0));
+    let peak = Arc::new(AtomicU32::new(0));
+    let done = Arc::new(AtomicU32::new(0));
+    let mut claimers = Vec::new();
+    for c in 0..6 {
+        let q = handles[c % 2].clone();
+        let (running, peak, done) = (running.clone(), peak.clone(), done.clone());
+        claimers.push(tokio::spawn(async move {
+            let worker = format!("claimer-{c}");
+            let queues = vec!["default".to_owned()];
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            while done.load(Ordering::SeqCst) < 30 {
+                assert!(std::time::Instant::now() < deadline, "stalled");
+                let got = q
+                    .claim(ClaimRequest::new(
+                        &worker,
+                        &queues,
+                        2,
+                        Duration::from_secs(60),
+                    ))
+                    .await
+                    .expect("claim")
+                    .jobs;
+                if got.is_empty() {
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                    continue;
+                }
+                let n = got.len() as u32;
+                peak.fetch_max(running.fetch_add(n, Ordering::SeqCst) + n, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                running.fetch_sub(n, Ordering::SeqCst);
+                let updates: Vec<OutcomeUpdate> = got
+                    .iter()
+                    .map(|j| OutcomeUpdate::new(j.fence(), Outcome::Complete { result: None }))
+                    .collect();
+                assert!(q
+                    .record(&worker, &updates)
+                    .await
+                    .expect("record")
+                    .is_empty());
+                done.fetch_add(n, Ordering::SeqCst);
+            }
+        }));
+    }
+    for c in claimers {
+        c.await.expect("claimer");
+    }
+    let peak = peak.load(Ordering::SeqCst);
+    assert!(
+        (1..=2).contains(&peak),
+        "{peak} jobs of a key with max 2 ran at once"
+    );
+}
+
+/// When a job with limits that this handle claimed ends, idle workers of
+/// the file are woken at once: a slot of its key is free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_end_of_a_limited_job_wakes_listeners() {
+    let q = Arc::new(
+        SqliteBackend::connect(&url_of(&temp_db("limited-wake")))
+            .await
+            .expect("open"),
+    );
+    let jobs: Vec<NewJob> = (0..2)
+        .map(|n| NewJob::new("t", json!({ "n": n })).concurrency("one", 1))
+        .collect();
+    q.enqueue_batch(jobs).await.expect("enqueue");
+    let queues = vec!["default".to_owned()];
+    let claim = || ClaimRequest::new("w", &queues, 10, Duration::from_secs(60));
+    let first = q.claim(claim()).await.expect("claim");
+    assert_eq!(first.jobs.len(), 1);
+    assert!(first.limited);
+    let mut listener = q.listener(&queues).await.expect("listener");
+    let finisher = {
+        let q = q.clone();
+        let job = first.jobs[0].clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let done = OutcomeUpdate::new(job.fence(), Outcome::Complete { result: None });
+            assert!(q.record("w", &[done]).await.expect("record").is_empty());
+        })
+    };
+    let started = std::time::Instant::now();
+    listener.wait(Duration::from_secs(10)).await;
+    finisher.await.expect("finisher");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "not woken: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(q.claim(claim()).await.expect("claim").jobs.len(), 1);
+}
+
+/// The limited claim path walks past many held-back jobs (several pages of
+/// candidates) to the free ones behind them.
+#[tokio::test]
+async fn a_claim_walks_past_many_held_back_jobs() {
+    let q = SqliteBackend::connect(&url_of(&temp_db("walk")))
+        .await
+        .expect("open");
+    let mut jobs: Vec<NewJob> = (0..500)
+        .map(|n| NewJob::new("t", json!({ "n": n })).sequence("long"))
+        .collect();
+    let free = NewJob::new("t", json!({ "free": true }));
+    let (head, free_id) = (jobs[0].id, free.id);
+    jobs.push(free);
+    q.enqueue_batch(jobs).await.expect("enqueue");
+    let queues = vec!["default".to_owned()];
+    let claim = || ClaimRequest::new("w", &queues, 10, Duration::from_secs(60));
+    let got = q.claim(claim()).await.expect("claim");
+    let ids: HashSet<JobId> = got.jobs.iter().map(|j| j.id).collect();
+    assert_eq!(ids, HashSet::from([head, free_id]));
+    assert!(got.limited);
+    let again = q.claim(claim()).await.expect("claim");
+    assert!(again.jobs.is_empty() && again.limited);
 }

@@ -46,12 +46,15 @@ async fn concurrent_connects_migrate_a_fresh_schema_once() {
     .fetch_all(backend.pool())
     .await
     .unwrap();
-    assert_eq!(versions, vec![1, 2, 3]);
+    assert_eq!(versions, vec![1, 2, 3, 4]);
     // Every one of them works on the same table.
     let id = backends[7]
         .enqueue_batch(vec![NewJob::new("t", json!({}))])
         .await
-        .unwrap()[0];
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id())
+        .collect::<Vec<_>>()[0];
     assert!(backends[3].get(id).await.unwrap().is_some());
 
     // Jobs as a v2 schema held them: one cancelled, one failed twice so far,
@@ -59,15 +62,29 @@ async fn concurrent_connects_migrate_a_fresh_schema_once() {
     let cancelled = backend
         .enqueue_batch(vec![NewJob::new("t", json!({}))])
         .await
-        .unwrap()[0];
-    backend.cancel(cancelled).await.unwrap();
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id())
+        .collect::<Vec<_>>()[0];
+    backend
+        .cancel(cancelled, &jobs_core::CancelRequest::default())
+        .await
+        .unwrap();
     let q = queues(&["retried"]);
     let retried = backend
         .enqueue_batch(vec![NewJob::new("t", json!({})).queue("retried")])
         .await
-        .unwrap()[0];
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id())
+        .collect::<Vec<_>>()[0];
     for i in 0..2 {
-        let job = backend.claim(claim_req(&q, 1)).await.unwrap().remove(0);
+        let job = backend
+            .claim(claim_req(&q, 1))
+            .await
+            .unwrap()
+            .jobs
+            .remove(0);
         let retry = Outcome::Retry {
             delay: Duration::ZERO,
             error: AttemptFailure::new(format!("failure {i}"), true),
@@ -82,8 +99,16 @@ async fn concurrent_connects_migrate_a_fresh_schema_once() {
     let failed = backend
         .enqueue_batch(vec![NewJob::new("t", json!({})).queue("failed")])
         .await
-        .unwrap()[0];
-    let job = backend.claim(claim_req(&q, 1)).await.unwrap().remove(0);
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id())
+        .collect::<Vec<_>>()[0];
+    let job = backend
+        .claim(claim_req(&q, 1))
+        .await
+        .unwrap()
+        .jobs
+        .remove(0);
     let fail = Outcome::Fail {
         error: AttemptFailure::new("not cancelled", false),
         result: None,
@@ -115,7 +140,7 @@ async fn concurrent_connects_migrate_a_fresh_schema_once() {
     .fetch_all(upgraded.pool())
     .await
     .unwrap();
-    assert_eq!(versions, vec![1, 2, 3]);
+    assert_eq!(versions, vec![1, 2, 3, 4]);
     assert!(upgraded.get(id).await.unwrap().is_some());
     let c = upgraded.get(cancelled).await.unwrap().unwrap();
     assert_eq!(c.status, JobStatus::Failed);
@@ -135,7 +160,12 @@ async fn concurrent_connects_migrate_a_fresh_schema_once() {
     assert_eq!(upgraded.list(&page(false)).await.unwrap().len(), 3);
     // And the upgraded schema works as a fresh one does.
     let q = queues(&["retried"]);
-    let job = upgraded.claim(claim_req(&q, 1)).await.unwrap().remove(0);
+    let job = upgraded
+        .claim(claim_req(&q, 1))
+        .await
+        .unwrap()
+        .jobs
+        .remove(0);
     assert!(job.lease_token.is_some());
     let done = OutcomeUpdate::new(job.fence(), Outcome::Complete { result: None });
     assert!(upgraded.record("w1", &[done]).await.unwrap().is_empty());
@@ -158,7 +188,7 @@ async fn schema_comes_from_the_url_and_connect_dispatches_here() {
         .await
         .unwrap();
     assert_eq!(
-        backend.get(id).await.unwrap().unwrap().payload,
+        backend.get(id.id()).await.unwrap().unwrap().payload,
         json!({"x": 1})
     );
 
@@ -203,13 +233,14 @@ async fn transactional_enqueue_exists_iff_the_transaction_commits() {
         .await
         .unwrap();
     // Not visible to workers before commit.
-    assert!(backend.get(lost).await.unwrap().is_none());
+    assert!(backend.get(lost.id()).await.unwrap().is_none());
     tx.rollback().await.unwrap();
-    assert!(backend.get(lost).await.unwrap().is_none());
+    assert!(backend.get(lost.id()).await.unwrap().is_none());
     assert!(backend
         .claim(claim_req(&queues(&["default"]), 10))
         .await
         .unwrap()
+        .jobs
         .is_empty());
 
     // Committed: both exist, and the job is claimable.
@@ -240,9 +271,10 @@ async fn transactional_enqueue_exists_iff_the_transaction_commits() {
     let claimed = backend
         .claim(claim_req(&listener_queues, 10))
         .await
-        .unwrap();
+        .unwrap()
+        .jobs;
     let ids: Vec<_> = claimed.iter().map(|j| j.id).collect();
-    assert_eq!(ids, vec![kept, typed]);
+    assert_eq!(ids, vec![kept.id(), typed.id()]);
     assert_eq!(claimed[1].queue_name, "billing");
     assert_eq!(claimed[1].payload, json!({"number": 7}));
 
@@ -264,14 +296,20 @@ async fn claim_and_record_work_in_batches() {
     let jobs: Vec<NewJob> = (0..500)
         .map(|i| NewJob::new("n", json!({ "n": i })).priority(i % 3))
         .collect();
-    let ids = backend.enqueue_batch(jobs).await.unwrap();
+    let ids = backend
+        .enqueue_batch(jobs)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id())
+        .collect::<Vec<_>>();
     assert_eq!(ids.len(), 500);
 
     let q = queues(&["default"]);
     let mut seen = std::collections::HashSet::new();
     let mut last_priority = i32::MAX;
     loop {
-        let batch = backend.claim(claim_req(&q, 64)).await.unwrap();
+        let batch = backend.claim(claim_req(&q, 64)).await.unwrap().jobs;
         if batch.is_empty() {
             break;
         }
@@ -329,9 +367,27 @@ async fn claim_and_record_work_in_batches() {
 
     // Prune goes in bounded batches.
     let future = chrono::Utc::now() + chrono::Duration::seconds(60);
-    assert_eq!(backend.prune(future, 100).await.unwrap(), 100);
-    assert_eq!(backend.prune(future, 1000).await.unwrap(), 350);
-    assert_eq!(backend.prune(future, 1000).await.unwrap(), 0);
+    assert_eq!(
+        backend
+            .prune(&jobs_core::PruneRequest::new(future, 100))
+            .await
+            .unwrap(),
+        100
+    );
+    assert_eq!(
+        backend
+            .prune(&jobs_core::PruneRequest::new(future, 1000))
+            .await
+            .unwrap(),
+        350
+    );
+    assert_eq!(
+        backend
+            .prune(&jobs_core::PruneRequest::new(future, 1000))
+            .await
+            .unwrap(),
+        0
+    );
 }
 
 #[tokio::test]
@@ -368,7 +424,7 @@ async fn listener_wakes_for_its_queues_and_for_scheduled_jobs() {
         "woke after {waited:?}"
     );
     producer.await.unwrap();
-    let claimed = backend.claim(claim_req(&mine, 10)).await.unwrap();
+    let claimed = backend.claim(claim_req(&mine, 10)).await.unwrap().jobs;
     assert_eq!(claimed.len(), 1);
 
     // A job going back to waiting (released) wakes us too.
@@ -387,7 +443,15 @@ async fn listener_wakes_for_its_queues_and_for_scheduled_jobs() {
         "woke after {waited:?}"
     );
     releaser.await.unwrap();
-    assert_eq!(backend.claim(claim_req(&mine, 10)).await.unwrap().len(), 1);
+    assert_eq!(
+        backend
+            .claim(claim_req(&mine, 10))
+            .await
+            .unwrap()
+            .jobs
+            .len(),
+        1
+    );
 
     // A job scheduled 1 s ahead wakes us when it is due, without any signal then.
     backend
@@ -403,6 +467,7 @@ async fn listener_wakes_for_its_queues_and_for_scheduled_jobs() {
             .claim(claim_req(&mine, 10))
             .await
             .unwrap()
+            .jobs
             .is_empty()
         {
             break;
@@ -428,23 +493,28 @@ async fn expired_leases_become_failed_attempts_and_fence_the_old_worker() {
             NewJob::new("t", json!({"a": 3})),
         ])
         .await
-        .unwrap();
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id())
+        .collect::<Vec<_>>();
     let q = queues(&["default"]);
     let short = ClaimRequest::new("doomed", &q, 3, Duration::from_millis(100));
-    let claimed = backend.claim(short).await.unwrap();
+    let claimed = backend.claim(short).await.unwrap().jobs;
     assert_eq!(claimed.len(), 3);
     // The third keeps its lease by heartbeating; the others lapse.
     tokio::time::sleep(Duration::from_millis(50)).await;
     let lost = backend
         .heartbeat("doomed", &[claimed[2].fence()], Duration::from_secs(30))
         .await
-        .unwrap();
+        .unwrap()
+        .lost;
     assert!(lost.is_empty());
     // A heartbeat from another worker id is refused.
     let lost = backend
         .heartbeat("intruder", &[claimed[2].fence()], Duration::from_secs(30))
         .await
-        .unwrap();
+        .unwrap()
+        .lost;
     assert_eq!(lost, vec![ids[2]]);
     tokio::time::sleep(Duration::from_millis(200)).await;
 
@@ -468,7 +538,7 @@ async fn expired_leases_become_failed_attempts_and_fence_the_old_worker() {
     assert!(dead.completed_at.is_some());
 
     // A second worker takes the retry; the first one's late outcome is refused.
-    let again = backend.claim(claim_req(&q, 10)).await.unwrap();
+    let again = backend.claim(claim_req(&q, 10)).await.unwrap().jobs;
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].attempt, 2);
     let late = OutcomeUpdate::new(claimed[0].fence(), Outcome::Complete { result: None });
@@ -494,9 +564,15 @@ async fn expired_leases_become_failed_attempts_and_fence_the_old_worker() {
         (requeued.status, requeued.retry_count),
         (JobStatus::Pending, 0)
     );
-    let cancelled = backend.cancel(ids[1]).await.unwrap();
+    let cancelled = backend
+        .cancel(ids[1], &jobs_core::CancelRequest::default())
+        .await
+        .unwrap();
     assert_eq!(cancelled.status, JobStatus::Failed);
-    let err = backend.cancel(ids[1]).await.unwrap_err();
+    let err = backend
+        .cancel(ids[1], &jobs_core::CancelRequest::default())
+        .await
+        .unwrap_err();
     assert!(
         matches!(err, jobs_core::Error::InvalidState { .. }),
         "{err}"
@@ -506,7 +582,13 @@ async fn expired_leases_become_failed_attempts_and_fence_the_old_worker() {
         matches!(err, jobs_core::Error::InvalidState { .. }),
         "{err}"
     );
-    let err = backend.cancel(jobs_core::JobId::new()).await.unwrap_err();
+    let err = backend
+        .cancel(
+            jobs_core::JobId::new(),
+            &jobs_core::CancelRequest::default(),
+        )
+        .await
+        .unwrap_err();
     assert!(matches!(err, jobs_core::Error::NotFound(_)), "{err}");
 }
 
@@ -522,15 +604,21 @@ async fn a_job_enqueued_ahead_of_a_draining_backlog_is_claimed_next_within_the_h
     backend.enqueue_batch(jobs).await.unwrap();
     // Full claims: the backend now starts its scans past the claimed jobs.
     for _ in 0..3 {
-        assert_eq!(backend.claim(claim_req(&q, 10)).await.unwrap().len(), 10);
+        assert_eq!(
+            backend.claim(claim_req(&q, 10)).await.unwrap().jobs.len(),
+            10
+        );
     }
     let urgent = backend
         .enqueue_batch(vec![NewJob::new("n", json!({"urgent": true})).priority(9)])
         .await
-        .unwrap()[0];
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id())
+        .collect::<Vec<_>>()[0];
     // Within 100 ms (the hint's lifetime) the next claim scans from the start.
     tokio::time::sleep(Duration::from_millis(150)).await;
-    let next = backend.claim(claim_req(&q, 10)).await.unwrap();
+    let next = backend.claim(claim_req(&q, 10)).await.unwrap().jobs;
     assert_eq!(next[0].id, urgent, "the higher-priority job goes first");
     // The rest still come in enqueue order, none twice.
     let mut seen: Vec<i64> = next[1..]
@@ -538,7 +626,7 @@ async fn a_job_enqueued_ahead_of_a_draining_backlog_is_claimed_next_within_the_h
         .map(|j| j.payload["n"].as_i64().unwrap())
         .collect();
     loop {
-        let batch = backend.claim(claim_req(&q, 10)).await.unwrap();
+        let batch = backend.claim(claim_req(&q, 10)).await.unwrap().jobs;
         if batch.is_empty() {
             break;
         }
@@ -562,10 +650,13 @@ async fn a_detached_handle_works_from_a_runtime_of_its_own() {
             NewJob::new("t", json!({"n": 2})),
         ])
         .await
-        .unwrap();
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id())
+        .collect::<Vec<_>>();
     // Connections of this runtime exist, idle, for both kinds of statement.
     let q = queues(&["default"]);
-    let claimed = backend.claim(claim_req(&q, 2)).await.unwrap();
+    let claimed = backend.claim(claim_req(&q, 2)).await.unwrap().jobs;
     assert_eq!(claimed.len(), 2);
     assert!(backend.get(ids[0]).await.unwrap().is_some());
 
@@ -583,7 +674,8 @@ async fn a_detached_handle_works_from_a_runtime_of_its_own() {
                 let lost = detached
                     .heartbeat("w1", &fences, Duration::from_secs(60))
                     .await
-                    .unwrap();
+                    .unwrap()
+                    .lost;
                 assert!(lost.is_empty());
                 let done = OutcomeUpdate::new(
                     fences[0],
@@ -635,7 +727,7 @@ async fn heartbeats_and_outcomes_in_any_order_never_deadlock() {
     let mut fences = Vec::with_capacity(N);
     while fences.len() < N {
         let claim = ClaimRequest::new("w1", &q, 500, Duration::from_secs(120));
-        let batch = backend.claim(claim).await.unwrap();
+        let batch = backend.claim(claim).await.unwrap().jobs;
         assert!(!batch.is_empty());
         fences.extend(batch.iter().map(|j| j.fence()));
     }
@@ -692,7 +784,10 @@ async fn a_blocked_statement_gives_up_after_the_lock_or_statement_timeout() {
     let id = guard
         .enqueue_batch(vec![NewJob::new("t", json!({}))])
         .await
-        .unwrap()[0];
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id())
+        .collect::<Vec<_>>()[0];
     // Another session holds the job's row (the caller's pool has no limits).
     let mut tx = guard.pool().begin().await.unwrap();
     sqlx::query(&format!(
@@ -716,7 +811,10 @@ async fn a_blocked_statement_gives_up_after_the_lock_or_statement_timeout() {
             .await
             .unwrap();
         let t0 = Instant::now();
-        let err = backend.cancel(id).await.unwrap_err();
+        let err = backend
+            .cancel(id, &jobs_core::CancelRequest::default())
+            .await
+            .unwrap_err();
         let waited = t0.elapsed();
         assert!(err.is_transient(), "{err}");
         assert!(
@@ -725,5 +823,225 @@ async fn a_blocked_statement_gives_up_after_the_lock_or_statement_timeout() {
         );
     }
     tx.rollback().await.unwrap();
-    assert_eq!(guard.cancel(id).await.unwrap().status, JobStatus::Failed);
+    assert_eq!(
+        guard
+            .cancel(id, &jobs_core::CancelRequest::default())
+            .await
+            .unwrap()
+            .status,
+        JobStatus::Failed
+    );
+}
+
+/// A version 3 schema with jobs in it is brought up to version 4 in place:
+/// its jobs read back with no key, no limits and no snoozes, and what v4
+/// adds (unique keys, limits, paused queues, the audit log) works at once.
+#[tokio::test]
+async fn a_version_3_schema_is_upgraded_in_place() {
+    let Some(url) = url() else { return };
+    let schema = fresh_schema("v3up");
+    let backend = PostgresBackend::builder(url.clone())
+        .schema(schema.clone())
+        .connect()
+        .await
+        .unwrap();
+    let old = backend
+        .enqueue_batch(vec![NewJob::new("t", json!({"old": true}))])
+        .await
+        .unwrap()[0]
+        .id();
+    sqlx::raw_sql(&format!(
+        "DROP TABLE \"{schema}\".paused_queues, \"{schema}\".rate_log, \"{schema}\".workers,
+             \"{schema}\".leaders, \"{schema}\".schedules, \"{schema}\".audit_log;
+         DROP INDEX \"{schema}\".jobs_unique_idx, \"{schema}\".jobs_running_conc_idx,
+             \"{schema}\".jobs_running_seq_idx, \"{schema}\".jobs_sequence_idx;
+         ALTER TABLE \"{schema}\".jobs DROP COLUMN snoozes, DROP COLUMN progress,
+             DROP COLUMN unique_key, DROP COLUMN unique_states, DROP COLUMN conc_key,
+             DROP COLUMN conc_max, DROP COLUMN rate_key, DROP COLUMN rate_max,
+             DROP COLUMN rate_per_us, DROP COLUMN seq_key;
+         DELETE FROM \"{schema}\".jobs_migrations WHERE version = 4"
+    ))
+    .execute(backend.pool())
+    .await
+    .unwrap();
+    let upgraded = PostgresBackend::builder(url.clone())
+        .schema(schema.clone())
+        .connect()
+        .await
+        .unwrap();
+    let job = upgraded.get(old).await.unwrap().unwrap();
+    assert_eq!(job.payload, json!({"old": true}));
+    assert_eq!((job.snoozes, job.unique_key.as_deref()), (0, None));
+    assert!(job.limits.is_empty() && job.progress.is_none());
+
+    let unique = || {
+        NewJob::new("t", json!({}))
+            .unique(jobs_core::Uniqueness::new("k"))
+            .concurrency("c", 1)
+    };
+    let a = upgraded.enqueue_batch(vec![unique()]).await.unwrap()[0];
+    assert!(a.is_inserted());
+    let b = upgraded.enqueue_batch(vec![unique()]).await.unwrap()[0];
+    assert_eq!(b, jobs_core::Enqueued::Duplicate(a.id()));
+    upgraded.pause_queue("default").await.unwrap();
+    assert!(upgraded
+        .claim(claim_req(&queues(&["default"]), 10))
+        .await
+        .unwrap()
+        .jobs
+        .is_empty());
+    upgraded.resume_queue("default").await.unwrap();
+    let got = upgraded
+        .claim(claim_req(&queues(&["default"]), 10))
+        .await
+        .unwrap()
+        .jobs;
+    assert_eq!(got.len(), 2, "the old job and the keyed one");
+    upgraded
+        .append_audit(&jobs_core::AuditEntry::new("ops", "pause", "default"))
+        .await
+        .unwrap();
+    assert_eq!(
+        upgraded
+            .audit_log(&jobs_core::AuditFilter::default())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    drop_schema(&upgraded).await;
+}
+
+/// Unique jobs enqueued inside the caller's transaction take their keys
+/// under a savepoint: a rollback frees the key, a commit keeps it.
+#[tokio::test]
+async fn unique_jobs_enqueued_in_a_transaction_hold_their_key_iff_it_commits() {
+    let Some(guard) = fresh_backend("txuniq").await else {
+        return;
+    };
+    let backend: &PostgresBackend = &guard;
+    let unique = || NewJob::new("t", json!({})).unique(jobs_core::Uniqueness::new("tx-key"));
+    let mut tx = backend.pool().begin().await.unwrap();
+    let first = backend.enqueue_in(&mut *tx, unique()).await.unwrap();
+    assert!(first.is_inserted());
+    let again = backend.enqueue_in(&mut *tx, unique()).await.unwrap();
+    assert_eq!(again, jobs_core::Enqueued::Duplicate(first.id()));
+    tx.rollback().await.unwrap();
+    assert!(backend.get(first.id()).await.unwrap().is_none());
+
+    let mut tx = backend.pool().begin().await.unwrap();
+    let kept = backend.enqueue_in(&mut *tx, unique()).await.unwrap();
+    assert!(kept.is_inserted());
+    tx.commit().await.unwrap();
+    let out = backend.enqueue_batch(vec![unique()]).await.unwrap();
+    assert_eq!(out, vec![jobs_core::Enqueued::Duplicate(kept.id())]);
+}
+
+/// Many claimers over jobs with overlapping concurrency keys, sequences and
+/// a queue cap: no claim fails (no deadlock between the keys' locks), no
+/// key ever runs more than its max, and every job runs once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn limited_claims_under_contention_never_fail_or_overrun() {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    let Some(guard) = fresh_backend("limits").await else {
+        return;
+    };
+    let backend = Arc::new(guard);
+    const N: usize = 240;
+    let jobs: Vec<NewJob> = (0..N)
+        .map(|i| {
+            let job = NewJob::new("t", json!({ "i": i })).concurrency(format!("k{}", i % 7), 2);
+            if i % 5 == 0 {
+                job.sequence(format!("s{}", i % 3))
+            } else {
+                job
+            }
+        })
+        .collect();
+    backend.enqueue_batch(jobs).await.unwrap();
+    let running: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
+    let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let limits = [jobs_core::ClaimLimit::new("default").global(6)];
+    let mut tasks = Vec::new();
+    for w in 0..8 {
+        let (backend, running, done) = (backend.clone(), running.clone(), done.clone());
+        let limits = limits.clone();
+        tasks.push(tokio::spawn(async move {
+            let q = queues(&["default"]);
+            let worker = format!("w{w}");
+            let deadline = Instant::now() + Duration::from_secs(90);
+            while done.load(std::sync::atomic::Ordering::SeqCst) < N {
+                assert!(Instant::now() < deadline, "stalled");
+                let req = ClaimRequest::new(&worker, &q, 3, Duration::from_secs(30))
+                    .with_limits(if w % 2 == 0 { &limits[..] } else { &[] });
+                let got = backend.claim(req).await.expect("a claim never fails").jobs;
+                if got.is_empty() {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    continue;
+                }
+                for j in &got {
+                    let key = j.limits.concurrency.as_ref().unwrap().key.clone();
+                    let mut r = running.lock().unwrap();
+                    let n = r.entry(key.clone()).or_insert(0);
+                    *n += 1;
+                    assert!(*n <= 2, "{key} runs {n} jobs at once");
+                }
+                tokio::time::sleep(Duration::from_millis(3)).await;
+                for j in &got {
+                    let key = j.limits.concurrency.as_ref().unwrap().key.clone();
+                    *running.lock().unwrap().get_mut(&key).unwrap() -= 1;
+                    let outcome = Outcome::Complete { result: None };
+                    let lost = backend
+                        .record(&worker, &[OutcomeUpdate::new(j.fence(), outcome)])
+                        .await
+                        .unwrap();
+                    assert!(lost.is_empty());
+                    done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let counts = backend.counts().await.unwrap();
+    assert_eq!(
+        counts
+            .iter()
+            .filter(|c| c.status == JobStatus::Completed)
+            .map(|c| c.count)
+            .sum::<u64>(),
+        N as u64
+    );
+}
+
+/// A held-back backlog longer than a limited claim's first read does not
+/// hide the jobs behind it: the claim reads on (up to its bound).
+#[tokio::test]
+async fn a_long_held_back_backlog_does_not_hide_later_jobs() {
+    let Some(guard) = fresh_backend("backlog").await else {
+        return;
+    };
+    let backend: &PostgresBackend = &guard;
+    let q = queues(&["default"]);
+    let keyed: Vec<NewJob> = (0..100)
+        .map(|i| NewJob::new("t", json!({ "i": i })).concurrency("one", 1))
+        .collect();
+    backend.enqueue_batch(keyed).await.unwrap();
+    let first = backend.claim(claim_req(&q, 1)).await.unwrap();
+    assert_eq!(first.jobs.len(), 1);
+    let free = backend
+        .enqueue_batch(vec![NewJob::new("t", json!({ "free": true }))])
+        .await
+        .unwrap()[0]
+        .id();
+    let next = backend.claim(claim_req(&q, 1)).await.unwrap();
+    assert_eq!(
+        next.jobs.iter().map(|j| j.id).collect::<Vec<_>>(),
+        vec![free]
+    );
+    assert!(next.limited);
+    let none = backend.claim(claim_req(&q, 1)).await.unwrap();
+    assert!(none.jobs.is_empty() && none.limited);
 }

@@ -140,5 +140,5 @@ async fn heartbeats_and_recording_never_deadlock() {
     assert_eq!(runs.len(), JOBS, "every job ran");
     let twice: Vec<_> = runs.iter().filter(|(_, &n)| n != 1).collect();
     assert!(twice.is_empty(), "jobs ran more than once: {twice:?}");
-    assert!(ids.iter().all(|id| runs.contains_key(id)));
+    assert!(ids.iter().all(|id| runs.contains_key(&id.id())));
 }

@@ -97,7 +97,7 @@ async fn a_database_restart_mid_run_loses_nothing() {
     );
 
     // While it is down, calls fail with a transient backend error.
-    let err = backend.get(ids[0]).await.unwrap_err();
+    let err = backend.get(ids[0].id()).await.unwrap_err();
     assert!(err.is_transient(), "not transient: {err}");
     tokio::time::sleep(Duration::from_millis(1500)).await;
     cluster.start();

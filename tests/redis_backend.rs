@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use jobs_core::backend::{ClaimRequest, Outcome, OutcomeUpdate};
-use jobs_core::{Backend, Error, JobFilter, JobStatus, NewJob};
+use jobs_core::{Backend, Error, JobFilter, JobStatus, NewJob, PruneRequest};
 use jobs_runtime::backend::redis::RedisBackend;
 use serde_json::json;
 
@@ -88,7 +88,8 @@ async fn round_trip_with_result_and_counts() {
         )
         .metadata("tenant", 7)])
         .await
-        .unwrap()[0];
+        .unwrap()[0]
+        .id();
     let job = b.get(id).await.unwrap().unwrap();
     assert_eq!(job.status, JobStatus::Pending);
     assert_eq!(job.payload["msg"], "héllo ✓");
@@ -96,7 +97,7 @@ async fn round_trip_with_result_and_counts() {
     assert_eq!(job.attempt, 0);
 
     let queues = q(&["default"]);
-    let claimed = b.claim(claim_req(&queues, 10)).await.unwrap();
+    let claimed = b.claim(claim_req(&queues, 10)).await.unwrap().jobs;
     assert_eq!(claimed.len(), 1);
     let job = &claimed[0];
     assert_eq!(
@@ -147,9 +148,14 @@ async fn prefixes_isolate_namespaces() {
         .await
         .unwrap();
     let queues = q(&["default"]);
-    assert!(b.claim(claim_req(&queues, 10)).await.unwrap().is_empty());
+    assert!(b
+        .claim(claim_req(&queues, 10))
+        .await
+        .unwrap()
+        .jobs
+        .is_empty());
     assert!(b.list(&JobFilter::default()).await.unwrap().is_empty());
-    assert_eq!(a.claim(claim_req(&queues, 10)).await.unwrap().len(), 1);
+    assert_eq!(a.claim(claim_req(&queues, 10)).await.unwrap().jobs.len(), 1);
     // Every key of a namespace carries its hash tag.
     let mut conn = raw().await;
     let keys: Vec<String> = redis::cmd("KEYS")
@@ -222,7 +228,7 @@ async fn claim_order_across_queues_priorities_and_run_at() {
     let queues = q(&["high", "low"]);
     let mut order = Vec::new();
     loop {
-        let got = b.claim(claim_req(&queues, 2)).await.unwrap();
+        let got = b.claim(claim_req(&queues, 2)).await.unwrap().jobs;
         if got.is_empty() {
             break;
         }
@@ -255,7 +261,10 @@ async fn missing_field_and_bad_payload_fail_that_job_only() {
             NewJob::new("t", json!({"n": 3})),
         ])
         .await
-        .unwrap();
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id())
+        .collect::<Vec<_>>();
     let ns = format!("{{{}}}", b.prefix());
     let mut conn = raw().await;
     let _: () = redis::cmd("HDEL")
@@ -297,10 +306,15 @@ async fn missing_field_and_bad_payload_fail_that_job_only() {
 
     // A claim hands out only the good job and fails the bad ones with the reason.
     let queues = q(&["default"]);
-    let got = b.claim(claim_req(&queues, 10)).await.unwrap();
+    let got = b.claim(claim_req(&queues, 10)).await.unwrap().jobs;
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].id, ids[2]);
-    assert!(b.claim(claim_req(&queues, 10)).await.unwrap().is_empty());
+    assert!(b
+        .claim(claim_req(&queues, 10))
+        .await
+        .unwrap()
+        .jobs
+        .is_empty());
 
     // Mend the hashes: the errors were recorded against those jobs.
     let _: () = redis::cmd("HSET")
@@ -327,7 +341,7 @@ async fn missing_field_and_bad_payload_fail_that_job_only() {
     assert!(failed.error_message.as_deref().unwrap().contains("JSON"));
     // Once mended, an operator can requeue it and it runs.
     b.requeue(ids[1]).await.unwrap();
-    let got = b.claim(claim_req(&queues, 10)).await.unwrap();
+    let got = b.claim(claim_req(&queues, 10)).await.unwrap().jobs;
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].payload, json!({"n": 2}));
 
@@ -335,13 +349,19 @@ async fn missing_field_and_bad_payload_fail_that_job_only() {
     let id = b
         .enqueue_batch(vec![NewJob::new("t", json!({}))])
         .await
-        .unwrap()[0];
+        .unwrap()[0]
+        .id();
     let _: () = redis::cmd("DEL")
         .arg(format!("{ns}:j:{id}"))
         .query_async(&mut conn)
         .await
         .unwrap();
-    assert!(b.claim(claim_req(&queues, 10)).await.unwrap().is_empty());
+    assert!(b
+        .claim(claim_req(&queues, 10))
+        .await
+        .unwrap()
+        .jobs
+        .is_empty());
     assert!(b.get(id).await.unwrap().is_none());
     b.purge().await.unwrap();
 }
@@ -363,13 +383,18 @@ async fn thirty_thousand_jobs_due_at_once_drain() {
     assert_eq!(counts[0].status, JobStatus::Scheduled);
     assert_eq!(counts[0].count, n as u64);
     let queues = q(&["default"]);
-    assert!(b.claim(claim_req(&queues, 10)).await.unwrap().is_empty());
+    assert!(b
+        .claim(claim_req(&queues, 10))
+        .await
+        .unwrap()
+        .jobs
+        .is_empty());
     tokio::time::sleep((due - Utc::now()).to_std().unwrap_or_default() + Duration::from_millis(50))
         .await;
 
     let mut seen = std::collections::HashSet::new();
     loop {
-        let got = b.claim(claim_req(&queues, 500)).await.unwrap();
+        let got = b.claim(claim_req(&queues, 500)).await.unwrap().jobs;
         if got.is_empty() {
             break;
         }
@@ -394,15 +419,21 @@ async fn thirty_thousand_jobs_due_at_once_drain() {
     );
     // Prune in bounded steps too.
     assert_eq!(
-        b.prune(Utc::now() + chrono::Duration::seconds(1), 25_000)
-            .await
-            .unwrap(),
+        b.prune(&PruneRequest::new(
+            Utc::now() + chrono::Duration::seconds(1),
+            25_000
+        ))
+        .await
+        .unwrap(),
         25_000
     );
     assert_eq!(
-        b.prune(Utc::now() + chrono::Duration::seconds(1), 25_000)
-            .await
-            .unwrap(),
+        b.prune(&PruneRequest::new(
+            Utc::now() + chrono::Duration::seconds(1),
+            25_000
+        ))
+        .await
+        .unwrap(),
         5_000
     );
     assert!(b.counts().await.unwrap().is_empty());
@@ -417,7 +448,8 @@ async fn big_batches_are_all_or_nothing() {
     let existing = b
         .enqueue_batch(vec![NewJob::new("t", json!({}))])
         .await
-        .unwrap()[0];
+        .unwrap()[0]
+        .id();
     let mut jobs: Vec<NewJob> = (0..2_500)
         .map(|i| NewJob::new("t", json!({"n": i})))
         .collect();
@@ -435,7 +467,13 @@ async fn big_batches_are_all_or_nothing() {
     let jobs: Vec<NewJob> = (0..2_500)
         .map(|i| NewJob::new("t", json!({"n": i})))
         .collect();
-    let ids = b.enqueue_batch(jobs).await.unwrap();
+    let ids = b
+        .enqueue_batch(jobs)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id())
+        .collect::<Vec<_>>();
     let listed = b
         .list(&JobFilter::default().offset(1).limit(10_000))
         .await
@@ -490,7 +528,7 @@ async fn listener_wakes_on_enqueue_and_for_due_jobs() {
         .unwrap();
     let (waited, mut listener) = waiter.await.unwrap();
     assert!(waited < Duration::from_secs(10), "{waited:?}");
-    assert_eq!(b.claim(claim_req(&queues, 10)).await.unwrap().len(), 1);
+    assert_eq!(b.claim(claim_req(&queues, 10)).await.unwrap().jobs.len(), 1);
 
     // Idle with a job scheduled 300 ms out: woken for it, not at the timeout.
     b.enqueue_batch(vec![NewJob::new("t", json!({}))
@@ -502,7 +540,7 @@ async fn listener_wakes_on_enqueue_and_for_due_jobs() {
     let start = Instant::now();
     listener.wait(Duration::from_secs(20)).await;
     assert!(start.elapsed() < Duration::from_secs(10));
-    assert_eq!(b.claim(claim_req(&queues, 10)).await.unwrap().len(), 1);
+    assert_eq!(b.claim(claim_req(&queues, 10)).await.unwrap().jobs.len(), 1);
 
     // Nothing going on: it sleeps the whole timeout.
     let start = Instant::now();
@@ -520,22 +558,27 @@ async fn lease_expiry_heartbeat_and_fencing() {
             NewJob::new("t", json!({"n": 2})).max_retries(0),
         ])
         .await
-        .unwrap();
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id())
+        .collect::<Vec<_>>();
     let queues = q(&["default"]);
     let short = ClaimRequest::new("w1", &queues, 10, Duration::from_millis(200));
-    let got = b.claim(short).await.unwrap();
+    let got = b.claim(short).await.unwrap().jobs;
     assert_eq!(got.len(), 2);
     // Heartbeat keeps the first alive; another worker's heartbeat is refused.
     assert_eq!(
         b.heartbeat("w2", &[got[0].fence()], Duration::from_secs(30))
             .await
-            .unwrap(),
+            .unwrap()
+            .lost,
         vec![ids[0]]
     );
     assert!(b
         .heartbeat("w1", &[got[0].fence()], Duration::from_secs(30))
         .await
         .unwrap()
+        .lost
         .is_empty());
     tokio::time::sleep(Duration::from_millis(300)).await;
     let rec = b.recover_expired().await.unwrap();
@@ -583,9 +626,14 @@ async fn lease_expiry_heartbeat_and_fencing() {
     assert_eq!((j.status, j.retry_count), (JobStatus::Retrying, 1));
     assert_eq!(j.errors[0].message, "boom \"quoted\" / ü");
     assert_eq!(j.errors[0].worker.as_deref(), Some("w1"));
-    assert!(b.claim(claim_req(&queues, 10)).await.unwrap().is_empty());
+    assert!(b
+        .claim(claim_req(&queues, 10))
+        .await
+        .unwrap()
+        .jobs
+        .is_empty());
     tokio::time::sleep(Duration::from_millis(250)).await;
-    let again = b.claim(claim_req(&queues, 10)).await.unwrap();
+    let again = b.claim(claim_req(&queues, 10)).await.unwrap().jobs;
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].attempt, 2);
     b.purge().await.unwrap();
@@ -612,10 +660,13 @@ async fn scripts_are_loaded_again_after_script_flush() {
             NewJob::new("t.b", json!({"n": 2})),
         ])
         .await
-        .unwrap();
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id())
+        .collect::<Vec<_>>();
     flush(&mut raw).await;
     let queues = q(&["default"]);
-    let claimed = b.claim(claim_req(&queues, 10)).await.unwrap();
+    let claimed = b.claim(claim_req(&queues, 10)).await.unwrap().jobs;
     assert_eq!(claimed.len(), 2);
     flush(&mut raw).await;
     let updates: Vec<OutcomeUpdate> = claimed
@@ -629,4 +680,74 @@ async fn scripts_are_loaded_again_after_script_flush() {
             JobStatus::Completed
         );
     }
+}
+
+/// Jobs that a limit holds back go back to the ready set unchanged (none
+/// lost, order kept), a claim looks at a bounded number of them per queue
+/// (1,000), and the limit counters go back to empty once the jobs finished.
+#[tokio::test]
+async fn held_back_jobs_go_back_and_the_scan_is_bounded() {
+    let Some(b) = backend().await else { return };
+    let queues = q(&["default"]);
+    let keyed: Vec<NewJob> = (0..1_200)
+        .map(|i| NewJob::new("t", json!({ "n": i })).concurrency("k", 1))
+        .collect();
+    b.enqueue_batch(keyed).await.unwrap();
+    let plain = b
+        .enqueue_batch(vec![NewJob::new("t", json!({}))])
+        .await
+        .unwrap()[0]
+        .id();
+    let got = b.claim(claim_req(&queues, 10)).await.unwrap();
+    assert_eq!(got.jobs.len(), 1, "one of the key");
+    assert!(got.limited);
+    let mut conn = raw().await;
+    let ns = format!("{{{}}}", b.prefix());
+    let ready: usize = redis::cmd("ZCARD")
+        .arg(format!("{ns}:ready:default"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        ready, 1_200,
+        "the held-back jobs and the one behind them wait"
+    );
+    // The plain job is beyond the 1,000 candidates a claim looks at.
+    let again = b.claim(claim_req(&queues, 10)).await.unwrap();
+    assert!(again.jobs.is_empty() && again.limited);
+
+    // The keyed job finishes: the next keyed one goes, in enqueue order.
+    let first = &got.jobs[0];
+    assert_eq!(first.payload, json!({ "n": 0 }));
+    b.record(
+        "w1",
+        &[OutcomeUpdate::new(
+            first.fence(),
+            Outcome::Complete { result: None },
+        )],
+    )
+    .await
+    .unwrap();
+    let next = b.claim(claim_req(&queues, 10)).await.unwrap();
+    assert_eq!(next.jobs.len(), 1);
+    assert_eq!(next.jobs[0].payload, json!({ "n": 1 }));
+    b.record(
+        "w1",
+        &[OutcomeUpdate::new(
+            next.jobs[0].fence(),
+            Outcome::Retry {
+                delay: Duration::from_secs(3600),
+                error: jobs_core::backend::AttemptFailure::new("later", true),
+            },
+        )],
+    )
+    .await
+    .unwrap();
+    let running: Vec<String> = redis::cmd("HGETALL")
+        .arg(format!("{ns}:run:conc"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(running.is_empty(), "no job runs: {running:?}");
+    assert!(b.get(plain).await.unwrap().is_some());
 }

@@ -90,7 +90,10 @@ async fn a_detached_handle_works_from_another_runtime_while_this_one_is_blocked(
             NewJob::new("t", json!({"n": 2})),
         ])
         .await
-        .unwrap();
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id())
+        .collect::<Vec<_>>();
     let queues = vec!["default".to_owned()];
     let jobs = backend
         .claim(ClaimRequest::new(
@@ -100,7 +103,8 @@ async fn a_detached_handle_works_from_another_runtime_while_this_one_is_blocked(
             Duration::from_secs(30),
         ))
         .await
-        .unwrap();
+        .unwrap()
+        .jobs;
     assert_eq!(jobs.len(), 2);
     let fences: Vec<Fence> = jobs.iter().map(|j| j.fence()).collect();
 
@@ -148,7 +152,7 @@ async fn a_detached_handle_works_from_another_runtime_while_this_one_is_blocked(
         !shared_answered,
         "the shared connection's I/O runs on the blocked runtime: it cannot answer there"
     );
-    assert!(lost_hb.is_empty() && lost_rec.is_empty());
+    assert!(lost_hb.lost.is_empty() && lost_rec.is_empty());
 
     // The runtime that opened the detached connection is gone; a new one (a
     // manager started again) gets a fresh connection, not a dead one.

@@ -103,15 +103,23 @@ async fn two_managers_share_one_namespace() {
             })
         })
         .collect();
-    let ok_ids = queue.enqueue_many(ok).await.unwrap();
+    let ok_ids: Vec<_> = queue
+        .enqueue_many(ok)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id())
+        .collect();
     let flaky = queue
         .enqueue_job(NewJob::new("e2e.flaky", json!({})).queue("e2e-low"))
         .await
-        .unwrap();
+        .unwrap()
+        .id();
     let fatal = queue
         .enqueue_job(NewJob::new("e2e.fatal", json!({})).queue("e2e-low"))
         .await
-        .unwrap();
+        .unwrap()
+        .id();
     let always = queue
         .enqueue_job(
             NewJob::new("e2e.always", json!({}))
@@ -119,7 +127,8 @@ async fn two_managers_share_one_namespace() {
                 .max_retries(1),
         )
         .await
-        .unwrap();
+        .unwrap()
+        .id();
     let later = queue
         .enqueue_job(
             NewJob::new("e2e.ok", json!({ "n": -1 }))
@@ -127,7 +136,8 @@ async fn two_managers_share_one_namespace() {
                 .delay(Duration::from_millis(700)),
         )
         .await
-        .unwrap();
+        .unwrap()
+        .id();
 
     let start = Instant::now();
     loop {

@@ -102,13 +102,15 @@ async fn a_job_written_by_the_previous_version_reads_back_and_recovers() {
             .max_retries(100)
             .timeout(Duration::from_secs(5))])
         .await
-        .unwrap()[0];
+        .unwrap()[0]
+        .id();
     let qs = queues(&["default"]);
     let short = Duration::from_millis(300);
     let job = b
         .claim(ClaimRequest::new("w1", &qs, 1, short))
         .await
         .unwrap()
+        .jobs
         .pop()
         .unwrap();
     assert!(job.lease_token.is_some());
@@ -163,7 +165,7 @@ async fn a_job_written_by_the_previous_version_reads_back_and_recovers() {
             .await
             .unwrap();
         assert_eq!(lost, vec![id]);
-        let lost = b.heartbeat("w1", &[fence], short).await.unwrap();
+        let lost = b.heartbeat("w1", &[fence], short).await.unwrap().lost;
         assert_eq!(lost, vec![id]);
     }
 
@@ -186,6 +188,7 @@ async fn a_job_written_by_the_previous_version_reads_back_and_recovers() {
         .claim(ClaimRequest::new("w1", &qs, 1, Duration::from_secs(30)))
         .await
         .unwrap()
+        .jobs
         .pop()
         .unwrap();
     let retry = Outcome::Retry {
@@ -214,7 +217,8 @@ async fn the_largest_delay_is_stored_exactly() {
             .queue("far")
             .delay(Duration::MAX)])
         .await
-        .unwrap()[0];
+        .unwrap()[0]
+        .id();
     let j = b.get(id).await.unwrap().unwrap();
     assert_eq!(j.status, JobStatus::Scheduled);
     assert_eq!(
@@ -238,12 +242,14 @@ async fn the_largest_delay_is_stored_exactly() {
     let id = b
         .enqueue_batch(vec![NewJob::new("t", json!({})).queue("near")])
         .await
-        .unwrap()[0];
+        .unwrap()[0]
+        .id();
     let qs = queues(&["near"]);
     let job = b
         .claim(ClaimRequest::new("w1", &qs, 1, Duration::from_secs(30)))
         .await
         .unwrap()
+        .jobs
         .pop()
         .unwrap();
     let retry = Outcome::Retry {
@@ -290,14 +296,18 @@ async fn outcome_batches_bigger_than_one_script_call() {
                 .collect(),
         )
         .await
-        .unwrap();
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id())
+        .collect::<Vec<_>>();
     let qs = queues(&["default"]);
     let mut jobs = Vec::new();
     while jobs.len() < n {
         let got = b
             .claim(ClaimRequest::new("w1", &qs, n, Duration::from_secs(60)))
             .await
-            .unwrap();
+            .unwrap()
+            .jobs;
         assert!(!got.is_empty());
         jobs.extend(got);
     }
@@ -342,11 +352,15 @@ async fn outcome_batches_bigger_than_one_script_call() {
     let ids = b
         .enqueue_batch((0..4).map(|_| NewJob::new("t", json!({}))).collect())
         .await
-        .unwrap();
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id())
+        .collect::<Vec<_>>();
     let jobs = b
         .claim(ClaimRequest::new("w1", &qs, 10, Duration::from_secs(60)))
         .await
-        .unwrap();
+        .unwrap()
+        .jobs;
     assert_eq!(jobs.len(), 4);
     let updates: Vec<OutcomeUpdate> = jobs
         .iter()
@@ -381,8 +395,12 @@ async fn the_cancellation_mark_is_a_field_of_its_own() {
     let id = b
         .enqueue_batch(vec![NewJob::new("t", json!({}))])
         .await
-        .unwrap()[0];
-    let c = b.cancel(id).await.unwrap();
+        .unwrap()[0]
+        .id();
+    let c = b
+        .cancel(id, &jobs_core::CancelRequest::default())
+        .await
+        .unwrap();
     let cx = ns.hget(id, "cx").await.unwrap();
     assert_eq!(cx, c.cancelled_at.unwrap().timestamp_micros().to_string());
     assert_eq!(ns.hget(id, "fa").await.unwrap(), cx);

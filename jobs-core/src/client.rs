@@ -181,7 +181,23 @@ impl Queue {
         if jobs.is_empty() {
             return Ok(Vec::new());
         }
-        self.backend.enqueue_batch(jobs).await
+        #[cfg(feature = "otel")]
+        let jobs = {
+            let mut jobs = jobs;
+            for job in &mut jobs {
+                crate::trace::inject(&mut job.metadata);
+            }
+            jobs
+        };
+        let labels: Vec<_> = jobs
+            .iter()
+            .map(|j| (j.queue_name.clone(), j.job_type.clone()))
+            .collect();
+        let results = self.backend.enqueue_batch(jobs).await?;
+        for ((queue, job_type), result) in labels.into_iter().zip(&results) {
+            crate::metrics::enqueued(queue, job_type, result);
+        }
+        Ok(results)
     }
 
     /// The job with this id, if it exists.

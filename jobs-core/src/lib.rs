@@ -30,6 +30,7 @@ mod handler;
 mod job;
 mod job_error;
 mod limits;
+pub mod metrics;
 mod new_job;
 mod on_failure;
 mod ops;
@@ -40,6 +41,7 @@ mod result;
 mod retry;
 mod status;
 mod timeout;
+pub mod trace;
 mod unique;
 
 pub use admin::{JobFilter, QueueCount};

@@ -65,7 +65,8 @@ async fn drain(q: Arc<SqliteBackend>, total: usize, limit: usize, loops: usize) 
                             Duration::from_secs(30),
                         ))
                         .await
-                        .expect("claim");
+                        .expect("claim")
+                        .jobs;
                     if claimed.is_empty() {
                         if done.load(std::sync::atomic::Ordering::SeqCst) >= total {
                             return;

@@ -43,6 +43,8 @@ pub(crate) async fn run_job(
         outcomes: &outcomes,
         sent: false,
     };
+    crate::metrics::started(&job);
+    let began = Instant::now();
     let attempted = match shared.handlers.get(&job.job_type) {
         Some(handler) => {
             let fence = job.fence();
@@ -59,6 +61,7 @@ pub(crate) async fn run_job(
             &shared.handler_names(),
         ),
     };
+    crate::metrics::finished(&job, &attempted.outcome, began.elapsed());
     let window = shared.window.clone().acquire_owned().await.ok();
     drop(slot);
     guard.send(attempted.outcome, window);

@@ -269,6 +269,15 @@ impl WorkerManagerBuilder {
         self
     }
 
+    /// How often the cluster's maintainer samples the jobs per queue and
+    /// status into the `jobs_queue_jobs` gauge (one `counts()` call; default
+    /// 15 s; `None`: never). The other metrics need no setting: see
+    /// `jobs::metrics`.
+    pub fn metrics_interval(mut self, every: Option<Duration>) -> Self {
+        self.cfg.metrics_interval = every;
+        self
+    }
+
     /// How long finished jobs are kept before the maintainer deletes them
     /// (default: COMPLETED a day, FAILED and DEAD_LETTER a week; see
     /// [`Retention`]). `Retention::keep_all()` turns pruning off.

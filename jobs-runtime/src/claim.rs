@@ -127,6 +127,7 @@ pub(crate) async fn claim_loop(
         for (job, permit) in jobs.into_iter().zip(permits) {
             spawn_job(&shared, &tasks, &outcomes, job, permit, sent_at);
         }
+        crate::metrics::running(&shared.worker_id, shared.in_flight.running());
         signalled_cancels(&shared, &mut listener);
     }
 }
@@ -232,6 +233,12 @@ fn spawn_job(
         attempt = job.attempt,
         retry_count = job.retry_count,
     );
+    #[cfg(feature = "otel")]
+    if let Some(parent) = jobs_core::trace::parent_context(&job.metadata) {
+        use tracing_opentelemetry::OpenTelemetrySpanExt;
+        // Fails only when no OpenTelemetry layer is installed: nothing to link.
+        let _ = span.set_parent(parent);
+    }
     let fut = run_job(
         shared.clone(),
         job,

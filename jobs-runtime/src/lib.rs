@@ -23,6 +23,7 @@ mod claim;
 mod heartbeat;
 mod maintainer;
 mod maintenance;
+mod metrics;
 mod periodic;
 mod reaper;
 mod recorder;

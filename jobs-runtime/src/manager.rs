@@ -77,6 +77,7 @@ struct Running {
     reaper: JoinHandle<()>,
     periodic: JoinHandle<()>,
     retention: JoinHandle<()>,
+    sampler: JoinHandle<()>,
     maintainer: JoinHandle<()>,
     tasks: TaskTracker,
     outcomes: Outcomes,
@@ -196,6 +197,10 @@ impl WorkerManager {
                 .await
             })
         };
+        let sampler = {
+            let (shared, stop) = (shared.clone(), stop_claiming.clone());
+            tokio::spawn(crate::metrics::sample_loop(shared, stop))
+        };
         let maintainer = {
             let (shared, stop) = (shared.clone(), stop_claiming.clone());
             tokio::spawn(async move {
@@ -220,6 +225,7 @@ impl WorkerManager {
             reaper,
             periodic,
             retention,
+            sampler,
             maintainer,
             tasks,
             outcomes,
@@ -254,6 +260,7 @@ impl WorkerManager {
         run.reaper.abort();
         run.periodic.abort();
         run.retention.abort();
+        run.sampler.abort();
         run.maintainer.abort();
         maintainer::resign(shared).await;
         shared.in_flight.cancel_all(CancelReason::Shutdown);

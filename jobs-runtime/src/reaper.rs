@@ -42,6 +42,7 @@ pub(crate) async fn reaper_loop(shared: Arc<Shared>, stop: StopToken, tasks: Tas
         Counters::bump(&shared.counters.recovered, recovered.len() as u64);
         for r in recovered {
             let mut job = r.job;
+            crate::metrics::recovered(&job);
             job.no_retry_follows = r.now != JobStatus::Retrying;
             let job = Arc::new(job);
             let span = info_span!("job", job_id = %job.id, job_type = %job.job_type, queue = %job.queue_name, attempt = job.attempt);

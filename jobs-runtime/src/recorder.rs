@@ -34,6 +34,7 @@ pub(crate) async fn recorder_loop(
         let lost = record(&shared, &updates, &give_up).await;
         count(&shared, &updates, &lost);
         shared.in_flight.remove(updates.iter().map(|u| &u.fence));
+        crate::metrics::running(&shared.worker_id, shared.in_flight.running());
         // The window permits go back only now: the outcomes are written.
         drop(window);
         shared.recorded.notify_one();
@@ -167,6 +168,7 @@ fn count(shared: &Shared, updates: &[OutcomeUpdate], recorded: &Recorded) {
     for u in updates {
         if recorded.lost.contains(&u.fence.id) {
             Counters::bump(&c.lost, 1);
+            crate::metrics::lost(1);
             warn!(job_id = %u.fence.id, attempt = u.fence.attempt, "outcome discarded: the lease was lost and the job belongs to a newer attempt");
             continue;
         }

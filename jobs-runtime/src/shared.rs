@@ -44,6 +44,8 @@ pub(crate) struct Config {
     pub(crate) version: String,
     /// What the maintainer prunes.
     pub(crate) retention: crate::retention::Retention,
+    /// How often the maintainer samples queue counts into metrics (`None`: never).
+    pub(crate) metrics_interval: Option<Duration>,
     /// Limits per queue (local, global, rate).
     pub(crate) queue_limits: Vec<(String, jobs_core::QueueLimit)>,
     /// How soon a claim is tried again after limits held jobs back.
@@ -78,6 +80,7 @@ impl Default for Config {
             maintainer: true,
             version: String::new(),
             retention: crate::retention::Retention::default(),
+            metrics_interval: Some(Duration::from_secs(15)),
             queue_limits: Vec::new(),
             limit_poll: Duration::from_millis(250),
         }

@@ -161,14 +161,17 @@ fn ago(t: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String {
     let Some(t) = t else {
         return "-".to_owned();
     };
-    let secs = (now - t).num_seconds();
+    let since = now - t;
+    let secs = since.num_seconds();
     let span = |s: i64| match s {
         0..=119 => format!("{s}s"),
         120..=7199 => format!("{}m", s / 60),
         7200..=172_799 => format!("{}h", s / 3600),
         _ => format!("{}d", s / 86_400),
     };
-    if secs >= 0 {
+    // By the sign of the span itself: a time less than a second ahead has
+    // 0 whole seconds, and is still ahead.
+    if since >= chrono::Duration::zero() {
         format!("{} ago", span(secs))
     } else {
         format!("in {}", span(-secs))

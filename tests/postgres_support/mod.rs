@@ -115,19 +115,35 @@ impl jobs_core::Backend for SelfCleaning {
         self.backend.detached()
     }
     delegate! {
-        enqueue_batch(jobs: Vec<jobs_core::NewJob>) -> jobs_core::Result<Vec<jobs_core::JobId>>;
-        claim(req: jobs_core::backend::ClaimRequest<'a>) -> jobs_core::Result<Vec<jobs_core::Job>>;
+        enqueue_batch(jobs: Vec<jobs_core::NewJob>) -> jobs_core::Result<Vec<jobs_core::Enqueued>>;
+        claim(req: jobs_core::backend::ClaimRequest<'a>) -> jobs_core::Result<jobs_core::Claimed>;
         heartbeat(worker_id: &'a str, fences: &'a [jobs_core::backend::Fence], lease: std::time::Duration)
-            -> jobs_core::Result<Vec<jobs_core::JobId>>;
+            -> jobs_core::Result<jobs_core::backend::HeartbeatReply>;
         record(worker_id: &'a str, updates: &'a [jobs_core::backend::OutcomeUpdate])
             -> jobs_core::Result<Vec<jobs_core::JobId>>;
         recover_expired() -> jobs_core::Result<Vec<jobs_core::backend::Recovered>>;
         get(id: jobs_core::JobId) -> jobs_core::Result<Option<jobs_core::Job>>;
         list(filter: &'a jobs_core::JobFilter) -> jobs_core::Result<Vec<jobs_core::Job>>;
-        cancel(id: jobs_core::JobId) -> jobs_core::Result<jobs_core::Job>;
+        cancel(id: jobs_core::JobId, request: &'a jobs_core::CancelRequest) -> jobs_core::Result<jobs_core::Job>;
         requeue(id: jobs_core::JobId) -> jobs_core::Result<jobs_core::Job>;
         counts() -> jobs_core::Result<Vec<jobs_core::QueueCount>>;
-        prune(before: chrono::DateTime<chrono::Utc>, limit: usize) -> jobs_core::Result<u64>;
+        prune(req: &'a jobs_core::PruneRequest) -> jobs_core::Result<u64>;
+        pause_queue(queue: &'a str) -> jobs_core::Result<()>;
+        resume_queue(queue: &'a str) -> jobs_core::Result<()>;
+        paused_queues() -> jobs_core::Result<Vec<String>>;
+        record_progress(updates: &'a [(jobs_core::backend::Fence, jobs_core::Progress)]) -> jobs_core::Result<()>;
+        register_worker(info: &'a jobs_core::WorkerInfo, ttl: std::time::Duration) -> jobs_core::Result<()>;
+        deregister_worker(id: &'a str) -> jobs_core::Result<()>;
+        workers() -> jobs_core::Result<Vec<jobs_core::WorkerInfo>>;
+        try_lead(role: &'a str, holder: &'a str, ttl: std::time::Duration) -> jobs_core::Result<bool>;
+        resign(role: &'a str, holder: &'a str) -> jobs_core::Result<()>;
+        leader(role: &'a str) -> jobs_core::Result<Option<jobs_core::Leader>>;
+        schedules() -> jobs_core::Result<Vec<jobs_core::ScheduleState>>;
+        save_schedule(state: &'a jobs_core::ScheduleState) -> jobs_core::Result<()>;
+        delete_job(id: jobs_core::JobId) -> jobs_core::Result<()>;
+        append_audit(entry: &'a jobs_core::AuditEntry) -> jobs_core::Result<()>;
+        audit_log(filter: &'a jobs_core::AuditFilter) -> jobs_core::Result<Vec<jobs_core::AuditEntry>>;
+        prune_audit(before: chrono::DateTime<chrono::Utc>, limit: usize) -> jobs_core::Result<u64>;
         listener(queues: &'a [String]) -> jobs_core::Result<Box<dyn jobs_core::backend::JobListener>>;
     }
 }

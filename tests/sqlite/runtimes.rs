@@ -39,7 +39,8 @@ fn claimed_on(rt: &tokio::runtime::Runtime, url: &str, n: usize) -> (Arc<SqliteB
                 Duration::from_secs(60),
             ))
             .await
-            .expect("claim");
+            .expect("claim")
+            .jobs;
         assert_eq!(jobs.len(), n);
         (q, jobs)
     })
@@ -70,7 +71,7 @@ fn heartbeats_and_outcomes_work_from_another_runtime() {
             own_runtime().block_on(async {
                 let fences: Vec<_> = jobs.iter().map(|j| j.fence()).collect();
                 let lost = q.heartbeat("w", &fences, Duration::from_secs(60)).await;
-                assert!(lost.expect("heartbeat").is_empty());
+                assert!(lost.expect("heartbeat").lost.is_empty());
                 let updates: Vec<_> = jobs
                     .iter()
                     .map(|j| OutcomeUpdate::new(j.fence(), Outcome::Complete { result: None }))
@@ -135,7 +136,7 @@ fn a_stalled_runtime_does_not_hold_up_heartbeats_and_outcomes() {
                     )
                     .await
                     .expect("a heartbeat waited for the stalled runtime");
-                    assert!(lost.expect("heartbeat").is_empty());
+                    assert!(lost.expect("heartbeat").lost.is_empty());
                     let updates: Vec<_> = jobs
                         .iter()
                         .map(|j| OutcomeUpdate::new(j.fence(), Outcome::Complete { result: None }))
@@ -165,7 +166,7 @@ fn a_stalled_runtime_does_not_hold_up_heartbeats_and_outcomes() {
             // ... and a handler blocks the runtime's only thread.
             std::thread::sleep(Duration::from_secs(3));
             let claimed = claimer.await.expect("claimer").expect("claim");
-            assert_eq!(claimed.len(), 1, "the stalled claim still completes");
+            assert_eq!(claimed.jobs.len(), 1, "the stalled claim still completes");
         });
         maintenance.join().expect("maintenance thread");
         // The claim made while the runtime was stuck is intact.
@@ -252,7 +253,12 @@ async fn blocking_handlers_keep_their_leases() {
     loop {
         let mut done = 0;
         for id in &ids {
-            let job = queue.backend().get(*id).await.expect("get").expect("kept");
+            let job = queue
+                .backend()
+                .get(id.id())
+                .await
+                .expect("get")
+                .expect("kept");
             done += usize::from(job.status == JobStatus::Completed);
         }
         if done == ids.len() {
@@ -273,7 +279,12 @@ async fn blocking_handlers_keep_their_leases() {
         recovered.iter().map(|r| r.job.id).collect::<Vec<_>>()
     );
     for id in &ids {
-        let job = queue.backend().get(*id).await.expect("get").expect("kept");
+        let job = queue
+            .backend()
+            .get(id.id())
+            .await
+            .expect("get")
+            .expect("kept");
         assert_eq!((job.attempt, job.error_count), (1, 0), "{job:?}");
     }
 }

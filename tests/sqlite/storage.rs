@@ -132,6 +132,7 @@ async fn a_version_1_database_is_upgraded_on_connect() {
         ))
         .await
         .expect("claim")
+        .jobs
         .into_iter()
         .find(|j| j.id == retried.id)
         .expect("the retried job is due");
@@ -172,7 +173,8 @@ async fn a_nul_in_an_error_or_a_result_is_stored_faithfully() {
     let id = q
         .enqueue_batch(vec![NewJob::new("t", json!({}))])
         .await
-        .expect("enqueue")[0];
+        .expect("enqueue")[0]
+        .id();
     let job = q
         .claim(ClaimRequest::new(
             "w",
@@ -182,6 +184,7 @@ async fn a_nul_in_an_error_or_a_result_is_stored_faithfully() {
         ))
         .await
         .expect("claim")
+        .jobs
         .pop()
         .expect("claimed");
     let error = jobs_core::backend::AttemptFailure::new("bad \u{0} byte", false);
@@ -204,4 +207,100 @@ async fn a_nul_in_an_error_or_a_result_is_stored_faithfully() {
     assert_eq!(j.error_message.as_deref(), Some("bad \u{0} byte"));
     assert_eq!(j.errors[0].message, "bad \u{0} byte");
     assert_eq!(j.result_data, Some(result));
+}
+
+/// A database of schema version 2 is upgraded in place to version 3: its
+/// jobs read back with no snoozes, progress, unique key or limits, they are
+/// claimed as before, and the new features work on the same file (the unique
+/// index, limits, a paused queue).
+#[tokio::test]
+async fn a_version_2_database_is_upgraded_on_connect() {
+    use jobs_core::{Enqueued, Uniqueness};
+    use sqlx::{Connection, Executor};
+
+    let path = temp_db("v2");
+    std::fs::create_dir_all(path.parent().unwrap()).expect("dir");
+    let url = url_of(&path);
+    let old = uuid::Uuid::now_v7();
+    {
+        let mut conn = sqlx::SqliteConnection::connect(&format!("{url}?mode=rwc"))
+            .await
+            .expect("create v2");
+        conn.execute(
+            "CREATE TABLE jobs_schema (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
+        )
+        .await
+        .expect("schema table");
+        for (version, sql) in [
+            (
+                1,
+                include_str!("../../jobs-runtime/src/backend/sqlite/migrations/001_init.sql"),
+            ),
+            (
+                2,
+                include_str!(
+                    "../../jobs-runtime/src/backend/sqlite/migrations/002_lease_tokens.sql"
+                ),
+            ),
+        ] {
+            conn.execute(sql).await.expect("migration");
+            sqlx::query("INSERT INTO jobs_schema VALUES (?1, 0)")
+                .bind(version)
+                .execute(&mut conn)
+                .await
+                .expect("version");
+        }
+        let t = chrono::Utc::now().timestamp_micros() - 1_000_000;
+        sqlx::query(&format!(
+            "INSERT INTO jobs_queue (id, queue, job_type, payload, status, priority, \
+                max_retries, run_at, created_at) VALUES \
+             (?1, 'default', 't', '{{\"v\":2}}', 'PENDING', 0, 3, {t}, {t})"
+        ))
+        .bind(old)
+        .execute(&mut conn)
+        .await
+        .expect("v2 row");
+        conn.close().await.expect("close");
+    }
+
+    let q = SqliteBackend::connect(&url).await.expect("upgrade");
+    let job = q
+        .get(JobId::from_uuid(old))
+        .await
+        .expect("get")
+        .expect("kept");
+    assert_eq!(job.status, JobStatus::Pending);
+    assert_eq!((job.snoozes, job.progress, job.unique_key), (0, None, None));
+    assert!(job.limits.is_empty());
+
+    let unique = || NewJob::new("u", json!({})).unique(Uniqueness::new("k"));
+    let first = q.enqueue_batch(vec![unique()]).await.expect("enqueue")[0];
+    assert!(first.is_inserted());
+    assert_eq!(
+        q.enqueue_batch(vec![unique()]).await.expect("enqueue")[0],
+        Enqueued::Duplicate(first.id())
+    );
+    q.pause_queue("default").await.expect("pause");
+    let none = q
+        .claim(ClaimRequest::new(
+            "w",
+            &["default".to_owned()],
+            10,
+            Duration::from_secs(60),
+        ))
+        .await
+        .expect("claim");
+    assert!(none.jobs.is_empty());
+    q.resume_queue("default").await.expect("resume");
+    let claimed = q
+        .claim(ClaimRequest::new(
+            "w",
+            &["default".to_owned()],
+            10,
+            Duration::from_secs(60),
+        ))
+        .await
+        .expect("claim");
+    let ids: Vec<JobId> = claimed.jobs.iter().map(|j| j.id).collect();
+    assert_eq!(ids, vec![JobId::from_uuid(old), first.id()]);
 }

@@ -461,7 +461,7 @@ impl Backend for MemoryBackend {
                 .filter(|(_, e)| filter.before.is_none_or(|b| e.at < b))
                 .collect();
             // Newest first: by time, then the order appended.
-            entries.sort_by(|a, b| (b.1.at, b.0).cmp(&(a.1.at, a.0)));
+            entries.sort_by_key(|e| std::cmp::Reverse((e.1.at, e.0)));
             Ok(entries
                 .into_iter()
                 .skip(filter.offset)

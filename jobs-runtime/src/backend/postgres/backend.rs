@@ -4,17 +4,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use jobs_core::{BackendErrorKind, Error, Job, JobId, JobStatus, NewJob, Result, MAX_DELAY};
-use serde_json::Value;
+use jobs_core::{JobId, JobStatus, Result};
 use sqlx::postgres::{PgConnectOptions, PgPool};
-use sqlx::{Executor, Row};
 
 use super::conns::Conns;
-use super::error::{corrupt, db_err, enqueue_err, BACKEND};
+use super::error::corrupt;
 use super::hints::Hints;
 use super::options::PostgresBuilder;
-use super::row::row_to_job;
 use super::sql::Sql;
 
 /// A duration in whole microseconds, as the statements take them (saturating).
@@ -113,104 +109,7 @@ impl PostgresBackend {
         }
     }
 
-    pub(super) async fn enqueue_with<'e, E>(
-        &self,
-        executor: E,
-        jobs: Vec<NewJob>,
-    ) -> Result<Vec<JobId>>
-    where
-        E: Executor<'e, Database = sqlx::Postgres>,
-    {
-        let n = jobs.len();
-        let mut ids = Vec::with_capacity(n);
-        let mut uuids = Vec::with_capacity(n);
-        let mut queues = Vec::with_capacity(n);
-        let mut types = Vec::with_capacity(n);
-        let mut payloads = Vec::with_capacity(n);
-        let mut priorities = Vec::with_capacity(n);
-        let mut max_retries = Vec::with_capacity(n);
-        let mut run_ats: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(n);
-        let mut metadata = Vec::with_capacity(n);
-        let mut delays: Vec<Option<i64>> = Vec::with_capacity(n);
-        let mut timeouts: Vec<Option<i64>> = Vec::with_capacity(n);
-        for job in jobs {
-            let retries = i32::try_from(job.max_retries).map_err(|_| {
-                Error::InvalidJob(format!(
-                    "max_retries {} of job {} ({}) is too large; at most {}",
-                    job.max_retries,
-                    job.id,
-                    job.job_type,
-                    i32::MAX
-                ))
-            })?;
-            ids.push(job.id);
-            uuids.push(*job.id.as_uuid());
-            queues.push(job.queue_name);
-            types.push(job.job_type);
-            payloads.push(job.payload);
-            priorities.push(job.priority);
-            max_retries.push(retries);
-            run_ats.push(job.run_at);
-            // Resolved by the database's clock (`run_at` wins, as in `NewJob::due_at`).
-            delays.push(job.delay.map(|d| micros(d.min(MAX_DELAY))));
-            timeouts.push(
-                job.timeout
-                    .map(|t| i64::try_from(t.as_millis()).unwrap_or(i64::MAX)),
-            );
-            metadata.push(Value::Object(job.metadata));
-        }
-        if ids.is_empty() {
-            return Ok(ids);
-        }
-        let row = sqlx::query(&self.inner.sql.enqueue)
-            .bind(uuids)
-            .bind(queues)
-            .bind(types)
-            .bind(payloads)
-            .bind(priorities)
-            .bind(max_retries)
-            .bind(run_ats)
-            .bind(metadata)
-            .bind(delays)
-            .bind(timeouts)
-            .fetch_one(executor)
-            .await
-            .map_err(enqueue_err)?;
-        let stored: i64 = row.try_get("n").map_err(db_err)?;
-        if stored as usize != ids.len() {
-            return Err(Error::backend_msg(
-                BACKEND,
-                BackendErrorKind::Other,
-                format!("stored {stored} of {} jobs", ids.len()),
-            ));
-        }
-        Ok(ids)
-    }
-
-    /// Runs a one-job state change (cancel, requeue) that returns the job, or
-    /// says why it was refused: no such job, or `refuse` for its status.
-    pub(super) async fn change_one(
-        &self,
-        sql: &str,
-        id: JobId,
-        refuse: fn(JobId, JobStatus) -> Error,
-    ) -> Result<Job> {
-        let mut conn = self.conns.get().await?;
-        let res = sqlx::query(sql)
-            .bind(id.as_uuid())
-            .fetch_optional(conn.get())
-            .await;
-        let row = conn.done(res)?;
-        match row {
-            Some(row) => row_to_job(&row),
-            None => match self.status_of(id).await? {
-                None => Err(Error::NotFound(id)),
-                Some(from) => Err(refuse(id, from)),
-            },
-        }
-    }
-
-    async fn status_of(&self, id: JobId) -> Result<Option<JobStatus>> {
+    pub(super) async fn status_of(&self, id: JobId) -> Result<Option<JobStatus>> {
         let mut conn = self.conns.get().await?;
         let res = sqlx::query_scalar(&self.inner.sql.status_of)
             .bind(id.as_uuid())

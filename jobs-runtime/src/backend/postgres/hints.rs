@@ -18,14 +18,46 @@ pub(super) type Key = (i64, DateTime<Utc>, i64);
 /// a claim comes back short. Such a job may thus wait up to that long behind
 /// ones it outranks; everything else is claimed in exact order.
 #[derive(Debug, Default)]
-pub(super) struct Hints(std::sync::Mutex<HashMap<String, (Key, Instant)>>);
+pub(super) struct Hints {
+    starts: std::sync::Mutex<HashMap<String, (Key, Instant)>>,
+    /// Queues whose due jobs had limits of their own at the last limited
+    /// claim, and when: their claims go the limited way at once for
+    /// [`LIMITED_TTL`], instead of trying the fast path only to be told so.
+    limited: std::sync::Mutex<HashMap<String, Instant>>,
+}
+
+/// How long a queue seen with limited jobs skips the fast path.
+const LIMITED_TTL: Duration = Duration::from_secs(1);
 
 /// How long a hint is trusted before a claim scans its queue from the start.
 const HINT_TTL: Duration = Duration::from_millis(100);
 
 impl Hints {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Key, Instant)>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+        self.starts.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lock_limited(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
+        self.limited.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether one of `queues` had limited jobs due within [`LIMITED_TTL`].
+    pub(super) fn limited_recently(&self, queues: &[String]) -> bool {
+        let limited = self.lock_limited();
+        !limited.is_empty()
+            && queues
+                .iter()
+                .any(|q| limited.get(q).is_some_and(|at| at.elapsed() < LIMITED_TTL))
+    }
+
+    /// What a limited claim saw: whether `queue`'s due jobs had limits.
+    pub(super) fn saw_limits(&self, queue: &str, limits: bool) {
+        let mut limited = self.lock_limited();
+        if limits {
+            limited.insert(queue.to_owned(), Instant::now());
+        } else if !limited.is_empty() {
+            limited.remove(queue);
+        }
     }
 
     /// Per queue, the key to start from (`None`: from the start).

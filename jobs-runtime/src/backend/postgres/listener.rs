@@ -9,6 +9,7 @@ use sqlx::postgres::PgListener;
 
 use super::super::wait::signal_or_due;
 use super::backend::PostgresBackend;
+use super::control::CANCEL_TOKEN;
 
 /// How long a cached "earliest scheduled job" is trusted without a signal.
 const NEXT_DUE_TTL: Duration = Duration::from_secs(30);
@@ -30,6 +31,9 @@ pub(super) struct PgJobListener {
     /// none), as a local deadline computed from the database's own "seconds
     /// until due", and when it was read.
     next_due: Option<(Option<Instant>, Instant)>,
+    /// A running job's cancellation was requested since the last
+    /// `take_cancel_signal`.
+    cancel: bool,
 }
 
 impl PgJobListener {
@@ -40,6 +44,7 @@ impl PgJobListener {
             queues,
             conn: None,
             next_due: None,
+            cancel: false,
         }
     }
 
@@ -57,12 +62,18 @@ impl PgJobListener {
         Ok(true)
     }
 
-    /// Whether a notification concerns us; a `!` token asks to re-read the timer.
+    /// Whether a notification concerns us; a `!` token asks to re-read the
+    /// timer; a `!cancel` token says a running job's cancellation was
+    /// requested (the worker heartbeats at once to learn which).
     fn relevant(&mut self, payload: &str) -> bool {
         let mut mine = false;
         for token in payload.split(' ') {
             match token {
                 "!" => self.next_due = None,
+                CANCEL_TOKEN => {
+                    self.cancel = true;
+                    mine = true;
+                }
                 "*" => mine = true,
                 q => mine |= self.queues.iter().any(|mine| mine == q),
             }
@@ -175,5 +186,9 @@ impl JobListener for PgJobListener {
         // LISTEN/NOTIFY reaches every process, and the listener sleeps until the
         // earliest scheduled job is due.
         true
+    }
+
+    fn take_cancel_signal(&mut self) -> bool {
+        std::mem::take(&mut self.cancel)
     }
 }

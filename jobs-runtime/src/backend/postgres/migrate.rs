@@ -20,6 +20,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "lease_tokens",
         include_str!("migrations/0003_lease_tokens.sql"),
     ),
+    (
+        4,
+        "control_and_limits",
+        include_str!("migrations/0004_control_and_limits.sql"),
+    ),
 ];
 
 /// Advisory-lock class of the migration lock (`'jobs'` in ASCII); the other key is the schema's hash.

@@ -30,7 +30,19 @@
 //!   adds `lease_token`, `error_count`, `cancelled_at` and `timeout_ms`, and
 //!   backfills the jobs stored before: `error_count` from their error
 //!   history, `cancelled_at = completed_at` for FAILED jobs whose error is
-//!   `cancelled`.
+//!   `cancelled`. Version 4 adds unique keys, snoozes, progress and per-job
+//!   limits (columns, NULL for the jobs stored before), and the tables of
+//!   paused queues, the rate log, the worker registry, leaders, schedules
+//!   and the audit log.
+//! * Unique jobs (see `enqueue.rs`): the store enforces them. A job stores
+//!   its key (with its period's bucket by the database's clock) and the bit
+//!   set of the statuses in which it holds it; the partial unique index
+//!   `jobs_unique_idx` covers a row exactly while its status is in its own
+//!   set (an immutable expression of the row), so a status change takes the
+//!   key or frees it. Enqueue inserts `ON CONFLICT DO NOTHING`, then looks
+//!   the holders of the refused jobs up (and, in replace mode, updates a
+//!   waiting holder), in one transaction; a requeue that would make two
+//!   jobs hold a key is refused by the index itself.
 //! * Enqueue: every job is checked first (all or none of a batch); due at its
 //!   `run_at`, else the database's now + its `delay`, else now.
 //! * Claim: one statement per batch — per queue of the request, in order, the
@@ -43,6 +55,13 @@
 //!   history and backlog grow. The one approximation: a job enqueued *ahead*
 //!   of a draining backlog (higher priority, or a run_at further back) may wait
 //!   up to 100 ms before it overtakes; everything else is claimed in exact order.
+//!   Paused queues are skipped (one primary-key probe of the small
+//!   `paused_queues` table per queue). If a candidate has limits of its own,
+//!   or the request caps a queue, the claim goes the limited way instead:
+//!   one transaction that reads up to 1,000 due jobs per queue, picks what
+//!   the limits admit, locks the picked jobs' limit keys (advisory
+//!   transaction locks in one global order) and picks again under them;
+//!   see `claim.rs`. Jobs without limits never pay for it.
 //! * Outcomes and heartbeats: one statement per batch over `UNNEST` arrays,
 //!   each row fenced on its lease: RUNNING under the same `lease_token` (and
 //!   attempt, which also fences workers of an older version during a rolling
@@ -64,8 +83,14 @@
 //!   heartbeats and outcome are refused: its lease is gone. So the job may run
 //!   twice (at-least-once), but no stale outcome overwrites a newer attempt.
 //!   Opt out with [`PostgresBuilder::synchronous_claims`].
-//! * Wake-up: enqueues (and jobs going back to waiting) `NOTIFY` once per
-//!   statement; the listener also sleeps until the earliest scheduled job of its
+//! * Control: cancelling a running job marks it (`cancelled_at`) and sends
+//!   `!cancel` on the channel, so listeners report `take_cancel_signal` and
+//!   the worker learns which job from its heartbeat's reply; snoozes and
+//!   progress are fenced like outcomes; resuming a queue notifies it;
+//!   roles are leases by the database's clock, taken by an upsert that
+//!   succeeds only if the role is free, expired or the caller's.
+//! * Wake-up: enqueues (and jobs going back to waiting, and limited jobs
+//!   freeing a slot) `NOTIFY` once per statement; the listener also sleeps until the earliest scheduled job of its
 //!   queues, with a poll fallback, so an idle worker issues almost no queries.
 //! * Pruning: [`Backend::prune`] deletes finished jobs oldest first, at most
 //!   `limit` per statement, from a partial index on finished rows.
@@ -93,7 +118,10 @@
 //! [`Error::Backend`]: jobs_core::Error::Backend
 
 mod backend;
+mod claim;
 mod conns;
+mod control;
+mod enqueue;
 mod error;
 mod hints;
 mod listener;

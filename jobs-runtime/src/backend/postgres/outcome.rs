@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 
 use jobs_core::backend::{Outcome, OutcomeUpdate};
-use jobs_core::{JobStatus, MAX_DELAY};
+use jobs_core::MAX_DELAY;
 use serde_json::{Map, Value};
 use sqlx::types::Json;
 use uuid::Uuid;
@@ -20,7 +20,9 @@ const NUL_STAND_IN: &str = "\u{FFFD}";
 pub(super) struct OutcomeColumns<'a> {
     pub(super) ids: Vec<Uuid>,
     pub(super) tokens: Vec<i64>,
-    pub(super) statuses: Vec<&'static str>,
+    /// What happened: `COMPLETE`, `RETRY`, `FAIL`, `DEAD`, `RELEASE`,
+    /// `SNOOZE`, `CANCEL` (record.sql maps it to a status).
+    pub(super) kinds: Vec<&'static str>,
     /// Borrowed unless a NUL had to be replaced: a result may be large.
     pub(super) results: Vec<Option<Json<Cow<'a, Value>>>>,
     pub(super) delays: Vec<i64>,
@@ -35,7 +37,7 @@ impl<'a> OutcomeColumns<'a> {
         let mut c = OutcomeColumns {
             ids: Vec::with_capacity(n),
             tokens: Vec::with_capacity(n),
-            statuses: Vec::with_capacity(n),
+            kinds: Vec::with_capacity(n),
             results: Vec::with_capacity(n),
             delays: Vec::with_capacity(n),
             messages: Vec::with_capacity(n),
@@ -48,21 +50,17 @@ impl<'a> OutcomeColumns<'a> {
             // An attempt beyond i32 can't be stored, so it can't match either.
             c.attempts
                 .push(i32::try_from(u.fence.attempt).unwrap_or(-1));
-            let (status, result, delay, error) = match &u.outcome {
-                Outcome::Complete { result } => (JobStatus::Completed, result.as_ref(), 0, None),
-                Outcome::Retry { delay, error } => (
-                    JobStatus::Retrying,
-                    None,
-                    micros((*delay).min(MAX_DELAY)),
-                    Some(error),
-                ),
-                Outcome::Fail { error, result } => {
-                    (JobStatus::Failed, result.as_ref(), 0, Some(error))
-                }
-                Outcome::DeadLetter { error } => (JobStatus::DeadLetter, None, 0, Some(error)),
-                Outcome::Release => (JobStatus::Pending, None, 0, None),
+            let delay_of = |d: &std::time::Duration| micros((*d).min(MAX_DELAY));
+            let (kind, result, delay, error) = match &u.outcome {
+                Outcome::Complete { result } => ("COMPLETE", result.as_ref(), 0, None),
+                Outcome::Retry { delay, error } => ("RETRY", None, delay_of(delay), Some(error)),
+                Outcome::Fail { error, result } => ("FAIL", result.as_ref(), 0, Some(error)),
+                Outcome::DeadLetter { error } => ("DEAD", None, 0, Some(error)),
+                Outcome::Release => ("RELEASE", None, 0, None),
+                Outcome::Snooze { delay } => ("SNOOZE", None, delay_of(delay), None),
+                Outcome::Cancel { error } => ("CANCEL", None, 0, Some(error)),
             };
-            c.statuses.push(status.as_str());
+            c.kinds.push(kind);
             // A JSON `null` result is stored as SQL NULL: both read back as `None`.
             c.results.push(
                 result

@@ -4,9 +4,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use jobs_core::backend::{ClaimRequest, Fence, JobListener, LeaseToken, OutcomeUpdate, Recovered};
+use jobs_core::backend::{
+    ClaimRequest, Fence, HeartbeatReply, JobListener, OutcomeUpdate, Recovered,
+};
 use jobs_core::{
-    Backend, BoxFuture, Error, Job, JobFilter, JobId, JobStatus, NewJob, QueueCount, Result,
+    AuditEntry, AuditFilter, Backend, BoxFuture, CancelRequest, Claimed, Enqueued, Job, JobFilter,
+    JobId, JobStatus, Leader, NewJob, Progress, PruneRequest, QueueCount, Result, ScheduleState,
+    WorkerInfo,
 };
 use sqlx::postgres::PgConnection;
 use sqlx::Row;
@@ -14,7 +18,6 @@ use uuid::Uuid;
 
 use super::backend::{micros, PostgresBackend};
 use super::error::{corrupt, db_err, BACKEND};
-use super::hints::Key;
 use super::listener::PgJobListener;
 use super::outcome::OutcomeColumns;
 use super::row::row_to_job;
@@ -27,7 +30,7 @@ impl TransactionalEnqueue for PostgresBackend {
         &'a self,
         conn: &'a mut PgConnection,
         jobs: Vec<NewJob>,
-    ) -> BoxFuture<'a, Result<Vec<JobId>>> {
+    ) -> BoxFuture<'a, Result<Vec<Enqueued>>> {
         Box::pin(async move {
             for job in &jobs {
                 check_new_job(job)?;
@@ -42,7 +45,7 @@ impl Backend for PostgresBackend {
         BACKEND
     }
 
-    fn enqueue_batch(&self, jobs: Vec<NewJob>) -> BoxFuture<'_, Result<Vec<JobId>>> {
+    fn enqueue_batch(&self, jobs: Vec<NewJob>) -> BoxFuture<'_, Result<Vec<Enqueued>>> {
         Box::pin(async move {
             // All or none: every job is checked before anything is sent.
             for job in &jobs {
@@ -54,56 +57,8 @@ impl Backend for PostgresBackend {
         })
     }
 
-    fn claim<'a>(&'a self, req: ClaimRequest<'a>) -> BoxFuture<'a, Result<Vec<Job>>> {
-        Box::pin(async move {
-            if req.limit == 0 || req.queues.is_empty() {
-                return Ok(Vec::new());
-            }
-            let hints = self.inner.hints.starts(req.queues);
-            // One fresh token per claim: it fences every job of this claim.
-            let token = LeaseToken::random();
-            let mut conn = self.lease_conns.get().await?;
-            let res = sqlx::query(&self.inner.sql.claim)
-                .bind(req.queues)
-                .bind(i64::try_from(req.limit).unwrap_or(i64::MAX))
-                .bind(req.worker_id)
-                .bind(micros(req.lease))
-                .bind(hints.iter().map(|h| h.map(|k| k.0)).collect::<Vec<_>>())
-                .bind(hints.iter().map(|h| h.map(|k| k.1)).collect::<Vec<_>>())
-                .bind(hints.iter().map(|h| h.map(|k| k.2)).collect::<Vec<_>>())
-                .bind(token.as_i64())
-                .fetch_all(conn.get())
-                .await;
-            let rows = conn.done(res)?;
-            let mut keyed = Vec::with_capacity(rows.len());
-            for row in &rows {
-                let seq: i64 = row.try_get("seq").map_err(db_err)?;
-                let job = row_to_job(row)?;
-                let ord = req.queues.iter().position(|q| *q == job.queue_name);
-                keyed.push((ord, seq, job));
-            }
-            // RETURNING has no order; restore the claim order.
-            keyed.sort_by(|a, b| {
-                (a.0, std::cmp::Reverse(a.2.priority), a.2.run_at, a.1).cmp(&(
-                    b.0,
-                    std::cmp::Reverse(b.2.priority),
-                    b.2.run_at,
-                    b.1,
-                ))
-            });
-            let firsts: Vec<Option<Key>> = (0..req.queues.len())
-                .map(|i| {
-                    keyed
-                        .iter()
-                        .find(|k| k.0 == Some(i))
-                        .map(|(_, seq, job)| (-i64::from(job.priority), job.run_at, *seq))
-                })
-                .collect();
-            self.inner
-                .hints
-                .update(req.queues, &hints, &firsts, keyed.len() < req.limit);
-            Ok(keyed.into_iter().map(|(_, _, job)| job).collect())
-        })
+    fn claim<'a>(&'a self, req: ClaimRequest<'a>) -> BoxFuture<'a, Result<Claimed>> {
+        Box::pin(self.claim_jobs(req))
     }
 
     fn heartbeat<'a>(
@@ -111,10 +66,10 @@ impl Backend for PostgresBackend {
         worker_id: &'a str,
         fences: &'a [Fence],
         lease: Duration,
-    ) -> BoxFuture<'a, Result<Vec<JobId>>> {
+    ) -> BoxFuture<'a, Result<HeartbeatReply>> {
         Box::pin(async move {
             if fences.is_empty() {
-                return Ok(Vec::new());
+                return Ok(HeartbeatReply::default());
             }
             let ids: Vec<Uuid> = fences.iter().map(|f| *f.id.as_uuid()).collect();
             let tokens: Vec<i64> = fences.iter().map(|f| f.token.as_i64()).collect();
@@ -123,7 +78,7 @@ impl Backend for PostgresBackend {
                 .map(|f| i32::try_from(f.attempt).unwrap_or(-1))
                 .collect();
             let mut conn = self.lease_conns.get().await?;
-            let res = sqlx::query_scalar(&self.inner.sql.heartbeat)
+            let res = sqlx::query_as(&self.inner.sql.heartbeat)
                 .bind(ids)
                 .bind(tokens)
                 .bind(worker_id)
@@ -131,12 +86,18 @@ impl Backend for PostgresBackend {
                 .bind(attempts)
                 .fetch_all(conn.get())
                 .await;
-            let kept: Vec<Uuid> = conn.done(res)?;
-            Ok(fences
+            let kept: Vec<(Uuid, bool)> = conn.done(res)?;
+            let lost = fences
                 .iter()
                 .map(|f| f.id)
-                .filter(|id| !kept.contains(id.as_uuid()))
-                .collect())
+                .filter(|id| !kept.iter().any(|k| k.0 == *id.as_uuid()))
+                .collect();
+            let cancel = fences
+                .iter()
+                .map(|f| f.id)
+                .filter(|id| kept.iter().any(|k| k.0 == *id.as_uuid() && k.1))
+                .collect();
+            Ok(HeartbeatReply::new(lost, cancel))
         })
     }
 
@@ -154,7 +115,7 @@ impl Backend for PostgresBackend {
             let res = sqlx::query_scalar(&self.inner.sql.record)
                 .bind(&c.ids)
                 .bind(&c.tokens)
-                .bind(&c.statuses)
+                .bind(&c.kinds)
                 .bind(&c.results)
                 .bind(&c.delays)
                 .bind(&c.messages)
@@ -192,15 +153,7 @@ impl Backend for PostgresBackend {
     }
 
     fn get(&self, id: JobId) -> BoxFuture<'_, Result<Option<Job>>> {
-        Box::pin(async move {
-            let mut conn = self.conns.get().await?;
-            let res = sqlx::query(&self.inner.sql.get)
-                .bind(id.as_uuid())
-                .fetch_optional(conn.get())
-                .await;
-            let row = conn.done(res)?;
-            row.as_ref().map(row_to_job).transpose()
-        })
+        Box::pin(self.get_job(id))
     }
 
     fn list<'a>(&'a self, filter: &'a JobFilter) -> BoxFuture<'a, Result<Vec<Job>>> {
@@ -220,12 +173,12 @@ impl Backend for PostgresBackend {
         })
     }
 
-    fn cancel(&self, id: JobId) -> BoxFuture<'_, Result<Job>> {
-        Box::pin(self.change_one(&self.inner.sql.cancel, id, Error::cannot_cancel))
+    fn cancel<'a>(&'a self, id: JobId, request: &'a CancelRequest) -> BoxFuture<'a, Result<Job>> {
+        Box::pin(self.cancel_job(id, request))
     }
 
     fn requeue(&self, id: JobId) -> BoxFuture<'_, Result<Job>> {
-        Box::pin(self.change_one(&self.inner.sql.requeue, id, Error::cannot_requeue))
+        Box::pin(self.requeue_job(id))
     }
 
     fn counts(&self) -> BoxFuture<'_, Result<Vec<QueueCount>>> {
@@ -250,17 +203,96 @@ impl Backend for PostgresBackend {
         })
     }
 
-    fn prune(&self, before: DateTime<Utc>, limit: usize) -> BoxFuture<'_, Result<u64>> {
+    fn prune<'a>(&'a self, req: &'a PruneRequest) -> BoxFuture<'a, Result<u64>> {
         Box::pin(async move {
+            let statuses: Vec<&str> = req.statuses.iter().map(|s| s.as_str()).collect();
             let mut conn = self.conns.get().await?;
             let res = sqlx::query(&self.inner.sql.prune)
-                .bind(before)
-                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                .bind(req.before)
+                .bind(i64::try_from(req.limit).unwrap_or(i64::MAX))
+                .bind(statuses)
+                .bind(req.queue.as_deref())
                 .execute(conn.get())
                 .await;
             let done = conn.done(res)?;
             Ok(done.rows_affected())
         })
+    }
+
+    fn pause_queue<'a>(&'a self, queue: &'a str) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.pause(queue))
+    }
+
+    fn resume_queue<'a>(&'a self, queue: &'a str) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.resume(queue))
+    }
+
+    fn paused_queues(&self) -> BoxFuture<'_, Result<Vec<String>>> {
+        Box::pin(self.paused())
+    }
+
+    fn record_progress<'a>(
+        &'a self,
+        updates: &'a [(Fence, Progress)],
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.progress(updates))
+    }
+
+    fn register_worker<'a>(
+        &'a self,
+        info: &'a WorkerInfo,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.register(info, ttl))
+    }
+
+    fn deregister_worker<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.deregister(id))
+    }
+
+    fn workers(&self) -> BoxFuture<'_, Result<Vec<WorkerInfo>>> {
+        Box::pin(self.live_workers())
+    }
+
+    fn try_lead<'a>(
+        &'a self,
+        role: &'a str,
+        holder: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(self.lead(role, holder, ttl))
+    }
+
+    fn resign<'a>(&'a self, role: &'a str, holder: &'a str) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.resign_role(role, holder))
+    }
+
+    fn leader<'a>(&'a self, role: &'a str) -> BoxFuture<'a, Result<Option<Leader>>> {
+        Box::pin(self.leader_of(role))
+    }
+
+    fn schedules(&self) -> BoxFuture<'_, Result<Vec<ScheduleState>>> {
+        Box::pin(self.load_schedules())
+    }
+
+    fn save_schedule<'a>(&'a self, state: &'a ScheduleState) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.store_schedule(state))
+    }
+
+    fn delete_job(&self, id: JobId) -> BoxFuture<'_, Result<()>> {
+        Box::pin(self.delete(id))
+    }
+
+    fn append_audit<'a>(&'a self, entry: &'a AuditEntry) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.audit(entry))
+    }
+
+    fn audit_log<'a>(&'a self, filter: &'a AuditFilter) -> BoxFuture<'a, Result<Vec<AuditEntry>>> {
+        Box::pin(self.audit_entries(filter))
+    }
+
+    fn prune_audit(&self, before: DateTime<Utc>, limit: usize) -> BoxFuture<'_, Result<u64>> {
+        Box::pin(self.prune_audit_log(before, limit))
     }
 
     fn detached(&self) -> Option<Arc<dyn Backend>> {

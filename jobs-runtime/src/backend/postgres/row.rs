@@ -1,7 +1,9 @@
 //! Decoding rows into jobs.
 
 use jobs_core::backend::LeaseToken;
-use jobs_core::{Job, JobId, Result, Timeout};
+use std::time::Duration;
+
+use jobs_core::{ConcurrencyLimit, Job, JobId, JobLimits, RateLimit, Result, Timeout};
 
 use super::error::{corrupt, db_err};
 use serde_json::Value;
@@ -70,5 +72,37 @@ pub(super) fn row_to_job(row: &PgRow) -> Result<Job> {
             u64::try_from(ms).map_err(|_| corrupt(id, format!("timeout_ms is {ms}")))?,
         )),
     };
+    job.snoozes = to_u32(id, "snoozes", row.try_get("snoozes").map_err(get_err)?)?;
+    job.progress = row
+        .try_get::<Option<Value>, _>("progress")
+        .map_err(get_err)?
+        .map(|p| serde_json::from_value(p).map_err(|e| corrupt(id, e)))
+        .transpose()?;
+    job.unique_key = row.try_get("unique_key").map_err(get_err)?;
+    job.limits = limits(row).map_err(get_err)?;
     Ok(job)
+}
+
+/// A job's limits from their columns.
+fn limits(row: &PgRow) -> std::result::Result<JobLimits, sqlx::Error> {
+    let mut limits = JobLimits::none();
+    let conc_key: Option<String> = row.try_get("conc_key")?;
+    if let Some(key) = conc_key {
+        let max: Option<i32> = row.try_get("conc_max")?;
+        let max = max.and_then(|m| u32::try_from(m).ok()).unwrap_or(1);
+        limits = limits.concurrency(ConcurrencyLimit::new(key, max));
+    }
+    let rate_key: Option<String> = row.try_get("rate_key")?;
+    if let Some(key) = rate_key {
+        let max: Option<i32> = row.try_get("rate_max")?;
+        let per: Option<i64> = row.try_get("rate_per_us")?;
+        let max = max.and_then(|m| u32::try_from(m).ok()).unwrap_or(1);
+        let per = Duration::from_micros(per.and_then(|p| u64::try_from(p).ok()).unwrap_or(0));
+        limits = limits.rate(RateLimit::new(key, max, per));
+    }
+    let seq_key: Option<String> = row.try_get("seq_key")?;
+    if let Some(key) = seq_key {
+        limits = limits.sequence(key);
+    }
+    Ok(limits)
 }

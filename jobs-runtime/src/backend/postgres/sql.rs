@@ -7,11 +7,19 @@ use super::options::{channel_name, quote_ident, quote_literal};
 
 const JOB_COLUMNS: &str = "id, seq, queue_name, job_type, payload, status, priority, retry_count, \
      max_retries, run_at, created_at, started_at, completed_at, error_message, errors, result_data, \
-     metadata, locked_by, lease_until, attempt, lease_token, error_count, cancelled_at, timeout_ms";
+     metadata, locked_by, lease_until, attempt, lease_token, error_count, cancelled_at, timeout_ms, \
+     snoozes, progress, unique_key, conc_key, conc_max, rate_key, rate_max, rate_per_us, seq_key";
 
 const MIN: &str = "-9223372036854775808";
 
 const WAITING: &str = "('PENDING', 'SCHEDULED', 'RETRYING')";
+
+/// Whether a row holds its unique key: its status is in its own bit set (bit
+/// n for `JobStatus` n). The very predicate of the partial unique index
+/// `jobs_unique_idx` (migration 4), so statements that say it use the index.
+const HOLDS: &str = "(unique_states & (CASE status WHEN 'PENDING' THEN 1 WHEN 'SCHEDULED' THEN 2 \
+     WHEN 'RUNNING' THEN 4 WHEN 'COMPLETED' THEN 8 WHEN 'FAILED' THEN 16 WHEN 'RETRYING' THEN 32 \
+     ELSE 64 END)::smallint) <> 0";
 
 // The fence, written so the planner can't use it to pick the partial lease
 // index: its statistics often say "no job is running", which makes it scan
@@ -37,6 +45,8 @@ fn keep_errors() -> String {
 #[derive(Debug)]
 pub(super) struct Sql {
     pub(super) enqueue: String,
+    /// `enqueue` for a batch with unique jobs.
+    pub(super) enqueue_unique: String,
     pub(super) claim: String,
     pub(super) heartbeat: String,
     pub(super) record: String,
@@ -49,6 +59,28 @@ pub(super) struct Sql {
     pub(super) counts: String,
     pub(super) prune: String,
     pub(super) next_due: String,
+    pub(super) holders: String,
+    pub(super) replace: String,
+    pub(super) claim_candidates: String,
+    pub(super) claim_counts: String,
+    pub(super) claim_take: String,
+    pub(super) progress: String,
+    pub(super) delete: String,
+    pub(super) pause: String,
+    pub(super) resume: String,
+    pub(super) paused: String,
+    pub(super) register_worker: String,
+    pub(super) deregister_worker: String,
+    pub(super) workers: String,
+    pub(super) try_lead: String,
+    pub(super) resign: String,
+    pub(super) leader: String,
+    pub(super) schedules: String,
+    pub(super) save_schedule: String,
+    pub(super) append_audit: String,
+    pub(super) audit_log: String,
+    pub(super) prune_audit: String,
+    pub(super) notify: String,
 }
 
 /// The NOTIFY of one statement, as an aggregate over rows with a `queue_name`:
@@ -105,8 +137,15 @@ impl Sql {
     pub(super) fn new(schema: &str) -> Sql {
         let s = quote_ident(schema);
         let t = format!("{s}.jobs");
+        let paused = format!("{s}.paused_queues");
+        let rate_log = format!("{s}.rate_log");
+        let workers = format!("{s}.workers");
+        let leaders = format!("{s}.leaders");
+        let schedules = format!("{s}.schedules");
+        let audit = format!("{s}.audit_log");
         let cols = JOB_COLUMNS;
         let channel = quote_literal(&channel_name(schema));
+        let us = "* interval '1 microsecond'";
         let wake_enqueue = wake(&channel, "bool_or(status = 'SCHEDULED')");
         let wake_record = wake(&channel, "bool_or(run_at > now())");
         let wake_plain = wake(&channel, "false");
@@ -121,12 +160,16 @@ impl Sql {
                 ("__MIN__", MIN),
                 ("__LEASE_EXPIRED__", LEASE_EXPIRED),
                 ("__KEEP_ERRORS__", keep.as_str()),
+                ("__HOLDS__", HOLDS),
+                ("__PAUSED__", paused.as_str()),
+                ("__RATE_LOG__", rate_log.as_str()),
             ];
             values.extend(wake.map(|wake| ("__WAKE__", wake)));
             splice(statement(file), &values)
         };
         Sql {
             enqueue: load(include_str!("sql/enqueue.sql"), Some(&wake_enqueue)),
+            enqueue_unique: load(include_str!("sql/enqueue_unique.sql"), Some(&wake_enqueue)),
             claim: load(include_str!("sql/claim.sql"), None),
             heartbeat: load(include_str!("sql/heartbeat.sql"), None),
             record: load(include_str!("sql/record.sql"), Some(&wake_record)),
@@ -141,6 +184,72 @@ impl Sql {
             ),
             prune: load(include_str!("sql/prune.sql"), None),
             next_due: load(include_str!("sql/next_due.sql"), None),
+            holders: load(include_str!("sql/holders.sql"), None),
+            replace: load(include_str!("sql/replace.sql"), Some(&wake_enqueue)),
+            claim_candidates: load(include_str!("sql/claim_candidates.sql"), None),
+            claim_counts: load(include_str!("sql/claim_counts.sql"), None),
+            claim_take: load(include_str!("sql/claim_take.sql"), None),
+            progress: load(include_str!("sql/progress.sql"), None),
+            delete: format!("DELETE FROM {t} WHERE id = $1 AND status <> 'RUNNING' RETURNING id"),
+            pause: format!(
+                "INSERT INTO {paused} (queue) VALUES ($1) ON CONFLICT (queue) DO NOTHING"
+            ),
+            resume: format!(
+                "WITH d AS (DELETE FROM {paused} WHERE queue = $1 RETURNING queue) \
+                 SELECT pg_notify({channel}, queue)::text FROM d"
+            ),
+            paused: format!("SELECT queue FROM {paused} ORDER BY queue COLLATE \"C\""),
+            register_worker: format!(
+                "WITH gone AS (DELETE FROM {workers} WHERE expires_at <= now() AND id <> $1) \
+                 INSERT INTO {workers} (id, info, last_seen, expires_at) \
+                 VALUES ($1, $2, now(), now() + $3 {us}) \
+                 ON CONFLICT (id) DO UPDATE SET info = excluded.info, \
+                 last_seen = excluded.last_seen, expires_at = excluded.expires_at"
+            ),
+            deregister_worker: format!("DELETE FROM {workers} WHERE id = $1"),
+            workers: format!(
+                "SELECT info, last_seen FROM {workers} WHERE expires_at > now() ORDER BY id COLLATE \"C\""
+            ),
+            // Taken when free, expired or ours; the conflict's row lock
+            // serializes candidates, and the condition is checked on the
+            // newest row version.
+            try_lead: format!(
+                "INSERT INTO {leaders} AS l (role, holder, until) VALUES ($1, $2, now() + $3 {us}) \
+                 ON CONFLICT (role) DO UPDATE SET holder = excluded.holder, until = excluded.until \
+                 WHERE l.holder = excluded.holder OR l.until <= now() \
+                 RETURNING holder"
+            ),
+            resign: format!("DELETE FROM {leaders} WHERE role = $1 AND holder = $2"),
+            leader: format!(
+                "SELECT holder, until FROM {leaders} WHERE role = $1 AND until > now()"
+            ),
+            schedules: format!(
+                "SELECT name, cron, timezone, last_tick, last_job, next_tick, updated_at \
+                 FROM {schedules} ORDER BY name COLLATE \"C\""
+            ),
+            save_schedule: format!(
+                "INSERT INTO {schedules} \
+                 (name, cron, timezone, last_tick, last_job, next_tick, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, now()) \
+                 ON CONFLICT (name) DO UPDATE SET cron = excluded.cron, \
+                 timezone = excluded.timezone, last_tick = excluded.last_tick, \
+                 last_job = excluded.last_job, next_tick = excluded.next_tick, \
+                 updated_at = excluded.updated_at"
+            ),
+            append_audit: format!(
+                "INSERT INTO {audit} (at, actor, action, target, ok, detail) \
+                 VALUES ($1, $2, $3, $4, $5, $6)"
+            ),
+            audit_log: format!(
+                "SELECT at, actor, action, target, ok, detail FROM {audit} \
+                 WHERE ($1::timestamptz IS NULL OR at < $1) \
+                 ORDER BY at DESC, seq DESC LIMIT $2 OFFSET $3"
+            ),
+            prune_audit: format!(
+                "DELETE FROM {audit} WHERE seq IN \
+                 (SELECT seq FROM {audit} WHERE at < $1 ORDER BY at, seq LIMIT $2)"
+            ),
+            notify: format!("SELECT pg_notify({channel}, $1)::text"),
         }
     }
 }

@@ -1,8 +1,7 @@
 //! Reading and administering jobs: get, list, cancel, requeue, counts,
 //! prune and purge.
 
-use chrono::{DateTime, Utc};
-use jobs_core::{Error, Job, JobFilter, JobId, JobStatus, QueueCount, Result};
+use jobs_core::{Error, Job, JobFilter, JobId, JobStatus, PruneRequest, QueueCount, Result};
 use redis::{Script, Value};
 
 use super::backend::RedisBackend;
@@ -133,17 +132,20 @@ impl RedisBackend {
         Ok(self.get_many(&ids).await?.into_iter().flatten().collect())
     }
 
-    /// Runs cancel.lua or requeue.lua and reads its reply.
+    /// Runs cancel.lua or requeue.lua (with `args` after the id) and reads
+    /// its reply.
     pub(super) async fn change(
         &self,
         script: &Script,
         id: JobId,
+        args: &[&str],
         refuse: fn(JobId, JobStatus) -> Error,
     ) -> Result<Job> {
         let mut conn = self.conn().await?;
         let reply: Value = script
             .key(&self.inner.ns)
             .arg(id.to_string())
+            .arg(args)
             .invoke_async(&mut conn)
             .await
             .map_err(backend_err)?;
@@ -155,6 +157,15 @@ impl RedisBackend {
                 parse_row(&row).map_err(CorruptRow::into_error)
             }
             Some("missing") => Err(Error::NotFound(id)),
+            Some("taken") => {
+                let holder = items.next().as_ref().and_then(text).unwrap_or_default();
+                match holder.parse() {
+                    Ok(holder) => Err(Error::UniqueKeyTaken { id, holder }),
+                    Err(_) => Err(unexpected(format_args!(
+                        "the requeue script named no holder: {holder:?}"
+                    ))),
+                }
+            }
             Some("state") => {
                 let status = items.next().as_ref().and_then(text).unwrap_or_default();
                 match status.parse::<JobStatus>() {
@@ -167,7 +178,7 @@ impl RedisBackend {
                 }
             }
             _ => Err(unexpected(format_args!(
-                "unexpected reply from the cancel/requeue script: {tag:?}"
+                "unexpected reply from the cancel/requeue/delete script: {tag:?}"
             ))),
         }
     }
@@ -191,23 +202,40 @@ impl RedisBackend {
         Ok(out)
     }
 
-    pub(super) async fn prune_now(&self, before: DateTime<Utc>, limit: usize) -> Result<u64> {
+    pub(super) async fn prune_now(&self, req: &PruneRequest) -> Result<u64> {
+        let statuses: Vec<&str> = req
+            .statuses
+            .iter()
+            .filter(|s| s.is_terminal())
+            .map(|s| s.as_str())
+            .collect();
+        if statuses.is_empty() || req.limit == 0 {
+            return Ok(0);
+        }
         let mut conn = self.conn().await?;
         let mut deleted = 0u64;
-        let mut left = limit;
+        let mut left = req.limit;
+        // Jobs of the `done` set that stay (other statuses or queues) are
+        // stepped over.
+        let mut offset = 0usize;
         while left > 0 {
             let ask = left.min(PER_CALL);
-            let (n, examined): (u64, usize) = SCRIPTS
+            let (n, examined, skipped): (u64, usize, usize) = SCRIPTS
                 .prune
                 .key(&self.inner.ns)
-                .arg(before.timestamp_micros())
+                .arg(req.before.timestamp_micros())
                 .arg(ask)
+                .arg(offset)
+                .arg(PER_CALL)
+                .arg(req.queue.as_deref().unwrap_or(""))
+                .arg(&statuses)
                 .invoke_async(&mut conn)
                 .await
                 .map_err(backend_err)?;
             deleted += n;
             left -= (n as usize).min(left);
-            if examined < ask {
+            offset += skipped;
+            if examined < PER_CALL && (n as usize) < ask {
                 break;
             }
         }

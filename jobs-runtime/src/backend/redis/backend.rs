@@ -5,8 +5,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use jobs_core::backend::{ClaimRequest, Fence, LeaseToken, Recovered};
-use jobs_core::{Error, Job, JobId, JobStatus, NewJob, Result};
+use jobs_core::backend::{ClaimRequest, Fence, HeartbeatReply, LeaseToken, Recovered};
+use jobs_core::{Claimed, Enqueued, Error, JobId, JobStatus, NewJob, Result};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, Value};
 
@@ -16,11 +16,11 @@ use jobs_core::Backend;
 use super::conn::{Conn, OwnConn};
 use super::options::RedisBuilder;
 use super::row::{
-    array, col, enqueue_reply, ids_of, job_args, micros, parse_row, text, token_arg, JOB_ARGS,
+    array, col, enqueue_reply, ids_of, int, job_args, micros, parse_row, text, token_arg, JOB_ARGS,
 };
 use super::scripts::{
-    backend_err, run_script, script_cmd, CHUNK_BYTES, CHUNK_JOBS, CLAIM_PER_CALL, ENQUEUE_SRC,
-    PER_CALL, PROMOTE_PER_CLAIM, SCRIPTS,
+    backend_err, run_script, script_cmd, CHUNK_BYTES, CHUNK_JOBS, CLAIM_PER_CALL, CLAIM_SCAN,
+    ENQUEUE_SRC, PER_CALL, PROMOTE_PER_CLAIM, SCRIPTS,
 };
 
 /// The Redis queue backend. Clones share one multiplexed connection; a
@@ -85,7 +85,7 @@ impl RedisBackend {
         }
     }
 
-    pub(super) async fn enqueue_now(&self, jobs: Vec<NewJob>) -> Result<Vec<JobId>> {
+    pub(super) async fn enqueue_now(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>> {
         if jobs.is_empty() {
             return Ok(Vec::new());
         }
@@ -99,7 +99,7 @@ impl RedisBackend {
         let ids: Vec<JobId> = jobs.iter().map(|j| j.id).collect();
 
         // Cut into chunks by count and size.
-        let mut chunks: Vec<Vec<[Vec<u8>; JOB_ARGS]>> = vec![Vec::new()];
+        let mut chunks: Vec<Vec<Vec<Vec<u8>>>> = vec![Vec::new()];
         let mut size = 0;
         for job in &jobs {
             let args = job_args(job)?;
@@ -130,8 +130,7 @@ impl RedisBackend {
                 }
             }
             let reply = run_script(&SCRIPTS.enqueue, &cmd, &mut conn).await?;
-            enqueue_reply(&reply)?;
-            return Ok(ids);
+            return enqueue_reply(&reply, &ids);
         }
 
         // Several chunks: one MULTI, so all or nothing is visible. The first
@@ -166,31 +165,54 @@ impl RedisBackend {
             .arg(format!("{}:abort:{flag}", self.inner.ns))
             .ignore();
         let replies: Vec<Value> = pipe.query_async(&mut conn).await.map_err(backend_err)?;
-        for reply in &replies {
-            enqueue_reply(reply)?;
+        let mut out = Vec::with_capacity(ids.len());
+        let mut rest = &ids[..];
+        for (reply, chunk) in replies.iter().zip(&chunks) {
+            let (these, after) = rest.split_at(chunk.len());
+            out.extend(enqueue_reply(reply, these)?);
+            rest = after;
         }
-        Ok(ids)
+        Ok(out)
     }
 
-    pub(super) async fn claim_now(&self, req: ClaimRequest<'_>) -> Result<Vec<Job>> {
+    pub(super) async fn claim_now(&self, req: ClaimRequest<'_>) -> Result<Claimed> {
         if req.limit == 0 || req.queues.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Claimed::default());
         }
         let mut conn = self.conn().await?;
         // One fresh token for the jobs of this claim: it tells this lease
         // apart from every other, whatever their attempt numbers.
         let token = LeaseToken::random();
-        let mut cmd = script_cmd(&SCRIPTS.claim, &self.inner.ns, 6 + req.queues.len(), 128);
+        let mut cmd = script_cmd(
+            &SCRIPTS.claim,
+            &self.inner.ns,
+            7 + req.queues.len() * 5,
+            128,
+        );
         cmd.arg(req.worker_id)
             .arg(token_arg(token))
             .arg(req.limit.min(CLAIM_PER_CALL))
             .arg(micros(req.lease))
             .arg(PROMOTE_PER_CLAIM)
-            .arg(req.queues.len())
-            .arg(req.queues);
+            .arg(CLAIM_SCAN)
+            .arg(req.queues.len());
+        let opt = |n: Option<u32>| n.map(|n| n.to_string()).unwrap_or_default();
+        for q in req.queues {
+            let l = req.limit_of(q);
+            let rate = l.and_then(|l| l.rate);
+            cmd.arg(q)
+                .arg(opt(l.and_then(|l| l.take)))
+                .arg(opt(l.and_then(|l| l.global)))
+                .arg(opt(rate.map(|r| r.0)))
+                .arg(
+                    rate.map(|r| micros(r.1).max(1).to_string())
+                        .unwrap_or_default(),
+                );
+        }
         let reply = run_script(&SCRIPTS.claim, &cmd, &mut conn).await?;
-        // One flat array: `col::LEN` values per job.
-        let values = array(reply);
+        // `limited`, then one flat array: `col::LEN` values per job.
+        let mut values = array(reply);
+        let limited = !values.is_empty() && int(&values.remove(0)) == Some(1);
         let mut jobs = Vec::with_capacity(values.len() / col::LEN);
         let mut corrupt = Vec::new();
         for row in values.chunks_exact(col::LEN) {
@@ -202,7 +224,7 @@ impl RedisBackend {
         if !corrupt.is_empty() {
             self.fail_corrupt(req.worker_id, token, corrupt).await;
         }
-        Ok(jobs)
+        Ok(Claimed::limited(jobs, limited))
     }
 
     pub(super) async fn heartbeat_now(
@@ -210,8 +232,8 @@ impl RedisBackend {
         worker: &str,
         fences: &[Fence],
         lease: Duration,
-    ) -> Result<Vec<JobId>> {
-        let mut lost = Vec::new();
+    ) -> Result<HeartbeatReply> {
+        let mut out = HeartbeatReply::default();
         let mut conn = self.conn().await?;
         for chunk in fences.chunks(PER_CALL) {
             let mut inv = SCRIPTS.heartbeat.key(&self.inner.ns);
@@ -220,9 +242,13 @@ impl RedisBackend {
                 inv.arg(f.id.to_string()).arg(token_arg(f.token));
             }
             let reply: Value = inv.invoke_async(&mut conn).await.map_err(backend_err)?;
-            lost.extend(ids_of(reply));
+            let mut parts = array(reply).into_iter();
+            out.lost
+                .extend(parts.next().map(ids_of).unwrap_or_default());
+            out.cancel
+                .extend(parts.next().map(ids_of).unwrap_or_default());
         }
-        Ok(lost)
+        Ok(out)
     }
 
     pub(super) async fn recover_now(&self) -> Result<Vec<Recovered>> {

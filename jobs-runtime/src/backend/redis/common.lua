@@ -42,12 +42,86 @@ end
 -- (claim.lua's POS table repeats these positions). Fields added later go at
 -- the end, so older positions never move.
 local FIELDS = {'q', 't', 'p', 's', 'pr', 'rc', 'mr', 'ra', 'ca', 'sa', 'fa',
-                'em', 'er', 'rd', 'md', 'lb', 'lu', 'at', 'lt', 'ec', 'cx', 'to'}
+                'em', 'er', 'rd', 'md', 'lb', 'lu', 'at', 'lt', 'ec', 'cx', 'to',
+                'sn', 'pg', 'uk', 'lc', 'lcm', 'lr', 'lrm', 'lrp', 'ls'}
 
 local function load(id)
   local v = redis.call('HMGET', jkey(id), unpack(FIELDS))
-  return {id, v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12],
-          v[13], v[14], v[15], v[16], v[17], v[18], v[19], v[20], v[21], v[22]}
+  local row = {id}
+  for i = 1, #FIELDS do row[i + 1] = v[i] end
+  return row
+end
+
+-- A field that is set (absent and '' both mean "not set").
+local function set(v)
+  return v and v ~= ''
+end
+
+-- The bit of each status in a job's unique states (`us`; jobs_core::UniqueStates).
+local BIT = {PENDING = 1, SCHEDULED = 2, RUNNING = 4, COMPLETED = 8, FAILED = 16,
+             RETRYING = 32, DEAD_LETTER = 64}
+-- PENDING, SCHEDULED, RUNNING, RETRYING: the least a unique job holds its key in.
+local ACTIVE_BITS = 39
+
+-- Unique key -> the id of the job holding it (hash `{P}:uniq`).
+local UNIQ = K .. ':uniq'
+
+-- After a job's status changed to `status`: it gives up its unique key `uk`
+-- unless its states `us` contain that status.
+local function release_key(id, status, uk, us)
+  if not set(uk) then return end
+  local bits = tonumber(us) or ACTIVE_BITS
+  local b = BIT[status] or 0
+  if math.floor(bits / b) % 2 == 1 then return end
+  if redis.call('HGET', UNIQ, uk) == id then
+    redis.call('HDEL', UNIQ, uk)
+  end
+end
+
+-- Running jobs per concurrency key and per sequence key.
+local RUN_CONC = K .. ':run:conc'
+local RUN_SEQ = K .. ':run:seq'
+
+local function decr(h, f)
+  if redis.call('HINCRBY', h, f, -1) <= 0 then
+    redis.call('HDEL', h, f)
+  end
+end
+
+-- A job with concurrency key `lc` / sequence key `ls` stopped RUNNING.
+local function left_running(lc, ls)
+  if set(lc) then decr(RUN_CONC, lc) end
+  if set(ls) then decr(RUN_SEQ, ls) end
+end
+
+-- Unfinished jobs of a sequence key: zset `{P}:sq:<key>`, score the enqueue
+-- sequence, so its first member is the oldest.
+local function join_sequence(id, ls, sq)
+  if set(ls) then
+    redis.call('ZADD', K .. ':sq:' .. ls, n2s(tonumber(sq) or 0), id)
+  end
+end
+
+local function leave_sequence(id, ls)
+  if set(ls) then
+    redis.call('ZREM', K .. ':sq:' .. ls, id)
+  end
+end
+
+-- Starts within the window `per_us` ending at `now` of rate key `rk`
+-- (zset `{P}:rate:<key>`, score the start time); older ones are forgotten.
+local function window(rk, now, per_us)
+  local key = K .. ':rate:' .. rk
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', n2s(now - per_us))
+  return redis.call('ZCARD', key)
+end
+
+-- Logs a start of rate key `rk` at `now` (member unique per job), kept as
+-- long as the window needs it.
+local function log_start(rk, now, per_us, id)
+  local key = K .. ':rate:' .. rk
+  redis.call('ZADD', key, n2s(now), n2s(now) .. ':' .. id)
+  redis.call('PEXPIRE', key, math.floor(per_us / 1000) + 1000)
 end
 
 local counts = {}
@@ -177,3 +251,24 @@ end
 
 local TERMINAL = {COMPLETED = true, FAILED = true, DEAD_LETTER = true}
 local WAITING = {PENDING = true, SCHEDULED = true, RETRYING = true}
+
+-- Deletes a job that is not RUNNING and everything pointing at it: its
+-- entry in the ready/delayed, `all` and `done` sets, its unique key, its
+-- place in its sequence, its count.
+local function purge_job(id)
+  local key = jkey(id)
+  local cur = redis.call('HMGET', key, 's', 'q', 'ra', 'sq', 'uk', 'ls')
+  local q = cur[2] or '?'
+  if WAITING[cur[1]] then unindex(q, cur[3], cur[4], id) end
+  if set(cur[5]) and redis.call('HGET', UNIQ, cur[5]) == id then
+    redis.call('HDEL', UNIQ, cur[5])
+  end
+  if set(cur[6]) and redis.call('ZREM', K .. ':sq:' .. cur[6], id) == 1 then
+    -- It was waiting in its sequence: the next job of the key may go.
+    wake(q)
+  end
+  count(cur[1], q, -1)
+  redis.call('DEL', key)
+  redis.call('ZREM', K .. ':all', id)
+  redis.call('ZREM', K .. ':done', id)
+end

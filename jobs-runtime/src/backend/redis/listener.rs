@@ -1,4 +1,5 @@
-//! Waking idle workers: the `{P}:wake` pub/sub listener.
+//! Waking idle workers: the `{P}:wake` pub/sub listener, which also hears
+//! cancellations of running jobs on `{P}:cancel`.
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -35,7 +36,11 @@ impl RedisBackend {
     async fn subscribe(&self) -> Result<(PubSubSink, Pin<Box<PubSubStream>>)> {
         let fut = async {
             let mut ps = self.inner.client.get_async_pubsub().await?;
-            ps.subscribe(format!("{}:wake", self.inner.ns)).await?;
+            ps.subscribe(&[
+                format!("{}:wake", self.inner.ns),
+                format!("{}:cancel", self.inner.ns),
+            ])
+            .await?;
             Ok::<_, RedisError>(ps.split())
         };
         match tokio::time::timeout(self.inner.connection_timeout, fut).await {
@@ -62,6 +67,10 @@ pub(super) struct RedisListener {
     /// When `next_due` was read; `None`: it must be read again, because a
     /// signal came (new jobs may be delayed ones) or we were disconnected.
     due_read_at: Option<Instant>,
+    /// The channel cancellations of running jobs are published on.
+    cancel_channel: String,
+    /// Whether a cancellation was heard since `take_cancel_signal`.
+    cancelled: bool,
 }
 
 /// Re-read the next due time at least this often, whatever the signals said.
@@ -85,11 +94,18 @@ impl RedisListener {
             sub: Some(sub),
             next_due: None,
             due_read_at: None,
+            cancel_channel: format!("{}:cancel", backend.inner.ns),
+            cancelled: false,
         })
     }
 
-    fn classify(&self, polled: Poll<Option<redis::Msg>>) -> Next {
+    fn classify(&mut self, polled: Poll<Option<redis::Msg>>) -> Next {
         match polled {
+            Poll::Ready(Some(msg)) if msg.get_channel_name() == self.cancel_channel => {
+                // A running job's cancellation: its worker should heartbeat now.
+                self.cancelled = true;
+                Next::Wake
+            }
             Poll::Ready(Some(msg)) if self.wanted.contains(msg.get_payload_bytes()) => Next::Wake,
             Poll::Ready(Some(_)) => Next::Other,
             Poll::Ready(None) => Next::Closed,
@@ -205,6 +221,10 @@ impl RedisListener {
 impl JobListener for RedisListener {
     fn wait(&mut self, timeout: Duration) -> BoxFuture<'_, ()> {
         Box::pin(self.wait_inner(timeout))
+    }
+
+    fn take_cancel_signal(&mut self) -> bool {
+        std::mem::take(&mut self.cancelled)
     }
 
     fn signals_all_work(&self) -> bool {

@@ -14,8 +14,9 @@
 //! # How it works
 //!
 //! Every state change (enqueue a batch, claim a batch, heartbeat, record a
-//! batch of outcomes, recover expired leases, cancel, requeue, prune) is **one
-//! Lua script**, so Redis runs it atomically: a crash of the worker between two
+//! batch of outcomes, recover expired leases, cancel, requeue, prune, delete,
+//! pause and resume, progress, the worker registry, leadership, schedules,
+//! the audit log) is **one Lua script**, so Redis runs it atomically: a crash of the worker between two
 //! commands cannot strand a job. The scripts live next to this file in
 //! `redis/*.lua`, each prefixed with `redis/common.lua`, and are sent with
 //! `EVALSHA` (loaded again automatically after a Redis restart). "Now" is the
@@ -58,6 +59,21 @@
 //! | `{P}:seq` | string | the enqueue sequence counter |
 //! | `{P}:abort:<nonce>` | string | short-lived marker of a refused multi-chunk enqueue |
 //! | `{P}:wake` | pub/sub channel | a queue's name whenever it may have new work |
+//! | `{P}:cancel` | pub/sub channel | a job's id when its cancellation is requested while it runs |
+//! | `{P}:uniq` | hash | stored unique key → id of the job holding it |
+//! | `{P}:paused` | set | paused queues |
+//! | `{P}:run:conc` | hash | concurrency key → RUNNING jobs with it |
+//! | `{P}:run:seq` | hash | sequence key → RUNNING jobs with it |
+//! | `{P}:sq:<key>` | zset | unfinished jobs of sequence `<key>`; score enqueue sequence, member id |
+//! | `{P}:rate:<key>` | zset | starts of rate key `<key>` (jobs' keys, and `queue:<name>` for a queue's rate) within its window; score start time (µs); expires with the window |
+//! | `{P}:workers` | hash | worker id → its [`WorkerInfo`](jobs_core::WorkerInfo) (JSON) |
+//! | `{P}:workers:seen` | hash | worker id → when it last registered (µs, Redis's clock) |
+//! | `{P}:workers:exp` | zset | worker id; score when its entry expires (µs) |
+//! | `{P}:lead:<role>` | string | the role's holder; expires with its lease (`PX`) |
+//! | `{P}:sched` | hash | schedule name → its [`ScheduleState`](jobs_core::ScheduleState) (JSON) |
+//! | `{P}:sched:at` | hash | schedule name → when it was last saved (µs, Redis's clock) |
+//! | `{P}:audit` | zset | audit entries; score their time (µs), member a 16-digit append sequence then the entry (JSON) |
+//! | `{P}:audit:seq` | string | the audit append counter |
 //!
 //! Job hash fields (short names: a hash with many jobs' worth of field names
 //! is memory too):
@@ -87,6 +103,13 @@
 //! | `cx` | cancelled at (µs) | not cancelled |
 //! | `to` | the job's own timeout (ms, 0 = never) | none of its own |
 //! | `sq` | enqueue sequence | (required) |
+//! | `sn` | snoozes | 0 |
+//! | `pg` | latest progress (JSON) | none |
+//! | `uk` | the unique key it holds, as stored (with its period's bucket) | not unique |
+//! | `us` | its unique states (bits of `UniqueStates`) | the active states |
+//! | `lc`, `lcm` | concurrency key and its max | no concurrency limit |
+//! | `lr`, `lrm`, `lrp` | rate key, its max, its window (ms) | no rate limit |
+//! | `ls` | sequence key | not in a sequence |
 //!
 //! Times are microseconds since the Unix epoch. An empty string means "not
 //! set" too (scripts clear `lb`/`lu`/`lt` that way, in the same `HSET` that
@@ -105,13 +128,52 @@
 //! escapes its quotes), so a plain search finds the entries, and each failure
 //! does work in proportion to at most 20 of them.
 //!
+//! # Unique jobs
+//!
+//! The enqueue script looks the job's stored key up in `{P}:uniq` and takes
+//! it in the same script, so no two producers can both take a key. Every
+//! script that changes a job's status gives the key up (`HDEL`, only if this
+//! job holds it) when the job's unique states do not hold the new status; a
+//! requeue takes it again, or is refused with
+//! [`Error::UniqueKeyTaken`] naming the
+//! job that took it meanwhile; deleting and pruning give it up.
+//!
+//! # Limits
+//!
+//! The claim script applies them as it goes through the due jobs of each
+//! queue in claim order. A queue's [`ClaimLimit`](jobs_core::ClaimLimit)
+//! caps how many of its jobs the call takes: its `take`, its `global` cap
+//! minus its RUNNING jobs (from `{P}:counts`), its `rate` minus the starts in
+//! its window. A job's own [`JobLimits`](jobs_core::JobLimits) are checked
+//! against `{P}:run:conc`, `{P}:rate:<key>` (old starts are dropped first;
+//! starts are logged with Redis's clock as the job is claimed) and, for a
+//! sequence, the first member of `{P}:sq:<key>` and `{P}:run:seq`. A job
+//! held back stays waiting: it is popped, found held, and put back with its
+//! own score, so the jobs behind it are still claimed. **At most 1,000
+//! candidates are looked at per queue and call**: when more due jobs than
+//! that are held back at the front of a queue, the jobs behind them wait
+//! until some of those can run (the reply says `limited`, and the manager
+//! asks again soon). Jobs without limits in a queue without `ClaimLimit`s
+//! take the same path as before limits existed (one `ZPOPMIN` per batch, one
+//! `HGETALL` and one `HSET` per job; one `SISMEMBER` per queue for pausing).
+//! A job leaves its concurrency and sequence counts when it stops running
+//! (any outcome, or recovery); it leaves its sequence when it finishes
+//! (completed, failed, dead-lettered, cancelled, deleted), keeps its place
+//! while it waits for a retry, and takes its old place again on requeue.
+//!
 //! ## Upgrading from the previous version
 //!
-//! Nothing needs migrating. Jobs written before `lt`, `ec`, `cx` and `to`
-//! existed lack them, and read back as no lease token, as many errors as
-//! their history holds (that version did not cap it: reading shows the last
-//! 20, and the next failure cuts the stored history to 20 and counts on from
-//! the full length), not cancelled (a job cancelled then is FAILED with the
+//! Nothing needs migrating: the new fields and keys are created as they are
+//! first needed, and a job without them reads back as never snoozed, without
+//! progress, not unique and without limits — which is what every job
+//! written before them was. Stop the old workers before starting new ones:
+//! an old worker's claim knows nothing of paused queues or limits.
+//!
+//! Jobs of the version before that need no migrating either: written
+//! before `lt`, `ec`, `cx` and `to` existed, they lack them, and read back
+//! as no lease token, as many errors as their history holds (that version
+//! did not cap it: reading shows the last 20, and the next failure cuts the
+//! stored history to 20 and counts on from the full length), not cancelled (a job cancelled then is FAILED with the
 //! error "cancelled", without the mark), and no timeout of their own.
 //!
 //! A job that was RUNNING under the previous version has no token, so no
@@ -187,6 +249,7 @@ mod backend;
 // After `backend`: its `impl RedisBackend` block then comes second in the docs.
 mod admin;
 mod conn;
+mod control;
 mod listener;
 mod options;
 mod queue;

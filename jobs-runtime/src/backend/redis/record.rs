@@ -63,6 +63,16 @@ impl<'a> UpdateArgs<'a> {
             Outcome::Retry { delay, error } => failed("R", micros(*delay), error, Vec::new()),
             Outcome::Fail { error, result: r } => failed("F", 0, error, result(r)?),
             Outcome::DeadLetter { error } => failed("D", 0, error, Vec::new()),
+            Outcome::Snooze { delay } => UpdateArgs {
+                id: u.fence.id.to_string(),
+                token: u.fence.token,
+                kind: "S",
+                delay_us: micros(*delay),
+                message: Cow::Borrowed(""),
+                retryable: false,
+                result: Vec::new(),
+            },
+            Outcome::Cancel { error } => failed("X", 0, error, Vec::new()),
             Outcome::Release => UpdateArgs {
                 id: u.fence.id.to_string(),
                 token: u.fence.token,

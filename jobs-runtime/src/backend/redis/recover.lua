@@ -1,6 +1,10 @@
 -- Turns up to `max` RUNNING jobs whose lease expired into failed attempts:
--- RETRYING (due now) while retries are left, DEAD_LETTER otherwise; the lease
--- token is cleared, so the lost attempt's late outcome is refused.
+-- RETRYING (due now) while retries are left, DEAD_LETTER otherwise — or
+-- FAILED, for good, if its cancellation had been requested (its error still
+-- saying who cancelled it). The lease token is cleared, so the lost
+-- attempt's late outcome is refused; the job's limit slots are freed, a
+-- finished one leaves its sequence and gives up its unique key unless its
+-- states hold the new status.
 -- ARGV: max.
 -- Returns one row per job: {id, FIELDS... as during the lost attempt, new status}.
 local max = tonumber(ARGV[1])
@@ -21,18 +25,32 @@ for _, id in ipairs(expired) do
     local lu = tonumber(row[18]) or 0
     local msg = 'lease expired: worker `' .. worker .. '` stopped heartbeating (lease ran out at ' .. iso(lu) .. ')'
     push_error(key, row[19], rc, now, msg, true, row[17])
+    local ext = redis.call('HMGET', key, 'sq', 'uk', 'us', 'lc', 'ls')
     local status
-    if rc < mr then
+    if set(row[22]) then
+      status = 'FAILED'
+      -- row[13] is `em` as it was: who cancelled it, and why.
+      if set(row[13]) then redis.call('HSET', key, 'em', row[13]) end
+      redis.call('HSET', key, 's', status, 'fa', now_s, 'lb', '', 'lu', '', 'lt', '')
+    elseif rc < mr then
       status = 'RETRYING'
       redis.call('HSET', key, 's', status, 'rc', n2s(rc + 1), 'ra', now_s, 'lb', '', 'lu', '',
         'lt', '')
-      enqueue_member(q, row[6], now, redis.call('HGET', key, 'sq'), id, now)
+      enqueue_member(q, row[6], now, ext[1], id, now)
       wake(q)
     else
       status = 'DEAD_LETTER'
       redis.call('HSET', key, 's', status, 'fa', now_s, 'lb', '', 'lu', '', 'lt', '')
+    end
+    if TERMINAL[status] then
       done[#done + 1] = now_s
       done[#done + 1] = id
+      leave_sequence(id, ext[5])
+    end
+    release_key(id, status, ext[2], ext[3])
+    if set(ext[4]) or set(ext[5]) then
+      left_running(ext[4], ext[5])
+      wake(q)
     end
     count('RUNNING', q, -1)
     count(status, q, 1)

@@ -5,8 +5,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use jobs_core::backend::LeaseToken;
 use jobs_core::{
-    AttemptError, BackendErrorKind, Error, Job, JobId, JobStatus, NewJob, Result, Timeout,
-    MAX_DELAY, MAX_ERROR_HISTORY,
+    AttemptError, BackendErrorKind, ConcurrencyLimit, Enqueued, Error, Job, JobId, JobLimits,
+    JobStatus, NewJob, RateLimit, Result, Timeout, MAX_DELAY, MAX_ERROR_HISTORY,
 };
 use redis::Value;
 use serde::Deserialize;
@@ -38,7 +38,16 @@ pub(super) mod col {
     pub const EC: usize = 20;
     pub const CX: usize = 21;
     pub const TO: usize = 22;
-    pub const LEN: usize = 23;
+    pub const SN: usize = 23;
+    pub const PG: usize = 24;
+    pub const UK: usize = 25;
+    pub const LC: usize = 26;
+    pub const LCM: usize = 27;
+    pub const LR: usize = 28;
+    pub const LRM: usize = 29;
+    pub const LRP: usize = 30;
+    pub const LS: usize = 31;
+    pub const LEN: usize = 32;
 }
 
 /// A job that could not be read back.
@@ -137,6 +146,15 @@ const FIELD_NAMES: [&str; col::LEN] = [
     "ec (error_count)",
     "cx (cancelled_at)",
     "to (timeout)",
+    "sn (snoozes)",
+    "pg (progress)",
+    "uk (unique_key)",
+    "lc (limits.concurrency.key)",
+    "lcm (limits.concurrency.max)",
+    "lr (limits.rate.key)",
+    "lrm (limits.rate.max)",
+    "lrp (limits.rate.per)",
+    "ls (limits.sequence)",
 ];
 
 /// Reads a job row; every problem names the field.
@@ -267,6 +285,28 @@ pub(super) fn parse_row(row: &[Value]) -> std::result::Result<Job, CorruptRow> {
             ms.parse().map_err(|e| bad(col::TO, &e))?,
         )),
     };
+    job.snoozes = u32_or_zero(col::SN)?;
+    job.progress = match bytes(&row[col::PG]) {
+        None => None,
+        Some(b) => Some(serde_json::from_slice(b).map_err(|e| bad(col::PG, &e))?),
+    };
+    job.unique_key = text(&row[col::UK]);
+    let mut limits = JobLimits::none();
+    if let Some(key) = text(&row[col::LC]) {
+        limits = limits.concurrency(ConcurrencyLimit::new(key, u32_of(col::LCM)?));
+    }
+    if let Some(key) = text(&row[col::LR]) {
+        let per = u64::try_from(req_int(col::LRP)?).map_err(|e| bad(col::LRP, &e))?;
+        limits = limits.rate(RateLimit::new(
+            key,
+            u32_of(col::LRM)?,
+            Duration::from_millis(per),
+        ));
+    }
+    if let Some(key) = text(&row[col::LS]) {
+        limits = limits.sequence(key);
+    }
+    job.limits = limits;
     Ok(job)
 }
 
@@ -276,13 +316,18 @@ pub(super) fn token_arg(token: LeaseToken) -> String {
     format!("{:016x}", token.as_u64())
 }
 
-/// Values per job in `enqueue.lua`'s arguments.
-pub(super) const JOB_ARGS: usize = 10;
+/// Values per plain job in `enqueue.lua`'s arguments (a unique one has 4
+/// more, one with limits 6 more).
+pub(super) const JOB_ARGS: usize = 11;
 
 /// Arguments of one job for `enqueue.lua`: id, queue, type, payload,
-/// priority, max_retries, run_at (µs), delay (µs), timeout (ms), metadata;
-/// empty for none. The script resolves a delay by Redis's clock.
-pub(super) fn job_args(job: &NewJob) -> Result<[Vec<u8>; JOB_ARGS]> {
+/// priority, max_retries, run_at (µs), delay (µs), timeout (ms), metadata
+/// (empty for none), then the extras: empty for a plain job, else `u` and/or
+/// `l`, followed by the unique key, its period (s), its states (bits) and
+/// replace (`1`), then the concurrency key and max, the rate key, max and
+/// window (ms), and the sequence key (empty for none). The script resolves a
+/// delay and a period's bucket by Redis's clock.
+pub(super) fn job_args(job: &NewJob) -> Result<Vec<Vec<u8>>> {
     let payload = serde_json::to_vec(&job.payload).map_err(|e| Error::InvalidPayload {
         job_type: job.job_type.clone(),
         reason: e.to_string(),
@@ -308,7 +353,9 @@ pub(super) fn job_args(job: &NewJob) -> Result<[Vec<u8>; JOB_ARGS]> {
         }
     }
     let num = |n: Option<i128>| n.map(|n| n.to_string().into_bytes()).unwrap_or_default();
-    Ok([
+    let opt = |s: Option<String>| s.map(String::into_bytes).unwrap_or_default();
+    let mut args = Vec::with_capacity(JOB_ARGS);
+    args.extend([
         job.id.to_string().into_bytes(),
         job.queue_name.clone().into_bytes(),
         job.job_type.clone().into_bytes(),
@@ -319,11 +366,45 @@ pub(super) fn job_args(job: &NewJob) -> Result<[Vec<u8>; JOB_ARGS]> {
         num(job.delay.map(|d| micros(d).into())),
         num(job.timeout.map(|t| t.as_millis().into())),
         metadata,
-    ])
+    ]);
+    let l = &job.limits;
+    let mut extras = String::new();
+    if job.unique.is_some() {
+        extras.push('u');
+    }
+    if !l.is_empty() {
+        extras.push('l');
+    }
+    args.push(extras.into_bytes());
+    if let Some(u) = &job.unique {
+        args.extend([
+            u.key.clone().into_bytes(),
+            opt(u.period.map(|p| p.as_secs().max(1).to_string())),
+            u.states.bits().to_string().into_bytes(),
+            opt(u.replace.then(|| "1".to_owned())),
+        ]);
+    }
+    if !l.is_empty() {
+        args.extend([
+            opt(l.concurrency.as_ref().map(|c| c.key.clone())),
+            opt(l.concurrency.as_ref().map(|c| c.max.to_string())),
+            opt(l.rate.as_ref().map(|r| r.key.clone())),
+            opt(l.rate.as_ref().map(|r| r.max.to_string())),
+            opt(l.rate.as_ref().map(|r| {
+                u64::try_from(r.per.as_millis())
+                    .unwrap_or(u64::MAX)
+                    .max(1)
+                    .to_string()
+            })),
+            opt(l.sequence.clone()),
+        ]);
+    }
+    Ok(args)
 }
 
-/// What `enqueue.lua` said.
-pub(super) fn enqueue_reply(v: &Value) -> Result<()> {
+/// What `enqueue.lua` said: how each job of the chunk went (`ids` are the
+/// chunk's jobs, in order).
+pub(super) fn enqueue_reply(v: &Value, ids: &[JobId]) -> Result<Vec<Enqueued>> {
     let items = match v {
         Value::Array(items) => items.as_slice(),
         Value::ServerError(e) => {
@@ -332,7 +413,29 @@ pub(super) fn enqueue_reply(v: &Value) -> Result<()> {
         _ => &[],
     };
     match items.first().and_then(text).as_deref() {
-        Some("ok") => Ok(()),
+        Some("ok") if items.len() == 1 => {
+            Ok(ids.iter().map(|id| Enqueued::Inserted(*id)).collect())
+        }
+        Some("ok") if items.len() == ids.len() + 1 => ids
+            .iter()
+            .zip(&items[1..])
+            .map(|(id, item)| {
+                let t = text(item).unwrap_or_default();
+                let holder = |s: &str| {
+                    s.parse::<JobId>().map_err(|_| {
+                        unexpected(format_args!("the enqueue script named no holder: {t:?}"))
+                    })
+                };
+                match t.split_at_checked(1) {
+                    None => Ok(Enqueued::Inserted(*id)),
+                    Some(("d", h)) => Ok(Enqueued::Duplicate(holder(h)?)),
+                    Some(("r", h)) => Ok(Enqueued::Replaced(holder(h)?)),
+                    _ => Err(unexpected(format_args!(
+                        "unexpected item from the enqueue script: {t:?}"
+                    ))),
+                }
+            })
+            .collect(),
         Some("dup") => match items.get(1).and_then(text).and_then(|id| id.parse().ok()) {
             Some(id) => Err(Error::DuplicateId(id)),
             None => Err(unexpected(format_args!(
@@ -411,6 +514,10 @@ mod tests {
         assert_eq!(job.error_count, 0);
         assert_eq!(job.cancelled_at, None);
         assert_eq!(job.timeout, None);
+        assert_eq!(job.snoozes, 0);
+        assert_eq!(job.progress, None);
+        assert_eq!(job.unique_key, None);
+        assert!(job.limits.is_empty());
 
         // Its error count is the length of its history, of which the last
         // MAX_ERROR_HISTORY entries are kept.
@@ -446,6 +553,34 @@ mod tests {
         row[col::LT] = bulk(token_arg(token));
         assert_eq!(parse_row(&row).unwrap().lease_token, Some(token));
         assert_eq!(token_arg(LeaseToken::from_u64(1)), "0000000000000001");
+        row[col::SN] = bulk("3");
+        row[col::PG] = bulk(r#"{"percent":50.0,"at":"2026-01-01T00:00:00Z"}"#);
+        row[col::UK] = bulk("k:42");
+        row[col::LC] = bulk("acct-1");
+        row[col::LCM] = bulk("2");
+        row[col::LR] = bulk("tenant");
+        row[col::LRM] = bulk("10");
+        row[col::LRP] = bulk("60000");
+        row[col::LS] = bulk("seq");
+        let job = parse_row(&row).unwrap();
+        assert_eq!(job.snoozes, 3);
+        assert_eq!(job.progress.unwrap().percent, Some(50.0));
+        assert_eq!(job.unique_key.as_deref(), Some("k:42"));
+        assert_eq!(
+            job.limits,
+            jobs_core::JobLimits::none()
+                .concurrency(ConcurrencyLimit::new("acct-1", 2))
+                .rate(RateLimit::new("tenant", 10, Duration::from_secs(60)))
+                .sequence("seq")
+        );
+        row[col::LCM] = Value::Nil;
+        let err = parse_row(&row).unwrap_err();
+        assert!(
+            err.reason.contains("limits.concurrency.max"),
+            "{}",
+            err.reason
+        );
+        row[col::LCM] = bulk("2");
         row[col::LT] = bulk("not hex");
         let err = parse_row(&row).unwrap_err();
         assert!(err.reason.contains("lease_token"), "{}", err.reason);
@@ -468,6 +603,12 @@ mod tests {
         assert!(latest < 1 << 53, "{latest}");
         assert!((latest as f64) < 9e15);
         assert_eq!(latest as f64 as i64, latest);
+    }
+
+    #[test]
+    fn lua_logs_a_queue_rate_under_the_core_key() {
+        assert_eq!(jobs_core::queue_rate_key("q"), "queue:q");
+        assert!(include_str!("claim.lua").contains("local q_rate_key = 'queue:' .. q\n"));
     }
 
     #[test]

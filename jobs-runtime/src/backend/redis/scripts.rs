@@ -19,6 +19,9 @@ pub(super) const PROMOTE_PER_CLAIM: usize = 1_000;
 pub(super) const PER_CALL: usize = 1_000;
 /// Most jobs one claim returns (a bigger `limit` gets this many).
 pub(super) const CLAIM_PER_CALL: usize = 1_000;
+/// Candidates a claim looks at per queue and call: jobs that limits hold
+/// back beyond these stay for the next call (which says `limited`).
+pub(super) const CLAIM_SCAN: usize = 1_000;
 /// Jobs a `list` scan looks at per script call.
 pub(super) const LIST_SCAN: usize = 1_000;
 /// The largest value Redis takes in one argument by default
@@ -49,6 +52,13 @@ pub(super) struct Scripts {
     pub(super) list: Script,
     pub(super) next_due: Script,
     pub(super) get: Script,
+    pub(super) delete: Script,
+    pub(super) progress: Script,
+    pub(super) pause: Script,
+    pub(super) worker: Script,
+    pub(super) lead: Script,
+    pub(super) schedule: Script,
+    pub(super) audit: Script,
 }
 
 pub(super) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
@@ -63,6 +73,13 @@ pub(super) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     list: lua!("list"),
     next_due: lua!("next_due"),
     get: lua!("get"),
+    delete: lua!("delete"),
+    progress: lua!("progress"),
+    pause: lua!("pause"),
+    worker: lua!("worker"),
+    lead: lua!("lead"),
+    schedule: lua!("schedule"),
+    audit: lua!("audit"),
 });
 
 /// The sources of the enqueue and record scripts, for `EVAL` inside `MULTI`

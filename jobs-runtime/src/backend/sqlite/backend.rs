@@ -5,10 +5,9 @@ use std::sync::Arc;
 
 use jobs_core::{Error, Result};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
-use tokio::sync::watch;
 
 use super::conn::{checkpointer, open_writer, reader_pool};
-use super::listener::shared_wake;
+use super::listener::{shared_signals, Signals};
 use super::options::{check_path, is_memory_url};
 use super::writer::Writer;
 // For an intra-doc link.
@@ -30,7 +29,11 @@ pub(super) struct Inner {
     /// Reads (`get`, `list`, `counts`, listener); `None` for `:memory:`, where
     /// the writer serves reads too.
     pub(super) reader: Option<SqlitePool>,
-    pub(super) wake: Arc<watch::Sender<u64>>,
+    pub(super) signals: Arc<Signals>,
+    /// Jobs with limits of their own that this handle claimed and that may
+    /// still run: when one of them ends, a slot of its keys is free, so
+    /// idle workers are woken (as for new work).
+    pub(super) limited_running: std::sync::Mutex<std::collections::HashSet<uuid::Uuid>>,
     pub(super) location: String,
 }
 
@@ -93,8 +96,9 @@ impl SqliteBackend {
             inner: Arc::new(Inner {
                 writer,
                 reader,
-                wake: shared_wake(key),
+                signals: shared_signals(key),
                 location: url.to_owned(),
+                limited_running: Default::default(),
             }),
         };
         if !in_memory {
@@ -115,7 +119,47 @@ impl SqliteBackend {
     }
 
     pub(super) fn wake(&self) {
-        self.inner.wake.send_modify(|v| *v = v.wrapping_add(1));
+        self.inner
+            .signals
+            .wake
+            .send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    /// Notes jobs with limits of their own that this handle just claimed.
+    pub(super) fn note_limited(&self, ids: impl IntoIterator<Item = uuid::Uuid>) {
+        let mut set = self
+            .inner
+            .limited_running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        set.extend(ids);
+    }
+
+    /// Whether any of `ids` was a job with limits that this handle claimed
+    /// (and forgets them): its end frees a slot.
+    pub(super) fn ended_limited<'a>(&self, ids: impl IntoIterator<Item = &'a uuid::Uuid>) -> bool {
+        let mut set = self
+            .inner
+            .limited_running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if set.is_empty() {
+            return false;
+        }
+        let mut any = false;
+        for id in ids {
+            any |= set.remove(id);
+        }
+        any
+    }
+
+    /// Tells this process's listeners on this file that a running job's
+    /// cancellation was requested.
+    pub(super) fn signal_cancel(&self) {
+        self.inner
+            .signals
+            .cancels
+            .send_modify(|v| *v = v.wrapping_add(1));
     }
 
     /// Wakes this process's idle workers of this database file, e.g. after

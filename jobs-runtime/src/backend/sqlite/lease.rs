@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use jobs_core::backend::{Fence, LeaseToken, Recovered};
+use jobs_core::backend::{Fence, HeartbeatReply, LeaseToken, Recovered};
 use jobs_core::{BoxFuture, Job, JobId, JobStatus, Result};
 use sqlx::{Connection, Row, SqliteConnection};
 use uuid::Uuid;
@@ -25,9 +25,9 @@ impl SqliteBackend {
         worker_id: &str,
         fences: &[Fence],
         lease: Duration,
-    ) -> Result<Vec<JobId>> {
+    ) -> Result<HeartbeatReply> {
         if fences.is_empty() {
-            return Ok(Vec::new());
+            return Ok(HeartbeatReply::default());
         }
         let until = add_micros(now_micros(), lease);
         let worker = worker_id.to_owned();
@@ -35,10 +35,11 @@ impl SqliteBackend {
             .iter()
             .map(|f| (*f.id.as_uuid(), f.token.as_i64()))
             .collect();
-        let kept = self
+        let (kept, cancel) = self
             .write(move |conn| {
                 Box::pin(async move {
                     let mut kept = HashSet::with_capacity(leases.len());
+                    let mut cancel = Vec::new();
                     for chunk in leases.chunks(UPDATE_CHUNK) {
                         let n = padded(chunk.len());
                         let sql = sql::heartbeat(n);
@@ -51,18 +52,23 @@ impl SqliteBackend {
                         }
                         q = q.bind(worker.as_str());
                         for row in q.fetch_all(&mut *conn).await.map_err(db_err)? {
-                            kept.insert(row.try_get::<Uuid, _>(0).map_err(db_err)?);
+                            let id = row.try_get::<Uuid, _>(0).map_err(db_err)?;
+                            if row.try_get::<bool, _>(1).map_err(db_err)? {
+                                cancel.push(JobId::from_uuid(id));
+                            }
+                            kept.insert(id);
                         }
                     }
-                    Ok(kept)
+                    Ok((kept, cancel))
                 })
             })
             .await?;
-        Ok(fences
+        let lost = fences
             .iter()
             .map(|f| f.id)
             .filter(|id| !kept.contains(id.as_uuid()))
-            .collect())
+            .collect();
+        Ok(HeartbeatReply::new(lost, cancel))
     }
 
     pub(super) async fn recover_now(&self) -> Result<Vec<Recovered>> {
@@ -79,6 +85,7 @@ impl SqliteBackend {
             }
             let (batch, recovered) = self.write(move |conn| recover_batch(conn, now)).await?;
             if !recovered.is_empty() {
+                self.ended_limited(recovered.iter().map(|r| r.job.id.as_uuid()));
                 self.wake();
             }
             // The manager that recovered them logs them, with its own context.
@@ -115,29 +122,36 @@ fn recover_batch(
         let mut transitions = Vec::with_capacity(expired.len());
         let mut statuses = Vec::with_capacity(expired.len());
         for job in &expired {
-            let retry = job.retry_count < job.max_retries;
+            let cancelled = job.cancelled_at.is_some();
+            let retry = !cancelled && job.retry_count < job.max_retries;
             let message = format!(
                 "lease expired: worker `{}` stopped heartbeating (lease ran out at {})",
                 job.locked_by.as_deref().unwrap_or("?"),
                 job.lease_until.map(|t| t.to_rfc3339()).unwrap_or_default()
             );
-            statuses.push(if retry {
-                JobStatus::Retrying
-            } else {
-                JobStatus::DeadLetter
-            });
-            transitions.push(Transition {
-                id: *job.id.as_uuid(),
-                token: job.lease_token.map(LeaseToken::as_i64),
-                status: if retry { "RETRYING" } else { "DEAD_LETTER" },
-                retry_inc: i64::from(retry),
-                run_at: retry.then_some(now),
-                completed_at: (!retry).then_some(now),
-                message: Some(message),
-                retryable: true,
-                worker: job.locked_by.clone(),
-                result: None,
-            });
+            let (status, name) = match (cancelled, retry) {
+                // Its cancellation was requested: it ends cancelled.
+                (true, _) => (JobStatus::Failed, "FAILED"),
+                (false, true) => (JobStatus::Retrying, "RETRYING"),
+                (false, false) => (JobStatus::DeadLetter, "DEAD_LETTER"),
+            };
+            statuses.push(status);
+            let mut t = Transition::to(
+                *job.id.as_uuid(),
+                job.lease_token.map(LeaseToken::as_i64),
+                name,
+            );
+            t.retry_inc = i64::from(retry);
+            t.run_at = retry.then_some(now);
+            t.completed_at = (!retry).then_some(now);
+            t.message = Some(message);
+            t.retryable = true;
+            t.worker = job.locked_by.clone();
+            if cancelled {
+                t.cancel_at = Some(now);
+                t.force_cancel = true;
+            }
+            transitions.push(t);
         }
         let mut applied = HashSet::with_capacity(expired.len());
         SqliteBackend::apply_transitions(&mut tx, now, &transitions, &mut applied).await?;

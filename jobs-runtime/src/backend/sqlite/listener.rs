@@ -1,4 +1,4 @@
-//! Wake-ups: the signal shared by every handle on one file in this process,
+//! Wake-ups and cancellations: the signals shared by every handle on one file in this process,
 //! and the [`JobListener`] that waits on it.
 
 use std::collections::HashMap;
@@ -14,30 +14,47 @@ use tokio::sync::watch;
 use super::SqliteBackend;
 use crate::backend::wait::{signal_or_due, time_left};
 
-/// Every handle on one database file in this process shares one wake-up signal,
-/// whether it came from the same `connect` or not.
-pub(super) fn shared_wake(key: Option<PathBuf>) -> Arc<watch::Sender<u64>> {
-    static WAKERS: OnceLock<Mutex<HashMap<PathBuf, Weak<watch::Sender<u64>>>>> = OnceLock::new();
-    let Some(key) = key else {
-        return Arc::new(watch::Sender::new(0));
+/// The in-process signals of one database file.
+pub(super) struct Signals {
+    /// Bumped whenever a job may have become claimable.
+    pub(super) wake: watch::Sender<u64>,
+    /// Bumped whenever a running job's cancellation is requested.
+    pub(super) cancels: watch::Sender<u64>,
+}
+
+/// Every handle on one database file in this process shares one set of
+/// signals, whether it came from the same `connect` or not.
+pub(super) fn shared_signals(key: Option<PathBuf>) -> Arc<Signals> {
+    static SIGNALS: OnceLock<Mutex<HashMap<PathBuf, Weak<Signals>>>> = OnceLock::new();
+    let fresh = || {
+        Arc::new(Signals {
+            wake: watch::Sender::new(0),
+            cancels: watch::Sender::new(0),
+        })
     };
-    let mut map = WAKERS
+    let Some(key) = key else {
+        return fresh();
+    };
+    let mut map = SIGNALS
         .get_or_init(Default::default)
         .lock()
         .unwrap_or_else(|e| e.into_inner());
     map.retain(|_, w| w.strong_count() > 0);
-    if let Some(tx) = map.get(&key).and_then(Weak::upgrade) {
-        return tx;
+    if let Some(signals) = map.get(&key).and_then(Weak::upgrade) {
+        return signals;
     }
-    let tx = Arc::new(watch::Sender::new(0));
-    map.insert(key, Arc::downgrade(&tx));
-    tx
+    let signals = fresh();
+    map.insert(key, Arc::downgrade(&signals));
+    signals
 }
 
 pub(super) struct SqliteListener {
     backend: SqliteBackend,
     queues: Vec<String>,
     rx: watch::Receiver<u64>,
+    cancels: watch::Receiver<u64>,
+    /// A cancellation was requested since the last `take_cancel_signal`.
+    cancel_seen: bool,
     /// The earliest future `run_at` of our queues as last read, if still valid.
     /// Re-read only after a local change or once it has passed, so an idle
     /// worker's wait costs no query.
@@ -49,7 +66,9 @@ impl SqliteListener {
         SqliteListener {
             backend: backend.clone(),
             queues: queues.to_vec(),
-            rx: backend.inner.wake.subscribe(),
+            rx: backend.inner.signals.wake.subscribe(),
+            cancels: backend.inner.signals.cancels.subscribe(),
+            cancel_seen: false,
             next_due: None,
         }
     }
@@ -78,10 +97,24 @@ impl JobListener for SqliteListener {
                 },
             };
             let until_due = time_left(next_due, Utc::now());
-            if let Some(Ok(())) = signal_or_due(self.rx.changed(), until_due, timeout).await {
-                // Something was enqueued or rescheduled here: the next due time may be earlier.
-                self.next_due = None;
+            let (rx, cancels) = (&mut self.rx, &mut self.cancels);
+            let signal = async {
+                tokio::select! {
+                    _ = rx.changed() => false,
+                    _ = cancels.changed() => true,
+                }
+            };
+            match signal_or_due(signal, until_due, timeout).await {
+                Some(true) => self.cancel_seen = true,
+                // Something was enqueued, rescheduled or resumed here: the
+                // next due time may be earlier.
+                Some(false) => self.next_due = None,
+                None => {}
             }
         })
+    }
+
+    fn take_cancel_signal(&mut self) -> bool {
+        std::mem::take(&mut self.cancel_seen)
     }
 }

@@ -8,6 +8,7 @@ use super::time::now_micros;
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("migrations/001_init.sql")),
     (2, include_str!("migrations/002_lease_tokens.sql")),
+    (3, include_str!("migrations/003_features.sql")),
 ];
 
 pub(super) async fn migrate(conn: &mut SqliteConnection) -> std::result::Result<(), sqlx::Error> {

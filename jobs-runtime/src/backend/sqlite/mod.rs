@@ -16,7 +16,8 @@
 //!
 //! # Storage
 //!
-//! One table, `jobs_queue`, created on first use by versioned migrations
+//! Jobs live in one table, `jobs_queue`, beside small tables for the
+//! cluster's state (below); all are created on first use by versioned migrations
 //! (`sqlite/migrations/*.sql`, recorded in `jobs_schema`), applied under
 //! `BEGIN IMMEDIATE` so processes starting together migrate once; a database
 //! of an older version is upgraded on connect, and one of a newer version is
@@ -36,6 +37,63 @@
 //! `error_count` from the history and `cancelled_at` from FAILED jobs whose
 //! error is `cancelled`. A job that was RUNNING under version 1 has no token,
 //! so its lease runs out and is recovered like any other.
+//!
+//! Version 3 added what the later features store:
+//!
+//! * **Unique jobs**: `unique_key` (the key as stored, with its period's
+//!   bucket by the backend's clock) and `unique_states` (the bit set of the
+//!   statuses in which the job holds it). A partial unique index,
+//!   `jobs_queue_unique`, covers the rows whose status is in their own bit
+//!   set (a deterministic `CASE` on `status`), so the store itself refuses a
+//!   second holder, whichever statement would make one: an insert (the
+//!   enqueue then names the holder: `Duplicate`, or `Replaced` after
+//!   updating a waiting holder in debounce mode) or a requeue (refused as
+//!   `UniqueKeyTaken`). Enqueues with a unique job run in one `BEGIN
+//!   IMMEDIATE` transaction, row by row in batch order, so a batch's later
+//!   duplicate of an earlier job is reported like any other.
+//! * **Limits**: one column per field of a job's `JobLimits`
+//!   (`concurrency_key`/`_max`, `rate_key`/`_max`/`_per_ms`,
+//!   `sequence_key`), partial indexes over the running jobs per key and per
+//!   queue and over each sequence's unfinished jobs in enqueue order, and
+//!   `jobs_rate_log`, the start times per rate key (a job's key, or
+//!   `queue:<name>` for a queue's rate), each kept until its window passed.
+//! * `snoozes`, `progress` (JSON) and the tables `jobs_paused`,
+//!   `jobs_workers` (a `WorkerInfo` as JSON, until it expires),
+//!   `jobs_leaders` (a role's holder and lease end), `jobs_schedules` and
+//!   `jobs_audit`.
+//!
+//! Jobs of an older version read back with no key, no limits, no snoozes.
+//!
+//! # Claims and limits
+//!
+//! A claim without queue limits first tries the fast path: one `UPDATE …
+//! RETURNING` that leases the first due jobs of the (unpaused) queues in
+//! claim order, provided none of them has limits of its own. That is the
+//! whole claim for jobs without limits, an empty one included — no further
+//! statement and no other table, but for the lookup of the queues in
+//! `jobs_paused`. If one of them has limits, the statement leases none
+//! (it rewrites them unchanged, and returns them still waiting, which is
+//! how the claim knows). A claim with queue limits, or one whose
+//! candidates have limits, takes the limited path (`limits.rs`): one `BEGIN
+//! IMMEDIATE` transaction that walks each queue's due jobs in claim order, a
+//! page at a time, admits those whose limits allow them (counting what runs
+//! per key and per queue, the starts in each rate window, a sequence's
+//! oldest unfinished job), leases them and logs their starts. The write lock
+//! it holds from its first statement (and, within the process, the writer
+//! thread) makes the counting and the leasing one step: two claimers never
+//! both take a limit's last slot. A held-back job is skipped, not waited
+//! for; the walk looks at no more than 2,000 candidates per queue per claim
+//! (`limits::SCAN_LIMIT`), and says `limited` when it stopped there.
+//!
+//! # Cancelling running jobs
+//!
+//! A cancel marks a RUNNING job (`cancelled_at`, and its message as the
+//! job's error) and signals the listeners of this process on the same file
+//! ([`JobListener::take_cancel_signal`](jobs_core::backend::JobListener::take_cancel_signal));
+//! a worker in another process learns from its next heartbeat's reply. Its
+//! worker's outcome then ends it FAILED, cancelled (unless it completed):
+//! a retry, release or snooze of a job whose cancellation was requested is
+//! not made, and neither is a retry after its lease expired.
 //!
 //! # Durability
 //!
@@ -101,12 +159,17 @@
 #[cfg(doc)]
 use jobs_core::{Backend, MAX_ERROR_HISTORY};
 
+mod admin;
+mod audit;
 mod backend;
 mod claim;
+mod cluster;
 mod conn;
+mod control;
 mod enqueue;
 mod error;
 mod lease;
+mod limits;
 mod listener;
 mod migrate;
 mod options;

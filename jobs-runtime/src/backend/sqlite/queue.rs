@@ -5,18 +5,21 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use jobs_core::backend::{ClaimRequest, Fence, JobListener, OutcomeUpdate, Recovered};
+use jobs_core::backend::{
+    ClaimRequest, Fence, HeartbeatReply, JobListener, OutcomeUpdate, Recovered,
+};
 use jobs_core::{
-    Backend, BoxFuture, Error, Job, JobFilter, JobId, JobStatus, NewJob, QueueCount, Result,
+    AuditEntry, AuditFilter, Backend, BoxFuture, CancelRequest, Claimed, Enqueued, Error, Job,
+    JobFilter, JobId, JobStatus, Leader, NewJob, Progress, PruneRequest, QueueCount, Result,
+    ScheduleState, WorkerInfo,
 };
 use sqlx::{Executor, Row, SqliteConnection};
 
-use super::enqueue::{insert_rows, insert_rows_of};
+use super::enqueue::{insert_rows_of, store_rows};
 use super::error::{db_err, BACKEND};
 use super::listener::SqliteListener;
-use super::row::job_from_row;
-use super::sql::{self, INSERT_CHUNK};
-use super::time::{micros, now_micros};
+use super::sql;
+use super::time::now_micros;
 use super::SqliteBackend;
 use jobs_core::backend::{check_new_job, TransactionalEnqueue};
 
@@ -46,7 +49,7 @@ impl TransactionalEnqueue for SqliteBackend {
         &'a self,
         conn: &'a mut SqliteConnection,
         jobs: Vec<NewJob>,
-    ) -> BoxFuture<'a, Result<Vec<JobId>>> {
+    ) -> BoxFuture<'a, Result<Vec<Enqueued>>> {
         Box::pin(async move {
             for job in &jobs {
                 check_new_job(job)?;
@@ -55,29 +58,22 @@ impl TransactionalEnqueue for SqliteBackend {
                 return Ok(Vec::new());
             }
             let now = now_micros();
-            let ids: Vec<JobId> = jobs.iter().map(|j| j.id).collect();
             let rows = insert_rows_of(jobs, now)?;
             // A savepoint makes the batch all-or-none whether or not the caller's
             // connection is inside a transaction.
             conn.execute("SAVEPOINT jobs_enqueue")
                 .await
                 .map_err(db_err)?;
-            let mut result = Ok(());
-            for chunk in rows.chunks(INSERT_CHUNK) {
-                result = insert_rows(conn, chunk, now).await;
-                if result.is_err() {
-                    break;
-                }
-            }
+            let result = store_rows(conn, &rows, now).await;
             if result.is_err() {
                 conn.execute("ROLLBACK TO jobs_enqueue")
                     .await
                     .map_err(db_err)?;
             }
             conn.execute("RELEASE jobs_enqueue").await.map_err(db_err)?;
-            result?;
+            let out = result?;
             self.wake();
-            Ok(ids)
+            Ok(out)
         })
     }
 }
@@ -87,11 +83,11 @@ impl Backend for SqliteBackend {
         BACKEND
     }
 
-    fn enqueue_batch(&self, jobs: Vec<NewJob>) -> BoxFuture<'_, Result<Vec<JobId>>> {
+    fn enqueue_batch(&self, jobs: Vec<NewJob>) -> BoxFuture<'_, Result<Vec<Enqueued>>> {
         Box::pin(self.enqueue_now(jobs))
     }
 
-    fn claim<'a>(&'a self, req: ClaimRequest<'a>) -> BoxFuture<'a, Result<Vec<Job>>> {
+    fn claim<'a>(&'a self, req: ClaimRequest<'a>) -> BoxFuture<'a, Result<Claimed>> {
         Box::pin(self.claim_now(req))
     }
 
@@ -100,7 +96,7 @@ impl Backend for SqliteBackend {
         worker_id: &'a str,
         fences: &'a [Fence],
         lease: Duration,
-    ) -> BoxFuture<'a, Result<Vec<JobId>>> {
+    ) -> BoxFuture<'a, Result<HeartbeatReply>> {
         Box::pin(self.heartbeat_now(worker_id, fences, lease))
     }
 
@@ -124,21 +120,12 @@ impl Backend for SqliteBackend {
         Box::pin(self.list_now(filter))
     }
 
-    fn cancel(&self, id: JobId) -> BoxFuture<'_, Result<Job>> {
-        Box::pin(async move {
-            self.change_one(id, sql::cancel(), now_micros(), Error::cannot_cancel)
-                .await
-        })
+    fn cancel<'a>(&'a self, id: JobId, request: &'a CancelRequest) -> BoxFuture<'a, Result<Job>> {
+        Box::pin(self.cancel_now(id, request))
     }
 
     fn requeue(&self, id: JobId) -> BoxFuture<'_, Result<Job>> {
-        Box::pin(async move {
-            let job = self
-                .change_one(id, sql::requeue(), now_micros(), Error::cannot_requeue)
-                .await?;
-            self.wake();
-            Ok(job)
-        })
+        Box::pin(self.requeue_now(id))
     }
 
     fn counts(&self) -> BoxFuture<'_, Result<Vec<QueueCount>>> {
@@ -163,26 +150,84 @@ impl Backend for SqliteBackend {
         })
     }
 
-    fn prune(&self, before: DateTime<Utc>, limit: usize) -> BoxFuture<'_, Result<u64>> {
-        Box::pin(async move {
-            if limit == 0 {
-                return Ok(0);
-            }
-            let before = micros(before);
-            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-            self.write(move |conn| {
-                Box::pin(async move {
-                    let done = sqlx::query(sql::prune())
-                        .bind(before)
-                        .bind(limit)
-                        .execute(conn)
-                        .await
-                        .map_err(db_err)?;
-                    Ok(done.rows_affected())
-                })
-            })
-            .await
-        })
+    fn prune<'a>(&'a self, req: &'a PruneRequest) -> BoxFuture<'a, Result<u64>> {
+        Box::pin(self.prune_now(req))
+    }
+
+    fn pause_queue<'a>(&'a self, queue: &'a str) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.pause_now(queue))
+    }
+
+    fn resume_queue<'a>(&'a self, queue: &'a str) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.resume_now(queue))
+    }
+
+    fn paused_queues(&self) -> BoxFuture<'_, Result<Vec<String>>> {
+        Box::pin(self.paused_now())
+    }
+
+    fn record_progress<'a>(
+        &'a self,
+        updates: &'a [(Fence, Progress)],
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.progress_now(updates))
+    }
+
+    fn register_worker<'a>(
+        &'a self,
+        info: &'a WorkerInfo,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.register_now(info, ttl))
+    }
+
+    fn deregister_worker<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.deregister_now(id))
+    }
+
+    fn workers(&self) -> BoxFuture<'_, Result<Vec<WorkerInfo>>> {
+        Box::pin(self.workers_now())
+    }
+
+    fn try_lead<'a>(
+        &'a self,
+        role: &'a str,
+        holder: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(self.try_lead_now(role, holder, ttl))
+    }
+
+    fn resign<'a>(&'a self, role: &'a str, holder: &'a str) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.resign_now(role, holder))
+    }
+
+    fn leader<'a>(&'a self, role: &'a str) -> BoxFuture<'a, Result<Option<Leader>>> {
+        Box::pin(self.leader_now(role))
+    }
+
+    fn schedules(&self) -> BoxFuture<'_, Result<Vec<ScheduleState>>> {
+        Box::pin(self.schedules_now())
+    }
+
+    fn save_schedule<'a>(&'a self, state: &'a ScheduleState) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.save_schedule_now(state))
+    }
+
+    fn delete_job(&self, id: JobId) -> BoxFuture<'_, Result<()>> {
+        Box::pin(self.delete_now(id))
+    }
+
+    fn append_audit<'a>(&'a self, entry: &'a AuditEntry) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.append_audit_now(entry))
+    }
+
+    fn audit_log<'a>(&'a self, filter: &'a AuditFilter) -> BoxFuture<'a, Result<Vec<AuditEntry>>> {
+        Box::pin(self.audit_log_now(filter))
+    }
+
+    fn prune_audit(&self, before: DateTime<Utc>, limit: usize) -> BoxFuture<'_, Result<u64>> {
+        Box::pin(self.prune_audit_now(before, limit))
     }
 
     fn listener<'a>(&'a self, queues: &'a [String]) -> BoxFuture<'a, Result<Box<dyn JobListener>>> {
@@ -190,36 +235,5 @@ impl Backend for SqliteBackend {
             let listener: Box<dyn JobListener> = Box::new(SqliteListener::new(self, queues));
             Ok(listener)
         })
-    }
-}
-
-impl SqliteBackend {
-    /// Runs a single-row state change; when it matches nothing, tells why.
-    async fn change_one(
-        &self,
-        id: JobId,
-        sql: &'static str,
-        now: i64,
-        refuse: fn(JobId, JobStatus) -> Error,
-    ) -> Result<Job> {
-        let row = self
-            .write(move |conn| {
-                Box::pin(async move {
-                    sqlx::query(sql)
-                        .bind(now)
-                        .bind(*id.as_uuid())
-                        .fetch_optional(conn)
-                        .await
-                        .map_err(db_err)
-                })
-            })
-            .await?;
-        match row {
-            Some(row) => Ok(job_from_row(&row)?.0),
-            None => match self.fetch_job(id).await? {
-                None => Err(Error::NotFound(id)),
-                Some(job) => Err(refuse(id, job.status)),
-            },
-        }
     }
 }

@@ -29,6 +29,33 @@ pub(super) struct Transition {
     /// `Some(result)`: store it as `result_data` (a failure that carried
     /// data); `None`: leave `result_data` as it is.
     pub(super) result: Option<Option<String>>,
+    /// 1 for a snooze.
+    pub(super) snooze_inc: i64,
+    /// `Some(now)`: the job ends cancelled (FAILED, marked, at `now`) if its
+    /// cancellation was requested — or whatever its mark, with `force`.
+    pub(super) cancel_at: Option<i64>,
+    pub(super) force_cancel: bool,
+}
+
+impl Transition {
+    /// A transition of job `id` under lease `token` to `status`, nothing else.
+    pub(super) fn to(id: Uuid, token: Option<i64>, status: &'static str) -> Self {
+        Transition {
+            id,
+            token,
+            status,
+            retry_inc: 0,
+            run_at: None,
+            completed_at: None,
+            message: None,
+            retryable: false,
+            worker: None,
+            result: None,
+            snooze_inc: 0,
+            cancel_at: None,
+            force_cancel: false,
+        }
+    }
 }
 
 impl SqliteBackend {
@@ -84,7 +111,8 @@ impl SqliteBackend {
             // The stamp (once per branch of the history update), then rows of
             // v: 1 id, 2 lease_token, 3 status, 4 retry_inc, 5 run_at,
             //    6 completed_at, 7 message, 8 retryable ('true'/'false'),
-            //    9 worker, 10 set result_data (0/1), 11 result_data.
+            //    9 worker, 10 set result_data (0/1), 11 result_data,
+            //    12 snooze_inc, 13 cancel_at, 14 force_cancel.
             let sql = sql::transition(n);
             let mut q = sqlx::query(&sql).bind(at.as_str()).bind(at.as_str());
             for t in chunk {
@@ -99,7 +127,10 @@ impl SqliteBackend {
                     .bind(if t.retryable { "true" } else { "false" })
                     .bind(t.worker.as_deref())
                     .bind(t.result.is_some())
-                    .bind(t.result.as_ref().and_then(Option::as_deref));
+                    .bind(t.result.as_ref().and_then(Option::as_deref))
+                    .bind(t.snooze_inc)
+                    .bind(t.cancel_at)
+                    .bind(t.force_cancel);
             }
             for _ in chunk.len()..n {
                 q = q
@@ -113,7 +144,10 @@ impl SqliteBackend {
                     .bind(None::<&str>)
                     .bind(None::<&str>)
                     .bind(false)
-                    .bind(None::<&str>);
+                    .bind(None::<&str>)
+                    .bind(None::<i64>)
+                    .bind(None::<i64>)
+                    .bind(false);
             }
             for row in q.fetch_all(&mut *conn).await.map_err(db_err)? {
                 applied.insert(row.try_get(0).map_err(db_err)?);
@@ -139,18 +173,14 @@ impl SqliteBackend {
             let token = u.fence.token.as_i64();
             let fail =
                 |status, error: &jobs_core::backend::AttemptFailure, retry_inc, run_at, done| {
-                    Transition {
-                        id,
-                        token: Some(token),
-                        status,
-                        retry_inc,
-                        run_at,
-                        completed_at: done,
-                        message: Some(error.message.clone()),
-                        retryable: error.retryable,
-                        worker: Some(worker_id.to_owned()),
-                        result: None,
-                    }
+                    let mut t = Transition::to(id, Some(token), status);
+                    t.retry_inc = retry_inc;
+                    t.run_at = run_at;
+                    t.completed_at = done;
+                    t.message = Some(error.message.clone());
+                    t.retryable = error.retryable;
+                    t.worker = Some(worker_id.to_owned());
+                    t
                 };
             match &u.outcome {
                 Outcome::Complete { result } => {
@@ -158,13 +188,10 @@ impl SqliteBackend {
                 }
                 Outcome::Retry { delay, error } => {
                     wake = true;
-                    transitions.push(fail(
-                        "RETRYING",
-                        error,
-                        1,
-                        Some(add_micros(now, *delay)),
-                        None,
-                    ));
+                    // Unless its cancellation was requested meanwhile.
+                    let mut t = fail("RETRYING", error, 1, Some(add_micros(now, *delay)), None);
+                    t.cancel_at = Some(now);
+                    transitions.push(t);
                 }
                 Outcome::Fail { error, result } => {
                     let mut t = fail("FAILED", error, 0, None, Some(now));
@@ -174,20 +201,28 @@ impl SqliteBackend {
                 Outcome::DeadLetter { error } => {
                     transitions.push(fail("DEAD_LETTER", error, 0, None, Some(now)));
                 }
+                Outcome::Cancel { error } => {
+                    let mut t = fail("FAILED", error, 0, None, Some(now));
+                    t.cancel_at = Some(now);
+                    t.force_cancel = true;
+                    transitions.push(t);
+                }
                 Outcome::Release => {
                     wake = true;
-                    transitions.push(Transition {
-                        id,
-                        token: Some(token),
-                        status: "PENDING",
-                        retry_inc: 0,
-                        run_at: Some(now),
-                        completed_at: None,
-                        message: None,
-                        retryable: false,
-                        worker: None,
-                        result: None,
-                    });
+                    let mut t = Transition::to(id, Some(token), "PENDING");
+                    t.run_at = Some(now);
+                    t.cancel_at = Some(now);
+                    transitions.push(t);
+                }
+                Outcome::Snooze { delay } => {
+                    wake = true;
+                    let run_at = add_micros(now, *delay);
+                    let status = if run_at > now { "SCHEDULED" } else { "PENDING" };
+                    let mut t = Transition::to(id, Some(token), status);
+                    t.run_at = Some(run_at);
+                    t.snooze_inc = 1;
+                    t.cancel_at = Some(now);
+                    transitions.push(t);
                 }
             }
         }
@@ -213,7 +248,10 @@ impl SqliteBackend {
                 })
             })
             .await?;
-        if wake {
+        // A job with limits that ended frees a slot of its keys.
+        // (Lost ones are forgotten too: some other worker took them over.)
+        let ended = self.ended_limited(updates.iter().map(|u| u.fence.id.as_uuid()));
+        if wake || ended {
             self.wake();
         }
         Ok(updates

@@ -2,10 +2,14 @@
 //! into a [`Job`].
 
 use std::str::FromStr;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use jobs_core::backend::LeaseToken;
-use jobs_core::{AttemptError, Error, Job, JobId, JobStatus, Result, Timeout};
+use jobs_core::{
+    AttemptError, ConcurrencyLimit, Error, Job, JobId, JobLimits, JobStatus, RateLimit, Result,
+    Timeout,
+};
 use serde_json::{Map, Value};
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
@@ -85,5 +89,33 @@ pub(super) fn job_from_row(row: &SqliteRow) -> Result<(Job, i64)> {
                 .map_err(|_| corrupt(format!("timeout_ms is negative: {ms}")))
         })
         .transpose()?;
+    job.snoozes = u32_col(24)?;
+    job.progress = json(25, "progress")?
+        .map(|v| serde_json::from_value(v).map_err(|e| corrupt(format!("progress: {e}"))))
+        .transpose()?;
+    job.unique_key = row.try_get(26).map_err(get_err)?;
+    job.limits = limits_of(row).map_err(|e| corrupt(e.to_string()))?;
     Ok((job, int(19)?))
+}
+
+/// The job's limits, from their columns (24 onwards in `sql::JOB_COLS`).
+fn limits_of(row: &SqliteRow) -> std::result::Result<JobLimits, sqlx::Error> {
+    let text = |col: usize| row.try_get::<Option<String>, _>(col);
+    let count = |col: usize| -> std::result::Result<u32, sqlx::Error> {
+        let v = row.try_get::<Option<i64>, _>(col)?.unwrap_or(0);
+        u32::try_from(v).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+    };
+    let mut limits = JobLimits::none();
+    if let Some(key) = text(27)? {
+        limits = limits.concurrency(ConcurrencyLimit::new(key, count(28)?));
+    }
+    if let Some(key) = text(29)? {
+        let per = row.try_get::<Option<i64>, _>(31)?.unwrap_or(0);
+        let per = Duration::from_millis(u64::try_from(per).unwrap_or(0));
+        limits = limits.rate(RateLimit::new(key, count(30)?, per));
+    }
+    if let Some(key) = text(32)? {
+        limits = limits.sequence(key);
+    }
+    Ok(limits)
 }

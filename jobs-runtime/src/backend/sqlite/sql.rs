@@ -11,22 +11,26 @@ use std::sync::LazyLock;
 
 use jobs_core::MAX_ERROR_HISTORY;
 
-/// Rows per multi-row INSERT (11 parameters each; SQLite allows 32766).
+/// Rows per multi-row INSERT (19 parameters each; SQLite allows 32766).
 pub(super) const INSERT_CHUNK: usize = 500;
 /// Rows per `VALUES` list of batched updates; lists are padded to a power of two
 /// so only a handful of statements are ever prepared.
 pub(super) const UPDATE_CHUNK: usize = 256;
 
 /// Parameters per row of [`transition`].
-pub(super) const TRANSITION_WIDTH: usize = 11;
+pub(super) const TRANSITION_WIDTH: usize = 14;
+
+/// Whether a row of `transition.sql` ends its job cancelled.
+const CANCELLED: &str =
+    "(v.column13 IS NOT NULL AND (v.column14 OR jobs_queue.cancelled_at IS NOT NULL))";
 
 const WAITING: &str = "('PENDING', 'SCHEDULED', 'RETRYING')";
-const TERMINAL: &str = "('COMPLETED', 'FAILED', 'DEAD_LETTER')";
 /// The columns of a job, in the order [`job_from_row`](super::row::job_from_row) reads.
 const JOB_COLS: &str = "id, queue, job_type, payload, status, priority, retry_count, \
     max_retries, run_at, created_at, started_at, completed_at, error_message, errors, \
     result_data, metadata, locked_by, lease_until, attempt, seq, lease_token, error_count, \
-    cancelled_at, timeout_ms";
+    cancelled_at, timeout_ms, snoozes, progress, unique_key, concurrency_key, concurrency_max, \
+    rate_key, rate_max, rate_per_ms, sequence_key";
 
 /// A statement file as executed: comment lines dropped, layout collapsed, and
 /// each `{NAME}` of `vars` replaced by its value.
@@ -56,7 +60,12 @@ fn values_list(rows: usize, width: usize) -> String {
     vec![tuple.as_str(); rows].join(", ")
 }
 
-/// The claim of up to `?4` jobs from `queues` queues (at least one), an
+/// Whether a row has limits of its own.
+const LIMITED: &str =
+    "(concurrency_key IS NOT NULL OR rate_key IS NOT NULL OR sequence_key IS NOT NULL)";
+const UNFINISHED: &str = "('PENDING', 'SCHEDULED', 'RUNNING', 'RETRYING')";
+
+/// The fast claim of up to `?4` jobs from `queues` queues (at least one), an
 /// earlier queue's jobs first, under lease token `?5`.
 pub(super) fn claim(queues: usize) -> String {
     static CLAIM: LazyLock<String> =
@@ -64,7 +73,7 @@ pub(super) fn claim(queues: usize) -> String {
     static ONE_QUEUE: LazyLock<String> = LazyLock::new(|| {
         load(
             include_str!("sql/claim_one_queue.sql"),
-            &[("WAITING", WAITING)],
+            &[("WAITING", WAITING), ("LIMITED", LIMITED)],
         )
     });
     static QUEUES: LazyLock<String> =
@@ -72,7 +81,7 @@ pub(super) fn claim(queues: usize) -> String {
     static QUEUE_ARM: LazyLock<String> = LazyLock::new(|| {
         load(
             include_str!("sql/claim_queue_arm.sql"),
-            &[("WAITING", WAITING)],
+            &[("WAITING", WAITING), ("LIMITED", LIMITED)],
         )
     });
     let selection = if queues == 1 {
@@ -90,10 +99,111 @@ pub(super) fn claim(queues: usize) -> String {
     CLAIM.replace("{selection}", &selection)
 }
 
+/// The statements of the limited claim path (`limits.rs`).
+pub(super) mod limited {
+    use super::*;
+
+    pub(crate) fn candidates() -> &'static str {
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            load(
+                include_str!("sql/limited_candidates.sql"),
+                &[("WAITING", WAITING)],
+            )
+        });
+        &SQL
+    }
+
+    pub(crate) fn running_in_queue() -> &'static str {
+        static SQL: LazyLock<String> =
+            LazyLock::new(|| load(include_str!("sql/running_in_queue.sql"), &[]));
+        &SQL
+    }
+
+    pub(crate) fn running_by_key() -> &'static str {
+        static SQL: LazyLock<String> =
+            LazyLock::new(|| load(include_str!("sql/running_by_key.sql"), &[]));
+        &SQL
+    }
+
+    pub(crate) fn sequence_state() -> &'static str {
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            load(
+                include_str!("sql/sequence_state.sql"),
+                &[("UNFINISHED", UNFINISHED)],
+            )
+        });
+        &SQL
+    }
+
+    pub(crate) fn rate_prune() -> &'static str {
+        static SQL: LazyLock<String> =
+            LazyLock::new(|| load(include_str!("sql/rate_prune.sql"), &[]));
+        &SQL
+    }
+
+    pub(crate) fn rate_count() -> &'static str {
+        static SQL: LazyLock<String> =
+            LazyLock::new(|| load(include_str!("sql/rate_count.sql"), &[]));
+        &SQL
+    }
+
+    pub(crate) fn rate_log() -> &'static str {
+        static SQL: LazyLock<String> =
+            LazyLock::new(|| load(include_str!("sql/rate_log.sql"), &[]));
+        &SQL
+    }
+
+    pub(crate) fn rate_sweep() -> &'static str {
+        static SQL: LazyLock<String> =
+            LazyLock::new(|| load(include_str!("sql/rate_sweep.sql"), &[]));
+        &SQL
+    }
+
+    pub(crate) fn claim_seqs() -> &'static str {
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            load(
+                include_str!("sql/claim_seqs.sql"),
+                &[("WAITING", WAITING), ("JOB_COLS", JOB_COLS)],
+            )
+        });
+        &SQL
+    }
+}
+
+/// Parameters per row of [`insert`].
+pub(super) const INSERT_WIDTH: usize = 19;
+
+static INSERT: LazyLock<String> = LazyLock::new(|| load(include_str!("sql/insert.sql"), &[]));
+
 /// The insert of `rows` jobs.
 pub(super) fn insert(rows: usize) -> String {
-    static SQL: LazyLock<String> = LazyLock::new(|| load(include_str!("sql/insert.sql"), &[]));
-    SQL.replace("{values}", &values_list(rows, 11))
+    INSERT
+        .replace("{values}", &values_list(rows, INSERT_WIDTH))
+        .replace("{conflict}", "")
+}
+
+/// The insert of one unique job: skipped (no row returned) if it breaks a
+/// uniqueness constraint.
+pub(super) fn insert_unique() -> &'static str {
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        INSERT
+            .replace("{values}", &values_list(1, INSERT_WIDTH))
+            .replace("{conflict}", " ON CONFLICT DO NOTHING RETURNING seq")
+    });
+    &SQL
+}
+
+/// The holder of unique key `?1` other than job `?2` (NULL: any), and its status.
+pub(super) fn unique_holder() -> &'static str {
+    static SQL: LazyLock<String> =
+        LazyLock::new(|| load(include_str!("sql/unique_holder.sql"), &[]));
+    &SQL
+}
+
+/// Debounce: a waiting unique key holder takes a new job's contents.
+pub(super) fn replace() -> &'static str {
+    static SQL: LazyLock<String> = LazyLock::new(|| load(include_str!("sql/replace.sql"), &[]));
+    &SQL
 }
 
 /// The completion of `rows` attempts.
@@ -114,7 +224,10 @@ pub(super) fn transition(rows: usize) -> String {
     static SQL: LazyLock<String> = LazyLock::new(|| {
         load(
             include_str!("sql/transition.sql"),
-            &[("MAX_ERROR_HISTORY", &MAX_ERROR_HISTORY.to_string())],
+            &[
+                ("MAX_ERROR_HISTORY", &MAX_ERROR_HISTORY.to_string()),
+                ("CANCELLED", CANCELLED),
+            ],
         )
     });
     SQL.replace("{values}", &values_list(rows, TRANSITION_WIDTH))
@@ -185,7 +298,7 @@ pub(super) fn cancel() -> &'static str {
     static SQL: LazyLock<String> = LazyLock::new(|| {
         load(
             include_str!("sql/cancel.sql"),
-            &[("WAITING", WAITING), ("JOB_COLS", JOB_COLS)],
+            &[("UNFINISHED", UNFINISHED), ("JOB_COLS", JOB_COLS)],
         )
     });
     &SQL
@@ -197,15 +310,56 @@ pub(super) fn requeue() -> &'static str {
     &SQL
 }
 
+/// A statement file without placeholders, loaded once.
+macro_rules! statements {
+    ($($(#[$doc:meta])* $name:ident = $file:literal;)*) => {
+        $(
+            $(#[$doc])*
+            pub(super) fn $name() -> &'static str {
+                static SQL: LazyLock<String> = LazyLock::new(|| load(include_str!($file), &[]));
+                &SQL
+            }
+        )*
+    };
+}
+
+statements! {
+    delete = "sql/delete.sql";
+    unique_key_of = "sql/unique_key_of.sql";
+    progress = "sql/progress.sql";
+    pause = "sql/pause.sql";
+    resume = "sql/resume.sql";
+    paused = "sql/paused.sql";
+    register_worker = "sql/register_worker.sql";
+    expire_workers = "sql/expire_workers.sql";
+    deregister_worker = "sql/deregister_worker.sql";
+    workers = "sql/workers.sql";
+    try_lead = "sql/try_lead.sql";
+    resign = "sql/resign.sql";
+    leader = "sql/leader.sql";
+    schedules = "sql/schedules.sql";
+    save_schedule = "sql/save_schedule.sql";
+    append_audit = "sql/append_audit.sql";
+    audit_log = "sql/audit_log.sql";
+    prune_audit = "sql/prune_audit.sql";
+}
+
 pub(super) fn counts() -> &'static str {
     static SQL: LazyLock<String> = LazyLock::new(|| load(include_str!("sql/counts.sql"), &[]));
     &SQL
 }
 
-pub(super) fn prune() -> &'static str {
-    static SQL: LazyLock<String> =
-        LazyLock::new(|| load(include_str!("sql/prune.sql"), &[("TERMINAL", TERMINAL)]));
-    &SQL
+/// The pruning of finished jobs in `statuses` (at least one, terminal),
+/// of queue `?3` only if `queue`.
+pub(super) fn prune(statuses: &[jobs_core::JobStatus], queue: bool) -> String {
+    static SQL: LazyLock<String> = LazyLock::new(|| load(include_str!("sql/prune.sql"), &[]));
+    let statuses = statuses
+        .iter()
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    SQL.replace("{statuses}", &statuses)
+        .replace("{queue}", if queue { " AND queue = ?3" } else { "" })
 }
 
 #[cfg(test)]
@@ -222,7 +376,38 @@ mod tests {
             cancel().to_owned(),
             requeue().to_owned(),
             counts().to_owned(),
-            prune().to_owned(),
+            prune(&[jobs_core::JobStatus::Failed], true),
+            prune(&jobs_core::JobStatus::ALL, false),
+            delete().to_owned(),
+            unique_key_of().to_owned(),
+            unique_holder().to_owned(),
+            insert_unique().to_owned(),
+            replace().to_owned(),
+            progress().to_owned(),
+            pause().to_owned(),
+            resume().to_owned(),
+            paused().to_owned(),
+            register_worker().to_owned(),
+            expire_workers().to_owned(),
+            deregister_worker().to_owned(),
+            workers().to_owned(),
+            try_lead().to_owned(),
+            resign().to_owned(),
+            leader().to_owned(),
+            schedules().to_owned(),
+            save_schedule().to_owned(),
+            append_audit().to_owned(),
+            audit_log().to_owned(),
+            prune_audit().to_owned(),
+            limited::candidates().to_owned(),
+            limited::running_in_queue().to_owned(),
+            limited::running_by_key().to_owned(),
+            limited::sequence_state().to_owned(),
+            limited::rate_prune().to_owned(),
+            limited::rate_count().to_owned(),
+            limited::rate_log().to_owned(),
+            limited::rate_sweep().to_owned(),
+            limited::claim_seqs().to_owned(),
         ];
         for n in [1, 2, 3] {
             all.extend([

@@ -3,7 +3,8 @@
 -- cycle (a deadlock); the update then reaches only the rows `locked` holds,
 -- whatever order the planner joins them in. The batch's arrays are unnested
 -- once, there: joined again in the update, a generic plan may re-scan them
--- for every row (quadratic in the batch).
+-- for every row (quadratic in the batch). `cancel`: the job's cancellation
+-- was requested, its worker is to stop it.
                  WITH locked AS MATERIALIZED (
                    SELECT u.* FROM unnest($1::uuid[], $2::int8[], $5::int4[]) AS u(id, token, attempt)
                    JOIN __TABLE__ w ON w.id = u.id
@@ -15,4 +16,4 @@
                  WHERE j.id = u.id
                    AND __RUNNING__ AND j.lease_token = u.token AND j.attempt = u.attempt
                    AND j.locked_by = $3
-                 RETURNING j.id
+                 RETURNING j.id, j.cancelled_at IS NOT NULL AS cancel

@@ -1,3 +1,5 @@
--- Deletes up to ?2 finished jobs completed before ?1, oldest first.
+-- Deletes up to ?2 finished jobs in the statuses {statuses} completed before
+-- ?1 ({queue}: of queue ?3 only, or of any), oldest first.
 DELETE FROM jobs_queue WHERE seq IN (SELECT seq FROM jobs_queue
-    WHERE status IN {TERMINAL} AND completed_at < ?1 ORDER BY completed_at LIMIT ?2)
+    WHERE status IN ({statuses}) AND completed_at < ?1{queue}
+    ORDER BY completed_at LIMIT ?2)

@@ -1,0 +1,328 @@
+//! The limited claim path: claims that carry queue limits, or whose first
+//! candidates have limits of their own (per-key concurrency and rate,
+//! sequences).
+//!
+//! It runs in one `BEGIN IMMEDIATE` transaction on the writer connection:
+//! within this process the writer thread runs one change at a time, and
+//! across processes the transaction holds SQLite's write lock from its first
+//! statement, so what it counts (running jobs per key and per queue, starts
+//! in the rate log, a sequence's head) cannot change before its leases are
+//! written. No two claimers can both take the last slot.
+//!
+//! Per queue, in the request's order, it walks the due jobs in claim order,
+//! a page at a time (each twice the last), and admits each one whose limits
+//! allow it, counting it at once so the next candidates see it. A job held
+//! back is skipped, not waited for: the jobs behind it are still claimed.
+//! The walk looks at no more than [`SCAN_LIMIT`] candidates per queue per
+//! claim, so a queue full of held-back jobs costs a bounded scan (jobs
+//! behind them wait for a later claim, once some of those have gone; the
+//! claim says `limited`, so the manager asks again soon).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use jobs_core::{queue_rate_key, ClaimLimit, Job, Result};
+use sqlx::{Connection, Row, SqliteConnection};
+
+use super::claim::ClaimArgs;
+use super::error::db_err;
+use super::row::job_from_row;
+use super::sql::limited as sql;
+
+/// At most this many due jobs of a queue are looked at per claim.
+pub(super) const SCAN_LIMIT: usize = 2_000;
+/// Candidates read by the first statement of a walk; each next one reads
+/// twice as many (so the rows that `OFFSET` skips again stay within the
+/// rows read).
+const FIRST_PAGE: usize = 64;
+/// Expired starts of other keys forgotten per limited claim.
+const SWEEP: i64 = 100;
+
+/// A due job and its limits, as the walk sees it.
+struct Candidate {
+    seq: i64,
+    concurrency: Option<(String, i64)>,
+    rate: Option<(String, i64, i64)>,
+    sequence: Option<String>,
+}
+
+/// What this claim knows of the limit keys it met, counting its own takes.
+#[derive(Default)]
+struct Counts {
+    /// Running jobs per concurrency key.
+    running: HashMap<String, i64>,
+    /// Per sequence key: its head's seq, and whether one of its jobs runs.
+    sequences: HashMap<String, (Option<i64>, bool)>,
+    /// Starts in the window per rate key.
+    starts: HashMap<String, i64>,
+}
+
+/// Claims up to `args.limit` jobs, honouring every limit; says whether a
+/// limit held a due job back.
+pub(super) async fn claim_limited(
+    conn: &mut SqliteConnection,
+    args: &ClaimArgs,
+) -> Result<(Vec<(Job, i64)>, bool)> {
+    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
+    let paused: Vec<String> = sqlx::query_scalar(super::sql::paused())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_err)?;
+    let mut counts = Counts::default();
+    let mut taken: Vec<i64> = Vec::new();
+    // Starts to log: (rate key, its window in microseconds).
+    let mut logged: Vec<(String, i64)> = Vec::new();
+    let mut limited = false;
+    for queue in &args.queues {
+        let left = args.limit - taken.len();
+        if left == 0 {
+            break;
+        }
+        if paused.contains(queue) {
+            continue;
+        }
+        let ql = args.limits.iter().find(|l| &l.queue == queue);
+        let cap = match ql {
+            Some(ql) => queue_cap(&mut tx, queue, ql, left, args.now).await?,
+            None => left,
+        };
+        let (seqs, held) = walk(
+            &mut tx,
+            queue,
+            cap,
+            left,
+            args.now,
+            &mut counts,
+            &mut logged,
+        )
+        .await?;
+        limited |= held;
+        if let Some((_, per)) = ql.and_then(|l| l.rate) {
+            let window = (queue_rate_key(queue), micros_of(per));
+            logged.extend(std::iter::repeat_n(window, seqs.len()));
+        }
+        taken.extend(seqs);
+    }
+    sqlx::query(sql::rate_sweep())
+        .bind(args.now)
+        .bind(SWEEP)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+    if taken.is_empty() {
+        tx.commit().await.map_err(db_err)?;
+        return Ok((Vec::new(), limited));
+    }
+    let seqs = serde_json::to_string(&taken).expect("integers serialize");
+    let rows = sqlx::query(sql::claim_seqs())
+        .bind(args.now)
+        .bind(args.worker.as_str())
+        .bind(args.lease_until)
+        .bind(args.token.as_i64())
+        .bind(seqs)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_err)?;
+    if !logged.is_empty() {
+        let keys = serde_json::to_string(&logged).expect("strings serialize");
+        sqlx::query(sql::rate_log())
+            .bind(args.now)
+            .bind(keys)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+    }
+    let jobs = rows.iter().map(job_from_row).collect::<Result<Vec<_>>>()?;
+    tx.commit().await.map_err(db_err)?;
+    Ok((jobs, limited))
+}
+
+/// How many jobs of `queue` this claim may take by the queue's limits: its
+/// share (`take`), the cluster's running cap and the queue's rate.
+async fn queue_cap(
+    conn: &mut SqliteConnection,
+    queue: &str,
+    ql: &ClaimLimit,
+    left: usize,
+    now: i64,
+) -> Result<usize> {
+    let mut cap = left as i64;
+    if let Some(take) = ql.take {
+        cap = cap.min(i64::from(take));
+    }
+    if let Some(global) = ql.global {
+        let running: i64 = sqlx::query_scalar(sql::running_in_queue())
+            .bind(queue)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(db_err)?;
+        cap = cap.min(i64::from(global) - running);
+    }
+    if let Some((max, per)) = ql.rate {
+        let per_ms = i64::try_from(per.as_millis()).unwrap_or(i64::MAX);
+        let started = rate_window(conn, &queue_rate_key(queue), per_ms, now).await?;
+        cap = cap.min(i64::from(max) - started);
+    }
+    Ok(usize::try_from(cap.max(0)).unwrap_or(0))
+}
+
+/// Walks the due jobs of `queue` in claim order and takes up to `cap` that
+/// their limits admit (`left` is what the claim as a whole still takes).
+/// Returns their seqs and whether a limit held a due job back.
+async fn walk(
+    conn: &mut SqliteConnection,
+    queue: &str,
+    cap: usize,
+    left: usize,
+    now: i64,
+    counts: &mut Counts,
+    logged: &mut Vec<(String, i64)>,
+) -> Result<(Vec<i64>, bool)> {
+    let mut taken = Vec::new();
+    let mut held = false;
+    let mut offset = 0usize;
+    let mut size = FIRST_PAGE;
+    'pages: while offset < SCAN_LIMIT {
+        size = size.min(SCAN_LIMIT - offset);
+        let page = sqlx::query(sql::candidates())
+            .bind(queue)
+            .bind(now)
+            .bind(size as i64)
+            .bind(offset as i64)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db_err)?;
+        let n = page.len();
+        for row in &page {
+            if taken.len() >= cap {
+                // Due jobs remain: the queue's cap held them back (or the
+                // claim is full).
+                held |= cap < left;
+                break 'pages;
+            }
+            let c = candidate(row)?;
+            if admits(conn, &c, now, counts).await? {
+                take(&c, counts, logged);
+                taken.push(c.seq);
+            } else {
+                held = true;
+            }
+        }
+        if n < size {
+            return Ok((taken, held));
+        }
+        offset += n;
+        size *= 2;
+    }
+    if offset >= SCAN_LIMIT && taken.len() < cap {
+        // Jobs beyond the scan may be due: say so, so the manager asks again.
+        held = true;
+    }
+    Ok((taken, held))
+}
+
+fn candidate(row: &sqlx::sqlite::SqliteRow) -> Result<Candidate> {
+    let text = |col: usize| row.try_get::<Option<String>, _>(col).map_err(db_err);
+    let int = |col: usize| {
+        row.try_get::<Option<i64>, _>(col)
+            .map_err(db_err)
+            .map(|v| v.unwrap_or(0))
+    };
+    Ok(Candidate {
+        seq: row.try_get(0).map_err(db_err)?,
+        concurrency: text(1)?
+            .map(|k| Ok::<_, jobs_core::Error>((k, int(2)?)))
+            .transpose()?,
+        rate: text(3)?
+            .map(|k| Ok::<_, jobs_core::Error>((k, int(4)?, int(5)?)))
+            .transpose()?,
+        sequence: text(6)?,
+    })
+}
+
+/// Whether `c`'s own limits let it start now, reading what this claim has
+/// not counted yet.
+async fn admits(
+    conn: &mut SqliteConnection,
+    c: &Candidate,
+    now: i64,
+    counts: &mut Counts,
+) -> Result<bool> {
+    if let Some((key, max)) = &c.concurrency {
+        if !counts.running.contains_key(key) {
+            let n: i64 = sqlx::query_scalar(sql::running_by_key())
+                .bind(key.as_str())
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(db_err)?;
+            counts.running.insert(key.clone(), n);
+        }
+        if counts.running[key] >= *max {
+            return Ok(false);
+        }
+    }
+    if let Some(key) = &c.sequence {
+        if !counts.sequences.contains_key(key) {
+            let row = sqlx::query(sql::sequence_state())
+                .bind(key.as_str())
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(db_err)?;
+            let head: Option<i64> = row.try_get(0).map_err(db_err)?;
+            let running: bool = row.try_get(1).map_err(db_err)?;
+            counts.sequences.insert(key.clone(), (head, running));
+        }
+        let (head, running) = counts.sequences[key];
+        if running || head != Some(c.seq) {
+            return Ok(false);
+        }
+    }
+    if let Some((key, max, per_ms)) = &c.rate {
+        if !counts.starts.contains_key(key) {
+            let n = rate_window(conn, key, *per_ms, now).await?;
+            counts.starts.insert(key.clone(), n);
+        }
+        if counts.starts[key] >= *max {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Counts `c` as started and running, for the candidates after it.
+fn take(c: &Candidate, counts: &mut Counts, logged: &mut Vec<(String, i64)>) {
+    if let Some((key, _)) = &c.concurrency {
+        *counts.running.entry(key.clone()).or_insert(0) += 1;
+    }
+    if let Some(key) = &c.sequence {
+        counts.sequences.insert(key.clone(), (Some(c.seq), true));
+    }
+    if let Some((key, _, per_ms)) = &c.rate {
+        *counts.starts.entry(key.clone()).or_insert(0) += 1;
+        let per = Duration::from_millis(u64::try_from(*per_ms).unwrap_or(0));
+        logged.push((key.clone(), micros_of(per)));
+    }
+}
+
+/// A window in microseconds, at most [`MAX_DELAY`](jobs_core::MAX_DELAY).
+fn micros_of(d: Duration) -> i64 {
+    i64::try_from(d.min(jobs_core::MAX_DELAY).as_micros()).unwrap_or(i64::MAX)
+}
+
+/// How many starts rate key `key` has in the window of `per_ms` ending at
+/// `now` (microseconds); forgets older ones.
+async fn rate_window(conn: &mut SqliteConnection, key: &str, per_ms: i64, now: i64) -> Result<i64> {
+    let since = now.saturating_sub(per_ms.saturating_mul(1000));
+    sqlx::query(sql::rate_prune())
+        .bind(key)
+        .bind(since)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    sqlx::query_scalar(sql::rate_count())
+        .bind(key)
+        .bind(since)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(db_err)
+}

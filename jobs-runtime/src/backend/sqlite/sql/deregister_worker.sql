@@ -1,0 +1,2 @@
+-- Forgets worker ?1.
+DELETE FROM jobs_workers WHERE id = ?1
