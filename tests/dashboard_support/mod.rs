@@ -191,7 +191,7 @@ pub async fn seed(queue: &Queue) -> Seeded {
 }
 
 /// The backends the dashboard tests run on: memory, and SQLite (a fresh file
-/// in the temporary directory) when the `sqlite` feature is on.
+/// under `target/tmp`) when the `sqlite` feature is on.
 /// `JOBS_TEST_DASHBOARD_URL` replaces the list with one URL.
 pub fn backend_urls() -> Vec<String> {
     if let Ok(url) = std::env::var("JOBS_TEST_DASHBOARD_URL") {
@@ -204,9 +204,9 @@ pub fn backend_urls() -> Vec<String> {
     urls
 }
 
-/// A fresh SQLite file.
+/// A fresh SQLite file, in cargo's directory for test files (under `target/`).
 pub fn sqlite_url() -> String {
-    let path = std::env::temp_dir().join(format!(
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
         "jobs-dashboard-{}-{}.db",
         std::process::id(),
         uuid::Uuid::new_v4().simple()
