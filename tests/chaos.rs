@@ -242,7 +242,10 @@ async fn produce(queue: &Queue, jobs: Vec<NewJob>, acked: &Mutex<Vec<JobId>>) {
         loop {
             match queue.enqueue_many(chunk.to_vec()).await {
                 Ok(ids) => {
-                    acked.lock().unwrap().extend(ids.into_iter().map(jobs::Enqueued::id));
+                    acked
+                        .lock()
+                        .unwrap()
+                        .extend(ids.into_iter().map(jobs::Enqueued::id));
                     break;
                 }
                 // A batch refused whole (or whose answer was lost) is sent again:
