@@ -967,3 +967,46 @@ fn the_cli_serves_loopback_and_refuses_a_public_bind_without_auth() {
     let _ = child.wait();
     assert!(line.starts_with("dashboard on http://127.0.0.1:"), "{line}");
 }
+
+/// What one poll of the overview costs with many jobs stored (run by hand:
+/// `JOBS_POLL_JOBS=100000 cargo test -F dashboard,sqlite --test dashboard
+/// -- --ignored --nocapture poll_cost`). It prints the figures.
+#[tokio::test]
+#[ignore = "a measurement, run by hand"]
+async fn poll_cost_with_many_jobs() {
+    let n: usize = std::env::var("JOBS_POLL_JOBS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    for url in dashboard_support::backend_urls() {
+        let queue = jobs::connect(&url).await.unwrap();
+        let start = std::time::Instant::now();
+        for chunk in 0..n.div_ceil(1000) {
+            let jobs = (0..1000.min(n - chunk * 1000))
+                .map(|i| {
+                    jobs::NewJob::new("report.build", serde_json::json!({ "i": chunk * 1000 + i }))
+                        .queue(["reports", "emails", "exports"][i % 3])
+                })
+                .collect();
+            queue.enqueue_many(jobs).await.unwrap();
+        }
+        let seeded = start.elapsed();
+        let app = Dashboard::new(queue.clone()).router();
+        let mut times = Vec::new();
+        for _ in 0..20 {
+            let t = std::time::Instant::now();
+            assert_eq!(get(&app, "/live/overview").await.status, StatusCode::OK);
+            times.push(t.elapsed());
+        }
+        times.sort();
+        let t = std::time::Instant::now();
+        queue.counts().await.unwrap();
+        let counts = t.elapsed();
+        println!(
+            "{}: {n} jobs (seeded in {seeded:.1?}): a poll of the overview takes {:.1?} (median of 20; max {:.1?}), counts() alone {counts:.1?}",
+            url.split("://").next().unwrap(),
+            times[10],
+            times[19]
+        );
+    }
+}

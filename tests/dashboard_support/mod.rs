@@ -191,11 +191,13 @@ pub async fn seed(queue: &Queue) -> Seeded {
 }
 
 /// The backends the dashboard tests run on: memory, and SQLite (a fresh file
-/// in the temporary directory) when the `sqlite` feature is on.
-/// `JOBS_TEST_DASHBOARD_URL` replaces the list with one URL.
+/// under `target/tmp`) when the `sqlite` feature is on.
+/// `JOBS_TEST_DASHBOARD_URL` replaces the list with one URL (any backend).
 pub fn backend_urls() -> Vec<String> {
     if let Ok(url) = std::env::var("JOBS_TEST_DASHBOARD_URL") {
-        return vec![url];
+        // `{unique}` becomes a fresh name for each test (a PostgreSQL
+        // `?schema=dash_{unique}`, a Redis `?prefix=dash_{unique}`).
+        return vec![url.replace("{unique}", &uuid::Uuid::new_v4().simple().to_string())];
     }
     #[allow(unused_mut)]
     let mut urls = vec!["memory://".to_owned()];
@@ -204,9 +206,9 @@ pub fn backend_urls() -> Vec<String> {
     urls
 }
 
-/// A fresh SQLite file.
+/// A fresh SQLite file, in cargo's directory for test files (under `target/`).
 pub fn sqlite_url() -> String {
-    let path = std::env::temp_dir().join(format!(
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
         "jobs-dashboard-{}-{}.db",
         std::process::id(),
         uuid::Uuid::new_v4().simple()
