@@ -1,9 +1,10 @@
 //! Claiming: the fast path for jobs without limits, and the limited way.
 //!
 //! **Fast path** (`claim.sql`, one statement): taken whenever the request
-//! carries no cluster-wide [`ClaimLimit`](jobs_core::ClaimLimit) (a global cap or a rate) for its
-//! queues; a queue's share of the claim (`take`) is applied here. It locks the first due rows
-//! in claim order with `SKIP LOCKED` and marks them RUNNING — unless one of
+//! carries no cluster-wide [`ClaimLimit`](jobs_core::ClaimLimit) (a global
+//! cap or a rate) for its queues; a queue's share of the claim (`take`) is
+//! applied here. It locks the first due rows in claim order with `SKIP
+//! LOCKED` and marks them RUNNING — unless one of
 //! them has limits of its own ([`JobLimits`](jobs_core::JobLimits)): then it
 //! claims nothing and says so, and the claim goes the limited way. Jobs
 //! without limits thus cost what they always did. A queue whose due jobs
