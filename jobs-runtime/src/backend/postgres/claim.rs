@@ -1,8 +1,10 @@
 //! Claiming: the fast path for jobs without limits, and the limited way.
 //!
 //! **Fast path** (`claim.sql`, one statement): taken whenever the request
-//! carries no [`ClaimLimit`] for its queues. It locks the first due rows
-//! in claim order with `SKIP LOCKED` and marks them RUNNING — unless one of
+//! carries no cluster-wide [`ClaimLimit`](jobs_core::ClaimLimit) (a global
+//! cap or a rate) for its queues; a queue's share of the claim (`take`) is
+//! applied here. It locks the first due rows in claim order with `SKIP
+//! LOCKED` and marks them RUNNING — unless one of
 //! them has limits of its own ([`JobLimits`](jobs_core::JobLimits)): then it
 //! claims nothing and says so, and the claim goes the limited way. Jobs
 //! without limits thus cost what they always did. A queue whose due jobs
@@ -160,10 +162,15 @@ impl PostgresBackend {
         }
         // One fresh token per claim: it fences every job of this claim.
         let token = LeaseToken::random();
-        let capped = req.queues.iter().any(|q| req.limit_of(q).is_some());
+        // A queue's share of this claim (`take`) needs no lock: the fast
+        // path applies it. A cluster-wide cap or a rate goes the limited way.
+        let capped = req.queues.iter().any(|q| {
+            req.limit_of(q)
+                .is_some_and(|l| l.global.is_some() || l.rate.is_some())
+        });
         if !capped && !self.inner.hints.limited_recently(req.queues) {
-            if let Some(jobs) = self.claim_fast(&req, token).await? {
-                return Ok(Claimed::new(jobs));
+            if let Some(claimed) = self.claim_fast(&req, token).await? {
+                return Ok(claimed);
             }
         }
         let mut conn = self.lease_conns.get().await?;
@@ -176,8 +183,18 @@ impl PostgresBackend {
         &self,
         req: &ClaimRequest<'_>,
         token: LeaseToken,
-    ) -> Result<Option<Vec<Job>>> {
+    ) -> Result<Option<Claimed>> {
         let hints = self.inner.hints.starts(req.queues);
+        let takes: Vec<Option<i64>> = req
+            .queues
+            .iter()
+            .map(|q| req.limit_of(q).and_then(|l| l.take).map(i64::from))
+            .collect();
+        let takes = if takes.iter().all(Option::is_none) {
+            Vec::new() // `unnest` pads it with NULLs
+        } else {
+            takes
+        };
         let mut conn = self.lease_conns.get().await?;
         let res = sqlx::query(&self.inner.sql.claim)
             .bind(req.queues)
@@ -188,6 +205,7 @@ impl PostgresBackend {
             .bind(hints.iter().map(|h| h.map(|k| k.1)).collect::<Vec<_>>())
             .bind(hints.iter().map(|h| h.map(|k| k.2)).collect::<Vec<_>>())
             .bind(token.as_i64())
+            .bind(&takes)
             .fetch_all(conn.get())
             .await;
         let rows = conn.done(res)?;
@@ -228,7 +246,17 @@ impl PostgresBackend {
         self.inner
             .hints
             .update(req.queues, &hints, &firsts, keyed.len() < req.limit);
-        Ok(Some(keyed.into_iter().map(|(_, _, job)| job).collect()))
+        // A queue that filled its share while the claim had room may have
+        // more due jobs its cap held back (the manager asks again soon).
+        let limited = keyed.len() < req.limit
+            && takes.iter().enumerate().any(|(i, take)| {
+                take.is_some_and(|t| {
+                    let n = keyed.iter().filter(|k| k.0 == Some(i)).count();
+                    usize::try_from(t).is_ok_and(|t| t < req.limit && n >= t)
+                })
+            });
+        let jobs = keyed.into_iter().map(|(_, _, job)| job).collect();
+        Ok(Some(Claimed::limited(jobs, limited)))
     }
 
     /// The limited way (see the module's doc), in one transaction.

@@ -1,7 +1,10 @@
 -- The limited way, step 3 (after the keys' locks are held, so this snapshot
 -- sees every claim made under them): what runs per concurrency key, per
 -- sequence key (and each sequence's head: its oldest unfinished job), and per
--- queue; how many started per rate key within its window.
+-- queue; how many started per rate key within its window. Keys' counts use
+-- the partial indexes on running limited jobs and on unfinished sequence
+-- members; a queue's count reads its running rows (bounded by the workers'
+-- concurrency, through the partial lease index).
                  SELECT 'c' AS kind, k.key, 0::int8 AS per,
                         (SELECT count(*) FROM __TABLE__ j
                          WHERE j.conc_key = k.key AND j.status = 'RUNNING') AS n,
