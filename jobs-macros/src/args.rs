@@ -301,6 +301,9 @@ impl Args {
         };
         let key = meta.path.clone();
         let mut u = KeyedArgs::default();
+        // Parts written at all: one written wrong was reported where it is,
+        // and is not reported again as missing.
+        let mut written: Vec<String> = Vec::new();
         if meta.input.peek(Token![=]) {
             cx.error_spanned_by(&key, format!("`{name}` takes no `=`; {how}"));
             if let Err(e) = take_value(&meta) {
@@ -333,6 +336,7 @@ impl Args {
                     return Ok(());
                 }
                 let value: Expr = inner.value()?.parse()?;
+                written.push(part.clone());
                 match part.as_str() {
                     "by" => {
                         u.by_span = Some(value.span());
@@ -369,10 +373,11 @@ impl Args {
                 cx.syn_error(e);
             }
         }
-        if parts.contains(&"max") && u.max.is_none() {
+        let written = |part: &str| written.iter().any(|w| w == part);
+        if parts.contains(&"max") && u.max.is_none() && !written("max") {
             cx.error_spanned_by(&key, format!("`{name}` needs `max`; {how}"));
         }
-        if name == "rate" && u.period.is_none() {
+        if name == "rate" && u.period.is_none() && !written("per") {
             cx.error_spanned_by(&key, format!("`rate` needs `per`; {how}"));
         }
         let slot = match name {

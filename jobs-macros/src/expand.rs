@@ -451,13 +451,14 @@ pub fn payload_impl(
     );
     let uniqueness = uniqueness_fn(args, &p);
     let limits = limits_fn(args, &p);
-    quote! {
-        #head {
-            #body
-            #uniqueness
-            #limits
-        }
-    }
+    // The braces too are spanned on the payload: rustc reports an impl
+    // (a conflict, an orphan) from its first token to its body's brace.
+    let mut braces = proc_macro2::Group::new(
+        proc_macro2::Delimiter::Brace,
+        quote! { #body #uniqueness #limits },
+    );
+    braces.set_span(payload.span());
+    quote! { #head #braces }
 }
 
 /// `[("field", value), ..]` of a `by = [..]` list, each access spanned on

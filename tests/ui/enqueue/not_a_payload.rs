@@ -6,7 +6,7 @@ struct SendEmail {
     recipient: String,
 }
 
-async fn sign_up(queue: &Queue) -> jobs::Result<JobId> {
+async fn sign_up(queue: &Queue) -> jobs::Result<Enqueued> {
     queue.enqueue(SendEmail { recipient: "ada@example.com".into() }).await
 }
 
