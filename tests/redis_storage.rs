@@ -425,6 +425,9 @@ impl Ns {
     /// itself: exactly the pairs that have jobs, no field at zero or below.
     async fn scanned(&mut self) -> std::collections::BTreeMap<(String, String), u64> {
         let mut out = std::collections::BTreeMap::new();
+        // A SCAN walks the whole shared keyspace: allow it more than the
+        // client's default half second per reply on a busy machine.
+        self.raw.set_response_timeout(Duration::from_secs(30));
         let pattern = self.key("j:*");
         let mut cursor: u64 = 0;
         loop {
@@ -438,14 +441,16 @@ impl Ns {
                 .query_async(&mut self.raw)
                 .await
                 .unwrap();
-            for k in keys {
-                let (s, q): (String, String) = redis::cmd("HMGET")
-                    .arg(&k)
-                    .arg("s")
-                    .arg("q")
-                    .query_async(&mut self.raw)
-                    .await
-                    .unwrap();
+            let mut pipe = redis::pipe();
+            for k in &keys {
+                pipe.cmd("HMGET").arg(k).arg("s").arg("q");
+            }
+            let rows: Vec<(String, String)> = if keys.is_empty() {
+                Vec::new()
+            } else {
+                pipe.query_async(&mut self.raw).await.unwrap()
+            };
+            for (s, q) in rows {
                 *out.entry((q, s)).or_insert(0) += 1;
             }
             if next == 0 {
@@ -799,4 +804,67 @@ async fn counts_stay_exact_under_concurrent_workers() {
     ns.check_counts("concurrent workers").await;
     let total: u64 = counted(&b).await.values().sum();
     assert_eq!(total, 4 * 10 * 50);
+}
+
+/// A namespace an older version wrote may hold counter fields at zero (it
+/// never deleted them): `counts()` leaves them out, and a field goes once its
+/// pair next comes down to zero.
+#[tokio::test]
+async fn counter_fields_left_at_zero_by_an_older_version() {
+    use jobs_core::backend::Outcome;
+    let Some(mut ns) = ns().await else { return };
+    let b = ns.backend.clone();
+    let counts_key = ns.key("counts");
+    let _: () = redis::cmd("HSET")
+        .arg(&counts_key)
+        .arg("RUNNING old")
+        .arg(0)
+        .arg("PENDING gone")
+        .arg(0)
+        .query_async(&mut ns.raw)
+        .await
+        .unwrap();
+    assert!(b.counts().await.unwrap().is_empty());
+    b.enqueue_batch(vec![NewJob::new("t", json!({})).queue("old")])
+        .await
+        .unwrap();
+    let job = b
+        .claim(ClaimRequest::new(
+            "w",
+            &queues(&["old"]),
+            1,
+            Duration::from_secs(60),
+        ))
+        .await
+        .unwrap()
+        .jobs
+        .remove(0);
+    b.record(
+        "w",
+        &[OutcomeUpdate::new(
+            job.fence(),
+            Outcome::Complete { result: None },
+        )],
+    )
+    .await
+    .unwrap();
+    let fields: Vec<String> = redis::cmd("HKEYS")
+        .arg(&counts_key)
+        .query_async(&mut ns.raw)
+        .await
+        .unwrap();
+    assert_eq!(
+        set(fields),
+        set(["COMPLETED old".to_owned(), "PENDING gone".to_owned()]),
+        "RUNNING and PENDING of `old` came down to zero and went; the untouched pair stays"
+    );
+    let counts = counted(&b).await;
+    assert_eq!(
+        counts,
+        [(("old".to_owned(), "COMPLETED".to_owned()), 1)].into()
+    );
+}
+
+fn set<T: Ord>(v: impl IntoIterator<Item = T>) -> std::collections::BTreeSet<T> {
+    v.into_iter().collect()
 }
