@@ -607,7 +607,7 @@ async fn counts_stay_exact_through_every_kind_of_change() {
         },
         6 => O::Release,
         _ => O::Snooze {
-            delay: if i % 2 == 0 {
+            delay: if i.is_multiple_of(2) {
                 Duration::ZERO
             } else {
                 Duration::from_secs(3600)
