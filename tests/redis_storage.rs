@@ -589,7 +589,8 @@ async fn counts_stay_exact_through_every_kind_of_change() {
         b.cancel(*id, &cancel).await.unwrap();
     }
     ns.check_counts("cancels").await;
-    let outcome = |i: usize| match i % 8 {
+    // Kind `k` of outcome; the `i`th job (a snooze is due now or later).
+    let outcome = |k: usize, i: usize| match k {
         0 | 1 => O::Cancel {
             error: fail("cancelled by test"),
         },
@@ -621,9 +622,9 @@ async fn counts_stay_exact_through_every_kind_of_change() {
             OutcomeUpdate::new(
                 j.fence(),
                 if i < 2 {
-                    outcome(i)
+                    outcome(i, i)
                 } else {
-                    outcome(i % 6 + 2)
+                    outcome(i % 6 + 2, i / 6)
                 },
             )
         })
