@@ -364,3 +364,28 @@ async fn a_version_3_database_gets_its_counters_on_connect() {
     let q = SqliteBackend::connect(&url).await.expect("reopen");
     assert_exact(&q, &url, "reopening").await;
 }
+
+/// An enqueue in the caller's transaction counts when it commits, and not at
+/// all when it rolls back: the counters live in the same transaction.
+#[tokio::test]
+async fn an_enqueue_in_the_callers_transaction_counts_only_if_it_commits() {
+    use jobs_runtime::backend::TransactionalEnqueue;
+
+    let url = url_of(&temp_db("counts-tx"));
+    let q = SqliteBackend::connect(&url).await.expect("open");
+    let pool = sqlx::SqlitePool::connect(&url).await.expect("user pool");
+    for commit in [false, true] {
+        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.expect("begin");
+        q.enqueue_in(&mut *tx, job("tx", 0))
+            .await
+            .expect("enqueue in tx");
+        if commit {
+            tx.commit().await.expect("commit");
+        } else {
+            tx.rollback().await.expect("rollback");
+        }
+    }
+    let t = assert_exact(&q, &url, "transactional enqueues").await;
+    assert_eq!(t[&("tx".to_owned(), "PENDING".to_owned())], 1);
+    assert_eq!(t.len(), 1);
+}
