@@ -408,3 +408,464 @@ async fn the_cancellation_mark_is_a_field_of_its_own() {
     assert_eq!(ns.hget(id, "cx").await, None);
     assert_eq!(b.get(id).await.unwrap().unwrap().cancelled_at, None);
 }
+
+/// What `counts()` answers, as `(queue, status) → n`.
+async fn counted(b: &RedisBackend) -> std::collections::BTreeMap<(String, String), u64> {
+    b.counts()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| ((c.queue, c.status.as_str().to_owned()), c.count))
+        .collect()
+}
+
+impl Ns {
+    /// Every job hash of the namespace, grouped by `(queue, status)`: the
+    /// full scan `{P}:counts` stands for. Also checks the counter hash
+    /// itself: exactly the pairs that have jobs, no field at zero or below.
+    async fn scanned(&mut self) -> std::collections::BTreeMap<(String, String), u64> {
+        let mut out = std::collections::BTreeMap::new();
+        // A SCAN walks the whole shared keyspace: allow it more than the
+        // client's default half second per reply on a busy machine.
+        self.raw.set_response_timeout(Duration::from_secs(30));
+        let pattern = self.key("j:*");
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                // Few round trips on a shared Redis with many other keys.
+                .arg(10_000)
+                .query_async(&mut self.raw)
+                .await
+                .unwrap();
+            let mut pipe = redis::pipe();
+            for k in &keys {
+                pipe.cmd("HMGET").arg(k).arg("s").arg("q");
+            }
+            let rows: Vec<(String, String)> = if keys.is_empty() {
+                Vec::new()
+            } else {
+                pipe.query_async(&mut self.raw).await.unwrap()
+            };
+            for (s, q) in rows {
+                *out.entry((q, s)).or_insert(0) += 1;
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        let raw: Vec<(String, i64)> = redis::cmd("HGETALL")
+            .arg(self.key("counts"))
+            .query_async(&mut self.raw)
+            .await
+            .unwrap();
+        // The counter itself: a field per (status, queue) that has jobs,
+        // none left at zero (or below).
+        let raw: std::collections::BTreeMap<(String, String), u64> = raw
+            .into_iter()
+            .map(|(field, n)| {
+                assert!(n > 0, "counter field `{field}` is {n}");
+                let (s, q) = field.split_once(' ').expect("`<STATUS> <queue>`");
+                ((q.to_owned(), s.to_owned()), n as u64)
+            })
+            .collect();
+        assert_eq!(raw, out, "{{P}}:counts against a full scan");
+        out
+    }
+
+    /// `counts()` agrees with a full scan of the jobs.
+    async fn check_counts(&mut self, after: &str) {
+        let b = self.backend.clone();
+        let scanned = self.scanned().await;
+        assert_eq!(counted(&b).await, scanned, "counts() after {after}");
+    }
+}
+
+/// `counts()` reads `{P}:counts`, which every script that changes a status
+/// keeps up to date: it must agree with a full scan of the job hashes after
+/// every kind of change — enqueue (now, delayed, unique, with limits), claim,
+/// each outcome (complete, retry, fail, dead letter, release, snooze, cancel),
+/// cancel of waiting and running jobs, requeue, delete, prune (all, by queue,
+/// by status, partial), recovery of expired leases, and unique replaces.
+#[tokio::test]
+async fn counts_stay_exact_through_every_kind_of_change() {
+    use jobs_core::backend::Outcome as O;
+    use jobs_core::{CancelRequest, JobId, PruneRequest, Uniqueness};
+    let Some(mut ns) = ns().await else { return };
+    let b = ns.backend.clone();
+    const W: &str = "w-counts";
+    let long = Duration::from_secs(600);
+    let record = |ups: Vec<OutcomeUpdate>| {
+        let b = b.clone();
+        async move {
+            let lost = b.record(W, &ups).await.unwrap();
+            assert!(lost.is_empty(), "no outcome is lost: {lost:?}");
+        }
+    };
+    ns.check_counts("nothing").await;
+
+    // Enqueue: due, delayed, with retries, with limits, unique.
+    let mut batch = Vec::new();
+    for i in 0..40 {
+        batch.push(
+            NewJob::new("t", json!({ "i": i }))
+                .queue(if i % 4 == 0 { "b" } else { "a" })
+                .max_retries(if i % 3 == 0 { 0 } else { 2 }),
+        );
+    }
+    for i in 0..5 {
+        batch.push(
+            NewJob::new("t", json!({ "d": i }))
+                .queue("a")
+                .delay(Duration::from_secs(3600)),
+        );
+    }
+    for i in 0..6 {
+        batch.push(
+            NewJob::new("t", json!({ "l": i }))
+                .queue("lim")
+                .concurrency("c", 2),
+        );
+        batch.push(
+            NewJob::new("t", json!({ "s": i }))
+                .queue("lim")
+                .sequence("seq"),
+        );
+    }
+    b.enqueue_batch(batch).await.unwrap();
+    let u = |v: i64, delay: u64| {
+        NewJob::new("u", json!({ "v": v }))
+            .queue("u")
+            .delay(Duration::from_secs(delay))
+            .unique(Uniqueness::new("debounce").replace(true))
+    };
+    let held = b.enqueue_batch(vec![u(1, 3600)]).await.unwrap()[0].id();
+    ns.check_counts("enqueue").await;
+    // Unique replaces: SCHEDULED → PENDING → SCHEDULED, and duplicates.
+    for (v, delay) in [(2, 0), (3, 3600), (4, 0)] {
+        let r = b.enqueue_batch(vec![u(v, delay)]).await.unwrap();
+        assert_eq!(r[0], jobs_core::Enqueued::Replaced(held));
+    }
+    let dup = NewJob::new("u", json!({}))
+        .queue("u")
+        .unique(Uniqueness::new("debounce"));
+    assert_eq!(
+        b.enqueue_batch(vec![dup]).await.unwrap()[0],
+        jobs_core::Enqueued::Duplicate(held)
+    );
+    ns.check_counts("unique replaces").await;
+
+    // Claims, and every outcome.
+    let claimed = b
+        .claim(ClaimRequest::new(
+            W,
+            &queues(&["a", "b", "lim", "u"]),
+            40,
+            long,
+        ))
+        .await
+        .unwrap()
+        .jobs;
+    assert!(claimed.len() >= 30, "claimed {}", claimed.len());
+    ns.check_counts("claim").await;
+    // Cancel two running jobs (marked only) and two waiting ones (FAILED).
+    let cancel = CancelRequest::by("test");
+    b.cancel(claimed[0].id, &cancel).await.unwrap();
+    b.cancel(claimed[1].id, &cancel).await.unwrap();
+    let waiting: Vec<JobId> = b
+        .list(&jobs_core::JobFilter::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|j| j.status == JobStatus::Pending)
+        .map(|j| j.id)
+        .take(2)
+        .collect();
+    for id in &waiting {
+        b.cancel(*id, &cancel).await.unwrap();
+    }
+    ns.check_counts("cancels").await;
+    // Kind `k` of outcome; the `i`th job (a snooze is due now or later).
+    let outcome = |k: usize, i: usize| match k {
+        0 | 1 => O::Cancel {
+            error: fail("cancelled by test"),
+        },
+        2 => O::Complete { result: None },
+        3 => O::Retry {
+            delay: Duration::ZERO,
+            error: fail("again"),
+        },
+        4 => O::Fail {
+            error: fail("no"),
+            result: None,
+        },
+        5 => O::DeadLetter {
+            error: fail("dead"),
+        },
+        6 => O::Release,
+        _ => O::Snooze {
+            delay: if i.is_multiple_of(2) {
+                Duration::ZERO
+            } else {
+                Duration::from_secs(3600)
+            },
+        },
+    };
+    let ups: Vec<OutcomeUpdate> = claimed
+        .iter()
+        .enumerate()
+        .map(|(i, j)| {
+            OutcomeUpdate::new(
+                j.fence(),
+                if i < 2 {
+                    outcome(i, i)
+                } else {
+                    outcome(i % 6 + 2, i / 6)
+                },
+            )
+        })
+        .collect();
+    record(ups).await;
+    ns.check_counts("outcomes").await;
+
+    // A stale outcome (the job is no longer RUNNING) changes nothing.
+    let stale = b
+        .record(
+            W,
+            &[OutcomeUpdate::new(
+                claimed[2].fence(),
+                O::Complete { result: None },
+            )],
+        )
+        .await
+        .unwrap();
+    assert_eq!(stale, vec![claimed[2].id]);
+    ns.check_counts("a stale outcome").await;
+
+    // Requeue every FAILED and DEAD_LETTER job, delete some jobs.
+    let all = b.list(&jobs_core::JobFilter::default()).await.unwrap();
+    for j in &all {
+        if matches!(j.status, JobStatus::Failed | JobStatus::DeadLetter) {
+            b.requeue(j.id).await.unwrap();
+        }
+    }
+    ns.check_counts("requeues").await;
+    let all = b.list(&jobs_core::JobFilter::default()).await.unwrap();
+    let mut deleted = 0;
+    for j in all
+        .iter()
+        .filter(|j| j.status != JobStatus::Running)
+        .step_by(5)
+    {
+        b.delete_job(j.id).await.unwrap();
+        deleted += 1;
+    }
+    assert!(deleted > 3);
+    ns.check_counts("deletes").await;
+
+    // Leases that expire: recovery makes them RETRYING or DEAD_LETTER.
+    let short = Duration::from_millis(200);
+    let leased = b
+        .claim(ClaimRequest::new(
+            W,
+            &queues(&["a", "b", "lim", "u"]),
+            20,
+            short,
+        ))
+        .await
+        .unwrap()
+        .jobs;
+    assert!(!leased.is_empty());
+    // One of them with its cancellation requested: recovery fails it.
+    b.cancel(leased[0].id, &cancel).await.unwrap();
+    ns.check_counts("short claims").await;
+    tokio::time::sleep(short + Duration::from_millis(300)).await;
+    let recovered = b.recover_expired().await.unwrap();
+    assert_eq!(recovered.len(), leased.len());
+    ns.check_counts("recovery").await;
+
+    // Drain what is due to terminal states, then prune in several ways.
+    loop {
+        let jobs = b
+            .claim(ClaimRequest::new(
+                W,
+                &queues(&["a", "b", "lim", "u"]),
+                7,
+                long,
+            ))
+            .await
+            .unwrap()
+            .jobs;
+        if jobs.is_empty() {
+            break;
+        }
+        let ups = jobs
+            .iter()
+            .enumerate()
+            .map(|(i, j)| {
+                let o = match i % 3 {
+                    0 => O::Complete { result: None },
+                    1 => O::Fail {
+                        error: fail("no"),
+                        result: None,
+                    },
+                    _ => O::DeadLetter {
+                        error: fail("dead"),
+                    },
+                };
+                OutcomeUpdate::new(j.fence(), o)
+            })
+            .collect();
+        record(ups).await;
+    }
+    ns.check_counts("the drain").await;
+    let later = chrono::Utc::now() + chrono::Duration::seconds(5);
+    assert!(b.prune(&PruneRequest::new(later, 3)).await.unwrap() > 0);
+    ns.check_counts("a partial prune").await;
+    b.prune(&PruneRequest::new(later, 1000).queue("b"))
+        .await
+        .unwrap();
+    ns.check_counts("a prune of one queue").await;
+    b.prune(&PruneRequest::new(later, 1000).statuses([JobStatus::Failed]))
+        .await
+        .unwrap();
+    ns.check_counts("a prune of one status").await;
+    b.prune(&PruneRequest::new(later, 1000)).await.unwrap();
+    ns.check_counts("a full prune").await;
+    let left = counted(&b).await;
+    assert!(
+        left.keys()
+            .all(|(_, s)| s == "SCHEDULED" || s == "PENDING" || s == "RETRYING"),
+        "only waiting jobs are left: {left:?}"
+    );
+}
+
+/// Concurrent producers, claimers and recorders: every script is atomic, so
+/// the counter still matches a full scan.
+#[tokio::test]
+async fn counts_stay_exact_under_concurrent_workers() {
+    use jobs_core::backend::Outcome as O;
+    let Some(mut ns) = ns().await else { return };
+    let b = ns.backend.clone();
+    let qs = queues(&["c1", "c2"]);
+    let mut tasks = Vec::new();
+    for t in 0..4u32 {
+        let b = b.clone();
+        let qs = qs.clone();
+        tasks.push(tokio::spawn(async move {
+            let worker = format!("w{t}");
+            for round in 0..10u32 {
+                let jobs = (0..50)
+                    .map(|i| {
+                        NewJob::new("t", json!({ "i": i }))
+                            .queue(if i % 2 == 0 { "c1" } else { "c2" })
+                            .max_retries(1)
+                    })
+                    .collect();
+                b.enqueue_batch(jobs).await.unwrap();
+                let jobs = b
+                    .claim(ClaimRequest::new(
+                        &worker,
+                        &qs,
+                        40,
+                        Duration::from_secs(600),
+                    ))
+                    .await
+                    .unwrap()
+                    .jobs;
+                let ups: Vec<OutcomeUpdate> = jobs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, j)| {
+                        let o = match (i + round as usize) % 4 {
+                            0 => O::Complete { result: None },
+                            1 => O::Retry {
+                                delay: Duration::ZERO,
+                                error: fail("again"),
+                            },
+                            2 => O::Release,
+                            _ => O::DeadLetter {
+                                error: fail("dead"),
+                            },
+                        };
+                        OutcomeUpdate::new(j.fence(), o)
+                    })
+                    .collect();
+                b.record(&worker, &ups).await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    ns.check_counts("concurrent workers").await;
+    let total: u64 = counted(&b).await.values().sum();
+    assert_eq!(total, 4 * 10 * 50);
+}
+
+/// A namespace an older version wrote may hold counter fields at zero (it
+/// never deleted them): `counts()` leaves them out, and a field goes once its
+/// pair next comes down to zero.
+#[tokio::test]
+async fn counter_fields_left_at_zero_by_an_older_version() {
+    use jobs_core::backend::Outcome;
+    let Some(mut ns) = ns().await else { return };
+    let b = ns.backend.clone();
+    let counts_key = ns.key("counts");
+    let _: () = redis::cmd("HSET")
+        .arg(&counts_key)
+        .arg("RUNNING old")
+        .arg(0)
+        .arg("PENDING gone")
+        .arg(0)
+        .query_async(&mut ns.raw)
+        .await
+        .unwrap();
+    assert!(b.counts().await.unwrap().is_empty());
+    b.enqueue_batch(vec![NewJob::new("t", json!({})).queue("old")])
+        .await
+        .unwrap();
+    let job = b
+        .claim(ClaimRequest::new(
+            "w",
+            &queues(&["old"]),
+            1,
+            Duration::from_secs(60),
+        ))
+        .await
+        .unwrap()
+        .jobs
+        .remove(0);
+    b.record(
+        "w",
+        &[OutcomeUpdate::new(
+            job.fence(),
+            Outcome::Complete { result: None },
+        )],
+    )
+    .await
+    .unwrap();
+    let fields: Vec<String> = redis::cmd("HKEYS")
+        .arg(&counts_key)
+        .query_async(&mut ns.raw)
+        .await
+        .unwrap();
+    assert_eq!(
+        set(fields),
+        set(["COMPLETED old".to_owned(), "PENDING gone".to_owned()]),
+        "RUNNING and PENDING of `old` came down to zero and went; the untouched pair stays"
+    );
+    let counts = counted(&b).await;
+    assert_eq!(
+        counts,
+        [(("old".to_owned(), "COMPLETED".to_owned()), 1)].into()
+    );
+}
+
+fn set<T: Ord>(v: impl IntoIterator<Item = T>) -> std::collections::BTreeSet<T> {
+    v.into_iter().collect()
+}

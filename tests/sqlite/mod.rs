@@ -1,5 +1,6 @@
 //! SQLite-specific rules beyond the conformance suite, one concern a file.
 
+mod counts;
 mod runtimes;
 mod storage;
 mod urls;

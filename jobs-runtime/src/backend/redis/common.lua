@@ -135,10 +135,13 @@ local function count(status, q, d)
   if not k then k = status .. ' ' .. q by_q[q] = k end
   counts[k] = (counts[k] or 0) + d
 end
+-- A field that comes down to zero goes, so `{P}:counts` holds only the
+-- (status, queue) pairs that have jobs and `counts()` (one HGETALL) stays
+-- as small as they are, however many queues came and went.
 local function flush_counts()
   for k, d in pairs(counts) do
-    if d ~= 0 then
-      redis.call('HINCRBY', K .. ':counts', k, d)
+    if d ~= 0 and redis.call('HINCRBY', K .. ':counts', k, d) == 0 then
+      redis.call('HDEL', K .. ':counts', k)
     end
   end
 end

