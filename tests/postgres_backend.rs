@@ -46,7 +46,7 @@ async fn concurrent_connects_migrate_a_fresh_schema_once() {
     .fetch_all(backend.pool())
     .await
     .unwrap();
-    assert_eq!(versions, vec![1, 2, 3, 4]);
+    assert_eq!(versions, vec![1, 2, 3, 4, 5]);
     // Every one of them works on the same table.
     let id = backends[7]
         .enqueue_batch(vec![NewJob::new("t", json!({}))])
@@ -140,7 +140,7 @@ async fn concurrent_connects_migrate_a_fresh_schema_once() {
     .fetch_all(upgraded.pool())
     .await
     .unwrap();
-    assert_eq!(versions, vec![1, 2, 3, 4]);
+    assert_eq!(versions, vec![1, 2, 3, 4, 5]);
     assert!(upgraded.get(id).await.unwrap().is_some());
     let c = upgraded.get(cancelled).await.unwrap().unwrap();
     assert_eq!(c.status, JobStatus::Failed);
@@ -1098,4 +1098,294 @@ async fn a_listener_does_not_spin_on_jobs_it_cannot_have() {
     listener.wait(Duration::from_secs(10)).await;
     assert!(t0.elapsed() < Duration::from_secs(5), "resuming wakes it");
     resumer.await.unwrap();
+}
+
+/// `counts()` as a full scan of the table says it: what the triggers of
+/// migration 5 keep must always equal it.
+async fn scanned(backend: &PostgresBackend) -> Vec<jobs_core::QueueCount> {
+    let rows: Vec<(String, String, i64)> = sqlx::query_as(&format!(
+        "SELECT queue_name, status, count(*) FROM \"{}\".jobs GROUP BY 1, 2",
+        backend.schema()
+    ))
+    .fetch_all(backend.pool())
+    .await
+    .unwrap();
+    let mut out: Vec<_> = rows
+        .into_iter()
+        .map(|(q, s, n)| jobs_core::QueueCount::new(q, s.parse().unwrap(), n as u64))
+        .collect();
+    out.sort();
+    out
+}
+
+async fn assert_counts_exact(backend: &PostgresBackend, step: &str) {
+    assert_eq!(
+        backend.counts().await.unwrap(),
+        scanned(backend).await,
+        "after {step}"
+    );
+}
+
+/// The kept counts stay exact through every kind of change: enqueues (plain,
+/// scheduled, unique, replacing, in a rolled-back transaction), claims,
+/// every outcome, recovered leases, cancels, requeues, deletes, prunes,
+/// heartbeats and progress (no status change), folds from both callers, and
+/// a truncate.
+#[tokio::test]
+async fn counts_stay_exact_through_every_kind_of_change() {
+    use jobs_core::backend::Outcome::*;
+    let Some(backend) = fresh_backend("counts").await else {
+        return;
+    };
+    let q = queues(&["ca", "cb"]);
+    let fail = |m: &str| AttemptFailure::new(m, true);
+    let mut batch = Vec::new();
+    for i in 0..40 {
+        batch.push(NewJob::new("t", json!({ "i": i })).queue(&q[i % 2]));
+    }
+    batch.push(
+        NewJob::new("t", json!({}))
+            .queue("cb")
+            .delay(Duration::from_secs(3600)),
+    );
+    batch.push(
+        NewJob::new("t", json!({}))
+            .queue("cb")
+            .delay(Duration::from_secs(3600))
+            .unique(jobs_core::Uniqueness::new("deb").replace(true)),
+    );
+    backend.enqueue_batch(batch).await.unwrap();
+    assert_counts_exact(&backend, "enqueue").await;
+
+    // A replace (debounce) of the waiting holder, and a refused duplicate.
+    let again = || {
+        NewJob::new("t", json!({"again": true}))
+            .queue("ca")
+            .unique(jobs_core::Uniqueness::new("deb").replace(true))
+    };
+    let e = backend.enqueue_batch(vec![again()]).await.unwrap()[0];
+    assert!(e.is_replaced(), "{e:?}");
+    let dup = NewJob::new("t", json!({})).unique(jobs_core::Uniqueness::new("deb"));
+    backend.enqueue_batch(vec![dup]).await.unwrap();
+    assert_counts_exact(&backend, "unique replace").await;
+
+    // Enqueued in a transaction that rolls back: counted never.
+    let mut tx = backend.pool().begin().await.unwrap();
+    backend
+        .enqueue_in(&mut *tx, NewJob::new("t", json!({})).queue("ca"))
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+    assert_counts_exact(&backend, "rolled-back enqueue").await;
+
+    let claimed = backend.claim(claim_req(&q, 30)).await.unwrap().jobs;
+    assert_eq!(claimed.len(), 30);
+    assert_counts_exact(&backend, "claim").await;
+    backend
+        .heartbeat("w1", &[claimed[0].fence()], Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_counts_exact(&backend, "heartbeat").await;
+
+    let outcomes = [
+        Complete { result: None },
+        Retry {
+            delay: Duration::ZERO,
+            error: fail("again"),
+        },
+        Fail {
+            error: fail("no"),
+            result: None,
+        },
+        DeadLetter {
+            error: fail("dead"),
+        },
+        Release,
+        Snooze {
+            delay: Duration::from_secs(3600),
+        },
+        Cancel {
+            error: fail("cancelled"),
+        },
+    ];
+    let updates: Vec<_> = claimed[..28]
+        .iter()
+        .enumerate()
+        .map(|(i, j)| OutcomeUpdate::new(j.fence(), outcomes[i % outcomes.len()].clone()))
+        .collect();
+    backend.record("w1", &updates).await.unwrap();
+    assert_counts_exact(&backend, "record of every outcome").await;
+
+    // A stale fence changes nothing.
+    backend.record("w1", &updates[..3]).await.unwrap();
+    assert_counts_exact(&backend, "stale record").await;
+
+    // Two leases lapse and are recovered (as failed attempts).
+    let short = ClaimRequest::new("doomed", &q, 2, Duration::from_millis(50));
+    assert_eq!(backend.claim(short).await.unwrap().jobs.len(), 2);
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert!(!backend.recover_expired().await.unwrap().is_empty());
+    assert_counts_exact(&backend, "recover_expired").await;
+
+    // Cancel a waiting job and a running one; requeue a failed one.
+    let waiting = backend
+        .list(
+            &jobs_core::JobFilter::default()
+                .queue("ca")
+                .status(JobStatus::Pending),
+        )
+        .await
+        .unwrap();
+    let by = jobs_core::CancelRequest::by("ops");
+    backend.cancel(waiting[0].id, &by).await.unwrap();
+    backend.cancel(claimed[28].id, &by).await.unwrap();
+    assert_counts_exact(&backend, "cancel").await;
+    let failed = backend
+        .list(&jobs_core::JobFilter::default().status(JobStatus::Failed))
+        .await
+        .unwrap();
+    backend.requeue(failed[0].id).await.unwrap();
+    let dead = backend
+        .list(&jobs_core::JobFilter::default().status(JobStatus::DeadLetter))
+        .await
+        .unwrap();
+    backend.requeue(dead[0].id).await.unwrap();
+    assert_counts_exact(&backend, "requeue").await;
+
+    backend.delete_job(dead[1].id).await.unwrap();
+    backend.delete_job(waiting[1].id).await.unwrap();
+    assert_counts_exact(&backend, "delete_job").await;
+
+    let pruned = backend
+        .prune(
+            &jobs_core::PruneRequest::new(chrono::Utc::now() + chrono::Duration::hours(1), 3)
+                .statuses([JobStatus::Completed, JobStatus::Failed]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(pruned, 3);
+    assert_counts_exact(&backend, "prune").await;
+
+    // Everything left drains, through retries, to COMPLETED or FAILED.
+    loop {
+        let got = backend.claim(claim_req(&q, 7)).await.unwrap().jobs;
+        if got.is_empty() {
+            break;
+        }
+        let updates: Vec<_> = got
+            .iter()
+            .enumerate()
+            .map(|(i, j)| {
+                let o = if i % 3 == 0 && j.retry_count == 0 {
+                    Retry {
+                        delay: Duration::ZERO,
+                        error: fail("once more"),
+                    }
+                } else {
+                    Complete { result: None }
+                };
+                OutcomeUpdate::new(j.fence(), o)
+            })
+            .collect();
+        backend.record("w1", &updates).await.unwrap();
+        // Counted while deltas are still waiting for a fold, too.
+        assert_counts_exact(&backend, "drain step").await;
+    }
+    let rows: i64 = sqlx::query_scalar(&format!(
+        "SELECT count(*) FROM \"{}\".job_count_deltas",
+        backend.schema()
+    ))
+    .fetch_one(backend.pool())
+    .await
+    .unwrap();
+    assert!(rows < 20, "folded as counted: {rows} deltas left");
+
+    // Concurrent writers and counters: still exact when they are done.
+    let mut tasks = Vec::new();
+    for w in 0..4 {
+        let b = backend.clone();
+        let q = q.clone();
+        tasks.push(tokio::spawn(async move {
+            let worker = format!("cw{w}");
+            for _ in 0..10 {
+                let jobs = (0..20).map(|i| NewJob::new("t", json!({ "i": i })).queue(&q[i % 2]));
+                b.enqueue_batch(jobs.collect()).await.unwrap();
+                let got = b
+                    .claim(ClaimRequest::new(&worker, &q, 15, Duration::from_secs(30)))
+                    .await
+                    .unwrap()
+                    .jobs;
+                let ups: Vec<_> = got
+                    .iter()
+                    .map(|j| OutcomeUpdate::new(j.fence(), Complete { result: None }))
+                    .collect();
+                b.record(&worker, &ups).await.unwrap();
+                b.counts().await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_counts_exact(&backend, "concurrent writers").await;
+
+    sqlx::query(&format!("TRUNCATE \"{}\".jobs", backend.schema()))
+        .execute(backend.pool())
+        .await
+        .unwrap();
+    assert!(backend.counts().await.unwrap().is_empty());
+}
+
+/// A version-4 schema gets its totals at upgrade: counted from the jobs it
+/// already holds, then kept.
+#[tokio::test]
+async fn a_version_4_schema_gets_its_counts_in_place() {
+    let Some(url) = url() else { return };
+    let schema = fresh_schema("v4up");
+    let backend = PostgresBackend::builder(url.clone())
+        .schema(schema.clone())
+        .connect()
+        .await
+        .unwrap();
+    sqlx::raw_sql(&format!(
+        "DROP TABLE \"{schema}\".job_counts, \"{schema}\".job_count_deltas;
+         DROP FUNCTION \"{schema}\".count_jobs(), \"{schema}\".fold_job_counts();
+         DROP TRIGGER jobs_counted_insert ON \"{schema}\".jobs;
+         DROP TRIGGER jobs_counted_update ON \"{schema}\".jobs;
+         DROP TRIGGER jobs_counted_delete ON \"{schema}\".jobs;
+         DROP TRIGGER jobs_counted_truncate ON \"{schema}\".jobs;
+         DROP FUNCTION \"{schema}\".jobs_counted_insert(), \"{schema}\".jobs_counted_update(),
+             \"{schema}\".jobs_counted_delete(), \"{schema}\".jobs_counted_truncate();
+         DELETE FROM \"{schema}\".jobs_migrations WHERE version = 5"
+    ))
+    .execute(backend.pool())
+    .await
+    .unwrap();
+    // Written by a version-4 binary: nothing counts them as they come.
+    let jobs = (0..12).map(|i| NewJob::new("t", json!({ "i": i })).queue(["ua", "ub"][i % 2]));
+    backend.enqueue_batch(jobs.collect()).await.unwrap();
+    let q = queues(&["ua"]);
+    let got = backend.claim(claim_req(&q, 4)).await.unwrap().jobs;
+    let done = OutcomeUpdate::new(got[0].fence(), Outcome::Complete { result: None });
+    backend.record("w1", &[done]).await.unwrap();
+
+    let upgraded = PostgresBackend::builder(url.clone())
+        .schema(schema.clone())
+        .connect()
+        .await
+        .unwrap();
+    let expect = |q: &str, s, n| jobs_core::QueueCount::new(q.to_owned(), s, n);
+    let want = vec![
+        expect("ua", JobStatus::Pending, 2),
+        expect("ua", JobStatus::Running, 3),
+        expect("ua", JobStatus::Completed, 1),
+        expect("ub", JobStatus::Pending, 6),
+    ];
+    let mut want = want;
+    want.sort();
+    assert_eq!(upgraded.counts().await.unwrap(), want);
+    let more = upgraded.claim(claim_req(&q, 10)).await.unwrap().jobs;
+    assert_eq!(more.len(), 2);
+    assert_counts_exact(&upgraded, "claims after the upgrade").await;
+    drop_schema(&upgraded).await;
 }

@@ -25,6 +25,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "control_and_limits",
         include_str!("migrations/0004_control_and_limits.sql"),
     ),
+    (
+        5,
+        "job_counts",
+        include_str!("migrations/0005_job_counts.sql"),
+    ),
 ];
 
 /// Advisory-lock class of the migration lock (`'jobs'` in ASCII); the other key is the schema's hash.

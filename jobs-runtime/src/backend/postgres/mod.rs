@@ -33,7 +33,17 @@
 //!   `cancelled`. Version 4 adds unique keys, snoozes, progress and per-job
 //!   limits (columns, NULL for the jobs stored before), and the tables of
 //!   paused queues, the rate log, the worker registry, leaders, schedules
-//!   and the audit log.
+//!   and the audit log. Version 5 keeps the counts (below) and fills them
+//!   from the jobs stored before, under a lock that holds writers off.
+//! * Counts: `counts()` never scans the jobs. Statement-level triggers with
+//!   transition tables append, in the changing statement's own transaction,
+//!   one row per (queue, status) it changed to `job_count_deltas`, an
+//!   index-free heap that writers only insert into: no counter row is
+//!   shared, so claimers and recorders never wait on one nor deadlock over
+//!   one, whatever order they lock jobs in (and jobs written by hand-made
+//!   SQL or a caller's transaction count too). `count_jobs()` folds the
+//!   committed deltas into `job_counts` (one folder at a time, `NOWAIT`;
+//!   the reaper's tick folds as well) and sums both: exact under MVCC.
 //! * Unique jobs (see `enqueue.rs`): the store enforces them. A job stores
 //!   its key (with its period's bucket by the database's clock) and the bit
 //!   set of the statuses in which it holds it; the partial unique index

@@ -136,9 +136,20 @@ impl Backend for PostgresBackend {
     fn recover_expired(&self) -> BoxFuture<'_, Result<Vec<Recovered>>> {
         Box::pin(async move {
             let mut conn = self.conns.get().await?;
-            let res = sqlx::query(&self.inner.sql.recover)
-                .fetch_all(conn.get())
-                .await;
+            // The maintainer's tick also keeps the count deltas few where
+            // nobody asks for counts. Before the recovery, so that a failure
+            // can't lose the recovered jobs from the answer.
+            let res = match sqlx::query(&self.inner.sql.fold_counts)
+                .execute(conn.get())
+                .await
+            {
+                Ok(_) => {
+                    sqlx::query(&self.inner.sql.recover)
+                        .fetch_all(conn.get())
+                        .await
+                }
+                Err(e) => Err(e),
+            };
             let rows = conn.done(res)?;
             let mut out = Vec::with_capacity(rows.len());
             for row in &rows {

@@ -57,6 +57,9 @@ pub(super) struct Sql {
     pub(super) requeue: String,
     pub(super) status_of: String,
     pub(super) counts: String,
+    /// Folds the count deltas into the totals (the reaper's tick does it too,
+    /// so they stay few even where nobody asks for counts).
+    pub(super) fold_counts: String,
     pub(super) prune: String,
     pub(super) next_due: String,
     pub(super) holders: String,
@@ -179,9 +182,9 @@ impl Sql {
             cancel: load(include_str!("sql/cancel.sql"), None),
             requeue: load(include_str!("sql/requeue.sql"), Some(&wake_plain)),
             status_of: format!("SELECT status FROM {t} WHERE id = $1"),
-            counts: format!(
-                "SELECT queue_name, status, count(*) AS n FROM {t} GROUP BY queue_name, status"
-            ),
+            // Totals kept by triggers (migration 5), never a scan of the jobs.
+            counts: format!("SELECT queue_name, status, n FROM {s}.count_jobs()"),
+            fold_counts: format!("SELECT {s}.fold_job_counts()"),
             prune: load(include_str!("sql/prune.sql"), None),
             next_due: load(include_str!("sql/next_due.sql"), None),
             holders: load(include_str!("sql/holders.sql"), None),
