@@ -493,3 +493,83 @@ pub async fn cancelled_jobs_are_marked_and_filterable(q: Backend) {
         .await
         .is_empty());
 }
+
+/// `counts` agrees with the jobs themselves after every kind of change
+/// (backends keep counters rather than scan: they must not drift).
+pub async fn counts_follow_every_change(q: Backend) {
+    async fn check(q: &Backend, phase: &str) {
+        let jobs = q
+            .list(&JobFilter::default().limit(10_000))
+            .await
+            .expect("list");
+        let mut want: Vec<QueueCount> = Vec::new();
+        for j in &jobs {
+            match want
+                .iter_mut()
+                .find(|c| c.queue == j.queue_name && c.status == j.status)
+            {
+                Some(c) => c.count += 1,
+                None => want.push(QueueCount::new(j.queue_name.clone(), j.status, 1)),
+            }
+        }
+        let key = |c: &QueueCount| (c.queue.clone(), c.status.as_str());
+        want.sort_by_key(key);
+        let mut got = q.counts().await.expect("counts");
+        got.sort_by_key(key);
+        assert_eq!(got, want, "counts after {phase}");
+    }
+    enqueue_n(&q, 12, "cnt-a").await;
+    enqueue_n(&q, 3, "cnt-b").await;
+    let later = NewJob::new("conf.later", json!({}))
+        .queue("cnt-b")
+        .run_at(Utc::now() + chrono::Duration::hours(1));
+    let scheduled = enqueue(&q, later).await;
+    check(&q, "enqueue").await;
+    let jobs = claim(&q, W1, &["cnt-a"], 8, LONG).await;
+    check(&q, "claim").await;
+    let outcomes = [
+        Outcome::Complete { result: None },
+        Outcome::Complete { result: None },
+        Outcome::Fail {
+            error: failure("no", false),
+            result: None,
+        },
+        Outcome::DeadLetter {
+            error: failure("dead", true),
+        },
+        Outcome::Retry {
+            delay: Duration::from_secs(3600),
+            error: failure("again", true),
+        },
+        Outcome::Release,
+        Outcome::Snooze {
+            delay: Duration::from_secs(3600),
+        },
+    ];
+    for (job, outcome) in jobs.iter().zip(outcomes) {
+        record(&q, W1, job.fence(), outcome).await;
+    }
+    check(&q, "every outcome").await;
+    // The eighth is still running: cancelled there, and one waiting here.
+    q.cancel(jobs[7].id, &CancelRequest::by("ops"))
+        .await
+        .expect("cancel running");
+    q.cancel(scheduled, &CancelRequest::by("ops"))
+        .await
+        .expect("cancel waiting");
+    check(&q, "cancels").await;
+    q.requeue(jobs[2].id).await.expect("requeue failed");
+    q.requeue(jobs[3].id).await.expect("requeue dead");
+    check(&q, "requeues").await;
+    q.delete_job(jobs[0].id).await.expect("delete");
+    check(&q, "delete").await;
+    let pruned = q
+        .prune(&PruneRequest::new(
+            Utc::now() + chrono::Duration::hours(1),
+            100,
+        ))
+        .await
+        .expect("prune");
+    assert!(pruned >= 1);
+    check(&q, "prune").await;
+}

@@ -94,6 +94,7 @@ macro_rules! jobs_conformance_suite {
             admin::counts_by_queue_and_status,
             admin::prune_removes_only_old_terminal_jobs_within_limit,
             admin::cancelled_jobs_are_marked_and_filterable,
+            admin::counts_follow_every_change,
 
             payload::payloads_round_trip_exactly,
             payload::a_nul_in_a_payload_is_refused_and_one_in_a_result_is_stored,

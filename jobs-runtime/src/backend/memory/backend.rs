@@ -1,6 +1,5 @@
 //! The `MemoryBackend` handle and its `Backend` impl.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -103,7 +102,7 @@ impl MemoryBackend {
         let mut reply = HeartbeatReply::default();
         for fence in fences {
             let (old, cancel) = match st.fenced(fence) {
-                Some(job) if job.locked_by.as_deref() == Some(worker_id) => {
+                Some(mut job) if job.locked_by.as_deref() == Some(worker_id) => {
                     (job.lease_until.replace(until), job.cancelled_at.is_some())
                 }
                 _ => {
@@ -149,13 +148,16 @@ impl MemoryBackend {
             return Err(Error::cannot_requeue(id, status));
         }
         st.retake_key(id)?;
-        let job = &mut st.jobs.get_mut(&id).expect("present").job;
-        job.status = JobStatus::Pending;
-        job.retry_count = 0;
-        job.run_at = now;
-        job.completed_at = None;
-        job.cancelled_at = None;
-        let out = job.clone();
+        let out = {
+            let mut entry = st.jobs.get_mut(&id).expect("present");
+            let job = &mut entry.job;
+            job.status = JobStatus::Pending;
+            job.retry_count = 0;
+            job.run_at = now;
+            job.completed_at = None;
+            job.cancelled_at = None;
+            job.clone()
+        };
         st.join_sequence(id);
         st.insert_waiting(id, now);
         drop(st);
@@ -280,14 +282,10 @@ impl Backend for MemoryBackend {
     fn counts(&self) -> BoxFuture<'_, Result<Vec<QueueCount>>> {
         Box::pin(async move {
             let st = self.lock();
-            let mut map: BTreeMap<(&str, JobStatus), u64> = BTreeMap::new();
-            for e in st.jobs.values() {
-                *map.entry((e.job.queue_name.as_str(), e.job.status))
-                    .or_default() += 1;
-            }
-            Ok(map
-                .into_iter()
-                .map(|((queue, status), count)| QueueCount::new(queue, status, count))
+            Ok(st
+                .jobs
+                .counts()
+                .map(|(queue, status, count)| QueueCount::new(queue, status, count))
                 .collect())
         })
     }
@@ -343,7 +341,7 @@ impl Backend for MemoryBackend {
         Box::pin(async move {
             let mut st = self.lock();
             for (fence, progress) in updates {
-                if let Some(job) = st.fenced(fence) {
+                if let Some(mut job) = st.fenced(fence) {
                     job.progress = Some(progress.clone());
                 }
             }

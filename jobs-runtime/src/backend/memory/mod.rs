@@ -13,6 +13,7 @@
 //! takes milliseconds.
 
 mod backend;
+mod jobs;
 mod listener;
 mod state;
 

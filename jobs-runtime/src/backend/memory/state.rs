@@ -20,7 +20,7 @@ type Sequences = HashMap<String, BTreeSet<(DateTime<Utc>, u64, JobId)>>;
 
 #[derive(Default)]
 pub(super) struct State {
-    pub(super) jobs: HashMap<JobId, Entry>,
+    pub(super) jobs: super::jobs::Jobs,
     /// Enqueue order: `list`'s order and the claim order's last tie-breaker.
     pub(super) order: BTreeMap<u64, JobId>,
     next_seq: u64,
@@ -163,19 +163,22 @@ impl State {
     /// Debounce: the waiting `holder` takes `nj`'s payload, options and due time.
     fn replace(&mut self, holder: JobId, nj: NewJob, due: DateTime<Utc>, now: DateTime<Utc>) {
         self.remove_waiting(holder);
-        let job = &mut self.jobs.get_mut(&holder).expect("holder").job;
-        job.payload = nj.payload;
-        job.metadata = nj.metadata;
-        job.priority = nj.priority;
-        job.max_retries = nj.max_retries;
-        job.timeout = nj.timeout;
-        job.run_at = due;
-        if job.status != JobStatus::Retrying {
-            job.status = if due > now {
-                JobStatus::Scheduled
-            } else {
-                JobStatus::Pending
-            };
+        {
+            let mut entry = self.jobs.get_mut(&holder).expect("holder");
+            let job = &mut entry.job;
+            job.payload = nj.payload;
+            job.metadata = nj.metadata;
+            job.priority = nj.priority;
+            job.max_retries = nj.max_retries;
+            job.timeout = nj.timeout;
+            job.run_at = due;
+            if job.status != JobStatus::Retrying {
+                job.status = if due > now {
+                    JobStatus::Scheduled
+                } else {
+                    JobStatus::Pending
+                };
+            }
         }
         self.insert_waiting(holder, now);
     }
@@ -260,10 +263,10 @@ impl State {
     }
 
     /// The job under `fence`, if it is still RUNNING under that very lease.
-    pub(super) fn fenced(&mut self, fence: &Fence) -> Option<&mut Job> {
+    pub(super) fn fenced(&mut self, fence: &Fence) -> Option<super::jobs::JobMut<'_>> {
         self.jobs
             .get_mut(&fence.id)
-            .map(|e| &mut e.job)
+            .map(super::jobs::EntryMut::into_job)
             .filter(|j| j.status == JobStatus::Running && j.lease_token == Some(fence.token))
     }
 
@@ -288,7 +291,8 @@ impl State {
     ) -> bool {
         self.drop_lease(id);
         self.left_running(id);
-        let job = &mut self.jobs.get_mut(&id).expect("present").job;
+        let mut held = self.jobs.get_mut(&id).expect("present");
+        let job = &mut held.job;
         let entry = |job: &Job, error: &AttemptFailure| {
             AttemptError::new(
                 job.attempt,
@@ -363,6 +367,7 @@ impl State {
                 true
             }
         };
+        drop(held);
         if back_to_waiting {
             self.insert_waiting(id, now);
         } else {
@@ -404,11 +409,14 @@ impl State {
     /// Cancels a waiting job now: FAILED, marked.
     pub(super) fn cancel_waiting(&mut self, id: JobId, message: String, now: DateTime<Utc>) {
         self.remove_waiting(id);
-        let job = &mut self.jobs.get_mut(&id).expect("present").job;
-        job.status = JobStatus::Failed;
-        job.error_message = Some(message);
-        job.completed_at = Some(now);
-        job.cancelled_at = Some(now);
+        {
+            let mut held = self.jobs.get_mut(&id).expect("present");
+            let job = &mut held.job;
+            job.status = JobStatus::Failed;
+            job.error_message = Some(message);
+            job.completed_at = Some(now);
+            job.cancelled_at = Some(now);
+        }
         self.settle_key(id);
         self.leave_sequence(id);
     }

@@ -1,0 +1,141 @@
+//! The stored jobs, with their number per (queue, status) kept as they
+//! change: `counts()` reads the counts instead of walking every job.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::{Deref, DerefMut, Index};
+
+use jobs_core::{JobId, JobStatus};
+
+use super::state::Entry;
+
+type Counts = BTreeMap<(String, JobStatus), u64>;
+
+/// The jobs by id; every way to change one goes through [`Jobs::get_mut`],
+/// [`Jobs::insert`] or [`Jobs::remove`], which keep the counts.
+#[derive(Default)]
+pub(super) struct Jobs {
+    map: HashMap<JobId, Entry>,
+    counts: Counts,
+}
+
+fn add(counts: &mut Counts, queue: &str, status: JobStatus) {
+    *counts.entry((queue.to_owned(), status)).or_default() += 1;
+}
+
+fn sub(counts: &mut Counts, queue: &str, status: JobStatus) {
+    let key = (queue.to_owned(), status);
+    if let Some(n) = counts.get_mut(&key) {
+        *n -= 1;
+        if *n == 0 {
+            counts.remove(&key);
+        }
+    }
+}
+
+impl Jobs {
+    pub(super) fn get(&self, id: &JobId) -> Option<&Entry> {
+        self.map.get(id)
+    }
+
+    pub(super) fn contains_key(&self, id: &JobId) -> bool {
+        self.map.contains_key(id)
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub(super) fn insert(&mut self, id: JobId, entry: Entry) {
+        add(&mut self.counts, &entry.job.queue_name, entry.job.status);
+        if let Some(old) = self.map.insert(id, entry) {
+            sub(&mut self.counts, &old.job.queue_name, old.job.status);
+        }
+    }
+
+    pub(super) fn remove(&mut self, id: &JobId) -> Option<Entry> {
+        let old = self.map.remove(id)?;
+        sub(&mut self.counts, &old.job.queue_name, old.job.status);
+        Some(old)
+    }
+
+    /// The job, to change: its counts follow when the handle is dropped.
+    pub(super) fn get_mut(&mut self, id: &JobId) -> Option<EntryMut<'_>> {
+        let entry = self.map.get_mut(id)?;
+        let was = (entry.job.queue_name.clone(), entry.job.status);
+        Some(EntryMut {
+            entry,
+            counts: &mut self.counts,
+            was,
+        })
+    }
+
+    /// The number of jobs per (queue, status), for those that have any.
+    pub(super) fn counts(&self) -> impl Iterator<Item = (&str, JobStatus, u64)> {
+        self.counts
+            .iter()
+            .map(|((queue, status), n)| (queue.as_str(), *status, *n))
+    }
+}
+
+impl Index<&JobId> for Jobs {
+    type Output = Entry;
+
+    fn index(&self, id: &JobId) -> &Entry {
+        &self.map[id]
+    }
+}
+
+/// A job being changed; on drop, its move between (queue, status) counts.
+pub(super) struct EntryMut<'a> {
+    entry: &'a mut Entry,
+    counts: &'a mut Counts,
+    was: (String, JobStatus),
+}
+
+impl Deref for EntryMut<'_> {
+    type Target = Entry;
+
+    fn deref(&self) -> &Entry {
+        self.entry
+    }
+}
+
+impl DerefMut for EntryMut<'_> {
+    fn deref_mut(&mut self) -> &mut Entry {
+        self.entry
+    }
+}
+
+impl Drop for EntryMut<'_> {
+    fn drop(&mut self) {
+        let job = &self.entry.job;
+        if job.status != self.was.1 || job.queue_name != self.was.0 {
+            sub(self.counts, &self.was.0, self.was.1);
+            add(self.counts, &job.queue_name, job.status);
+        }
+    }
+}
+
+impl<'a> EntryMut<'a> {
+    /// The same handle, seen as its job.
+    pub(super) fn into_job(self) -> JobMut<'a> {
+        JobMut(self)
+    }
+}
+
+/// [`EntryMut`] as its job.
+pub(super) struct JobMut<'a>(EntryMut<'a>);
+
+impl Deref for JobMut<'_> {
+    type Target = jobs_core::Job;
+
+    fn deref(&self) -> &jobs_core::Job {
+        &self.0.job
+    }
+}
+
+impl DerefMut for JobMut<'_> {
+    fn deref_mut(&mut self) -> &mut jobs_core::Job {
+        &mut self.0.job
+    }
+}
