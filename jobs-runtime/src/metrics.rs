@@ -16,11 +16,11 @@ fn labels(job: &Job) -> [(&'static str, String); 2] {
 
 /// An attempt starts: counted, and how long it waited since it was due.
 pub(crate) fn started(job: &Job) {
-    counter!("jobs_claimed_total", &labels(job)).increment(1);
+    let labels = labels(job);
+    counter!("jobs_claimed_total", &labels).increment(1);
     if let Some(started) = job.started_at {
-        let due = job.run_at;
-        let waited = (started - due).to_std().unwrap_or(Duration::ZERO);
-        histogram!("jobs_queue_latency_seconds", &labels(job)).record(waited.as_secs_f64());
+        let waited = (started - job.run_at).to_std().unwrap_or(Duration::ZERO);
+        histogram!("jobs_queue_latency_seconds", &labels).record(waited.as_secs_f64());
     }
 }
 
@@ -49,12 +49,13 @@ pub(crate) fn finished(job: &Job, outcome: &Outcome, ran: Duration) {
         Outcome::Snooze { .. } => "jobs_snoozed_total",
         Outcome::Cancel { .. } => "jobs_cancelled_total",
     };
-    counter!(counter_name, &labels(job)).increment(1);
+    let labels = labels(job);
+    counter!(counter_name, &labels).increment(1);
     if let Outcome::Cancel { .. } = outcome {
         // A cancelled job ends FAILED: counted there too, as its status says.
-        counter!("jobs_failed_total", &labels(job)).increment(1);
+        counter!("jobs_failed_total", &labels).increment(1);
     }
-    let [queue, job_type] = labels(job);
+    let [queue, job_type] = labels;
     histogram!(
         "jobs_run_seconds",
         &[queue, job_type, ("outcome", name.to_owned())]
