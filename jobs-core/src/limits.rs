@@ -190,6 +190,15 @@ pub struct ClaimLimit {
     pub rate: Option<(u32, Duration)>,
     /// At most this many of its jobs in this claim (the manager's local cap).
     pub take: Option<u32>,
+    /// The claimer's jobs of this queue whose attempts have ended and whose
+    /// outcomes are on their way to the store: still RUNNING there, but no
+    /// longer running anywhere. The backend does not count those still held
+    /// under these leases against `global`, so a worker can claim for a slot
+    /// the moment its handler returns, while the outcome is being written
+    /// (with a global cap equal to the concurrency, waiting for the write
+    /// would otherwise put a round trip between every job and the next).
+    /// Counting them anyway is correct, only slower.
+    pub recording: Vec<crate::backend::Fence>,
 }
 
 impl ClaimLimit {
@@ -200,6 +209,7 @@ impl ClaimLimit {
             global: None,
             rate: None,
             take: None,
+            recording: Vec::new(),
         }
     }
 
@@ -218,6 +228,12 @@ impl ClaimLimit {
     /// At most `n` in this claim.
     pub fn take(mut self, n: u32) -> Self {
         self.take = Some(n);
+        self
+    }
+
+    /// Jobs whose outcomes are being recorded (see [`ClaimLimit::recording`]).
+    pub fn recording(mut self, fences: Vec<crate::backend::Fence>) -> Self {
+        self.recording = fences;
         self
     }
 }

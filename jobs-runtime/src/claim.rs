@@ -133,7 +133,9 @@ pub(crate) async fn claim_loop(
 }
 
 /// The queues' limits for this claim: the cluster-wide ones as configured,
-/// and this manager's local cap minus what it runs of the queue now.
+/// and this manager's local cap minus what it runs of the queue now. A queue
+/// with a global cap also names the jobs whose outcomes are being recorded:
+/// they have stopped running, so they do not hold the cluster's slots.
 fn claim_limits(shared: &Shared) -> Vec<jobs_core::ClaimLimit> {
     shared
         .cfg
@@ -147,6 +149,9 @@ fn claim_limits(shared: &Shared) -> Vec<jobs_core::ClaimLimit> {
                 let running = shared.in_flight.running_in(queue);
                 n.saturating_sub(u32::try_from(running).unwrap_or(u32::MAX))
             });
+            if l.global.is_some() {
+                c.recording = shared.in_flight.recording_in(queue);
+            }
             c
         })
         .collect()

@@ -23,8 +23,9 @@ pub(crate) enum JobState {
     /// Its handler (or `on_failure`) is running.
     Running(Running),
     /// Its attempt ended and its outcome was handed to the recorder. It is no
-    /// longer heartbeated: the recorder writes it well within the lease.
-    Recording,
+    /// longer heartbeated: the recorder writes it well within the lease. The
+    /// job is kept when it ran (its queue's limits no longer count it).
+    Recording(Option<Arc<Job>>),
     /// `stop()` gave up waiting for it: its task was aborted and a release was
     /// handed to the recorder, so its own outcome must never be sent.
     Released,
@@ -103,7 +104,7 @@ impl InFlight {
     /// A claimed job goes straight to the recorder (released unrun, e.g. when
     /// the manager stopped while claiming).
     pub(crate) fn hand_back(&self, fence: Fence) {
-        self.lock().insert(fence, JobState::Recording);
+        self.lock().insert(fence, JobState::Recording(None));
     }
 
     /// A running job's attempt ended: `true` if its outcome may be sent to the
@@ -112,7 +113,11 @@ impl InFlight {
         let mut jobs = self.lock();
         match jobs.get_mut(&fence) {
             Some(state @ JobState::Running(_)) => {
-                *state = JobState::Recording;
+                let JobState::Running(r) = std::mem::replace(state, JobState::Recording(None))
+                else {
+                    unreachable!("matched as running")
+                };
+                *state = JobState::Recording(Some(r.job));
                 true
             }
             _ => false,
@@ -250,6 +255,16 @@ impl InFlight {
             .count()
     }
 
+    /// Jobs of `queue` that ran and whose outcomes are being recorded: RUNNING
+    /// in the store until written, but not running.
+    pub(crate) fn recording_in(&self, queue: &str) -> Vec<Fence> {
+        self.lock()
+            .iter()
+            .filter(|(_, s)| matches!(s, JobState::Recording(Some(j)) if j.queue_name == queue))
+            .map(|(f, _)| *f)
+            .collect()
+    }
+
     /// The recorder is done with these jobs (recorded, refused as lost, or
     /// given up on).
     pub(crate) fn remove<'a>(&self, fences: impl IntoIterator<Item = &'a Fence>) {
@@ -263,7 +278,7 @@ impl InFlight {
     fn state(&self, fence: Fence) -> Option<&'static str> {
         self.lock().get(&fence).map(|s| match s {
             JobState::Running(_) => "running",
-            JobState::Recording => "recording",
+            JobState::Recording(_) => "recording",
             JobState::Released => "released",
         })
     }
@@ -293,12 +308,15 @@ mod tests {
         let (f, _, _) = start(&t);
         assert_eq!(t.state(f), Some("running"));
         assert_eq!(t.running_fences(), vec![f]);
+        assert_eq!(t.recording_in("default"), Vec::<Fence>::new());
         assert!(t.finish(f));
         assert_eq!(t.state(f), Some("recording"));
         assert!(
             t.running_fences().is_empty(),
             "a recording job is not heartbeated"
         );
+        assert_eq!(t.recording_in("default"), vec![f]);
+        assert_eq!(t.recording_in("other"), Vec::<Fence>::new());
         // Only a running job can finish.
         assert!(!t.finish(f));
         t.remove([&f]);

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use jobs_core::backend::Outcome;
+use jobs_core::backend::{Fence, LeaseToken, Outcome};
 use jobs_core::{
     CancelRequest, ClaimLimit, ConcurrencyLimit, JobLimits, JobStatus, NewJob, RateLimit,
 };
@@ -255,6 +255,107 @@ pub async fn a_queue_global_limit_caps_running_jobs(q: Backend) {
     complete(&q, W1, mail).await;
     let c = claim_limited(&q, W2, &["mail"], 10, &limits).await;
     assert_eq!(c.jobs.len(), 1);
+}
+
+/// A queue's global cap holds with eight claimers at once, each claiming
+/// while it still records its last jobs' outcomes (naming them, as a
+/// manager does): the jobs actually running never exceed the cap.
+pub async fn a_global_cap_holds_under_concurrent_claimers(q: Backend) {
+    let jobs: Vec<NewJob> = (0..40).map(|n| job(n).queue("capped")).collect();
+    q.enqueue_batch(jobs).await.expect("enqueue");
+    let running = Arc::new(AtomicU32::new(0));
+    let peak = Arc::new(AtomicU32::new(0));
+    let done = Arc::new(AtomicU32::new(0));
+    let mut tasks = Vec::new();
+    for w in 0..8 {
+        let (q, running, peak, done) = (q.clone(), running.clone(), peak.clone(), done.clone());
+        tasks.push(tokio::spawn(async move {
+            let worker = format!("w{w}");
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            let mut finished: Vec<jobs_core::Job> = Vec::new();
+            while done.load(Ordering::SeqCst) < 40 {
+                assert!(std::time::Instant::now() < deadline, "stalled");
+                let recording = finished.iter().map(|j| j.fence()).collect();
+                let limits = [ClaimLimit::new("capped").global(3).recording(recording)];
+                let got = claim_limited(&q, &worker, &["capped"], 2, &limits)
+                    .await
+                    .jobs;
+                // The outcomes are written after the claim, as the recorder
+                // of a manager may.
+                for j in finished.drain(..) {
+                    complete(&q, &worker, &j).await;
+                    done.fetch_add(1, Ordering::SeqCst);
+                }
+                if got.is_empty() {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    continue;
+                }
+                let now = running.fetch_add(got.len() as u32, Ordering::SeqCst) + got.len() as u32;
+                peak.fetch_max(now, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                // The handlers return: no longer running, not yet recorded.
+                running.fetch_sub(got.len() as u32, Ordering::SeqCst);
+                finished = got;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let peak = peak.load(Ordering::SeqCst);
+    assert!(peak <= 3, "{peak} jobs of a queue capped at 3 ran at once");
+    assert!(
+        peak >= 2,
+        "the cap was never reached ({peak}): the rule proves nothing"
+    );
+}
+
+/// A claimer's jobs whose outcomes it is still recording have stopped
+/// running: named in its claim, they free their slots of the queue's global
+/// cap — only while they still hold the named lease, only in their own
+/// queue, and not for another claimer's claim that does not name them.
+pub async fn jobs_being_recorded_free_their_global_slots(q: Backend) {
+    for n in 0..6 {
+        enqueue(&q, job(n).queue("mail")).await;
+    }
+    enqueue(&q, job(9).queue("other")).await;
+    let cap = |recording: Vec<Fence>| [ClaimLimit::new("mail").global(2).recording(recording)];
+    let a = claim_limited(&q, W1, &["mail"], 10, &cap(vec![])).await;
+    assert_eq!(a.jobs.len(), 2);
+    let (first, second) = (&a.jobs[0], &a.jobs[1]);
+    let other = claim(&q, W2, &["other"], 1, LONG).await;
+    assert_eq!(other.len(), 1);
+
+    // Not named, a finished job still counts; named under another lease
+    // (a stale token) or from another queue, nothing is freed.
+    let stale = Fence::new(first.id, first.attempt, LeaseToken::random());
+    for recording in [vec![], vec![stale], vec![other[0].fence()]] {
+        let got = claim_limited(&q, W1, &["mail"], 10, &cap(recording)).await;
+        assert!(got.jobs.is_empty() && got.limited);
+    }
+
+    // Named under its lease, it frees its slot: one more is claimed.
+    let b = claim_limited(&q, W1, &["mail"], 10, &cap(vec![first.fence()])).await;
+    assert_eq!(b.jobs.len(), 1, "one slot freed by the job being recorded");
+    // Named again, it frees nothing more: the cap counts the new one.
+    let c = claim_limited(&q, W1, &["mail"], 10, &cap(vec![first.fence()])).await;
+    assert!(c.jobs.is_empty() && c.limited);
+
+    // Once its outcome is written it is no longer RUNNING: the two others
+    // fill the cap, and naming it frees nothing twice.
+    complete(&q, W1, first).await;
+    let d = claim_limited(&q, W1, &["mail"], 10, &cap(vec![first.fence()])).await;
+    assert!(d.jobs.is_empty() && d.limited);
+    // Both of them being recorded: two slots.
+    let f = claim_limited(
+        &q,
+        W1,
+        &["mail"],
+        10,
+        &cap(vec![second.fence(), b.jobs[0].fence()]),
+    )
+    .await;
+    assert_eq!(f.jobs.len(), 2);
 }
 
 /// `take` caps one claim's share of a queue; `rate` caps the queue's

@@ -80,6 +80,8 @@ macro_rules! jobs_conformance_suite {
             limits::a_requeued_sequence_job_waits_for_the_running_one,
             limits::a_rate_key_caps_starts_per_window,
             limits::a_queue_global_limit_caps_running_jobs,
+            limits::jobs_being_recorded_free_their_global_slots,
+            limits::a_global_cap_holds_under_concurrent_claimers,
             limits::a_queue_take_and_rate_cap_claims,
             limits::limits_are_stored_with_the_job,
 

@@ -270,6 +270,15 @@ impl State {
             .filter(|j| j.status == JobStatus::Running && j.lease_token == Some(fence.token))
     }
 
+    /// Whether the job under `fence` is still RUNNING in `queue` under that very lease.
+    fn holds(&self, fence: &Fence, queue: &str) -> bool {
+        self.jobs.get(&fence.id).is_some_and(|e| {
+            e.job.status == JobStatus::Running
+                && e.job.lease_token == Some(fence.token)
+                && e.job.queue_name == queue
+        })
+    }
+
     fn drop_lease(&mut self, id: JobId) {
         if let Some(until) = self.jobs[&id].job.lease_until {
             self.leases.remove(&(until, id));
@@ -483,6 +492,9 @@ impl State {
             }
             if let Some(global) = ql.global {
                 let running = self.running_queues.get(queue).copied().unwrap_or(0);
+                // The claimer's jobs whose outcomes are on their way no longer run.
+                let ended = ql.recording.iter().filter(|f| self.holds(f, queue)).count();
+                let running = running.saturating_sub(u32::try_from(ended).unwrap_or(u32::MAX));
                 cap = cap.min(global.saturating_sub(running) as usize);
             }
             if let Some((max, per)) = ql.rate {

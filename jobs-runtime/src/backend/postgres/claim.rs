@@ -11,6 +11,16 @@
 //! had limits at the last limited claim skips the fast path for a second
 //! (see `Hints`), so a queue of limited jobs does not pay for both ways.
 //!
+//! **Capped path** (one transaction, four round trips): taken when the
+//! request's queue limits are global caps (and shares) only, no rate, and
+//! no candidate has limits of its own. The caps' queue locks are taken with
+//! the `BEGIN` (the same `queue:<name>` locks as the limited way's step 3, in
+//! the same order), what runs of each capped queue is counted under them —
+//! less the claimer's jobs whose outcomes are being recorded —, and the fast
+//! path's statement claims with each capped queue's share cut to its free
+//! slots. If a candidate turns out to have limits, it rolls back and the
+//! claim goes the limited way.
+//!
 //! **Limited way** (one transaction):
 //! 1. read the first due jobs per queue in claim order, with their limits,
 //!    without locking them (`claim_candidates.sql`): four per job asked for
@@ -67,6 +77,8 @@ const FIRST_SCAN: i64 = 32;
 struct Candidate {
     ord: i32,
     id: Uuid,
+    /// Its position in the queue's claim order.
+    key: Key,
     conc: Option<(String, i64)>,
     rate: Option<(String, i64, i64)>,
     seq: Option<String>,
@@ -83,9 +95,15 @@ impl Candidate {
         let rate_key: Option<String> = row.try_get("rate_key")?;
         let rate_max: Option<i32> = row.try_get("rate_max")?;
         let rate_per: Option<i64> = row.try_get("rate_per_us")?;
+        let priority: i32 = row.try_get("priority")?;
         Ok(Candidate {
             ord: row.try_get("ord")?,
             id: row.try_get("id")?,
+            key: (
+                -i64::from(priority),
+                row.try_get("run_at")?,
+                row.try_get("seq")?,
+            ),
             conc: conc_key.map(|k| (k, i64::from(conc_max.unwrap_or(1)))),
             rate: rate_key.map(|k| (k, i64::from(rate_max.unwrap_or(1)), rate_per.unwrap_or(0))),
             seq: row.try_get("seq_key")?,
@@ -168,12 +186,26 @@ impl PostgresBackend {
             req.limit_of(q)
                 .is_some_and(|l| l.global.is_some() || l.rate.is_some())
         });
-        if !capped && !self.inner.hints.limited_recently(req.queues) {
+        let limited_jobs = self.inner.hints.limited_recently(req.queues);
+        if !capped && !limited_jobs {
             if let Some(claimed) = self.claim_fast(&req, token).await? {
                 return Ok(claimed);
             }
         }
+        // Global caps only (no rate): the fast claim under the caps' locks.
+        let rated = req
+            .queues
+            .iter()
+            .any(|q| req.limit_of(q).is_some_and(|l| l.rate.is_some()));
         let mut conn = self.lease_conns.get().await?;
+        if capped && !rated && !limited_jobs {
+            let res = self.claim_capped(conn.get(), &req, token).await;
+            match res {
+                Ok(Some(claimed)) => return conn.done_mapped(Ok(claimed)),
+                Ok(None) => {} // a candidate has limits: the limited way
+                Err(e) => return conn.done_mapped(Err(e)),
+            }
+        }
         let res = self.claim_limited(conn.get(), &req, token).await;
         conn.done_mapped(res)
     }
@@ -184,19 +216,91 @@ impl PostgresBackend {
         req: &ClaimRequest<'_>,
         token: LeaseToken,
     ) -> Result<Option<Claimed>> {
-        let hints = self.inner.hints.starts(req.queues);
         let takes: Vec<Option<i64>> = req
             .queues
             .iter()
             .map(|q| req.limit_of(q).and_then(|l| l.take).map(i64::from))
             .collect();
-        let takes = if takes.iter().all(Option::is_none) {
-            Vec::new() // `unnest` pads it with NULLs
-        } else {
-            takes
-        };
         let mut conn = self.lease_conns.get().await?;
-        let res = sqlx::query(&self.inner.sql.claim)
+        let hints = self.inner.hints.starts(req.queues);
+        let res = self.run_claim(conn.get(), req, token, &hints, &takes).await;
+        let rows = conn.done(res)?;
+        self.claimed(req, &hints, &takes, &rows)
+    }
+
+    /// A claim whose queue limits are global caps (and shares) only, as
+    /// [`claim_fast`](Self::claim_fast) under the caps' locks: the queues'
+    /// locks with the `BEGIN`, what runs of each capped queue, then the fast
+    /// claim with each capped queue's share cut to its free slots — four
+    /// round trips where the limited way takes seven. `None` (nothing done)
+    /// if a candidate has limits of its own.
+    async fn claim_capped(
+        &self,
+        conn: &mut PgConnection,
+        req: &ClaimRequest<'_>,
+        token: LeaseToken,
+    ) -> Result<Option<Claimed>> {
+        let schema = &self.inner.schema;
+        let mut locks: Vec<i64> = req
+            .queues
+            .iter()
+            .filter(|q| req.limit_of(q).is_some_and(|l| l.global.is_some()))
+            .map(|q| lock_id(schema, &format!("q:{q}")))
+            .collect();
+        // One global order with the limited way's locks (a subset of its order).
+        locks.sort_unstable();
+        locks.dedup();
+        let ids: Vec<String> = locks.iter().map(i64::to_string).collect();
+        // See `claim_limited` for the bitmap scans; the lock ids are numbers.
+        let begin = format!(
+            "BEGIN; SET LOCAL enable_bitmapscan = off; \
+             SELECT pg_advisory_xact_lock(k) FROM unnest(ARRAY[{}]::int8[]) AS l(k)",
+            ids.join(",")
+        );
+        let mut tx = conn.begin_with(begin).await.map_err(db_err)?;
+        // Under the locks, in a snapshot taken after them: every claim
+        // committed under them is counted.
+        let counts = self.counts(&mut tx, req, &[]).await?;
+        let takes: Vec<Option<i64>> = req
+            .queues
+            .iter()
+            .map(|q| {
+                let l = req.limit_of(q)?;
+                let free = l.global.map(|g| {
+                    let running = counts.queue_running.get(q).copied().unwrap_or(0);
+                    (i64::from(g) - running).max(0)
+                });
+                match (l.take.map(i64::from), free) {
+                    (Some(t), Some(f)) => Some(t.min(f)),
+                    (t, f) => t.or(f),
+                }
+            })
+            .collect();
+        let hints = self.inner.hints.starts(req.queues);
+        let rows = self
+            .run_claim(&mut tx, req, token, &hints, &takes)
+            .await
+            .map_err(db_err)?;
+        let claimed = self.claimed(req, &hints, &takes, &rows)?;
+        if claimed.is_some() {
+            tx.commit().await.map_err(db_err)?;
+        } else {
+            tx.rollback().await.map_err(db_err)?;
+        }
+        Ok(claimed)
+    }
+
+    /// `claim.sql` from `hints` on, each queue taking at most its `takes`.
+    async fn run_claim(
+        &self,
+        conn: &mut PgConnection,
+        req: &ClaimRequest<'_>,
+        token: LeaseToken,
+        hints: &[Option<Key>],
+        takes: &[Option<i64>],
+    ) -> std::result::Result<Vec<PgRow>, sqlx::Error> {
+        let no_takes = takes.iter().all(Option::is_none);
+        sqlx::query(&self.inner.sql.claim)
             .bind(req.queues)
             .bind(i64::try_from(req.limit).unwrap_or(i64::MAX))
             .bind(req.worker_id)
@@ -205,12 +309,23 @@ impl PostgresBackend {
             .bind(hints.iter().map(|h| h.map(|k| k.1)).collect::<Vec<_>>())
             .bind(hints.iter().map(|h| h.map(|k| k.2)).collect::<Vec<_>>())
             .bind(token.as_i64())
-            .bind(&takes)
-            .fetch_all(conn.get())
-            .await;
-        let rows = conn.done(res)?;
+            // `unnest` pads an empty array with NULLs.
+            .bind(if no_takes { &[][..] } else { takes })
+            .fetch_all(conn)
+            .await
+    }
+
+    /// The jobs `claim.sql` took, in claim order; `None` if it took none
+    /// because a candidate has limits. Moves the hints on.
+    fn claimed(
+        &self,
+        req: &ClaimRequest<'_>,
+        hints: &[Option<Key>],
+        takes: &[Option<i64>],
+        rows: &[PgRow],
+    ) -> Result<Option<Claimed>> {
         let mut keyed = Vec::with_capacity(rows.len());
-        for row in &rows {
+        for row in rows {
             if row.try_get::<bool, _>("slow").map_err(db_err)? {
                 return Ok(None);
             }
@@ -243,9 +358,17 @@ impl PostgresBackend {
                     .map(|(_, seq, job)| (-i64::from(job.priority), job.run_at, *seq))
             })
             .collect();
+        // Short: fewer than the claim could take — the queues ran dry (a
+        // queue whose share was all it could take did not).
+        let could = if takes.len() == req.queues.len() && takes.iter().all(Option::is_some) {
+            let sum: i64 = takes.iter().flatten().sum();
+            usize::try_from(sum).unwrap_or(0).min(req.limit)
+        } else {
+            req.limit
+        };
         self.inner
             .hints
-            .update(req.queues, &hints, &firsts, keyed.len() < req.limit);
+            .update(req.queues, hints, &firsts, keyed.len() < could);
         // A queue that filled its share while the claim had room may have
         // more due jobs its cap held back (the manager asks again soon).
         let limited = keyed.len() < req.limit
@@ -266,16 +389,32 @@ impl PostgresBackend {
         req: &ClaimRequest<'_>,
         token: LeaseToken,
     ) -> Result<Claimed> {
-        let mut tx = conn.begin().await.map_err(db_err)?;
+        // Plain index scans only: a bitmap scan of the running rows' partial
+        // indexes (a queue's or a key's count) visits every entry left by
+        // jobs that ran since the last vacuum, and sets no hint, so each
+        // count costs more than the last until the vacuum (15 ms after
+        // 80,000 jobs with autovacuum off); an index scan marks the dead
+        // entries it meets, and the next count skips them (0.2 ms). Sent
+        // with the BEGIN: no round trip of its own.
+        let mut tx = conn
+            .begin_with("BEGIN; SET LOCAL enable_bitmapscan = off")
+            .await
+            .map_err(db_err)?;
         // 1. The candidates, in claim order: a few first, all SCAN if the
         // few were held back.
         let mut fetch = i64::try_from(req.limit.saturating_mul(4))
             .unwrap_or(SCAN)
             .clamp(FIRST_SCAN, SCAN);
+        // Where each queue's scan starts: its first waiting job last time,
+        // past the index entries of the jobs claimed since (see `Hints`).
+        let hints = self.inner.hints.starts(req.queues);
         let (cands, first, mut limited) = loop {
             let rows = sqlx::query(&self.inner.sql.claim_candidates)
                 .bind(req.queues)
                 .bind(fetch)
+                .bind(hints.iter().map(|h| h.map(|k| k.0)).collect::<Vec<_>>())
+                .bind(hints.iter().map(|h| h.map(|k| k.1)).collect::<Vec<_>>())
+                .bind(hints.iter().map(|h| h.map(|k| k.2)).collect::<Vec<_>>())
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(db_err)?;
@@ -289,6 +428,16 @@ impl PostgresBackend {
                 let limits = cands.iter().any(|c| c.ord == ord && c.has_limits());
                 self.inner.hints.saw_limits(queue, limits);
             }
+            // Nothing before a queue's first candidate waits (but for a job
+            // enqueued ahead of it since, as on the fast path): the next
+            // scan may start there, whether this claim takes it or not.
+            let firsts: Vec<Option<Key>> = (0..req.queues.len())
+                .map(|qi| {
+                    let ord = i32::try_from(qi + 1).unwrap_or(i32::MAX);
+                    cands.iter().find(|c| c.ord == ord).map(|c| c.key)
+                })
+                .collect();
+            self.inner.hints.seen(req.queues, &hints, &firsts);
             if cands.is_empty() {
                 tx.commit().await.map_err(db_err)?;
                 return Ok(Claimed::default());
@@ -428,10 +577,15 @@ impl PostgresBackend {
             }
         }
         let mut global_queues = Vec::new();
+        let (mut ended_ids, mut ended_tokens) = (Vec::new(), Vec::new());
         for queue in req.queues {
             if let Some(ql) = req.limit_of(queue) {
                 if ql.global.is_some() {
                     global_queues.push(queue.clone());
+                    for f in &ql.recording {
+                        ended_ids.push(*f.id.as_uuid());
+                        ended_tokens.push(f.token.as_i64());
+                    }
                 }
                 if let Some((_, per)) = ql.rate {
                     rate_windows.insert((queue_rate_key(queue), micros(per)));
@@ -454,6 +608,8 @@ impl PostgresBackend {
             .bind(&rate_keys)
             .bind(&rate_pers)
             .bind(&global_queues)
+            .bind(&ended_ids)
+            .bind(&ended_tokens)
             .fetch_all(&mut *conn)
             .await
             .map_err(db_err)?;

@@ -74,6 +74,27 @@ impl Hints {
             .collect()
     }
 
+    /// Records what a limited claim's scan found: `firsts[i]` is the first
+    /// waiting job of `queues[i]` from `used[i]` on (`None`: it has none, so
+    /// the next scan starts from the start, for anything enqueued ahead).
+    pub(super) fn seen(&self, queues: &[String], used: &[Option<Key>], firsts: &[Option<Key>]) {
+        let mut hints = self.lock();
+        for ((queue, used), first) in queues.iter().zip(used).zip(firsts) {
+            match first {
+                None => {
+                    hints.remove(queue);
+                }
+                Some(first) => {
+                    let full_scan_at = match (used, hints.get(queue)) {
+                        (Some(_), Some((_, at))) => *at,
+                        _ => Instant::now(),
+                    };
+                    hints.insert(queue.clone(), (*first, full_scan_at));
+                }
+            }
+        }
+    }
+
     /// Records what a claim found: `firsts[i]` is the first job claimed from
     /// `queues[i]`; `short` means the claim got fewer jobs than it asked for.
     pub(super) fn update(

@@ -207,7 +207,8 @@ impl RedisBackend {
                 .arg(
                     rate.map(|r| micros(r.1).max(1).to_string())
                         .unwrap_or_default(),
-                );
+                )
+                .arg(recording_arg(l));
         }
         let reply = run_script(&SCRIPTS.claim, &cmd, &mut conn).await?;
         // `limited`, then per job the width of its row and the row, cut
@@ -299,4 +300,22 @@ impl RedisBackend {
             }
         }
     }
+}
+
+/// A queue's jobs whose outcomes are being recorded, as `claim.lua` reads
+/// them: `id token id token ...` (only a queue with a global cap needs them).
+fn recording_arg(limit: Option<&jobs_core::ClaimLimit>) -> String {
+    let Some(l) = limit.filter(|l| l.global.is_some()) else {
+        return String::new();
+    };
+    let mut out = String::new();
+    for f in &l.recording {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(&f.id.to_string());
+        out.push(' ');
+        out.push_str(&super::row::token_arg(f.token));
+    }
+    out
 }

@@ -4,7 +4,11 @@
 -- and call.
 -- ARGV: worker, lease token (16 hex digits, fresh per call), limit, lease_us,
 --       promote, scan, n_queues, then per queue (QARGS values): name, take,
---       global, rate max, rate window (us) — '' for a limit it has not.
+--       global, rate max, rate window (us) — '' for a limit it has not —,
+--       and the claimer's jobs of the queue whose outcomes are being
+--       recorded, as 'id token id token ...' ('' for none): those still
+--       RUNNING under that lease have stopped running, so `global` does not
+--       count them.
 -- Returns one flat array: limited (0/1), then per claimed job the width w of
 -- its row and the row: its id and the fields of FIELDS in order (absent ones
 -- nil), as they are after the claim, cut after the last one set (w values;
@@ -36,7 +40,7 @@ local promote = tonumber(ARGV[5])
 local scan = tonumber(ARGV[6])
 local nq = tonumber(ARGV[7])
 local QUEUES = 7
-local QARGS = 5
+local QARGS = 6
 local now = now_us()
 local lu = n2s(now + lease)
 local now_s = n2s(now)
@@ -202,6 +206,18 @@ for qi = 1, nq do
     if q_take ~= '' then cap_to(tonumber(q_take)) end
     if q_global ~= '' then
       local running = tonumber(redis.call('HGET', K .. ':counts', 'RUNNING ' .. q)) or 0
+      local id = nil
+      for w in string.gmatch(ARGV[b + 6], '%S+') do
+        if id == nil then
+          id = w
+        else
+          local cur = redis.call('HMGET', jkey(id), 's', 'lt', 'q')
+          if cur[1] == 'RUNNING' and cur[2] == w and cur[3] == q then
+            running = running - 1
+          end
+          id = nil
+        end
+      end
       cap_to(tonumber(q_global) - running)
     end
     -- jobs_core::queue_rate_key (a Rust test checks that the two agree).

@@ -21,8 +21,10 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use jobs_core::backend::{Fence, LeaseToken};
 use jobs_core::{queue_rate_key, ClaimLimit, Job, Result};
 use sqlx::{Connection, Row, SqliteConnection};
+use uuid::Uuid;
 
 use super::claim::ClaimArgs;
 use super::error::db_err;
@@ -156,7 +158,8 @@ async fn queue_cap(
             .fetch_one(&mut *conn)
             .await
             .map_err(db_err)?;
-        cap = cap.min(i64::from(global) - running);
+        let ended = still_held(conn, queue, &ql.recording).await?;
+        cap = cap.min(i64::from(global) - (running - ended));
     }
     if let Some((max, per)) = ql.rate {
         let key = queue_rate_key(queue);
@@ -165,6 +168,34 @@ async fn queue_cap(
         cap = cap.min(i64::from(max) - started.first().map_or(0, |(_, n)| *n));
     }
     Ok(usize::try_from(cap.max(0)).unwrap_or(0))
+}
+
+/// How many of `fences` (the claimer's jobs of `queue` whose outcomes are
+/// being recorded) still hold their lease: RUNNING here, but no longer
+/// running anywhere. Read in the claim's transaction, so it agrees with the
+/// count they are taken from.
+async fn still_held(conn: &mut SqliteConnection, queue: &str, fences: &[Fence]) -> Result<i64> {
+    let mut held = 0;
+    for chunk in fences.chunks(500) {
+        let marks = vec!["?"; chunk.len()].join(", ");
+        let sql = format!(
+            "SELECT id, lease_token FROM jobs_queue \
+             WHERE queue = ? AND status = 'RUNNING' AND id IN ({marks})"
+        );
+        let mut q = sqlx::query_as::<_, (Uuid, Option<i64>)>(&sql).bind(queue);
+        for f in chunk {
+            q = q.bind(*f.id.as_uuid());
+        }
+        for (id, token) in q.fetch_all(&mut *conn).await.map_err(db_err)? {
+            let token = token.map(LeaseToken::from_i64);
+            held += i64::from(
+                chunk
+                    .iter()
+                    .any(|f| *f.id.as_uuid() == id && Some(f.token) == token),
+            );
+        }
+    }
+    Ok(held)
 }
 
 /// Walks the due jobs of `queue` in claim order and takes up to `cap` that

@@ -4,7 +4,9 @@
 -- queue; how many started per rate key within its window. Keys' counts use
 -- the partial indexes on running limited jobs and on unfinished sequence
 -- members; a queue's count reads its running rows (bounded by the workers'
--- concurrency, through the partial lease index).
+-- concurrency, through the partial lease index), less the claimer's jobs
+-- whose outcomes are being recorded ($6 ids, $7 lease tokens) that still
+-- hold their leases: in this same snapshot, so the two counts agree.
                  SELECT 'c' AS kind, k.key, 0::int8 AS per,
                         (SELECT count(*) FROM __TABLE__ j
                          WHERE j.conc_key = k.key AND j.status = 'RUNNING') AS n,
@@ -28,6 +30,10 @@
                  UNION ALL
                  SELECT 'q', k.key, 0,
                         (SELECT count(*) FROM __TABLE__ j
-                         WHERE j.queue_name = k.key AND j.status = 'RUNNING'),
+                         WHERE j.queue_name = k.key AND j.status = 'RUNNING')
+                        - (SELECT count(*) FROM __TABLE__ j
+                           JOIN unnest($6::uuid[], $7::int8[]) AS f(id, token)
+                             ON j.id = f.id AND j.lease_token = f.token
+                           WHERE j.queue_name = k.key AND j.status = 'RUNNING'),
                         NULL
                  FROM unnest($5::text[]) AS k(key)
