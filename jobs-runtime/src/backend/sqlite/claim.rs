@@ -10,7 +10,7 @@ use sqlx::SqliteConnection;
 use super::error::db_err;
 use super::limits::claim_limited;
 use super::row::job_from_row;
-use super::sql;
+use super::sql::{self, ArmCap};
 use super::time::{add_micros, now_micros};
 use super::SqliteBackend;
 
@@ -54,6 +54,10 @@ impl SqliteBackend {
                     if args.limits.is_empty() {
                         if let Some(rows) = claim_fast(conn, &args).await? {
                             return Ok((rows, false));
+                        }
+                    } else if args.limits.iter().all(|l| l.rate.is_none()) {
+                        if let Some(claimed) = claim_capped(conn, &args).await? {
+                            return Ok(claimed);
                         }
                     }
                     claim_limited(conn, &args).await
@@ -122,4 +126,83 @@ async fn claim_fast(
             Some(jobs)
         },
     )
+}
+
+/// The fast path under queue caps without a rate (global caps and shares):
+/// one statement, whose write lock covers the counts its caps are cut by.
+/// `None`, as for [`claim_fast`], if a candidate has limits of its own.
+async fn claim_capped(
+    conn: &mut SqliteConnection,
+    args: &ClaimArgs,
+) -> Result<Option<(Vec<(Job, i64)>, bool)>> {
+    let limit = i64::try_from(args.limit).unwrap_or(i64::MAX);
+    let of = |queue: &String| args.limits.iter().find(|l| &l.queue == queue);
+    let caps: Vec<ArmCap> = args
+        .queues
+        .iter()
+        .map(|q| match of(q) {
+            Some(l) if l.global.is_some() => ArmCap::Global,
+            Some(l) if l.take.is_some() => ArmCap::Take,
+            _ => ArmCap::None,
+        })
+        .collect();
+    let sql = sql::claim_capped(&caps);
+    let mut q = sqlx::query(&sql)
+        .bind(args.now)
+        .bind(args.worker.as_str())
+        .bind(args.lease_until)
+        .bind(limit)
+        .bind(args.token.as_i64());
+    for queue in &args.queues {
+        q = q.bind(queue.as_str());
+    }
+    for queue in &args.queues {
+        let l = of(queue);
+        let held: Vec<(String, i64)> = l
+            .map(|l| {
+                l.recording
+                    .iter()
+                    .map(|f| (f.id.as_uuid().simple().to_string(), f.token.as_i64()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        q = q
+            .bind(l.and_then(|l| l.take).map_or(limit, i64::from))
+            .bind(l.and_then(|l| l.global).map_or(0, i64::from))
+            .bind(serde_json::to_string(&held).expect("strings and integers serialize"));
+    }
+    let rows = q.fetch_all(&mut *conn).await.map_err(db_err)?;
+    let jobs = rows.iter().map(job_from_row).collect::<Result<Vec<_>>>()?;
+    if jobs.iter().any(|(j, _)| j.status != JobStatus::Running) {
+        return Ok(None);
+    }
+    // Short of the claim's size: a cap held due jobs back if its queue
+    // filled its share, or if a capped queue still has due jobs.
+    let mut limited = false;
+    if jobs.len() < args.limit {
+        for (queue, cap) in args.queues.iter().zip(&caps) {
+            let took = jobs.iter().filter(|(j, _)| &j.queue_name == queue).count();
+            let share = of(queue)
+                .and_then(|l| l.take)
+                .map_or(args.limit, |t| t as usize);
+            limited |= *cap != ArmCap::None && took >= share;
+        }
+        let capped: Vec<&String> = args
+            .queues
+            .iter()
+            .zip(&caps)
+            .filter(|(_, c)| **c == ArmCap::Global)
+            .map(|(q, _)| q)
+            .collect();
+        if !limited && !capped.is_empty() {
+            let names = serde_json::to_string(&capped).expect("strings serialize");
+            limited = sqlx::query_scalar(sql::due_in_queues())
+                .bind(args.now)
+                .bind(names)
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(db_err)?;
+        }
+    }
+    Ok(Some((jobs, limited)))
 }

@@ -99,6 +99,77 @@ pub(super) fn claim(queues: usize) -> String {
     CLAIM.replace("{selection}", &selection)
 }
 
+/// How a queue's share of a capped claim is bounded (see [`claim_capped`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ArmCap {
+    /// By the claim's size only.
+    None,
+    /// By a share of the claim (the manager's local cap).
+    Take,
+    /// By the cluster's running cap (and a share, which may be the claim's size).
+    Global,
+}
+
+/// The fast claim of [`claim`], each queue's share bounded as `caps` says,
+/// in the same statement (so under its write lock). Parameters: ?1 now,
+/// ?2 worker, ?3 lease_until, ?4 limit, ?5 token, ?6.. the `n` queues, then
+/// per queue three: its share (or the limit), its cap, and the JSON
+/// `[[id hex, token], ..]` of the claimer's jobs of the queue being recorded
+/// (still RUNNING under those leases, but no longer running: not counted) —
+/// bound for every queue, read as its `ArmCap` says.
+pub(super) fn claim_capped(caps: &[ArmCap]) -> String {
+    static CLAIM: LazyLock<String> =
+        LazyLock::new(|| load(include_str!("sql/claim.sql"), &[("JOB_COLS", JOB_COLS)]));
+    static QUEUES: LazyLock<String> =
+        LazyLock::new(|| load(include_str!("sql/claim_queues.sql"), &[]));
+    static QUEUE_ARM: LazyLock<String> = LazyLock::new(|| {
+        load(
+            include_str!("sql/claim_queue_arm.sql"),
+            &[("WAITING", WAITING), ("LIMITED", LIMITED)],
+        )
+    });
+    let n = caps.len();
+    let arms: Vec<String> = caps
+        .iter()
+        .enumerate()
+        .map(|(k, cap)| {
+            let queue = k + 6;
+            let share = 6 + n + 3 * k;
+            let (global, held) = (share + 1, share + 2);
+            let limit = match cap {
+                ArmCap::None => "?4".to_owned(),
+                ArmCap::Take => format!("min(?4, ?{share})"),
+                ArmCap::Global => format!(
+                    "max(0, min(?4, ?{share}, ?{global} \
+                     - (SELECT COUNT(*) FROM jobs_queue WHERE queue = ?{queue} AND status = 'RUNNING') \
+                     + (SELECT COUNT(*) FROM json_each(?{held}) AS f JOIN jobs_queue AS j \
+                        ON j.id = unhex(f.value ->> 0) AND j.lease_token = f.value ->> 1 \
+                        WHERE j.queue = ?{queue} AND j.status = 'RUNNING')))"
+                ),
+            };
+            QUEUE_ARM
+                .replace("{pos}", &k.to_string())
+                .replace("{param}", &queue.to_string())
+                .replace("LIMIT ?4", &format!("LIMIT {limit}"))
+        })
+        .collect();
+    let selection = QUEUES.replace("{arms}", &arms.join(" UNION ALL "));
+    CLAIM.replace("{selection}", &selection)
+}
+
+/// Whether any of the queues of the JSON array ?2 that are not paused has
+/// a job due at ?1.
+pub(super) fn due_in_queues() -> &'static str {
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "SELECT EXISTS (SELECT 1 FROM json_each(?2) AS q JOIN jobs_queue AS j \
+             ON j.queue = q.value AND j.status IN {WAITING} AND j.run_at <= ?1 \
+             WHERE q.value NOT IN (SELECT queue FROM jobs_paused))"
+        )
+    });
+    &SQL
+}
+
 /// The statements of the limited claim path (`limits.rs`).
 pub(super) mod limited {
     use super::*;
