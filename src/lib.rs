@@ -82,9 +82,9 @@ pub use jobs_core::{
     IntoJobError, IntoJobOutput, IntoJobResult, Job, JobContext, JobError, JobFilter, JobHandler,
     JobId, JobLimits, JobOptions, JobPages, JobPayload, JobResult, JobStatus, Leader, MissedRuns,
     NewJob, OnFailureFn, PayloadOf, Periodic, PeriodicBuilder, Progress, PruneRequest, Queue,
-    QueueCount, QueueLimit, RateLimit, Result, ScheduleState, ServiceRequirement, Services,
-    Timeout, UniqueKey, UniqueStates, Uniqueness, Validate, WorkerInfo, MAX_DELAY,
-    MAX_ERROR_HISTORY,
+    QueueCount, QueueLimit, RateLimit, RequeueFilter, RequeueReport, Result, ScheduleState,
+    ServiceRequirement, Services, ThroughputBucket, Timeout, UniqueKey, UniqueStates, Uniqueness,
+    Validate, WorkerInfo, MAX_DELAY, MAX_ERROR_HISTORY, THROUGHPUT_RETENTION,
 };
 /// The `sqlx` this crate is built with, so the connections and transactions
 /// you pass to [`TransactionalEnqueue`] (and get from `pool()`) are of the same
