@@ -129,6 +129,7 @@
 
 mod audit;
 mod backend;
+mod bulk;
 mod claim;
 mod cluster;
 mod conns;
