@@ -272,6 +272,7 @@ use jobs_core::{Backend, BackendErrorKind, Error, MAX_DELAY};
 mod backend;
 // After `backend`: its `impl RedisBackend` block then comes second in the docs.
 mod admin;
+mod bulk;
 mod conn;
 mod control;
 mod listener;
