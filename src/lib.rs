@@ -75,7 +75,7 @@ pub mod dashboard;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use jobs_core::backend::TransactionalEnqueue;
 pub use jobs_core::{
-    metrics, payload, registry, sub_saturating, AttemptError, AuditEntry, AuditFilter,
+    metrics, minute_of, payload, registry, sub_saturating, AttemptError, AuditEntry, AuditFilter,
     BackendError, BackendErrorKind, Backoff, BoxError, BoxFuture, CancelReason, CancelRequest,
     CancellationToken, ClaimLimit, Claimed, ConcurrencyLimit, Data, Enqueue, Enqueued, Error,
     FromJobContext, FromJobContextRef, GeneratedHandler, HandlerRegistration, IntoFailureResult,

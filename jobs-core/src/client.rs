@@ -287,7 +287,7 @@ impl Queue {
 
     /// Requeues every job `filter` takes (FAILED or DEAD_LETTER ones of a
     /// queue, a job type...) in batches the backend applies atomically, and
-    /// writes one audit entry (`requeue_many`) with how many went back.
+    /// writes one audit entry (`requeue-many`) with how many went back.
     /// Unique jobs whose key is taken meanwhile are skipped and reported.
     pub async fn requeue_many(
         &self,
@@ -297,7 +297,7 @@ impl Queue {
             Ok(()) => self.backend.requeue_many(filter).await,
             Err(e) => Err(e),
         };
-        self.audit("requeue_many", filter.describe(), &result, |r| r.summary())
+        self.audit("requeue-many", filter.describe(), &result, |r| r.summary())
             .await;
         result
     }
