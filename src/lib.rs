@@ -75,16 +75,16 @@ pub mod dashboard;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use jobs_core::backend::TransactionalEnqueue;
 pub use jobs_core::{
-    metrics, payload, registry, sub_saturating, AttemptError, AuditEntry, AuditFilter,
+    metrics, minute_of, payload, registry, sub_saturating, AttemptError, AuditEntry, AuditFilter,
     BackendError, BackendErrorKind, Backoff, BoxError, BoxFuture, CancelReason, CancelRequest,
     CancellationToken, ClaimLimit, Claimed, ConcurrencyLimit, Data, Enqueue, Enqueued, Error,
     FromJobContext, FromJobContextRef, GeneratedHandler, HandlerRegistration, IntoFailureResult,
     IntoJobError, IntoJobOutput, IntoJobResult, Job, JobContext, JobError, JobFilter, JobHandler,
     JobId, JobLimits, JobOptions, JobPages, JobPayload, JobResult, JobStatus, Leader, MissedRuns,
     NewJob, OnFailureFn, PayloadOf, Periodic, PeriodicBuilder, Progress, PruneRequest, Queue,
-    QueueCount, QueueLimit, RateLimit, Result, ScheduleState, ServiceRequirement, Services,
-    Timeout, UniqueKey, UniqueStates, Uniqueness, Validate, WorkerInfo, MAX_DELAY,
-    MAX_ERROR_HISTORY,
+    QueueCount, QueueLimit, RateLimit, RequeueFilter, RequeueReport, Result, ScheduleState,
+    ServiceRequirement, Services, ThroughputBucket, Timeout, UniqueKey, UniqueStates, Uniqueness,
+    Validate, WorkerInfo, MAX_DELAY, MAX_ERROR_HISTORY, THROUGHPUT_RETENTION,
 };
 /// The `sqlx` this crate is built with, so the connections and transactions
 /// you pass to [`TransactionalEnqueue`] (and get from `pool()`) are of the same

@@ -89,9 +89,50 @@ async fn inspects_requeues_cancels_and_prunes() {
     let job: jobs::Job = serde_json::from_str(&out).expect("get prints the job as JSON");
     assert_eq!(job.id, dead.id());
 
+    // Nothing of another type or status is requeued, and a status that
+    // cannot be requeued is refused.
+    let (ok, out, _) = jobs_cli(
+        &url,
+        &[
+            "requeue",
+            "--status",
+            "dead",
+            "--queue",
+            "ops",
+            "--type",
+            "other.type",
+        ],
+    );
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("requeued 0 DEAD_LETTER jobs of queue ops, type other.type"),
+        "{out}"
+    );
+    assert_eq!(
+        queue.get(dead).await.unwrap().unwrap().status,
+        JobStatus::DeadLetter
+    );
+    let (ok, _, err) = jobs_cli(&url, &["requeue", "--status", "completed"]);
+    assert!(!ok);
+    assert!(
+        err.contains("only `dead` (DEAD_LETTER) or `failed`"),
+        "{err}"
+    );
+
     let (ok, out, _) = jobs_cli(&url, &["requeue", "--all-dead", "--queue", "ops"]);
     assert!(ok, "{out}");
-    assert!(out.contains("requeued 1"), "{out}");
+    assert!(
+        out.contains("requeued 1 DEAD_LETTER jobs of queue ops"),
+        "{out}"
+    );
+    let audit = queue
+        .audit_log(&jobs::AuditFilter::default().limit(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        (audit[0].action.as_str(), audit[0].detail.as_str()),
+        ("requeue-many", "1 jobs requeued")
+    );
     let job = queue.get(dead).await.unwrap().unwrap();
     assert_eq!((job.status, job.retry_count), (JobStatus::Pending, 0));
 

@@ -189,6 +189,18 @@ impl Backend for Purged {
     fn prune_audit(&self, before: DateTime<Utc>, limit: usize) -> BoxFuture<'_, Result<u64>> {
         self.backend.prune_audit(before, limit)
     }
+    fn throughput(
+        &self,
+        since: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<Vec<jobs_core::ThroughputBucket>>> {
+        self.backend.throughput(since)
+    }
+    fn requeue_many<'a>(
+        &'a self,
+        filter: &'a jobs_core::RequeueFilter,
+    ) -> BoxFuture<'a, Result<jobs_core::RequeueReport>> {
+        self.backend.requeue_many(filter)
+    }
     fn listener<'a>(&'a self, queues: &'a [String]) -> BoxFuture<'a, Result<Box<dyn JobListener>>> {
         self.backend.listener(queues)
     }

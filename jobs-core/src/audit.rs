@@ -13,7 +13,8 @@ pub struct AuditEntry {
     pub at: DateTime<Utc>,
     /// Who did it (`alice`, `cli:ops`, `dashboard`, `api`).
     pub actor: String,
-    /// What: `requeue`, `cancel`, `delete`, `pause`, `resume`, `prune`.
+    /// What: `requeue`, `requeue-many`, `cancel`, `delete`, `pause`, `resume`,
+    /// `prune`.
     pub action: String,
     /// On what: a job id, a queue name, or a description of a bulk action.
     pub target: String,

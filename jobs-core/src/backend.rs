@@ -515,6 +515,40 @@ pub trait Backend: Send + Sync + 'static {
         unsupported(self.backend_name(), "an audit log")
     }
 
+    /// What the jobs did per minute and per queue since `since`: the
+    /// buckets whose minute starts at or after `since`, ordered by minute,
+    /// then queue (minutes and queues without any change are left out).
+    ///
+    /// Kept by the same writes that change the jobs — whoever makes them —
+    /// each move into COMPLETED, FAILED (cancellations too), DEAD_LETTER or
+    /// RETRYING counted in the minute it happened by the backend's clock.
+    /// Buckets are kept for [`THROUGHPUT_RETENTION`](crate::THROUGHPUT_RETENTION)
+    /// at least; older ones go when [`prune`](Backend::prune) runs (or expire).
+    fn throughput(
+        &self,
+        since: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<Vec<crate::ThroughputBucket>>> {
+        let _ = since;
+        unsupported(self.backend_name(), "throughput history")
+    }
+
+    /// Requeues the jobs `filter` takes, as [`requeue`](Backend::requeue)
+    /// would each — PENDING, due now, `retry_count = 0`, no cancellation
+    /// mark, history kept — in enqueue order, a batch at a time, each batch
+    /// applied atomically by one statement or script (not one call per job).
+    /// A unique job whose key another job holds now is left as it is and
+    /// reported in [`RequeueReport::skipped_unique`](crate::RequeueReport),
+    /// not failed. A status other than FAILED or DEAD_LETTER is refused
+    /// ([`RequeueFilter::validate`](crate::RequeueFilter::validate)) and
+    /// changes nothing.
+    fn requeue_many<'a>(
+        &'a self,
+        filter: &'a crate::RequeueFilter,
+    ) -> BoxFuture<'a, Result<crate::RequeueReport>> {
+        let _ = filter;
+        unsupported(self.backend_name(), "bulk requeue")
+    }
+
     /// A wake-up signal for workers of `queues`. By default none
     /// ([`Error::Unsupported`]): workers then find work by polling.
     fn listener<'a>(&'a self, queues: &'a [String]) -> BoxFuture<'a, Result<Box<dyn JobListener>>> {

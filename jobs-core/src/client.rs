@@ -285,6 +285,35 @@ impl Queue {
         result
     }
 
+    /// Requeues every job `filter` takes (FAILED or DEAD_LETTER ones of a
+    /// queue, a job type...) in batches the backend applies atomically, and
+    /// writes one audit entry (`requeue-many`) with how many went back.
+    /// Unique jobs whose key is taken meanwhile are skipped and reported.
+    pub async fn requeue_many(
+        &self,
+        filter: &crate::RequeueFilter,
+    ) -> Result<crate::RequeueReport> {
+        let result = match filter.validate() {
+            Ok(()) => self.backend.requeue_many(filter).await,
+            Err(e) => Err(e),
+        };
+        self.audit("requeue-many", filter.describe(), &result, |r| r.summary())
+            .await;
+        result
+    }
+
+    /// What the jobs did per minute and per queue since `since` (see
+    /// [`Backend::throughput`]).
+    pub async fn throughput(&self, since: DateTime<Utc>) -> Result<Vec<crate::ThroughputBucket>> {
+        self.backend.throughput(since).await
+    }
+
+    /// Appends `entry` to the audit log: for an application's own operator
+    /// actions, beside the ones this handle writes itself.
+    pub async fn append_audit(&self, entry: &crate::AuditEntry) -> Result<()> {
+        self.backend.append_audit(entry).await
+    }
+
     /// How many jobs each queue has in each status.
     pub async fn counts(&self) -> Result<Vec<QueueCount>> {
         self.backend.counts().await

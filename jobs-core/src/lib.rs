@@ -37,9 +37,11 @@ mod ops;
 pub mod payload;
 mod periodic;
 pub mod registry;
+mod requeue;
 mod result;
 mod retry;
 mod status;
+mod throughput;
 mod timeout;
 pub mod trace;
 mod unique;
@@ -69,9 +71,11 @@ pub use ops::{CancelRequest, Enqueued, Leader, Progress, PruneRequest, ScheduleS
 pub use payload::{JobPayload, Validate};
 pub use periodic::{MissedRuns, Periodic, PeriodicBuilder, DEFAULT_GRACE};
 pub use registry::HandlerRegistration;
+pub use requeue::{RequeueFilter, RequeueReport};
 pub use result::{IntoJobError, IntoJobOutput, IntoJobResult, JobResult};
 pub use retry::Backoff;
 pub use status::{JobStatus, ParseStatusError};
+pub use throughput::{minute_of, ThroughputBucket, THROUGHPUT_RETENTION};
 pub use timeout::Timeout;
 pub use unique::{UniqueKey, UniqueStates, Uniqueness};
 

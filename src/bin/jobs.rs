@@ -5,6 +5,7 @@
 //! jobs --url sqlite://jobs.db counts
 //! jobs --url postgres://localhost/app list --status dead-letter
 //! jobs --url redis://localhost requeue 0192b7c4-...
+//! jobs --url redis://localhost requeue --status dead --queue emails --type email.send
 //! jobs --url postgres://localhost/app workers
 //! jobs --url postgres://localhost/app schedules
 //! jobs --url postgres://localhost/app pause emails
@@ -16,7 +17,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
-use jobs::{CancelRequest, Job, JobFilter, JobId, JobStatus, PruneRequest};
+use jobs::{CancelRequest, Job, JobFilter, JobId, JobStatus, PruneRequest, RequeueFilter};
 
 #[derive(Parser)]
 #[command(name = "jobs", version, about = "Inspect and manage background jobs")]
@@ -77,14 +78,24 @@ enum Command {
     Workers,
     /// The periodic schedules: last tick, its job's status, next tick.
     Schedules,
-    /// Put FAILED or DEAD_LETTER jobs back in their queue: by id, or every one matching the filters.
+    /// Put FAILED or DEAD_LETTER jobs back in their queue: by id, or every one
+    /// in --status (of --queue and --type if given), in batches the backend
+    /// applies atomically; unique jobs whose key is taken stay and are listed.
     Requeue {
         id: Option<JobId>,
-        /// Requeue every DEAD_LETTER job (of --queue if given).
-        #[arg(long, conflicts_with = "id")]
+        /// Requeue every job in this status: `dead` (DEAD_LETTER) or `failed`.
+        #[arg(long, conflicts_with = "id", value_parser = parse_requeue_status)]
+        status: Option<JobStatus>,
+        /// The same as `--status dead`.
+        #[arg(long, conflicts_with_all = ["id", "status"])]
         all_dead: bool,
-        #[arg(long)]
+        #[arg(long, conflicts_with = "id")]
         queue: Option<String>,
+        #[arg(long = "type", conflicts_with = "id")]
+        job_type: Option<String>,
+        /// At most this many jobs.
+        #[arg(long, conflicts_with = "id")]
+        limit: Option<usize>,
     },
     /// Serve the web dashboard (overview, jobs, queues, workers, schedules,
     /// audit log, actions, /metrics).
@@ -126,6 +137,21 @@ enum Command {
         #[arg(long)]
         queue: Option<String>,
     },
+}
+
+/// `dead` or `failed` (any spelling of a status; only these two can be requeued).
+fn parse_requeue_status(s: &str) -> Result<JobStatus, String> {
+    let status = if s.eq_ignore_ascii_case("dead") {
+        JobStatus::DeadLetter
+    } else {
+        s.parse().map_err(|e| format!("{e}"))?
+    };
+    match status {
+        JobStatus::DeadLetter | JobStatus::Failed => Ok(status),
+        other => Err(format!(
+            "only `dead` (DEAD_LETTER) or `failed` jobs can be requeued, not {other}"
+        )),
+    }
 }
 
 fn parse_age(s: &str) -> Result<Duration, String> {
@@ -348,28 +374,25 @@ async fn run(cli: Cli) -> jobs::Result<()> {
         Command::Requeue { id: Some(id), .. } => println!("{}", line(&queue.requeue(id).await?)),
         Command::Requeue {
             id: None,
-            all_dead: true,
+            status,
+            all_dead,
             queue: q,
+            job_type,
+            limit,
         } => {
-            let mut n = 0;
-            loop {
-                let mut filter = JobFilter::default()
-                    .status(JobStatus::DeadLetter)
-                    .limit(500);
-                filter.queue.clone_from(&q);
-                let batch = queue.list(&filter).await?;
-                if batch.is_empty() {
-                    break;
-                }
-                for job in batch {
-                    queue.requeue(job.id).await?;
-                    n += 1;
-                }
+            let Some(status) = status.or(all_dead.then_some(JobStatus::DeadLetter)) else {
+                return Err(jobs::Error::Config(
+                    "give a job id, or --status dead|failed (or --all-dead)".into(),
+                ));
+            };
+            let mut filter = RequeueFilter::new(status).limit(limit.unwrap_or(usize::MAX));
+            filter.queue = q;
+            filter.job_type = job_type;
+            let report = queue.requeue_many(&filter).await?;
+            println!("requeued {} {}", report.requeued, filter.describe());
+            for id in &report.skipped_unique {
+                println!("skipped {id}: another job holds its unique key");
             }
-            println!("requeued {n} dead-lettered jobs");
-        }
-        Command::Requeue { .. } => {
-            return Err(jobs::Error::Config("give a job id, or --all-dead".into()));
         }
         Command::Dashboard {
             bind,

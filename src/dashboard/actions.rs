@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use super::auth::{same_origin, same_secret};
 use super::util::{pct, Ctx};
-use crate::{AuditEntry, CancelRequest, JobFilter, JobId, JobStatus};
+use crate::{CancelRequest, JobId, JobStatus, RequeueFilter};
 
 /// What an action form sends.
 #[derive(Debug, Deserialize)]
@@ -34,7 +34,8 @@ pub(crate) struct ActionForm {
     return_to: Option<String>,
 }
 
-/// At most this many dead jobs are requeued by one bulk requeue.
+/// At most this many dead jobs are requeued by one bulk requeue (the backend
+/// applies it in batches, each atomically).
 const BULK_MAX: usize = 100_000;
 
 pub(crate) async fn action(
@@ -206,48 +207,25 @@ async fn run(ctx: &Ctx, action: &str, form: &ActionForm) -> Outcome {
     }
 }
 
-/// Requeues every DEAD_LETTER job of `q` (of `job_type` only, if given),
-/// each audited, then audits the bulk action as a whole.
+/// Requeues every DEAD_LETTER job of `q` (of `job_type` only, if given)
+/// with the backend's bulk requeue, a batch at a time; the queue handle
+/// writes one audit entry for it, with the count.
 async fn requeue_dead(queue: &crate::Queue, q: &str, job_type: Option<&str>) -> Outcome {
-    let (mut n, mut refused) = (0usize, 0usize);
-    let result = loop {
-        // The refused ones stay dead, in front: skip them.
-        let mut filter = JobFilter::default()
-            .queue(q)
-            .status(JobStatus::DeadLetter)
-            .limit(500)
-            .offset(refused);
-        filter.job_type = job_type.map(str::to_owned);
-        let batch = match queue.list(&filter).await {
-            Ok(b) => b,
-            Err(e) => break Err(e),
-        };
-        if batch.is_empty() || n + refused >= BULK_MAX {
-            break Ok(());
-        }
-        for job in batch {
-            match queue.requeue(job.id).await {
-                Ok(_) => n += 1,
-                Err(_) => refused += 1,
-            }
-        }
-    };
-    let summary = match &result {
-        Ok(()) if refused == 0 => Ok(format!("{n} jobs")),
-        Ok(()) => Ok(format!("{n} jobs, {refused} refused")),
-        Err(e) => Err(format!("{e} (after {n} jobs)")),
-    };
+    let mut filter = RequeueFilter::dead_in(q).limit(BULK_MAX);
+    if let Some(t) = job_type {
+        filter = filter.job_type(t);
+    }
     let what = match job_type {
         Some(t) => format!("dead jobs of queue {q}, type {t}"),
         None => format!("dead jobs of queue {q}"),
     };
-    let entry = AuditEntry::new(queue.actor(), "requeue-dead", what.clone()).result(summary);
-    let _ = queue.backend().append_audit(&entry).await;
-    match result {
-        Ok(()) if refused == 0 => done(format!("Requeued {n} {what}.")),
-        Ok(()) => failed(format!(
-            "Requeued {n} {what}; {refused} were refused (see the audit log)."
+    match queue.requeue_many(&filter).await {
+        Ok(r) if r.skipped_unique.is_empty() => done(format!("Requeued {} {what}.", r.requeued)),
+        Ok(r) => failed(format!(
+            "Requeued {} {what}; {} stay dead because another job holds their unique key now.",
+            r.requeued,
+            r.skipped_unique.len()
         )),
-        Err(e) => failed(format!("Requeued {n} {what}, then: {e}")),
+        Err(e) => failed(format!("Could not requeue the {what}: {e}")),
     }
 }

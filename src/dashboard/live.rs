@@ -1,8 +1,9 @@
 //! The parts of the overview that refresh themselves (htmx polls them every
-//! few seconds): the counts per queue, and the running jobs. A poll of the
-//! counts costs one `counts()`, one `paused()` and, per queue with waiting
-//! jobs, one `list` of a single job (its oldest); a poll of the running jobs
-//! one `list` of at most 20.
+//! few seconds): the counts per queue with the last hour's throughput, and
+//! the running jobs. A poll of the counts costs one `counts()`, one
+//! `paused()`, one `throughput()` and, per queue with waiting jobs, one
+//! `list` of a single job (its oldest); a poll of the running jobs one
+//! `list` of at most 20.
 
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
@@ -43,11 +44,13 @@ impl QueueRow {
     }
 }
 
-/// [`queue_rows`] with the ages, kept as a sample for the throughput chart.
-pub(crate) async fn sampled_rows(state: &super::State) -> crate::Result<Vec<QueueRow>> {
-    let rows = queue_rows(&state.queue, true).await?;
-    state.samples.record(&rows);
-    Ok(rows)
+/// What the overview's live part shows: [`queue_rows`] with the ages, and
+/// the last hour's throughput.
+pub(crate) async fn overview_data(
+    queue: &Queue,
+) -> crate::Result<(Vec<QueueRow>, super::chart::Throughput)> {
+    let rows = queue_rows(queue, true).await?;
+    Ok((rows, super::chart::Throughput::last_hour(queue).await))
 }
 
 /// Every queue that has jobs or is paused, by name.
@@ -92,7 +95,11 @@ pub(crate) async fn queue_rows(queue: &Queue, with_age: bool) -> crate::Result<V
 }
 
 /// The counts table, polling for itself.
-pub(crate) fn overview_fragment(ctx: &Ctx, rows: &[QueueRow]) -> Markup {
+pub(crate) fn overview_fragment(
+    ctx: &Ctx,
+    rows: &[QueueRow],
+    throughput: &super::chart::Throughput,
+) -> Markup {
     let now = Utc::now();
     let poll = ctx.state.poll_seconds;
     let totals: Vec<u64> = (0..COLUMNS.len())
@@ -140,7 +147,7 @@ pub(crate) fn overview_fragment(ctx: &Ctx, rows: &[QueueRow]) -> Markup {
                 }
             }
             p.muted { "Updated " (super::util::time(now)) }
-            (ctx.state.samples.chart())
+            (throughput.chart())
         }
     }
 }
@@ -197,8 +204,8 @@ pub(crate) async fn running_jobs(queue: &Queue) -> crate::Result<Vec<crate::Job>
 }
 
 pub(crate) async fn overview(ctx: Ctx) -> Response {
-    match sampled_rows(&ctx.state).await {
-        Ok(rows) => overview_fragment(&ctx, &rows).into_response(),
+    match overview_data(&ctx.state.queue).await {
+        Ok((rows, throughput)) => overview_fragment(&ctx, &rows, &throughput).into_response(),
         Err(e) => pages::backend_error(&ctx, &e),
     }
 }

@@ -1,6 +1,8 @@
 //! `GET /metrics`: Prometheus text gauges computed from the backend at each
 //! scrape — jobs by queue and status, paused queues, the oldest waiting job's
-//! age per queue, registered workers and the jobs they run.
+//! age per queue, the jobs that finished in the last full minute by outcome
+//! (from the backend's throughput history), registered workers and the jobs
+//! they run.
 //!
 //! `jobs_queue_jobs{queue,status}` and `jobs_running{worker}` have the names
 //! and labels of the runtime's own gauges, so either source fills the same
@@ -17,7 +19,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 
-use super::live::{sampled_rows, COLUMNS};
+use super::live::{queue_rows, COLUMNS};
 use super::util::Ctx;
 
 /// A label value, escaped as the text format wants.
@@ -50,7 +52,7 @@ pub(crate) async fn metrics(ctx: Ctx) -> Response {
 
 async fn render(ctx: &Ctx) -> crate::Result<String> {
     let queue = &ctx.state.queue;
-    let rows = sampled_rows(&ctx.state).await?;
+    let rows = queue_rows(queue, true).await?;
     let workers = queue.workers().await.unwrap_or_default();
     let now = Utc::now();
     let mut out = String::new();
@@ -92,6 +94,28 @@ async fn render(ctx: &Ctx) -> crate::Result<String> {
             "jobs_queue_oldest_waiting_seconds{{queue=\"{}\"}} {age}",
             label(&r.name)
         );
+    }
+    // The last full minute of the backend's throughput history, if it keeps one.
+    let last_minute = crate::minute_of(now) - chrono::Duration::minutes(1);
+    if let Ok(buckets) = queue.throughput(last_minute).await {
+        out.push_str(
+            "# HELP jobs_queue_finished_last_minute Jobs of the queue that ended an attempt in the last full minute, by outcome, as the backend counted them.\n",
+        );
+        out.push_str("# TYPE jobs_queue_finished_last_minute gauge\n");
+        for b in buckets.iter().filter(|b| b.minute == last_minute) {
+            for (outcome, n) in [
+                ("completed", b.completed),
+                ("failed", b.failed),
+                ("dead", b.dead),
+                ("retried", b.retried),
+            ] {
+                let _ = writeln!(
+                    out,
+                    "jobs_queue_finished_last_minute{{queue=\"{}\",outcome=\"{outcome}\"}} {n}",
+                    label(&b.queue)
+                );
+            }
+        }
     }
     out.push_str("# HELP jobs_workers Workers registered with the backend.\n");
     out.push_str("# TYPE jobs_workers gauge\n");

@@ -144,7 +144,6 @@ impl Dashboard {
             title: self.title,
             poll_seconds: self.poll_seconds,
             csrf_secret: auth::random_secret(),
-            samples: chart::Samples::default(),
         });
         Router::new()
             .route("/", get(pages::overview::page))
@@ -183,8 +182,6 @@ pub(crate) struct State {
     pub(crate) poll_seconds: u32,
     /// The CSRF token of this dashboard: random, made at start.
     pub(crate) csrf_secret: String,
-    /// The counts it saw, for the throughput chart.
-    pub(crate) samples: chart::Samples,
 }
 
 pub(crate) type AppState = Arc<State>;

@@ -17,7 +17,7 @@
 //! backend is done when it passes the suite unchanged.
 //!
 //! The rules live in one file per family (`enqueue.rs`, `claim.rs`, `lease.rs`,
-//! `outcome.rs`, `admin.rs`, `payload.rs`, `listener.rs`), each a
+//! `outcome.rs`, `admin.rs`, `ops.rs`, `payload.rs`, `listener.rs`), each a
 //! `pub async fn rule(q: Backend)`, with the helpers they share in `support.rs`.
 //! Adding a rule: write its function in its family's file and add one line,
 //! `family::rule`, to the list in `jobs_conformance_suite!`; the generated test
@@ -38,6 +38,7 @@ pub mod enqueue;
 pub mod lease;
 pub mod limits;
 pub mod listener;
+pub mod ops;
 pub mod outcome;
 pub mod payload;
 mod support;
@@ -97,6 +98,10 @@ macro_rules! jobs_conformance_suite {
             admin::prune_removes_only_old_terminal_jobs_within_limit,
             admin::cancelled_jobs_are_marked_and_filterable,
             admin::counts_follow_every_change,
+
+            ops::throughput_counts_each_end_of_an_attempt,
+            ops::requeue_many_takes_what_the_filter_says,
+            ops::requeue_many_skips_jobs_whose_unique_key_is_taken,
 
             payload::payloads_round_trip_exactly,
             payload::a_nul_in_a_payload_is_refused_and_one_in_a_result_is_stored,

@@ -145,5 +145,7 @@ impl jobs_core::Backend for SelfCleaning {
         audit_log(filter: &'a jobs_core::AuditFilter) -> jobs_core::Result<Vec<jobs_core::AuditEntry>>;
         prune_audit(before: chrono::DateTime<chrono::Utc>, limit: usize) -> jobs_core::Result<u64>;
         listener(queues: &'a [String]) -> jobs_core::Result<Box<dyn jobs_core::backend::JobListener>>;
+        throughput(since: chrono::DateTime<chrono::Utc>) -> jobs_core::Result<Vec<jobs_core::ThroughputBucket>>;
+        requeue_many(filter: &'a jobs_core::RequeueFilter) -> jobs_core::Result<jobs_core::RequeueReport>;
     }
 }

@@ -1,5 +1,6 @@
 //! The overview: totals, the counts of every queue with its oldest waiting
-//! job and paused state, and the running jobs — both refreshing themselves.
+//! job and paused state, the last hour's throughput, and the running jobs —
+//! both refreshing themselves.
 
 use axum::response::{IntoResponse, Response};
 use maud::html;
@@ -10,7 +11,7 @@ use crate::dashboard::util::Ctx;
 
 pub(crate) async fn page(ctx: Ctx) -> Response {
     let queue = &ctx.state.queue;
-    let rows = match live::sampled_rows(&ctx.state).await {
+    let (rows, throughput) = match live::overview_data(queue).await {
         Ok(r) => r,
         Err(e) => return backend_error(&ctx, &e),
     };
@@ -19,7 +20,7 @@ pub(crate) async fn page(ctx: Ctx) -> Response {
         Err(e) => return backend_error(&ctx, &e),
     };
     let body = html! {
-        (live::overview_fragment(&ctx, &rows))
+        (live::overview_fragment(&ctx, &rows, &throughput))
         h2 { "Running now" }
         (live::running_fragment(&ctx, &running))
     };

@@ -3,13 +3,15 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use jobs_core::backend::{
     ClaimRequest, Fence, HeartbeatReply, JobListener, LeaseToken, OutcomeUpdate, Recovered,
 };
 use jobs_core::{
     add_saturating, AuditEntry, AuditFilter, Backend, BoxFuture, CancelRequest, Claimed, Enqueued,
     Error, Job, JobFilter, JobId, JobStatus, Leader, NewJob, Progress, PruneRequest, QueueCount,
-    Result, ScheduleState, WorkerInfo,
+    RequeueFilter, RequeueReport, Result, ScheduleState, ThroughputBucket, WorkerInfo,
+    THROUGHPUT_RETENTION,
 };
 use tokio::sync::watch;
 
@@ -29,6 +31,29 @@ struct Inner {
     wake: watch::Sender<u64>,
     /// Bumped whenever a running job's cancellation is requested.
     cancels: watch::Sender<u64>,
+}
+
+/// Puts a FAILED or DEAD_LETTER job back to PENDING, due `now`: what
+/// `requeue` and `requeue_many` do to each job.
+fn requeue_locked(st: &mut State, id: JobId, now: chrono::DateTime<chrono::Utc>) -> Result<Job> {
+    let status = st.jobs.get(&id).ok_or(Error::NotFound(id))?.job.status;
+    if !matches!(status, JobStatus::Failed | JobStatus::DeadLetter) {
+        return Err(Error::cannot_requeue(id, status));
+    }
+    st.retake_key(id)?;
+    let out = {
+        let mut entry = st.jobs.get_mut(&id).expect("present");
+        let job = &mut entry.job;
+        job.status = JobStatus::Pending;
+        job.retry_count = 0;
+        job.run_at = now;
+        job.completed_at = None;
+        job.cancelled_at = None;
+        job.clone()
+    };
+    st.join_sequence(id);
+    st.insert_waiting(id, now);
+    Ok(out)
 }
 
 impl std::fmt::Debug for MemoryBackend {
@@ -143,26 +168,39 @@ impl MemoryBackend {
     fn requeue_now(&self, id: JobId) -> Result<Job> {
         let now = clock::now();
         let mut st = self.lock();
-        let status = st.jobs.get(&id).ok_or(Error::NotFound(id))?.job.status;
-        if !matches!(status, JobStatus::Failed | JobStatus::DeadLetter) {
-            return Err(Error::cannot_requeue(id, status));
-        }
-        st.retake_key(id)?;
-        let out = {
-            let mut entry = st.jobs.get_mut(&id).expect("present");
-            let job = &mut entry.job;
-            job.status = JobStatus::Pending;
-            job.retry_count = 0;
-            job.run_at = now;
-            job.completed_at = None;
-            job.cancelled_at = None;
-            job.clone()
-        };
-        st.join_sequence(id);
-        st.insert_waiting(id, now);
+        let out = requeue_locked(&mut st, id, now)?;
         drop(st);
         self.wake();
         Ok(out)
+    }
+
+    /// Every job `filter` takes, requeued under one lock (one batch).
+    fn requeue_many_now(&self, filter: &RequeueFilter) -> Result<RequeueReport> {
+        filter.validate()?;
+        let now = clock::now();
+        let mut st = self.lock();
+        let candidates: Vec<JobId> = st
+            .order
+            .values()
+            .filter(|id| filter.matches(&st.jobs[*id].job))
+            .copied()
+            .collect();
+        let mut report = RequeueReport::default();
+        for id in candidates {
+            if report.requeued as usize >= filter.limit {
+                break;
+            }
+            match requeue_locked(&mut st, id, now) {
+                Ok(_) => report.requeued += 1,
+                Err(Error::UniqueKeyTaken { .. }) => report.skipped_unique.push(id),
+                Err(e) => return Err(e),
+            }
+        }
+        drop(st);
+        if report.requeued > 0 {
+            self.wake();
+        }
+        Ok(report)
     }
 
     pub(super) fn next_due(&self, queues: &[String]) -> Option<chrono::DateTime<chrono::Utc>> {
@@ -309,8 +347,25 @@ impl Backend for MemoryBackend {
             for id in &doomed {
                 st.delete(*id);
             }
+            let keep = chrono::Duration::from_std(THROUGHPUT_RETENTION).unwrap_or_default();
+            st.jobs
+                .prune_throughput((clock::now() - keep).timestamp().div_euclid(60) * 60);
             Ok(doomed.len() as u64)
         })
+    }
+
+    fn throughput(&self, since: DateTime<Utc>) -> BoxFuture<'_, Result<Vec<ThroughputBucket>>> {
+        Box::pin(async move {
+            let secs = since.timestamp() + i64::from(since.timestamp_subsec_nanos() > 0);
+            Ok(self.lock().jobs.throughput(secs))
+        })
+    }
+
+    fn requeue_many<'a>(
+        &'a self,
+        filter: &'a RequeueFilter,
+    ) -> BoxFuture<'a, Result<RequeueReport>> {
+        Box::pin(async move { self.requeue_many_now(filter) })
     }
 
     fn pause_queue<'a>(&'a self, queue: &'a str) -> BoxFuture<'a, Result<()>> {

@@ -4,11 +4,14 @@
 use std::collections::{BTreeMap, HashMap};
 use std::ops::{Deref, DerefMut, Index};
 
-use jobs_core::{JobId, JobStatus};
+use jobs_core::{JobId, JobStatus, ThroughputBucket, THROUGHPUT_RETENTION};
 
 use super::state::Entry;
 
 type Counts = BTreeMap<(String, JobStatus), u64>;
+/// Moves into COMPLETED, FAILED, DEAD_LETTER, RETRYING per (minute start in
+/// Unix seconds, queue).
+type Throughput = BTreeMap<(i64, String), [u64; 4]>;
 
 /// The jobs by id; every way to change one goes through [`Jobs::get_mut`],
 /// [`Jobs::insert`] or [`Jobs::remove`], which keep the counts.
@@ -16,6 +19,26 @@ type Counts = BTreeMap<(String, JobStatus), u64>;
 pub(super) struct Jobs {
     map: HashMap<JobId, Entry>,
     counts: Counts,
+    throughput: Throughput,
+}
+
+/// Counts a move of a job of `queue` into `status`, now, if it ends an
+/// attempt; buckets past [`THROUGHPUT_RETENTION`] go when a new minute starts.
+fn bump(throughput: &mut Throughput, queue: &str, status: JobStatus) {
+    let slot = match status {
+        JobStatus::Completed => 0,
+        JobStatus::Failed => 1,
+        JobStatus::DeadLetter => 2,
+        JobStatus::Retrying => 3,
+        _ => return,
+    };
+    let minute = crate::clock::now().timestamp().div_euclid(60) * 60;
+    let key = (minute, queue.to_owned());
+    if !throughput.contains_key(&key) {
+        let keep = (THROUGHPUT_RETENTION.as_secs() as i64).saturating_add(60);
+        *throughput = throughput.split_off(&(minute - keep, String::new()));
+    }
+    throughput.entry(key).or_default()[slot] += 1;
 }
 
 fn add(counts: &mut Counts, queue: &str, status: JobStatus) {
@@ -47,6 +70,11 @@ impl Jobs {
 
     pub(super) fn insert(&mut self, id: JobId, entry: Entry) {
         add(&mut self.counts, &entry.job.queue_name, entry.job.status);
+        bump(
+            &mut self.throughput,
+            &entry.job.queue_name,
+            entry.job.status,
+        );
         if let Some(old) = self.map.insert(id, entry) {
             sub(&mut self.counts, &old.job.queue_name, old.job.status);
         }
@@ -65,8 +93,26 @@ impl Jobs {
         Some(EntryMut {
             entry,
             counts: &mut self.counts,
+            throughput: &mut self.throughput,
             was,
         })
+    }
+
+    /// The buckets whose minute starts at or after `since` (Unix seconds).
+    pub(super) fn throughput(&self, since: i64) -> Vec<ThroughputBucket> {
+        let start = since.div_euclid(60) * 60 + i64::from(since.rem_euclid(60) != 0) * 60;
+        self.throughput
+            .range((start, String::new())..)
+            .map(|((minute, queue), [c, f, d, r])| {
+                let at = chrono::DateTime::from_timestamp(*minute, 0).unwrap_or_default();
+                ThroughputBucket::new(at, queue.as_str()).with_counts(*c, *f, *d, *r)
+            })
+            .collect()
+    }
+
+    /// Drops the buckets of minutes before `before` (Unix seconds).
+    pub(super) fn prune_throughput(&mut self, before: i64) {
+        self.throughput = self.throughput.split_off(&(before, String::new()));
     }
 
     /// The number of jobs per (queue, status), for those that have any.
@@ -89,6 +135,7 @@ impl Index<&JobId> for Jobs {
 pub(super) struct EntryMut<'a> {
     entry: &'a mut Entry,
     counts: &'a mut Counts,
+    throughput: &'a mut Throughput,
     was: (String, JobStatus),
 }
 
@@ -112,6 +159,9 @@ impl Drop for EntryMut<'_> {
         if job.status != self.was.1 || job.queue_name != self.was.0 {
             sub(self.counts, &self.was.0, self.was.1);
             add(self.counts, &job.queue_name, job.status);
+            if job.status != self.was.1 {
+                bump(self.throughput, &job.queue_name, job.status);
+            }
         }
     }
 }

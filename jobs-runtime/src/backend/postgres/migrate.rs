@@ -30,6 +30,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "job_counts",
         include_str!("migrations/0005_job_counts.sql"),
     ),
+    (
+        6,
+        "throughput",
+        include_str!("migrations/0006_throughput.sql"),
+    ),
 ];
 
 /// Advisory-lock class of the migration lock (`'jobs'` in ASCII); the other key is the schema's hash.

@@ -44,6 +44,12 @@
 //!   SQL or a caller's transaction count too). `count_jobs()` folds the
 //!   committed deltas into `job_counts` (one folder at a time, `NOWAIT`;
 //!   the reaper's tick folds as well) and sums both: exact under MVCC.
+//! * Throughput (version 6) costs the hot path nothing new: each count
+//!   delta row also records when it was written (`at`, a column default),
+//!   and the fold turns the positive deltas of COMPLETED, FAILED,
+//!   DEAD_LETTER and RETRYING into per-minute rows of `job_throughput`
+//!   (dropping minutes older than a day) while it moves the deltas into the
+//!   totals; `throughput_since()` folds, then sums both.
 //! * Unique jobs (see `enqueue.rs`): the store enforces them. A job stores
 //!   its key (with its period's bucket by the database's clock) and the bit
 //!   set of the statuses in which it holds it; the partial unique index
@@ -129,6 +135,7 @@
 
 mod audit;
 mod backend;
+mod bulk;
 mod claim;
 mod cluster;
 mod conns;

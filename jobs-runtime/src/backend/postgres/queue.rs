@@ -9,8 +9,8 @@ use jobs_core::backend::{
 };
 use jobs_core::{
     AuditEntry, AuditFilter, Backend, BoxFuture, CancelRequest, Claimed, Enqueued, Job, JobFilter,
-    JobId, JobStatus, Leader, NewJob, Progress, PruneRequest, QueueCount, Result, ScheduleState,
-    WorkerInfo,
+    JobId, JobStatus, Leader, NewJob, Progress, PruneRequest, QueueCount, RequeueFilter,
+    RequeueReport, Result, ScheduleState, ThroughputBucket, WorkerInfo,
 };
 use sqlx::postgres::PgConnection;
 use sqlx::Row;
@@ -228,6 +228,17 @@ impl Backend for PostgresBackend {
             let done = conn.done(res)?;
             Ok(done.rows_affected())
         })
+    }
+
+    fn throughput(&self, since: DateTime<Utc>) -> BoxFuture<'_, Result<Vec<ThroughputBucket>>> {
+        Box::pin(self.throughput_buckets(since))
+    }
+
+    fn requeue_many<'a>(
+        &'a self,
+        filter: &'a RequeueFilter,
+    ) -> BoxFuture<'a, Result<RequeueReport>> {
+        Box::pin(self.requeue_many_jobs(filter))
     }
 
     fn pause_queue<'a>(&'a self, queue: &'a str) -> BoxFuture<'a, Result<()>> {

@@ -55,6 +55,10 @@ pub(super) struct Sql {
     pub(super) list: String,
     pub(super) cancel: String,
     pub(super) requeue: String,
+    /// One batch of a bulk requeue.
+    pub(super) requeue_many: String,
+    /// The throughput buckets from `$1` on.
+    pub(super) throughput: String,
     pub(super) status_of: String,
     pub(super) counts: String,
     /// Folds the count deltas into the totals (the reaper's tick does it too,
@@ -181,6 +185,11 @@ impl Sql {
             list: load(include_str!("sql/list.sql"), None),
             cancel: load(include_str!("sql/cancel.sql"), None),
             requeue: load(include_str!("sql/requeue.sql"), Some(&wake_plain)),
+            requeue_many: load(include_str!("sql/requeue_many.sql"), Some(&wake_plain)),
+            throughput: format!(
+                "SELECT minute, queue_name, completed, failed, dead, retried \
+                 FROM {s}.throughput_since($1)"
+            ),
             status_of: format!("SELECT status FROM {t} WHERE id = $1"),
             // Totals kept by triggers (migration 5), never a scan of the jobs.
             counts: format!("SELECT queue_name, status, n FROM {s}.count_jobs()"),

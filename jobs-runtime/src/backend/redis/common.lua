@@ -138,10 +138,34 @@ end
 -- A field that comes down to zero goes, so `{P}:counts` holds only the
 -- (status, queue) pairs that have jobs and `counts()` (one HGETALL) stays
 -- as small as they are, however many queues came and went.
+--
+-- The same figures keep the throughput history: `{P}:tp:<minute>` (the
+-- minute's start, Unix seconds, by Redis's clock) holds per queue how many
+-- jobs became COMPLETED, FAILED, DEAD_LETTER and RETRYING in it (fields
+-- `c <queue>`, `f <queue>`, `d <queue>`, `r <queue>`). No script moves jobs
+-- both into and out of one of these statuses, so a positive net figure is the
+-- number of moves into it. A hash expires TP_TTL after its first field was
+-- made (a little over a day); only then does the script pay an EXPIRE.
+local TP_FIELD = {COMPLETED = 'c', FAILED = 'f', DEAD_LETTER = 'd', RETRYING = 'r'}
+local TP_TTL = 90000
 local function flush_counts()
-  for k, d in pairs(counts) do
-    if d ~= 0 and redis.call('HINCRBY', K .. ':counts', k, d) == 0 then
-      redis.call('HDEL', K .. ':counts', k)
+  local tp
+  for status, by_q in pairs(count_keys) do
+    local f = TP_FIELD[status]
+    for q, k in pairs(by_q) do
+      local d = counts[k]
+      if d ~= 0 and redis.call('HINCRBY', K .. ':counts', k, d) == 0 then
+        redis.call('HDEL', K .. ':counts', k)
+      end
+      if f and d > 0 then
+        if not tp then
+          local t = redis.call('TIME')
+          tp = K .. ':tp:' .. n2s(tonumber(t[1]) - tonumber(t[1]) % 60)
+        end
+        if redis.call('HINCRBY', tp, f .. ' ' .. q, d) == d then
+          redis.call('EXPIRE', tp, TP_TTL)
+        end
+      end
     end
   end
 end

@@ -57,6 +57,7 @@
 //! | `{P}:all` | zset | every job; score enqueue sequence, member id (for `list`) |
 //! | `{P}:done` | zset | COMPLETED/FAILED/DEAD_LETTER jobs; score finish time (µs), member id (for `prune`) |
 //! | `{P}:counts` | hash | `"<STATUS> <queue>"` → number of jobs, for each pair that has jobs (what [`Backend::counts`] reads; see below) |
+//! | `{P}:tp:<minute>` | hash | `"c <queue>"`, `"f …"`, `"d …"`, `"r …"` → jobs that became COMPLETED, FAILED, DEAD_LETTER, RETRYING in the minute starting at `<minute>` (Unix seconds, Redis's clock); expires 25 h after it was made (what [`Backend::throughput`] reads) |
 //! | `{P}:seq` | string | the enqueue sequence counter |
 //! | `{P}:abort:<nonce>` | string | short-lived marker of a refused multi-chunk enqueue |
 //! | `{P}:wake` | pub/sub channel | a queue's name whenever it may have new work |
@@ -272,6 +273,7 @@ use jobs_core::{Backend, BackendErrorKind, Error, MAX_DELAY};
 mod backend;
 // After `backend`: its `impl RedisBackend` block then comes second in the docs.
 mod admin;
+mod bulk;
 mod conn;
 mod control;
 mod listener;

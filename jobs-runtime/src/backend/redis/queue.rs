@@ -83,6 +83,20 @@ impl Backend for RedisBackend {
         Box::pin(self.prune_now(req))
     }
 
+    fn throughput(
+        &self,
+        since: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<Vec<jobs_core::ThroughputBucket>>> {
+        Box::pin(self.throughput_now(since))
+    }
+
+    fn requeue_many<'a>(
+        &'a self,
+        filter: &'a jobs_core::RequeueFilter,
+    ) -> BoxFuture<'a, Result<jobs_core::RequeueReport>> {
+        Box::pin(self.requeue_many_now(filter))
+    }
+
     fn detached(&self) -> Option<Arc<dyn Backend>> {
         Some(Arc::new(self.detached_handle()))
     }

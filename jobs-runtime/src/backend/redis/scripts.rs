@@ -59,6 +59,8 @@ pub(super) struct Scripts {
     pub(super) lead: Script,
     pub(super) schedule: Script,
     pub(super) audit: Script,
+    pub(super) throughput: Script,
+    pub(super) requeue_many: Script,
 }
 
 pub(super) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
@@ -80,6 +82,8 @@ pub(super) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     lead: lua!("lead"),
     schedule: lua!("schedule"),
     audit: lua!("audit"),
+    throughput: lua!("throughput"),
+    requeue_many: lua!("requeue_many"),
 });
 
 /// The sources of the enqueue and record scripts, for `EVAL` inside `MULTI`

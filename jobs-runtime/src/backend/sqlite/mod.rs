@@ -172,6 +172,7 @@ use jobs_core::{Backend, MAX_ERROR_HISTORY};
 mod admin;
 mod audit;
 mod backend;
+mod bulk;
 mod claim;
 mod cluster;
 mod conn;

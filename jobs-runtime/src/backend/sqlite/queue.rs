@@ -151,7 +151,25 @@ impl Backend for SqliteBackend {
     }
 
     fn prune<'a>(&'a self, req: &'a PruneRequest) -> BoxFuture<'a, Result<u64>> {
-        Box::pin(self.prune_now(req))
+        Box::pin(async move {
+            let n = self.prune_now(req).await?;
+            self.prune_throughput_now().await?;
+            Ok(n)
+        })
+    }
+
+    fn throughput(
+        &self,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> BoxFuture<'_, Result<Vec<jobs_core::ThroughputBucket>>> {
+        Box::pin(self.throughput_now(since))
+    }
+
+    fn requeue_many<'a>(
+        &'a self,
+        filter: &'a jobs_core::RequeueFilter,
+    ) -> BoxFuture<'a, Result<jobs_core::RequeueReport>> {
+        Box::pin(self.requeue_many_now(filter))
     }
 
     fn pause_queue<'a>(&'a self, queue: &'a str) -> BoxFuture<'a, Result<()>> {

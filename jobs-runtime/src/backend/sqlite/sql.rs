@@ -407,6 +407,10 @@ statements! {
     append_audit = "sql/append_audit.sql";
     audit_log = "sql/audit_log.sql";
     prune_audit = "sql/prune_audit.sql";
+    throughput = "sql/throughput.sql";
+    prune_throughput = "sql/prune_throughput.sql";
+    requeue_candidates = "sql/requeue_candidates.sql";
+    requeue_many = "sql/requeue_many.sql";
 }
 
 pub(super) fn counts() -> &'static str {
