@@ -191,3 +191,65 @@ async fn a_duplicate_s_handle_awaits_the_job_that_holds_the_key() {
     second.result_timeout(PATIENCE).await.unwrap();
     manager.stop().await.unwrap();
 }
+
+// What each shape of return type makes the payload's `JobOutput::Output`.
+
+type Outcome<T> = Result<T, std::io::Error>;
+
+#[derive(Serialize, Deserialize)]
+struct ViaAlias;
+#[job_handler("handles.shape.alias")]
+async fn via_alias(_p: ViaAlias) -> Outcome<u8> {
+    Ok(1)
+}
+
+#[derive(Serialize, Deserialize)]
+struct ViaJobResult;
+#[job_handler("handles.shape.job_result")]
+async fn via_job_result(_p: ViaJobResult) -> JobResult {
+    JobResult::success()
+}
+
+#[derive(Serialize, Deserialize)]
+struct Borrowing;
+#[job_handler("handles.shape.borrowing")]
+async fn borrowing(_p: Borrowing) -> Result<&'static str, String> {
+    Ok("static")
+}
+
+#[derive(Serialize, Deserialize)]
+struct UnitOk;
+#[job_handler("handles.shape.unit_ok")]
+async fn unit_ok(_p: UnitOk) -> Result<(), JobError> {
+    Ok(())
+}
+
+#[derive(Serialize, Deserialize)]
+struct ExplicitUnit;
+#[job_handler("handles.shape.explicit_unit")]
+#[allow(clippy::unused_unit)]
+async fn explicit_unit(_p: ExplicitUnit) -> () {}
+
+#[derive(Serialize, Deserialize)]
+struct Nested;
+#[job_handler("handles.shape.nested")]
+async fn nested(_p: Nested) -> std::result::Result<Vec<(String, Option<u64>)>, String> {
+    Ok(Vec::new())
+}
+
+fn output_is<P: JobOutput<H, Output = T>, T, H>() {}
+
+/// Checked by the compiler: a wrong `Output` does not build.
+#[test]
+fn each_return_shape_has_its_output_type() {
+    output_is::<GenerateReport, ReportReady, _>();
+    output_is::<Notify, (), _>();
+    output_is::<Upstream, u32, _>();
+    output_is::<UnitOk, (), _>();
+    output_is::<ExplicitUnit, (), _>();
+    output_is::<Nested, Vec<(String, Option<u64>)>, _>();
+    // Untyped where the type cannot be read off the signature, or borrows.
+    output_is::<ViaAlias, serde_json::Value, _>();
+    output_is::<ViaJobResult, serde_json::Value, _>();
+    output_is::<Borrowing, serde_json::Value, _>();
+}

@@ -37,12 +37,18 @@ use crate::{Backend, Enqueued, Error, Job, JobId, JobStatus, Queue};
 ///
 /// `Output` has no bounds, so a handler whose result is only `Serialize` still
 /// compiles; awaiting its typed result needs `Output: DeserializeOwned`.
+///
+/// `H` is the handler that returns it: `#[job_handler]` writes
+/// `impl JobOutput<SendEmailHandler> for SendEmail`, so that a second handler
+/// for the same payload is one error (the conflicting `JobPayload`), not two.
+/// [`JobHandle::result`] finds `H` by itself, from the one impl there is. A
+/// hand-written impl leaves it out (`impl JobOutput for MyPayload`, `H = ()`).
 #[diagnostic::on_unimplemented(
     message = "`{Self}` has no typed result",
     label = "no `#[job_handler]` for `{Self}` declares what it returns",
     note = "`#[job_handler]` implements `JobOutput` for its payload; for a hand-written handler write `impl JobOutput for {Self} {{ type Output = YourResult; }}`, or await the untyped result with `JobHandle<serde_json::Value>` / `result_value()`"
 )]
-pub trait JobOutput {
+pub trait JobOutput<H = ()> {
     /// What the handler returns on success (the `T` of its `Result<T, E>`).
     type Output;
 }
@@ -191,6 +197,22 @@ impl JobResultError {
 /// Waiting uses the backend's completion signal ([`Backend::wait_finished`]):
 /// in-process for memory and SQLite, polling with backoff elsewhere. Nothing
 /// waits in the background: dropping the handle or its future stops waiting.
+///
+/// A typed result needs the payload's [`JobOutput`]; a payload without one
+/// (no `#[job_handler]` declares what it returns) does not compile, and says
+/// to await it untyped:
+///
+/// ```compile_fail
+/// # use jobs_core::{JobHandle, JobId, JobPayload, Queue};
+/// #[derive(serde::Serialize, serde::Deserialize)]
+/// struct Raw;
+/// impl JobPayload for Raw {
+///     const JOB_TYPE: &'static str = "raw";
+/// }
+/// # async fn demo(queue: Queue) {
+/// let _ = JobHandle::<Raw>::from_id(&queue, JobId::new()).result().await;
+/// # }
+/// ```
 pub struct JobHandle<P> {
     queue: Queue,
     id: JobId,
@@ -324,10 +346,7 @@ impl<P> JobHandle<P> {
     }
 }
 
-impl<P: JobOutput> JobHandle<P>
-where
-    P::Output: DeserializeOwned,
-{
+impl<P> JobHandle<P> {
     /// Waits for the job to finish, with no time limit, and returns what its
     /// handler returned — or why it did not: [`JobResultError::Failed`],
     /// [`DeadLettered`](JobResultError::DeadLettered),
@@ -335,21 +354,39 @@ where
     /// error), [`NotFound`](JobResultError::NotFound),
     /// [`Decode`](JobResultError::Decode). A job that completed with no
     /// stored result decodes from `null` (so `()` and `Option<T>` work).
-    pub async fn result(&self) -> Result<P::Output, JobResultError> {
+    pub async fn result<H>(&self) -> Result<<P as JobOutput<H>>::Output, JobResultError>
+    where
+        P: JobOutput<H>,
+        <P as JobOutput<H>>::Output: DeserializeOwned,
+    {
         let job = self.wait_job(None).await?;
-        decode::<P::Output>(&job, outcome(job.clone())?)
+        decode::<<P as JobOutput<H>>::Output>(&job, outcome(job.clone())?)
     }
 
     /// [`result`](Self::result), waiting at most `timeout`:
     /// [`JobResultError::Timeout`] if the job has not finished by then (it
     /// is left untouched; wait again as often as you like).
-    pub async fn result_timeout(&self, timeout: Duration) -> Result<P::Output, JobResultError> {
+    pub async fn result_timeout<H>(
+        &self,
+        timeout: Duration,
+    ) -> Result<<P as JobOutput<H>>::Output, JobResultError>
+    where
+        P: JobOutput<H>,
+        <P as JobOutput<H>>::Output: DeserializeOwned,
+    {
         let job = self.wait_job(Some(timeout)).await?;
-        decode::<P::Output>(&job, outcome(job.clone())?)
+        decode::<<P as JobOutput<H>>::Output>(&job, outcome(job.clone())?)
     }
 
     /// Another name for [`result_timeout`](Self::result_timeout).
-    pub async fn wait(&self, timeout: Duration) -> Result<P::Output, JobResultError> {
+    pub async fn wait<H>(
+        &self,
+        timeout: Duration,
+    ) -> Result<<P as JobOutput<H>>::Output, JobResultError>
+    where
+        P: JobOutput<H>,
+        <P as JobOutput<H>>::Output: DeserializeOwned,
+    {
         self.result_timeout(timeout).await
     }
 }

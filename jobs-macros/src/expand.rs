@@ -421,9 +421,10 @@ fn output_type(handler: &Handler<'_>, p: &TokenStream) -> TokenStream {
     }
 }
 
-/// `impl JobPayload for P` and `impl JobOutput for P`, spanned on the
-/// payload type: a second handler for the same payload then conflicts right
-/// at its payload argument.
+/// `impl JobPayload for P` and `impl JobOutput<Handler> for P`, spanned on
+/// the payload type: a second handler for the same payload then conflicts
+/// right at its payload argument (`JobOutput` is keyed by the handler, so it
+/// does not conflict a second time).
 pub fn payload_impl(
     args: &Args,
     krate: &Path,
@@ -445,7 +446,7 @@ pub fn payload_impl(
     let output_head = respan(
         quote! {
             #[automatically_derived]
-            impl #p::JobOutput for #payload
+            impl #p::JobOutput<#handler> for #payload
         },
         payload.span(),
     );
