@@ -22,7 +22,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::{Backend, Enqueued, Error, Job, JobId, JobStatus, Queue};
+use crate::{Backend, BoxFuture, Enqueued, Error, Job, JobId, JobStatus, Queue};
 
 /// The type a payload's handler returns on success: what its job's
 /// `result_data` decodes into, and what [`JobHandle::result`] resolves to.
@@ -354,40 +354,45 @@ impl<P> JobHandle<P> {
     /// error), [`NotFound`](JobResultError::NotFound),
     /// [`Decode`](JobResultError::Decode). A job that completed with no
     /// stored result decodes from `null` (so `()` and `Option<T>` work).
-    pub async fn result<H>(&self) -> Result<<P as JobOutput<H>>::Output, JobResultError>
+    ///
+    /// `H` (the handler) and `T` (its output) are inferred from the payload's
+    /// one [`JobOutput`] impl. The future is boxed, so a payload without one
+    /// is a single error, at the call.
+    pub fn result<H, T>(&self) -> BoxFuture<'_, Result<T, JobResultError>>
     where
-        P: JobOutput<H>,
-        <P as JobOutput<H>>::Output: DeserializeOwned,
+        P: JobOutput<H, Output = T>,
+        T: DeserializeOwned + Send,
     {
-        let job = self.wait_job(None).await?;
-        decode::<<P as JobOutput<H>>::Output>(&job, outcome(job.clone())?)
+        Box::pin(async move {
+            let job = self.wait_job(None).await?;
+            decode::<T>(&job, outcome(job.clone())?)
+        })
     }
 
     /// [`result`](Self::result), waiting at most `timeout`:
     /// [`JobResultError::Timeout`] if the job has not finished by then (it
     /// is left untouched; wait again as often as you like).
-    pub async fn result_timeout<H>(
+    pub fn result_timeout<H, T>(
         &self,
         timeout: Duration,
-    ) -> Result<<P as JobOutput<H>>::Output, JobResultError>
+    ) -> BoxFuture<'_, Result<T, JobResultError>>
     where
-        P: JobOutput<H>,
-        <P as JobOutput<H>>::Output: DeserializeOwned,
+        P: JobOutput<H, Output = T>,
+        T: DeserializeOwned + Send,
     {
-        let job = self.wait_job(Some(timeout)).await?;
-        decode::<<P as JobOutput<H>>::Output>(&job, outcome(job.clone())?)
+        Box::pin(async move {
+            let job = self.wait_job(Some(timeout)).await?;
+            decode::<T>(&job, outcome(job.clone())?)
+        })
     }
 
     /// Another name for [`result_timeout`](Self::result_timeout).
-    pub async fn wait<H>(
-        &self,
-        timeout: Duration,
-    ) -> Result<<P as JobOutput<H>>::Output, JobResultError>
+    pub fn wait<H, T>(&self, timeout: Duration) -> BoxFuture<'_, Result<T, JobResultError>>
     where
-        P: JobOutput<H>,
-        <P as JobOutput<H>>::Output: DeserializeOwned,
+        P: JobOutput<H, Output = T>,
+        T: DeserializeOwned + Send,
     {
-        self.result_timeout(timeout).await
+        self.result_timeout(timeout)
     }
 }
 
