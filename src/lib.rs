@@ -79,12 +79,13 @@ pub use jobs_core::{
     BackendError, BackendErrorKind, Backoff, BoxError, BoxFuture, CancelReason, CancelRequest,
     CancellationToken, ClaimLimit, Claimed, ConcurrencyLimit, Data, Enqueue, Enqueued, Error,
     FromJobContext, FromJobContextRef, GeneratedHandler, HandlerRegistration, IntoFailureResult,
-    IntoJobError, IntoJobOutput, IntoJobResult, Job, JobContext, JobError, JobFilter, JobHandler,
-    JobId, JobLimits, JobOptions, JobPages, JobPayload, JobResult, JobStatus, Leader, MissedRuns,
-    NewJob, OnFailureFn, PayloadOf, Periodic, PeriodicBuilder, Progress, PruneRequest, Queue,
-    QueueCount, QueueLimit, RateLimit, RequeueFilter, RequeueReport, Result, ScheduleState,
-    ServiceRequirement, Services, ThroughputBucket, Timeout, UniqueKey, UniqueStates, Uniqueness,
-    Validate, WorkerInfo, MAX_DELAY, MAX_ERROR_HISTORY, THROUGHPUT_RETENTION,
+    IntoJobError, IntoJobOutput, IntoJobResult, Job, JobContext, JobError, JobFilter, JobHandle,
+    JobHandler, JobId, JobLimits, JobOptions, JobOutput, JobPages, JobPayload, JobResult,
+    JobResultError, JobStatus, Leader, MissedRuns, NewJob, OnFailureFn, PayloadOf, Periodic,
+    PeriodicBuilder, Progress, PruneRequest, Queue, QueueCount, QueueLimit, RateLimit, RequeueFilter,
+    RequeueReport, Result, ScheduleState, ServiceRequirement, Services, ThroughputBucket, Timeout,
+    UniqueKey, UniqueStates, Uniqueness, Validate, WorkerInfo, MAX_DELAY, MAX_ERROR_HISTORY,
+    THROUGHPUT_RETENTION,
 };
 /// The `sqlx` this crate is built with, so the connections and transactions
 /// you pass to [`TransactionalEnqueue`] (and get from `pool()`) are of the same
@@ -105,8 +106,9 @@ pub use jobs_runtime::{
 pub mod prelude {
     pub use crate::{
         connect, Backoff, BoxError, CancelReason, CancellationToken, Data, Enqueued, Job,
-        JobContext, JobError, JobFilter, JobHandler, JobId, JobPayload, JobResult, JobStatus,
-        MissedRuns, NewJob, Periodic, Queue, Retention, Services, Timeout, WorkerManager,
+        JobContext, JobError, JobFilter, JobHandle, JobHandler, JobId, JobOutput, JobPayload,
+        JobResult, JobResultError, JobStatus, MissedRuns, NewJob, Periodic, Queue, Retention,
+        Services, Timeout, WorkerManager,
     };
     pub use serde::{Deserialize, Serialize};
 

@@ -561,6 +561,19 @@ pub trait Backend: Send + Sync + 'static {
             })
         })
     }
+
+    /// Waits until job `id` has finished (COMPLETED, FAILED or DEAD_LETTER)
+    /// or `timeout` passes, and returns it as it then is: finished, still
+    /// unfinished when the time ran out, or `None` if there is no such job.
+    /// It changes nothing. Returning early with an unfinished job is allowed
+    /// (callers wait again); returning late past a finish is not.
+    ///
+    /// By default it reads the job with a backoff from 20 ms to 1 s. A
+    /// backend with a completion signal overrides it, and must not lose a
+    /// wake-up: register interest first, then read the job, then wait.
+    fn wait_finished(&self, id: JobId, timeout: Duration) -> BoxFuture<'_, Result<Option<Job>>> {
+        Box::pin(crate::handle::poll_finished(self, id, timeout))
+    }
 }
 
 fn unsupported<T: Send + 'static>(

@@ -12,8 +12,8 @@ use serde_json::Value;
 
 use crate::backend::check_new_job;
 use crate::{
-    Backend, BoxFuture, CancelRequest, Enqueued, Error, Job, JobFilter, JobId, JobPayload, NewJob,
-    PruneRequest, QueueCount, Result, ScheduleState, Uniqueness, WorkerInfo,
+    Backend, BoxFuture, CancelRequest, Enqueued, Error, Job, JobFilter, JobHandle, JobId,
+    JobPayload, NewJob, PruneRequest, QueueCount, Result, ScheduleState, Uniqueness, WorkerInfo,
 };
 
 /// The client handle applications enqueue and inspect jobs through: cheap to
@@ -120,15 +120,24 @@ impl Queue {
     }
 
     /// Enqueues a typed payload; its job type and defaults come from the type.
-    /// Options can be chained before `.await`.
-    pub fn enqueue<P: JobPayload>(&self, payload: P) -> Enqueue<'_> {
+    /// Options can be chained before `.await`; end with
+    /// [`.handle()`](Enqueue::handle) instead of `.await` alone to get a
+    /// [`JobHandle`] that awaits the handler's typed result.
+    pub fn enqueue<P: JobPayload>(&self, payload: P) -> Enqueue<'_, P> {
         Enqueue::new(self, typed_job(&payload, &P::options()), true)
+    }
+
+    /// A handle on job `id` whose result is typed as `P`'s handler returns
+    /// it (`Queue::handle::<serde_json::Value>(id)` for any job, untyped);
+    /// see [`JobHandle::from_id`].
+    pub fn handle<P>(&self, id: impl Into<JobId>) -> JobHandle<P> {
+        JobHandle::from_id(self, id)
     }
 
     /// Enqueues by job type and JSON payload. If a handler for `job_type` is
     /// registered in this process, the payload is checked against its payload
     /// type and refused before anything is stored.
-    pub fn enqueue_raw(&self, job_type: impl Into<String>, payload: Value) -> Enqueue<'_> {
+    pub fn enqueue_raw(&self, job_type: impl Into<String>, payload: Value) -> Enqueue<'_, Value> {
         Enqueue::new(self, Ok(NewJob::new(job_type, payload)), false)
     }
 
@@ -420,13 +429,18 @@ pub(crate) fn typed_job<P: JobPayload>(payload: &P, options: &crate::JobOptions)
         })
 }
 
-/// A pending enqueue: chain options, then `.await` it for the job's id. It
+/// A pending enqueue: chain options, then `.await` it for the job's id
+/// ([`Enqueued`]), or `.handle().await` for a [`JobHandle`] on the job. It
 /// is a future, so forgetting the `.await` is a warning and `enqueue(..)?`
 /// without it an error that says to add it.
+///
+/// `P` is the payload type of a typed enqueue ([`Queue::enqueue`]), which
+/// types the handle's result; `serde_json::Value` for `enqueue_raw`.
 #[must_use = "an enqueue does nothing until it is `.await`ed: `queue.enqueue(..).await?`"]
-pub struct Enqueue<'a> {
+pub struct Enqueue<'a, P = Value> {
     queue: &'a Queue,
     state: EnqueueState<'a>,
+    _payload: std::marker::PhantomData<fn() -> P>,
 }
 
 enum EnqueueState<'a> {
@@ -441,7 +455,7 @@ enum EnqueueState<'a> {
     Done,
 }
 
-impl std::fmt::Debug for Enqueue<'_> {
+impl<P> std::fmt::Debug for Enqueue<'_, P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut d = f.debug_struct("Enqueue");
         match &self.state {
@@ -453,7 +467,7 @@ impl std::fmt::Debug for Enqueue<'_> {
     }
 }
 
-impl<'a> Enqueue<'a> {
+impl<'a, P> Enqueue<'a, P> {
     fn new(queue: &'a Queue, job: Result<NewJob>, checked: bool) -> Self {
         Enqueue {
             queue,
@@ -461,7 +475,29 @@ impl<'a> Enqueue<'a> {
                 job: Box::new(job),
                 checked,
             },
+            _payload: std::marker::PhantomData,
         }
+    }
+
+    /// Enqueues the job and returns a [`JobHandle`] on it, whose
+    /// [`result`](JobHandle::result) awaits what the handler returns. For a
+    /// unique job refused as a duplicate (or merged into a waiting one), the
+    /// handle refers to the job that holds the key;
+    /// [`JobHandle::enqueued`] says which happened.
+    ///
+    /// ```
+    /// # use jobs_core::{JobOutput, JobPayload, Queue};
+    /// # #[derive(serde::Serialize, serde::Deserialize)] struct Resize { width: u32 }
+    /// # impl JobPayload for Resize { const JOB_TYPE: &'static str = "image.resize"; }
+    /// # impl JobOutput for Resize { type Output = u64; }
+    /// # async fn demo(queue: Queue) -> Result<(), Box<dyn std::error::Error>> {
+    /// let bytes: u64 = queue.enqueue(Resize { width: 640 }).priority(5).handle().await?.result().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn handle(self) -> Result<JobHandle<P>> {
+        let queue = self.queue;
+        let enqueued = self.await?;
+        Ok(JobHandle::from_enqueued(queue, enqueued))
     }
 
     fn map(mut self, f: impl FnOnce(NewJob) -> NewJob) -> Self {
@@ -578,7 +614,7 @@ impl<'a> Enqueue<'a> {
     }
 }
 
-impl Future for Enqueue<'_> {
+impl<P> Future for Enqueue<'_, P> {
     type Output = Result<Enqueued>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<Enqueued>> {

@@ -26,6 +26,7 @@ mod client;
 mod context;
 mod error;
 mod extract;
+mod handle;
 mod handler;
 mod job;
 mod job_error;
@@ -53,6 +54,7 @@ pub use client::{Enqueue, JobPages, Queue, DEFAULT_MAX_PAYLOAD_BYTES};
 pub use context::{CancelReason, CancellationToken, Cancelled, JobContext, ProgressSink, Scoped};
 pub use error::{BackendError, BackendErrorKind, Error, Result};
 pub use extract::{Data, FromJobContext, FromJobContextRef, ServiceRequirement, Services};
+pub use handle::{JobHandle, JobOutput, JobResultError};
 #[doc(hidden)]
 pub use handler::HandledBy;
 pub use handler::{BoxFuture, GeneratedHandler, JobHandler, PayloadOf};

@@ -20,7 +20,7 @@ pub use crate::registry::DynHandler;
 pub use crate::{
     Backoff, BoxError, BoxFuture, FromJobContext, FromJobContextRef, HandlerRegistration,
     IntoJobError, IntoJobOutput, IntoJobResult, Job, JobContext, JobError, JobHandler, JobOptions,
-    JobPayload, JobResult, PayloadOf, ServiceRequirement, Services, Timeout, Validate,
+    JobOutput, JobPayload, JobResult, PayloadOf, ServiceRequirement, Services, Timeout, Validate,
 };
 pub use crate::{GeneratedHandler, HandledBy};
 

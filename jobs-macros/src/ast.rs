@@ -84,6 +84,33 @@ pub fn result_parts(ty: &Type) -> Option<(&Type, &Type)> {
     }
 }
 
+/// Whether `ty` can name a handler's result type outside its function:
+/// an owned type written out (paths, tuples, arrays, with `'static`
+/// lifetimes only). A reference, a borrowing lifetime, `impl Trait`, `_` or a
+/// macro cannot (and a borrowed result could not be decoded anyway).
+pub fn is_owned_type(ty: &Type) -> bool {
+    match ty {
+        Type::Path(tp) => {
+            tp.qself.as_ref().is_none_or(|q| is_owned_type(&q.ty))
+                && tp.path.segments.iter().all(|seg| match &seg.arguments {
+                    PathArguments::None => true,
+                    PathArguments::AngleBracketed(a) => a.args.iter().all(|arg| match arg {
+                        GenericArgument::Type(t) => is_owned_type(t),
+                        GenericArgument::Lifetime(l) => l.ident == "static",
+                        GenericArgument::Const(_) => true,
+                        _ => false,
+                    }),
+                    PathArguments::Parenthesized(_) => false,
+                })
+        }
+        Type::Tuple(t) => t.elems.iter().all(is_owned_type),
+        Type::Array(a) => is_owned_type(&a.elem),
+        Type::Paren(p) => is_owned_type(&p.elem),
+        Type::Group(g) => is_owned_type(&g.elem),
+        _ => false,
+    }
+}
+
 /// The first lifetime in a type other than `'static`: a payload holding one
 /// borrows, which a payload deserialized for every attempt cannot.
 pub fn first_borrow(ty: &Type) -> Option<&Lifetime> {
@@ -219,6 +246,28 @@ mod tests {
         assert!(result_parts(&ty("Result<Receipt, MailError>")).is_some());
         assert!(result_parts(&ty("std::result::Result<(), String>")).is_some());
         assert!(result_parts(&ty("anyhow::Result<Receipt>")).is_none());
+    }
+
+    #[test]
+    fn owned_result_types() {
+        for owned in [
+            "Receipt",
+            "Vec<(u32, String)>",
+            "Cow<'static, str>",
+            "[u8; 4]",
+            "()",
+        ] {
+            assert!(is_owned_type(&ty(owned)), "{owned}");
+        }
+        for borrowed in [
+            "&str",
+            "Cow<'a, str>",
+            "impl Serialize",
+            "_",
+            "Vec<&'static str>",
+        ] {
+            assert!(!is_owned_type(&ty(borrowed)), "{borrowed}");
+        }
         assert_eq!(
             first_borrow(&ty("Greet<'a>")).map(|l| l.to_string()),
             Some("'a".into())

@@ -12,7 +12,7 @@ use syn::spanned::Spanned;
 use syn::{Ident, LitStr, Path, Type};
 
 use crate::args::Args;
-use crate::ast::{handler_type_name, result_parts, Extractor, Handler};
+use crate::ast::{handler_type_name, is_owned_type, result_parts, Extractor, Handler};
 use crate::validate::parse_duration;
 
 /// The generated handler type's name and the facade's path.
@@ -227,7 +227,7 @@ pub fn expand(args: &Args, handler: &Handler<'_>) -> TokenStream {
         },
         fn_name.span(),
     );
-    let payload_impl = payload_impl(args, &krate, payload, &job_type, &ty);
+    let payload_impl = payload_impl(args, &krate, payload, &job_type, &ty, handler);
     let options = options_body(args, &p);
     let periodic = periodic_fn(args, &p, payload, &job_type);
     let with_periodic = periodic
@@ -405,23 +405,56 @@ fn options_body(args: &Args, p: &TokenStream) -> TokenStream {
     }
 }
 
-/// `impl JobPayload for P`, spanned on the payload type: a second handler for
-/// the same payload then conflicts right at its payload argument.
+/// The handler's result type, for `JobOutput::Output`: `()` for no return
+/// type, the `T` of a `Result<T, E>` written out, and `serde_json::Value`
+/// (untyped) for anything else — an alias, `JobResult`, a `T` that borrows.
+/// It is named with the user's own tokens and no bounds, so it adds no
+/// error of its own: a `T` that is wrong is reported where it is already.
+fn output_type(handler: &Handler<'_>, p: &TokenStream) -> TokenStream {
+    match handler.output {
+        None => quote! { () },
+        Some(Type::Tuple(t)) if t.elems.is_empty() => quote! { () },
+        Some(ret) => match result_parts(ret) {
+            Some((ok, _)) if is_owned_type(ok) => quote! { #ok },
+            _ => quote! { #p::Value },
+        },
+    }
+}
+
+/// `impl JobPayload for P` and `impl JobOutput<Handler> for P`, spanned on
+/// the payload type: a second handler for the same payload then conflicts
+/// right at its payload argument (`JobOutput` is keyed by the handler, so it
+/// does not conflict a second time).
 pub fn payload_impl(
     args: &Args,
     krate: &Path,
     payload: &Type,
     job_type: &LitStr,
     handler: &TokenStream,
+    function: &Handler<'_>,
 ) -> TokenStream {
     let p = quote!(#krate::__private);
+    let output = output_type(function, &p);
     let options = options_body(args, &p);
     // Spanned as a whole on the payload type: a second handler for the same
     // payload then conflicts right at its payload argument. The payload is
     // named in impl headers only (no type alias, no associated type), so a
-    // payload with a hidden lifetime (`Greet` for `Greet<'a>`) is one error.
-    // `uniqueness` keeps its own spans: a field the payload lacks is
-    // reported at the field in `by = [..]`.
+    // payload with a hidden lifetime (`Greet` for `Greet<'a>`) is one error
+    // (rustc reports identical errors at one span once). `uniqueness` keeps
+    // its own spans: a field the payload lacks is reported at the field in
+    // `by = [..]`; so does the output type, the user's own tokens.
+    let output_head = respan(
+        quote! {
+            #[automatically_derived]
+            impl #p::JobOutput<#handler> for #payload
+        },
+        payload.span(),
+    );
+    let mut output_body = proc_macro2::Group::new(
+        proc_macro2::Delimiter::Brace,
+        quote! { type Output = #output; },
+    );
+    output_body.set_span(payload.span());
     let head = respan(
         quote! {
             #[automatically_derived]
@@ -458,7 +491,7 @@ pub fn payload_impl(
         quote! { #body #uniqueness #limits },
     );
     braces.set_span(payload.span());
-    quote! { #head #braces }
+    quote! { #output_head #output_body #head #braces }
 }
 
 /// `[("field", value), ..]` of a `by = [..]` list, each access spanned on

@@ -39,7 +39,7 @@ pub fn expand(args: &Args, item: &ItemFn, errors: TokenStream, payload_ok: bool)
         (Some(payload), Some(lit))
             if payload_ok && is_plain(payload) && handler.item.sig.generics.params.is_empty() =>
         {
-            payload_impl(args, &krate, payload, lit, &ty)
+            payload_impl(args, &krate, payload, lit, &ty, &handler)
         }
         _ => TokenStream::new(),
     };

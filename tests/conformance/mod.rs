@@ -17,7 +17,7 @@
 //! backend is done when it passes the suite unchanged.
 //!
 //! The rules live in one file per family (`enqueue.rs`, `claim.rs`, `lease.rs`,
-//! `outcome.rs`, `admin.rs`, `ops.rs`, `payload.rs`, `listener.rs`), each a
+//! `outcome.rs`, `admin.rs`, `ops.rs`, `payload.rs`, `listener.rs`, `handles.rs`), each a
 //! `pub async fn rule(q: Backend)`, with the helpers they share in `support.rs`.
 //! Adding a rule: write its function in its family's file and add one line,
 //! `family::rule`, to the list in `jobs_conformance_suite!`; the generated test
@@ -35,6 +35,7 @@ pub mod audit;
 pub mod claim;
 pub mod control;
 pub mod enqueue;
+pub mod handles;
 pub mod lease;
 pub mod limits;
 pub mod listener;
@@ -125,7 +126,11 @@ macro_rules! jobs_conformance_suite {
             control::schedules_are_saved_by_name,
 
             listener::listener_wakes_on_enqueue,
-            listener::listener_wakes_when_scheduled_job_is_due
+            listener::listener_wakes_when_scheduled_job_is_due,
+
+            handles::a_handle_resolves_to_the_typed_result,
+            handles::a_failed_job_resolves_to_its_typed_error,
+            handles::a_wait_that_times_out_leaves_the_job_untouched
         );
     };
     (@rules $factory:expr; $($family:ident :: $rule:ident),* $(,)?) => {

@@ -16,4 +16,5 @@ pub mod redis;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
+mod finished;
 mod wait;

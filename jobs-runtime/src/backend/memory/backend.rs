@@ -17,6 +17,7 @@ use tokio::sync::watch;
 
 use super::listener::MemoryListener;
 use super::state::State;
+use crate::backend::finished::FinishWaiters;
 use crate::clock;
 
 /// The in-memory queue backend (`memory://`). Clones share the same jobs.
@@ -31,6 +32,8 @@ struct Inner {
     wake: watch::Sender<u64>,
     /// Bumped whenever a running job's cancellation is requested.
     cancels: watch::Sender<u64>,
+    /// Who awaits which job's end (`wait_finished`).
+    finished: FinishWaiters,
 }
 
 /// Puts a FAILED or DEAD_LETTER job back to PENDING, due `now`: what
@@ -78,6 +81,7 @@ impl MemoryBackend {
                 state: Mutex::new(State::default()),
                 wake: watch::Sender::new(0),
                 cancels: watch::Sender::new(0),
+                finished: FinishWaiters::default(),
             }),
         }
     }
@@ -262,6 +266,9 @@ impl Backend for MemoryBackend {
             if wake {
                 self.wake();
             }
+            self.inner
+                .finished
+                .finished(updates.iter().map(|u| u.fence.id));
             Ok(lost)
         })
     }
@@ -286,6 +293,7 @@ impl Backend for MemoryBackend {
             if !out.is_empty() {
                 self.wake();
             }
+            self.inner.finished.finished(out.iter().map(|r| r.job.id));
             Ok(out)
         })
     }
@@ -310,7 +318,11 @@ impl Backend for MemoryBackend {
     }
 
     fn cancel<'a>(&'a self, id: JobId, request: &'a CancelRequest) -> BoxFuture<'a, Result<Job>> {
-        Box::pin(async move { self.cancel_now(id, request) })
+        Box::pin(async move {
+            let job = self.cancel_now(id, request);
+            self.inner.finished.finished([id]);
+            job
+        })
     }
 
     fn requeue(&self, id: JobId) -> BoxFuture<'_, Result<Job>> {
@@ -493,6 +505,8 @@ impl Backend for MemoryBackend {
                 st.remove_waiting(id);
             }
             st.delete(id);
+            drop(st);
+            self.inner.finished.finished([id]);
             Ok(())
         })
     }
@@ -562,5 +576,9 @@ impl Backend for MemoryBackend {
             let listener: Box<dyn JobListener> = Box::new(MemoryListener::new(self, queues));
             Ok(listener)
         })
+    }
+
+    fn wait_finished(&self, id: JobId, timeout: Duration) -> BoxFuture<'_, Result<Option<Job>>> {
+        Box::pin(self.inner.finished.wait(self, id, timeout))
     }
 }

@@ -162,6 +162,11 @@ impl SqliteBackend {
             .send_modify(|v| *v = v.wrapping_add(1));
     }
 
+    /// Wakes whoever in this process awaits one of `ids` (they may have finished).
+    pub(super) fn finished(&self, ids: impl IntoIterator<Item = jobs_core::JobId>) {
+        self.inner.signals.finished.finished(ids);
+    }
+
     /// Wakes this process's idle workers of this database file, e.g. after
     /// committing a transaction that enqueued jobs through
     /// [`TransactionalEnqueue`].

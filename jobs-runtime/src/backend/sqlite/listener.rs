@@ -12,6 +12,7 @@ use jobs_core::BoxFuture;
 use tokio::sync::watch;
 
 use super::SqliteBackend;
+use crate::backend::finished::FinishWaiters;
 use crate::backend::wait::{signal_or_due, time_left};
 
 /// The in-process signals of one database file.
@@ -20,6 +21,8 @@ pub(super) struct Signals {
     pub(super) wake: watch::Sender<u64>,
     /// Bumped whenever a running job's cancellation is requested.
     pub(super) cancels: watch::Sender<u64>,
+    /// Who awaits which job's end (`wait_finished`).
+    pub(super) finished: FinishWaiters,
 }
 
 /// Every handle on one database file in this process shares one set of
@@ -30,6 +33,7 @@ pub(super) fn shared_signals(key: Option<PathBuf>) -> Arc<Signals> {
         Arc::new(Signals {
             wake: watch::Sender::new(0),
             cancels: watch::Sender::new(0),
+            finished: FinishWaiters::default(),
         })
     };
     let Some(key) = key else {

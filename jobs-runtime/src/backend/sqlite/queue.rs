@@ -105,11 +105,19 @@ impl Backend for SqliteBackend {
         worker_id: &'a str,
         updates: &'a [OutcomeUpdate],
     ) -> BoxFuture<'a, Result<Vec<JobId>>> {
-        Box::pin(self.record_now(worker_id, updates))
+        Box::pin(async move {
+            let lost = self.record_now(worker_id, updates).await;
+            self.finished(updates.iter().map(|u| u.fence.id));
+            lost
+        })
     }
 
     fn recover_expired(&self) -> BoxFuture<'_, Result<Vec<Recovered>>> {
-        Box::pin(self.recover_now())
+        Box::pin(async move {
+            let recovered = self.recover_now().await?;
+            self.finished(recovered.iter().map(|r| r.job.id));
+            Ok(recovered)
+        })
     }
 
     fn get(&self, id: JobId) -> BoxFuture<'_, Result<Option<Job>>> {
@@ -121,7 +129,11 @@ impl Backend for SqliteBackend {
     }
 
     fn cancel<'a>(&'a self, id: JobId, request: &'a CancelRequest) -> BoxFuture<'a, Result<Job>> {
-        Box::pin(self.cancel_now(id, request))
+        Box::pin(async move {
+            let job = self.cancel_now(id, request).await;
+            self.finished([id]);
+            job
+        })
     }
 
     fn requeue(&self, id: JobId) -> BoxFuture<'_, Result<Job>> {
@@ -233,7 +245,11 @@ impl Backend for SqliteBackend {
     }
 
     fn delete_job(&self, id: JobId) -> BoxFuture<'_, Result<()>> {
-        Box::pin(self.delete_now(id))
+        Box::pin(async move {
+            let deleted = self.delete_now(id).await;
+            self.finished([id]);
+            deleted
+        })
     }
 
     fn append_audit<'a>(&'a self, entry: &'a AuditEntry) -> BoxFuture<'a, Result<()>> {
@@ -252,6 +268,15 @@ impl Backend for SqliteBackend {
         Box::pin(async move {
             let listener: Box<dyn JobListener> = Box::new(SqliteListener::new(self, queues));
             Ok(listener)
+        })
+    }
+
+    /// Signalled by this process's own changes (every handle on the file);
+    /// a job finished by another process is seen within a second.
+    fn wait_finished(&self, id: JobId, timeout: Duration) -> BoxFuture<'_, Result<Option<Job>>> {
+        Box::pin(async move {
+            let signals = self.inner.signals.clone();
+            signals.finished.wait(self, id, timeout).await
         })
     }
 }
