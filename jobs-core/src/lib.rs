@@ -30,6 +30,7 @@ mod handler;
 mod job;
 mod job_error;
 mod limits;
+pub mod listing;
 pub mod metrics;
 mod new_job;
 mod on_failure;
@@ -60,6 +61,7 @@ pub use limits::{
     limit_key, queue_rate_key, ClaimLimit, Claimed, ConcurrencyLimit, JobLimits, QueueLimit,
     RateLimit,
 };
+pub use listing::{JobCursor, JobPage, JobSort};
 pub use new_job::{
     add_saturating, sub_saturating, JobOptions, NewJob, DEFAULT_MAX_RETRIES, DEFAULT_QUEUE,
     MAX_DELAY,

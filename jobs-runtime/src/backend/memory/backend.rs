@@ -8,8 +8,8 @@ use jobs_core::backend::{
 };
 use jobs_core::{
     add_saturating, AuditEntry, AuditFilter, Backend, BoxFuture, CancelRequest, Claimed, Enqueued,
-    Error, Job, JobFilter, JobId, JobStatus, Leader, NewJob, Progress, PruneRequest, QueueCount,
-    Result, ScheduleState, WorkerInfo,
+    Error, Job, JobFilter, JobId, JobPage, JobStatus, Leader, NewJob, Progress, PruneRequest,
+    QueueCount, Result, ScheduleState, WorkerInfo,
 };
 use tokio::sync::watch;
 
@@ -269,6 +269,10 @@ impl Backend for MemoryBackend {
                 .cloned()
                 .collect())
         })
+    }
+
+    fn list_page<'a>(&'a self, filter: &'a JobFilter) -> BoxFuture<'a, Result<JobPage>> {
+        Box::pin(async move { self.lock().list_page(filter) })
     }
 
     fn cancel<'a>(&'a self, id: JobId, request: &'a CancelRequest) -> BoxFuture<'a, Result<Job>> {
