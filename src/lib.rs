@@ -79,12 +79,12 @@ pub use jobs_core::{
     BackendError, BackendErrorKind, Backoff, BoxError, BoxFuture, CancelReason, CancelRequest,
     CancellationToken, ClaimLimit, Claimed, ConcurrencyLimit, Data, Enqueue, Enqueued, Error,
     FromJobContext, FromJobContextRef, GeneratedHandler, HandlerRegistration, IntoFailureResult,
-    IntoJobError, IntoJobOutput, IntoJobResult, Job, JobContext, JobError, JobFilter, JobHandler,
-    JobId, JobLimits, JobOptions, JobPages, JobPayload, JobResult, JobStatus, Leader, MissedRuns,
-    NewJob, OnFailureFn, PayloadOf, Periodic, PeriodicBuilder, Progress, PruneRequest, Queue,
-    QueueCount, QueueLimit, RateLimit, Result, ScheduleState, ServiceRequirement, Services,
-    Timeout, UniqueKey, UniqueStates, Uniqueness, Validate, WorkerInfo, MAX_DELAY,
-    MAX_ERROR_HISTORY,
+    IntoJobError, IntoJobOutput, IntoJobResult, Job, JobContext, JobCursor, JobError, JobFilter,
+    JobHandler, JobId, JobLimits, JobOptions, JobPage, JobPages, JobPayload, JobResult, JobSort,
+    JobStatus, Leader, MissedRuns, NewJob, OnFailureFn, PayloadOf, Periodic, PeriodicBuilder,
+    Progress, PruneRequest, Queue, QueueCount, QueueLimit, RateLimit, Result, ScheduleState,
+    ServiceRequirement, Services, Timeout, UniqueKey, UniqueStates, Uniqueness, Validate,
+    WorkerInfo, MAX_DELAY, MAX_ERROR_HISTORY,
 };
 /// The `sqlx` this crate is built with, so the connections and transactions
 /// you pass to [`TransactionalEnqueue`] (and get from `pool()`) are of the same

@@ -364,7 +364,9 @@ pub trait Backend: Send + Sync + 'static {
     /// The job with this id, if it exists.
     fn get(&self, id: JobId) -> BoxFuture<'_, Result<Option<Job>>>;
 
-    /// Jobs matching `filter`, in enqueue order, paged.
+    /// Jobs matching `filter`, in enqueue order, paged by offset. A filter
+    /// that [needs keyset paging](JobFilter::is_keyset) (a search, another
+    /// order, a cursor) is the jobs of one [`list_page`](Backend::list_page).
     fn list<'a>(&'a self, filter: &'a JobFilter) -> BoxFuture<'a, Result<Vec<Job>>>;
 
     /// Cancels a job. A waiting one (PENDING, SCHEDULED, RETRYING) becomes
@@ -524,7 +526,8 @@ pub trait Backend: Send + Sync + 'static {
     /// index skips): a page that stopped there says so in
     /// [`JobPage::scan_limited`] and continues where it stopped.
     ///
-    /// `filter.offset` is honoured on the first page only (no cursor), and
+    /// `filter.offset` is honoured on the first page only (no cursor): it
+    /// widens that page's window by as many jobs, so it costs them; it is
     /// refused together with a cursor. A malformed cursor, or one of another
     /// order, is refused with [`Error::InvalidFilter`].
     ///

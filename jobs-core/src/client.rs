@@ -212,16 +212,9 @@ impl Queue {
     ///
     /// A filter that searches, sorts other than by enqueue order or starts at
     /// a cursor is one page of [`list_page`](Self::list_page) (which may end
-    /// early, at the filter's `scan_limit`); it cannot take an `offset`.
+    /// early, at the filter's `scan_limit`).
     pub async fn list(&self, filter: &JobFilter) -> Result<Vec<Job>> {
         if filter.is_keyset() {
-            if filter.offset > 0 {
-                return Err(Error::InvalidFilter(
-                    "an offset pages only the enqueue order without search; use `list_page` \
-                     and its cursor to page a search or another order"
-                        .into(),
-                ));
-            }
             return Ok(self.backend.list_page(filter).await?.jobs);
         }
         self.backend.list(filter).await

@@ -259,6 +259,9 @@ impl Backend for MemoryBackend {
     fn list<'a>(&'a self, filter: &'a JobFilter) -> BoxFuture<'a, Result<Vec<Job>>> {
         Box::pin(async move {
             let st = self.lock();
+            if filter.is_keyset() {
+                return Ok(st.list_page(filter)?.jobs);
+            }
             Ok(st
                 .order
                 .values()

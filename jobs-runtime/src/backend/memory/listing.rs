@@ -57,7 +57,8 @@ impl State {
         };
         let key = |e: &Entry| cursor_of(filter.sort, &e.job, e.seq);
         let mut skip = if after.is_none() { filter.offset } else { 0 };
-        let scan_limit = filter.scan_limit.max(1);
+        // A first page's offset widens its window by as many jobs.
+        let scan_limit = filter.scan_limit.max(1).saturating_add(skip);
         let mut out = Vec::new();
         let mut examined = 0usize;
         let mut last = None;

@@ -30,6 +30,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "job_counts",
         include_str!("migrations/0005_job_counts.sql"),
     ),
+    (6, "listing", include_str!("migrations/0006_listing.sql")),
 ];
 
 /// Advisory-lock class of the migration lock (`'jobs'` in ASCII); the other key is the schema's hash.

@@ -10,6 +10,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("migrations/002_lease_tokens.sql")),
     (3, include_str!("migrations/003_features.sql")),
     (4, include_str!("migrations/004_counts.sql")),
+    (5, include_str!("migrations/005_listing.sql")),
 ];
 
 pub(super) async fn migrate(conn: &mut SqliteConnection) -> std::result::Result<(), sqlx::Error> {

@@ -1,0 +1,197 @@
+//! `list_page`: one walk of the sort order's index from just after the
+//! cursor, cut at the filter's `scan_limit` rows, with the other filters and
+//! the search checked on the rows of that window only.
+//!
+//! The statement is put together per request from the parts below (which
+//! filters are set decides its text; sqlx caches each text's prepared form).
+//! The window is `scan_limit` rows past the first page's offset. Binds: ?1 scan limit, ?2 page size + 1, ?3 offset, ?4 and ?5 the cursor's
+//! key, ?6 queue, ?7 status, ?8 job type, ?9 the search term (lower case).
+
+use jobs_core::backend::{finish_page, page_start, PageStart};
+use jobs_core::listing::search_needle;
+use jobs_core::{Job, JobCursor, JobFilter, JobPage, JobSort, JobStatus, Result};
+use sqlx::Row;
+
+use super::error::db_err;
+use super::row::job_from_row;
+use super::time::from_micros;
+use super::SqliteBackend;
+
+const WAITING: &str = "status IN ('PENDING', 'SCHEDULED', 'RETRYING')";
+const FINISHED: &str =
+    "status IN ('COMPLETED', 'FAILED', 'DEAD_LETTER') AND completed_at IS NOT NULL";
+
+/// The search: the type, the payload's JSON text, the latest error and the
+/// messages of the error history (ASCII case folded by `lower`).
+const SEARCH: &str = " AND (instr(lower(job_type), ?9) > 0 \
+    OR instr(lower(payload), ?9) > 0 \
+    OR instr(lower(coalesce(error_message, '')), ?9) > 0 \
+    OR (errors IS NOT NULL AND EXISTS (SELECT 1 FROM json_each(errors) AS e \
+        WHERE instr(lower(json_extract(e.value, '$.message')), ?9) > 0)))";
+
+/// (index scope, cursor condition, order) of a sort.
+fn walk(sort: JobSort, status: bool) -> (&'static str, &'static str, &'static str) {
+    match sort {
+        JobSort::Newest if status => ("status = ?7", "seq < ?4", "seq DESC"),
+        JobSort::Newest => ("1 = 1", "seq < ?4", "seq DESC"),
+        JobSort::DueSoonest => (WAITING, "(run_at, seq) > (?4, ?5)", "run_at, seq"),
+        JobSort::RecentlyFinished => (
+            FINISHED,
+            "(completed_at, id) < (?4, ?5)",
+            "completed_at DESC, id DESC",
+        ),
+        _ if status => ("status = ?7", "seq > ?4", "seq"),
+        _ => ("1 = 1", "seq > ?4", "seq"),
+    }
+}
+
+impl SqliteBackend {
+    pub(super) async fn list_page_now(&self, filter: &JobFilter) -> Result<JobPage> {
+        let start = page_start(filter, true)?;
+        if filter.limit == 0 {
+            return Ok(JobPage::new(Vec::new(), None, false));
+        }
+        let after = match start {
+            PageStart::After(c) => Some(c),
+            _ => None,
+        };
+        let sort = filter.sort;
+        let by_seq = !matches!(sort, JobSort::DueSoonest | JobSort::RecentlyFinished);
+        let (scope, keyset, order) = walk(sort, by_seq && filter.status.is_some());
+        let mut window = format!("SELECT * FROM jobs_queue WHERE {scope}");
+        if after.is_some() {
+            window.push_str(" AND ");
+            window.push_str(keyset);
+        }
+        window.push_str(&format!(" ORDER BY {order} LIMIT ?1 + ?3"));
+        let needle = search_needle(filter.search.as_deref());
+        let mut filters = String::new();
+        if filter.queue.is_some() {
+            filters.push_str(" AND queue = ?6");
+        }
+        if filter.status.is_some() && !by_seq {
+            filters.push_str(" AND status = ?7");
+        }
+        if filter.job_type.is_some() {
+            filters.push_str(" AND job_type = ?8");
+        }
+        match filter.cancelled {
+            Some(true) => filters.push_str(" AND cancelled_at IS NOT NULL"),
+            Some(false) => filters.push_str(" AND cancelled_at IS NULL"),
+            None => {}
+        }
+        if needle.is_some() {
+            filters.push_str(SEARCH);
+        }
+        let cols = super::sql::job_cols();
+        let page_sql = format!(
+            "SELECT {cols} FROM ({window}) WHERE 1 = 1{filters} ORDER BY {order} LIMIT ?2 OFFSET ?3"
+        );
+        let (k1, k2): (Option<i64>, Option<Vec<u8>>) = match after {
+            Some(c) => match (c.as_seq(), c.as_due(), c.as_finished()) {
+                (Some(s), _, _) => (Some(s), None),
+                (_, Some((at, seq)), _) => (Some(at), Some(seq.to_be_bytes().to_vec())),
+                (_, _, Some((at, id))) => (Some(at), Some(id.as_uuid().as_bytes().to_vec())),
+                _ => (None, None),
+            },
+            None => (None, None),
+        };
+        // The due order's second key is an integer; bind it as one.
+        let k2_int = after.and_then(|c| c.as_due()).map(|(_, seq)| seq);
+        let scan = i64::try_from(filter.scan_limit.max(1)).unwrap_or(i64::MAX);
+        let binds = Binds {
+            k1,
+            k2,
+            k2_int,
+            queue: filter.queue.clone(),
+            status: filter.status.map(JobStatus::as_str),
+            job_type: filter.job_type.clone(),
+            needle,
+        };
+        let take = i64::try_from(filter.limit).unwrap_or(i64::MAX - 1) + 1;
+        let offset = if after.is_none() {
+            i64::try_from(filter.offset).unwrap_or(i64::MAX)
+        } else {
+            0
+        };
+        let b = binds.clone();
+        let rows = self
+            .read_all(page_sql.into(), move |q| {
+                b.apply(q.bind(scan).bind(take).bind(offset))
+            })
+            .await?;
+        let mut jobs = Vec::with_capacity(rows.len());
+        let mut seqs = std::collections::HashMap::with_capacity(rows.len());
+        for r in &rows {
+            let (job, seq) = job_from_row(r)?;
+            seqs.insert(job.id, seq);
+            jobs.push(job);
+        }
+        let key = |j: &Job| cursor_of(sort, j, seqs.get(&j.id).copied().unwrap_or_default());
+        let mut last_examined = None;
+        if jobs.len() <= filter.limit {
+            // Did the window stop at the scan limit? Its last row says where to go on.
+            let probe = format!(
+                "SELECT seq, run_at, completed_at, id FROM ({window}) \
+                 ORDER BY {order} LIMIT 1 OFFSET ?1 + ?3 - 1"
+            );
+            let b = binds.clone();
+            if let Some(r) = self
+                .read_optional(probe.into(), move |q| {
+                    b.apply(q.bind(scan).bind(0).bind(offset))
+                })
+                .await?
+            {
+                let seq: i64 = r.try_get(0).map_err(db_err)?;
+                let run_at: i64 = r.try_get(1).map_err(db_err)?;
+                let done: Option<i64> = r.try_get(2).map_err(db_err)?;
+                let id: uuid::Uuid = r.try_get(3).map_err(db_err)?;
+                last_examined = Some(match sort {
+                    JobSort::DueSoonest => JobCursor::due(from_micros(run_at), seq),
+                    JobSort::RecentlyFinished => JobCursor::finished(
+                        from_micros(done.unwrap_or_default()),
+                        jobs_core::JobId::from_uuid(id),
+                    ),
+                    other => JobCursor::seq(other, seq),
+                });
+            }
+        }
+        Ok(finish_page(jobs, filter.limit, last_examined, key))
+    }
+}
+
+fn cursor_of(sort: JobSort, job: &Job, seq: i64) -> JobCursor {
+    match sort {
+        JobSort::DueSoonest => JobCursor::due(job.run_at, seq),
+        JobSort::RecentlyFinished => {
+            JobCursor::finished(job.completed_at.unwrap_or_default(), job.id)
+        }
+        other => JobCursor::seq(other, seq),
+    }
+}
+
+/// The binds from ?4 on (?1 to ?3 differ per statement).
+#[derive(Clone)]
+struct Binds {
+    k1: Option<i64>,
+    k2: Option<Vec<u8>>,
+    k2_int: Option<i64>,
+    queue: Option<String>,
+    status: Option<&'static str>,
+    job_type: Option<String>,
+    needle: Option<String>,
+}
+
+impl Binds {
+    fn apply(self, q: super::conn::Query<'_>) -> super::conn::Query<'_> {
+        let q = q.bind(self.k1);
+        let q = match self.k2_int {
+            Some(seq) => q.bind(seq),
+            None => q.bind(self.k2),
+        };
+        q.bind(self.queue)
+            .bind(self.status)
+            .bind(self.job_type)
+            .bind(self.needle)
+    }
+}
