@@ -626,7 +626,7 @@ async fn list(queue: &Queue, n: usize) -> jobs::Result<()> {
                 ms(took[took.len() / 2]),
                 ms(p99)
             );
-            jobs::Result::Ok(())
+            Ok::<(), jobs::Error>(())
         }
     };
     println!("| list: {n} finished jobs | setup {setup:.0} s | walk to {walked} deep in pages of 1,000: {walk:.1} s |");

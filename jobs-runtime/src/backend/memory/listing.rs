@@ -60,15 +60,13 @@ impl State {
         // A first page's offset widens its window by as many jobs.
         let scan_limit = filter.scan_limit.max(1).saturating_add(skip);
         let mut out = Vec::new();
-        let mut examined = 0usize;
         let mut last = None;
         let mut limited = false;
-        for e in walk {
+        for (examined, e) in walk.enumerate() {
             if examined == scan_limit {
                 limited = true;
                 break;
             }
-            examined += 1;
             last = Some(e);
             if !filter.matches(&e.job) {
                 continue;

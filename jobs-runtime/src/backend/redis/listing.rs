@@ -136,7 +136,7 @@ impl RedisBackend {
             .iter()
             .map(|v| text(v).unwrap_or_default())
             .collect();
-        if items.len() < 3 || (items.len() - 3) % 3 != 0 {
+        if items.len() < 3 || !(items.len() - 3).is_multiple_of(3) {
             return Err(unexpected("page.lua replied with a malformed page"));
         }
         let cursor = |k1: &str, k2: &str| -> Result<JobCursor> {
