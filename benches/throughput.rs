@@ -597,7 +597,7 @@ async fn list(queue: &Queue, n: usize) -> jobs::Result<()> {
     let mut deep = base.clone().limit(1_000);
     let mut walked = 0;
     let t_walk = Instant::now();
-    while walked < depth.min(n.saturating_sub(50)) {
+    while walked < depth.min(n.saturating_sub(1_000)) {
         let page = queue.list_page(&deep).await?;
         walked += page.jobs.len();
         match page.next {
@@ -633,7 +633,10 @@ async fn list(queue: &Queue, n: usize) -> jobs::Result<()> {
     time("first page, newest first", base.clone(), 30).await?;
     time(&format!("page {} deep by cursor", walked / 50), deep, 30).await?;
     // The older way to the same depth: `list` by offset, in enqueue order.
-    let by_offset = base.clone().sort(JobSort::Oldest).offset(n - walked - 50);
+    let by_offset = base
+        .clone()
+        .sort(JobSort::Oldest)
+        .offset(n.saturating_sub(walked + 50));
     let mut took = Vec::new();
     for _ in 0..5 {
         let t = Instant::now();
