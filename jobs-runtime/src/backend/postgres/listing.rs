@@ -21,9 +21,10 @@ use super::row::row_to_job;
 use super::PostgresBackend;
 
 /// ASCII letters to lower case, and nothing else (as SQLite's `lower` and
-/// the other backends fold), whatever the database's collation.
+/// the other backends fold), whatever the database's collation: `lower`
+/// under the "C" collation (several times faster than a `translate`).
 fn fold(x: &str) -> String {
-    format!("translate({x}, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')")
+    format!("lower(({x}) COLLATE \"C\")")
 }
 
 fn filters() -> String {
@@ -34,8 +35,8 @@ fn filters() -> String {
          AND ($8::bool IS NULL OR (cancelled_at IS NOT NULL) = $8) \
          AND ($7::text IS NULL OR strpos({}, $7) > 0 OR strpos({}, $7) > 0 \
               OR strpos({}, $7) > 0 \
-              OR EXISTS (SELECT 1 FROM jsonb_array_elements(errors) AS e \
-                         WHERE strpos({}, $7) > 0))",
+              OR (errors <> '[]' AND EXISTS (SELECT 1 FROM jsonb_array_elements(errors) AS e \
+                         WHERE strpos({}, $7) > 0)))",
         fold("job_type"),
         fold("payload::text"),
         fold("coalesce(error_message, '')"),

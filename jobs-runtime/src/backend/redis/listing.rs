@@ -11,6 +11,9 @@ use super::backend::RedisBackend;
 use super::row::{array, text};
 use super::scripts::{backend_err, unexpected, SCRIPTS};
 
+/// Jobs one call of page.lua looks at, at most.
+const SCAN_PER_CALL: usize = 1_000;
+
 impl RedisBackend {
     /// Fills `{P}:due` (the due-soonest order) with the jobs that waited
     /// before this version kept it, once per namespace: a slice of 1,000
@@ -110,35 +113,6 @@ impl RedisBackend {
             .saturating_add(skip)
             .min(i64::MAX as usize);
         let want = filter.limit.min(i64::MAX as usize - 1) + 1;
-        let mut conn = self.conn().await?;
-        let reply: Value = SCRIPTS
-            .page
-            .key(&self.inner.ns)
-            .arg(order)
-            .arg(c1)
-            .arg(c2)
-            .arg(scan)
-            .arg(want)
-            .arg(skip.min(i64::MAX as usize))
-            .arg(filter.queue.as_deref().unwrap_or(""))
-            .arg(filter.status.map(JobStatus::as_str).unwrap_or(""))
-            .arg(filter.job_type.as_deref().unwrap_or(""))
-            .arg(match filter.cancelled {
-                None => "",
-                Some(true) => "1",
-                Some(false) => "0",
-            })
-            .arg(search_needle(filter.search.as_deref()).unwrap_or_default())
-            .invoke_async(&mut conn)
-            .await
-            .map_err(backend_err)?;
-        let items: Vec<String> = array(reply)
-            .iter()
-            .map(|v| text(v).unwrap_or_default())
-            .collect();
-        if items.len() < 3 || !(items.len() - 3).is_multiple_of(3) {
-            return Err(unexpected("page.lua replied with a malformed page"));
-        }
         let cursor = |k1: &str, k2: &str| -> Result<JobCursor> {
             let bad = || unexpected("page.lua replied with a malformed order key");
             let n1: i64 = k1.parse().map_err(|_| bad())?;
@@ -154,19 +128,63 @@ impl RedisBackend {
                 other => JobCursor::seq(other, n1),
             })
         };
-        let last_examined = if items[0] == "1" {
-            Some(cursor(&items[1], &items[2])?)
-        } else {
-            None
-        };
+        let needle = search_needle(filter.search.as_deref()).unwrap_or_default();
+        let mut conn = self.conn().await?;
+        let (mut c1, mut c2, mut skip) = (c1, c2, skip);
+        let mut left = scan;
         let mut ids = Vec::new();
         let mut keys = std::collections::HashMap::new();
-        for m in items[3..].chunks(3) {
-            let id: JobId = m[0]
-                .parse()
-                .map_err(|_| unexpected("page.lua replied with a malformed job id"))?;
-            keys.insert(id, cursor(&m[1], &m[2])?);
-            ids.push(m[0].clone());
+        let mut last_examined = None;
+        // A slice of the walk per script call (Redis runs nothing else meanwhile).
+        loop {
+            let slice = left.min(SCAN_PER_CALL);
+            let reply: Value = SCRIPTS
+                .page
+                .key(&self.inner.ns)
+                .arg(order)
+                .arg(&c1)
+                .arg(&c2)
+                .arg(slice)
+                .arg(want - ids.len())
+                .arg(skip.min(i64::MAX as usize))
+                .arg(filter.queue.as_deref().unwrap_or(""))
+                .arg(filter.status.map(JobStatus::as_str).unwrap_or(""))
+                .arg(filter.job_type.as_deref().unwrap_or(""))
+                .arg(match filter.cancelled {
+                    None => "",
+                    Some(true) => "1",
+                    Some(false) => "0",
+                })
+                .arg(&needle)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(backend_err)?;
+            let items: Vec<String> = array(reply)
+                .iter()
+                .map(|v| text(v).unwrap_or_default())
+                .collect();
+            if items.len() < 4 || !(items.len() - 4).is_multiple_of(3) {
+                return Err(unexpected("page.lua replied with a malformed page"));
+            }
+            for m in items[4..].chunks(3) {
+                let id: JobId = m[0]
+                    .parse()
+                    .map_err(|_| unexpected("page.lua replied with a malformed job id"))?;
+                keys.insert(id, cursor(&m[1], &m[2])?);
+                ids.push(m[0].clone());
+            }
+            skip = items[3].parse().unwrap_or(0);
+            left -= slice;
+            let more = items[0] == "1";
+            if ids.len() >= want || !more {
+                break;
+            }
+            if left == 0 {
+                last_examined = Some(cursor(&items[1], &items[2])?);
+                break;
+            }
+            c1.clone_from(&items[1]);
+            c2.clone_from(&items[2]);
         }
         // Jobs deleted between the walk and this read are left out.
         let jobs = self.get_many(&ids).await?.into_iter().flatten().collect();

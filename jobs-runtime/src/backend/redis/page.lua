@@ -5,9 +5,12 @@
 --       scan, want (matches to return at most), skip (matches to skip first),
 --       queue, status, type, cancelled ('1' / '0' / ''), needle (lower case,
 --       '' = no search).
--- Returns {examined_all ('1' when the walk stopped at `scan`), last_k1,
---          last_k2, then per match: id, k1, k2}: the keys make the cursor of
---          a job (seq; run_at and seq; finish time and id).
+-- Returns {more ('1' when the walk stopped at `scan` with jobs after),
+--          last_k1, last_k2 (where it stopped), the matches still to skip,
+--          then per match: id, k1, k2}: the keys make the cursor of a job
+--          (seq; run_at and seq; finish time and id). The Rust side calls it
+--          again from where it stopped, `scan` of at most 1,000 a call, so
+--          Redis is never blocked for long.
 local order, c1, c2 = ARGV[1], ARGV[2], ARGV[3]
 local scan, want, skip = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local fq, fs, ft, fc, needle = ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11]
@@ -88,7 +91,7 @@ local function chunk(k1, k2, n)
   return out
 end
 
-local result = {'0', '', ''}
+local result = {'0', '', '', '0'}
 local examined, found = 0, 0
 local k1, k2 = c1, c2
 while found < want do
@@ -117,5 +120,5 @@ while found < want do
   end
   if #rows < n then break end
 end
-result[2], result[3] = k1, k2
+result[2], result[3], result[4] = k1, k2, n2s(skip)
 return result
