@@ -398,7 +398,7 @@ mod tests {
             "f1.abc",
             "o+-1",
             "o99999999999999999999999",
-            "d99999999999999999.1",
+            "d9000000000000000000.1",
         ] {
             let err = bad.parse::<JobCursor>().unwrap_err();
             assert!(matches!(err, Error::InvalidFilter(_)), "{bad}: {err}");
