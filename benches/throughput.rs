@@ -26,6 +26,15 @@
 //!   queue and 1,000 PENDING in another, then 50 `counts()` calls, as a
 //!   dashboard polling the backend makes them: p50 and max.
 //!
+//! * List: N finished jobs (`--list-size`, 1,000,000 by default; ten types,
+//!   1 in 100 FAILED with an error, 1 in 10 with the word `alpha` in its
+//!   payload, 10 with `zebra42`), then `list_page` of 50 as the dashboard
+//!   asks for it, 30 times each: the first page (newest first), the page
+//!   10,000 pages deep via its cursor (and the same depth by offset, for
+//!   comparison), a status filter (FAILED), a type filter, a search for
+//!   the rare term (each page looks at 10,000 jobs) and for the common one:
+//!   p50 and p99.
+//!
 //! * W4 idle: one idle manager for 30 s; counts the backend calls it makes
 //!   (each is one query or one script), and what the server saw meanwhile
 //!   (PostgreSQL: transactions committed in the database; Redis: commands
@@ -41,8 +50,8 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use jobs::backend::{Backend, ClaimRequest, Fence, JobListener, OutcomeUpdate, Recovered};
 use jobs::{
-    BoxFuture, Job, JobError, JobFilter, JobHandler, JobId, JobResult, JobStatus, NewJob, Queue,
-    QueueCount, WorkerManager,
+    BoxFuture, Job, JobError, JobFilter, JobHandler, JobId, JobResult, JobSort, JobStatus, NewJob,
+    Queue, QueueCount, WorkerManager,
 };
 use serde_json::json;
 
@@ -63,6 +72,9 @@ struct Args {
     /// Finished jobs in the table for the `counts` workload.
     #[arg(long, default_value_t = 1_000_000)]
     counts_size: usize,
+    /// Finished jobs in the table for the `list` workload.
+    #[arg(long, default_value_t = 1_000_000)]
+    list_size: usize,
     /// The global running limit of W1g's queue.
     #[arg(long, default_value_t = 16)]
     global_limit: u32,
@@ -516,6 +528,161 @@ async fn counts(queue: &Queue, n: usize) -> jobs::Result<()> {
     Ok(())
 }
 
+/// `list_page` on a table of `n` finished jobs.
+async fn list(queue: &Queue, n: usize) -> jobs::Result<()> {
+    let q = queue_name("list");
+    let backend = queue.backend();
+    let queues = [q.clone()];
+    let worker = "bench-list";
+    let t = Instant::now();
+    let mut i = 0usize;
+    while i < n {
+        let k = (n - i).min(5_000);
+        let jobs = (i..i + k)
+            .map(|j| {
+                let word = if j % 10 == 0 { "alpha" } else { "omega" };
+                let rare = if j % (n / 10).max(1) == 7 { " zebra42" } else { "" };
+                NewJob::new(
+                    format!("bench.type{}", j % 10),
+                    json!({ "n": j, "text": format!("{word}{rare}"), "user": format!("user{}", j % 9973) }),
+                )
+                .queue(&q)
+            })
+            .collect();
+        queue.enqueue_many(jobs).await?;
+        let mut taken = 0;
+        while taken < k {
+            let claimed = backend
+                .claim(ClaimRequest::new(
+                    worker,
+                    &queues,
+                    1_000,
+                    Duration::from_secs(600),
+                ))
+                .await?;
+            if claimed.jobs.is_empty() {
+                break;
+            }
+            taken += claimed.jobs.len();
+            let updates: Vec<OutcomeUpdate> = claimed
+                .jobs
+                .iter()
+                .map(|j| {
+                    let n = j.payload["n"].as_u64().unwrap_or(0);
+                    let outcome = if n % 100 == 3 {
+                        jobs::backend::Outcome::Fail {
+                            error: jobs::backend::AttemptFailure::new(
+                                format!("upstream said 503 for user{}", n % 9973),
+                                false,
+                            ),
+                            result: None,
+                        }
+                    } else {
+                        jobs::backend::Outcome::Complete { result: None }
+                    };
+                    OutcomeUpdate::new(j.fence(), outcome)
+                })
+                .collect();
+            backend.record(worker, &updates).await?;
+        }
+        i += k;
+    }
+    let setup = t.elapsed().as_secs_f64();
+    let base = JobFilter::default()
+        .queue(&q)
+        .sort(JobSort::Newest)
+        .limit(50);
+    // The cursor 10,000 pages of 50 deep, walked in pages of 1,000.
+    let depth = 10_000 * 50;
+    let mut deep = base.clone().limit(1_000);
+    let mut walked = 0;
+    let t_walk = Instant::now();
+    while walked < depth.min(n.saturating_sub(1_000)) {
+        let page = queue.list_page(&deep).await?;
+        walked += page.jobs.len();
+        match page.next {
+            Some(next) => deep.after = Some(next),
+            None => break,
+        }
+    }
+    let walk = t_walk.elapsed().as_secs_f64();
+    let deep = deep.limit(50);
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let time = |name: &str, filter: JobFilter, reps: usize| {
+        let name = name.to_owned();
+        async move {
+            let mut took = Vec::with_capacity(reps);
+            let mut found = 0;
+            for _ in 0..reps {
+                let t = Instant::now();
+                let page = queue.list_page(&filter).await?;
+                took.push(t.elapsed());
+                found = page.jobs.len();
+            }
+            took.sort();
+            let p99 = took[((took.len() * 99) / 100).min(took.len() - 1)];
+            println!(
+                "| list: {name} | p50 {:.2} ms | p99 {:.2} ms | {found} jobs |",
+                ms(took[took.len() / 2]),
+                ms(p99)
+            );
+            Ok::<(), jobs::Error>(())
+        }
+    };
+    println!("| list: {n} finished jobs | setup {setup:.0} s | walk to {walked} deep in pages of 1,000: {walk:.1} s |");
+    time("first page, newest first", base.clone(), 30).await?;
+    time(&format!("page {} deep by cursor", walked / 50), deep, 30).await?;
+    // The older way to the same depth: `list` by offset, in enqueue order.
+    let by_offset = base
+        .clone()
+        .sort(JobSort::Oldest)
+        .offset(n.saturating_sub(walked + 50));
+    let mut took = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let jobs = queue.list(&by_offset).await?;
+        took.push(t.elapsed());
+        assert_eq!(jobs.len(), 50);
+    }
+    took.sort();
+    println!(
+        "| list: the same depth by offset (`list`) | p50 {:.2} ms | max {:.2} ms | 50 jobs |",
+        ms(took[took.len() / 2]),
+        ms(*took.last().unwrap())
+    );
+    time(
+        "status FAILED (1 %)",
+        base.clone().status(JobStatus::Failed),
+        30,
+    )
+    .await?;
+    time(
+        "type bench.type3 (10 %)",
+        base.clone().job_type("bench.type3"),
+        30,
+    )
+    .await?;
+    time(
+        "search rare `zebra42` (10 jobs)",
+        base.clone().search("zebra42"),
+        30,
+    )
+    .await?;
+    time(
+        "search common `alpha` (10 %)",
+        base.clone().search("alpha"),
+        30,
+    )
+    .await?;
+    time(
+        "search in errors `USER42 ` (failed)",
+        base.clone().search("for user42"),
+        30,
+    )
+    .await?;
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> jobs::Result<()> {
     let args = Args::parse();
@@ -544,8 +711,11 @@ async fn main() -> jobs::Result<()> {
             "w3" => w3(&queue, args.concurrency).await?,
             "w4" => w4(&queue, &args.url, args.concurrency).await?,
             "counts" => counts(&queue, args.counts_size).await?,
+            "list" => list(&queue, args.list_size).await?,
             other => {
-                eprintln!("unknown workload `{other}` (w1, w1g, w1k, w2, w2u, w3, w4, counts)")
+                eprintln!(
+                    "unknown workload `{other}` (w1, w1g, w1k, w2, w2u, w3, w4, counts, list)"
+                )
             }
         }
     }

@@ -79,13 +79,13 @@ pub use jobs_core::{
     BackendError, BackendErrorKind, Backoff, BoxError, BoxFuture, CancelReason, CancelRequest,
     CancellationToken, ClaimLimit, Claimed, ConcurrencyLimit, Data, Enqueue, Enqueued, Error,
     FromJobContext, FromJobContextRef, GeneratedHandler, HandlerRegistration, IntoFailureResult,
-    IntoJobError, IntoJobOutput, IntoJobResult, Job, JobContext, JobError, JobFilter, JobHandle,
-    JobHandler, JobId, JobLimits, JobOptions, JobOutput, JobPages, JobPayload, JobResult,
-    JobResultError, JobStatus, Leader, MissedRuns, NewJob, OnFailureFn, PayloadOf, Periodic,
-    PeriodicBuilder, Progress, PruneRequest, Queue, QueueCount, QueueLimit, RateLimit, RequeueFilter,
-    RequeueReport, Result, ScheduleState, ServiceRequirement, Services, ThroughputBucket, Timeout,
-    UniqueKey, UniqueStates, Uniqueness, Validate, WorkerInfo, MAX_DELAY, MAX_ERROR_HISTORY,
-    THROUGHPUT_RETENTION,
+    IntoJobError, IntoJobOutput, IntoJobResult, Job, JobContext, JobCursor, JobError, JobFilter,
+    JobHandle, JobHandler, JobId, JobLimits, JobOptions, JobOutput, JobPage, JobPages, JobPayload,
+    JobResult, JobResultError, JobSort, JobStatus, Leader, MissedRuns, NewJob, OnFailureFn,
+    PayloadOf, Periodic, PeriodicBuilder, Progress, PruneRequest, Queue, QueueCount, QueueLimit,
+    RateLimit, RequeueFilter, RequeueReport, Result, ScheduleState, ServiceRequirement, Services,
+    ThroughputBucket, Timeout, UniqueKey, UniqueStates, Uniqueness, Validate, WorkerInfo,
+    MAX_DELAY, MAX_ERROR_HISTORY, THROUGHPUT_RETENTION,
 };
 /// The `sqlx` this crate is built with, so the connections and transactions
 /// you pass to [`TransactionalEnqueue`] (and get from `pool()`) are of the same

@@ -117,6 +117,9 @@ impl Backend for Purged {
     fn list<'a>(&'a self, filter: &'a JobFilter) -> BoxFuture<'a, Result<Vec<Job>>> {
         self.backend.list(filter)
     }
+    fn list_page<'a>(&'a self, filter: &'a JobFilter) -> BoxFuture<'a, Result<jobs_core::JobPage>> {
+        self.backend.list_page(filter)
+    }
     fn cancel<'a>(&'a self, id: JobId, request: &'a CancelRequest) -> BoxFuture<'a, Result<Job>> {
         self.backend.cancel(id, request)
     }

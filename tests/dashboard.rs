@@ -1051,3 +1051,110 @@ async fn poll_cost_with_many_jobs() {
         );
     }
 }
+
+/// The ids of the jobs a list page shows, in order.
+fn listed(html: &str) -> Vec<String> {
+    html.split("data-job=\"")
+        .skip(1)
+        .map(|rest| rest[..rest.find('"').unwrap()].to_owned())
+        .collect()
+}
+
+/// The `href` of the link with `rel`, unescaped.
+fn link(html: &str, rel: &str) -> Option<String> {
+    let at = html.find(&format!("rel=\"{rel}\" href=\""))?;
+    let rest = &html[at + rel.len() + 13..];
+    Some(rest[..rest.find('"').unwrap()].replace("&amp;", "&"))
+}
+
+#[tokio::test]
+async fn the_jobs_list_searches_sorts_and_pages_by_cursor() {
+    for (queue, s) in seeded_backends().await {
+        the_jobs_list_searches_sorts_and_pages_by_cursor_on(queue, s).await;
+    }
+}
+
+async fn the_jobs_list_searches_sorts_and_pages_by_cursor_on(queue: Queue, s: Seeded) {
+    let app = Dashboard::new(queue.clone()).router();
+    let id = |j: &jobs::JobId| j.to_string();
+
+    // Search: payload and error text, any case; the box keeps the term.
+    let busy = get(&app, "/jobs?q=MAILBOX%20Busy").await;
+    assert_eq!(busy.status, StatusCode::OK);
+    assert_eq!(
+        listed(&busy.body)
+            .into_iter()
+            .collect::<std::collections::BTreeSet<_>>(),
+        s.dead_emails.iter().map(id).collect()
+    );
+    assert!(busy.body.contains("value=\"MAILBOX Busy\""));
+    let one = get(&app, "/jobs?q=later1%40EXAMPLE").await;
+    assert_eq!(listed(&one.body), vec![id(&s.pending[1])]);
+    // Combined with queue and status.
+    let timeouts = get(&app, "/jobs?q=timeout&queue=reports&status=DEAD_LETTER").await;
+    assert_eq!(listed(&timeouts.body).len(), s.dead_reports.len());
+    assert!(!timeouts.body.contains(&id(&s.failed)));
+
+    // Orders: newest first by default, oldest first, due soonest (waiting only).
+    let pos = |html: &str, j: &jobs::JobId| listed(html).iter().position(|x| *x == id(j));
+    let newest = get(&app, "/jobs").await.body;
+    assert!(pos(&newest, &s.scheduled) < pos(&newest, &s.completed));
+    let oldest = get(&app, "/jobs?sort=oldest").await.body;
+    assert!(pos(&oldest, &s.completed) < pos(&oldest, &s.scheduled));
+    let due = get(&app, "/jobs?sort=due").await.body;
+    assert!(pos(&due, &s.pending[0]).unwrap() < pos(&due, &s.scheduled).unwrap());
+    assert_eq!(pos(&due, &s.completed), None, "finished jobs are not due");
+    let finished = get(&app, "/jobs?sort=finished").await.body;
+    assert!(pos(&finished, &s.completed).is_some());
+    assert_eq!(pos(&finished, &s.pending[0]), None);
+
+    // Paging by cursor, two at a time: every job once, filters kept in the links.
+    let total = queue
+        .list_all(&jobs::JobFilter::default())
+        .await
+        .unwrap()
+        .len();
+    let mut url = "/jobs?limit=2&sort=oldest".to_owned();
+    let mut seen = Vec::new();
+    for _ in 0..100 {
+        let page = get(&app, &url).await;
+        assert_eq!(page.status, StatusCode::OK);
+        seen.extend(listed(&page.body));
+        match link(&page.body, "next") {
+            Some(next) => {
+                assert!(
+                    next.contains("sort=oldest") && next.contains("limit=2"),
+                    "{next}"
+                );
+                assert!(link(&page.body, "next").is_some());
+                url = next;
+                let deeper = get(&app, &url).await;
+                assert!(
+                    link(&deeper.body, "first").is_some(),
+                    "a way back to the start"
+                );
+            }
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), total);
+    assert_eq!(
+        seen.iter().collect::<std::collections::BTreeSet<_>>().len(),
+        total,
+        "no job twice"
+    );
+
+    // Bad input: a clear error, not a crash.
+    let bad = get(&app, "/jobs?after=o12x").await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.body.contains("malformed cursor"), "{}", bad.body);
+    let wrong = get(&app, "/jobs?sort=oldest&after=n5").await;
+    assert_eq!(wrong.status, StatusCode::BAD_REQUEST);
+    let sideways = get(&app, "/jobs?sort=sideways").await;
+    assert_eq!(sideways.status, StatusCode::BAD_REQUEST);
+    assert!(sideways.body.contains("unknown sort order"));
+    // A search term that is markup shows as text.
+    let xss = get(&app, &format!("/jobs?q={}", pct(XSS_SCRIPT))).await;
+    assert_inert(&xss.body, "jobs search");
+    assert!(listed(&xss.body).contains(&id(&s.xss)));
+}

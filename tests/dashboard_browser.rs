@@ -283,6 +283,44 @@ async fn the_dashboard_works_in_chromium() {
     assert_eq!(rows.len(), s.dead_emails.len());
     shot(&c, "jobs").await;
 
+    // -- Type in the search box: the list narrows as one types (htmx), and
+    // the URL follows, so the narrowed list is a link.
+    c.find(Locator::Css("#search"))
+        .await
+        .unwrap()
+        .send_keys("USER1@EXAMPLE")
+        .await
+        .unwrap();
+    until("the list to narrow", || async {
+        c.find_all(Locator::Css("#jobs-table tbody tr[data-job]"))
+            .await
+            .is_ok_and(|rows| rows.len() == 1)
+    })
+    .await;
+    let row = c
+        .find(Locator::Css("#jobs-table tbody tr[data-job]"))
+        .await
+        .unwrap();
+    assert_eq!(
+        row.attr("data-job").await.unwrap(),
+        Some(s.dead_emails[1].to_string())
+    );
+    until("the URL to follow the search", || async {
+        c.current_url()
+            .await
+            .is_ok_and(|u| u.query().is_some_and(|q| q.contains("q=USER1")))
+    })
+    .await;
+    c.goto(&format!("{base}/jobs?queue=emails&status=DEAD_LETTER"))
+        .await
+        .unwrap();
+    until("the filtered list again", || async {
+        c.find_all(Locator::Css("#jobs-table tbody tr[data-job]"))
+            .await
+            .is_ok_and(|rows| rows.len() == s.dead_emails.len())
+    })
+    .await;
+
     // -- Open a dead job, requeue it, see its status change.
     let dead = s.dead_emails[0];
     c.find(Locator::Css(&format!("tr[data-job='{dead}'] a")))

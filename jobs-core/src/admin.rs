@@ -1,12 +1,16 @@
 //! What the admin side of a queue takes and returns: job filters and counts.
 
-use crate::{Job, JobStatus};
+use crate::{Job, JobCursor, JobSort, JobStatus};
 
-/// Which jobs to list, in enqueue order, paged by `offset`/`limit`.
+/// Which jobs to list, in which order, and which page.
 ///
 /// `JobFilter::default()` matches every job and returns **at most 100** of
-/// them (the first page); raise it with [`limit`](JobFilter::limit), or page
-/// with [`offset`](JobFilter::offset).
+/// them (the first page) in enqueue order; raise it with
+/// [`limit`](JobFilter::limit). Page with a cursor: pass the
+/// [`next`](crate::JobPage::next) of one page of
+/// [`list_page`](crate::Queue::list_page) as [`after`](JobFilter::after) of
+/// the next (each page costs the same however deep), or — the older way, in
+/// enqueue order without search — with [`offset`](JobFilter::offset).
 ///
 /// ```
 /// use jobs_core::{JobFilter, JobStatus};
@@ -27,8 +31,23 @@ pub struct JobFilter {
     pub cancelled: Option<bool>,
     /// At most this many (default 100).
     pub limit: usize,
-    /// Skip this many matches first (default 0).
+    /// Skip this many matches first (default 0). Offset paging costs a
+    /// backend the skipped rows; it cannot be combined with `after`.
     pub offset: usize,
+    /// Only jobs whose text contains this (ASCII letters in any case): the job
+    /// type, the payload's JSON text as stored, the latest error message, and
+    /// the messages of the kept error history. Not the result, metadata or
+    /// queue. Empty: no search.
+    pub search: Option<String>,
+    /// The order (default [`JobSort::Oldest`], enqueue order).
+    pub sort: JobSort,
+    /// Start just after this position (from [`JobPage::next`](crate::JobPage::next)).
+    pub after: Option<JobCursor>,
+    /// A page of [`list_page`](crate::Backend::list_page) looks at no more
+    /// than this many jobs (default 10,000) in its order, past those that its
+    /// index skips anyway, and ends early, saying so, when it got there: this
+    /// bounds the cost of a search or of a rare type, whatever the table's size.
+    pub scan_limit: usize,
 }
 
 impl Default for JobFilter {
@@ -40,6 +59,10 @@ impl Default for JobFilter {
             cancelled: None,
             limit: 100,
             offset: 0,
+            search: None,
+            sort: JobSort::Oldest,
+            after: None,
+            scan_limit: crate::listing::DEFAULT_SCAN_LIMIT,
         }
     }
 }
@@ -77,9 +100,47 @@ impl JobFilter {
         self
     }
 
-    /// Whether `job` passes the queue/status/type filters (paging aside).
+    /// Only jobs whose text contains `search` (see [`JobFilter::search`]).
+    pub fn search(mut self, search: impl Into<String>) -> Self {
+        self.search = Some(search.into());
+        self
+    }
+    /// In this order.
+    pub fn sort(mut self, sort: JobSort) -> Self {
+        self.sort = sort;
+        self
+    }
+    /// Start just after `cursor` (the `next` of the page before).
+    pub fn after(mut self, cursor: JobCursor) -> Self {
+        self.after = Some(cursor);
+        self
+    }
+    /// Look at no more than `scan_limit` jobs per page (at least 1).
+    pub fn scan_limit(mut self, scan_limit: usize) -> Self {
+        self.scan_limit = scan_limit.max(1);
+        self
+    }
+
+    /// Whether this filter needs [`list_page`](crate::Backend::list_page):
+    /// it searches, sorts other than by enqueue order, or starts at a cursor.
+    pub fn is_keyset(&self) -> bool {
+        self.search.as_deref().is_some_and(|s| !s.is_empty())
+            || self.sort != JobSort::Oldest
+            || self.after.is_some()
+    }
+
+    /// Whether `job` passes the queue/status/type/cancelled filters, the
+    /// search, and the statuses its sort order lists (paging aside).
     pub fn matches(&self, job: &Job) -> bool {
-        self.queue.as_deref().is_none_or(|q| q == job.queue_name)
+        let in_order = match self.sort {
+            JobSort::DueSoonest => job.status.is_waiting(),
+            JobSort::RecentlyFinished => job.status.is_terminal() && job.completed_at.is_some(),
+            _ => true,
+        };
+        in_order
+            && crate::listing::search_needle(self.search.as_deref())
+                .is_none_or(|n| crate::listing::search_hits(job, &n))
+            && self.queue.as_deref().is_none_or(|q| q == job.queue_name)
             && self.status.is_none_or(|s| s == job.status)
             && self.job_type.as_deref().is_none_or(|t| t == job.job_type)
             && self

@@ -17,8 +17,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::{
-    BoxFuture, CancelRequest, Enqueued, Error, Job, JobFilter, JobId, JobPayload, JobStatus,
-    Leader, NewJob, Progress, PruneRequest, QueueCount, Result, ScheduleState, WorkerInfo,
+    BoxFuture, CancelRequest, Enqueued, Error, Job, JobCursor, JobFilter, JobId, JobPage,
+    JobPayload, JobSort, JobStatus, Leader, NewJob, Progress, PruneRequest, QueueCount, Result,
+    ScheduleState, WorkerInfo,
 };
 
 /// The random token of one lease. A backend makes a fresh one for every
@@ -363,7 +364,9 @@ pub trait Backend: Send + Sync + 'static {
     /// The job with this id, if it exists.
     fn get(&self, id: JobId) -> BoxFuture<'_, Result<Option<Job>>>;
 
-    /// Jobs matching `filter`, in enqueue order, paged.
+    /// Jobs matching `filter`, in enqueue order, paged by offset. A filter
+    /// that [needs keyset paging](JobFilter::is_keyset) (a search, another
+    /// order, a cursor) is the jobs of one [`list_page`](Backend::list_page).
     fn list<'a>(&'a self, filter: &'a JobFilter) -> BoxFuture<'a, Result<Vec<Job>>>;
 
     /// Cancels a job. A waiting one (PENDING, SCHEDULED, RETRYING) becomes
@@ -549,6 +552,78 @@ pub trait Backend: Send + Sync + 'static {
         unsupported(self.backend_name(), "bulk requeue")
     }
 
+    /// One page of the jobs matching `filter`, in `filter.sort` order, from
+    /// just after `filter.after` (or from the start), with the cursor of the
+    /// next page. Native implementations walk an index in the sort's order
+    /// from the cursor, so a deep page costs what the first one does, and
+    /// look at no more than `filter.scan_limit` rows per page (past those the
+    /// index skips): a page that stopped there says so in
+    /// [`JobPage::scan_limited`] and continues where it stopped.
+    ///
+    /// `filter.offset` is honoured on the first page only (no cursor): it
+    /// widens that page's window by as many jobs, so it costs them; it is
+    /// refused together with a cursor. A malformed cursor, or one of another
+    /// order, is refused with [`Error::InvalidFilter`].
+    ///
+    /// The default, for backends written before it, pages
+    /// [`list`](Backend::list) by offset in enqueue order (its cursors count
+    /// the matches skipped, so a deep page costs the rows before it) and
+    /// searches the jobs it reads; other orders are
+    /// [`Error::Unsupported`].
+    fn list_page<'a>(&'a self, filter: &'a JobFilter) -> BoxFuture<'a, Result<JobPage>> {
+        Box::pin(async move {
+            if filter.sort != JobSort::Oldest {
+                return Err(Error::Unsupported {
+                    backend: self.backend_name(),
+                    feature: "job lists in another order than enqueue order",
+                });
+            }
+            let start = page_start(filter, false)?;
+            let mut skipped = match start {
+                PageStart::Offset(n) => n,
+                _ => filter.offset as u64,
+            };
+            let needle = crate::listing::search_needle(filter.search.as_deref());
+            let mut base = filter.clone();
+            base.search = None;
+            base.after = None;
+            let mut out = Vec::new();
+            let mut examined = 0usize;
+            let scan_limit = filter.scan_limit.max(1);
+            while out.len() < filter.limit {
+                base.offset = usize::try_from(skipped).unwrap_or(usize::MAX);
+                base.limit = (scan_limit - examined).min(1_000);
+                let rows = self.list(&base).await?;
+                let full = rows.len() == base.limit;
+                for job in rows {
+                    examined += 1;
+                    skipped += 1;
+                    if needle
+                        .as_deref()
+                        .is_none_or(|n| crate::listing::search_hits(&job, n))
+                    {
+                        out.push(job);
+                        if out.len() == filter.limit {
+                            break;
+                        }
+                    }
+                }
+                if out.len() == filter.limit {
+                    let next = JobCursor::offset(JobSort::Oldest, skipped);
+                    return Ok(JobPage::new(out, Some(next), false));
+                }
+                if !full {
+                    return Ok(JobPage::new(out, None, false));
+                }
+                if examined >= scan_limit {
+                    let next = JobCursor::offset(JobSort::Oldest, skipped);
+                    return Ok(JobPage::new(out, Some(next), true));
+                }
+            }
+            Ok(JobPage::new(out, None, false))
+        })
+    }
+
     /// A wake-up signal for workers of `queues`. By default none
     /// ([`Error::Unsupported`]): workers then find work by polling.
     fn listener<'a>(&'a self, queues: &'a [String]) -> BoxFuture<'a, Result<Box<dyn JobListener>>> {
@@ -573,6 +648,60 @@ pub trait Backend: Send + Sync + 'static {
     /// wake-up: register interest first, then read the job, then wait.
     fn wait_finished(&self, id: JobId, timeout: Duration) -> BoxFuture<'_, Result<Option<Job>>> {
         Box::pin(crate::handle::poll_finished(self, id, timeout))
+    }
+}
+
+/// Where a page of [`Backend::list_page`] starts, checked against its order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageStart {
+    /// At the first match (skipping `filter.offset` of them, if any).
+    First,
+    /// Just after this cursor of a keyset backend.
+    After(JobCursor),
+    /// After this many matches (a backend without keyset paging).
+    Offset(u64),
+}
+
+/// Checks `filter.after` for a backend that pages by key (`keyset`) or by
+/// offset: [`Error::InvalidFilter`] for a cursor of another order or kind, or
+/// for a cursor together with an offset.
+pub fn page_start(filter: &JobFilter, keyset: bool) -> Result<PageStart> {
+    let Some(cursor) = filter.after else {
+        return Ok(PageStart::First);
+    };
+    if filter.offset > 0 {
+        return Err(Error::InvalidFilter(
+            "a cursor and an offset cannot be combined; page with one or the other".into(),
+        ));
+    }
+    cursor.check(filter.sort, keyset)?;
+    Ok(match cursor.as_offset() {
+        Some(n) => PageStart::Offset(n),
+        None => PageStart::After(cursor),
+    })
+}
+
+/// Cuts the matches a keyset page found (at most `limit + 1`, in order) to a
+/// [`JobPage`]: `key` makes the cursor of a job, `last_examined` is the
+/// cursor of the last row the page looked at when it stopped at the scan
+/// limit (`None` if it ran out of rows first).
+pub fn finish_page(
+    mut jobs: Vec<Job>,
+    limit: usize,
+    last_examined: Option<JobCursor>,
+    key: impl Fn(&Job) -> JobCursor,
+) -> JobPage {
+    if jobs.len() > limit {
+        jobs.truncate(limit);
+        let next = jobs.last().map(&key);
+        return JobPage::new(jobs, next, false);
+    }
+    match last_examined {
+        Some(c) => {
+            let short = jobs.len() < limit;
+            JobPage::new(jobs, Some(c), short)
+        }
+        None => JobPage::new(jobs, None, false),
     }
 }
 

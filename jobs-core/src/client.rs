@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::backend::check_new_job;
 use crate::{
-    Backend, BoxFuture, CancelRequest, Enqueued, Error, Job, JobFilter, JobHandle, JobId,
+    Backend, BoxFuture, CancelRequest, Enqueued, Error, Job, JobFilter, JobHandle, JobId, JobPage,
     JobPayload, NewJob, PruneRequest, QueueCount, Result, ScheduleState, Uniqueness, WorkerInfo,
 };
 
@@ -218,8 +218,38 @@ impl Queue {
     /// `filter.limit` jobs (100 with `JobFilter::default()`), starting at
     /// `filter.offset`. For every match use [`list_all`](Self::list_all), or
     /// [`pages`](Self::pages) to walk them a page at a time.
+    ///
+    /// A filter that searches, sorts other than by enqueue order or starts at
+    /// a cursor is one page of [`list_page`](Self::list_page) (which may end
+    /// early, at the filter's `scan_limit`).
     pub async fn list(&self, filter: &JobFilter) -> Result<Vec<Job>> {
+        if filter.is_keyset() {
+            return Ok(self.backend.list_page(filter).await?.jobs);
+        }
         self.backend.list(filter).await
+    }
+
+    /// One page of the jobs matching `filter`, in its order, with the cursor
+    /// of the next one: deep pages cost what the first does, and jobs
+    /// enqueued meanwhile neither repeat nor shift a page. See
+    /// [`Backend::list_page`].
+    ///
+    /// ```
+    /// # async fn demo(queue: jobs_core::Queue) -> jobs_core::Result<()> {
+    /// use jobs_core::{JobFilter, JobSort};
+    /// let mut filter = JobFilter::default().search("timeout").sort(JobSort::Newest).limit(50);
+    /// loop {
+    ///     let page = queue.list_page(&filter).await?;
+    ///     for job in &page.jobs { println!("{} {}", job.id, job.job_type) }
+    ///     match page.next {
+    ///         Some(next) => filter.after = Some(next), // or carry `next.to_string()` in a URL
+    ///         None => break,
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn list_page(&self, filter: &JobFilter) -> Result<JobPage> {
+        self.backend.list_page(filter).await
     }
 
     /// Every job matching `filter` (its `limit` is the page size, its
@@ -242,9 +272,9 @@ impl Queue {
 
     /// The jobs matching `filter`, a page of `filter.limit` at a time (an
     /// async iterator: `while let Some(page) = pages.next_page().await? {..}`).
-    /// Pages are read by offset, so jobs enqueued or deleted meanwhile may
-    /// shift them; for a stable walk, filter on a status that does not change
-    /// under you (say, `DeadLetter` while nobody requeues).
+    /// Pages are read with [`list_page`](Self::list_page)'s cursor, so jobs
+    /// enqueued or deleted meanwhile do not shift them (with an `offset`,
+    /// the older offset paging is used instead, which they may shift).
     pub fn pages(&self, filter: JobFilter) -> JobPages<'_> {
         JobPages {
             queue: self,
@@ -655,6 +685,22 @@ impl JobPages<'_> {
     pub async fn next_page(&mut self) -> Result<Option<Vec<Job>>> {
         if self.done {
             return Ok(None);
+        }
+        if self.filter.offset == 0 && self.filter.limit > 0 {
+            // A page that stopped at the scan limit may hold no match: go on.
+            loop {
+                let page = self.queue.list_page(&self.filter).await?;
+                match page.next {
+                    Some(next) => self.filter.after = Some(next),
+                    None => self.done = true,
+                }
+                if !page.jobs.is_empty() {
+                    return Ok(Some(page.jobs));
+                }
+                if self.done {
+                    return Ok(None);
+                }
+            }
         }
         let page = self.queue.list(&self.filter).await?;
         if page.len() < self.filter.limit || self.filter.limit == 0 {

@@ -99,6 +99,11 @@ pub enum Error {
     /// The manager's configuration is inconsistent.
     #[error("{0}")]
     Config(String),
+
+    /// A job list was asked for something it cannot do: a malformed cursor,
+    /// a cursor of another order, a cursor together with an offset.
+    #[error("invalid job list request: {0}")]
+    InvalidFilter(String),
 }
 
 impl Error {

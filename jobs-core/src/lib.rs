@@ -31,6 +31,7 @@ mod handler;
 mod job;
 mod job_error;
 mod limits;
+pub mod listing;
 pub mod metrics;
 mod new_job;
 mod on_failure;
@@ -64,6 +65,7 @@ pub use limits::{
     limit_key, queue_rate_key, ClaimLimit, Claimed, ConcurrencyLimit, JobLimits, QueueLimit,
     RateLimit,
 };
+pub use listing::{JobCursor, JobPage, JobSort};
 pub use new_job::{
     add_saturating, sub_saturating, JobOptions, NewJob, DEFAULT_MAX_RETRIES, DEFAULT_QUEUE,
     MAX_DELAY,

@@ -40,6 +40,7 @@ pub mod lease;
 pub mod limits;
 pub mod listener;
 pub mod ops;
+pub mod listing;
 pub mod outcome;
 pub mod payload;
 mod support;
@@ -103,6 +104,11 @@ macro_rules! jobs_conformance_suite {
             ops::throughput_counts_each_end_of_an_attempt,
             ops::requeue_many_takes_what_the_filter_says,
             ops::requeue_many_skips_jobs_whose_unique_key_is_taken,
+            listing::search_hits_payload_errors_and_type_in_any_case,
+            listing::each_sort_order_is_right_with_ties_broken,
+            listing::a_cursor_walk_returns_each_job_once_while_jobs_arrive,
+            listing::a_malformed_cursor_is_a_clear_error,
+            listing::filters_combine_and_a_scan_limited_walk_finds_every_match,
 
             payload::payloads_round_trip_exactly,
             payload::a_nul_in_a_payload_is_refused_and_one_in_a_result_is_stored,

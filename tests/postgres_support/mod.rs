@@ -124,6 +124,7 @@ impl jobs_core::Backend for SelfCleaning {
         recover_expired() -> jobs_core::Result<Vec<jobs_core::backend::Recovered>>;
         get(id: jobs_core::JobId) -> jobs_core::Result<Option<jobs_core::Job>>;
         list(filter: &'a jobs_core::JobFilter) -> jobs_core::Result<Vec<jobs_core::Job>>;
+        list_page(filter: &'a jobs_core::JobFilter) -> jobs_core::Result<jobs_core::JobPage>;
         cancel(id: jobs_core::JobId, request: &'a jobs_core::CancelRequest) -> jobs_core::Result<jobs_core::Job>;
         requeue(id: jobs_core::JobId) -> jobs_core::Result<jobs_core::Job>;
         counts() -> jobs_core::Result<Vec<jobs_core::QueueCount>>;

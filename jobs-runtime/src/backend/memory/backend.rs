@@ -9,8 +9,8 @@ use jobs_core::backend::{
 };
 use jobs_core::{
     add_saturating, AuditEntry, AuditFilter, Backend, BoxFuture, CancelRequest, Claimed, Enqueued,
-    Error, Job, JobFilter, JobId, JobStatus, Leader, NewJob, Progress, PruneRequest, QueueCount,
-    RequeueFilter, RequeueReport, Result, ScheduleState, ThroughputBucket, WorkerInfo,
+    Error, Job, JobFilter, JobId, JobPage, JobStatus, Leader, NewJob, Progress, PruneRequest,
+    QueueCount, RequeueFilter, RequeueReport, Result, ScheduleState, ThroughputBucket, WorkerInfo,
     THROUGHPUT_RETENTION,
 };
 use tokio::sync::watch;
@@ -305,6 +305,9 @@ impl Backend for MemoryBackend {
     fn list<'a>(&'a self, filter: &'a JobFilter) -> BoxFuture<'a, Result<Vec<Job>>> {
         Box::pin(async move {
             let st = self.lock();
+            if filter.is_keyset() {
+                return Ok(st.list_page(filter)?.jobs);
+            }
             Ok(st
                 .order
                 .values()
@@ -315,6 +318,10 @@ impl Backend for MemoryBackend {
                 .cloned()
                 .collect())
         })
+    }
+
+    fn list_page<'a>(&'a self, filter: &'a JobFilter) -> BoxFuture<'a, Result<JobPage>> {
+        Box::pin(async move { self.lock().list_page(filter) })
     }
 
     fn cancel<'a>(&'a self, id: JobId, request: &'a CancelRequest) -> BoxFuture<'a, Result<Job>> {

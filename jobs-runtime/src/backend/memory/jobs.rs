@@ -1,7 +1,10 @@
 //! The stored jobs, with their number per (queue, status) kept as they
-//! change: `counts()` reads the counts instead of walking every job.
+//! change: `counts()` reads the counts instead of walking every job. The
+//! orders of `list_page` that enqueue order does not give (waiting jobs by
+//! due time, finished ones by finish time) are kept here the same way.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
 use std::ops::{Deref, DerefMut, Index};
 
 use jobs_core::{JobId, JobStatus, ThroughputBucket, THROUGHPUT_RETENTION};
@@ -20,6 +23,10 @@ pub(super) struct Jobs {
     map: HashMap<JobId, Entry>,
     counts: Counts,
     throughput: Throughput,
+    /// Waiting jobs by (`run_at`, enqueue sequence).
+    pub(super) due: BTreeSet<DueKey>,
+    /// Finished jobs by (`completed_at`, id).
+    pub(super) finished: BTreeSet<FinishedKey>,
 }
 
 /// Counts a move of a job of `queue` into `status`, now, if it ends an
@@ -39,6 +46,43 @@ fn bump(throughput: &mut Throughput, queue: &str, status: JobStatus) {
         *throughput = throughput.split_off(&(minute - keep, String::new()));
     }
     throughput.entry(key).or_default()[slot] += 1;
+}
+
+/// Times in µs, as the durable backends store them and as cursors carry
+/// them, so a cursor names one position exactly.
+pub(super) type DueKey = (i64, u64, JobId);
+pub(super) type FinishedKey = (i64, JobId);
+
+fn due_key(e: &Entry) -> Option<DueKey> {
+    e.job
+        .status
+        .is_waiting()
+        .then_some((e.job.run_at.timestamp_micros(), e.seq, e.job.id))
+}
+
+fn finished_key(e: &Entry) -> Option<FinishedKey> {
+    match e.job.completed_at {
+        Some(at) if e.job.status.is_terminal() => Some((at.timestamp_micros(), e.job.id)),
+        _ => None,
+    }
+}
+
+/// Takes `e` out of the order indexes (`add: false`) or puts it in.
+fn index(due: &mut BTreeSet<DueKey>, finished: &mut BTreeSet<FinishedKey>, e: &Entry, add: bool) {
+    if let Some(k) = due_key(e) {
+        if add {
+            due.insert(k);
+        } else {
+            due.remove(&k);
+        }
+    }
+    if let Some(k) = finished_key(e) {
+        if add {
+            finished.insert(k);
+        } else {
+            finished.remove(&k);
+        }
+    }
 }
 
 fn add(counts: &mut Counts, queue: &str, status: JobStatus) {
@@ -75,14 +119,18 @@ impl Jobs {
             &entry.job.queue_name,
             entry.job.status,
         );
+        index(&mut self.due, &mut self.finished, &entry, true);
         if let Some(old) = self.map.insert(id, entry) {
             sub(&mut self.counts, &old.job.queue_name, old.job.status);
+            index(&mut self.due, &mut self.finished, &old, false);
+            index(&mut self.due, &mut self.finished, &self.map[&id], true);
         }
     }
 
     pub(super) fn remove(&mut self, id: &JobId) -> Option<Entry> {
         let old = self.map.remove(id)?;
         sub(&mut self.counts, &old.job.queue_name, old.job.status);
+        index(&mut self.due, &mut self.finished, &old, false);
         Some(old)
     }
 
@@ -90,11 +138,15 @@ impl Jobs {
     pub(super) fn get_mut(&mut self, id: &JobId) -> Option<EntryMut<'_>> {
         let entry = self.map.get_mut(id)?;
         let was = (entry.job.queue_name.clone(), entry.job.status);
+        let keys = (due_key(entry), finished_key(entry));
         Some(EntryMut {
             entry,
             counts: &mut self.counts,
             throughput: &mut self.throughput,
+            due: &mut self.due,
+            finished: &mut self.finished,
             was,
+            keys,
         })
     }
 
@@ -136,7 +188,10 @@ pub(super) struct EntryMut<'a> {
     entry: &'a mut Entry,
     counts: &'a mut Counts,
     throughput: &'a mut Throughput,
+    due: &'a mut BTreeSet<DueKey>,
+    finished: &'a mut BTreeSet<FinishedKey>,
     was: (String, JobStatus),
+    keys: (Option<DueKey>, Option<FinishedKey>),
 }
 
 impl Deref for EntryMut<'_> {
@@ -161,6 +216,23 @@ impl Drop for EntryMut<'_> {
             add(self.counts, &job.queue_name, job.status);
             if job.status != self.was.1 {
                 bump(self.throughput, &job.queue_name, job.status);
+            }
+        }
+        let keys = (due_key(self.entry), finished_key(self.entry));
+        if keys.0 != self.keys.0 {
+            if let Some(k) = self.keys.0 {
+                self.due.remove(&k);
+            }
+            if let Some(k) = keys.0 {
+                self.due.insert(k);
+            }
+        }
+        if keys.1 != self.keys.1 {
+            if let Some(k) = self.keys.1 {
+                self.finished.remove(&k);
+            }
+            if let Some(k) = keys.1 {
+                self.finished.insert(k);
             }
         }
     }

@@ -15,6 +15,7 @@
 mod backend;
 mod jobs;
 mod listener;
+mod listing;
 mod state;
 
 pub use backend::MemoryBackend;

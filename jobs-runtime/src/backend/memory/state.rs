@@ -54,7 +54,7 @@ const SCAN_LIMIT: usize = 10_000;
 
 pub(super) struct Entry {
     pub(super) job: Job,
-    seq: u64,
+    pub(super) seq: u64,
     /// The statuses in which the job holds its unique key, if it has one.
     unique_states: UniqueStates,
 }

@@ -35,6 +35,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "throughput",
         include_str!("migrations/0006_throughput.sql"),
     ),
+    (7, "listing", include_str!("migrations/0007_listing.sql")),
 ];
 
 /// Advisory-lock class of the migration lock (`'jobs'` in ASCII); the other key is the schema's hash.

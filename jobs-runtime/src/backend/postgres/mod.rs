@@ -144,6 +144,7 @@ mod enqueue;
 mod error;
 mod hints;
 mod listener;
+mod listing;
 mod migrate;
 mod options;
 mod outcome;

@@ -9,7 +9,7 @@ use jobs_core::backend::{
 };
 use jobs_core::{
     AuditEntry, AuditFilter, Backend, BoxFuture, CancelRequest, Claimed, Enqueued, Job, JobFilter,
-    JobId, JobStatus, Leader, NewJob, Progress, PruneRequest, QueueCount, RequeueFilter,
+    JobId, JobPage, JobStatus, Leader, NewJob, Progress, PruneRequest, QueueCount, RequeueFilter,
     RequeueReport, Result, ScheduleState, ThroughputBucket, WorkerInfo,
 };
 use sqlx::postgres::PgConnection;
@@ -169,6 +169,9 @@ impl Backend for PostgresBackend {
 
     fn list<'a>(&'a self, filter: &'a JobFilter) -> BoxFuture<'a, Result<Vec<Job>>> {
         Box::pin(async move {
+            if filter.is_keyset() {
+                return Ok(self.list_page_now(filter).await?.jobs);
+            }
             let mut conn = self.conns.get().await?;
             let res = sqlx::query(&self.inner.sql.list)
                 .bind(filter.queue.as_deref())
@@ -182,6 +185,10 @@ impl Backend for PostgresBackend {
             let rows = conn.done(res)?;
             rows.iter().map(row_to_job).collect()
         })
+    }
+
+    fn list_page<'a>(&'a self, filter: &'a JobFilter) -> BoxFuture<'a, Result<JobPage>> {
+        Box::pin(self.list_page_now(filter))
     }
 
     fn cancel<'a>(&'a self, id: JobId, request: &'a CancelRequest) -> BoxFuture<'a, Result<Job>> {

@@ -10,6 +10,11 @@ const JOB_COLUMNS: &str = "id, seq, queue_name, job_type, payload, status, prior
      metadata, locked_by, lease_until, attempt, lease_token, error_count, cancelled_at, timeout_ms, \
      snoozes, progress, unique_key, conc_key, conc_max, rate_key, rate_max, rate_per_us, seq_key";
 
+/// The columns `row_to_job` reads.
+pub(super) fn job_columns() -> &'static str {
+    JOB_COLUMNS
+}
+
 const MIN: &str = "-9223372036854775808";
 
 const WAITING: &str = "('PENDING', 'SCHEDULED', 'RETRYING')";

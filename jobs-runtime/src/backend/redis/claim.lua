@@ -99,6 +99,8 @@ end
 -- (RUNNING under this lease, counted against its limits, its row added to
 -- the reply) unless a limit holds it back. Returns 'taken', 'held', or
 -- 'stale' (cancelled or vanished: its entry is just dropped).
+-- Members of the claimed jobs, to leave the due-order set `{P}:due`.
+local taken = {}
 local function consider(m, q, q_rate_key, q_rate_per)
   local id = string.sub(m, ID_AT)
   local key = jkey(id)
@@ -135,6 +137,7 @@ local function consider(m, q, q_rate_key, q_rate_per)
   if ls then redis.call('HINCRBY', RUN_SEQ, ls, 1) end
   if lr then log_start(lr, now, (tonumber(lrp) or 0) * 1000, id) end
   if q_rate_key then log_start(q_rate_key, now, q_rate_per, id) end
+  taken[#taken + 1] = m
   local at_s = n2s(at + 1)
   redis.call('HSET', key, 's', 'RUNNING', 'at', at_s, 'sa', now_s, 'lb', worker, 'lu', lu,
     'lt', token)
@@ -329,6 +332,7 @@ for qi = 1, nq do
   end
 end
 bulk('ZADD', K .. ':leases', leases)
+bulk('ZREM', DUE, taken)
 flush_counts()
 if limited then out[1] = 1 end
 return out

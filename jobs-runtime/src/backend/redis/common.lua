@@ -208,9 +208,17 @@ local function has_limits(lc, lr, ls)
   return set(lc) or set(lr) or set(ls)
 end
 
+-- Every waiting job of every queue, score 0 and the member of its ready or
+-- delayed set, so the set sorts by run_at, then enqueue order: the "due
+-- soonest" order of `list_page`. It follows the ready and delayed sets
+-- everywhere a job joins or leaves them as a waiting job (a promotion from
+-- delayed to ready changes neither its member nor its waiting).
+local DUE = K .. ':due'
+
 -- The ready set of queue `q` (score -priority) or its delayed set (score run_at).
 local function enqueue_member(q, pr, ra, sq, id, now, limited)
   local m = member(ra, sq, id)
+  redis.call('ZADD', DUE, 0, m)
   ra = tonumber(ra) or 0
   if ra > now then
     redis.call('ZADD', K .. ':delayed:' .. q, n2s(ra), m)
@@ -224,6 +232,7 @@ local function unindex(q, ra, sq, id)
   redis.call('ZREM', K .. ':ready:' .. q, m)
   redis.call('ZREM', K .. ':lready:' .. q, m)
   redis.call('ZREM', K .. ':delayed:' .. q, m)
+  redis.call('ZREM', DUE, m)
 end
 
 -- RFC 3339 UTC from microseconds since the epoch (for error messages).

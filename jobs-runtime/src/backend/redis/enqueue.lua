@@ -73,11 +73,13 @@ local now_secs = math.floor(now / 1000000)
 local all = {}
 local ready = {}
 local delayed = {}
+local due = {}
 local function flush_index()
   bulk('ZADD', K .. ':all', all)
+  bulk('ZADD', DUE, due)
   for rk, args in pairs(ready) do bulk('ZADD', rk, args) end
   for q, args in pairs(delayed) do bulk('ZADD', K .. ':delayed:' .. q, args) end
-  all, ready, delayed = {}, {}, {}
+  all, due, ready, delayed = {}, {}, {}, {}
 end
 -- Sequence numbers for the whole chunk at once (a duplicate leaves a gap).
 local seq0 = redis.call('INCRBY', K .. ':seq', n) - n
@@ -191,6 +193,8 @@ for i = 0, n - 1 do
     all[#all + 1] = sq_s
     all[#all + 1] = id
     local m = member(run_at, sq, id)
+    due[#due + 1] = 0
+    due[#due + 1] = m
     if status == 'SCHEDULED' then
       local d = delayed[q]
       if not d then d = {} delayed[q] = d end

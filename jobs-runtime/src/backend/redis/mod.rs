@@ -54,6 +54,7 @@
 //! | `{P}:lready:<queue>` | zset | due waiting jobs that have limits (their own lane, same score and member) |
 //! | `{P}:delayed:<queue>` | zset | SCHEDULED/RETRYING jobs not yet due; score run_at (µs), same member |
 //! | `{P}:leases` | zset | RUNNING jobs; score lease expiry (µs), member id |
+//! | `{P}:due` | zset | every waiting job; score 0, the member of its ready or delayed set (run_at, seq, id), for the due-soonest order of `list_page`; `{P}:due:built` marks it complete |
 //! | `{P}:all` | zset | every job; score enqueue sequence, member id (for `list`) |
 //! | `{P}:done` | zset | COMPLETED/FAILED/DEAD_LETTER jobs; score finish time (µs), member id (for `prune`) |
 //! | `{P}:counts` | hash | `"<STATUS> <queue>"` → number of jobs, for each pair that has jobs (what [`Backend::counts`] reads; see below) |
@@ -188,7 +189,15 @@
 //!
 //! ## Upgrading from the previous version
 //!
-//! Nothing needs migrating: the new fields and keys are created as they are
+//! The due-soonest order of `list_page` reads `{P}:due`, a sorted set of
+//! every waiting job (score 0, the member of its ready or delayed set, so it
+//! sorts by run_at, then enqueue order), which every script keeps in step
+//! with the ready and delayed sets. The first connect of this version fills
+//! it from those sets, 1,000 jobs per script call, and marks it built
+//! (`{P}:due:built`); stop the old workers first, since their scripts do not
+//! keep it. It costs about as much memory as the ready and delayed sets.
+//!
+//! Nothing else needs migrating: the new fields and keys are created as they are
 //! first needed, and a job without them reads back as never snoozed, without
 //! progress, not unique and without limits — which is what every job
 //! written before them was. Stop the old workers before starting new ones:
@@ -277,6 +286,7 @@ mod bulk;
 mod conn;
 mod control;
 mod listener;
+mod listing;
 mod options;
 mod queue;
 mod record;

@@ -100,7 +100,7 @@ impl RedisBuilder {
             .await
             .map_err(|e| connect_err(format!("{e}; is Redis running and reachable?")))?;
         tracing::info!(url = %redact_url(&self.url), prefix = %prefix, "connected to redis");
-        Ok(RedisBackend {
+        let backend = RedisBackend {
             inner: Arc::new(Inner {
                 client,
                 config,
@@ -109,7 +109,9 @@ impl RedisBuilder {
                 connection_timeout: self.connection_timeout,
             }),
             conn: Conn::Shared(conn),
-        })
+        };
+        backend.build_due_index().await?;
+        Ok(backend)
     }
 }
 

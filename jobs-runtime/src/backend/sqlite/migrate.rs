@@ -11,6 +11,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("migrations/003_features.sql")),
     (4, include_str!("migrations/004_counts.sql")),
     (5, include_str!("migrations/005_throughput.sql")),
+    (6, include_str!("migrations/006_listing.sql")),
 ];
 
 pub(super) async fn migrate(conn: &mut SqliteConnection) -> std::result::Result<(), sqlx::Error> {

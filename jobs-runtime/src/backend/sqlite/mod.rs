@@ -182,6 +182,7 @@ mod error;
 mod lease;
 mod limits;
 mod listener;
+mod listing;
 mod migrate;
 mod options;
 mod queue;

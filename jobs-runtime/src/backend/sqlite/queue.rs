@@ -10,8 +10,8 @@ use jobs_core::backend::{
 };
 use jobs_core::{
     AuditEntry, AuditFilter, Backend, BoxFuture, CancelRequest, Claimed, Enqueued, Error, Job,
-    JobFilter, JobId, JobStatus, Leader, NewJob, Progress, PruneRequest, QueueCount, Result,
-    ScheduleState, WorkerInfo,
+    JobFilter, JobId, JobPage, JobStatus, Leader, NewJob, Progress, PruneRequest, QueueCount,
+    Result, ScheduleState, WorkerInfo,
 };
 use sqlx::{Executor, Row, SqliteConnection};
 
@@ -125,7 +125,16 @@ impl Backend for SqliteBackend {
     }
 
     fn list<'a>(&'a self, filter: &'a JobFilter) -> BoxFuture<'a, Result<Vec<Job>>> {
-        Box::pin(self.list_now(filter))
+        Box::pin(async move {
+            if filter.is_keyset() {
+                return Ok(self.list_page_now(filter).await?.jobs);
+            }
+            self.list_now(filter).await
+        })
+    }
+
+    fn list_page<'a>(&'a self, filter: &'a JobFilter) -> BoxFuture<'a, Result<JobPage>> {
+        Box::pin(self.list_page_now(filter))
     }
 
     fn cancel<'a>(&'a self, id: JobId, request: &'a CancelRequest) -> BoxFuture<'a, Result<Job>> {

@@ -32,6 +32,11 @@ const JOB_COLS: &str = "id, queue, job_type, payload, status, priority, retry_co
     cancelled_at, timeout_ms, snoozes, progress, unique_key, concurrency_key, concurrency_max, \
     rate_key, rate_max, rate_per_ms, sequence_key";
 
+/// The columns `job_from_row` reads, in its order.
+pub(super) fn job_cols() -> &'static str {
+    JOB_COLS
+}
+
 /// A statement file as executed: comment lines dropped, layout collapsed, and
 /// each `{NAME}` of `vars` replaced by its value.
 fn load(file: &str, vars: &[(&str, &str)]) -> String {
