@@ -84,6 +84,30 @@ async fn inspects_requeues_cancels_and_prunes() {
     );
     assert!(!out.contains(&waiting.to_string()), "{out}");
 
+    // Searched (any case, in errors too), sorted, and paged by cursor.
+    let (ok, out, _) = jobs_cli(&url, &["list", "--search", "UPSTREAM"]);
+    assert!(ok);
+    assert!(out.contains(&dead.to_string()), "{out}");
+    assert!(!out.contains(&waiting.to_string()), "{out}");
+    let (ok, out, err) = jobs_cli(&url, &["list", "--sort", "newest", "--limit", "1"]);
+    assert!(ok, "{err}");
+    assert!(out.contains(&waiting.to_string()), "newest first: {out}");
+    let cursor = err
+        .split("--after ")
+        .nth(1)
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("a full page prints the next cursor: {err}"));
+    let (ok, out, _) = jobs_cli(
+        &url,
+        &[
+            "list", "--sort", "newest", "--limit", "1", "--after", cursor,
+        ],
+    );
+    assert!(ok);
+    assert!(out.contains(&dead.to_string()), "the second page: {out}");
+    let (ok, _, err) = jobs_cli(&url, &["list", "--sort", "sideways"]);
+    assert!(!ok && err.contains("unknown sort order"), "{err}");
+
     let (ok, out, _) = jobs_cli(&url, &["get", &dead.to_string()]);
     assert!(ok);
     let job: jobs::Job = serde_json::from_str(&out).expect("get prints the job as JSON");

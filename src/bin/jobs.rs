@@ -17,7 +17,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
-use jobs::{CancelRequest, Job, JobFilter, JobId, JobStatus, PruneRequest, RequeueFilter};
+use jobs::{
+    CancelRequest, Job, JobCursor, JobFilter, JobId, JobSort, JobStatus, PruneRequest,
+    RequeueFilter,
+};
 
 #[derive(Parser)]
 #[command(name = "jobs", version, about = "Inspect and manage background jobs")]
@@ -42,6 +45,16 @@ enum Command {
         status: Option<JobStatus>,
         #[arg(long = "type")]
         job_type: Option<String>,
+        /// Case-insensitive text in the payload, the errors or the job type.
+        #[arg(long)]
+        search: Option<String>,
+        /// oldest (enqueue order), newest, due (waiting jobs, soonest first)
+        /// or finished (finished jobs, most recent first).
+        #[arg(long, default_value = "oldest")]
+        sort: JobSort,
+        /// Start after this cursor (printed after a full page).
+        #[arg(long)]
+        after: Option<JobCursor>,
         #[arg(long, default_value_t = 50)]
         limit: usize,
         #[arg(long, default_value_t = 0)]
@@ -301,15 +314,29 @@ async fn run(cli: Cli) -> jobs::Result<()> {
             queue: q,
             status,
             job_type,
+            search,
+            sort,
+            after,
             limit,
             offset,
         } => {
-            let mut filter = JobFilter::default().limit(limit).offset(offset);
+            let mut filter = JobFilter::default().limit(limit).offset(offset).sort(sort);
             filter.queue = q;
             filter.status = status;
             filter.job_type = job_type;
-            for job in queue.list(&filter).await? {
-                println!("{}", line(&job));
+            filter.search = search;
+            filter.after = after;
+            let page = queue.list_page(&filter).await?;
+            for job in &page.jobs {
+                println!("{}", line(job));
+            }
+            if let Some(next) = page.next {
+                let why = if page.scan_limited {
+                    format!("searched {} jobs; more may match", filter.scan_limit)
+                } else {
+                    "more jobs may follow".to_owned()
+                };
+                eprintln!("{why}: next page with --after {next}");
             }
         }
         Command::Get { id } => {
