@@ -681,6 +681,15 @@ pub fn page_start(filter: &JobFilter, keyset: bool) -> Result<PageStart> {
     })
 }
 
+/// [`page_start`] for a backend that pages by key: the cursor the page
+/// starts just after, `None` for the first page.
+pub fn keyset_start(filter: &JobFilter) -> Result<Option<JobCursor>> {
+    Ok(match page_start(filter, true)? {
+        PageStart::After(cursor) => Some(cursor),
+        PageStart::First | PageStart::Offset(_) => None,
+    })
+}
+
 /// Cuts the matches a keyset page found (at most `limit + 1`, in order) to a
 /// [`JobPage`]: `key` makes the cursor of a job, `last_examined` is the
 /// cursor of the last row the page looked at when it stopped at the scan

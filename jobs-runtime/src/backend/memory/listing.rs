@@ -3,21 +3,17 @@
 
 use std::ops::Bound::{Excluded, Included, Unbounded};
 
-use jobs_core::backend::{finish_page, page_start, PageStart};
+use jobs_core::backend::{finish_page, keyset_start};
 use jobs_core::{Job, JobCursor, JobFilter, JobId, JobPage, JobSort, Result};
 
 use super::state::{Entry, State};
 
 impl State {
     pub(super) fn list_page(&self, filter: &JobFilter) -> Result<JobPage> {
-        let start = page_start(filter, true)?;
+        let after = keyset_start(filter)?;
         if filter.limit == 0 {
             return Ok(JobPage::new(Vec::new(), None, false));
         }
-        let after = match start {
-            PageStart::After(c) => Some(c),
-            _ => None,
-        };
         let entry = |id: &JobId| -> &Entry { &self.jobs[id] };
         let walk: Box<dyn Iterator<Item = &Entry> + '_> = match filter.sort {
             JobSort::Newest => match after.and_then(|c| c.as_seq()) {

@@ -10,7 +10,7 @@
 //! cancelled or not, $9 and $10 the cursor's key.
 
 use chrono::{DateTime, Utc};
-use jobs_core::backend::{finish_page, page_start, PageStart};
+use jobs_core::backend::{finish_page, keyset_start};
 use jobs_core::listing::search_needle;
 use jobs_core::{Job, JobCursor, JobFilter, JobId, JobPage, JobSort, JobStatus, Result};
 use sqlx::Row;
@@ -46,14 +46,10 @@ fn filters() -> String {
 
 impl PostgresBackend {
     pub(super) async fn list_page_now(&self, filter: &JobFilter) -> Result<JobPage> {
-        let start = page_start(filter, true)?;
+        let after = keyset_start(filter)?;
         if filter.limit == 0 {
             return Ok(JobPage::new(Vec::new(), None, false));
         }
-        let after = match start {
-            PageStart::After(c) => Some(c),
-            _ => None,
-        };
         let sort = filter.sort;
         let t = format!("{}.jobs", quote_ident(&self.inner.schema));
         let (scope, keyset, order) = match sort {

@@ -2,7 +2,7 @@
 //! then the jobs it found, read in one go.
 
 use chrono::DateTime;
-use jobs_core::backend::{finish_page, page_start, PageStart};
+use jobs_core::backend::{finish_page, keyset_start};
 use jobs_core::listing::search_needle;
 use jobs_core::{JobCursor, JobFilter, JobId, JobPage, JobSort, JobStatus, Result};
 use redis::Value;
@@ -76,14 +76,10 @@ impl RedisBackend {
     }
 
     pub(super) async fn list_page_now(&self, filter: &JobFilter) -> Result<JobPage> {
-        let start = page_start(filter, true)?;
+        let after = keyset_start(filter)?;
         if filter.limit == 0 {
             return Ok(JobPage::new(Vec::new(), None, false));
         }
-        let after = match start {
-            PageStart::After(c) => Some(c),
-            _ => None,
-        };
         let sort = filter.sort;
         let order = match sort {
             JobSort::Newest => "n",

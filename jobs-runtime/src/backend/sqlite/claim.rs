@@ -106,17 +106,8 @@ async fn claim_fast(
     args: &ClaimArgs,
 ) -> Result<Option<Vec<(Job, i64)>>> {
     let limit = i64::try_from(args.limit).unwrap_or(i64::MAX);
-    // ?1 now, ?2 worker, ?3 lease_until, ?4 limit, ?5 token, ?6.. queues.
     let sql = sql::claim(args.queues.len());
-    let mut q = sqlx::query(&sql)
-        .bind(args.now)
-        .bind(args.worker.as_str())
-        .bind(args.lease_until)
-        .bind(limit)
-        .bind(args.token.as_i64());
-    for queue in &args.queues {
-        q = q.bind(queue.as_str());
-    }
+    let q = claim_query(&sql, args, limit);
     let rows = q.fetch_all(&mut *conn).await.map_err(db_err)?;
     let jobs = rows.iter().map(job_from_row).collect::<Result<Vec<_>>>()?;
     Ok(
@@ -126,6 +117,25 @@ async fn claim_fast(
             Some(jobs)
         },
     )
+}
+
+/// A claim statement with its leading parameters bound: ?1 now, ?2 worker,
+/// ?3 lease_until, ?4 limit, ?5 token, ?6.. the queues.
+fn claim_query<'q>(
+    sql: &'q str,
+    args: &'q ClaimArgs,
+    limit: i64,
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+    let mut q = sqlx::query(sql)
+        .bind(args.now)
+        .bind(args.worker.as_str())
+        .bind(args.lease_until)
+        .bind(limit)
+        .bind(args.token.as_i64());
+    for queue in &args.queues {
+        q = q.bind(queue.as_str());
+    }
+    q
 }
 
 /// The fast path under queue caps without a rate (global caps and shares):
@@ -147,15 +157,7 @@ async fn claim_capped(
         })
         .collect();
     let sql = sql::claim_capped(&caps);
-    let mut q = sqlx::query(&sql)
-        .bind(args.now)
-        .bind(args.worker.as_str())
-        .bind(args.lease_until)
-        .bind(limit)
-        .bind(args.token.as_i64());
-    for queue in &args.queues {
-        q = q.bind(queue.as_str());
-    }
+    let mut q = claim_query(&sql, args, limit);
     for queue in &args.queues {
         let l = of(queue);
         let held: Vec<(String, i64)> = l

@@ -14,7 +14,7 @@
 //! queue, ?7 status, ?8 job type, ?9 the search term (lower case), ?10 and
 //! ?11 the window's last row.
 
-use jobs_core::backend::{finish_page, page_start, PageStart};
+use jobs_core::backend::{finish_page, keyset_start};
 use jobs_core::listing::search_needle;
 use jobs_core::{Job, JobCursor, JobFilter, JobPage, JobSort, JobStatus, Result};
 use sqlx::Row;
@@ -73,14 +73,10 @@ fn walk(sort: JobSort, status: bool) -> Walk {
 
 impl SqliteBackend {
     pub(super) async fn list_page_now(&self, filter: &JobFilter) -> Result<JobPage> {
-        let start = page_start(filter, true)?;
+        let after = keyset_start(filter)?;
         if filter.limit == 0 {
             return Ok(JobPage::new(Vec::new(), None, false));
         }
-        let after = match start {
-            PageStart::After(c) => Some(c),
-            _ => None,
-        };
         let sort = filter.sort;
         let by_seq = !matches!(sort, JobSort::DueSoonest | JobSort::RecentlyFinished);
         let w = walk(sort, by_seq && filter.status.is_some());
