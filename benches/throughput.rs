@@ -7,6 +7,9 @@
 //! ```
 //!
 //! Workloads (defined so numbers compare with other libraries):
+//! * limit: the backend's own limit in this run, the minimal durable protocol
+//!   with no framework (see `limit.rs`); runs first, and the W1 and W2 lines
+//!   print their rate as a percentage of it.
 //! * W1 drain: enqueue N no-op jobs (payload `{"n": i}`) with the batch API,
 //!   then start one manager with concurrency 16 and time until the backend has
 //!   recorded all N completed. N = 20,000 and 200,000 by default.
@@ -55,17 +58,28 @@ use jobs::{
 };
 use serde_json::json;
 
+mod limit;
+
 #[derive(Parser)]
 struct Args {
     /// Backend URL.
     #[arg(long, default_value = "memory://")]
     url: String,
-    /// Which workloads: w1, w1g, w1k, w2, w2u, w3, w4.
-    #[arg(long, value_delimiter = ',', default_value = "w1,w1g,w1k,w2,w2u,w3,w4")]
+    /// Which workloads: limit, w1, w1g, w1k, w2, w2u, w3, w4, counts, list.
+    /// `limit` runs first wherever it is listed: the figures after it are
+    /// printed as percentages of it.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "limit,w1,w1g,w1k,w2,w2u,w3,w4"
+    )]
     workloads: Vec<String>,
     /// Backlog sizes for W1.
     #[arg(long, value_delimiter = ',', default_value = "20000,200000")]
     drain_sizes: Vec<usize>,
+    /// Jobs per drain of the `limit` workload.
+    #[arg(long, default_value_t = 200_000)]
+    limit_size: usize,
     /// Manager concurrency.
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
@@ -128,7 +142,26 @@ enum Limits {
     PerKey,
 }
 
-async fn w1(queue: &Queue, n: usize, concurrency: usize, limits: Limits) -> jobs::Result<()> {
+/// `rate` as a percentage of the limits measured in this run, if any.
+fn of_limit(rate: f64, parts: &[(&str, Option<f64>)]) -> String {
+    let shown: Vec<String> = parts
+        .iter()
+        .filter_map(|(name, l)| l.map(|l| format!("{:.0} % of {name}", 100.0 * rate / l)))
+        .collect();
+    if shown.is_empty() {
+        String::new()
+    } else {
+        format!(" {} |", shown.join(", "))
+    }
+}
+
+async fn w1(
+    queue: &Queue,
+    n: usize,
+    concurrency: usize,
+    limits: Limits,
+    bare: Option<limit::Limits>,
+) -> jobs::Result<()> {
     let (name, label) = match limits {
         Limits::None => ("w1", "W1 drain".to_owned()),
         Limits::Global(g) => ("w1g", format!("W1g drain, global limit {g}")),
@@ -177,15 +210,22 @@ async fn w1(queue: &Queue, n: usize, concurrency: usize, limits: Limits) -> jobs
         done as usize, n,
         "the backend must report every job completed"
     );
+    let rate = n as f64 / secs;
+    let pct = of_limit(
+        rate,
+        &[
+            ("the one-statement limit", bare.map(|b| b.one_statement)),
+            ("claim-then-complete", bare.map(|b| b.claim_complete)),
+        ],
+    );
     println!(
-        "| {label} {n:>9} jobs | {secs:>8.2} s | {:>9.0} jobs/s | (setup: batch enqueue {:.0} jobs/s)",
-        n as f64 / secs,
+        "| {label} {n:>9} jobs | {secs:>8.2} s | {rate:>9.0} jobs/s |{pct} (setup: batch enqueue {:.0} jobs/s)",
         n as f64 / enqueue_secs
     );
     Ok(())
 }
 
-async fn w2(queue: &Queue) -> jobs::Result<()> {
+async fn w2(queue: &Queue, bare: Option<limit::Limits>) -> jobs::Result<()> {
     let q = queue_name("w2");
     let n = 5_000;
     let t = Instant::now();
@@ -195,10 +235,9 @@ async fn w2(queue: &Queue) -> jobs::Result<()> {
             .await?;
     }
     let secs = t.elapsed().as_secs_f64();
-    println!(
-        "| W2 single enqueue {n} | {secs:>8.2} s | {:>9.0} jobs/s |",
-        n as f64 / secs
-    );
+    let rate = n as f64 / secs;
+    let pct = of_limit(rate, &[("single inserts", bare.map(|b| b.insert))]);
+    println!("| W2 single enqueue {n} | {secs:>8.2} s | {rate:>9.0} jobs/s |{pct}");
     let t = Instant::now();
     for b in 0..5 {
         let jobs = (0..1_000)
@@ -684,7 +723,7 @@ async fn list(queue: &Queue, n: usize) -> jobs::Result<()> {
 }
 
 #[tokio::main]
-async fn main() -> jobs::Result<()> {
+async fn main() -> Result<(), limit::Error> {
     let args = Args::parse();
     let queue = jobs::connect(&args.url).await?;
     println!(
@@ -694,8 +733,14 @@ async fn main() -> jobs::Result<()> {
         args.concurrency,
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
+    let bare = if args.workloads.iter().any(|w| w == "limit") {
+        limit::measure(&args.url, args.limit_size).await?
+    } else {
+        None
+    };
     for w in &args.workloads {
         match w.as_str() {
+            "limit" => {}
             "w1" | "w1g" | "w1k" => {
                 let limits = match w.as_str() {
                     "w1g" => Limits::Global(args.global_limit),
@@ -703,10 +748,10 @@ async fn main() -> jobs::Result<()> {
                     _ => Limits::None,
                 };
                 for &n in &args.drain_sizes {
-                    w1(&queue, n, args.concurrency, limits).await?;
+                    w1(&queue, n, args.concurrency, limits, bare).await?;
                 }
             }
-            "w2" => w2(&queue).await?,
+            "w2" => w2(&queue, bare).await?,
             "w2u" => w2u(&queue).await?,
             "w3" => w3(&queue, args.concurrency).await?,
             "w4" => w4(&queue, &args.url, args.concurrency).await?,
@@ -714,7 +759,7 @@ async fn main() -> jobs::Result<()> {
             "list" => list(&queue, args.list_size).await?,
             other => {
                 eprintln!(
-                    "unknown workload `{other}` (w1, w1g, w1k, w2, w2u, w3, w4, counts, list)"
+                    "unknown workload `{other}` (limit, w1, w1g, w1k, w2, w2u, w3, w4, counts, list)"
                 )
             }
         }
