@@ -36,6 +36,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         include_str!("migrations/0006_throughput.sql"),
     ),
     (7, "listing", include_str!("migrations/0007_listing.sql")),
+    (
+        8,
+        "status_off_path",
+        include_str!("migrations/0008_status_off_path.sql"),
+    ),
 ];
 
 /// Advisory-lock class of the migration lock (`'jobs'` in ASCII); the other key is the schema's hash.

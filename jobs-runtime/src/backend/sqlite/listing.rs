@@ -24,9 +24,10 @@ use super::row::job_from_row;
 use super::time::from_micros;
 use super::SqliteBackend;
 
-const WAITING: &str = "status IN ('PENDING', 'SCHEDULED', 'RETRYING')";
-const FINISHED: &str =
-    "status IN ('COMPLETED', 'FAILED', 'DEAD_LETTER') AND completed_at IS NOT NULL";
+// The conditions of the indexes the walks use, word for word (migration 7).
+const WAITING: &str = super::sql::WAITING;
+const FINISHED: &str = "(status = 'COMPLETED' OR status = 'FAILED' OR status = 'DEAD_LETTER') \
+    AND completed_at IS NOT NULL";
 
 /// The search: the type, the payload's JSON text, the latest error and the
 /// messages of the error history (ASCII case folded by `lower`).
@@ -44,10 +45,48 @@ struct Walk {
     order: &'static str,
 }
 
-fn walk(sort: JobSort, status: bool) -> Walk {
+/// The statuses of the partial status index (migration 7): those off a
+/// job's usual path. The scope of a walk by status repeats this term word
+/// for word, so that SQLite sees the query implies the index's condition.
+const OFF_PATH: &str =
+    "(status = 'SCHEDULED' OR status = 'RETRYING' OR status = 'FAILED' OR status = 'DEAD_LETTER')";
+
+/// How a walk by enqueue order finds the jobs of one status.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ByStatus {
+    /// No status filter.
+    Any,
+    /// A status of the partial status index: its entries, in order.
+    Indexed,
+    /// RUNNING: every running job (few: the lease index), sorted.
+    Running,
+    /// PENDING or COMPLETED: a filter on the rows of the scan window.
+    Filtered,
+}
+
+fn by_status(status: Option<JobStatus>) -> ByStatus {
+    match status {
+        None => ByStatus::Any,
+        Some(JobStatus::Running) => ByStatus::Running,
+        Some(JobStatus::Pending | JobStatus::Completed) => ByStatus::Filtered,
+        Some(_) => ByStatus::Indexed,
+    }
+}
+
+fn walk(sort: JobSort, status: ByStatus) -> Walk {
+    const INDEXED: &str = "status = ?7 AND (status = 'SCHEDULED' OR status = 'RETRYING' \
+        OR status = 'FAILED' OR status = 'DEAD_LETTER')";
+    // The running jobs' rowids from a partial index of running jobs, walked
+    // in order (`status = 'RUNNING'` alone scans the table by rowid).
+    const RUNNING: &str = "seq IN (SELECT seq FROM jobs_queue WHERE status = 'RUNNING')";
+    debug_assert!(INDEXED.ends_with(OFF_PATH));
+    let scope = match status {
+        ByStatus::Indexed => INDEXED,
+        ByStatus::Running => RUNNING,
+        ByStatus::Any | ByStatus::Filtered => "1 = 1",
+    };
     let (scope, after, upto, order) = match sort {
-        JobSort::Newest if status => ("status = ?7", "seq < ?4", "seq >= ?10", "seq DESC"),
-        JobSort::Newest => ("1 = 1", "seq < ?4", "seq >= ?10", "seq DESC"),
+        JobSort::Newest => (scope, "seq < ?4", "seq >= ?10", "seq DESC"),
         JobSort::DueSoonest => (
             WAITING,
             "(run_at, seq) > (?4, ?5)",
@@ -60,8 +99,7 @@ fn walk(sort: JobSort, status: bool) -> Walk {
             "(completed_at, id) >= (?10, ?11)",
             "completed_at DESC, id DESC",
         ),
-        _ if status => ("status = ?7", "seq > ?4", "seq <= ?10", "seq"),
-        _ => ("1 = 1", "seq > ?4", "seq <= ?10", "seq"),
+        _ => (scope, "seq > ?4", "seq <= ?10", "seq"),
     };
     Walk {
         scope,
@@ -79,7 +117,12 @@ impl SqliteBackend {
         }
         let sort = filter.sort;
         let by_seq = !matches!(sort, JobSort::DueSoonest | JobSort::RecentlyFinished);
-        let w = walk(sort, by_seq && filter.status.is_some());
+        let status = if by_seq {
+            by_status(filter.status)
+        } else {
+            ByStatus::Filtered
+        };
+        let w = walk(sort, status);
         let mut from = format!("FROM jobs_queue WHERE {}", w.scope);
         if after.is_some() {
             from.push_str(" AND ");
@@ -90,7 +133,7 @@ impl SqliteBackend {
         if filter.queue.is_some() {
             filters.push_str(" AND queue = ?6");
         }
-        if filter.status.is_some() && !by_seq {
+        if filter.status.is_some() && status == ByStatus::Filtered {
             filters.push_str(" AND status = ?7");
         }
         if filter.job_type.is_some() {

@@ -12,6 +12,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("migrations/004_counts.sql")),
     (5, include_str!("migrations/005_throughput.sql")),
     (6, include_str!("migrations/006_listing.sql")),
+    (7, include_str!("migrations/007_or_conditions.sql")),
 ];
 
 pub(super) async fn migrate(conn: &mut SqliteConnection) -> std::result::Result<(), sqlx::Error> {

@@ -24,7 +24,13 @@ pub(super) const TRANSITION_WIDTH: usize = 14;
 const CANCELLED: &str =
     "(v.column13 IS NOT NULL AND (v.column14 OR jobs_queue.cancelled_at IS NOT NULL))";
 
-const WAITING: &str = "('PENDING', 'SCHEDULED', 'RETRYING')";
+/// A waiting job (the condition of the ready and due indexes, migration 7).
+/// Conditions on status are ORs, never `IN` lists: SQLite checks a partial
+/// index's condition per row written and builds a temporary table for an
+/// `IN` list of three values or more each time (see migration 7); and a
+/// statement repeats an index's condition word for word for SQLite to use it.
+pub(super) const WAITING: &str =
+    "(status = 'PENDING' OR status = 'SCHEDULED' OR status = 'RETRYING')";
 /// The columns of a job, in the order [`job_from_row`](super::row::job_from_row) reads.
 const JOB_COLS: &str = "id, queue, job_type, payload, status, priority, retry_count, \
     max_retries, run_at, created_at, started_at, completed_at, error_message, errors, \
@@ -68,7 +74,9 @@ fn values_list(rows: usize, width: usize) -> String {
 /// Whether a row has limits of its own.
 const LIMITED: &str =
     "(concurrency_key IS NOT NULL OR rate_key IS NOT NULL OR sequence_key IS NOT NULL)";
-const UNFINISHED: &str = "('PENDING', 'SCHEDULED', 'RUNNING', 'RETRYING')";
+/// A job not finished yet (the condition of the sequence index).
+const UNFINISHED: &str = "(status = 'PENDING' OR status = 'SCHEDULED' OR status = 'RUNNING' \
+    OR status = 'RETRYING')";
 
 /// The fast claim of up to `?4` jobs from `queues` queues (at least one), an
 /// earlier queue's jobs first, under lease token `?5`.
@@ -168,7 +176,7 @@ pub(super) fn due_in_queues() -> &'static str {
     static SQL: LazyLock<String> = LazyLock::new(|| {
         format!(
             "SELECT EXISTS (SELECT 1 FROM json_each(?2) AS q JOIN jobs_queue AS j \
-             ON j.queue = q.value AND j.status IN {WAITING} AND j.run_at <= ?1 \
+             ON j.queue = q.value AND {WAITING} AND j.run_at <= ?1 \
              WHERE q.value NOT IN (SELECT queue FROM jobs_paused))"
         )
     });

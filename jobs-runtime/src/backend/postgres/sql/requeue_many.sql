@@ -1,5 +1,7 @@
--- One batch of a bulk requeue: the next $3 jobs in status $1 after enqueue
--- position $2 (of queue $4 and job type $5 unless NULL), requeued as
+-- One batch of a bulk requeue: the next $3 jobs in status $1 (FAILED or
+-- DEAD_LETTER, said again as a constant so that even a generic plan may walk
+-- the partial status index) after enqueue position $2 (of queue $4 and job
+-- type $5 unless NULL), requeued as
 -- requeue.sql does each. A job that would hold its unique key while PENDING
 -- (bit 1 of its states) is skipped if another job holds the key now, or if
 -- an earlier job of the batch with the same key takes it (the unique index
@@ -7,7 +9,7 @@
 -- last position, how many it requeued and the ids it skipped.
                  WITH cand AS (
                    SELECT id, seq, unique_key, unique_states FROM __TABLE__
-                   WHERE status = $1 AND seq > $2
+                   WHERE status = $1 AND status IN ('FAILED', 'DEAD_LETTER') AND seq > $2
                      AND ($4::text IS NULL OR queue_name = $4)
                      AND ($5::text IS NULL OR job_type = $5)
                    ORDER BY seq

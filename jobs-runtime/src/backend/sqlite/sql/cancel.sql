@@ -6,4 +6,4 @@ UPDATE jobs_queue SET
     completed_at = CASE WHEN status = 'RUNNING' THEN completed_at ELSE ?1 END,
     error_message = CASE WHEN cancelled_at IS NOT NULL THEN error_message ELSE ?3 END,
     cancelled_at = COALESCE(cancelled_at, ?1)
-WHERE id = ?2 AND status IN {UNFINISHED} RETURNING {JOB_COLS}
+WHERE id = ?2 AND {UNFINISHED} RETURNING {JOB_COLS}

@@ -3,5 +3,5 @@
 UPDATE jobs_queue
 SET status = 'RUNNING', attempt = attempt + 1, started_at = ?1,
     locked_by = ?2, lease_until = ?3, lease_token = ?4
-WHERE seq IN (SELECT value FROM json_each(?5)) AND status IN {WAITING}
+WHERE seq IN (SELECT value FROM json_each(?5)) AND {WAITING}
 RETURNING {JOB_COLS}

@@ -3,5 +3,5 @@
 SELECT seq, concurrency_key, concurrency_max, rate_key, rate_max, rate_per_ms,
     sequence_key
 FROM jobs_queue
-WHERE queue = ?1 AND status IN {WAITING} AND run_at <= ?2
+WHERE queue = ?1 AND {WAITING} AND run_at <= ?2
 ORDER BY priority DESC, run_at, seq LIMIT ?3 OFFSET ?4

@@ -6,8 +6,8 @@
 -- the whole batch.
 WITH cand AS (
     SELECT seq, unique_key, unique_states FROM jobs_queue
-    WHERE status = ?1 AND seq > ?2 AND (?4 IS NULL OR queue = ?4)
-        AND (?5 IS NULL OR job_type = ?5)
+    WHERE status = ?1 AND (status = 'SCHEDULED' OR status = 'RETRYING' OR status = 'FAILED' OR status = 'DEAD_LETTER')
+        AND seq > ?2 AND (?4 IS NULL OR queue = ?4) AND (?5 IS NULL OR job_type = ?5)
     ORDER BY seq LIMIT ?3)
 UPDATE jobs_queue SET status = 'PENDING', retry_count = 0, run_at = ?6,
     completed_at = NULL, cancelled_at = NULL

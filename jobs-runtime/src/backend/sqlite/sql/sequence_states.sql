@@ -3,7 +3,7 @@
 -- jobs runs.
 SELECT k.value,
     (SELECT seq FROM jobs_queue
-        WHERE sequence_key = k.value AND status IN {UNFINISHED}
+        WHERE sequence_key = k.value AND {UNFINISHED}
         ORDER BY created_at, seq LIMIT 1),
     EXISTS (SELECT 1 FROM jobs_queue
         WHERE sequence_key = k.value AND status = 'RUNNING')
