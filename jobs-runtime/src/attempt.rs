@@ -43,7 +43,8 @@ pub(crate) async fn run_job(
         outcomes: &outcomes,
         sent: false,
     };
-    crate::metrics::started(&job);
+    let keys = shared.metric_keys.of(&job);
+    crate::metrics::started(&keys, &job);
     let began = Instant::now();
     let attempted = match shared.handlers.get(&job.job_type) {
         Some(handler) => {
@@ -61,7 +62,7 @@ pub(crate) async fn run_job(
             &shared.handler_names(),
         ),
     };
-    crate::metrics::finished(&job, &attempted.outcome, began.elapsed());
+    crate::metrics::finished(&keys, &attempted.outcome, began.elapsed());
     let window = shared.window.clone().acquire_owned().await.ok();
     drop(slot);
     guard.send(attempted.outcome, window);
@@ -187,7 +188,11 @@ impl Attempt<'_> {
             Err(panic) => Ran::PanickedEarly(panic),
             Ok(fut) => {
                 let watched = Watched::new(CatchUnwind(fut), self.watch.clone());
+                // The handler first: one that finishes at its first poll (most
+                // do) never registers with its token, which costs a lock and a
+                // waker; a pending one is cut off as before.
                 tokio::select! {
+                    biased;
                     ran = limited(limit, ctx.scope(watched)) => match ran {
                         Some(Ok(result)) => Ran::Returned(result),
                         Some(Err(panic)) => Ran::Panicked(panic),
@@ -197,7 +202,8 @@ impl Attempt<'_> {
                 }
             }
         };
-        let cancelled = cancel.reason() == Some(CancelReason::Cancelled);
+        // The atomic first: the reason is behind the token's lock.
+        let cancelled = cancel.is_cancelled() && cancel.reason() == Some(CancelReason::Cancelled);
         let (error, data) = match result {
             Ran::Returned(Ok(r)) if r.success && r.snooze.is_some() && !cancelled => {
                 let delay = r.snooze.unwrap_or_default();

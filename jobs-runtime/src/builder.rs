@@ -446,6 +446,9 @@ impl WorkerManagerBuilder {
         } else {
             backend
         };
+        let metric_keys =
+            crate::metrics::KeyTable::new(&self.cfg.queues, handlers.keys().map(String::as_str));
+        let running_key = crate::metrics::running_key(&worker_id);
         Ok(WorkerManager::from_shared(Shared {
             queue: self.queue,
             maintenance,
@@ -464,6 +467,8 @@ impl WorkerManagerBuilder {
             leader: std::sync::atomic::AtomicBool::new(false),
             started_at: chrono::Utc::now(),
             schedules,
+            metric_keys,
+            running_key,
         }))
     }
 }

@@ -127,7 +127,7 @@ pub(crate) async fn claim_loop(
         for (job, permit) in jobs.into_iter().zip(permits) {
             spawn_job(&shared, &tasks, &outcomes, job, permit, sent_at);
         }
-        crate::metrics::running(&shared.worker_id, shared.in_flight.running());
+        crate::metrics::running(&shared.running_key, shared.in_flight.running());
         signalled_cancels(&shared, &mut listener);
     }
 }

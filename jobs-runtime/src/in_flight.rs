@@ -6,7 +6,6 @@
 //! states is a method here, under one lock, and the states are an enum rather
 //! than flags.
 
-use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -15,6 +14,7 @@ use jobs_core::backend::Fence;
 use jobs_core::{CancelReason, CancellationToken, Job, JobId, Progress};
 use tokio::task::AbortHandle;
 
+use crate::id_hash::IdMap;
 use crate::watchdog::PollStart;
 
 /// Where one held job is.
@@ -60,11 +60,11 @@ pub(crate) struct Blocked {
 /// The table of held jobs, keyed by the fence of their lease.
 #[derive(Debug, Default)]
 pub(crate) struct InFlight {
-    jobs: Mutex<HashMap<Fence, JobState>>,
+    jobs: Mutex<IdMap<Fence, JobState>>,
 }
 
 impl InFlight {
-    fn lock(&self) -> MutexGuard<'_, HashMap<Fence, JobState>> {
+    fn lock(&self) -> MutexGuard<'_, IdMap<Fence, JobState>> {
         // Every method leaves the map consistent before anything can panic.
         self.jobs.lock().unwrap_or_else(|e| e.into_inner())
     }

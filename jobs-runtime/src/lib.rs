@@ -39,6 +39,7 @@ mod attempt;
 mod backend_retry;
 mod failure;
 mod health;
+mod id_hash;
 mod in_flight;
 mod limits;
 mod panic;

@@ -1,11 +1,17 @@
 //! What a manager reports through the `metrics` facade (the names and
 //! labels are listed in `jobs_core::metrics`).
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use jobs_core::backend::Outcome;
 use jobs_core::{Job, QueueCount};
-use metrics::{counter, gauge, histogram};
+use metrics::{counter, gauge, Key, Label, Level, Metadata};
+
+/// What the `counter!`/`histogram!` macros pass for this module.
+static METADATA: Metadata<'static> =
+    Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
 
 fn labels(job: &Job) -> [(&'static str, String); 2] {
     [
@@ -14,53 +20,132 @@ fn labels(job: &Job) -> [(&'static str, String); 2] {
     ]
 }
 
-/// An attempt starts: counted, and how long it waited since it was due.
-pub(crate) fn started(job: &Job) {
-    let labels = labels(job);
-    counter!("jobs_claimed_total", &labels).increment(1);
-    if let Some(started) = job.started_at {
-        let waited = (started - job.run_at).to_std().unwrap_or(Duration::ZERO);
-        histogram!("jobs_queue_latency_seconds", &labels).record(waited.as_secs_f64());
+/// The outcomes, in the order of [`JobKeys`]' arrays.
+const OUTCOMES: [(&str, &str); 7] = [
+    ("completed", "jobs_completed_total"),
+    ("retried", "jobs_retried_total"),
+    ("failed", "jobs_failed_total"),
+    ("dead_lettered", "jobs_dead_lettered_total"),
+    ("released", "jobs_released_total"),
+    ("snoozed", "jobs_snoozed_total"),
+    ("cancelled", "jobs_cancelled_total"),
+];
+
+/// Where FAILED is in [`OUTCOMES`].
+const FAILED: usize = 2;
+
+/// Where an outcome is in [`OUTCOMES`].
+fn outcome_index(outcome: &Outcome) -> usize {
+    match outcome {
+        Outcome::Complete { .. } => 0,
+        Outcome::Retry { .. } => 1,
+        Outcome::Fail { .. } => 2,
+        Outcome::DeadLetter { .. } => 3,
+        Outcome::Release => 4,
+        Outcome::Snooze { .. } => 5,
+        Outcome::Cancel { .. } => 6,
     }
 }
 
-/// The name of an outcome, as the `outcome` label and counter say it.
-fn outcome_name(outcome: &Outcome) -> &'static str {
-    match outcome {
-        Outcome::Complete { .. } => "completed",
-        Outcome::Retry { .. } => "retried",
-        Outcome::Fail { .. } => "failed",
-        Outcome::DeadLetter { .. } => "dead_lettered",
-        Outcome::Release => "released",
-        Outcome::Snooze { .. } => "snoozed",
-        Outcome::Cancel { .. } => "cancelled",
+/// The keys of one (queue, job type)'s series, built once.
+///
+/// Building a key per update (its labels copied into a new vector, then
+/// hashed) cost more than the rest of a job's bookkeeping. Keys are kept, not
+/// handles: every update still registers with the recorder in effect, as the
+/// macros do, so a recorder installed later, or an exporter that drops idle
+/// series, sees every update.
+#[derive(Debug)]
+pub(crate) struct JobKeys {
+    claimed: Key,
+    latency: Key,
+    /// The counter of each outcome, in [`OUTCOMES`]' order.
+    outcomes: [Key; 7],
+    /// `jobs_run_seconds` by outcome, in [`OUTCOMES`]' order.
+    run: [Key; 7],
+}
+
+impl JobKeys {
+    fn new(queue: &str, job_type: &str) -> JobKeys {
+        let labels = || {
+            vec![
+                Label::new("queue", queue.to_owned()),
+                Label::new("job_type", job_type.to_owned()),
+            ]
+        };
+        JobKeys {
+            claimed: Key::from_parts("jobs_claimed_total", labels()),
+            latency: Key::from_parts("jobs_queue_latency_seconds", labels()),
+            outcomes: OUTCOMES.map(|(_, name)| Key::from_parts(name, labels())),
+            run: OUTCOMES.map(|(outcome, _)| {
+                let mut l = labels();
+                l.push(Label::new("outcome", outcome));
+                Key::from_parts("jobs_run_seconds", l)
+            }),
+        }
     }
+}
+
+/// The keys of every (queue, job type) a manager runs: its handlers' types
+/// in its queues, built with the manager. Read without a lock.
+#[derive(Debug, Default)]
+pub(crate) struct KeyTable {
+    /// By job type, then in the order of the manager's queues.
+    keys: HashMap<String, Vec<Arc<JobKeys>>>,
+    queues: Vec<String>,
+}
+
+impl KeyTable {
+    pub(crate) fn new<'a>(queues: &[String], job_types: impl IntoIterator<Item = &'a str>) -> Self {
+        let keys = job_types
+            .into_iter()
+            .map(|t| {
+                let per_queue = queues.iter().map(|q| Arc::new(JobKeys::new(q, t)));
+                (t.to_owned(), per_queue.collect())
+            })
+            .collect();
+        KeyTable {
+            keys,
+            queues: queues.to_vec(),
+        }
+    }
+
+    /// `job`'s keys: from the table, or built now for a type or queue it
+    /// does not know (a job with no handler here).
+    pub(crate) fn of(&self, job: &Job) -> Arc<JobKeys> {
+        let known = self.keys.get(&job.job_type).and_then(|per_queue| {
+            let i = self.queues.iter().position(|q| *q == job.queue_name)?;
+            per_queue.get(i).cloned()
+        });
+        known.unwrap_or_else(|| Arc::new(JobKeys::new(&job.queue_name, &job.job_type)))
+    }
+}
+
+/// An attempt starts: counted, and how long it waited since it was due.
+pub(crate) fn started(keys: &JobKeys, job: &Job) {
+    metrics::with_recorder(|r| {
+        r.register_counter(&keys.claimed, &METADATA).increment(1);
+        if let Some(started) = job.started_at {
+            let waited = (started - job.run_at).to_std().unwrap_or(Duration::ZERO);
+            r.register_histogram(&keys.latency, &METADATA)
+                .record(waited.as_secs_f64());
+        }
+    });
 }
 
 /// An attempt ended with `outcome` after `ran`.
-pub(crate) fn finished(job: &Job, outcome: &Outcome, ran: Duration) {
-    let name = outcome_name(outcome);
-    let counter_name = match outcome {
-        Outcome::Complete { .. } => "jobs_completed_total",
-        Outcome::Retry { .. } => "jobs_retried_total",
-        Outcome::Fail { .. } => "jobs_failed_total",
-        Outcome::DeadLetter { .. } => "jobs_dead_lettered_total",
-        Outcome::Release => "jobs_released_total",
-        Outcome::Snooze { .. } => "jobs_snoozed_total",
-        Outcome::Cancel { .. } => "jobs_cancelled_total",
-    };
-    let labels = labels(job);
-    counter!(counter_name, &labels).increment(1);
-    if let Outcome::Cancel { .. } = outcome {
-        // A cancelled job ends FAILED: counted there too, as its status says.
-        counter!("jobs_failed_total", &labels).increment(1);
-    }
-    let [queue, job_type] = labels;
-    histogram!(
-        "jobs_run_seconds",
-        &[queue, job_type, ("outcome", name.to_owned())]
-    )
-    .record(ran.as_secs_f64());
+pub(crate) fn finished(keys: &JobKeys, outcome: &Outcome, ran: Duration) {
+    let i = outcome_index(outcome);
+    metrics::with_recorder(|r| {
+        r.register_counter(&keys.outcomes[i], &METADATA)
+            .increment(1);
+        if let Outcome::Cancel { .. } = outcome {
+            // A cancelled job ends FAILED: counted there too, as its status says.
+            r.register_counter(&keys.outcomes[FAILED], &METADATA)
+                .increment(1);
+        }
+        r.register_histogram(&keys.run[i], &METADATA)
+            .record(ran.as_secs_f64());
+    });
 }
 
 /// A job whose lease expired was recovered by this manager.
@@ -73,9 +158,17 @@ pub(crate) fn lost(n: u64) {
     counter!("jobs_outcomes_lost_total").increment(n);
 }
 
-/// How many jobs this manager runs now.
-pub(crate) fn running(worker: &str, n: usize) {
-    gauge!("jobs_running", "worker" => worker.to_owned()).set(n as f64);
+/// The key of this manager's `jobs_running` gauge (built once, as above).
+pub(crate) fn running_key(worker: &str) -> Key {
+    Key::from_parts(
+        "jobs_running",
+        vec![Label::new("worker", worker.to_owned())],
+    )
+}
+
+/// How many jobs this manager runs now (`key`: its [`running_key`]).
+pub(crate) fn running(key: &Key, n: usize) {
+    metrics::with_recorder(|r| r.register_gauge(key, &METADATA).set(n as f64));
 }
 
 /// The cluster's counts per queue and status (sampled by the maintainer).

@@ -34,7 +34,7 @@ pub(crate) async fn recorder_loop(
         let lost = record(&shared, &updates, &give_up).await;
         count(&shared, &updates, &lost);
         shared.in_flight.remove(updates.iter().map(|u| &u.fence));
-        crate::metrics::running(&shared.worker_id, shared.in_flight.running());
+        crate::metrics::running(&shared.running_key, shared.in_flight.running());
         // The window permits go back only now: the outcomes are written.
         drop(window);
         shared.recorded.notify_one();

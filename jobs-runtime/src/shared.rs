@@ -143,6 +143,10 @@ pub(crate) struct Shared {
     pub(crate) started_at: chrono::DateTime<chrono::Utc>,
     /// The periodic schedules it fires.
     pub(crate) schedules: Vec<crate::periodic::Schedule>,
+    /// The metric keys of its handlers' jobs in its queues.
+    pub(crate) metric_keys: crate::metrics::KeyTable,
+    /// The key of its `jobs_running` gauge.
+    pub(crate) running_key: metrics::Key,
 }
 
 impl Shared {

@@ -3,7 +3,7 @@
 //! orders of `list_page` that enqueue order does not give (waiting jobs by
 //! due time, finished ones by finish time) are kept here the same way.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use std::ops::{Deref, DerefMut, Index};
 
@@ -11,16 +11,20 @@ use jobs_core::{JobId, JobStatus, ThroughputBucket, THROUGHPUT_RETENTION};
 
 use super::state::Entry;
 
-type Counts = BTreeMap<(String, JobStatus), u64>;
-/// Moves into COMPLETED, FAILED, DEAD_LETTER, RETRYING per (minute start in
-/// Unix seconds, queue).
-type Throughput = BTreeMap<(i64, String), [u64; 4]>;
+/// Jobs per queue, then per status (indexed in [`JobStatus::ALL`]'s order).
+/// Keyed by queue alone so a change looks its queue up by `&str`: counting
+/// a move allocates nothing unless the queue is new.
+type Counts = BTreeMap<String, [u64; STATUSES]>;
+const STATUSES: usize = JobStatus::ALL.len();
+/// Moves into COMPLETED, FAILED, DEAD_LETTER, RETRYING per minute start (in
+/// Unix seconds), then per queue (looked up by `&str`, as for [`Counts`]).
+type Throughput = BTreeMap<i64, BTreeMap<String, [u64; 4]>>;
 
 /// The jobs by id; every way to change one goes through [`Jobs::get_mut`],
 /// [`Jobs::insert`] or [`Jobs::remove`], which keep the counts.
 #[derive(Default)]
 pub(super) struct Jobs {
-    map: HashMap<JobId, Entry>,
+    map: crate::id_hash::IdMap<JobId, Entry>,
     counts: Counts,
     throughput: Throughput,
     /// Waiting jobs by (`run_at`, enqueue sequence).
@@ -40,12 +44,15 @@ fn bump(throughput: &mut Throughput, queue: &str, status: JobStatus) {
         _ => return,
     };
     let minute = crate::clock::now().timestamp().div_euclid(60) * 60;
-    let key = (minute, queue.to_owned());
-    if !throughput.contains_key(&key) {
+    if !throughput.contains_key(&minute) {
         let keep = (THROUGHPUT_RETENTION.as_secs() as i64).saturating_add(60);
-        *throughput = throughput.split_off(&(minute - keep, String::new()));
+        *throughput = throughput.split_off(&(minute - keep));
     }
-    throughput.entry(key).or_default()[slot] += 1;
+    let queues = throughput.entry(minute).or_default();
+    match queues.get_mut(queue) {
+        Some(moves) => moves[slot] += 1,
+        None => queues.entry(queue.to_owned()).or_default()[slot] += 1,
+    }
 }
 
 /// Times in µs, as the durable backends store them and as cursors carry
@@ -86,15 +93,29 @@ fn index(due: &mut BTreeSet<DueKey>, finished: &mut BTreeSet<FinishedKey>, e: &E
 }
 
 fn add(counts: &mut Counts, queue: &str, status: JobStatus) {
-    *counts.entry((queue.to_owned(), status)).or_default() += 1;
+    match counts.get_mut(queue) {
+        Some(n) => n[status as usize] += 1,
+        None => counts.entry(queue.to_owned()).or_default()[status as usize] += 1,
+    }
+}
+
+/// A job of `queue` moves from `from` to `to`.
+fn shift(counts: &mut Counts, queue: &str, from: JobStatus, to: JobStatus) {
+    match counts.get_mut(queue) {
+        Some(n) => {
+            n[from as usize] = n[from as usize].saturating_sub(1);
+            n[to as usize] += 1;
+        }
+        None => add(counts, queue, to),
+    }
 }
 
 fn sub(counts: &mut Counts, queue: &str, status: JobStatus) {
-    let key = (queue.to_owned(), status);
-    if let Some(n) = counts.get_mut(&key) {
-        *n -= 1;
-        if *n == 0 {
-            counts.remove(&key);
+    if let Some(n) = counts.get_mut(queue) {
+        let i = status as usize;
+        n[i] = n[i].saturating_sub(1);
+        if n.iter().all(|&c| c == 0) {
+            counts.remove(queue);
         }
     }
 }
@@ -137,9 +158,11 @@ impl Jobs {
     /// The job, to change: its counts follow when the handle is dropped.
     pub(super) fn get_mut(&mut self, id: &JobId) -> Option<EntryMut<'_>> {
         let entry = self.map.get_mut(id)?;
-        let was = (entry.job.queue_name.clone(), entry.job.status);
+        let was = entry.job.status;
         let keys = (due_key(entry), finished_key(entry));
         Some(EntryMut {
+            #[cfg(debug_assertions)]
+            queue: entry.job.queue_name.clone(),
             entry,
             counts: &mut self.counts,
             throughput: &mut self.throughput,
@@ -154,24 +177,30 @@ impl Jobs {
     pub(super) fn throughput(&self, since: i64) -> Vec<ThroughputBucket> {
         let start = since.div_euclid(60) * 60 + i64::from(since.rem_euclid(60) != 0) * 60;
         self.throughput
-            .range((start, String::new())..)
-            .map(|((minute, queue), [c, f, d, r])| {
+            .range(start..)
+            .flat_map(|(minute, queues)| {
                 let at = chrono::DateTime::from_timestamp(*minute, 0).unwrap_or_default();
-                ThroughputBucket::new(at, queue.as_str()).with_counts(*c, *f, *d, *r)
+                queues.iter().map(move |(queue, [c, f, d, r])| {
+                    ThroughputBucket::new(at, queue.as_str()).with_counts(*c, *f, *d, *r)
+                })
             })
             .collect()
     }
 
     /// Drops the buckets of minutes before `before` (Unix seconds).
     pub(super) fn prune_throughput(&mut self, before: i64) {
-        self.throughput = self.throughput.split_off(&(before, String::new()));
+        self.throughput = self.throughput.split_off(&before);
     }
 
     /// The number of jobs per (queue, status), for those that have any.
     pub(super) fn counts(&self) -> impl Iterator<Item = (&str, JobStatus, u64)> {
-        self.counts
-            .iter()
-            .map(|((queue, status), n)| (queue.as_str(), *status, *n))
+        self.counts.iter().flat_map(|(queue, n)| {
+            JobStatus::ALL
+                .into_iter()
+                .zip(n)
+                .filter(|(_, &n)| n > 0)
+                .map(move |(status, &n)| (queue.as_str(), status, n))
+        })
     }
 }
 
@@ -190,7 +219,13 @@ pub(super) struct EntryMut<'a> {
     throughput: &'a mut Throughput,
     due: &'a mut BTreeSet<DueKey>,
     finished: &'a mut BTreeSet<FinishedKey>,
-    was: (String, JobStatus),
+    /// The status before the change. Not the queue: a stored job never
+    /// changes queue (no operation of this backend moves one), so its counts
+    /// move within its queue and a change costs no copy of the queue's name.
+    was: JobStatus,
+    /// The queue before the change, to check the above in debug builds.
+    #[cfg(debug_assertions)]
+    queue: String,
     keys: (Option<DueKey>, Option<FinishedKey>),
 }
 
@@ -211,12 +246,11 @@ impl DerefMut for EntryMut<'_> {
 impl Drop for EntryMut<'_> {
     fn drop(&mut self) {
         let job = &self.entry.job;
-        if job.status != self.was.1 || job.queue_name != self.was.0 {
-            sub(self.counts, &self.was.0, self.was.1);
-            add(self.counts, &job.queue_name, job.status);
-            if job.status != self.was.1 {
-                bump(self.throughput, &job.queue_name, job.status);
-            }
+        #[cfg(debug_assertions)]
+        debug_assert_eq!(job.queue_name, self.queue, "a stored job changed queue");
+        if job.status != self.was {
+            shift(self.counts, &job.queue_name, self.was, job.status);
+            bump(self.throughput, &job.queue_name, job.status);
         }
         let keys = (due_key(self.entry), finished_key(self.entry));
         if keys.0 != self.keys.0 {

@@ -66,17 +66,14 @@ struct QueueIndex {
 }
 
 impl State {
-    fn index(&mut self, queue: &str) -> &mut QueueIndex {
-        if !self.queues.contains_key(queue) {
-            self.queues.insert(queue.to_owned(), QueueIndex::default());
-        }
-        self.queues.get_mut(queue).expect("just inserted")
-    }
-
     pub(super) fn insert_waiting(&mut self, id: JobId, now: DateTime<Utc>) {
         let Entry { job, seq, .. } = &self.jobs[&id];
-        let (queue, prio, run_at, seq) = (job.queue_name.clone(), job.priority, job.run_at, *seq);
-        let idx = self.index(&queue);
+        let (prio, run_at, seq) = (job.priority, job.run_at, *seq);
+        // Looked up by `&str`: the queue's name is copied only for a new queue.
+        let idx = match self.queues.get_mut(&job.queue_name) {
+            Some(idx) => idx,
+            None => self.queues.entry(job.queue_name.clone()).or_default(),
+        };
         if run_at <= now {
             idx.ready.insert((Reverse(prio), run_at, seq, id));
         } else {
@@ -233,17 +230,12 @@ impl State {
                 }
             }
         };
-        let (queue, conc, seq) = (
-            job.queue_name.clone(),
-            job.limits.concurrency.as_ref().map(|c| c.key.clone()),
-            job.limits.sequence.clone(),
-        );
-        dec(&mut self.running_queues, &queue);
-        if let Some(k) = conc {
-            dec(&mut self.running_keys, &k);
+        dec(&mut self.running_queues, &job.queue_name);
+        if let Some(c) = &job.limits.concurrency {
+            dec(&mut self.running_keys, &c.key);
         }
-        if let Some(k) = seq {
-            dec(&mut self.running_sequences, &k);
+        if let Some(k) = &job.limits.sequence {
+            dec(&mut self.running_sequences, k);
         }
     }
 
@@ -547,7 +539,13 @@ impl State {
             seen_keys.push(*key);
         }
         if !taken.is_empty() {
-            *self.running_queues.entry(queue.to_owned()).or_insert(0) += taken.len() as u32;
+            match self.running_queues.get_mut(queue) {
+                Some(n) => *n += taken.len() as u32,
+                None => {
+                    self.running_queues
+                        .insert(queue.to_owned(), taken.len() as u32);
+                }
+            }
             if queue_limit.is_some_and(|ql| ql.rate.is_some()) {
                 let log = self.rate_log.entry(queue_rate_key(queue)).or_default();
                 log.extend(std::iter::repeat_n(now, taken.len()));
