@@ -27,7 +27,7 @@ pub(crate) fn started(job: &Job) {
 /// The name of an outcome, as the `outcome` label and counter say it.
 fn outcome_name(outcome: &Outcome) -> &'static str {
     match outcome {
-        Outcome::Complete { .. } => "completed",
+        Outcome::Complete { .. } | Outcome::CompleteAndDelete => "completed",
         Outcome::Retry { .. } => "retried",
         Outcome::Fail { .. } => "failed",
         Outcome::DeadLetter { .. } => "dead_lettered",
@@ -41,7 +41,7 @@ fn outcome_name(outcome: &Outcome) -> &'static str {
 pub(crate) fn finished(job: &Job, outcome: &Outcome, ran: Duration) {
     let name = outcome_name(outcome);
     let counter_name = match outcome {
-        Outcome::Complete { .. } => "jobs_completed_total",
+        Outcome::Complete { .. } | Outcome::CompleteAndDelete => "jobs_completed_total",
         Outcome::Retry { .. } => "jobs_retried_total",
         Outcome::Fail { .. } => "jobs_failed_total",
         Outcome::DeadLetter { .. } => "jobs_dead_lettered_total",
