@@ -178,7 +178,7 @@ impl RedisBackend {
             let mut cmd =
                 Cmd::with_capacity(5 + chunk.len() * UPDATE_ARGS, RECORD_SRC.len() + size);
             cmd.arg("EVAL")
-                .arg(RECORD_SRC)
+                .arg(RECORD_SRC.as_str())
                 .arg(1)
                 .arg(&self.inner.ns)
                 .arg(worker);
