@@ -62,7 +62,10 @@ pub(crate) async fn run_job(
         ),
     };
     crate::metrics::finished(&job, &attempted.outcome, began.elapsed());
-    let outcome = shared.cfg.retention.on_finish(&job.queue_name, attempted.outcome);
+    let outcome = shared
+        .cfg
+        .retention
+        .on_finish(&job.queue_name, attempted.outcome);
     let window = shared.window.clone().acquire_owned().await.ok();
     drop(slot);
     guard.send(outcome, window);

@@ -7,8 +7,7 @@ use chrono::Utc;
 use jobs_core::backend::{Outcome, OutcomeUpdate};
 use jobs_core::{
     minute_of, CancelRequest, Error, JobFilter, JobId, JobStatus, NewJob, RequeueFilter,
-    ThroughputBucket,
-    Uniqueness,
+    ThroughputBucket, Uniqueness,
 };
 use serde_json::json;
 
@@ -178,7 +177,11 @@ pub async fn complete_and_delete_leaves_no_job(q: Backend) {
     assert_eq!(counts, want);
     let hi = minute_of(Utc::now() + chrono::Duration::seconds(5));
     let tp = q.throughput(lo).await.expect("throughput");
-    assert_eq!(sums(&tp, "drop", lo, hi), (3, 0, 0, 0), "throughput: {tp:?}");
+    assert_eq!(
+        sums(&tp, "drop", lo, hi),
+        (3, 0, 0, 0),
+        "throughput: {tp:?}"
+    );
 }
 
 /// Moves `n` fresh jobs of `queue` and `job_type` to DEAD_LETTER, with one

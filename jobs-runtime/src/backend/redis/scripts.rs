@@ -240,7 +240,11 @@ mod tests {
             assert!(defines(&claim, def), "claim lacks `{def}`");
         }
         // Not used by the claim.
-        for def in ["local function push_error(", "local FIELDS = ", "local function iso("] {
+        for def in [
+            "local function push_error(",
+            "local FIELDS = ",
+            "local function iso(",
+        ] {
             assert!(!defines(&claim, def), "claim has `{def}`");
         }
         assert!(claim.ends_with(include_str!("claim.lua")));
