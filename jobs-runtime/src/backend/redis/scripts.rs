@@ -47,8 +47,8 @@ macro_rules! lua {
 /// script), and most scripts use a few of them. Every top-level statement of
 /// `common.lua` is a `local` definition starting a line, and a Lua local is
 /// seen only after its definition, so one backwards pass finds what is used.
-/// A name that only appears in a comment or a string costs at most a
-/// definition too many, never one too few.
+/// A name that only appears in a string or after code on a line costs at
+/// most a definition too many, never one too few.
 fn source(body: &str) -> String {
     let common = include_str!("common.lua");
     // (names defined, text), in file order.
@@ -72,8 +72,12 @@ fn source(body: &str) -> String {
             text.push('\n');
         }
     }
+    // Whole comment lines are skipped (a comment naming a definition would
+    // cost it); a comment after code on its line is read as code.
     let idents = |text: &str| -> Vec<String> {
-        text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        text.lines()
+            .filter(|l| !l.trim_start().starts_with("--"))
+            .flat_map(|l| l.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')))
             .filter(|w| !w.is_empty())
             .map(str::to_owned)
             .collect()
