@@ -147,12 +147,13 @@ pub enum Outcome {
         result: Option<Value>,
     },
     /// → COMPLETED, then deleted in the same step, nothing stored: what a
-    /// retention that keeps no completed jobs asks for (`completed(Some(0))`
-    /// in the runtime's `Retention`), so a finished job is not written back
-    /// only to be pruned a moment later. The backend keeps its counts exact
-    /// (the job leaves RUNNING and is counted nowhere after) and counts it
-    /// in the throughput history as a completion where it keeps one; the
-    /// fence is checked exactly as for [`Outcome::Complete`].
+    /// retention that keeps no completed jobs asks for
+    /// (`Retention::drop_completed()` in the runtime), so a finished job is
+    /// not written back only to be pruned a moment later. The backend keeps
+    /// its counts exact (the job leaves RUNNING and is counted nowhere
+    /// after) and counts it in the throughput history as a completion; the
+    /// fence is checked exactly as for [`Outcome::Complete`], so a stale one
+    /// deletes nothing.
     CompleteAndDelete,
     /// → RETRYING, `retry_count + 1`, claimable after `delay` (the backend's clock).
     Retry {
