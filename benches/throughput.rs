@@ -92,6 +92,9 @@ struct Args {
     /// The global running limit of W1g's queue.
     #[arg(long, default_value_t = 16)]
     global_limit: u32,
+    /// W1's manager deletes jobs as they complete (`Retention::drop_completed`).
+    #[arg(long)]
+    drop_completed: bool,
     /// Ignored (cargo bench passes it).
     #[arg(long, hide = true)]
     bench: bool,
@@ -161,11 +164,17 @@ async fn w1(
     concurrency: usize,
     limits: Limits,
     bare: Option<limit::Limits>,
+    drop_completed: bool,
 ) -> jobs::Result<()> {
     let (name, label) = match limits {
         Limits::None => ("w1", "W1 drain".to_owned()),
         Limits::Global(g) => ("w1g", format!("W1g drain, global limit {g}")),
         Limits::PerKey => ("w1k", "W1k drain, 64 keys of max 1".to_owned()),
+    };
+    let label = if drop_completed {
+        format!("{label}, completed dropped")
+    } else {
+        label
     };
     let q = queue_name(name);
     let t = Instant::now();
@@ -191,6 +200,9 @@ async fn w1(
     if let Limits::Global(g) = limits {
         builder = builder.queue_limit(&q, jobs::QueueLimit::new().global(g));
     }
+    if drop_completed {
+        builder = builder.retention(jobs::Retention::default().drop_completed());
+    }
     let m = builder.build()?;
     let t = Instant::now();
     m.start().await?;
@@ -199,17 +211,23 @@ async fn w1(
     }
     let secs = t.elapsed().as_secs_f64();
     m.stop().await?;
-    let done: u64 = queue
-        .counts()
-        .await?
-        .iter()
-        .filter(|c| c.queue == q && c.status == JobStatus::Completed)
-        .map(|c| c.count)
-        .sum();
-    assert_eq!(
-        done as usize, n,
-        "the backend must report every job completed"
-    );
+    let counts = queue.counts().await?;
+    let of_q = |s: Option<JobStatus>| -> u64 {
+        counts
+            .iter()
+            .filter(|c| c.queue == q && s.is_none_or(|s| c.status == s))
+            .map(|c| c.count)
+            .sum()
+    };
+    if drop_completed {
+        assert_eq!(of_q(None), 0, "every job must be gone");
+    } else {
+        assert_eq!(
+            of_q(Some(JobStatus::Completed)) as usize,
+            n,
+            "the backend must report every job completed"
+        );
+    }
     let rate = n as f64 / secs;
     let pct = of_limit(
         rate,
@@ -748,7 +766,15 @@ async fn main() -> Result<(), limit::Error> {
                     _ => Limits::None,
                 };
                 for &n in &args.drain_sizes {
-                    w1(&queue, n, args.concurrency, limits, bare).await?;
+                    w1(
+                        &queue,
+                        n,
+                        args.concurrency,
+                        limits,
+                        bare,
+                        args.drop_completed,
+                    )
+                    .await?;
                 }
             }
             "w2" => w2(&queue, bare).await?,

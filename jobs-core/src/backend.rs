@@ -146,6 +146,15 @@ pub enum Outcome {
         /// What the handler returned, stored as the job's `result_data`.
         result: Option<Value>,
     },
+    /// → COMPLETED, then deleted in the same step, nothing stored: what a
+    /// retention that keeps no completed jobs asks for
+    /// (`Retention::drop_completed()` in the runtime), so a finished job is
+    /// not written back only to be pruned a moment later. The backend keeps
+    /// its counts exact (the job leaves RUNNING and is counted nowhere
+    /// after) and counts it in the throughput history as a completion; the
+    /// fence is checked exactly as for [`Outcome::Complete`], so a stale one
+    /// deletes nothing.
+    CompleteAndDelete,
     /// → RETRYING, `retry_count + 1`, claimable after `delay` (the backend's clock).
     Retry {
         /// How long from now (the backend's now) until the next attempt.

@@ -63,9 +63,13 @@ pub(crate) async fn run_job(
         ),
     };
     crate::metrics::finished(&keys, &attempted.outcome, began.elapsed());
+    let outcome = shared
+        .cfg
+        .retention
+        .on_finish(&job.queue_name, attempted.outcome);
     let window = shared.window.clone().acquire_owned().await.ok();
     drop(slot);
-    guard.send(attempted.outcome, window);
+    guard.send(outcome, window);
 }
 
 /// Sends the attempt's outcome exactly once: if the attempt's task ends

@@ -37,7 +37,7 @@ const FAILED: usize = 2;
 /// Where an outcome is in [`OUTCOMES`].
 fn outcome_index(outcome: &Outcome) -> usize {
     match outcome {
-        Outcome::Complete { .. } => 0,
+        Outcome::Complete { .. } | Outcome::CompleteAndDelete => 0,
         Outcome::Retry { .. } => 1,
         Outcome::Fail { .. } => 2,
         Outcome::DeadLetter { .. } => 3,

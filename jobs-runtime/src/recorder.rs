@@ -147,7 +147,9 @@ async fn write(
 /// fails for good (retrying would produce the same outcome), saying why.
 fn unstorable(update: &OutcomeUpdate, e: &Error, max_error_bytes: usize) -> OutcomeUpdate {
     let what = match &update.outcome {
-        Outcome::Complete { .. } => "the handler succeeded, but its result",
+        Outcome::Complete { .. } | Outcome::CompleteAndDelete => {
+            "the handler succeeded, but its result"
+        }
         _ => "the outcome of the attempt",
     };
     let message = truncate_message(
@@ -180,7 +182,7 @@ fn count(shared: &Shared, updates: &[OutcomeUpdate], recorded: &Recorded) {
             continue;
         }
         let counter = match u.outcome {
-            Outcome::Complete { .. } => &c.completed,
+            Outcome::Complete { .. } | Outcome::CompleteAndDelete => &c.completed,
             Outcome::Fail { .. } => &c.failed,
             Outcome::Retry { .. } => &c.retried,
             Outcome::DeadLetter { .. } => &c.dead_lettered,

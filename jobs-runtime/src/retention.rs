@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use jobs_core::backend::Outcome;
 use jobs_core::{Error, JobStatus, PruneRequest};
 use tokio_util::sync::CancellationToken as StopToken;
 use tracing::{debug, info, warn};
@@ -63,10 +64,27 @@ impl Retention {
         }
     }
 
-    /// Keep COMPLETED jobs this long (`None`: for ever).
+    /// Keep COMPLETED jobs this long (`None`: for ever). `Some(Duration::ZERO)`
+    /// deletes them as they complete (see [`Retention::drop_completed`]).
     pub fn completed(mut self, keep: Option<Duration>) -> Self {
         self.completed = keep;
         self
+    }
+
+    /// Delete COMPLETED jobs as they complete: the completion itself deletes
+    /// the job (no pruning pass, and no write of a row that is deleted a
+    /// moment later), so nothing is left to show on the dashboard. The same
+    /// as `completed(Some(Duration::ZERO))`. Counts and the throughput
+    /// history still count the completions.
+    ///
+    /// ```
+    /// use jobs_runtime::Retention;
+    ///
+    /// let r = Retention::default().drop_completed();
+    /// # let _ = r;
+    /// ```
+    pub fn drop_completed(self) -> Self {
+        self.completed(Some(Duration::ZERO))
     }
 
     /// Keep FAILED jobs (cancelled ones included) this long.
@@ -100,6 +118,25 @@ impl Retention {
     pub fn batch(mut self, n: usize) -> Self {
         self.batch = n.max(1);
         self
+    }
+
+    /// The outcome to record for an attempt of a job of `queue`: a
+    /// completion becomes [`Outcome::CompleteAndDelete`] when the rules of
+    /// that queue keep completed jobs for no time at all.
+    pub(crate) fn on_finish(&self, queue: &str, outcome: Outcome) -> Outcome {
+        match outcome {
+            Outcome::Complete { .. } if self.drops_completed(queue) => Outcome::CompleteAndDelete,
+            other => other,
+        }
+    }
+
+    fn drops_completed(&self, queue: &str) -> bool {
+        let rules = if self.per_queue.is_empty() {
+            self
+        } else {
+            self.per_queue.get(queue).unwrap_or(self)
+        };
+        rules.completed == Some(Duration::ZERO)
     }
 
     /// Whether anything is ever pruned.

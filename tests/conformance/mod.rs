@@ -102,6 +102,7 @@ macro_rules! jobs_conformance_suite {
             admin::counts_follow_every_change,
 
             ops::throughput_counts_each_end_of_an_attempt,
+            ops::complete_and_delete_leaves_no_job,
             ops::requeue_many_takes_what_the_filter_says,
             ops::requeue_many_skips_jobs_whose_unique_key_is_taken,
             listing::search_hits_payload_errors_and_type_in_any_case,

@@ -6,8 +6,8 @@ use std::time::Duration;
 use chrono::Utc;
 use jobs_core::backend::{Outcome, OutcomeUpdate};
 use jobs_core::{
-    minute_of, CancelRequest, Error, JobFilter, JobStatus, NewJob, RequeueFilter, ThroughputBucket,
-    Uniqueness,
+    minute_of, CancelRequest, Error, JobFilter, JobId, JobStatus, NewJob, RequeueFilter,
+    ThroughputBucket, Uniqueness,
 };
 use serde_json::json;
 
@@ -119,6 +119,69 @@ pub async fn throughput_counts_each_end_of_an_attempt(q: Backend) {
     }
     let future = Utc::now() + chrono::Duration::minutes(2);
     assert!(q.throughput(future).await.expect("throughput").is_empty());
+}
+
+/// `Outcome::CompleteAndDelete` (a retention that keeps no completed jobs):
+/// the job is gone, with its unique key; the counts hold it nowhere; the
+/// throughput history counts it as completed; and its fence is checked as
+/// for any outcome, so a stale one changes nothing.
+pub async fn complete_and_delete_leaves_no_job(q: Backend) {
+    let lo = minute_of(Utc::now() - chrono::Duration::seconds(5));
+    let unique = || {
+        NewJob::new("u.job", json!({}))
+            .queue("drop")
+            .unique(Uniqueness::new("drop-key"))
+    };
+    let ids = enqueue_n(&q, 3, "drop").await;
+    let u = enqueue(&q, unique()).await;
+    let jobs = claim(&q, W1, &["drop"], 4, LONG).await;
+    assert_eq!(jobs.len(), 4);
+    let fence = |id: JobId| jobs.iter().find(|j| j.id == id).expect("claimed").fence();
+    let updates = [
+        OutcomeUpdate::new(fence(ids[0]), Outcome::CompleteAndDelete),
+        OutcomeUpdate::new(fence(ids[1]), Outcome::Complete { result: None }),
+        OutcomeUpdate::new(fence(u), Outcome::CompleteAndDelete),
+        OutcomeUpdate::new(fence(ids[2]), Outcome::Release),
+    ];
+    assert!(q.record(W1, &updates).await.expect("record").is_empty());
+    for id in [ids[0], u] {
+        assert!(q.get(id).await.expect("get").is_none(), "{id} is gone");
+    }
+    assert_eq!(get(&q, ids[1]).await.status, JobStatus::Completed);
+
+    // Gone: the same fence again is refused.
+    let lost = record(&q, W1, fence(ids[0]), Outcome::CompleteAndDelete).await;
+    assert_eq!(lost, vec![ids[0]]);
+    // Claimed again by W2: W1's old lease is stale, and the job stays W2's.
+    let again = claim(&q, W2, &["drop"], 1, LONG).await;
+    assert_eq!(ids_of(&again), vec![ids[2]]);
+    let lost = record(&q, W1, fence(ids[2]), Outcome::CompleteAndDelete).await;
+    assert_eq!(lost, vec![ids[2]]);
+    let held = get(&q, ids[2]).await;
+    assert_eq!(held.status, JobStatus::Running);
+    assert_eq!(held.locked_by.as_deref(), Some(W2));
+
+    // Its unique key is free again.
+    let e = q.enqueue_batch(vec![unique()]).await.expect("enqueue");
+    assert!(e[0].is_inserted(), "the key was given up: {e:?}");
+
+    let mut counts = q.counts().await.expect("counts");
+    counts.sort();
+    let row = |status, n| jobs_core::QueueCount::new("drop", status, n);
+    let mut want = vec![
+        row(JobStatus::Pending, 1),
+        row(JobStatus::Running, 1),
+        row(JobStatus::Completed, 1),
+    ];
+    want.sort();
+    assert_eq!(counts, want);
+    let hi = minute_of(Utc::now() + chrono::Duration::seconds(5));
+    let tp = q.throughput(lo).await.expect("throughput");
+    assert_eq!(
+        sums(&tp, "drop", lo, hi),
+        (3, 0, 0, 0),
+        "throughput: {tp:?}"
+    );
 }
 
 /// Moves `n` fresh jobs of `queue` and `job_type` to DEAD_LETTER, with one

@@ -272,7 +272,7 @@ impl Drain<'_> {
                 };
                 let outcome = attempted.outcome;
                 match &outcome {
-                    Outcome::Complete { .. } => drained.completed += 1,
+                    Outcome::Complete { .. } | Outcome::CompleteAndDelete => drained.completed += 1,
                     Outcome::Snooze { .. } => drained.snoozed += 1,
                     o if retry_follows(o) => drained.retried += 1,
                     Outcome::Fail { .. } | Outcome::Cancel { .. } => drained.failed += 1,

@@ -292,7 +292,7 @@ impl Performed {
     /// shutdown).
     pub fn status(&self) -> JobStatus {
         match self.outcome {
-            Outcome::Complete { .. } => JobStatus::Completed,
+            Outcome::Complete { .. } | Outcome::CompleteAndDelete => JobStatus::Completed,
             Outcome::Retry { .. } => JobStatus::Retrying,
             Outcome::Fail { .. } | Outcome::Cancel { .. } => JobStatus::Failed,
             Outcome::DeadLetter { .. } => JobStatus::DeadLetter,

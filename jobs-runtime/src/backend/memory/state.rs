@@ -315,6 +315,15 @@ impl State {
                 job.cancelled_at = None;
                 false
             }
+            // Completed (counted in the throughput history as it changes
+            // status), then deleted below.
+            Outcome::CompleteAndDelete => {
+                job.status = JobStatus::Completed;
+                job.result_data = None;
+                job.completed_at = Some(now);
+                job.cancelled_at = None;
+                false
+            }
             Outcome::Fail { error, result } => {
                 let e = entry(job, error);
                 job.push_error(e);
@@ -376,7 +385,11 @@ impl State {
         }
         self.settle_key(id);
         // A slot of a limit key is free: other workers may take the next job.
-        back_to_waiting || !self.jobs[&id].job.limits.is_empty()
+        let freed = back_to_waiting || !self.jobs[&id].job.limits.is_empty();
+        if matches!(outcome, Outcome::CompleteAndDelete) {
+            self.delete(id);
+        }
+        freed
     }
 
     /// Turns a RUNNING job whose lease expired into a failed attempt, or into

@@ -29,6 +29,8 @@ pub(super) struct OutcomeColumns<'a> {
     pub(super) messages: Vec<Option<Cow<'a, str>>>,
     pub(super) retryables: Vec<bool>,
     pub(super) attempts: Vec<i32>,
+    /// Jobs to delete once completed ([`Outcome::CompleteAndDelete`]).
+    pub(super) drops: Vec<Uuid>,
 }
 
 impl<'a> OutcomeColumns<'a> {
@@ -43,6 +45,7 @@ impl<'a> OutcomeColumns<'a> {
             messages: Vec::with_capacity(n),
             retryables: Vec::with_capacity(n),
             attempts: Vec::with_capacity(n),
+            drops: Vec::new(),
         };
         for u in updates {
             c.ids.push(*u.fence.id.as_uuid());
@@ -53,6 +56,10 @@ impl<'a> OutcomeColumns<'a> {
             let delay_of = |d: &std::time::Duration| micros((*d).min(MAX_DELAY));
             let (kind, result, delay, error) = match &u.outcome {
                 Outcome::Complete { result } => ("COMPLETE", result.as_ref(), 0, None),
+                Outcome::CompleteAndDelete => {
+                    c.drops.push(*u.fence.id.as_uuid());
+                    ("COMPLETE", None, 0, None)
+                }
                 Outcome::Retry { delay, error } => ("RETRY", None, delay_of(delay), Some(error)),
                 Outcome::Fail { error, result } => ("FAIL", result.as_ref(), 0, Some(error)),
                 Outcome::DeadLetter { error } => ("DEAD", None, 0, Some(error)),

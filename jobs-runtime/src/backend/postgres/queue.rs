@@ -112,7 +112,7 @@ impl Backend for PostgresBackend {
             }
             let c = OutcomeColumns::new(updates);
             let mut conn = self.conns.get().await?;
-            let res = sqlx::query_scalar(&self.inner.sql.record)
+            let record = sqlx::query_scalar(&self.inner.sql.record)
                 .bind(&c.ids)
                 .bind(&c.tokens)
                 .bind(&c.kinds)
@@ -121,9 +121,33 @@ impl Backend for PostgresBackend {
                 .bind(&c.messages)
                 .bind(&c.retryables)
                 .bind(worker_id)
-                .bind(&c.attempts)
-                .fetch_all(conn.get())
-                .await;
+                .bind(&c.attempts);
+            let res = if c.drops.is_empty() {
+                record.fetch_all(conn.get()).await
+            } else {
+                // Completed, then deleted in the same transaction: the count
+                // triggers see both, so the totals stay exact, and the
+                // throughput history keeps the completions.
+                async {
+                    let mut tx = sqlx::Connection::begin(conn.get()).await?;
+                    let done: Vec<Option<Uuid>> = record.fetch_all(&mut *tx).await?;
+                    let gone: Vec<Uuid> = c
+                        .drops
+                        .iter()
+                        .copied()
+                        .filter(|id| done.contains(&Some(*id)))
+                        .collect();
+                    if !gone.is_empty() {
+                        sqlx::query(&self.inner.sql.delete_completed)
+                            .bind(&gone)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    tx.commit().await?;
+                    Ok::<_, sqlx::Error>(done)
+                }
+                .await
+            };
             let done: Vec<Option<Uuid>> = conn.done(res)?;
             Ok(updates
                 .iter()

@@ -55,6 +55,9 @@ pub(super) struct Sql {
     pub(super) claim: String,
     pub(super) heartbeat: String,
     pub(super) record: String,
+    /// Deletes the jobs `record` just completed for a retention that keeps
+    /// no completed jobs (same transaction, so they still hold its locks).
+    pub(super) delete_completed: String,
     pub(super) recover: String,
     pub(super) get: String,
     pub(super) list: String,
@@ -185,6 +188,9 @@ impl Sql {
             claim: load(include_str!("sql/claim.sql"), None),
             heartbeat: load(include_str!("sql/heartbeat.sql"), None),
             record: load(include_str!("sql/record.sql"), Some(&wake_record)),
+            delete_completed: format!(
+                "DELETE FROM {t} WHERE id = ANY($1::uuid[]) AND status = 'COMPLETED'"
+            ),
             recover: load(include_str!("sql/recover.sql"), Some(&wake_plain)),
             get: format!("SELECT {cols} FROM {t} WHERE id = $1"),
             list: load(include_str!("sql/list.sql"), None),

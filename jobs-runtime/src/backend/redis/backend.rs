@@ -142,7 +142,7 @@ impl RedisBackend {
         for (i, chunk) in chunks.iter().enumerate() {
             let cmd = pipe
                 .cmd("EVAL")
-                .arg(ENQUEUE_SRC)
+                .arg(ENQUEUE_SRC.as_str())
                 .arg(1)
                 .arg(&self.inner.ns)
                 .arg(&flag);

@@ -148,8 +148,24 @@ end
 -- made (a little over a day); only then does the script pay an EXPIRE.
 local TP_FIELD = {COMPLETED = 'c', FAILED = 'f', DEAD_LETTER = 'd', RETRYING = 'r'}
 local TP_TTL = 90000
+-- Moves into a status of jobs deleted in the same step (record's kind E):
+-- throughput history only, `"<field> <queue>"` -> number.
+local tp_only = {}
+local function count_throughput(status, q, d)
+  local k = TP_FIELD[status] .. ' ' .. (q or '?')
+  tp_only[k] = (tp_only[k] or 0) + d
+end
 local function flush_counts()
   local tp
+  local function add_tp(field, d)
+    if not tp then
+      local t = redis.call('TIME')
+      tp = K .. ':tp:' .. n2s(tonumber(t[1]) - tonumber(t[1]) % 60)
+    end
+    if redis.call('HINCRBY', tp, field, d) == d then
+      redis.call('EXPIRE', tp, TP_TTL)
+    end
+  end
   for status, by_q in pairs(count_keys) do
     local f = TP_FIELD[status]
     for q, k in pairs(by_q) do
@@ -158,16 +174,13 @@ local function flush_counts()
         redis.call('HDEL', K .. ':counts', k)
       end
       if f and d > 0 then
-        if not tp then
-          local t = redis.call('TIME')
-          tp = K .. ':tp:' .. n2s(tonumber(t[1]) - tonumber(t[1]) % 60)
-        end
-        if redis.call('HINCRBY', tp, f .. ' ' .. q, d) == d then
-          redis.call('EXPIRE', tp, TP_TTL)
-        end
+        local extra = tp_only[f .. ' ' .. q]
+        if extra then tp_only[f .. ' ' .. q] = nil end
+        add_tp(f .. ' ' .. q, d + (extra or 0))
       end
     end
   end
+  for field, d in pairs(tp_only) do add_tp(field, d) end
 end
 
 local woken = {}

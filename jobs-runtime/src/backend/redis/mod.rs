@@ -18,7 +18,8 @@
 //! pause and resume, progress, the worker registry, leadership, schedules,
 //! the audit log) is **one Lua script**, so Redis runs it atomically: a crash of the worker between two
 //! commands cannot strand a job. The scripts live next to this file in
-//! `redis/*.lua`, each prefixed with `redis/common.lua`, and are sent with
+//! `redis/*.lua`, each prefixed with the definitions of `redis/common.lua` it
+//! uses, and are sent with
 //! `EVALSHA` (loaded again automatically after a Redis restart). "Now" is the
 //! Redis server's `TIME`, so workers on many machines share one clock.
 //!
@@ -131,6 +132,15 @@
 //! starts with `{"a":`, which cannot occur inside an entry (a JSON string
 //! escapes its quotes), so a plain search finds the entries, and each failure
 //! does work in proportion to at most 20 of them.
+//!
+//! # Completed jobs dropped on completion
+//!
+//! Under a retention that keeps no completed jobs
+//! ([`Outcome::CompleteAndDelete`]), the record script deletes the job's hash
+//! and its `{P}:all` entry in the same step that checks its fence, gives up
+//! its unique key, leaves its sequence and frees its limit slots: the job
+//! never enters `{P}:done`, leaves RUNNING in `{P}:counts` and enters no other
+//! status there, and counts as a completion in `{P}:tp:<minute>`.
 //!
 //! # Counts
 //!
@@ -277,7 +287,7 @@
 
 // For the links of the docs above.
 #[cfg(doc)]
-use jobs_core::{Backend, BackendErrorKind, Error, MAX_DELAY};
+use jobs_core::{backend::Outcome, Backend, BackendErrorKind, Error, MAX_DELAY};
 
 mod backend;
 // After `backend`: its `impl RedisBackend` block then comes second in the docs.

@@ -4,6 +4,10 @@
 -- ARGV: worker, then 7 per update: id, token, kind, delay_us, message,
 --       retryable, result.
 --   kind C: COMPLETED, result = JSON ('' = none); a cancellation mark goes
+--   kind E: completed and erased at once (a retention that keeps no
+--           completed jobs): the hash and its entries go, its unique key is
+--           given up, it leaves its sequence; counted as a completion in the
+--           throughput history, and in no status of `{P}:counts`
 --   kind R: RETRYING after delay_us, with message
 --   kind F: FAILED, with message; result = JSON ('' = none)
 --   kind D: DEAD_LETTER, with message
@@ -48,14 +52,29 @@ for i = 2, #ARGV, 7 do
     end
     -- Anything but a completion: attempt, retry count, message, position.
     local at, rc, em, pr, sq
-    if kind ~= 'C' then
+    if kind ~= 'C' and kind ~= 'E' then
       local e = redis.call('HMGET', key, 'at', 'rc', 'em', 'pr', 'sq')
       at, rc, em, pr, sq = e[1], e[2], e[3], e[4], e[5]
     end
     local limits = cur[5] and has_limits(lc, lr, ls)
     gone[#gone + 1] = id
     local status
-    if kind == 'C' then
+    if kind == 'E' then
+      if cur[5] then
+        leave_sequence(id, ls)
+        if set(uk) and redis.call('HGET', UNIQ, uk) == id then
+          redis.call('HDEL', UNIQ, uk)
+        end
+        if set(lc) or set(ls) then
+          left_running(lc, ls)
+          wake(q)
+        end
+      end
+      redis.call('DEL', key)
+      redis.call('ZREM', K .. ':all', id)
+      count('RUNNING', q, -1)
+      count_throughput('COMPLETED', q, 1)
+    elseif kind == 'C' then
       status = 'COMPLETED'
       redis.call('HSET', key, 's', status, 'fa', now_s, 'lb', '', 'lu', '', 'lt', '', 'rd', result)
       -- It finished before the cancellation reached it: not cancelled.
@@ -104,11 +123,11 @@ for i = 2, #ARGV, 7 do
       enqueue_member(q, pr, now, sq, id, now, limits)
       wake(q)
     end
-    if TERMINAL[status] then
+    if status and TERMINAL[status] then
       done[#done + 1] = now_s
       done[#done + 1] = id
     end
-    if cur[5] then
+    if status and cur[5] then
       if TERMINAL[status] then leave_sequence(id, ls) end
       release_key(id, status, uk, us)
       if set(lc) or set(ls) then
@@ -117,8 +136,10 @@ for i = 2, #ARGV, 7 do
         wake(q)
       end
     end
-    count('RUNNING', q, -1)
-    count(status, q, 1)
+    if status then
+      count('RUNNING', q, -1)
+      count(status, q, 1)
+    end
   end
 end
 bulk('ZREM', K .. ':leases', gone)

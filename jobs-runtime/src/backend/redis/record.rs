@@ -59,6 +59,15 @@ impl<'a> UpdateArgs<'a> {
                 retryable: false,
                 result: result(r)?,
             },
+            Outcome::CompleteAndDelete => UpdateArgs {
+                id: u.fence.id.to_string(),
+                token: u.fence.token,
+                kind: "E",
+                delay_us: 0,
+                message: Cow::Borrowed(""),
+                retryable: false,
+                result: Vec::new(),
+            },
             // `micros` cuts the delay to MAX_DELAY: no overflow, no error.
             Outcome::Retry { delay, error } => failed("R", micros(*delay), error, Vec::new()),
             Outcome::Fail { error, result: r } => failed("F", 0, error, result(r)?),
@@ -169,7 +178,7 @@ impl RedisBackend {
             let mut cmd =
                 Cmd::with_capacity(5 + chunk.len() * UPDATE_ARGS, RECORD_SRC.len() + size);
             cmd.arg("EVAL")
-                .arg(RECORD_SRC)
+                .arg(RECORD_SRC.as_str())
                 .arg(1)
                 .arg(&self.inner.ns)
                 .arg(worker);

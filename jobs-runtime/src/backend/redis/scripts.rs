@@ -1,6 +1,8 @@
-//! The Lua scripts (`*.lua` beside this file, each prefixed with
-//! `common.lua`), how much work one call of them does, and how they are run.
+//! The Lua scripts (`*.lua` beside this file, each prefixed with the parts
+//! of `common.lua` it uses), how much work one call of them does, and how
+//! they are run.
 
+use std::collections::HashSet;
 use std::sync::LazyLock;
 
 use jobs_core::{BackendErrorKind, Error, Result};
@@ -32,12 +34,71 @@ pub(super) const MAX_VALUE_BYTES: usize = 512 << 20;
 
 macro_rules! lua {
     ($name:literal) => {
-        Script::new(concat!(
-            include_str!("common.lua"),
-            "\n",
-            include_str!(concat!($name, ".lua"))
-        ))
+        Script::new(&source(include_str!(concat!($name, ".lua"))))
     };
+}
+
+/// A script as sent: the definitions of `common.lua` that `body` uses
+/// (directly or through other definitions), then `body`.
+///
+/// Redis runs a script's whole text on every call, so each definition of the
+/// prelude costs every call the closure or table it builds (the full prelude
+/// measured about 6.5 µs a call on Redis 7.0, against 2 µs for an empty
+/// script), and most scripts use a few of them. Every top-level statement of
+/// `common.lua` is a `local` definition starting a line, and a Lua local is
+/// seen only after its definition, so one backwards pass finds what is used.
+/// A name that only appears in a string or after code on a line costs at
+/// most a definition too many, never one too few.
+fn source(body: &str) -> String {
+    let common = include_str!("common.lua");
+    // (names defined, text), in file order.
+    let mut defs: Vec<(Vec<&str>, String)> = Vec::new();
+    for line in common.lines() {
+        if let Some(rest) = line.strip_prefix("local ") {
+            let names = match rest.strip_prefix("function ") {
+                Some(f) => vec![f.split('(').next().unwrap_or_default().trim()],
+                None => rest
+                    .split('=')
+                    .next()
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(str::trim)
+                    .collect(),
+            };
+            defs.push((names, String::new()));
+        }
+        if let Some((_, text)) = defs.last_mut() {
+            text.push_str(line);
+            text.push('\n');
+        }
+    }
+    // Whole comment lines are skipped (a comment naming a definition would
+    // cost it); a comment after code on its line is read as code.
+    let idents = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| !l.trim_start().starts_with("--"))
+            .flat_map(|l| l.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')))
+            .filter(|w| !w.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    let mut used: HashSet<String> = idents(body).into_iter().collect();
+    let mut keep = vec![false; defs.len()];
+    for (i, (names, text)) in defs.iter().enumerate().rev() {
+        if names.iter().any(|n| used.contains(*n)) {
+            keep[i] = true;
+            used.extend(idents(text));
+        }
+    }
+    let mut out = String::with_capacity(common.len() + body.len());
+    for ((_, text), keep) in defs.iter().zip(keep) {
+        if keep {
+            out.push_str(text);
+        }
+    }
+    out.push('\n');
+    out.push_str(body);
+    out
 }
 
 pub(super) struct Scripts {
@@ -92,13 +153,10 @@ pub(super) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
 
 /// The sources of the enqueue and record scripts, for `EVAL` inside `MULTI`
 /// (where a missing-script error could not be retried).
-pub(super) const ENQUEUE_SRC: &str = concat!(
-    include_str!("common.lua"),
-    "\n",
-    include_str!("enqueue.lua")
-);
-pub(super) const RECORD_SRC: &str =
-    concat!(include_str!("common.lua"), "\n", include_str!("record.lua"));
+pub(super) static ENQUEUE_SRC: LazyLock<String> =
+    LazyLock::new(|| source(include_str!("enqueue.lua")));
+pub(super) static RECORD_SRC: LazyLock<String> =
+    LazyLock::new(|| source(include_str!("record.lua")));
 
 /// The framework's error for a client error, with its kind: is Redis away,
 /// busy for a moment, refusing a value, or refusing the call for good?
@@ -161,5 +219,42 @@ pub(super) async fn run_script(
             cmd.query_async(conn).await.map_err(backend_err)
         }
         other => other.map_err(backend_err),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::source;
+
+    fn defines(src: &str, def: &str) -> bool {
+        src.lines().any(|l| l.starts_with(def))
+    }
+
+    #[test]
+    fn a_script_gets_the_definitions_it_uses_and_theirs() {
+        let claim = source(include_str!("claim.lua"));
+        // Used directly, and through `flush_counts` (TP_FIELD, n2s).
+        for def in [
+            "local K = ",
+            "local function now_us(",
+            "local function flush_counts(",
+            "local TP_FIELD = ",
+            "local function n2s(",
+        ] {
+            assert!(defines(&claim, def), "claim lacks `{def}`");
+        }
+        // Not used by the claim.
+        for def in [
+            "local function push_error(",
+            "local FIELDS = ",
+            "local function iso(",
+        ] {
+            assert!(!defines(&claim, def), "claim has `{def}`");
+        }
+        assert!(claim.ends_with(include_str!("claim.lua")));
+        // Definitions keep their order: a Lua local is seen only after it.
+        let k = claim.find("local K = ").unwrap_or(usize::MAX);
+        let jkey = claim.find("local function jkey(").unwrap_or(0);
+        assert!(k < jkey);
     }
 }

@@ -98,6 +98,26 @@ impl SqliteBackend {
         Ok(())
     }
 
+    /// Deletes the jobs of `ids` that the completions of this call (stamped
+    /// with its unique `now`) completed: a retention that keeps no completed
+    /// jobs. The counts' delete trigger takes them out of COMPLETED again;
+    /// the throughput history has counted them as they completed.
+    async fn delete_completed(conn: &mut SqliteConnection, now: i64, ids: &[Uuid]) -> Result<()> {
+        for chunk in ids.chunks(UPDATE_CHUNK) {
+            let sql = format!(
+                "DELETE FROM jobs_queue WHERE status = 'COMPLETED' AND completed_at = ? \
+                 AND id IN ({})",
+                vec!["?"; chunk.len()].join(", ")
+            );
+            let mut q = sqlx::query(&sql).bind(now);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            q.execute(&mut *conn).await.map_err(db_err)?;
+        }
+        Ok(())
+    }
+
     /// Applies failures, retries and releases, appending to the error history.
     pub(super) async fn apply_transitions(
         conn: &mut SqliteConnection,
@@ -166,6 +186,7 @@ impl SqliteBackend {
         }
         let now = unique_now_micros();
         let mut completions = Vec::new();
+        let mut drops = Vec::new();
         let mut transitions = Vec::new();
         let mut wake = false;
         for u in updates {
@@ -185,6 +206,10 @@ impl SqliteBackend {
             match &u.outcome {
                 Outcome::Complete { result } => {
                     completions.push((id, token, result_text(id, result.as_ref())?));
+                }
+                Outcome::CompleteAndDelete => {
+                    completions.push((id, token, None));
+                    drops.push(id);
                 }
                 Outcome::Retry { delay, error } => {
                     wake = true;
@@ -226,8 +251,9 @@ impl SqliteBackend {
                 }
             }
         }
-        let statements =
-            completions.len().div_ceil(UPDATE_CHUNK) + transitions.len().div_ceil(UPDATE_CHUNK);
+        let statements = completions.len().div_ceil(UPDATE_CHUNK)
+            + drops.len().div_ceil(UPDATE_CHUNK)
+            + transitions.len().div_ceil(UPDATE_CHUNK);
         let capacity = updates.len();
         let applied = self
             .write(move |conn| {
@@ -238,10 +264,12 @@ impl SqliteBackend {
                     if statements > 1 {
                         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
                         Self::apply_completions(&mut tx, now, &completions, &mut applied).await?;
+                        Self::delete_completed(&mut tx, now, &drops).await?;
                         Self::apply_transitions(&mut tx, now, &transitions, &mut applied).await?;
                         tx.commit().await.map_err(db_err)?;
                     } else {
                         Self::apply_completions(conn, now, &completions, &mut applied).await?;
+                        Self::delete_completed(conn, now, &drops).await?;
                         Self::apply_transitions(conn, now, &transitions, &mut applied).await?;
                     }
                     Ok(applied)
