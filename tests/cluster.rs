@@ -440,6 +440,60 @@ async fn missed_ticks_follow_each_policy(target: Target) {
     assert_eq!(once.last_tick, Some(latest));
 }
 
+/// `Retention::drop_completed` for one queue: its jobs are gone as they
+/// complete (on whichever manager), the other queue's stay COMPLETED, and
+/// nothing was left for the maintainer to prune.
+async fn completed_jobs_dropped_where_the_retention_says(target: Target) {
+    let queue = target.queue().await;
+    let jobs: Vec<NewJob> = (0..20)
+        .map(|i| NewJob::new("cluster.work", json!({ "i": i })).queue("drop"))
+        .chain((0..5).map(|i| NewJob::new("cluster.work", json!({ "i": i })).queue("keep")))
+        .collect();
+    queue.enqueue_many(jobs).await.unwrap();
+    let mut ms = Vec::new();
+    for i in 0..2 {
+        let m = manager(target.queue().await, &format!("drop-{i}"))
+            .queues(["drop", "keep"])
+            .handler(Noop("cluster.work"))
+            .retention(Retention::keep_all().queue("drop", Retention::keep_all().drop_completed()))
+            .build()
+            .unwrap();
+        m.start().await.unwrap();
+        ms.push(m);
+    }
+    wait_until(Duration::from_secs(15), "every job to complete", || {
+        let ms = &ms;
+        async move { ms.iter().map(|m| m.stats().completed).sum::<u64>() >= 25 }
+    })
+    .await;
+    for m in &ms {
+        m.stop().await.unwrap();
+    }
+    let left = queue.list(&JobFilter::default().limit(100)).await.unwrap();
+    assert_eq!(
+        left.len(),
+        5,
+        "only the kept queue's jobs are left: {left:?}"
+    );
+    assert!(left
+        .iter()
+        .all(|j| j.queue_name == "keep" && j.status == JobStatus::Completed));
+    let pruned: u64 = ms.iter().map(|m| m.stats().pruned).sum();
+    assert_eq!(
+        pruned, 0,
+        "nothing was pruned: the completions deleted them"
+    );
+    let counts = queue.counts().await.unwrap();
+    let of = |q: &str| -> u64 {
+        counts
+            .iter()
+            .filter(|c| c.queue == q)
+            .map(|c| c.count)
+            .sum()
+    };
+    assert_eq!((of("drop"), of("keep")), (0, 5), "{counts:?}");
+}
+
 macro_rules! cluster_suite {
     ($backend:ident) => {
         mod $backend {
@@ -489,6 +543,13 @@ macro_rules! cluster_suite {
                 let Some(t) = target() else { return };
                 let _one = child::one_at_a_time(t.name).await;
                 super::retention_prunes_on_the_maintainer(t).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn completed_jobs_dropped_where_the_retention_says() {
+                let Some(t) = target() else { return };
+                let _one = child::one_at_a_time(t.name).await;
+                super::completed_jobs_dropped_where_the_retention_says(t).await;
             }
         }
     };

@@ -36,6 +36,8 @@ pub struct Retention {
     per_queue: BTreeMap<String, Retention>,
     interval: Duration,
     batch: usize,
+    /// Completed jobs are deleted by their completion (never kept at all).
+    drop_completed: bool,
 }
 
 const DAY: Duration = Duration::from_secs(24 * 3600);
@@ -49,6 +51,7 @@ impl Default for Retention {
             per_queue: BTreeMap::new(),
             interval: Duration::from_secs(60),
             batch: 1000,
+            drop_completed: false,
         }
     }
 }
@@ -64,8 +67,9 @@ impl Retention {
         }
     }
 
-    /// Keep COMPLETED jobs this long (`None`: for ever). `Some(Duration::ZERO)`
-    /// deletes them as they complete (see [`Retention::drop_completed`]).
+    /// Keep COMPLETED jobs this long (`None`: for ever); the maintainer
+    /// prunes them at its next pass once they are older. To never keep them
+    /// at all, see [`Retention::drop_completed`].
     pub fn completed(mut self, keep: Option<Duration>) -> Self {
         self.completed = keep;
         self
@@ -73,9 +77,10 @@ impl Retention {
 
     /// Delete COMPLETED jobs as they complete: the completion itself deletes
     /// the job (no pruning pass, and no write of a row that is deleted a
-    /// moment later), so nothing is left to show on the dashboard. The same
-    /// as `completed(Some(Duration::ZERO))`. Counts and the throughput
-    /// history still count the completions.
+    /// moment later), so nothing is left to show on the dashboard, nor for
+    /// a result handle to read. Counts and the throughput history still
+    /// count the completions. Per queue too:
+    /// `Retention::default().queue("fire-and-forget", Retention::default().drop_completed())`.
     ///
     /// ```
     /// use jobs_runtime::Retention;
@@ -83,8 +88,9 @@ impl Retention {
     /// let r = Retention::default().drop_completed();
     /// # let _ = r;
     /// ```
-    pub fn drop_completed(self) -> Self {
-        self.completed(Some(Duration::ZERO))
+    pub fn drop_completed(mut self) -> Self {
+        self.drop_completed = true;
+        self
     }
 
     /// Keep FAILED jobs (cancelled ones included) this long.
@@ -136,7 +142,7 @@ impl Retention {
         } else {
             self.per_queue.get(queue).unwrap_or(self)
         };
-        rules.completed == Some(Duration::ZERO)
+        rules.drop_completed
     }
 
     /// Whether anything is ever pruned.
@@ -298,6 +304,29 @@ async fn prune_once(
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn only_drop_completed_turns_a_completion_into_a_deletion() {
+        let done = || Outcome::Complete { result: None };
+        let dropped =
+            |r: &Retention, q: &str| matches!(r.on_finish(q, done()), Outcome::CompleteAndDelete);
+        // Kept for no time is still kept until the maintainer's next pass.
+        assert!(!dropped(
+            &Retention::default().completed(Some(Duration::ZERO)),
+            "a"
+        ));
+        assert!(!dropped(&Retention::default(), "a"));
+        assert!(dropped(&Retention::default().drop_completed(), "a"));
+        let per_queue = Retention::default().queue("drop", Retention::default().drop_completed());
+        assert!(dropped(&per_queue, "drop"));
+        assert!(!dropped(&per_queue, "other"));
+        // Only completions: a failure is recorded as it is.
+        let fail = Outcome::Release;
+        assert!(matches!(
+            Retention::default().drop_completed().on_finish("a", fail),
+            Outcome::Release
+        ));
+    }
 
     #[test]
     fn statuses_of_one_age_go_together() {

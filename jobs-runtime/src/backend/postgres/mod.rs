@@ -44,6 +44,11 @@
 //!   SQL or a caller's transaction count too). `count_jobs()` folds the
 //!   committed deltas into `job_counts` (one folder at a time, `NOWAIT`;
 //!   the reaper's tick folds as well) and sums both: exact under MVCC.
+//! * Listing (version 7) adds the indexes of `list_page`'s orders; version 8
+//!   narrows its (status, seq) index to the statuses off a job's usual path
+//!   (scheduled, retrying, failed, dead): every status change is a new row
+//!   version with an entry in each index whose condition it meets, and a
+//!   full status index cost each claim and each completion one more.
 //! * Throughput (version 6) costs the hot path nothing new: each count
 //!   delta row also records when it was written (`at`, a column default),
 //!   and the fold turns the positive deltas of COMPLETED, FAILED,
