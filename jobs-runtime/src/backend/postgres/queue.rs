@@ -131,11 +131,13 @@ impl Backend for PostgresBackend {
                 async {
                     let mut tx = sqlx::Connection::begin(conn.get()).await?;
                     let done: Vec<Option<Uuid>> = record.fetch_all(&mut *tx).await?;
+                    let applied: std::collections::HashSet<Uuid> =
+                        done.iter().flatten().copied().collect();
                     let gone: Vec<Uuid> = c
                         .drops
                         .iter()
                         .copied()
-                        .filter(|id| done.contains(&Some(*id)))
+                        .filter(|id| applied.contains(id))
                         .collect();
                     if !gone.is_empty() {
                         sqlx::query(&self.inner.sql.delete_completed)

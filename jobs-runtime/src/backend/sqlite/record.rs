@@ -104,14 +104,16 @@ impl SqliteBackend {
     /// the throughput history has counted them as they completed.
     async fn delete_completed(conn: &mut SqliteConnection, now: i64, ids: &[Uuid]) -> Result<()> {
         for chunk in ids.chunks(UPDATE_CHUNK) {
-            let sql = format!(
-                "DELETE FROM jobs_queue WHERE status = 'COMPLETED' AND completed_at = ? \
-                 AND id IN ({})",
-                vec!["?"; chunk.len()].join(", ")
-            );
+            // Padded as the completions are: a few statement texts, each
+            // prepared once, whatever the batch sizes.
+            let n = padded(chunk.len());
+            let sql = sql::delete_completed(n);
             let mut q = sqlx::query(&sql).bind(now);
             for id in chunk {
                 q = q.bind(*id);
+            }
+            for _ in chunk.len()..n {
+                q = q.bind(None::<Uuid>);
             }
             q.execute(&mut *conn).await.map_err(db_err)?;
         }

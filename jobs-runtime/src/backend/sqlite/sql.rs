@@ -290,6 +290,16 @@ pub(super) fn complete(rows: usize) -> String {
     SQL.replace("{values}", &values_list(rows, 3))
 }
 
+/// The deletion of up to `rows` jobs (ids, then ?-padding with NULLs) that a
+/// [`complete`] statement of the same call (its completion time, the first
+/// parameter) completed: a retention that keeps no completed jobs.
+pub(super) fn delete_completed(rows: usize) -> String {
+    format!(
+        "DELETE FROM jobs_queue WHERE status = 'COMPLETED' AND completed_at = ? AND id IN ({})",
+        vec!["?"; rows].join(", ")
+    )
+}
+
 /// Which of `rows` attempts a [`complete`] statement completed.
 pub(super) fn completed_by_call(rows: usize) -> String {
     static SQL: LazyLock<String> =
