@@ -74,6 +74,8 @@ pub mod dashboard;
 /// Enqueue inside your own SQL transaction (the outbox guarantee): SQLite and PostgreSQL only.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use jobs_core::backend::TransactionalEnqueue;
+/// Workflows (DAGs of handlers with typed edges) and batches with callbacks.
+pub use jobs_core::workflow;
 pub use jobs_core::{
     metrics, minute_of, payload, registry, sub_saturating, AttemptError, AuditEntry, AuditFilter,
     BackendError, BackendErrorKind, Backoff, BoxError, BoxFuture, CancelReason, CancelRequest,
@@ -86,6 +88,10 @@ pub use jobs_core::{
     RateLimit, RequeueFilter, RequeueReport, Result, ScheduleState, ServiceRequirement, Services,
     ThroughputBucket, Timeout, UniqueKey, UniqueStates, Uniqueness, Validate, WorkerInfo,
     MAX_DELAY, MAX_ERROR_HISTORY, THROUGHPUT_RETENTION,
+};
+pub use jobs_core::{
+    Batch, BatchResults, JobInput, OnParentFailure, Parent, Parents, Step, Workflow,
+    WorkflowHandle, WorkflowState, WorkflowStatus,
 };
 /// The `sqlx` this crate is built with, so the connections and transactions
 /// you pass to [`TransactionalEnqueue`] (and get from `pool()`) are of the same
@@ -105,10 +111,10 @@ pub use jobs_runtime::{
 /// `derive` feature (`cargo add serde -F derive`).
 pub mod prelude {
     pub use crate::{
-        connect, Backoff, BoxError, CancelReason, CancellationToken, Data, Enqueued, Job,
-        JobContext, JobError, JobFilter, JobHandle, JobHandler, JobId, JobOutput, JobPayload,
-        JobResult, JobResultError, JobStatus, MissedRuns, NewJob, Periodic, Queue, Retention,
-        Services, Timeout, WorkerManager,
+        connect, Backoff, Batch, BatchResults, BoxError, CancelReason, CancellationToken, Data,
+        Enqueued, Job, JobContext, JobError, JobFilter, JobHandle, JobHandler, JobId, JobOutput,
+        JobPayload, JobResult, JobResultError, JobStatus, MissedRuns, NewJob, Parent, Parents,
+        Periodic, Queue, Retention, Services, Timeout, WorkerManager, Workflow,
     };
     pub use serde::{Deserialize, Serialize};
 

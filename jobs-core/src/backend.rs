@@ -222,6 +222,21 @@ pub struct OutcomeUpdate {
     pub outcome: Outcome,
 }
 
+impl Outcome {
+    /// Whether the job ends in a final status (COMPLETED, FAILED or
+    /// DEAD_LETTER) with this outcome.
+    pub fn is_final(&self) -> bool {
+        matches!(
+            self,
+            Outcome::Complete { .. }
+                | Outcome::CompleteAndDelete
+                | Outcome::Fail { .. }
+                | Outcome::DeadLetter { .. }
+                | Outcome::Cancel { .. }
+        )
+    }
+}
+
 impl OutcomeUpdate {
     /// `outcome` under the lease `fence`.
     pub fn new(fence: Fence, outcome: Outcome) -> Self {
@@ -657,6 +672,47 @@ pub trait Backend: Send + Sync + 'static {
     /// wake-up: register interest first, then read the job, then wait.
     fn wait_finished(&self, id: JobId, timeout: Duration) -> BoxFuture<'_, Result<Option<Job>>> {
         Box::pin(crate::handle::poll_finished(self, id, timeout))
+    }
+
+    /// The jobs with these ids, in the same order (`None` for one that does
+    /// not exist). By default one [`get`](Backend::get) per id; backends
+    /// read them in one round trip.
+    fn get_many<'a>(&'a self, ids: &'a [JobId]) -> BoxFuture<'a, Result<Vec<Option<Job>>>> {
+        Box::pin(async move {
+            let mut out = Vec::with_capacity(ids.len());
+            for &id in ids {
+                out.push(self.get(id).await?);
+            }
+            Ok(out)
+        })
+    }
+
+    /// Settles the edges from `parent` to each of `children` (a workflow
+    /// parent that finished), atomically and at most once per (parent,
+    /// child) pair, and returns for each child, in order, how many of its
+    /// edges are settled now (this call's included). Settling an edge a
+    /// second time changes nothing and returns the same count, so a caller
+    /// that crashed may settle again.
+    ///
+    /// The backend keeps the settled edges until the child is deleted or
+    /// pruned. By default [`Error::Unsupported`].
+    fn settle_dependencies<'a>(
+        &'a self,
+        parent: JobId,
+        children: &'a [JobId],
+    ) -> BoxFuture<'a, Result<Vec<u32>>> {
+        let _ = (parent, children);
+        unsupported(self.backend_name(), "workflows")
+    }
+
+    /// Releases held workflow steps: each of `ids` that is SCHEDULED with
+    /// its `run_at` at or after [`held_until`](crate::workflow::held_until)
+    /// becomes PENDING, due now (and wakes workers, as an enqueue does).
+    /// Any other job is left as it is. Returns the ids released. By default
+    /// [`Error::Unsupported`].
+    fn release_held<'a>(&'a self, ids: &'a [JobId]) -> BoxFuture<'a, Result<Vec<JobId>>> {
+        let _ = ids;
+        unsupported(self.backend_name(), "workflows")
     }
 }
 

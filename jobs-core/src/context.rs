@@ -131,6 +131,7 @@ pub struct JobContext {
     worker_id: Arc<str>,
     queue: Option<Queue>,
     progress: Option<ProgressSink>,
+    parents: Option<Arc<[crate::workflow::ParentResult]>>,
 }
 
 /// Where a running job's progress reports go (the manager's in-flight table).
@@ -151,6 +152,7 @@ impl JobContext {
             worker_id,
             queue: None,
             progress: None,
+            parents: None,
         }
     }
 
@@ -177,6 +179,19 @@ impl JobContext {
     pub fn with_queue(mut self, queue: Queue) -> Self {
         self.queue = Some(queue);
         self
+    }
+
+    /// This context with the results of the job's workflow parents, in
+    /// edge order (the runtime reads them before the handler runs), for the
+    /// `Parent<T>`, `Parents<T>` and `BatchResults` extractors.
+    pub fn with_parents(mut self, parents: Arc<[crate::workflow::ParentResult]>) -> Self {
+        self.parents = Some(parents);
+        self
+    }
+
+    /// The results of the job's workflow parents, if it has any.
+    pub fn parents(&self) -> Option<&[crate::workflow::ParentResult]> {
+        self.parents.as_deref()
     }
 
     /// A context for calling a handler directly (in a unit test): no worker, the

@@ -47,6 +47,7 @@ mod throughput;
 mod timeout;
 pub mod trace;
 mod unique;
+pub mod workflow;
 
 pub use admin::{JobFilter, QueueCount};
 pub use audit::{AuditEntry, AuditFilter};
@@ -82,6 +83,10 @@ pub use status::{JobStatus, ParseStatusError};
 pub use throughput::{minute_of, ThroughputBucket, THROUGHPUT_RETENTION};
 pub use timeout::Timeout;
 pub use unique::{UniqueKey, UniqueStates, Uniqueness};
+pub use workflow::{
+    Batch, BatchResults, JobInput, OnParentFailure, Parent, Parents, Step, Workflow,
+    WorkflowHandle, WorkflowState, WorkflowStatus,
+};
 
 #[doc(hidden)]
 pub use inventory;

@@ -17,10 +17,12 @@ pub use serde_json::Value;
 
 pub use crate::on_failure::{IntoFailureResult, OnFailureEntry, OnFailureFn};
 pub use crate::registry::DynHandler;
+pub use crate::workflow::NoInput;
 pub use crate::{
     Backoff, BoxError, BoxFuture, FromJobContext, FromJobContextRef, HandlerRegistration,
-    IntoJobError, IntoJobOutput, IntoJobResult, Job, JobContext, JobError, JobHandler, JobOptions,
-    JobOutput, JobPayload, JobResult, PayloadOf, ServiceRequirement, Services, Timeout, Validate,
+    IntoJobError, IntoJobOutput, IntoJobResult, Job, JobContext, JobError, JobHandler, JobInput,
+    JobOptions, JobOutput, JobPayload, JobResult, PayloadOf, ServiceRequirement, Services, Timeout,
+    Validate,
 };
 pub use crate::{GeneratedHandler, HandledBy};
 

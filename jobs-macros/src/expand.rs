@@ -421,6 +421,22 @@ fn output_type(handler: &Handler<'_>, p: &TokenStream) -> TokenStream {
     }
 }
 
+/// What the handler takes from its workflow parents, for `JobInput::Input`:
+/// its `Parent<T>` or `Parents<T>` argument as the user wrote it (resolved
+/// through their imports), or `NoInput`.
+fn input_type(handler: &Handler<'_>, p: &TokenStream) -> TokenStream {
+    for e in &handler.extractors {
+        if let crate::ast::Extractor::Owned(ty) = e {
+            if let Some((ident, args)) = crate::ast::last_segment(ty) {
+                if (ident == "Parent" || ident == "Parents") && args.len() == 1 {
+                    return quote! { #ty };
+                }
+            }
+        }
+    }
+    quote! { #p::NoInput }
+}
+
 /// `impl JobPayload for P` and `impl JobOutput<Handler> for P`, spanned on
 /// the payload type: a second handler for the same payload then conflicts
 /// right at its payload argument (`JobOutput` is keyed by the handler, so it
@@ -435,6 +451,7 @@ pub fn payload_impl(
 ) -> TokenStream {
     let p = quote!(#krate::__private);
     let output = output_type(function, &p);
+    let input = input_type(function, &p);
     let options = options_body(args, &p);
     // Spanned as a whole on the payload type: a second handler for the same
     // payload then conflicts right at its payload argument. The payload is
@@ -455,6 +472,18 @@ pub fn payload_impl(
         quote! { type Output = #output; },
     );
     output_body.set_span(payload.span());
+    let input_head = respan(
+        quote! {
+            #[automatically_derived]
+            impl #p::JobInput<#handler> for #payload
+        },
+        payload.span(),
+    );
+    let mut input_body = proc_macro2::Group::new(
+        proc_macro2::Delimiter::Brace,
+        quote! { type Input = #input; },
+    );
+    input_body.set_span(payload.span());
     let head = respan(
         quote! {
             #[automatically_derived]
@@ -491,7 +520,7 @@ pub fn payload_impl(
         quote! { #body #uniqueness #limits },
     );
     braces.set_span(payload.span());
-    quote! { #output_head #output_body #head #braces }
+    quote! { #output_head #output_body #input_head #input_body #head #braces }
 }
 
 /// `[("field", value), ..]` of a `by = [..]` list, each access spanned on

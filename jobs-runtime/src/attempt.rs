@@ -63,10 +63,15 @@ pub(crate) async fn run_job(
         ),
     };
     crate::metrics::finished(&keys, &attempted.outcome, began.elapsed());
-    let outcome = shared
-        .cfg
-        .retention
-        .on_finish(&job.queue_name, attempted.outcome);
+    // A workflow step keeps its result: its children read it.
+    let outcome = if crate::workflow::is_step(&job) {
+        attempted.outcome
+    } else {
+        shared
+            .cfg
+            .retention
+            .on_finish(&job.queue_name, attempted.outcome)
+    };
     let window = shared.window.clone().acquire_owned().await.ok();
     drop(slot);
     guard.send(outcome, window);
@@ -91,6 +96,7 @@ impl Guard<'_> {
             let _ = self.outcomes.send(Handoff {
                 update: OutcomeUpdate::new(fence, outcome),
                 _window: window,
+                step: crate::workflow::is_step(self.job),
             });
         }
     }
@@ -187,7 +193,24 @@ impl Attempt<'_> {
         let started = Instant::now();
         debug!("job started");
         let limit = time_limit(cfg, handler, job);
-        let ctx = self.context(job, cancel);
+        let mut ctx = self.context(job, cancel);
+        if crate::workflow::is_step(job) {
+            match crate::workflow::parent_results(self.queue.backend().as_ref(), job).await {
+                Ok(Some(parents)) => ctx = ctx.with_parents(parents),
+                Ok(None) => {}
+                Err(e) => {
+                    let error = JobError::msg(format!(
+                        "could not read the results of this workflow step's parents: {e}"
+                    ));
+                    let outcome =
+                        outcome_of_failure(job, &error, &cfg.backoff, cfg.max_error_bytes, None);
+                    return Attempted {
+                        outcome,
+                        error: Some(error),
+                    };
+                }
+            }
+        }
         let result = match guarded(|| handler.handle(job)) {
             Err(panic) => Ran::PanickedEarly(panic),
             Ok(fut) => {

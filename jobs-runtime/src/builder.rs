@@ -449,6 +449,7 @@ impl WorkerManagerBuilder {
         let metric_keys =
             crate::metrics::KeyTable::new(&self.cfg.queues, handlers.keys().map(String::as_str));
         let running_key = crate::metrics::running_key(&worker_id);
+        let (steps_tx, steps_rx) = tokio::sync::mpsc::unbounded_channel();
         Ok(WorkerManager::from_shared(Shared {
             queue: self.queue,
             maintenance,
@@ -469,6 +470,8 @@ impl WorkerManagerBuilder {
             schedules,
             metric_keys,
             running_key,
+            steps_tx,
+            steps_rx: Arc::new(tokio::sync::Mutex::new(steps_rx)),
         }))
     }
 }

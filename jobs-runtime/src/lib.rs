@@ -31,6 +31,7 @@ mod registry;
 mod retention;
 mod supervise;
 mod watchdog;
+pub mod workflow;
 
 // One attempt of one job.
 mod attempt;

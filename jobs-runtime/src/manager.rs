@@ -79,6 +79,8 @@ struct Running {
     retention: JoinHandle<()>,
     sampler: JoinHandle<()>,
     maintainer: JoinHandle<()>,
+    workflow: JoinHandle<()>,
+    workflow_stop: StopToken,
     tasks: TaskTracker,
     outcomes: Outcomes,
     maintenance: Maintenance,
@@ -210,6 +212,20 @@ impl WorkerManager {
                 .await
             })
         };
+        let workflow_stop = StopToken::new();
+        let workflow = {
+            let (shared, stop) = (shared.clone(), workflow_stop.clone());
+            tokio::spawn(async move {
+                supervise(&shared.health, "workflow", || {
+                    crate::workflow::workflow_loop(
+                        shared.clone(),
+                        shared.steps_rx.clone(),
+                        stop.clone(),
+                    )
+                })
+                .await
+            })
+        };
         shared.health.started();
         info!(
             worker_id = %shared.worker_id,
@@ -227,6 +243,8 @@ impl WorkerManager {
             retention,
             sampler,
             maintainer,
+            workflow,
+            workflow_stop,
             tasks,
             outcomes,
             maintenance,
@@ -279,6 +297,7 @@ impl WorkerManager {
                 let _ = run.outcomes.send(Handoff {
                     update: OutcomeUpdate::new(fence, Outcome::Release),
                     _window: None,
+                    step: false,
                 });
             }
             let grace = deadline
@@ -302,6 +321,9 @@ impl WorkerManager {
         }
         stop.cancel();
         let _ = timeout(ABORT_GRACE, ended).await;
+        // The steps whose outcomes were just written are followed up now.
+        run.workflow_stop.cancel();
+        let _ = timeout(ABORT_GRACE, run.workflow).await;
         let bye = shared.backend().deregister_worker(&shared.worker_id);
         let _ = timeout_at(deadline, shared.call("deregister", bye)).await;
         shared.health.stopped();

@@ -29,10 +29,20 @@ pub(crate) async fn recorder_loop(
     let mut batch: Vec<Handoff> = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         // Moved, not copied: a result may be large.
+        let steps: Vec<JobId> = batch
+            .iter()
+            .filter(|h| h.step && h.update.outcome.is_final())
+            .map(|h| h.update.fence.id)
+            .collect();
         let (updates, window): (Vec<OutcomeUpdate>, Vec<_>) =
             batch.drain(..).map(|h| (h.update, h._window)).unzip();
         let lost = record(&shared, &updates, &give_up).await;
         count(&shared, &updates, &lost);
+        for id in steps {
+            if !lost.lost.contains(&id) && !lost.unwritten.contains(&id) {
+                let _ = shared.steps_tx.send(id);
+            }
+        }
         shared.in_flight.remove(updates.iter().map(|u| &u.fence));
         crate::metrics::running(&shared.running_key, shared.in_flight.running());
         // The window permits go back only now: the outcomes are written.

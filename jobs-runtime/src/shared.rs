@@ -147,6 +147,11 @@ pub(crate) struct Shared {
     pub(crate) metric_keys: crate::metrics::KeyTable,
     /// The key of its `jobs_running` gauge.
     pub(crate) running_key: metrics::Key,
+    /// Where the recorder hands workflow steps whose final outcome it wrote.
+    pub(crate) steps_tx: tokio::sync::mpsc::UnboundedSender<jobs_core::JobId>,
+    /// The other end, taken by the workflow loop.
+    pub(crate) steps_rx:
+        Arc<tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<jobs_core::JobId>>>,
 }
 
 impl Shared {
@@ -196,6 +201,8 @@ impl Shared {
 pub(crate) struct Handoff {
     pub(crate) update: jobs_core::backend::OutcomeUpdate,
     pub(crate) _window: Option<tokio::sync::OwnedSemaphorePermit>,
+    /// The job is a workflow step: its follow-up runs once the outcome is written.
+    pub(crate) step: bool,
 }
 
 /// Where attempts hand their outcomes to the recorder.

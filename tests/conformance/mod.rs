@@ -45,6 +45,7 @@ pub mod outcome;
 pub mod payload;
 mod support;
 pub mod unique;
+pub mod workflow;
 
 /// What every factory returns.
 pub type Backend = Arc<dyn jobs_core::Backend>;
@@ -137,7 +138,15 @@ macro_rules! jobs_conformance_suite {
 
             handles::a_handle_resolves_to_the_typed_result,
             handles::a_failed_job_resolves_to_its_typed_error,
-            handles::a_wait_that_times_out_leaves_the_job_untouched
+            handles::a_wait_that_times_out_leaves_the_job_untouched,
+
+            workflow::dependencies_settle_once_per_edge,
+            workflow::many_workers_settling_one_child_count_each_edge_once,
+            workflow::only_held_steps_are_released,
+            workflow::get_many_keeps_order_and_reports_missing,
+            workflow::a_workflow_goes_in_as_one_batch_with_its_steps_held,
+            workflow::a_batch_with_a_bad_step_stores_nothing,
+            workflow::deleting_a_child_forgets_its_settled_edges
         );
     };
     (@rules $factory:expr; $($family:ident :: $rule:ident),* $(,)?) => {

@@ -332,6 +332,51 @@ impl Backend for MemoryBackend {
         })
     }
 
+    fn get_many<'a>(&'a self, ids: &'a [JobId]) -> BoxFuture<'a, Result<Vec<Option<Job>>>> {
+        Box::pin(async move {
+            let st = self.lock();
+            Ok(ids
+                .iter()
+                .map(|id| st.jobs.get(id).map(|e| e.job.clone()))
+                .collect())
+        })
+    }
+
+    fn settle_dependencies<'a>(
+        &'a self,
+        parent: JobId,
+        children: &'a [JobId],
+    ) -> BoxFuture<'a, Result<Vec<u32>>> {
+        Box::pin(async move {
+            let mut st = self.lock();
+            Ok(children
+                .iter()
+                .map(|c| {
+                    let set = st.settled.entry(*c).or_default();
+                    set.insert(parent);
+                    set.len() as u32
+                })
+                .collect())
+        })
+    }
+
+    fn release_held<'a>(&'a self, ids: &'a [JobId]) -> BoxFuture<'a, Result<Vec<JobId>>> {
+        Box::pin(async move {
+            let now = clock::now();
+            let mut st = self.lock();
+            let released: Vec<JobId> = ids
+                .iter()
+                .copied()
+                .filter(|id| st.release_held(*id, now))
+                .collect();
+            drop(st);
+            if !released.is_empty() {
+                self.wake();
+            }
+            Ok(released)
+        })
+    }
+
     fn requeue(&self, id: JobId) -> BoxFuture<'_, Result<Job>> {
         Box::pin(async move { self.requeue_now(id) })
     }

@@ -46,6 +46,8 @@ pub(super) struct State {
     rate_log: HashMap<String, VecDeque<DateTime<Utc>>>,
     /// The audit log, in the order appended.
     pub(super) audit: Vec<jobs_core::AuditEntry>,
+    /// Workflow edges settled so far: child → its parents that settled.
+    pub(super) settled: HashMap<JobId, std::collections::HashSet<JobId>>,
 }
 
 /// At most this many due jobs of a queue are looked at per claim, so a
@@ -435,6 +437,23 @@ impl State {
         self.leave_sequence(id);
     }
 
+    /// Releases a held workflow step: PENDING, due `now`.
+    pub(super) fn release_held(&mut self, id: JobId, now: DateTime<Utc>) -> bool {
+        let held = jobs_core::workflow::held_until();
+        match self.jobs.get(&id) {
+            Some(e) if e.job.status == JobStatus::Scheduled && e.job.run_at >= held => {}
+            _ => return false,
+        }
+        self.remove_waiting(id);
+        {
+            let mut entry = self.jobs.get_mut(&id).expect("present");
+            entry.job.status = JobStatus::Pending;
+            entry.job.run_at = now;
+        }
+        self.insert_waiting(id, now);
+        true
+    }
+
     /// Deletes a finished job and everything that points at it.
     pub(super) fn delete(&mut self, id: JobId) {
         if !self.jobs.contains_key(&id) {
@@ -445,6 +464,7 @@ impl State {
             return;
         };
         self.order.remove(&entry.seq);
+        self.settled.remove(&id);
         if let Some(key) = &entry.job.unique_key {
             if self.unique.get(key) == Some(&id) {
                 self.unique.remove(key);
