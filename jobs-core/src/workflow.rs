@@ -1022,6 +1022,11 @@ impl WorkflowHandle {
     /// Every step's status, and the workflow's.
     pub async fn status(&self) -> Result<WorkflowStatus> {
         let jobs = self.jobs().await?;
+        let done: std::collections::HashSet<JobId> = jobs
+            .iter()
+            .filter(|j| j.status == JobStatus::Completed)
+            .map(|j| j.id)
+            .collect();
         let mut name = String::new();
         let mut running = false;
         let mut failed = false;
@@ -1033,7 +1038,12 @@ impl WorkflowHandle {
             };
             name.clone_from(&info.name);
             let skipped = skipped_as_not_needed(&job);
-            if !job.status.is_terminal() {
+            // Cancelled below a parent that has completed since (it was
+            // requeued): the workflow is about to resume it.
+            let resuming = cancelled_by_workflow(&job)
+                && !skipped
+                && info.parents.iter().all(|p| done.contains(p));
+            if !job.status.is_terminal() || resuming {
                 running = true;
             } else if job.status != JobStatus::Completed && !skipped {
                 failed = true;
