@@ -1077,7 +1077,11 @@ impl WorkflowHandle {
     /// are signalled (as [`Queue::cancel`]). Returns how many were asked.
     pub async fn cancel(&self, request: &CancelRequest) -> Result<usize> {
         let mut n = 0;
-        for job in self.jobs().await? {
+        let mut jobs = self.jobs().await?;
+        // Waiting steps first: a running one that ends on its cancellation
+        // would have the workflow cancel those below it in its own name.
+        jobs.sort_by_key(|j| j.status == JobStatus::Running);
+        for job in jobs {
             if job.status.is_terminal() {
                 continue;
             }
