@@ -140,6 +140,9 @@ pub async fn render(
     })
 }
 
+// Every manager of this binary checks at build() that it can run each step.
+jobs::workflow_steps!("monthly-report": ExtractRegion, MergeRegions, RenderReport);
+
 pub const REGIONS: [&str; 4] = ["emea", "amer", "apac", "latam"];
 
 /// The workflow for `month`: extract per region → merge → render.

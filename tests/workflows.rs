@@ -343,3 +343,37 @@ workflow_suite!(memory);
 workflow_suite!(sqlite);
 workflow_suite!(postgres);
 workflow_suite!(redis);
+
+/// A manager that works a declared workflow's queue without a handler for
+/// one of its steps is refused at build(), naming the step.
+#[tokio::test]
+async fn a_manager_missing_a_declared_step_is_refused() {
+    let queue = jobs::connect("memory://").await.unwrap();
+    let err = WorkerManager::builder(queue.clone())
+        .auto_register(false)
+        .register(&report_pipeline::ExtractHandler::REGISTRATION)
+        .data(report_pipeline::Sources::default())
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("`pipeline.merge` of workflow `monthly-report`"),
+        "{err}"
+    );
+    assert!(err.contains("`pipeline.render`"), "{err}");
+    assert!(!err.contains("`pipeline.extract`"), "{err}");
+    // Opted out (this manager runs other queues' jobs by design).
+    WorkerManager::builder(queue.clone())
+        .auto_register(false)
+        .register(&report_pipeline::ExtractHandler::REGISTRATION)
+        .data(report_pipeline::Sources::default())
+        .check_workflows(false)
+        .build()
+        .unwrap();
+    // Not working the steps' queue: nothing to check.
+    WorkerManager::builder(queue)
+        .auto_register(false)
+        .queues(["emails"])
+        .build()
+        .unwrap();
+}

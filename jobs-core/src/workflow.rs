@@ -1146,3 +1146,43 @@ impl Queue {
         WorkflowHandle::from_id(self, id)
     }
 }
+
+// ---------------------------------------------------------------------------
+// Declared workflows, checked by managers at build()
+// ---------------------------------------------------------------------------
+
+/// A workflow's step types, declared with `jobs::workflow_steps!` so that
+/// every manager checks at `build()` that it has a handler for each step
+/// whose queue it works (as it checks `Data<T>`), instead of the step
+/// waiting forever for a handler nobody linked.
+#[derive(Debug)]
+pub struct WorkflowSteps {
+    /// The workflow's name.
+    pub name: &'static str,
+    /// Each step's job type and queue.
+    pub steps: fn() -> Vec<(&'static str, String)>,
+}
+
+impl WorkflowSteps {
+    /// A declaration (what `jobs::workflow_steps!` submits).
+    pub const fn new(name: &'static str, steps: fn() -> Vec<(&'static str, String)>) -> Self {
+        WorkflowSteps { name, steps }
+    }
+}
+
+inventory::collect!(WorkflowSteps);
+
+/// The job type and queue of payload `P`, for `workflow_steps!`.
+pub fn step_of<P: JobPayload>() -> (&'static str, String) {
+    (
+        P::JOB_TYPE,
+        P::options()
+            .queue
+            .unwrap_or_else(|| crate::new_job::DEFAULT_QUEUE.to_string()),
+    )
+}
+
+/// Every declared workflow.
+pub fn declared() -> impl Iterator<Item = &'static WorkflowSteps> {
+    inventory::iter::<WorkflowSteps>.into_iter()
+}
