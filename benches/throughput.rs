@@ -24,6 +24,9 @@
 //! * W3 pickup latency: one idle manager (concurrency 16); a producer enqueues
 //!   2,000 jobs at a steady 200/s, each carrying its enqueue time; reports
 //!   p50/p95/p99/max of (handler start − enqueue).
+//! * Wf workflows: `--workflows` (20) workflows of 1,000 independent steps
+//!   and a fan-in each, enqueued at once, then drained by one manager;
+//!   jobs/s until every fan-in completed, as a share of W1 in the same run.
 //!
 //! * Counts: N jobs (`--counts-size`, 1,000,000 by default) COMPLETED in one
 //!   queue and 1,000 PENDING in another, then 50 `counts()` calls, as a
@@ -65,13 +68,13 @@ struct Args {
     /// Backend URL.
     #[arg(long, default_value = "memory://")]
     url: String,
-    /// Which workloads: limit, w1, w1g, w1k, w2, w2u, w3, w4, counts, list.
+    /// Which workloads: limit, w1, w1g, w1k, w2, w2u, w3, w4, wf, counts, list.
     /// `limit` runs first wherever it is listed: the figures after it are
     /// printed as percentages of it.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "limit,w1,w1g,w1k,w2,w2u,w3,w4"
+        default_value = "limit,w1,w1g,w1k,w2,w2u,w3,w4,wf"
     )]
     workloads: Vec<String>,
     /// Backlog sizes for W1.
@@ -89,6 +92,9 @@ struct Args {
     /// Finished jobs in the table for the `list` workload.
     #[arg(long, default_value_t = 1_000_000)]
     list_size: usize,
+    /// Workflows of the `wf` workload (each 1,000 independent steps and a fan-in).
+    #[arg(long, default_value_t = 20)]
+    workflows: usize,
     /// The global running limit of W1g's queue.
     #[arg(long, default_value_t = 16)]
     global_limit: u32,
@@ -108,6 +114,95 @@ impl JobHandler for Noop {
     async fn handle(&self, _job: &Job) -> Result<JobResult, JobError> {
         Ok(JobResult::success())
     }
+}
+
+/// A workflow step of the `wf` workload (run by `Noop`).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Step(u32);
+impl jobs::JobPayload for Step {
+    const JOB_TYPE: &'static str = "bench.noop";
+}
+impl jobs::JobOutput for Step {
+    type Output = ();
+}
+impl jobs::JobInput for Step {
+    type Input = jobs::workflow::NoInput;
+}
+
+/// The fan-in of the `wf` workload: runs after its 1,000 steps.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct FanIn;
+impl jobs::JobPayload for FanIn {
+    const JOB_TYPE: &'static str = "bench.fanin";
+}
+impl jobs::JobInput for FanIn {
+    type Input = jobs::workflow::NoInput;
+}
+
+struct FanInHandler;
+impl JobHandler for FanInHandler {
+    fn job_type(&self) -> &str {
+        "bench.fanin"
+    }
+    async fn handle(&self, _job: &Job) -> Result<JobResult, JobError> {
+        Ok(JobResult::success())
+    }
+}
+
+/// `workflows` workflows of 1,000 independent steps and a fan-in each,
+/// enqueued at once, drained by one manager: jobs per second until every
+/// fan-in completed, and that rate as a share of W1's in this run.
+async fn wf(
+    queue: &Queue,
+    workflows: usize,
+    concurrency: usize,
+    w1: Option<f64>,
+) -> jobs::Result<()> {
+    const STEPS: usize = 1_000;
+    let q = queue_name("wf");
+    let options = jobs::JobOptions::default().queue(&q);
+    let mut handles = Vec::new();
+    let t = Instant::now();
+    for _ in 0..workflows {
+        let mut flow = jobs::Workflow::new("bench");
+        let steps: Vec<_> = (0..STEPS as u32)
+            .map(|i| {
+                let s = flow.add(Step(i));
+                flow.options(&s, &options);
+                s
+            })
+            .collect();
+        let fan_in = flow.join(&steps, FanIn);
+        flow.options(&fan_in, &options);
+        handles.push((queue.enqueue_workflow(flow).await?, fan_in.id()));
+    }
+    let enqueue_secs = t.elapsed().as_secs_f64();
+    let m = WorkerManager::builder(queue.clone())
+        .auto_register(false)
+        .handler(Noop)
+        .handler(FanInHandler)
+        .queues([q.as_str()])
+        .concurrency(concurrency)
+        .build()?;
+    let total = workflows * (STEPS + 1);
+    let t = Instant::now();
+    m.start().await?;
+    while (m.stats().completed as usize) < total {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let secs = t.elapsed().as_secs_f64();
+    m.stop().await?;
+    for (_, fan_in) in &handles {
+        let job = queue.get(*fan_in).await?.expect("stored");
+        assert_eq!(job.status, JobStatus::Completed, "every fan-in completed");
+    }
+    let rate = total as f64 / secs;
+    let pct = of_limit(rate, &[("W1 (this run)", w1)]);
+    println!(
+        "| Workflows {workflows} × ({STEPS} steps + fan-in) {total:>7} jobs | {secs:>8.2} s | {rate:>9.0} jobs/s |{pct} (setup: workflow enqueue {:.0} jobs/s)",
+        total as f64 / enqueue_secs
+    );
+    Ok(())
 }
 
 struct Latency(Arc<Mutex<Vec<Duration>>>);
@@ -165,7 +260,7 @@ async fn w1(
     limits: Limits,
     bare: Option<limit::Limits>,
     drop_completed: bool,
-) -> jobs::Result<()> {
+) -> jobs::Result<f64> {
     let (name, label) = match limits {
         Limits::None => ("w1", "W1 drain".to_owned()),
         Limits::Global(g) => ("w1g", format!("W1g drain, global limit {g}")),
@@ -240,7 +335,7 @@ async fn w1(
         "| {label} {n:>9} jobs | {secs:>8.2} s | {rate:>9.0} jobs/s |{pct} (setup: batch enqueue {:.0} jobs/s)",
         n as f64 / enqueue_secs
     );
-    Ok(())
+    Ok(rate)
 }
 
 async fn w2(queue: &Queue, bare: Option<limit::Limits>) -> jobs::Result<()> {
@@ -756,6 +851,7 @@ async fn main() -> Result<(), limit::Error> {
     } else {
         None
     };
+    let mut w1_rate = None;
     for w in &args.workloads {
         match w.as_str() {
             "limit" => {}
@@ -766,7 +862,7 @@ async fn main() -> Result<(), limit::Error> {
                     _ => Limits::None,
                 };
                 for &n in &args.drain_sizes {
-                    w1(
+                    let rate = w1(
                         &queue,
                         n,
                         args.concurrency,
@@ -775,17 +871,21 @@ async fn main() -> Result<(), limit::Error> {
                         args.drop_completed,
                     )
                     .await?;
+                    if matches!(limits, Limits::None) {
+                        w1_rate = Some(rate);
+                    }
                 }
             }
             "w2" => w2(&queue, bare).await?,
             "w2u" => w2u(&queue).await?,
             "w3" => w3(&queue, args.concurrency).await?,
             "w4" => w4(&queue, &args.url, args.concurrency).await?,
+            "wf" => wf(&queue, args.workflows, args.concurrency, w1_rate).await?,
             "counts" => counts(&queue, args.counts_size).await?,
             "list" => list(&queue, args.list_size).await?,
             other => {
                 eprintln!(
-                    "unknown workload `{other}` (limit, w1, w1g, w1k, w2, w2u, w3, w4, counts, list)"
+                    "unknown workload `{other}` (limit, w1, w1g, w1k, w2, w2u, w3, w4, wf, counts, list)"
                 )
             }
         }
