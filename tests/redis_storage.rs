@@ -1,8 +1,9 @@
 //! How Redis stores what the conformance suite only sees through the port:
 //! jobs written by the previous version (without the lease token, error
 //! count, cancellation and timeout fields), the capped error history, exact
-//! time scores at the largest delay, and outcome batches bigger than one
-//! script call. Needs `JOBS_TEST_REDIS_URL` (skipped without it, except under `CI`).
+//! time scores at the largest delay, outcome batches bigger than one script
+//! call, and the keys of workflows. Needs `JOBS_TEST_REDIS_URL` (skipped
+//! without it, except under `CI`).
 
 use std::time::Duration;
 
