@@ -114,6 +114,19 @@ impl Backend for Purged {
     fn get(&self, id: JobId) -> BoxFuture<'_, Result<Option<Job>>> {
         self.backend.get(id)
     }
+    fn get_many<'a>(&'a self, ids: &'a [JobId]) -> BoxFuture<'a, Result<Vec<Option<Job>>>> {
+        self.backend.get_many(ids)
+    }
+    fn settle_dependencies<'a>(
+        &'a self,
+        parent: JobId,
+        children: &'a [JobId],
+    ) -> BoxFuture<'a, Result<Vec<u32>>> {
+        self.backend.settle_dependencies(parent, children)
+    }
+    fn release_held<'a>(&'a self, ids: &'a [JobId]) -> BoxFuture<'a, Result<Vec<JobId>>> {
+        self.backend.release_held(ids)
+    }
     fn list<'a>(&'a self, filter: &'a JobFilter) -> BoxFuture<'a, Result<Vec<Job>>> {
         self.backend.list(filter)
     }

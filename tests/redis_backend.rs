@@ -674,12 +674,38 @@ async fn scripts_are_loaded_again_after_script_flush() {
         .map(|j| OutcomeUpdate::new(j.fence(), Outcome::Complete { result: None }))
         .collect();
     assert!(b.record("w1", &updates).await.unwrap().is_empty());
-    for id in ids {
+    for id in &ids {
         assert_eq!(
-            b.get(id).await.unwrap().unwrap().status,
+            b.get(*id).await.unwrap().unwrap().status,
             JobStatus::Completed
         );
     }
+    // Workflows: a `get_many` of several script calls in one pipeline,
+    // settling edges, releasing a held step.
+    flush(&mut raw).await;
+    let many: Vec<_> = ids.iter().cycle().take(1_001).copied().collect();
+    let got = b.get_many(&many).await.unwrap();
+    assert_eq!(
+        got.iter()
+            .map(|j| j.as_ref().map(|j| j.id))
+            .collect::<Vec<_>>(),
+        many.iter().map(|id| Some(*id)).collect::<Vec<_>>()
+    );
+    flush(&mut raw).await;
+    let parent = jobs_core::JobId::new();
+    assert_eq!(
+        b.settle_dependencies(parent, &ids).await.unwrap(),
+        vec![1, 1]
+    );
+    let held = b
+        .enqueue_batch(vec![
+            NewJob::new("t.c", json!({})).run_at(jobs_core::workflow::held_until())
+        ])
+        .await
+        .unwrap()[0]
+        .id();
+    flush(&mut raw).await;
+    assert_eq!(b.release_held(&[held]).await.unwrap(), vec![held]);
 }
 
 /// Jobs with limits wait in a lane of their own: jobs without limits never

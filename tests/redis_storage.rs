@@ -1,8 +1,9 @@
 //! How Redis stores what the conformance suite only sees through the port:
 //! jobs written by the previous version (without the lease token, error
 //! count, cancellation and timeout fields), the capped error history, exact
-//! time scores at the largest delay, and outcome batches bigger than one
-//! script call. Needs `JOBS_TEST_REDIS_URL` (skipped without it, except under `CI`).
+//! time scores at the largest delay, outcome batches bigger than one script
+//! call, and the keys of workflows. Needs `JOBS_TEST_REDIS_URL` (skipped
+//! without it, except under `CI`).
 
 use std::time::Duration;
 
@@ -864,6 +865,153 @@ async fn counter_fields_left_at_zero_by_an_older_version() {
         counts,
         [(("old".to_owned(), "COMPLETED".to_owned()), 1)].into()
     );
+}
+
+/// Workflows: a held step waits in its delayed set at the far-future
+/// `held_until` (stored exactly), and its release moves it to the ready set
+/// with counts following. Settled edges live in `{P}:settled:<child>`, which
+/// goes with the child however it goes (deleted, pruned, dropped on
+/// completion); a settle for a child that no longer exists leaves a set that
+/// expires. A `get_many` bigger than one script call keeps order.
+#[tokio::test]
+async fn workflow_keys_follow_their_jobs() {
+    use jobs_core::workflow::held_until;
+    use jobs_core::{CancelRequest, JobId, PruneRequest};
+    let Some(mut ns) = ns().await else { return };
+    let b = ns.backend.clone();
+    let held = |q: &str| NewJob::new("wf", json!({})).queue(q).run_at(held_until());
+    let ids: Vec<JobId> = b
+        .enqueue_batch(vec![held("wf"), held("wf"), held("wf")])
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.id())
+        .collect();
+    let (pruned, dropped, deleted) = (ids[0], ids[1], ids[2]);
+    let held_us = held_until().timestamp_micros();
+    assert_eq!(ns.hget(pruned, "ra").await, Some(held_us.to_string()));
+    let score: Option<f64> = redis::cmd("ZSCORE")
+        .arg(ns.key("delayed:wf"))
+        .arg(format!("{held_us:017}0000000000000001{pruned}"))
+        .query_async(&mut ns.raw)
+        .await
+        .unwrap();
+    assert_eq!(score, Some(held_us as f64), "held in the delayed set");
+    ns.check_counts("enqueueing held steps").await;
+
+    let parent = JobId::new();
+    assert_eq!(
+        b.settle_dependencies(parent, &ids).await.unwrap(),
+        vec![1, 1, 1]
+    );
+    let settled = |id: JobId| ns.key(&format!("settled:{id}"));
+    let (k_pruned, k_dropped, k_deleted) = (settled(pruned), settled(dropped), settled(deleted));
+    let members: Vec<String> = redis::cmd("SMEMBERS")
+        .arg(&k_pruned)
+        .query_async(&mut ns.raw)
+        .await
+        .unwrap();
+    assert_eq!(members, vec![parent.to_string()]);
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(&k_pruned)
+        .query_async(&mut ns.raw)
+        .await
+        .unwrap();
+    assert_eq!(ttl, -1, "the set of a job that exists does not expire");
+
+    // Released: ready, PENDING, counted so.
+    assert_eq!(
+        b.release_held(&[dropped, pruned]).await.unwrap(),
+        vec![dropped, pruned]
+    );
+    let ready: i64 = redis::cmd("ZCARD")
+        .arg(ns.key("ready:wf"))
+        .query_async(&mut ns.raw)
+        .await
+        .unwrap();
+    assert_eq!(ready, 2);
+    ns.check_counts("a release").await;
+
+    // Dropped on completion.
+    let qs = queues(&["wf"]);
+    let claimed = b
+        .claim(ClaimRequest::new("w", &qs, 2, Duration::from_secs(60)))
+        .await
+        .unwrap()
+        .jobs;
+    assert_eq!(claimed.len(), 2);
+    let ups: Vec<OutcomeUpdate> = claimed
+        .iter()
+        .map(|j| {
+            let o = if j.id == dropped {
+                Outcome::CompleteAndDelete
+            } else {
+                Outcome::Complete { result: None }
+            };
+            OutcomeUpdate::new(j.fence(), o)
+        })
+        .collect();
+    assert!(b.record("w", &ups).await.unwrap().is_empty());
+    // Pruned.
+    let later = chrono::Utc::now() + chrono::Duration::seconds(5);
+    assert_eq!(b.prune(&PruneRequest::new(later, 10)).await.unwrap(), 1);
+    // Deleted.
+    b.cancel(deleted, &CancelRequest::by("test")).await.unwrap();
+    b.delete_job(deleted).await.unwrap();
+    let left: i64 = redis::cmd("EXISTS")
+        .arg(&k_pruned)
+        .arg(&k_dropped)
+        .arg(&k_deleted)
+        .query_async(&mut ns.raw)
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "settled edges go with their job");
+    ns.check_counts("completion, prune and delete").await;
+
+    // A child that is gone: its new set expires.
+    assert_eq!(
+        b.settle_dependencies(parent, &[deleted]).await.unwrap(),
+        vec![1]
+    );
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(&k_deleted)
+        .query_async(&mut ns.raw)
+        .await
+        .unwrap();
+    assert!(ttl > 0, "expires: {ttl}");
+
+    // More ids than one `get` call reads, with missing ones, in order.
+    let jobs: Vec<NewJob> = (0..700)
+        .map(|i| NewJob::new("g", json!({ "i": i })))
+        .collect();
+    let stored: Vec<JobId> = b
+        .enqueue_batch(jobs)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.id())
+        .collect();
+    let mut ask = Vec::new();
+    for (i, id) in stored.iter().enumerate() {
+        ask.push(*id);
+        if i % 100 == 0 {
+            ask.push(JobId::new());
+        }
+    }
+    ask.extend(stored.iter().rev().take(300));
+    let got = b.get_many(&ask).await.unwrap();
+    assert_eq!(got.len(), ask.len());
+    for (want, job) in ask.iter().zip(&got) {
+        match job {
+            Some(job) => {
+                assert_eq!(job.id, *want);
+                let i = stored.iter().position(|s| s == want).unwrap();
+                assert_eq!(job.payload, json!({ "i": i }));
+            }
+            None => assert!(!stored.contains(want)),
+        }
+    }
+    assert_eq!(got.iter().filter(|j| j.is_none()).count(), 7);
 }
 
 fn set<T: Ord>(v: impl IntoIterator<Item = T>) -> std::collections::BTreeSet<T> {

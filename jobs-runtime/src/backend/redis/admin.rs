@@ -2,11 +2,14 @@
 //! prune and purge.
 
 use jobs_core::{Error, Job, JobFilter, JobId, JobStatus, PruneRequest, QueueCount, Result};
-use redis::{Script, Value};
+use redis::{Cmd, Script, Value};
 
 use super::backend::RedisBackend;
 use super::row::{array, int, parse_row, text, CorruptRow};
-use super::scripts::{backend_err, unexpected, BACKEND, LIST_SCAN, PER_CALL, SCRIPTS};
+use super::scripts::{
+    backend_err, run_pipeline, run_script, script_cmd, unexpected, BACKEND, GET_PER_CALL,
+    LIST_SCAN, PER_CALL, SCRIPTS,
+};
 
 impl RedisBackend {
     /// Deletes every key of this namespace (the jobs, their indexes and
@@ -49,26 +52,50 @@ impl RedisBackend {
         }
     }
 
-    /// Rows of `ids` (`None` for ids that do not exist).
-    pub(super) async fn get_many(&self, ids: &[String]) -> Result<Vec<Option<Job>>> {
-        let mut out = Vec::with_capacity(ids.len());
+    /// Rows of `ids` (`None` for ids that do not exist), in their order
+    /// (an id may come more than once). One round trip: the ids go in
+    /// script calls of [`GET_PER_CALL`] each (so no call holds Redis long),
+    /// sent together in one pipeline.
+    pub(super) async fn get_rows(&self, ids: &[String]) -> Result<Vec<Option<Job>>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut conn = self.conn().await?;
-        for chunk in ids.chunks(500) {
-            let reply: Value = SCRIPTS
-                .get
-                .key(&self.inner.ns)
-                .arg(chunk)
-                .invoke_async(&mut conn)
-                .await
-                .map_err(backend_err)?;
-            for row in array(reply) {
-                let row = array(row);
-                if row.len() <= 1 {
-                    out.push(None);
-                } else {
-                    out.push(Some(parse_row(&row).map_err(CorruptRow::into_error)?));
+        let cmds: Vec<Cmd> = ids
+            .chunks(GET_PER_CALL)
+            .map(|chunk| {
+                let bytes = chunk.iter().map(String::len).sum();
+                let mut cmd = script_cmd(&SCRIPTS.get, &self.inner.ns, chunk.len(), bytes);
+                for id in chunk {
+                    cmd.arg(id);
                 }
+                cmd
+            })
+            .collect();
+        let replies = if let [cmd] = &cmds[..] {
+            vec![run_script(&SCRIPTS.get, cmd, &mut conn).await?]
+        } else {
+            let mut pipe = redis::pipe();
+            for cmd in cmds {
+                pipe.add_command(cmd);
             }
+            run_pipeline(&SCRIPTS.get, &pipe, &mut conn).await?
+        };
+        let mut out = Vec::with_capacity(ids.len());
+        for row in replies.into_iter().flat_map(array) {
+            let row = array(row);
+            if row.len() <= 1 {
+                out.push(None);
+            } else {
+                out.push(Some(parse_row(&row).map_err(CorruptRow::into_error)?));
+            }
+        }
+        if out.len() != ids.len() {
+            return Err(unexpected(format_args!(
+                "the get script returned {} rows for {} ids",
+                out.len(),
+                ids.len()
+            )));
         }
         Ok(out)
     }
@@ -129,7 +156,7 @@ impl RedisBackend {
             ids
         };
         // Jobs pruned between the two steps are left out.
-        Ok(self.get_many(&ids).await?.into_iter().flatten().collect())
+        Ok(self.get_rows(&ids).await?.into_iter().flatten().collect())
     }
 
     /// Runs cancel.lua or requeue.lua (with `args` after the id) and reads

@@ -319,7 +319,7 @@ local WAITING = {PENDING = true, SCHEDULED = true, RETRYING = true}
 
 -- Deletes a job that is not RUNNING and everything pointing at it: its
 -- entry in the ready/delayed, `all` and `done` sets, its unique key, its
--- place in its sequence, its count.
+-- place in its sequence, its count, its settled workflow edges.
 local function purge_job(id)
   local key = jkey(id)
   local cur = redis.call('HMGET', key, 's', 'q', 'ra', 'sq', 'uk', 'ls')
@@ -333,7 +333,7 @@ local function purge_job(id)
     wake(q)
   end
   count(cur[1], q, -1)
-  redis.call('DEL', key)
+  redis.call('DEL', key, K .. ':settled:' .. id)
   redis.call('ZREM', K .. ':all', id)
   redis.call('ZREM', K .. ':done', id)
 end

@@ -183,7 +183,7 @@ impl RedisBackend {
             c2.clone_from(&items[2]);
         }
         // Jobs deleted between the walk and this read are left out.
-        let jobs = self.get_many(&ids).await?.into_iter().flatten().collect();
+        let jobs = self.get_rows(&ids).await?.into_iter().flatten().collect();
         Ok(finish_page(jobs, filter.limit, last_examined, |j| {
             keys[&j.id]
         }))

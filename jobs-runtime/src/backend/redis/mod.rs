@@ -16,7 +16,8 @@
 //! Every state change (enqueue a batch, claim a batch, heartbeat, record a
 //! batch of outcomes, recover expired leases, cancel, requeue, prune, delete,
 //! pause and resume, progress, the worker registry, leadership, schedules,
-//! the audit log) is **one Lua script**, so Redis runs it atomically: a crash of the worker between two
+//! the audit log, settling workflow edges and releasing held steps) is **one
+//! Lua script**, so Redis runs it atomically: a crash of the worker between two
 //! commands cannot strand a job. The scripts live next to this file in
 //! `redis/*.lua`, each prefixed with the definitions of `redis/common.lua` it
 //! uses, and are sent with
@@ -78,6 +79,7 @@
 //! | `{P}:sched:at` | hash | schedule name → when it was last saved (µs, Redis's clock) |
 //! | `{P}:audit` | zset | audit entries; score their time (µs), member a 16-digit append sequence then the entry (JSON) |
 //! | `{P}:audit:seq` | string | the audit append counter |
+//! | `{P}:settled:<id>` | set | the workflow parents whose edge to job `<id>` settled (its size is the count [`Backend::settle_dependencies`] returns); goes when the job is deleted, pruned or dropped on completion, and a day after it was made for a job that no longer exists |
 //!
 //! Job hash fields (short names: a hash with many jobs' worth of field names
 //! is memory too):
@@ -150,13 +152,13 @@
 //! `benches/throughput.rs` with 1,000,000 COMPLETED jobs). The counter is
 //! exact because every script that changes a job's status (enqueue, and a
 //! unique replace; claim; every outcome of record; recover; cancel; requeue;
-//! delete; prune) adjusts it with `HINCRBY` in the same script, so in the
-//! same atomic step; a field that comes down to zero is deleted in that step
-//! too, so the hash holds only the pairs that have jobs, however many queues
-//! came and went. The counter has been kept this way since the first version
-//! of this backend, so existing namespaces need no upgrade (fields an older
-//! version left at zero are skipped by `counts()` and go when their pair next
-//! comes down to zero).
+//! delete; prune; the release of held workflow steps) adjusts it with
+//! `HINCRBY` in the same script, so in the same atomic step; a field that
+//! comes down to zero is deleted in that step too, so the hash holds only
+//! the pairs that have jobs, however many queues came and went. The counter
+//! has been kept this way since the first version of this backend, so
+//! existing namespaces need no upgrade (fields an older version left at zero
+//! are skipped by `counts()` and go when their pair next comes down to zero).
 //!
 //! # Unique jobs
 //!
@@ -302,6 +304,7 @@ mod queue;
 mod record;
 mod row;
 mod scripts;
+mod workflow;
 
 pub use backend::RedisBackend;
 pub use options::{RedisBuilder, DEFAULT_PREFIX};

@@ -54,9 +54,28 @@ impl Backend for RedisBackend {
 
     fn get(&self, id: JobId) -> BoxFuture<'_, Result<Option<Job>>> {
         Box::pin(async move {
-            let mut rows = self.get_many(&[id.to_string()]).await?;
+            let mut rows = self.get_rows(&[id.to_string()]).await?;
             Ok(rows.pop().flatten())
         })
+    }
+
+    fn get_many<'a>(&'a self, ids: &'a [JobId]) -> BoxFuture<'a, Result<Vec<Option<Job>>>> {
+        Box::pin(async move {
+            let ids: Vec<String> = ids.iter().map(JobId::to_string).collect();
+            self.get_rows(&ids).await
+        })
+    }
+
+    fn settle_dependencies<'a>(
+        &'a self,
+        parent: JobId,
+        children: &'a [JobId],
+    ) -> BoxFuture<'a, Result<Vec<u32>>> {
+        Box::pin(self.settle_now(parent, children))
+    }
+
+    fn release_held<'a>(&'a self, ids: &'a [JobId]) -> BoxFuture<'a, Result<Vec<JobId>>> {
+        Box::pin(self.release_now(ids))
     }
 
     fn list<'a>(&'a self, filter: &'a JobFilter) -> BoxFuture<'a, Result<Vec<Job>>> {

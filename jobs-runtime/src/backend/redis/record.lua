@@ -6,8 +6,9 @@
 --   kind C: COMPLETED, result = JSON ('' = none); a cancellation mark goes
 --   kind E: completed and erased at once (a retention that keeps no
 --           completed jobs): the hash and its entries go, its unique key is
---           given up, it leaves its sequence; counted as a completion in the
---           throughput history, and in no status of `{P}:counts`
+--           given up, it leaves its sequence, its settled workflow edges
+--           go; counted as a completion in the throughput history, and in
+--           no status of `{P}:counts`
 --   kind R: RETRYING after delay_us, with message
 --   kind F: FAILED, with message; result = JSON ('' = none)
 --   kind D: DEAD_LETTER, with message
@@ -70,7 +71,7 @@ for i = 2, #ARGV, 7 do
           wake(q)
         end
       end
-      redis.call('DEL', key)
+      redis.call('DEL', key, K .. ':settled:' .. id)
       redis.call('ZREM', K .. ':all', id)
       count('RUNNING', q, -1)
       count_throughput('COMPLETED', q, 1)

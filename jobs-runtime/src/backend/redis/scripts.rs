@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 
 use jobs_core::{BackendErrorKind, Error, Result};
 use redis::aio::ConnectionManager;
-use redis::{Cmd, ErrorKind, RedisError, Script, ServerErrorKind, Value};
+use redis::{Cmd, ErrorKind, Pipeline, RedisError, Script, ServerErrorKind, Value};
 
 pub(super) const BACKEND: &str = "redis";
 
@@ -24,6 +24,9 @@ pub(super) const CLAIM_PER_CALL: usize = 1_000;
 /// Candidates a claim looks at per queue and call: jobs that limits hold
 /// back beyond these stay for the next call (which says `limited`).
 pub(super) const CLAIM_SCAN: usize = 1_000;
+/// Jobs read per `get` script call (a bigger `get_many` sends several calls
+/// in one pipeline).
+pub(super) const GET_PER_CALL: usize = 500;
 /// Jobs a `list` scan looks at per script call.
 pub(super) const LIST_SCAN: usize = 1_000;
 /// The largest value Redis takes in one argument by default
@@ -124,6 +127,8 @@ pub(super) struct Scripts {
     pub(super) audit: Script,
     pub(super) throughput: Script,
     pub(super) requeue_many: Script,
+    pub(super) settle: Script,
+    pub(super) release: Script,
 }
 
 pub(super) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
@@ -149,6 +154,8 @@ pub(super) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     audit: lua!("audit"),
     throughput: lua!("throughput"),
     requeue_many: lua!("requeue_many"),
+    settle: lua!("settle"),
+    release: lua!("release"),
 });
 
 /// The sources of the enqueue and record scripts, for `EVAL` inside `MULTI`
@@ -217,6 +224,22 @@ pub(super) async fn run_script(
         Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
             script.load_async(conn).await.map_err(backend_err)?;
             cmd.query_async(conn).await.map_err(backend_err)
+        }
+        other => other.map_err(backend_err),
+    }
+}
+
+/// Runs a pipeline of commands from [`script_cmd`], all of `script`; loads
+/// the script first if Redis lost it, as [`run_script`] does.
+pub(super) async fn run_pipeline(
+    script: &Script,
+    pipe: &Pipeline,
+    conn: &mut ConnectionManager,
+) -> Result<Vec<Value>> {
+    match pipe.query_async(conn).await {
+        Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+            script.load_async(conn).await.map_err(backend_err)?;
+            pipe.query_async(conn).await.map_err(backend_err)
         }
         other => other.map_err(backend_err),
     }
