@@ -124,6 +124,33 @@ pub mod prelude {
     pub use crate::Validate;
 }
 
+/// Declares a workflow's step payloads, so that every `WorkerManager` in
+/// this binary checks at `build()` that it has a handler for each step whose
+/// queue it works — a step nobody can run is a build error, not a workflow
+/// that waits forever:
+///
+/// ```
+/// # use jobs::prelude::*;
+/// # #[derive(Serialize, Deserialize)] struct Extract;
+/// # #[derive(Serialize, Deserialize)] struct Merge;
+/// # #[job_handler("doc.extract")] async fn extract(_e: Extract) {}
+/// # #[job_handler("doc.merge")] async fn merge(_m: Merge) {}
+/// jobs::workflow_steps!("monthly-report": Extract, Merge);
+/// ```
+///
+/// A manager that should not check (it runs other queues' jobs by design)
+/// opts out with `.check_workflows(false)`.
+#[macro_export]
+macro_rules! workflow_steps {
+    ($name:literal : $($step:ty),+ $(,)?) => {
+        $crate::__private::inventory::submit! {
+            $crate::workflow::WorkflowSteps::new($name, || {
+                ::std::vec![$($crate::workflow::step_of::<$step>()),+]
+            })
+        }
+    };
+}
+
 // ---- `#[job_handler]` support (owned by the macro work; keep this block) ----
 
 #[cfg(feature = "macros")]

@@ -596,6 +596,13 @@ macro_rules! process_suite {
                 let _one = child::one_at_a_time(t.name).await;
                 child::cancel_across_processes(t).await;
             }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn batch_callbacks_run_once_across_processes() {
+                let Some(t) = Target::$backend() else { return };
+                let _one = child::one_at_a_time(t.name).await;
+                child::batch_across_processes(t).await;
+            }
         }
     };
 }

@@ -1022,6 +1022,11 @@ impl WorkflowHandle {
     /// Every step's status, and the workflow's.
     pub async fn status(&self) -> Result<WorkflowStatus> {
         let jobs = self.jobs().await?;
+        let done: std::collections::HashSet<JobId> = jobs
+            .iter()
+            .filter(|j| j.status == JobStatus::Completed)
+            .map(|j| j.id)
+            .collect();
         let mut name = String::new();
         let mut running = false;
         let mut failed = false;
@@ -1033,7 +1038,12 @@ impl WorkflowHandle {
             };
             name.clone_from(&info.name);
             let skipped = skipped_as_not_needed(&job);
-            if !job.status.is_terminal() {
+            // Cancelled below a parent that has completed since (it was
+            // requeued): the workflow is about to resume it.
+            let resuming = cancelled_by_workflow(&job)
+                && !skipped
+                && info.parents.iter().all(|p| done.contains(p));
+            if !job.status.is_terminal() || resuming {
                 running = true;
             } else if job.status != JobStatus::Completed && !skipped {
                 failed = true;
@@ -1067,7 +1077,11 @@ impl WorkflowHandle {
     /// are signalled (as [`Queue::cancel`]). Returns how many were asked.
     pub async fn cancel(&self, request: &CancelRequest) -> Result<usize> {
         let mut n = 0;
-        for job in self.jobs().await? {
+        let mut jobs = self.jobs().await?;
+        // Waiting steps first: a running one that ends on its cancellation
+        // would have the workflow cancel those below it in its own name.
+        jobs.sort_by_key(|j| j.status == JobStatus::Running);
+        for job in jobs {
             if job.status.is_terminal() {
                 continue;
             }
@@ -1131,4 +1145,44 @@ impl Queue {
     pub fn workflow(&self, id: impl Into<JobId>) -> WorkflowHandle {
         WorkflowHandle::from_id(self, id)
     }
+}
+
+// ---------------------------------------------------------------------------
+// Declared workflows, checked by managers at build()
+// ---------------------------------------------------------------------------
+
+/// A workflow's step types, declared with `jobs::workflow_steps!` so that
+/// every manager checks at `build()` that it has a handler for each step
+/// whose queue it works (as it checks `Data<T>`), instead of the step
+/// waiting forever for a handler nobody linked.
+#[derive(Debug)]
+pub struct WorkflowSteps {
+    /// The workflow's name.
+    pub name: &'static str,
+    /// Each step's job type and queue.
+    pub steps: fn() -> Vec<(&'static str, String)>,
+}
+
+impl WorkflowSteps {
+    /// A declaration (what `jobs::workflow_steps!` submits).
+    pub const fn new(name: &'static str, steps: fn() -> Vec<(&'static str, String)>) -> Self {
+        WorkflowSteps { name, steps }
+    }
+}
+
+inventory::collect!(WorkflowSteps);
+
+/// The job type and queue of payload `P`, for `workflow_steps!`.
+pub fn step_of<P: JobPayload>() -> (&'static str, String) {
+    (
+        P::JOB_TYPE,
+        P::options()
+            .queue
+            .unwrap_or_else(|| crate::new_job::DEFAULT_QUEUE.to_string()),
+    )
+}
+
+/// Every declared workflow.
+pub fn declared() -> impl Iterator<Item = &'static WorkflowSteps> {
+    inventory::iter::<WorkflowSteps>.into_iter()
 }

@@ -32,6 +32,7 @@ impl WorkerManager {
             cfg: Config::default(),
             worker_id: None,
             auto_register: true,
+            check_workflows: true,
             strict: false,
             periodic: Vec::new(),
         }
@@ -55,6 +56,7 @@ pub struct WorkerManagerBuilder {
     cfg: Config,
     worker_id: Option<String>,
     auto_register: bool,
+    check_workflows: bool,
     strict: bool,
     periodic: Vec<Periodic>,
 }
@@ -111,6 +113,14 @@ impl WorkerManagerBuilder {
     /// Whether every `#[job_handler]` linked into the binary is registered (default: yes).
     pub fn auto_register(mut self, yes: bool) -> Self {
         self.auto_register = yes;
+        self
+    }
+
+    /// Whether `build()` refuses a manager that lacks a handler for a step of
+    /// a workflow declared with `jobs::workflow_steps!` whose queue it works
+    /// (default `true`).
+    pub fn check_workflows(mut self, yes: bool) -> Self {
+        self.check_workflows = yes;
         self
     }
 
@@ -407,6 +417,9 @@ impl WorkerManagerBuilder {
             handlers.insert(job_type.clone(), entry.handler.clone());
             seen.insert(job_type, entry);
         }
+        if self.check_workflows {
+            check_workflows(&handlers, &self.cfg.queues)?;
+        }
         let mut warnings = Vec::new();
         if handlers.is_empty() {
             warnings.push("worker manager has no handlers: every job it claims will fail with `no handler`; register handlers with `.handler(..)`, or check that the crate with your #[job_handler]s is linked".to_owned());
@@ -474,6 +487,32 @@ impl WorkerManagerBuilder {
             steps_rx: Arc::new(tokio::sync::Mutex::new(steps_rx)),
         }))
     }
+}
+
+/// Every declared workflow's steps in `queues` have a handler, or an error
+/// that names what is missing.
+fn check_workflows(
+    handlers: &HashMap<String, Arc<dyn DynHandler>>,
+    queues: &[String],
+) -> Result<()> {
+    let mut missing = Vec::new();
+    for wf in jobs_core::workflow::declared() {
+        for (job_type, queue) in (wf.steps)() {
+            if queues.contains(&queue) && !handlers.contains_key(job_type) {
+                missing.push(format!(
+                    "`{job_type}` of workflow `{}` (queue `{queue}`)",
+                    wf.name
+                ));
+            }
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Config(format!(
+        "no handler in this manager for workflow step(s) {}: their jobs would wait forever; link the crate with their #[job_handler]s, register them with `.handler(..)`, or turn the check off with `.check_workflows(false)`",
+        missing.join(", ")
+    )))
 }
 
 /// The schedules given and those of the registered handlers, parsed; two

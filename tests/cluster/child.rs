@@ -36,6 +36,9 @@ enum Mode {
     Limits { log: PathBuf },
     /// Runs one manager with `cluster.hold` (stops when cancelled) until killed.
     Hold,
+    /// Runs one manager with a batch's item and callback handlers until
+    /// killed, logging every callback run to `log`.
+    Batch { log: PathBuf },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -584,6 +587,123 @@ pub async fn cancel_across_processes(t: Target) {
     drop(procs);
 }
 
+/// A batch item: fails for good when its payload says so.
+struct BatchItem;
+
+impl JobHandler for BatchItem {
+    fn job_type(&self) -> &str {
+        "cluster.batch_item"
+    }
+
+    async fn handle(&self, job: &Job) -> Result<JobResult, JobError> {
+        tokio::time::sleep(Duration::from_millis(fastrand::u64(0..20))).await;
+        if job.payload["fail"].as_bool().unwrap_or(false) {
+            return Err(JobError::permanent("declined"));
+        }
+        Ok(JobResult::success())
+    }
+}
+
+macro_rules! batch_callback {
+    ($name:ident, $job_type:literal) => {
+        #[derive(Debug, Serialize, Deserialize)]
+        pub struct $name;
+        impl jobs::JobPayload for $name {
+            const JOB_TYPE: &'static str = $job_type;
+        }
+    };
+}
+batch_callback!(BatchDone, "cluster.batch_done");
+batch_callback!(BatchOk, "cluster.batch_ok");
+batch_callback!(BatchFailed, "cluster.batch_failed");
+
+/// A batch callback: appends `<job type> <pid> <completed> <failed>` to the log.
+struct BatchCallback(&'static str, PathBuf);
+
+impl JobHandler for BatchCallback {
+    fn job_type(&self) -> &str {
+        self.0
+    }
+
+    async fn handle(&self, _job: &Job) -> Result<JobResult, JobError> {
+        use std::io::Write;
+        let ctx = jobs::JobContext::current().expect("run by a manager");
+        let r = jobs::BatchResults::of(ctx.parents().expect("a batch callback has parents"));
+        let line = format!(
+            "{} {} {} {}\n",
+            self.0,
+            std::process::id(),
+            r.completed,
+            r.failed
+        );
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.1)
+            .and_then(|mut f| f.write_all(line.as_bytes()))
+            .map_err(|e| JobError::msg(e.to_string()))?;
+        Ok(JobResult::success())
+    }
+}
+
+/// A batch of 60 jobs (6 failing) and its three callbacks, worked by three
+/// processes: `on_finished` and `on_failure` run exactly once each, with the
+/// batch's counts, and `on_success` never.
+pub async fn batch_across_processes(t: Target) {
+    let queue = t.queue().await;
+    let log = std::env::temp_dir().join(format!("jobs-cluster-batch-{:x}.log", fastrand::u64(..)));
+    let procs: Vec<Proc> = (0..3)
+        .map(|i| {
+            Proc::spawn(&Config {
+                url: url(&t),
+                id: format!("batch-proc-{i}"),
+                mode: Mode::Batch { log: log.clone() },
+            })
+        })
+        .collect();
+    let mut batch = jobs::Batch::new("cluster-batch");
+    for i in 0..60 {
+        batch.add_job(NewJob::new(
+            "cluster.batch_item",
+            json!({ "i": i, "fail": i % 10 == 7 }),
+        ));
+    }
+    batch
+        .on_finished(BatchDone)
+        .on_success(BatchOk)
+        .on_failure(BatchFailed);
+    let handle = queue.enqueue_batch_with_callbacks(batch).await.unwrap();
+    let status = handle.wait(Duration::from_secs(60)).await.unwrap();
+    assert!(status.is_finished(), "{status:#?}");
+    // Every callback that ran has written its line.
+    drop(procs);
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
+    let lines: Vec<&str> = text.lines().collect();
+    let of = |t: &str| lines.iter().filter(|l| l.starts_with(t)).count();
+    assert_eq!(of("cluster.batch_done "), 1, "{text}");
+    assert_eq!(of("cluster.batch_failed "), 1, "{text}");
+    assert_eq!(of("cluster.batch_ok "), 0, "{text}");
+    let done = lines
+        .iter()
+        .find(|l| l.starts_with("cluster.batch_done "))
+        .unwrap();
+    let fields: Vec<&str> = done.split(' ').collect();
+    assert_eq!(&fields[2..], ["54", "6"], "{done}");
+    let pids: HashSet<&str> = lines.iter().map(|l| l.split(' ').nth(1).unwrap()).collect();
+    eprintln!(
+        "{}: 60 batch jobs over 3 processes; callbacks ran once each, in {} process(es)",
+        t.name,
+        pids.len()
+    );
+    let counts = status.count(JobStatus::Completed);
+    assert_eq!(
+        counts,
+        54 + 2,
+        "54 jobs and 2 callbacks completed: {status:#?}"
+    );
+}
+
 /// The child's side.
 pub async fn run_child() {
     let Ok(cfg) = std::env::var(ENV) else {
@@ -641,6 +761,19 @@ pub async fn run_child() {
                 .queue_limit("lim-global", QueueLimit::new().global(GLOBAL as u32))
                 .backoff(Backoff::fixed(Duration::from_millis(50)))
                 .handler(Limited(log))
+                .build()
+                .unwrap();
+            m.start().await.unwrap();
+            tokio::time::sleep(Duration::from_secs(120)).await;
+            panic!("the parent should have killed this child long ago");
+        }
+        Mode::Batch { log } => {
+            let queue = jobs::connect(&cfg.url).await.unwrap();
+            let m = crate::manager(queue, &cfg.id)
+                .handler(BatchItem)
+                .handler(BatchCallback("cluster.batch_done", log.clone()))
+                .handler(BatchCallback("cluster.batch_ok", log.clone()))
+                .handler(BatchCallback("cluster.batch_failed", log))
                 .build()
                 .unwrap();
             m.start().await.unwrap();
