@@ -46,7 +46,7 @@ async fn concurrent_connects_migrate_a_fresh_schema_once() {
     .fetch_all(backend.pool())
     .await
     .unwrap();
-    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6, 7, 8]);
+    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6, 7, 8, 9]);
     // Every one of them works on the same table.
     let id = backends[7]
         .enqueue_batch(vec![NewJob::new("t", json!({}))])
@@ -140,7 +140,7 @@ async fn concurrent_connects_migrate_a_fresh_schema_once() {
     .fetch_all(upgraded.pool())
     .await
     .unwrap();
-    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6, 7, 8]);
+    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6, 7, 8, 9]);
     assert!(upgraded.get(id).await.unwrap().is_some());
     let c = upgraded.get(cancelled).await.unwrap().unwrap();
     assert_eq!(c.status, JobStatus::Failed);

@@ -41,6 +41,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "status_off_path",
         include_str!("migrations/0008_status_off_path.sql"),
     ),
+    (
+        9,
+        "workflows",
+        include_str!("migrations/0009_workflows.sql"),
+    ),
 ];
 
 /// Advisory-lock class of the migration lock (`'jobs'` in ASCII); the other key is the schema's hash.

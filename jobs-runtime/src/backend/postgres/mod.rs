@@ -49,6 +49,16 @@
 //!   (scheduled, retrying, failed, dead): every status change is a new row
 //!   version with an entry in each index whose condition it meets, and a
 //!   full status index cost each claim and each completion one more.
+//! * Workflows (version 9): `job_edges` holds each settled (child, parent)
+//!   edge once, `job_waits` each child's count of them. A settle is one
+//!   statement: the edges it inserts (a conflict inserts nothing) add one
+//!   each to their child's count, in an upsert whose row lock serializes
+//!   concurrent settles of one child (children in id order, so no two
+//!   settles deadlock). A held step is a SCHEDULED job due at
+//!   [`held_until`](jobs_core::workflow::held_until); its release is one
+//!   conditional `UPDATE` to PENDING, due now, that notifies its queue. A
+//!   statement-level trigger deletes the counts and edges of deleted jobs
+//!   in the deleting statement.
 //! * Throughput (version 6) costs the hot path nothing new: each count
 //!   delta row also records when it was written (`at`, a column default),
 //!   and the fold turns the positive deltas of COMPLETED, FAILED,
@@ -156,6 +166,7 @@ mod outcome;
 mod queue;
 mod row;
 mod sql;
+mod workflow;
 
 pub use backend::PostgresBackend;
 pub use options::{

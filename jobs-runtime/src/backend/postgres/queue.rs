@@ -350,6 +350,27 @@ impl Backend for PostgresBackend {
         Box::pin(self.prune_audit_log(before, limit))
     }
 
+    /// One statement (`id = ANY($1)`), in the order of `ids`.
+    fn get_many<'a>(&'a self, ids: &'a [JobId]) -> BoxFuture<'a, Result<Vec<Option<Job>>>> {
+        Box::pin(self.get_many_jobs(ids))
+    }
+
+    /// One statement records and counts the new edges (`job_edges`,
+    /// `job_waits`, migration 9); a second reads the counts of edges settled
+    /// before, if any.
+    fn settle_dependencies<'a>(
+        &'a self,
+        parent: JobId,
+        children: &'a [JobId],
+    ) -> BoxFuture<'a, Result<Vec<u32>>> {
+        Box::pin(self.settle_edges(parent, children))
+    }
+
+    /// One conditional `UPDATE`, which notifies the released jobs' queues.
+    fn release_held<'a>(&'a self, ids: &'a [JobId]) -> BoxFuture<'a, Result<Vec<JobId>>> {
+        Box::pin(self.release_held_jobs(ids))
+    }
+
     fn detached(&self) -> Option<Arc<dyn Backend>> {
         Some(Arc::new(self.detach()))
     }

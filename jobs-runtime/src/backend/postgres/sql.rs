@@ -96,6 +96,14 @@ pub(super) struct Sql {
     pub(super) audit_log: String,
     pub(super) prune_audit: String,
     pub(super) notify: String,
+    /// The jobs of the ids `$1`, in any order.
+    pub(super) get_many: String,
+    /// Settles a parent's edges; returns the new ones' children and counts.
+    pub(super) settle: String,
+    /// The settled edge counts of the children `$1`.
+    pub(super) settled: String,
+    /// Releases held workflow steps and notifies their queues.
+    pub(super) release_held: String,
 }
 
 /// The NOTIFY of one statement, as an aggregate over rows with a `queue_name`:
@@ -158,6 +166,8 @@ impl Sql {
         let leaders = format!("{s}.leaders");
         let schedules = format!("{s}.schedules");
         let audit = format!("{s}.audit_log");
+        let edges = format!("{s}.job_edges");
+        let waits = format!("{s}.job_waits");
         let cols = JOB_COLUMNS;
         let channel = quote_literal(&channel_name(schema));
         let us = "* interval '1 microsecond'";
@@ -178,6 +188,8 @@ impl Sql {
                 ("__HOLDS__", HOLDS),
                 ("__PAUSED__", paused.as_str()),
                 ("__RATE_LOG__", rate_log.as_str()),
+                ("__EDGES__", edges.as_str()),
+                ("__WAITS__", waits.as_str()),
             ];
             values.extend(wake.map(|wake| ("__WAKE__", wake)));
             splice(statement(file), &values)
@@ -273,6 +285,10 @@ impl Sql {
                  (SELECT seq FROM {audit} WHERE at < $1 ORDER BY at, seq LIMIT $2)"
             ),
             notify: format!("SELECT pg_notify({channel}, $1)::text"),
+            get_many: format!("SELECT {cols} FROM {t} WHERE id = ANY($1::uuid[])"),
+            settle: load(include_str!("sql/settle.sql"), None),
+            settled: format!("SELECT child, settled FROM {waits} WHERE child = ANY($1::uuid[])"),
+            release_held: load(include_str!("sql/release_held.sql"), Some(&wake_plain)),
         }
     }
 }

@@ -13,6 +13,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("migrations/005_throughput.sql")),
     (6, include_str!("migrations/006_listing.sql")),
     (7, include_str!("migrations/007_or_conditions.sql")),
+    (8, include_str!("migrations/008_workflows.sql")),
 ];
 
 pub(super) async fn migrate(conn: &mut SqliteConnection) -> std::result::Result<(), sqlx::Error> {

@@ -94,6 +94,16 @@
 //! 295,000 → 147,000. Rule for new statements and indexes: never an `IN`
 //! list of constants in an index condition or a trigger.
 //!
+//! Version 8 added what workflows store beside their jobs: `jobs_edges`,
+//! the (child, parent) edges settled so far (each once), and `jobs_waits`,
+//! how many edges of each child settled, written together in one `BEGIN
+//! IMMEDIATE` transaction (a new edge adds one, an edge settled again
+//! nothing). A held step is an ordinary SCHEDULED job due at
+//! [`held_until`](jobs_core::workflow::held_until); its release is one
+//! conditional `UPDATE` to PENDING, due now. Triggers delete a job's count
+//! with its row, and its edges with its count, whichever statement deletes
+//! it (an operator's, a prune, a completion that keeps nothing).
+//!
 //! # Claims and limits
 //!
 //! A claim without queue limits first tries the fast path: one `UPDATE …
@@ -211,6 +221,7 @@ mod record;
 mod row;
 mod sql;
 mod time;
+mod workflow;
 mod writer;
 
 pub use backend::SqliteBackend;

@@ -280,6 +280,26 @@ impl Backend for SqliteBackend {
         })
     }
 
+    /// One statement for all of `ids` (a JSON array of them), in their order.
+    fn get_many<'a>(&'a self, ids: &'a [JobId]) -> BoxFuture<'a, Result<Vec<Option<Job>>>> {
+        Box::pin(self.get_many_now(ids))
+    }
+
+    /// One transaction on the writer: the new edges in `jobs_edges`, their
+    /// children's counts in `jobs_waits` (migration 8).
+    fn settle_dependencies<'a>(
+        &'a self,
+        parent: JobId,
+        children: &'a [JobId],
+    ) -> BoxFuture<'a, Result<Vec<u32>>> {
+        Box::pin(self.settle_now(parent, children))
+    }
+
+    /// One conditional `UPDATE` on the writer; wakes this process's workers.
+    fn release_held<'a>(&'a self, ids: &'a [JobId]) -> BoxFuture<'a, Result<Vec<JobId>>> {
+        Box::pin(self.release_held_now(ids))
+    }
+
     /// Signalled by this process's own changes (every handle on the file);
     /// a job finished by another process is seen within a second.
     fn wait_finished(&self, id: JobId, timeout: Duration) -> BoxFuture<'_, Result<Option<Job>>> {

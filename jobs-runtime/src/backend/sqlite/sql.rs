@@ -348,6 +348,13 @@ pub(super) fn get() -> &'static str {
     &SQL
 }
 
+/// The jobs whose ids the JSON array `?1` lists (hex), in any order.
+pub(super) fn get_many() -> &'static str {
+    static SQL: LazyLock<String> =
+        LazyLock::new(|| load(include_str!("sql/get_many.sql"), &[("JOB_COLS", JOB_COLS)]));
+    &SQL
+}
+
 /// The listing, filtered by the `?3` queue, `?4` status and `?5` job type
 /// where asked, and to cancelled jobs (`Some(true)`) or the others (`Some(false)`).
 pub(super) fn list(queue: bool, status: bool, job_type: bool, cancelled: Option<bool>) -> String {
@@ -434,6 +441,14 @@ statements! {
     prune_throughput = "sql/prune_throughput.sql";
     requeue_candidates = "sql/requeue_candidates.sql";
     requeue_many = "sql/requeue_many.sql";
+    /// Settles workflow edges from one parent; returns the new ones' children.
+    settle_edges = "sql/settle_edges.sql";
+    /// Counts one more settled edge per child; returns the counts.
+    count_settled = "sql/count_settled.sql";
+    /// The settled edge counts of some children.
+    settled = "sql/settled.sql";
+    /// Releases held workflow steps; returns their ids.
+    release_held = "sql/release_held.sql";
 }
 
 pub(super) fn counts() -> &'static str {
@@ -465,6 +480,11 @@ mod tests {
             recover_any().to_owned(),
             recover_expired().to_owned(),
             get().to_owned(),
+            get_many().to_owned(),
+            settle_edges().to_owned(),
+            count_settled().to_owned(),
+            settled().to_owned(),
+            release_held().to_owned(),
             cancel().to_owned(),
             requeue().to_owned(),
             counts().to_owned(),
