@@ -287,10 +287,10 @@ pub async fn check_held(backend: &dyn Backend, job: &Job, info: &StepInfo) -> Re
         (OnParentFailure::Run, _) if all_done => {
             backend.release_held(&[job.id]).await?;
         }
-        (OnParentFailure::Cancel, Some(parent)) => {
-            if cancel_if_held(backend, job.id, &cancel_below(parent)).await? {
-                advance(backend, job.id).await?;
-            }
+        (OnParentFailure::Cancel, Some(parent))
+            if cancel_if_held(backend, job.id, &cancel_below(parent)).await? =>
+        {
+            advance(backend, job.id).await?;
         }
         (OnParentFailure::Cancel, None) if all_done => {
             backend.release_held(&[job.id]).await?;
