@@ -124,6 +124,9 @@ impl Backend for Purged {
     ) -> BoxFuture<'a, Result<Vec<u32>>> {
         self.backend.settle_dependencies(parent, children)
     }
+    fn settle_many<'a>(&'a self, edges: &'a [(JobId, JobId)]) -> BoxFuture<'a, Result<Vec<u32>>> {
+        self.backend.settle_many(edges)
+    }
     fn release_held<'a>(&'a self, ids: &'a [JobId]) -> BoxFuture<'a, Result<Vec<JobId>>> {
         self.backend.release_held(ids)
     }

@@ -222,21 +222,6 @@ pub struct OutcomeUpdate {
     pub outcome: Outcome,
 }
 
-impl Outcome {
-    /// Whether the job ends in a final status (COMPLETED, FAILED or
-    /// DEAD_LETTER) with this outcome.
-    pub fn is_final(&self) -> bool {
-        matches!(
-            self,
-            Outcome::Complete { .. }
-                | Outcome::CompleteAndDelete
-                | Outcome::Fail { .. }
-                | Outcome::DeadLetter { .. }
-                | Outcome::Cancel { .. }
-        )
-    }
-}
-
 impl OutcomeUpdate {
     /// `outcome` under the lease `fence`.
     pub fn new(fence: Fence, outcome: Outcome) -> Self {
@@ -703,6 +688,31 @@ pub trait Backend: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<Vec<u32>>> {
         let _ = (parent, children);
         unsupported(self.backend_name(), "workflows")
+    }
+
+    /// [`settle_dependencies`](Backend::settle_dependencies) for many
+    /// parents at once: settles each `(parent, child)` edge (at most once
+    /// per pair, as there) and returns, for each edge in order, how many
+    /// edges of its child are settled after the call. Workers that finish
+    /// many steps of one fan-in settle them in one call, so the child's
+    /// count is written once per call, not once per parent. By default one
+    /// `settle_dependencies` per parent; backends do it in one transaction.
+    fn settle_many<'a>(&'a self, edges: &'a [(JobId, JobId)]) -> BoxFuture<'a, Result<Vec<u32>>> {
+        Box::pin(async move {
+            let mut parents: Vec<JobId> = edges.iter().map(|e| e.0).collect();
+            parents.sort_unstable();
+            parents.dedup();
+            let mut last: std::collections::HashMap<JobId, u32> = std::collections::HashMap::new();
+            for p in parents {
+                let children: Vec<JobId> = edges.iter().filter(|e| e.0 == p).map(|e| e.1).collect();
+                let counts = self.settle_dependencies(p, &children).await?;
+                for (c, n) in children.into_iter().zip(counts) {
+                    let e = last.entry(c).or_insert(n);
+                    *e = (*e).max(n);
+                }
+            }
+            Ok(edges.iter().map(|e| last[&e.1]).collect())
+        })
     }
 
     /// Releases held workflow steps: each of `ids` that is SCHEDULED with

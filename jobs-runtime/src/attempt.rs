@@ -96,7 +96,7 @@ impl Guard<'_> {
             let _ = self.outcomes.send(Handoff {
                 update: OutcomeUpdate::new(fence, outcome),
                 _window: window,
-                step: crate::workflow::is_step(self.job),
+                step: crate::workflow::is_step(self.job).then(|| self.job.clone()),
             });
         }
     }

@@ -212,7 +212,7 @@ fn release(shared: &Shared, outcomes: &Outcomes, job: &Job) {
     let _ = outcomes.send(Handoff {
         update: OutcomeUpdate::new(fence, Outcome::Release),
         _window: None,
-        step: false,
+        step: None,
     });
 }
 

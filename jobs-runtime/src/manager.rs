@@ -297,7 +297,7 @@ impl WorkerManager {
                 let _ = run.outcomes.send(Handoff {
                     update: OutcomeUpdate::new(fence, Outcome::Release),
                     _window: None,
-                    step: false,
+                    step: None,
                 });
             }
             let grace = deadline

@@ -42,7 +42,9 @@ pub(crate) async fn reaper_loop(shared: Arc<Shared>, stop: StopToken, tasks: Tas
         Counters::bump(&shared.counters.recovered, recovered.len() as u64);
         for r in recovered {
             if r.now.is_terminal() && crate::workflow::is_step(&r.job) {
-                let _ = shared.steps_tx.send(r.job.id);
+                let mut job = r.job.clone();
+                job.status = r.now;
+                let _ = shared.steps_tx.send(Arc::new(job));
             }
             let mut job = r.job;
             crate::metrics::recovered(&job);

@@ -29,18 +29,27 @@ pub(crate) async fn recorder_loop(
     let mut batch: Vec<Handoff> = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         // Moved, not copied: a result may be large.
-        let steps: Vec<JobId> = batch
-            .iter()
-            .filter(|h| h.step && h.update.outcome.is_final())
-            .map(|h| h.update.fence.id)
+        let steps: Vec<Arc<jobs_core::Job>> = batch
+            .iter_mut()
+            .filter_map(|h| {
+                let job = h.step.take()?;
+                crate::workflow::finished(&job, &h.update.outcome).map(Arc::new)
+            })
             .collect();
         let (updates, window): (Vec<OutcomeUpdate>, Vec<_>) =
             batch.drain(..).map(|h| (h.update, h._window)).unzip();
         let lost = record(&shared, &updates, &give_up).await;
         count(&shared, &updates, &lost);
-        for id in steps {
-            if !lost.lost.contains(&id) && !lost.unwritten.contains(&id) {
-                let _ = shared.steps_tx.send(id);
+        for job in steps {
+            let id = job.id;
+            let written = !lost.lost.contains(&id) && !lost.unwritten.contains(&id);
+            // Recorded as failed instead of its outcome.
+            if written && lost.failed_instead.contains(&id) {
+                let mut job = jobs_core::Job::clone(&job);
+                job.status = jobs_core::JobStatus::Failed;
+                let _ = shared.steps_tx.send(Arc::new(job));
+            } else if written {
+                let _ = shared.steps_tx.send(job);
             }
         }
         shared.in_flight.remove(updates.iter().map(|u| &u.fence));

@@ -148,10 +148,10 @@ pub(crate) struct Shared {
     /// The key of its `jobs_running` gauge.
     pub(crate) running_key: metrics::Key,
     /// Where the recorder hands workflow steps whose final outcome it wrote.
-    pub(crate) steps_tx: tokio::sync::mpsc::UnboundedSender<jobs_core::JobId>,
+    pub(crate) steps_tx: tokio::sync::mpsc::UnboundedSender<Arc<jobs_core::Job>>,
     /// The other end, taken by the workflow loop.
     pub(crate) steps_rx:
-        Arc<tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<jobs_core::JobId>>>,
+        Arc<tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<Arc<jobs_core::Job>>>>,
 }
 
 impl Shared {
@@ -201,8 +201,9 @@ impl Shared {
 pub(crate) struct Handoff {
     pub(crate) update: jobs_core::backend::OutcomeUpdate,
     pub(crate) _window: Option<tokio::sync::OwnedSemaphorePermit>,
-    /// The job is a workflow step: its follow-up runs once the outcome is written.
-    pub(crate) step: bool,
+    /// The job, if it is a workflow step: its follow-up runs once the
+    /// outcome is written.
+    pub(crate) step: Option<Arc<jobs_core::Job>>,
 }
 
 /// Where attempts hand their outcomes to the recorder.

@@ -27,6 +27,23 @@ const SWEEP_PAGE: usize = 200;
 /// Most steps followed up in one go.
 const BATCH: usize = 64;
 
+/// The step as it is once `outcome` is recorded, if that ends it.
+pub(crate) fn finished(job: &Job, outcome: &jobs_core::backend::Outcome) -> Option<Job> {
+    use jobs_core::backend::Outcome;
+    let status = match outcome {
+        Outcome::Complete { .. } | Outcome::CompleteAndDelete => JobStatus::Completed,
+        Outcome::Fail { .. } | Outcome::Cancel { .. } => JobStatus::Failed,
+        Outcome::DeadLetter { .. } => JobStatus::DeadLetter,
+        _ => return None,
+    };
+    let mut job = job.clone();
+    job.status = status;
+    if matches!(outcome, Outcome::Cancel { .. }) && job.cancelled_at.is_none() {
+        job.cancelled_at = Some(chrono::Utc::now());
+    }
+    Some(job)
+}
+
 /// Whether a recorded job is a workflow step (cheap: metadata is usually empty).
 pub(crate) fn is_step(job: &Job) -> bool {
     !job.metadata.is_empty() && job.metadata.contains_key(jobs_core::workflow::WORKFLOW_KEY)
@@ -36,21 +53,21 @@ pub(crate) fn is_step(job: &Job) -> bool {
 /// held steps while this manager is the maintainer.
 pub(crate) async fn workflow_loop(
     shared: Arc<Shared>,
-    rx: Arc<Mutex<mpsc::UnboundedReceiver<JobId>>>,
+    rx: Arc<Mutex<mpsc::UnboundedReceiver<Arc<Job>>>>,
     stop: StopToken,
 ) {
     let mut rx = rx.lock().await;
     let mut sweep = tokio::time::interval(shared.cfg.reap);
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut cursor: Option<jobs_core::JobCursor> = None;
-    let mut ids = Vec::with_capacity(BATCH);
+    let mut ids: Vec<Arc<Job>> = Vec::with_capacity(BATCH);
     loop {
         tokio::select! {
             _ = stop.cancelled() => {
                 // What was handed over before the stop is followed up now;
                 // anything later the maintainer's sweep finds.
-                while let Ok(id) = rx.try_recv() {
-                    ids.push(id);
+                while let Ok(job) = rx.try_recv() {
+                    ids.push(job);
                 }
                 follow_up(&shared, &mut ids).await;
                 return;
@@ -74,37 +91,70 @@ pub(crate) async fn workflow_loop(
     }
 }
 
-async fn follow_up(shared: &Shared, ids: &mut Vec<JobId>) {
-    let backend = shared.backend().clone();
-    for id in ids.drain(..) {
-        if let Err(e) = shared.call("workflow", advance(backend.as_ref(), id)).await {
-            warn!(job_id = %id, error = %e, "could not move the workflow on after this step; the maintainer's sweep will");
+/// Follows up a batch of finished steps: the completed ones' edges in one
+/// backend call, the failed ones side by side.
+async fn follow_up(shared: &Arc<Shared>, jobs: &mut Vec<Arc<Job>>) {
+    let (done, failed): (Vec<Arc<Job>>, Vec<Arc<Job>>) = jobs
+        .drain(..)
+        .partition(|j| j.status == JobStatus::Completed);
+    if !done.is_empty() {
+        let backend = shared.backend().clone();
+        let parents: Vec<&Job> = done.iter().map(|j| &**j).collect();
+        if let Err(e) = shared
+            .call("workflow", completed(backend.as_ref(), &parents))
+            .await
+        {
+            warn!(steps = done.len(), error = %e, "could not move workflows on after these steps; the maintainer's sweep will");
         }
     }
+    let mut set = tokio::task::JoinSet::new();
+    for job in failed {
+        let shared = shared.clone();
+        set.spawn(async move {
+            let backend = shared.backend().clone();
+            if let Err(e) = shared
+                .call("workflow", advance_job(backend.as_ref(), &job))
+                .await
+            {
+                warn!(job_id = %job.id, error = %e, "could not move the workflow on after this step; the maintainer's sweep will");
+            }
+        });
+    }
+    while set.join_next().await.is_some() {}
 }
 
 /// After step `id` finished: settles its edges and releases, cancels or
 /// resumes its children as their policies say. Does nothing for a step that
 /// has not finished.
 pub async fn advance(backend: &dyn Backend, id: JobId) -> Result<()> {
-    let mut todo = vec![id];
-    while let Some(id) = todo.pop() {
-        let Some(job) = backend.get(id).await? else {
-            continue;
-        };
-        let Some(info) = step_info(&job) else {
-            continue;
-        };
-        if !job.status.is_terminal() || info.children.is_empty() {
-            continue;
-        }
-        if job.status == JobStatus::Completed {
-            completed(backend, &job, &info.children).await?;
-        } else {
-            todo.extend(failed(backend, &job, &info.children).await?);
-        }
+    match backend.get(id).await? {
+        Some(job) => advance_job(backend, &job).await,
+        None => Ok(()),
     }
-    Ok(())
+}
+
+/// [`advance`] for a step known to have finished (its status final),
+/// without reading it again.
+pub async fn advance_job(backend: &dyn Backend, job: &Job) -> Result<()> {
+    let mut todo = Vec::new();
+    let mut next = Some(job.clone());
+    loop {
+        if let Some(job) = next.take() {
+            if let Some(info) = step_info(&job) {
+                if job.status.is_terminal() && !info.children.is_empty() {
+                    if job.status == JobStatus::Completed {
+                        completed(backend, &[&job]).await?;
+                    } else {
+                        todo.extend(failed(backend, &job, &info.children).await?);
+                    }
+                }
+            }
+        }
+        let Some(id) = todo.pop() else {
+            return Ok(());
+        };
+        next = backend.get(id).await?;
+    }
 }
 
 fn step_info(job: &Job) -> Option<StepInfo> {
@@ -120,33 +170,51 @@ fn step_info(job: &Job) -> Option<StepInfo> {
 /// A parent completed: settle every edge; release the children whose every
 /// edge is settled, resume those the workflow had cancelled, and cancel a
 /// failure callback that is not needed.
-async fn completed(backend: &dyn Backend, parent: &Job, children: &[ChildEdge]) -> Result<()> {
-    let ids: Vec<JobId> = children.iter().map(|c| c.id).collect();
-    let settled = backend.settle_dependencies(parent.id, &ids).await?;
+async fn completed(backend: &dyn Backend, parents: &[&Job]) -> Result<()> {
+    let mut edges = Vec::new();
+    let mut kids: Vec<ChildEdge> = Vec::new();
+    for p in parents {
+        if let Some(info) = step_info(p) {
+            for c in info.children {
+                edges.push((p.id, c.id));
+                kids.push(c);
+            }
+        }
+    }
+    if edges.is_empty() {
+        return Ok(());
+    }
+    // One call for every edge: a fan-in's count is written once per batch.
+    let settled = backend.settle_many(&edges).await?;
     let mut ready = Vec::new();
     let mut not_needed = Vec::new();
-    for (edge, n) in children.iter().zip(settled) {
+    for (edge, n) in kids.iter().zip(settled) {
         if n < edge.parents {
             continue;
         }
-        match edge.on {
-            OnParentFailure::RunOnFirstFailure => not_needed.push(edge.id),
-            _ => ready.push(edge.id),
+        let list = match edge.on {
+            OnParentFailure::RunOnFirstFailure => &mut not_needed,
+            _ => &mut ready,
+        };
+        if !list.contains(&edge.id) {
+            list.push(edge.id);
         }
     }
     if !ready.is_empty() {
         let released = backend.release_held(&ready).await?;
-        debug!(parent = %parent.id, released = released.len(), "workflow steps released");
+        debug!(released = released.len(), "workflow steps released");
         let rest: Vec<JobId> = ready
             .into_iter()
             .filter(|id| !released.contains(id))
             .collect();
         // Not held: running or done already, or cancelled below a parent
         // that failed before it was requeued — resume those.
-        for (id, job) in rest.iter().zip(backend.get_many(&rest).await?) {
-            if let Some(job) = job {
-                if cancelled_by_workflow(&job) && !skipped_as_not_needed(&job) {
-                    resume(backend, *id).await?;
+        if !rest.is_empty() {
+            for (id, job) in rest.iter().zip(backend.get_many(&rest).await?) {
+                if let Some(job) = job {
+                    if cancelled_by_workflow(&job) && !skipped_as_not_needed(&job) {
+                        resume(backend, *id).await?;
+                    }
                 }
             }
         }

@@ -141,6 +141,7 @@ macro_rules! jobs_conformance_suite {
             handles::a_wait_that_times_out_leaves_the_job_untouched,
 
             workflow::dependencies_settle_once_per_edge,
+            workflow::edges_of_many_parents_settle_in_one_call,
             workflow::many_workers_settling_one_child_count_each_edge_once,
             workflow::only_held_steps_are_released,
             workflow::get_many_keeps_order_and_reports_missing,

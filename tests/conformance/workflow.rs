@@ -42,6 +42,19 @@ pub async fn dependencies_settle_once_per_edge(q: Backend) {
     assert!(q.settle_dependencies(p1, &[]).await.unwrap().is_empty());
 }
 
+pub async fn edges_of_many_parents_settle_in_one_call(q: Backend) {
+    let (p1, p2, p3) = (JobId::new(), JobId::new(), JobId::new());
+    let c1 = enqueue(&q, held("wf.child")).await;
+    let c2 = enqueue(&q, held("wf.child")).await;
+    assert_eq!(q.settle_dependencies(p1, &[c1]).await.unwrap(), vec![1]);
+    // p1→c1 again (no change), p2→c1, p3→c1, p2→c2, and a duplicate.
+    let edges = [(p1, c1), (p2, c1), (p3, c1), (p2, c2), (p2, c2)];
+    assert_eq!(q.settle_many(&edges).await.unwrap(), vec![3, 3, 3, 1, 1]);
+    assert_eq!(q.settle_many(&edges).await.unwrap(), vec![3, 3, 3, 1, 1]);
+    assert_eq!(q.settle_dependencies(p3, &[c2]).await.unwrap(), vec![2]);
+    assert!(q.settle_many(&[]).await.unwrap().is_empty());
+}
+
 pub async fn many_workers_settling_one_child_count_each_edge_once(q: Backend) {
     let child = enqueue(&q, held("wf.child")).await;
     let parents: Vec<JobId> = (0..40).map(|_| JobId::new()).collect();

@@ -150,6 +150,7 @@ impl jobs_core::Backend for SelfCleaning {
         requeue_many(filter: &'a jobs_core::RequeueFilter) -> jobs_core::Result<jobs_core::RequeueReport>;
         get_many(ids: &'a [jobs_core::JobId]) -> jobs_core::Result<Vec<Option<jobs_core::Job>>>;
         settle_dependencies(parent: jobs_core::JobId, children: &'a [jobs_core::JobId]) -> jobs_core::Result<Vec<u32>>;
+        settle_many(edges: &'a [(jobs_core::JobId, jobs_core::JobId)]) -> jobs_core::Result<Vec<u32>>;
         release_held(ids: &'a [jobs_core::JobId]) -> jobs_core::Result<Vec<jobs_core::JobId>>;
     }
 }

@@ -366,6 +366,12 @@ impl Backend for PostgresBackend {
         Box::pin(self.settle_edges(parent, children))
     }
 
+    /// Every edge in one statement: a fan-in's count is updated once per
+    /// call, however many of its parents finished.
+    fn settle_many<'a>(&'a self, edges: &'a [(JobId, JobId)]) -> BoxFuture<'a, Result<Vec<u32>>> {
+        Box::pin(self.settle_pairs(edges))
+    }
+
     /// One conditional `UPDATE`, which notifies the released jobs' queues.
     fn release_held<'a>(&'a self, ids: &'a [JobId]) -> BoxFuture<'a, Result<Vec<JobId>>> {
         Box::pin(self.release_held_jobs(ids))

@@ -39,16 +39,29 @@ impl PostgresBackend {
     /// their counts read by a second one, whose fresh snapshot sees the
     /// settle that got there first, even one it waited for.
     pub(super) async fn settle_edges(&self, parent: JobId, children: &[JobId]) -> Result<Vec<u32>> {
-        if children.is_empty() {
+        let edges: Vec<(JobId, JobId)> = children.iter().map(|c| (parent, *c)).collect();
+        self.settle_pairs(&edges).await
+    }
+
+    /// Settles `(parent, child)` edges of any parents in one statement (see
+    /// [`settle_edges`](Self::settle_edges)); each edge's child's count after it.
+    pub(super) async fn settle_pairs(&self, edges: &[(JobId, JobId)]) -> Result<Vec<u32>> {
+        if edges.is_empty() {
             return Ok(Vec::new());
         }
-        let mut distinct: Vec<Uuid> = children.iter().map(|c| *c.as_uuid()).collect();
-        distinct.sort_unstable();
+        let mut pairs: Vec<(Uuid, Uuid)> = edges
+            .iter()
+            .map(|(p, c)| (*c.as_uuid(), *p.as_uuid()))
+            .collect();
+        pairs.sort_unstable();
+        pairs.dedup();
+        let (kids, parents): (Vec<Uuid>, Vec<Uuid>) = pairs.iter().copied().unzip();
+        let mut distinct = kids.clone();
         distinct.dedup();
         let mut conn = self.conns.get().await?;
         let res = sqlx::query(&self.inner.sql.settle)
-            .bind(&distinct)
-            .bind(parent.as_uuid())
+            .bind(&kids)
+            .bind(&parents)
             .fetch_all(conn.get())
             .await;
         let rows = match res {
@@ -75,9 +88,9 @@ impl PostgresBackend {
             conn.done(Ok(()))?;
         }
         // A child deleted since its edge settled has no edges left: 0.
-        Ok(children
+        Ok(edges
             .iter()
-            .map(|c| {
+            .map(|(_, c)| {
                 counts
                     .get(c.as_uuid())
                     .map_or(0, |&n| u32::try_from(n).unwrap_or(0))
