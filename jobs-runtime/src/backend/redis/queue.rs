@@ -74,6 +74,10 @@ impl Backend for RedisBackend {
         Box::pin(self.settle_now(parent, children))
     }
 
+    fn settle_many<'a>(&'a self, edges: &'a [(JobId, JobId)]) -> BoxFuture<'a, Result<Vec<u32>>> {
+        Box::pin(self.settle_pairs(edges))
+    }
+
     fn release_held<'a>(&'a self, ids: &'a [JobId]) -> BoxFuture<'a, Result<Vec<JobId>>> {
         Box::pin(self.release_now(ids))
     }

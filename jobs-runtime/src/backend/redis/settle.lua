@@ -1,19 +1,20 @@
--- Settles the workflow edges from `parent` to each child: set
--- `{P}:settled:<child>` holds the parents whose edge to the child settled, so
--- an edge counts once however often it is settled. A child that does not
--- exist (deleted meanwhile: a workflow's steps are stored together) keeps
--- its set only for SETTLED_TTL, since no deletion of it will come to drop it.
--- ARGV: parent, children... Returns per child how many of its edges are
--- settled now.
+-- Settles workflow edges: set `{P}:settled:<child>` holds the parents whose
+-- edge to the child settled, so an edge counts once however often it is
+-- settled. A child that does not exist (deleted meanwhile: a workflow's
+-- steps are stored together) keeps its set only for SETTLED_TTL, since no
+-- deletion of it will come to drop it.
+-- ARGV: parent, child, parent, child, ... (one pair per edge, of any
+-- parents). Returns per edge how many edges of its child are settled once
+-- every edge of the call is.
 local SETTLED_TTL = 86400
-local parent = ARGV[1]
 local out = {}
-for i = 2, #ARGV do
-  local child = ARGV[i]
-  local key = K .. ':settled:' .. child
-  if redis.call('SADD', key, parent) == 1 and redis.call('EXISTS', jkey(child)) == 0 then
+for i = 1, #ARGV, 2 do
+  local key = K .. ':settled:' .. ARGV[i + 1]
+  if redis.call('SADD', key, ARGV[i]) == 1 and redis.call('EXISTS', jkey(ARGV[i + 1])) == 0 then
     redis.call('EXPIRE', key, SETTLED_TTL)
   end
-  out[#out + 1] = redis.call('SCARD', key)
+end
+for i = 2, #ARGV, 2 do
+  out[#out + 1] = redis.call('SCARD', K .. ':settled:' .. ARGV[i])
 end
 return out

@@ -11,18 +11,24 @@ impl RedisBackend {
     /// Settles the edges from `parent` to `children` in `{P}:settled:<child>`
     /// and returns each child's settled edges, in order.
     pub(super) async fn settle_now(&self, parent: JobId, children: &[JobId]) -> Result<Vec<u32>> {
-        if children.is_empty() {
+        let edges: Vec<(JobId, JobId)> = children.iter().map(|c| (parent, *c)).collect();
+        self.settle_pairs(&edges).await
+    }
+
+    /// Settles `(parent, child)` edges of any parents in one script call;
+    /// returns each edge's child's settled edges after the call.
+    pub(super) async fn settle_pairs(&self, edges: &[(JobId, JobId)]) -> Result<Vec<u32>> {
+        if edges.is_empty() {
             return Ok(Vec::new());
         }
         let mut cmd = script_cmd(
             &SCRIPTS.settle,
             &self.inner.ns,
-            1 + children.len(),
-            (1 + children.len()) * 36,
+            2 * edges.len(),
+            2 * edges.len() * 36,
         );
-        cmd.arg(parent.to_string());
-        for c in children {
-            cmd.arg(c.to_string());
+        for (p, c) in edges {
+            cmd.arg(p.to_string()).arg(c.to_string());
         }
         let mut conn = self.conn().await?;
         let reply = run_script(&SCRIPTS.settle, &cmd, &mut conn).await?;
@@ -31,11 +37,11 @@ impl RedisBackend {
             .map(|v| int(v).and_then(|n| u32::try_from(n).ok()))
             .collect::<Option<_>>()
             .ok_or_else(|| unexpected("the settle script returned a count that is not one"))?;
-        if counts.len() != children.len() {
+        if counts.len() != edges.len() {
             return Err(unexpected(format_args!(
-                "the settle script returned {} counts for {} children",
+                "the settle script returned {} counts for {} edges",
                 counts.len(),
-                children.len()
+                edges.len()
             )));
         }
         Ok(counts)

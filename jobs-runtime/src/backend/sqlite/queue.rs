@@ -295,6 +295,11 @@ impl Backend for SqliteBackend {
         Box::pin(self.settle_now(parent, children))
     }
 
+    /// Every edge in one writer transaction.
+    fn settle_many<'a>(&'a self, edges: &'a [(JobId, JobId)]) -> BoxFuture<'a, Result<Vec<u32>>> {
+        Box::pin(self.settle_pairs(edges))
+    }
+
     /// One conditional `UPDATE` on the writer; wakes this process's workers.
     fn release_held<'a>(&'a self, ids: &'a [JobId]) -> BoxFuture<'a, Result<Vec<JobId>>> {
         Box::pin(self.release_held_now(ids))

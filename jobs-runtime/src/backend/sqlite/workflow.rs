@@ -57,32 +57,53 @@ impl SqliteBackend {
     /// IMMEDIATE` transaction: new edges are recorded and counted, edges
     /// settled before change nothing; returns each child's count, in order.
     pub(super) async fn settle_now(&self, parent: JobId, children: &[JobId]) -> Result<Vec<u32>> {
-        if children.is_empty() {
+        let edges: Vec<(JobId, JobId)> = children.iter().map(|c| (parent, *c)).collect();
+        self.settle_pairs(&edges).await
+    }
+
+    /// Settles `(parent, child)` edges of any parents in one transaction
+    /// (two statements per parent); each edge's child's count after it.
+    pub(super) async fn settle_pairs(&self, edges: &[(JobId, JobId)]) -> Result<Vec<u32>> {
+        if edges.is_empty() {
             return Ok(Vec::new());
         }
-        let parent = *parent.as_uuid();
-        let all = hex_array(children.iter().map(JobId::as_uuid));
-        let distinct = children
+        let mut by_parent: Vec<(Uuid, String)> = Vec::new();
+        {
+            let mut groups: std::collections::BTreeMap<Uuid, Vec<&Uuid>> = Default::default();
+            for (p, c) in edges {
+                groups.entry(*p.as_uuid()).or_default().push(c.as_uuid());
+            }
+            for (p, kids) in groups {
+                by_parent.push((p, hex_array(kids)));
+            }
+        }
+        let all = hex_array(edges.iter().map(|(_, c)| c.as_uuid()));
+        let distinct = edges
             .iter()
+            .map(|(_, c)| c)
             .collect::<std::collections::HashSet<_>>()
             .len();
         let counts: HashMap<Uuid, i64> = self
             .write(move |conn| {
                 Box::pin(async move {
                     let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
-                    let fresh: Vec<Uuid> = sqlx::query_scalar(sql::settle_edges())
-                        .bind(parent)
-                        .bind(all.as_str())
-                        .fetch_all(&mut *tx)
-                        .await
-                        .map_err(db_err)?;
                     let mut counts = HashMap::with_capacity(distinct);
-                    if !fresh.is_empty() {
+                    for (parent, kids) in &by_parent {
+                        let fresh: Vec<Uuid> = sqlx::query_scalar(sql::settle_edges())
+                            .bind(*parent)
+                            .bind(kids.as_str())
+                            .fetch_all(&mut *tx)
+                            .await
+                            .map_err(db_err)?;
+                        if fresh.is_empty() {
+                            continue;
+                        }
                         let rows = sqlx::query(sql::count_settled())
                             .bind(hex_array(&fresh))
                             .fetch_all(&mut *tx)
                             .await
                             .map_err(db_err)?;
+                        // A later parent's edge to the same child counts on.
                         for row in &rows {
                             counts.insert(
                                 row.try_get::<Uuid, _>(0).map_err(db_err)?,
@@ -108,9 +129,9 @@ impl SqliteBackend {
                 })
             })
             .await?;
-        children
+        edges
             .iter()
-            .map(|child| {
+            .map(|(_, child)| {
                 counts
                     .get(child.as_uuid())
                     .and_then(|&n| u32::try_from(n).ok())
