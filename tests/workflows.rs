@@ -377,3 +377,59 @@ async fn a_manager_missing_a_declared_step_is_refused() {
         .build()
         .unwrap();
 }
+
+/// `jobs::testing`: a step performed with its parents' results given, and a
+/// whole workflow drained in the test's task.
+#[tokio::test]
+async fn testing_helpers_run_a_step_and_a_whole_workflow() {
+    use report_pipeline::{MergeHandler, MergeRegions, MergedReport};
+    let out = jobs::testing::perform::<MergeHandler>(MergeRegions {
+        month: "2026-12".into(),
+    })
+    .parents([
+        serde_json::json!({ "region": "emea", "orders": 2, "revenue_cents": 300 }),
+        serde_json::json!({ "region": "amer", "orders": 5, "revenue_cents": 700 }),
+    ])
+    .await;
+    assert_eq!(out.status(), JobStatus::Completed);
+    let merged: MergedReport = serde_json::from_value(out.result().unwrap().clone()).unwrap();
+    assert_eq!((merged.orders, merged.revenue_cents), (7, 1000));
+    assert_eq!(merged.regions, ["emea", "amer"]);
+
+    // Without parents, a step that takes their results fails for good, saying why.
+    let out = jobs::testing::perform::<MergeHandler>(MergeRegions {
+        month: "2026-12".into(),
+    })
+    .await;
+    assert_eq!(out.status(), JobStatus::Failed);
+    assert!(
+        out.error()
+            .unwrap()
+            .to_string()
+            .contains("not a workflow step"),
+        "{:?}",
+        out.error()
+    );
+
+    let queue = jobs::connect("memory://").await.unwrap();
+    let (wf, rendered, _) = report_pipeline::report_workflow("2026-12");
+    let handle = queue.enqueue_workflow(wf).await.unwrap();
+    let drained = jobs::testing::drain(&queue)
+        .data(report_pipeline::Sources::default())
+        .backoff(Backoff::fixed(Duration::ZERO))
+        .with_recursion(true)
+        .await
+        .unwrap();
+    // Four extractions (apac twice), the merge, the render.
+    assert_eq!((drained.completed, drained.retried), (6, 1));
+    assert_eq!(
+        handle.status().await.unwrap().state,
+        WorkflowState::Completed
+    );
+    let report = handle
+        .step(&rendered)
+        .result_timeout(PATIENCE)
+        .await
+        .unwrap();
+    assert_eq!(report.url, "s3://reports/2026-12.pdf");
+}

@@ -150,6 +150,9 @@ pub(crate) struct Attempt<'a> {
     pub(crate) watch: Option<(Ticks, PollStart)>,
     /// Where the handler's progress reports go (none outside a manager).
     pub(crate) progress: Option<ProgressSink>,
+    /// The parents' results to hand the handler instead of reading them
+    /// (`jobs::testing::perform(..).parents(..)`).
+    pub(crate) parents: Option<Arc<[jobs_core::workflow::ParentResult]>>,
 }
 
 impl Shared {
@@ -162,6 +165,7 @@ impl Shared {
             worker_id: &self.worker_id,
             watch: poll_start.map(|p| (self.ticks.clone(), p)),
             progress: None,
+            parents: None,
         }
     }
 }
@@ -194,7 +198,9 @@ impl Attempt<'_> {
         debug!("job started");
         let limit = time_limit(cfg, handler, job);
         let mut ctx = self.context(job, cancel);
-        if crate::workflow::is_step(job) {
+        if let Some(parents) = &self.parents {
+            ctx = ctx.with_parents(parents.clone());
+        } else if crate::workflow::is_step(job) {
             match crate::workflow::parent_results(self.queue.backend().as_ref(), job).await {
                 Ok(Some(parents)) => ctx = ctx.with_parents(parents),
                 Ok(None) => {}

@@ -31,6 +31,9 @@ const WORKER_ID: &str = "jobs-testing-drain";
 /// the outcomes. `.await` it for a [`Drained`] summary.
 ///
 /// * By default one pass: the jobs due when it starts, once each.
+/// * A workflow step that completes releases its children as a manager's
+///   does; they are due at once, so `.with_recursion(true)` runs a whole
+///   workflow.
 /// * `.with_recursion(true)`: passes until nothing is due, so the jobs those
 ///   jobs enqueue, and retries due at once, run too.
 /// * `.with_scheduled(true)`: also waits for jobs scheduled later and for
@@ -221,6 +224,7 @@ impl Drain<'_> {
             worker_id: &worker_id,
             watch: None,
             progress: None,
+            parents: None,
         };
         let backend = self.queue.backend();
         let lease = self
@@ -278,9 +282,17 @@ impl Drain<'_> {
                     Outcome::Fail { .. } | Outcome::Cancel { .. } => drained.failed += 1,
                     _ => drained.dead_lettered += 1,
                 }
+                let finished = crate::workflow::is_step(&job)
+                    .then(|| crate::workflow::finished(&job, &outcome))
+                    .flatten();
                 backend
                     .record(WORKER_ID, &[OutcomeUpdate::new(job.fence(), outcome)])
                     .await?;
+                // A workflow step: release (or cancel) what waited for it,
+                // as a manager's follow-up does.
+                if let Some(step) = finished {
+                    crate::workflow::advance_job(backend.as_ref(), &step).await?;
+                }
             }
             if drained.attempts() == self.limit {
                 continue; // the top of the loop says whether work is left
@@ -331,9 +343,10 @@ impl Drain<'_> {
                 .queue
                 .list_all(&JobFilter::default().status(status).limit(1000))
                 .await?;
+            // A held workflow step waits for its parents, not for a time.
             earliest = jobs
                 .iter()
-                .filter(|j| queues.contains(&j.queue_name))
+                .filter(|j| queues.contains(&j.queue_name) && !jobs_core::workflow::is_held(j))
                 .map(|j| j.run_at)
                 .chain(earliest)
                 .min();

@@ -130,6 +130,7 @@ pub struct Perform<H> {
     queue: Option<Queue>,
     cfg: Config,
     cancel: Option<CancelReason>,
+    parents: Option<Arc<[jobs_core::workflow::ParentResult]>>,
     caller: &'static std::panic::Location<'static>,
 }
 
@@ -153,6 +154,7 @@ impl<H: JobHandler> Perform<H> {
             queue: None,
             cfg: Config::default(),
             cancel: None,
+            parents: None,
             caller: std::panic::Location::caller(),
         }
     }
@@ -179,6 +181,31 @@ impl<H: JobHandler> Perform<H> {
     /// Default: a fresh `memory://` queue, [`Performed::queue`] after the run.
     pub fn queue(mut self, queue: Queue) -> Self {
         self.queue = Some(queue);
+        self
+    }
+
+    /// Runs a workflow step as if its parents had completed with these
+    /// results, in edge order: what its `Parent<T>`, `Parents<T>` and
+    /// `BatchResults` arguments get. `serde_json::Value::Null` stands for a
+    /// parent that failed (as a step that runs after failures sees it).
+    pub fn parents(mut self, results: impl IntoIterator<Item = serde_json::Value>) -> Self {
+        self.parents = Some(
+            results
+                .into_iter()
+                .map(|r| {
+                    let failed = r.is_null();
+                    let mut job =
+                        Job::new(jobs_core::JobId::new(), "parent", serde_json::Value::Null);
+                    job.status = if failed {
+                        jobs_core::JobStatus::Failed
+                    } else {
+                        jobs_core::JobStatus::Completed
+                    };
+                    job.result_data = Some(r);
+                    jobs_core::workflow::ParentResult::new(job.id, Some(&job))
+                })
+                .collect(),
+        );
         self
     }
 
@@ -265,6 +292,7 @@ impl<H: JobHandler> IntoFuture for Perform<H> {
                 worker_id: &worker_id,
                 watch: None,
                 progress: None,
+                parents: self.parents.clone(),
             };
             let attempted = attempt.run(&self.handler, &job, &cancel).await;
             Performed {
