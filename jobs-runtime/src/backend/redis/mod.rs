@@ -297,6 +297,7 @@ mod admin;
 mod bulk;
 mod conn;
 mod control;
+mod finished;
 mod listener;
 mod listing;
 mod options;
