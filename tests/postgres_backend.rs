@@ -1438,13 +1438,14 @@ async fn a_result_wait_is_woken_by_the_finished_channel_not_by_polling() {
             NewJob::new("idle", json!({})).queue("idle"),
             NewJob::new("t", json!({})),
             NewJob::new("t", json!({})).queue("cancelled"),
+            NewJob::new("t", json!({})).queue("lost").max_retries(0),
         ])
         .await
         .unwrap()
         .into_iter()
         .map(|e| e.id())
         .collect();
-    let (idle, recorded, cancelled) = (ids[0], ids[1], ids[2]);
+    let (idle, recorded, cancelled, lost) = (ids[0], ids[1], ids[2], ids[3]);
     subscribe_finish_signal(&backend, idle).await;
 
     // Recorded by the other backend 1.5 s into a wait of 60 s. Without the
@@ -1493,6 +1494,34 @@ async fn a_result_wait_is_woken_by_the_finished_channel_not_by_polling() {
     let before = backend.finish_wait_reads();
     let got = woken(backend.wait_finished(cancelled, Duration::from_secs(60))).await;
     assert_eq!(got.status, JobStatus::Failed);
+    assert_eq!(backend.finish_wait_reads() - before, 2);
+    finisher.await.unwrap();
+
+    // A lease that ran out, recovered by the other backend: no retries
+    // left, so DEAD_LETTER; the same.
+    let lost_queue = vec!["lost".to_string()];
+    let claimed = other
+        .claim(ClaimRequest::new(
+            "w3",
+            &lost_queue,
+            1,
+            Duration::from_secs(1),
+        ))
+        .await
+        .unwrap()
+        .jobs;
+    assert_eq!(claimed.len(), 1);
+    let finisher = {
+        let other = other.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            let recovered = other.recover_expired().await.unwrap();
+            assert_eq!(recovered.len(), 1);
+        })
+    };
+    let before = backend.finish_wait_reads();
+    let got = woken(backend.wait_finished(lost, Duration::from_secs(60))).await;
+    assert_eq!(got.status, JobStatus::DeadLetter);
     assert_eq!(backend.finish_wait_reads() - before, 2);
     finisher.await.unwrap();
 }
