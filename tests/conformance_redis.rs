@@ -223,4 +223,7 @@ impl Backend for Purged {
     fn listener<'a>(&'a self, queues: &'a [String]) -> BoxFuture<'a, Result<Box<dyn JobListener>>> {
         self.backend.listener(queues)
     }
+    fn wait_finished(&self, id: JobId, timeout: Duration) -> BoxFuture<'_, Result<Option<Job>>> {
+        self.backend.wait_finished(id, timeout)
+    }
 }

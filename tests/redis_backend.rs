@@ -848,3 +848,134 @@ async fn both_lanes_are_claimed_in_claim_order() {
         .collect();
     assert_eq!(all, want);
 }
+
+/// Subscribes `backend`'s finish signal: waits on `job` (unfinished) until a
+/// wait of 300 ms reads it twice only (at its start and end), which a wait
+/// does only while subscribed (before, it reads it every 20 ms and more).
+async fn subscribe_finish_signal(backend: &RedisBackend, job: jobs_core::JobId) {
+    for _ in 0..100 {
+        let before = backend.finish_wait_reads();
+        let got = backend
+            .wait_finished(job, Duration::from_millis(300))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(!got.status.is_terminal());
+        if backend.finish_wait_reads() - before == 2 {
+            return;
+        }
+    }
+    panic!("the finish signal never subscribed");
+}
+
+/// The job `wait` returns, which must come long before the wait's 30 s
+/// safety read: only a signal can end it sooner (or polling, which the
+/// callers rule out by counting reads).
+async fn woken(
+    wait: jobs_core::BoxFuture<'_, jobs_core::Result<Option<jobs_core::Job>>>,
+) -> jobs_core::Job {
+    tokio::time::timeout(Duration::from_secs(15), wait)
+        .await
+        .expect("woken by the signal, not by the safety read")
+        .unwrap()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_result_wait_is_woken_by_the_finished_channel_not_by_polling() {
+    let Some(b) = backend().await else { return };
+    // Another process on the same prefix finishes the jobs.
+    let other = RedisBackend::builder(&redis_url().unwrap())
+        .prefix(b.prefix())
+        .connect()
+        .await
+        .unwrap();
+    let ids: Vec<_> = b
+        .enqueue_batch(vec![
+            NewJob::new("idle", json!({})).queue("idle"),
+            NewJob::new("t", json!({})),
+            NewJob::new("t", json!({})).queue("cancelled"),
+            NewJob::new("t", json!({})).queue("lost").max_retries(0),
+        ])
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id())
+        .collect();
+    let (idle, recorded, cancelled, lost) = (ids[0], ids[1], ids[2], ids[3]);
+    subscribe_finish_signal(&b, idle).await;
+
+    // Recorded by the other backend 1.5 s into a wait of 60 s. Without the
+    // signal the wait would read the job some 8 times by then (a backoff
+    // from 20 ms), or, subscribed but deaf, see it only at its safety read
+    // 30 s in.
+    let queues = vec!["default".to_string()];
+    let job = other.claim(claim_req(&queues, 1)).await.unwrap().jobs;
+    assert_eq!(job.len(), 1);
+    let fence = job[0].fence();
+    let finisher = {
+        let other = other.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            let done = OutcomeUpdate::new(
+                fence,
+                Outcome::Complete {
+                    result: Some(json!(7)),
+                },
+            );
+            assert!(other.record("w2", &[done]).await.unwrap().is_empty());
+        })
+    };
+    let before = b.finish_wait_reads();
+    let got = woken(b.wait_finished(recorded, Duration::from_secs(60))).await;
+    assert_eq!(got.status, JobStatus::Completed);
+    assert_eq!(got.result_data, Some(json!(7)));
+    // One read before the wait, one after the signal.
+    assert_eq!(b.finish_wait_reads() - before, 2);
+    finisher.await.unwrap();
+
+    // A waiting job cancelled by the other backend: the same.
+    let finisher = {
+        let other = other.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            other
+                .cancel(cancelled, &jobs_core::CancelRequest::default())
+                .await
+                .unwrap();
+        })
+    };
+    let before = b.finish_wait_reads();
+    let got = woken(b.wait_finished(cancelled, Duration::from_secs(60))).await;
+    assert_eq!(got.status, JobStatus::Failed);
+    assert_eq!(b.finish_wait_reads() - before, 2);
+    finisher.await.unwrap();
+
+    // A lease that ran out, recovered by the other backend: no retries
+    // left, so DEAD_LETTER; the same.
+    let lost_queue = vec!["lost".to_string()];
+    let claimed = other
+        .claim(ClaimRequest::new(
+            "w3",
+            &lost_queue,
+            1,
+            Duration::from_secs(1),
+        ))
+        .await
+        .unwrap()
+        .jobs;
+    assert_eq!(claimed.len(), 1);
+    let finisher = {
+        let other = other.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            let recovered = other.recover_expired().await.unwrap();
+            assert_eq!(recovered.len(), 1);
+        })
+    };
+    let before = b.finish_wait_reads();
+    let got = woken(b.wait_finished(lost, Duration::from_secs(60))).await;
+    assert_eq!(got.status, JobStatus::DeadLetter);
+    assert_eq!(b.finish_wait_reads() - before, 2);
+    finisher.await.unwrap();
+}

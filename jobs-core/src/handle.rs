@@ -195,8 +195,11 @@ impl JobResultError {
 /// holds the key, whose result is the one to await.
 ///
 /// Waiting uses the backend's completion signal ([`Backend::wait_finished`]):
-/// in-process for memory and SQLite, polling with backoff elsewhere. Nothing
-/// waits in the background: dropping the handle or its future stops waiting.
+/// in-process for memory and SQLite, a `NOTIFY` or `PUBLISH` from the store
+/// for PostgreSQL and Redis (so a handle in any process wakes at once), and
+/// reads with a backoff for a backend without one. Nothing waits in the
+/// background: dropping the handle or its future stops waiting (PostgreSQL
+/// and Redis keep one listening connection per backend once a wait began).
 ///
 /// A typed result needs the payload's [`JobOutput`]; a payload without one
 /// (no `#[job_handler]` declares what it returns) does not compile, and says

@@ -152,5 +152,6 @@ impl jobs_core::Backend for SelfCleaning {
         settle_dependencies(parent: jobs_core::JobId, children: &'a [jobs_core::JobId]) -> jobs_core::Result<Vec<u32>>;
         settle_many(edges: &'a [(jobs_core::JobId, jobs_core::JobId)]) -> jobs_core::Result<Vec<u32>>;
         release_held(ids: &'a [jobs_core::JobId]) -> jobs_core::Result<Vec<jobs_core::JobId>>;
+        wait_finished(id: jobs_core::JobId, timeout: std::time::Duration) -> jobs_core::Result<Option<jobs_core::Job>>;
     }
 }

@@ -41,7 +41,20 @@ impl FinishWaiters {
         }
     }
 
-    fn register(&self, id: JobId) -> Registration<'_> {
+    /// Wakes every waiter: a signal was too broad to name jobs, or signals
+    /// may have been lost (each then reads its job again).
+    pub(crate) fn finished_all(&self) {
+        if self.waiting.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        let jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        for (_, notify) in jobs.values() {
+            notify.notify_waiters();
+        }
+    }
+
+    /// Registers interest in `id` until the returned registration is dropped.
+    pub(crate) fn register(&self, id: JobId) -> Registration<'_> {
         let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
         let entry = jobs.entry(id).or_insert_with(|| (0, Arc::default()));
         entry.0 += 1;
@@ -83,10 +96,17 @@ impl FinishWaiters {
 }
 
 /// One registered wait; dropping it (the wait ended or was dropped) unregisters it.
-struct Registration<'a> {
+pub(crate) struct Registration<'a> {
     waiters: &'a FinishWaiters,
     id: JobId,
     notify: Arc<Notify>,
+}
+
+impl Registration<'_> {
+    /// The signal this wait sleeps on.
+    pub(crate) fn notify(&self) -> &Notify {
+        &self.notify
+    }
 }
 
 impl Drop for Registration<'_> {

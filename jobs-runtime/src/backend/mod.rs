@@ -17,4 +17,6 @@ pub mod redis;
 pub mod sqlite;
 
 mod finished;
+#[cfg(any(feature = "postgres", feature = "redis"))]
+mod remote_finish;
 mod wait;

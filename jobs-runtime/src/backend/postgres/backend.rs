@@ -7,6 +7,7 @@ use std::time::Duration;
 use jobs_core::{JobId, JobStatus, Result};
 use sqlx::postgres::{PgConnectOptions, PgPool};
 
+use super::super::remote_finish::RemoteFinish;
 use super::conns::Conns;
 use super::error::corrupt;
 use super::hints::Hints;
@@ -45,6 +46,8 @@ pub(super) struct Inner {
     pub(super) own_options: PgConnectOptions,
     pub(super) lease_options: PgConnectOptions,
     pub(super) acquire_timeout: Duration,
+    /// The `finished` channel's signal, for `wait_finished`.
+    pub(super) finished: RemoteFinish,
 }
 
 /// Connections of each kind a detached handle opens at most: the manager's

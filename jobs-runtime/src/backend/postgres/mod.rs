@@ -123,6 +123,10 @@
 //! * Wake-up: enqueues (and jobs going back to waiting, and limited jobs
 //!   freeing a slot) `NOTIFY` once per statement; the listener also sleeps until the earliest scheduled job of its
 //!   queues, with a poll fallback, so an idle worker issues almost no queries.
+//! * Result handles: the statements that finish jobs (record, lease
+//!   recovery, cancelling a waiting job) `NOTIFY` the finished jobs' ids
+//!   on a `finished` channel, once per call, and `wait_finished` listens on
+//!   one connection per backend, so a handle in any process wakes at once.
 //! * Pruning: [`Backend::prune`] deletes finished jobs oldest first, at most
 //!   `limit` per statement, from a partial index on finished rows.
 //! * Time: every "now" is the database's clock, the listener's timer too (the
@@ -157,6 +161,7 @@ mod conns;
 mod control;
 mod enqueue;
 mod error;
+mod finished;
 mod hints;
 mod listener;
 mod listing;

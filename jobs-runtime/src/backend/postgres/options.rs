@@ -8,6 +8,7 @@ use jobs_core::backend::{redact_url, take_url_param};
 use jobs_core::{Error, Result};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
+use super::super::remote_finish::RemoteFinish;
 use super::backend::{Inner, PostgresBackend};
 use super::conns::Conns;
 use super::hints::Hints;
@@ -232,6 +233,7 @@ impl PostgresBuilder {
                 own_options,
                 lease_options,
                 acquire_timeout: self.acquire_timeout,
+                finished: RemoteFinish::default(),
             }),
             conns: Arc::new(conns),
             lease_conns: Arc::new(lease_conns),
@@ -256,6 +258,11 @@ fn millis(d: Duration) -> String {
 
 pub(super) fn channel_name(schema: &str) -> String {
     format!("{schema}.jobs_wake")
+}
+
+/// The NOTIFY channel that says jobs finished (see `finished.rs`).
+pub(super) fn finished_channel_name(schema: &str) -> String {
+    format!("{schema}.jobs_finished")
 }
 
 #[cfg(test)]

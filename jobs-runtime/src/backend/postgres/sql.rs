@@ -3,7 +3,7 @@
 
 use jobs_core::MAX_ERROR_HISTORY;
 
-use super::options::{channel_name, quote_ident, quote_literal};
+use super::options::{channel_name, finished_channel_name, quote_ident, quote_literal};
 
 const JOB_COLUMNS: &str = "id, seq, queue_name, job_type, payload, status, priority, retry_count, \
      max_retries, run_at, created_at, started_at, completed_at, error_message, errors, result_data, \
@@ -119,6 +119,16 @@ fn wake(channel: &str, refresh: &str) -> String {
     )
 }
 
+/// The NOTIFY on the `finished` channel of one statement, as an aggregate
+/// over the rows (with an `id`) of the jobs it finished: the payload lists
+/// their ids, or is `*` ("any job") for more than fit in one payload.
+fn finished(channel: &str) -> String {
+    format!(
+        "pg_notify({channel}, CASE WHEN count(*) > 150 THEN '*' \
+         ELSE string_agg(id::text, ' ') END)"
+    )
+}
+
 /// A `sql/*.sql` file's statement: without the `--` comment lines on top and
 /// the whitespace around it.
 fn statement(file: &str) -> &str {
@@ -174,9 +184,11 @@ impl Sql {
         let wake_enqueue = wake(&channel, "bool_or(status = 'SCHEDULED')");
         let wake_record = wake(&channel, "bool_or(run_at > now())");
         let wake_plain = wake(&channel, "false");
+        let finished = finished(&quote_literal(&finished_channel_name(schema)));
         let keep = keep_errors();
         // `__WAKE__` differs by statement: when its NOTIFY asks listeners to re-read their timer.
         let load = |file: &str, wake: Option<&str>| {
+            let finished = finished.as_str();
             let mut values = vec![
                 ("__TABLE__", t.as_str()),
                 ("__COLS__", cols),
@@ -190,6 +202,7 @@ impl Sql {
                 ("__RATE_LOG__", rate_log.as_str()),
                 ("__EDGES__", edges.as_str()),
                 ("__WAITS__", waits.as_str()),
+                ("__FINISHED__", finished),
             ];
             values.extend(wake.map(|wake| ("__WAKE__", wake)));
             splice(statement(file), &values)

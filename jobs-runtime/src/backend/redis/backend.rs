@@ -13,6 +13,7 @@ use redis::{Client, Value};
 #[cfg(doc)]
 use jobs_core::Backend;
 
+use super::super::remote_finish::RemoteFinish;
 use super::conn::{Conn, OwnConn};
 use super::options::RedisBuilder;
 use super::row::{
@@ -40,6 +41,8 @@ pub(super) struct Inner {
     pub(super) ns: String,
     pub(super) prefix: String,
     pub(super) connection_timeout: Duration,
+    /// The `{P}:finished` channel's signal, for `wait_finished`.
+    pub(super) finished: RemoteFinish,
 }
 
 impl std::fmt::Debug for RedisBackend {

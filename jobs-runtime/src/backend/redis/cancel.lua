@@ -3,7 +3,8 @@
 -- gives up its unique key (unless its states hold FAILED) and leaves its
 -- sequence. A RUNNING one is only marked (`cx`, and the message in `em`),
 -- once, and its id published on `{P}:cancel`: its worker stops it and
--- records the cancellation.
+-- records the cancellation. A job that finished here is published on
+-- `{P}:finished`, for handles awaiting it.
 -- ARGV: id, message. Returns {'ok', row...}, {'missing'} or {'state', status}.
 local id = ARGV[1]
 local message = ARGV[2]
@@ -26,6 +27,8 @@ if WAITING[cur[1]] then
   count('FAILED', q, 1)
   flush_counts()
   flush_wake()
+  -- Handles awaiting it.
+  redis.call('PUBLISH', K .. ':finished', id)
 elseif cur[1] == 'RUNNING' then
   if not set(cur[8]) then
     redis.call('HSET', key, 'cx', n2s(now), 'em', message)

@@ -193,6 +193,16 @@ local function flush_wake()
   end
 end
 
+-- Tells handles awaiting them that jobs finished: one PUBLISH on
+-- `{P}:finished` per call, naming the ids of `done` (score, id pairs, as
+-- added to `{P}:done`), none if it is empty.
+local function flush_finished(done)
+  if #done == 0 then return end
+  local ids = {}
+  for i = 2, #done, 2 do ids[#ids + 1] = done[i] end
+  redis.call('PUBLISH', K .. ':finished', table.concat(ids, ' '))
+end
+
 -- ZADD/ZREM of many members, unpacking at most 1,000 arguments at a time
 -- (Lua's C stack takes about 8,000).
 local function bulk(cmd, key, args)

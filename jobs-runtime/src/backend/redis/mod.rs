@@ -65,6 +65,7 @@
 //! | `{P}:abort:<nonce>` | string | short-lived marker of a refused multi-chunk enqueue |
 //! | `{P}:wake` | pub/sub channel | a queue's name whenever it may have new work |
 //! | `{P}:cancel` | pub/sub channel | a job's id when its cancellation is requested while it runs |
+//! | `{P}:finished` | pub/sub channel | the ids of the jobs a script call finished (space-separated), once per call |
 //! | `{P}:uniq` | hash | stored unique key → id of the job holding it |
 //! | `{P}:paused` | set | paused queues |
 //! | `{P}:run:conc` | hash | concurrency key → RUNNING jobs with it |
@@ -261,6 +262,11 @@
 //! by comparing its `run_at` with the worker's clock. An idle worker makes
 //! one small query per wait, nothing else.
 //!
+//! Scripts that finish jobs (`record.lua`, `recover.lua`, `cancel.lua` of a
+//! waiting job) `PUBLISH` their ids on `{P}:finished`, once per call, where
+//! `wait_finished` listens (one subscription per backend), so a result handle
+//! in any process wakes at once.
+//!
 //! # Durability: what each Redis persistence setting gives
 //!
 //! A job is acknowledged when its script returns. What survives depends on
@@ -297,6 +303,7 @@ mod admin;
 mod bulk;
 mod conn;
 mod control;
+mod finished;
 mod listener;
 mod listing;
 mod options;

@@ -9,6 +9,7 @@ use jobs_core::{Error, Result};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::Client;
 
+use super::super::remote_finish::RemoteFinish;
 use super::backend::{Inner, RedisBackend};
 use super::conn::Conn;
 
@@ -107,6 +108,7 @@ impl RedisBuilder {
                 ns: format!("{{{prefix}}}"),
                 prefix,
                 connection_timeout: self.connection_timeout,
+                finished: RemoteFinish::default(),
             }),
             conn: Conn::Shared(conn),
         };

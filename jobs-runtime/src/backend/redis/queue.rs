@@ -215,4 +215,10 @@ impl Backend for RedisBackend {
             Ok(listener)
         })
     }
+
+    /// Woken by the `{P}:finished` channel, so a handle in any process
+    /// resolves as soon as its job finishes (see `finished.rs`).
+    fn wait_finished(&self, id: JobId, timeout: Duration) -> BoxFuture<'_, Result<Option<Job>>> {
+        Box::pin(self.wait_finished_now(id, timeout))
+    }
 }

@@ -147,4 +147,5 @@ bulk('ZREM', K .. ':leases', gone)
 bulk('ZADD', K .. ':done', done)
 flush_counts()
 flush_wake()
+flush_finished(done)
 return lost

@@ -62,4 +62,5 @@ bulk('ZREM', K .. ':leases', expired)
 bulk('ZADD', K .. ':done', done)
 flush_counts()
 flush_wake()
+flush_finished(done)
 return out

@@ -4,7 +4,8 @@
 -- under the same token (and attempt). `$3` is the outcome's kind; `st` the
 -- status it leads to: a job whose cancellation was requested never waits
 -- again (a retry, release or snooze ends it FAILED, its error still saying
--- who cancelled it and why).
+-- who cancelled it and why). `woke` wakes workers, `fin` handles awaiting
+-- the jobs it finished: one NOTIFY each per call at most, none if not needed.
                  WITH locked AS MATERIALIZED (
                    SELECT u.*,
                           CASE WHEN u.kind = 'COMPLETE' THEN 'COMPLETED'
@@ -56,6 +57,11 @@
                    SELECT __WAKE__ AS w
                    FROM upd WHERE status IN ('PENDING', 'RETRYING', 'SCHEDULED')
                                   OR conc_key IS NOT NULL OR seq_key IS NOT NULL
+                   HAVING count(*) > 0),
+                 fin AS (
+                   SELECT __FINISHED__ AS f
+                   FROM upd WHERE status IN ('COMPLETED', 'FAILED', 'DEAD_LETTER')
                    HAVING count(*) > 0)
                  SELECT id FROM upd
                  UNION ALL SELECT NULL FROM woke
+                 UNION ALL SELECT NULL FROM fin

@@ -4,7 +4,8 @@
 -- locked ids by primary key (`__RUNNING__` keeps the planner off the lease
 -- index, which would be scanned once per expired row). A job whose
 -- cancellation was requested ends FAILED, its error still saying who
--- cancelled it and why.
+-- cancelled it and why. `fin` tells handles awaiting the jobs it ended
+-- (one NOTIFY per call at most).
                      WITH candidates AS MATERIALIZED (
                        SELECT id FROM __TABLE__
                        WHERE status = 'RUNNING' AND lease_until < now()
@@ -45,7 +46,12 @@
                      woke AS (
                        SELECT __WAKE__ AS w
                        FROM upd WHERE status = 'RETRYING' OR conc_key IS NOT NULL OR seq_key IS NOT NULL
+                       HAVING count(*) > 0),
+                     fin AS (
+                       SELECT __FINISHED__ AS f
+                       FROM upd WHERE status IN ('FAILED', 'DEAD_LETTER')
                        HAVING count(*) > 0)
                      SELECT b.*, u.status AS new_status
                      FROM before b JOIN upd u ON u.id = b.id
                      LEFT JOIN woke ON true
+                     LEFT JOIN fin ON true
