@@ -680,14 +680,16 @@ pub trait Backend: Send + Sync + 'static {
     /// that crashed may settle again.
     ///
     /// The backend keeps the settled edges until the child is deleted or
-    /// pruned. By default [`Error::Unsupported`].
+    /// pruned. By default one [`settle_many`](Backend::settle_many) call.
     fn settle_dependencies<'a>(
         &'a self,
         parent: JobId,
         children: &'a [JobId],
     ) -> BoxFuture<'a, Result<Vec<u32>>> {
-        let _ = (parent, children);
-        unsupported(self.backend_name(), "workflows")
+        Box::pin(async move {
+            let edges: Vec<(JobId, JobId)> = children.iter().map(|c| (parent, *c)).collect();
+            self.settle_many(&edges).await
+        })
     }
 
     /// [`settle_dependencies`](Backend::settle_dependencies) for many
@@ -695,24 +697,12 @@ pub trait Backend: Send + Sync + 'static {
     /// per pair, as there) and returns, for each edge in order, how many
     /// edges of its child are settled after the call. Workers that finish
     /// many steps of one fan-in settle them in one call, so the child's
-    /// count is written once per call, not once per parent. By default one
-    /// `settle_dependencies` per parent; backends do it in one transaction.
+    /// count is written once per call, not once per parent: one transaction
+    /// (or one script). What backends implement for workflows (by default
+    /// [`Error::Unsupported`]).
     fn settle_many<'a>(&'a self, edges: &'a [(JobId, JobId)]) -> BoxFuture<'a, Result<Vec<u32>>> {
-        Box::pin(async move {
-            let mut parents: Vec<JobId> = edges.iter().map(|e| e.0).collect();
-            parents.sort_unstable();
-            parents.dedup();
-            let mut last: std::collections::HashMap<JobId, u32> = std::collections::HashMap::new();
-            for p in parents {
-                let children: Vec<JobId> = edges.iter().filter(|e| e.0 == p).map(|e| e.1).collect();
-                let counts = self.settle_dependencies(p, &children).await?;
-                for (c, n) in children.into_iter().zip(counts) {
-                    let e = last.entry(c).or_insert(n);
-                    *e = (*e).max(n);
-                }
-            }
-            Ok(edges.iter().map(|e| last[&e.1]).collect())
-        })
+        let _ = edges;
+        unsupported(self.backend_name(), "workflows")
     }
 
     /// Releases held workflow steps: each of `ids` that is SCHEDULED with

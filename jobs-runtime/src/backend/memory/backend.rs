@@ -342,20 +342,15 @@ impl Backend for MemoryBackend {
         })
     }
 
-    fn settle_dependencies<'a>(
-        &'a self,
-        parent: JobId,
-        children: &'a [JobId],
-    ) -> BoxFuture<'a, Result<Vec<u32>>> {
+    fn settle_many<'a>(&'a self, edges: &'a [(JobId, JobId)]) -> BoxFuture<'a, Result<Vec<u32>>> {
         Box::pin(async move {
             let mut st = self.lock();
-            Ok(children
+            for (parent, child) in edges {
+                st.settled.entry(*child).or_default().insert(*parent);
+            }
+            Ok(edges
                 .iter()
-                .map(|c| {
-                    let set = st.settled.entry(*c).or_default();
-                    set.insert(parent);
-                    set.len() as u32
-                })
+                .map(|(_, c)| st.settled.get(c).map_or(0, |s| s.len() as u32))
                 .collect())
         })
     }

@@ -355,17 +355,6 @@ impl Backend for PostgresBackend {
         Box::pin(self.get_many_jobs(ids))
     }
 
-    /// One statement records and counts the new edges (`job_edges`,
-    /// `job_waits`, migration 9); a second reads the counts of edges settled
-    /// before, if any.
-    fn settle_dependencies<'a>(
-        &'a self,
-        parent: JobId,
-        children: &'a [JobId],
-    ) -> BoxFuture<'a, Result<Vec<u32>>> {
-        Box::pin(self.settle_edges(parent, children))
-    }
-
     /// Every edge in one statement: a fan-in's count is updated once per
     /// call, however many of its parents finished.
     fn settle_many<'a>(&'a self, edges: &'a [(JobId, JobId)]) -> BoxFuture<'a, Result<Vec<u32>>> {

@@ -33,18 +33,12 @@ impl PostgresBackend {
         Ok(ids.iter().map(|id| found.get(id).cloned()).collect())
     }
 
-    /// Settles the edges from `parent` to `children`: one statement records
-    /// the new edges and counts them (atomic on its own: no transaction
-    /// around it); the children of edges settled before, if any, have
-    /// their counts read by a second one, whose fresh snapshot sees the
-    /// settle that got there first, even one it waited for.
-    pub(super) async fn settle_edges(&self, parent: JobId, children: &[JobId]) -> Result<Vec<u32>> {
-        let edges: Vec<(JobId, JobId)> = children.iter().map(|c| (parent, *c)).collect();
-        self.settle_pairs(&edges).await
-    }
-
-    /// Settles `(parent, child)` edges of any parents in one statement (see
-    /// [`settle_edges`](Self::settle_edges)); each edge's child's count after it.
+    /// Settles `(parent, child)` edges of any parents: one statement records
+    /// the new edges and adds them to their children's counts (the
+    /// statement is atomic on its own: no transaction around it); the
+    /// children of edges settled before, if any, have their counts read by
+    /// a second one, whose fresh snapshot sees the settle that got there
+    /// first, even one it waited for. Returns each edge's child's count.
     pub(super) async fn settle_pairs(&self, edges: &[(JobId, JobId)]) -> Result<Vec<u32>> {
         if edges.is_empty() {
             return Ok(Vec::new());

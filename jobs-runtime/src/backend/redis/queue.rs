@@ -66,14 +66,6 @@ impl Backend for RedisBackend {
         })
     }
 
-    fn settle_dependencies<'a>(
-        &'a self,
-        parent: JobId,
-        children: &'a [JobId],
-    ) -> BoxFuture<'a, Result<Vec<u32>>> {
-        Box::pin(self.settle_now(parent, children))
-    }
-
     fn settle_many<'a>(&'a self, edges: &'a [(JobId, JobId)]) -> BoxFuture<'a, Result<Vec<u32>>> {
         Box::pin(self.settle_pairs(edges))
     }

@@ -8,13 +8,6 @@ use super::row::{array, ids_of, int};
 use super::scripts::{run_script, script_cmd, unexpected, SCRIPTS};
 
 impl RedisBackend {
-    /// Settles the edges from `parent` to `children` in `{P}:settled:<child>`
-    /// and returns each child's settled edges, in order.
-    pub(super) async fn settle_now(&self, parent: JobId, children: &[JobId]) -> Result<Vec<u32>> {
-        let edges: Vec<(JobId, JobId)> = children.iter().map(|c| (parent, *c)).collect();
-        self.settle_pairs(&edges).await
-    }
-
     /// Settles `(parent, child)` edges of any parents in one script call;
     /// returns each edge's child's settled edges after the call.
     pub(super) async fn settle_pairs(&self, edges: &[(JobId, JobId)]) -> Result<Vec<u32>> {

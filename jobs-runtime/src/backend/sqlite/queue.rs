@@ -285,16 +285,6 @@ impl Backend for SqliteBackend {
         Box::pin(self.get_many_now(ids))
     }
 
-    /// One transaction on the writer: the new edges in `jobs_edges`, their
-    /// children's counts in `jobs_waits` (migration 8).
-    fn settle_dependencies<'a>(
-        &'a self,
-        parent: JobId,
-        children: &'a [JobId],
-    ) -> BoxFuture<'a, Result<Vec<u32>>> {
-        Box::pin(self.settle_now(parent, children))
-    }
-
     /// Every edge in one writer transaction.
     fn settle_many<'a>(&'a self, edges: &'a [(JobId, JobId)]) -> BoxFuture<'a, Result<Vec<u32>>> {
         Box::pin(self.settle_pairs(edges))

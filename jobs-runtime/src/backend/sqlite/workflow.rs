@@ -53,14 +53,6 @@ impl SqliteBackend {
         Ok(ids.iter().map(|id| found.get(id).cloned()).collect())
     }
 
-    /// Settles the edges from `parent` to `children` in one `BEGIN
-    /// IMMEDIATE` transaction: new edges are recorded and counted, edges
-    /// settled before change nothing; returns each child's count, in order.
-    pub(super) async fn settle_now(&self, parent: JobId, children: &[JobId]) -> Result<Vec<u32>> {
-        let edges: Vec<(JobId, JobId)> = children.iter().map(|c| (parent, *c)).collect();
-        self.settle_pairs(&edges).await
-    }
-
     /// Settles `(parent, child)` edges of any parents in one transaction
     /// (two statements per parent); each edge's child's count after it.
     pub(super) async fn settle_pairs(&self, edges: &[(JobId, JobId)]) -> Result<Vec<u32>> {
