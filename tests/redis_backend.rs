@@ -885,7 +885,7 @@ async fn woken(
 async fn a_result_wait_is_woken_by_the_finished_channel_not_by_polling() {
     let Some(b) = backend().await else { return };
     // Another process on the same prefix finishes the jobs.
-    let other = RedisBackend::builder(&redis_url().unwrap())
+    let other = RedisBackend::builder(redis_url().unwrap())
         .prefix(b.prefix())
         .connect()
         .await
