@@ -43,6 +43,7 @@ impl FinishWaiters {
 
     /// Wakes every waiter: a signal was too broad to name jobs, or signals
     /// may have been lost (each then reads its job again).
+    #[cfg(any(feature = "postgres", feature = "redis"))]
     pub(crate) fn finished_all(&self) {
         if self.waiting.load(Ordering::Acquire) == 0 {
             return;
@@ -104,6 +105,7 @@ pub(crate) struct Registration<'a> {
 
 impl Registration<'_> {
     /// The signal this wait sleeps on.
+    #[cfg(any(feature = "postgres", feature = "redis"))]
     pub(crate) fn notify(&self) -> &Notify {
         &self.notify
     }
