@@ -24,9 +24,25 @@ fn redis_url() -> Option<String> {
     }
 }
 
+/// `SCRIPT FLUSH` empties the script cache of every client of the server:
+/// the test that does it runs alone (it holds this for writing), every
+/// other test holds it for reading while its backend lives. Otherwise a
+/// flush between another test's script load and its retried call fails
+/// that call.
+static SCRIPT_CACHE: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
 /// A backend on a fresh random prefix, whose keys are deleted when it drops
 /// (also when an assertion failed).
 async fn backend() -> Option<Ns> {
+    let guard = SCRIPT_CACHE.read().await;
+    let mut ns = backend_alone().await?;
+    ns.2 = Some(guard);
+    Some(ns)
+}
+
+/// [`backend`] without a hold on the script cache (for the test that
+/// flushes it, holding it for writing).
+async fn backend_alone() -> Option<Ns> {
     let url = redis_url()?;
     let prefix = format!("test-{:016x}", fastrand::u64(..));
     let backend = RedisBackend::builder(&url)
@@ -34,10 +50,14 @@ async fn backend() -> Option<Ns> {
         .connect()
         .await
         .expect("connect to redis");
-    Some(Ns(backend, url))
+    Some(Ns(backend, url, None))
 }
 
-struct Ns(RedisBackend, String);
+struct Ns(
+    RedisBackend,
+    String,
+    Option<tokio::sync::RwLockReadGuard<'static, ()>>,
+);
 
 impl std::ops::Deref for Ns {
     type Target = RedisBackend;
@@ -641,7 +661,10 @@ async fn lease_expiry_heartbeat_and_fencing() {
 
 #[tokio::test]
 async fn scripts_are_loaded_again_after_script_flush() {
-    let Some(b) = backend().await else { return };
+    let _alone = SCRIPT_CACHE.write().await;
+    let Some(b) = backend_alone().await else {
+        return;
+    };
     let mut raw = raw().await;
     let flush = |raw: &mut redis::aio::MultiplexedConnection| {
         let mut raw = raw.clone();
