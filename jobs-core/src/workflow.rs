@@ -630,7 +630,6 @@ impl Workflow {
 pub struct Batch {
     wf: Workflow,
     jobs: Vec<AnyStep>,
-    callbacks: usize,
 }
 
 impl std::fmt::Debug for Batch {
@@ -650,7 +649,6 @@ impl Batch {
         Batch {
             wf,
             jobs: Vec::new(),
-            callbacks: 0,
         }
     }
 
@@ -696,7 +694,6 @@ impl Batch {
         let step = self.wf.push(&payload, parents);
         self.wf.drafts[step.index].on_parent_failure = on;
         self.wf.drafts[step.index].step = name.to_string();
-        self.callbacks += 1;
         self
     }
 
