@@ -8,8 +8,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
 
 use super::conn::{checkpointer, open_writer, reader_pool};
 use super::listener::{shared_signals, Signals};
+use super::native;
 use super::options::{check_path, is_memory_url};
-use super::writer::Writer;
+use super::writer::{Conns, Writer};
 // For an intra-doc link.
 #[cfg(doc)]
 use jobs_core::backend::TransactionalEnqueue;
@@ -77,10 +78,26 @@ impl SqliteBackend {
             }
         }
 
-        let writer = open_writer(&options)
+        let mut writer = open_writer(&options)
             .await
             .map_err(|e| connect_err(e.to_string()))?;
-        let writer = Writer::start(writer, url)
+        let native = if in_memory {
+            None
+        } else {
+            match native::open(&mut writer, options.get_filename()).await {
+                Ok(native) => Some(native),
+                // The sqlx path does everything the native one does, slower.
+                Err(e) => {
+                    tracing::warn!(url, error = %e, "sqlite: no native connection; the hot path goes through sqlx");
+                    None
+                }
+            }
+        };
+        let conns = Conns {
+            sqlx: writer,
+            native,
+        };
+        let writer = Writer::start(conns, url)
             .map_err(|e| connect_err(format!("cannot start the writer thread: {e}")))?;
 
         let (reader, key) = if in_memory {

@@ -9,7 +9,8 @@ use sqlx::SqliteConnection;
 
 use super::error::db_err;
 use super::limits::claim_limited;
-use super::row::job_from_row;
+use super::native::{native_err, Binder, NativeRow};
+use super::row::{job_from_cols, job_from_row};
 use super::sql::{self, ArmCap};
 use super::time::{add_micros, now_micros};
 use super::SqliteBackend;
@@ -49,10 +50,17 @@ impl SqliteBackend {
                 .collect(),
         };
         let (rows, limited) = self
-            .write(move |conn| {
+            .inner
+            .writer
+            .write_conns(move |conns| {
                 Box::pin(async move {
+                    let conn = &mut conns.sqlx;
                     if args.limits.is_empty() {
-                        if let Some(rows) = claim_fast(conn, &args).await? {
+                        let fast = match &conns.native {
+                            Some(native) => claim_fast_native(native, &args)?,
+                            None => claim_fast(conn, &args).await?,
+                        };
+                        if let Some(rows) = fast {
                             return Ok((rows, false));
                         }
                     } else if args.limits.iter().all(|l| l.rate.is_none()) {
@@ -117,6 +125,35 @@ async fn claim_fast(
             Some(jobs)
         },
     )
+}
+
+/// [`claim_fast`] on the writer's native connection.
+fn claim_fast_native(
+    conn: &rusqlite::Connection,
+    args: &ClaimArgs,
+) -> Result<Option<Vec<(Job, i64)>>> {
+    let limit = i64::try_from(args.limit).unwrap_or(i64::MAX);
+    let mut stmt = conn
+        .prepare_cached(&sql::claim(args.queues.len()))
+        .map_err(native_err)?;
+    let mut b = Binder::new(&mut stmt);
+    b.bind(args.now)?
+        .bind(args.worker.as_str())?
+        .bind(args.lease_until)?
+        .bind(limit)?
+        .bind(args.token.as_i64())?;
+    for queue in &args.queues {
+        b.bind(queue.as_str())?;
+    }
+    let mut rows = stmt.raw_query();
+    let mut jobs = Vec::with_capacity(args.limit);
+    let mut held = false;
+    while let Some(row) = rows.next().map_err(native_err)? {
+        let (job, seq) = job_from_cols(&NativeRow(row))?;
+        held |= job.status != JobStatus::Running;
+        jobs.push((job, seq));
+    }
+    Ok(if held { None } else { Some(jobs) })
 }
 
 /// A claim statement with its leading parameters bound: ?1 now, ?2 worker,

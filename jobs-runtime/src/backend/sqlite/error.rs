@@ -9,22 +9,27 @@ pub(super) fn kind_of(e: &sqlx::Error) -> BackendErrorKind {
     use BackendErrorKind::*;
     match e {
         sqlx::Error::Database(db) => {
-            let code: i64 = db.code().and_then(|c| c.parse().ok()).unwrap_or(0);
-            match code & 0xff {
-                // BUSY, LOCKED: another writer holds the database.
-                5 | 6 => Transient,
-                // NOMEM, IOERR, CANTOPEN, FULL (the disk): the database is out of reach.
-                7 | 10 | 13 | 14 => Unavailable,
-                // CONSTRAINT.
-                19 => Conflict,
-                // TOOBIG, MISMATCH, RANGE: the value cannot be stored.
-                18 | 20 | 25 => Data,
-                _ => Other,
-            }
+            kind_of_code(db.code().and_then(|c| c.parse().ok()).unwrap_or(0))
         }
         sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => Unavailable,
         sqlx::Error::WorkerCrashed => Unavailable,
         sqlx::Error::Encode(_) => Data,
+        _ => Other,
+    }
+}
+
+/// The kind of an SQLite (extended) result code, by its primary code.
+pub(super) fn kind_of_code(code: i64) -> BackendErrorKind {
+    use BackendErrorKind::*;
+    match code & 0xff {
+        // BUSY, LOCKED: another writer holds the database.
+        5 | 6 => Transient,
+        // NOMEM, IOERR, CANTOPEN, FULL (the disk): the database is out of reach.
+        7 | 10 | 13 | 14 => Unavailable,
+        // CONSTRAINT.
+        19 => Conflict,
+        // TOOBIG, MISMATCH, RANGE: the value cannot be stored.
+        18 | 20 | 25 => Data,
         _ => Other,
     }
 }

@@ -188,8 +188,18 @@
 //!   behind it, until that runtime ran again. So each change runs as a task
 //!   on a thread of the backend's own (`writer.rs`), which runs nothing
 //!   else; callers only wait for its answer. That costs two thread hand-offs
-//!   per write call (a few tens of microseconds of CPU), next to the two sqlx
-//!   makes anyway.
+//!   per write call (a few tens of microseconds of CPU).
+//! * On that thread the statements every job runs — the claim without
+//!   limits and the recording of outcomes — call SQLite directly, through a
+//!   second connection of the writer's (`rusqlite`, the same SQLite library
+//!   as sqlx's), with statements prepared once (`native.rs`). Through sqlx
+//!   each statement cost two more hand-offs to sqlx's own thread, and each
+//!   row returned one more. The two connections never overlap: a change
+//!   runs on one of them and commits before the next starts. The native one
+//!   copies the sqlx writer's settings (`synchronous`, `busy_timeout`, ...),
+//!   so `connect_with` options hold for both. `sqlite::memory:` has no
+//!   second connection (its database lives in its one connection) and runs
+//!   those statements through sqlx.
 //! * The checkpointer runs on that thread too, so it outlives the runtime
 //!   that opened the backend. Reads (`get`, `list`, `counts`, the listener)
 //!   use the reader pool from the caller's runtime: they never hold the
@@ -214,6 +224,7 @@ mod limits;
 mod listener;
 mod listing;
 mod migrate;
+mod native;
 mod options;
 mod queue;
 mod read;

@@ -9,6 +9,8 @@ use sqlx::{Connection, Row, SqliteConnection};
 use uuid::Uuid;
 
 use super::error::{backend_msg, db_err};
+use super::native::{native_err, Binder, NativeRow};
+use super::row::Cols;
 use super::sql::{self, padded, UPDATE_CHUNK};
 use super::time::{add_micros, rfc3339, unique_now_micros};
 use super::SqliteBackend;
@@ -178,6 +180,128 @@ impl SqliteBackend {
         Ok(())
     }
 
+    /// [`apply_completions`](Self::apply_completions) on the writer's native
+    /// connection.
+    fn apply_completions_native(
+        conn: &rusqlite::Connection,
+        now: i64,
+        rows: &[(Uuid, i64, Option<String>)],
+        applied: &mut HashSet<Uuid>,
+    ) -> Result<()> {
+        for chunk in rows.chunks(UPDATE_CHUNK) {
+            let n = padded(chunk.len());
+            let mut stmt = conn.prepare_cached(&sql::complete(n)).map_err(native_err)?;
+            let mut b = Binder::new(&mut stmt);
+            b.bind(now)?;
+            for (id, token, result) in chunk {
+                b.id(Some(id))?.bind(token)?.bind(result.as_deref())?;
+            }
+            for _ in chunk.len()..n {
+                b.id(None)?.bind(None::<i64>)?.bind(None::<&str>)?;
+            }
+            let done = stmt.raw_execute().map_err(native_err)?;
+            if done == chunk.len() {
+                applied.extend(chunk.iter().map(|c| c.0));
+                continue;
+            }
+            let mut stmt = conn
+                .prepare_cached(&sql::completed_by_call(chunk.len()))
+                .map_err(native_err)?;
+            let mut b = Binder::new(&mut stmt);
+            for (id, _, _) in chunk {
+                b.id(Some(id))?;
+            }
+            b.bind(now)?;
+            let mut rows = stmt.raw_query();
+            while let Some(row) = rows.next().map_err(native_err)? {
+                applied.insert(NativeRow(row).uuid(0).map_err(|e| {
+                    backend_msg(BackendErrorKind::Other, format!("completed_by_call: {e}"))
+                })?);
+            }
+        }
+        Ok(())
+    }
+
+    /// [`delete_completed`](Self::delete_completed) on the writer's native
+    /// connection.
+    fn delete_completed_native(conn: &rusqlite::Connection, now: i64, ids: &[Uuid]) -> Result<()> {
+        for chunk in ids.chunks(UPDATE_CHUNK) {
+            let n = padded(chunk.len());
+            let mut stmt = conn
+                .prepare_cached(&sql::delete_completed(n))
+                .map_err(native_err)?;
+            let mut b = Binder::new(&mut stmt);
+            b.bind(now)?;
+            for id in chunk {
+                b.id(Some(id))?;
+            }
+            for _ in chunk.len()..n {
+                b.id(None)?;
+            }
+            stmt.raw_execute().map_err(native_err)?;
+        }
+        Ok(())
+    }
+
+    /// [`apply_transitions`](Self::apply_transitions) on the writer's native
+    /// connection.
+    fn apply_transitions_native(
+        conn: &rusqlite::Connection,
+        now: i64,
+        rows: &[Transition],
+        applied: &mut HashSet<Uuid>,
+    ) -> Result<()> {
+        let at = rfc3339(now);
+        for chunk in rows.chunks(UPDATE_CHUNK) {
+            let n = padded(chunk.len());
+            let mut stmt = conn
+                .prepare_cached(&sql::transition(n))
+                .map_err(native_err)?;
+            let mut b = Binder::new(&mut stmt);
+            // The parameters of `apply_transitions`, in its order.
+            b.bind(at.as_str())?.bind(at.as_str())?;
+            for t in chunk {
+                b.id(Some(&t.id))?
+                    .bind(t.token)?
+                    .bind(t.status)?
+                    .bind(t.retry_inc)?
+                    .bind(t.run_at)?
+                    .bind(t.completed_at)?
+                    .bind(t.message.as_deref())?
+                    .bind(if t.retryable { "true" } else { "false" })?
+                    .bind(t.worker.as_deref())?
+                    .bind(t.result.is_some())?
+                    .bind(t.result.as_ref().and_then(Option::as_deref))?
+                    .bind(t.snooze_inc)?
+                    .bind(t.cancel_at)?
+                    .bind(t.force_cancel)?;
+            }
+            for _ in chunk.len()..n {
+                b.id(None)?
+                    .bind(None::<i64>)?
+                    .bind(None::<&str>)?
+                    .bind(None::<i64>)?
+                    .bind(None::<i64>)?
+                    .bind(None::<i64>)?
+                    .bind(None::<&str>)?
+                    .bind(None::<&str>)?
+                    .bind(None::<&str>)?
+                    .bind(false)?
+                    .bind(None::<&str>)?
+                    .bind(None::<i64>)?
+                    .bind(None::<i64>)?
+                    .bind(false)?;
+            }
+            let mut rows = stmt.raw_query();
+            while let Some(row) = rows.next().map_err(native_err)? {
+                applied.insert(NativeRow(row).uuid(0).map_err(|e| {
+                    backend_msg(BackendErrorKind::Other, format!("transition: {e}"))
+                })?);
+            }
+        }
+        Ok(())
+    }
+
     pub(super) async fn record_now(
         &self,
         worker_id: &str,
@@ -258,9 +382,36 @@ impl SqliteBackend {
             + transitions.len().div_ceil(UPDATE_CHUNK);
         let capacity = updates.len();
         let applied = self
-            .write(move |conn| {
+            .inner
+            .writer
+            .write_conns(move |conns| {
                 Box::pin(async move {
                     let mut applied = HashSet::with_capacity(capacity);
+                    if let Some(native) = &conns.native {
+                        // One statement is atomic on its own; more make one
+                        // transaction, so a batch is stored whole or not at all
+                        // (rolled back if dropped uncommitted: an error, a panic).
+                        let tx = if statements > 1 {
+                            Some(
+                                rusqlite::Transaction::new_unchecked(
+                                    native,
+                                    rusqlite::TransactionBehavior::Immediate,
+                                )
+                                .map_err(native_err)?,
+                            )
+                        } else {
+                            None
+                        };
+                        let conn = native;
+                        Self::apply_completions_native(conn, now, &completions, &mut applied)?;
+                        Self::delete_completed_native(conn, now, &drops)?;
+                        Self::apply_transitions_native(conn, now, &transitions, &mut applied)?;
+                        if let Some(tx) = tx {
+                            tx.commit().map_err(native_err)?;
+                        }
+                        return Ok(applied);
+                    }
+                    let conn = &mut conns.sqlx;
                     // One statement is atomic on its own; more make one
                     // transaction, so a batch is stored whole or not at all.
                     if statements > 1 {

@@ -15,26 +15,65 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 use uuid::Uuid;
 
-use super::error::{db_err, BACKEND};
+use super::error::BACKEND;
 use super::time::from_micros;
 
+/// Read access to the columns of a row, whichever connection returned it
+/// (sqlx's or the writer's native one): `None` for NULL, an error naming
+/// the column for a value of another type.
+pub(super) trait Cols {
+    fn text(&self, col: usize) -> std::result::Result<Option<&str>, String>;
+    fn int(&self, col: usize) -> std::result::Result<Option<i64>, String>;
+    fn uuid(&self, col: usize) -> std::result::Result<Uuid, String>;
+}
+
+impl Cols for SqliteRow {
+    fn text(&self, col: usize) -> std::result::Result<Option<&str>, String> {
+        self.try_get(col).map_err(|e| e.to_string())
+    }
+
+    fn int(&self, col: usize) -> std::result::Result<Option<i64>, String> {
+        self.try_get(col).map_err(|e| e.to_string())
+    }
+
+    fn uuid(&self, col: usize) -> std::result::Result<Uuid, String> {
+        self.try_get(col).map_err(|e| e.to_string())
+    }
+}
+
+/// A job and its `seq` from a row of `sql::JOB_COLS`, as sqlx returns it.
 pub(super) fn job_from_row(row: &SqliteRow) -> Result<(Job, i64)> {
-    let raw_id: Uuid = row.try_get(0).map_err(db_err)?;
+    job_from_cols(row)
+}
+
+/// A job and its `seq` from a row of `sql::JOB_COLS`.
+pub(super) fn job_from_cols(row: &impl Cols) -> Result<(Job, i64)> {
+    let raw_id: Uuid = row.uuid(0).map_err(|e| Error::Corrupt {
+        backend: BACKEND,
+        id: "?".to_owned(),
+        reason: e,
+    })?;
     let id = JobId::from_uuid(raw_id);
     let corrupt = |reason: String| Error::Corrupt {
         backend: BACKEND,
         id: id.to_string(),
         reason,
     };
-    let get_err = |e: sqlx::Error| corrupt(e.to_string());
+    let text = |col: usize| row.text(col).map_err(corrupt);
     let json = |col: usize, what: &str| -> Result<Option<Value>> {
-        let text: Option<&str> = row.try_get(col).map_err(get_err)?;
-        text.map(|t| serde_json::from_str(t).map_err(|e| corrupt(format!("{what}: {e}"))))
+        text(col)?
+            .map(|t| serde_json::from_str(t).map_err(|e| corrupt(format!("{what}: {e}"))))
             .transpose()
     };
-    let status: &str = row.try_get(4).map_err(get_err)?;
-    let status = JobStatus::from_str(status).map_err(|e| corrupt(e.to_string()))?;
-    let errors: Vec<AttemptError> = match row.try_get::<Option<&str>, _>(13).map_err(get_err)? {
+    let opt_int = |col: usize| row.int(col).map_err(corrupt);
+    let int = |col: usize| -> Result<i64> {
+        opt_int(col)?.ok_or_else(|| corrupt(format!("column {col} is NULL")))
+    };
+    let required = |col: usize| -> Result<&str> {
+        text(col)?.ok_or_else(|| corrupt(format!("column {col} is NULL")))
+    };
+    let status = JobStatus::from_str(required(4)?).map_err(|e| corrupt(e.to_string()))?;
+    let errors: Vec<AttemptError> = match text(13)? {
         Some(t) => serde_json::from_str(t).map_err(|e| corrupt(format!("errors: {e}")))?,
         None => Vec::new(),
     };
@@ -43,22 +82,16 @@ pub(super) fn job_from_row(row: &SqliteRow) -> Result<(Job, i64)> {
         Some(other) => return Err(corrupt(format!("metadata is not an object: {other}"))),
         None => Map::new(),
     };
-    let ts = |col: usize| -> Result<Option<DateTime<Utc>>> {
-        Ok(row
-            .try_get::<Option<i64>, _>(col)
-            .map_err(get_err)?
-            .map(from_micros))
-    };
-    let int = |col: usize| -> Result<i64> { row.try_get::<i64, _>(col).map_err(get_err) };
+    let ts = |col: usize| -> Result<Option<DateTime<Utc>>> { Ok(opt_int(col)?.map(from_micros)) };
     let u32_col = |col: usize| -> Result<u32> {
         u32::try_from(int(col)?).map_err(|e| corrupt(format!("column {col}: {e}")))
     };
     let mut job = Job::new(
         id,
-        row.try_get::<String, _>(2).map_err(get_err)?,
+        required(2)?.to_owned(),
         json(3, "payload")?.unwrap_or(Value::Null),
     );
-    job.queue_name = row.try_get(1).map_err(get_err)?;
+    job.queue_name = required(1)?.to_owned();
     job.status = status;
     job.priority = i32::try_from(int(5)?).map_err(|e| corrupt(format!("priority: {e}")))?;
     job.retry_count = u32_col(6)?;
@@ -67,22 +100,17 @@ pub(super) fn job_from_row(row: &SqliteRow) -> Result<(Job, i64)> {
     job.created_at = from_micros(int(9)?);
     job.started_at = ts(10)?;
     job.completed_at = ts(11)?;
-    job.error_message = row.try_get(12).map_err(get_err)?;
+    job.error_message = text(12)?.map(str::to_owned);
     job.errors = errors;
     job.result_data = json(14, "result_data")?;
     job.metadata = metadata;
-    job.locked_by = row.try_get(16).map_err(get_err)?;
+    job.locked_by = text(16)?.map(str::to_owned);
     job.lease_until = ts(17)?;
     job.attempt = u32_col(18)?;
-    job.lease_token = row
-        .try_get::<Option<i64>, _>(20)
-        .map_err(get_err)?
-        .map(LeaseToken::from_i64);
+    job.lease_token = opt_int(20)?.map(LeaseToken::from_i64);
     job.error_count = u32_col(21)?;
     job.cancelled_at = ts(22)?;
-    job.timeout = row
-        .try_get::<Option<i64>, _>(23)
-        .map_err(get_err)?
+    job.timeout = opt_int(23)?
         .map(|ms| {
             u64::try_from(ms)
                 .map(Timeout::from_millis)
@@ -93,28 +121,27 @@ pub(super) fn job_from_row(row: &SqliteRow) -> Result<(Job, i64)> {
     job.progress = json(25, "progress")?
         .map(|v| serde_json::from_value(v).map_err(|e| corrupt(format!("progress: {e}"))))
         .transpose()?;
-    job.unique_key = row.try_get(26).map_err(get_err)?;
-    job.limits = limits_of(row).map_err(|e| corrupt(e.to_string()))?;
+    job.unique_key = text(26)?.map(str::to_owned);
+    job.limits = limits_of(row).map_err(corrupt)?;
     Ok((job, int(19)?))
 }
 
-/// The job's limits, from their columns (24 onwards in `sql::JOB_COLS`).
-fn limits_of(row: &SqliteRow) -> std::result::Result<JobLimits, sqlx::Error> {
-    let text = |col: usize| row.try_get::<Option<String>, _>(col);
-    let count = |col: usize| -> std::result::Result<u32, sqlx::Error> {
-        let v = row.try_get::<Option<i64>, _>(col)?.unwrap_or(0);
-        u32::try_from(v).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+/// The job's limits, from their columns (27 onwards in `sql::JOB_COLS`).
+fn limits_of(row: &impl Cols) -> std::result::Result<JobLimits, String> {
+    let count = |col: usize| -> std::result::Result<u32, String> {
+        let v = row.int(col)?.unwrap_or(0);
+        u32::try_from(v).map_err(|e| format!("column {col}: {e}"))
     };
     let mut limits = JobLimits::none();
-    if let Some(key) = text(27)? {
+    if let Some(key) = row.text(27)? {
         limits = limits.concurrency(ConcurrencyLimit::new(key, count(28)?));
     }
-    if let Some(key) = text(29)? {
-        let per = row.try_get::<Option<i64>, _>(31)?.unwrap_or(0);
+    if let Some(key) = row.text(29)? {
+        let per = row.int(31)?.unwrap_or(0);
         let per = Duration::from_millis(u64::try_from(per).unwrap_or(0));
         limits = limits.rate(RateLimit::new(key, count(30)?, per));
     }
-    if let Some(key) = text(32)? {
+    if let Some(key) = row.text(32)? {
         limits = limits.sequence(key);
     }
     Ok(limits)

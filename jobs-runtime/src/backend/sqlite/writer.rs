@@ -17,8 +17,9 @@
 //! waits for (WAL readers never block the writer).
 //!
 //! Cost: one hand-off to this thread and one back per call, a few
-//! microseconds, next to the two hand-offs sqlx makes anyway to the thread
-//! it runs each SQLite connection on.
+//! microseconds. The hot path's statements run on this thread itself, on
+//! the writer's native connection ([`native`](super::native)); the others
+//! go through sqlx, which hands each statement to a thread of its own.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -33,7 +34,7 @@ use super::error::backend_msg;
 /// the thread once its current task yields; queued changes are dropped (no
 /// caller is left to wait for them).
 pub(super) struct Writer {
-    conn: Arc<Mutex<Option<SqliteConnection>>>,
+    conn: Arc<Mutex<Option<Conns>>>,
     /// Written to since the last checkpoint (set once a change has run).
     pub(super) dirty: Arc<AtomicBool>,
     rt: tokio::runtime::Handle,
@@ -41,10 +42,17 @@ pub(super) struct Writer {
     _stop: oneshot::Sender<()>,
 }
 
+/// The writer's connections: sqlx's, and for a database file the native one
+/// (see [`native`](super::native)). A change uses one of them at a time.
+pub(super) struct Conns {
+    pub(super) sqlx: SqliteConnection,
+    pub(super) native: Option<rusqlite::Connection>,
+}
+
 impl Writer {
-    /// Starts the writer's thread with `conn`; `location` names the database
+    /// Starts the writer's thread with `conns`; `location` names the database
     /// in errors.
-    pub(super) fn start(conn: SqliteConnection, location: &str) -> std::io::Result<Writer> {
+    pub(super) fn start(conns: Conns, location: &str) -> std::io::Result<Writer> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()?;
@@ -60,7 +68,7 @@ impl Writer {
                 });
             })?;
         Ok(Writer {
-            conn: Arc::new(Mutex::new(Some(conn))),
+            conn: Arc::new(Mutex::new(Some(conns))),
             dirty: Arc::new(AtomicBool::new(false)),
             rt: handle,
             location: Arc::from(location),
@@ -79,6 +87,17 @@ impl Writer {
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T>> + Send + 'static,
     {
+        self.run(true, |c: &mut Conns| change(&mut c.sqlx)).await
+    }
+
+    /// Runs `change` like [`write`](Self::write), with both connections
+    /// (the native one only for a database file): for the statements every
+    /// job runs.
+    pub(super) async fn write_conns<T, F>(&self, change: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut Conns) -> BoxFuture<'c, Result<T>> + Send + 'static,
+    {
         self.run(true, change).await
     }
 
@@ -90,13 +109,13 @@ impl Writer {
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T>> + Send + 'static,
     {
-        self.run(false, read).await
+        self.run(false, |c: &mut Conns| read(&mut c.sqlx)).await
     }
 
     async fn run<T, F>(&self, writes: bool, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T>> + Send + 'static,
+        F: for<'c> FnOnce(&'c mut Conns) -> BoxFuture<'c, Result<T>> + Send + 'static,
     {
         let conn = self.conn.clone();
         let dirty = writes.then(|| self.dirty.clone());
@@ -130,9 +149,10 @@ impl Writer {
     /// Closes the connection once the change in progress, if any, is done;
     /// later changes fail as "closed".
     pub(super) async fn close(&self) {
-        let conn = self.conn.lock().await.take();
-        if let Some(conn) = conn {
-            let _ = conn.close().await;
+        let conns = self.conn.lock().await.take();
+        if let Some(conns) = conns {
+            drop(conns.native);
+            let _ = conns.sqlx.close().await;
         }
     }
 }
