@@ -133,7 +133,10 @@ pub async fn batch_enqueue_is_atomic_and_ordered(q: Backend) {
     let fresh_b = NewJob::new("batch.job", json!({ "fresh": "b" }));
     let (a, b) = (fresh_a.id, fresh_b.id);
     let err = q.enqueue_batch(vec![fresh_a, clash, fresh_b]).await;
-    assert!(err.is_err(), "a duplicate id must be refused");
+    assert!(
+        matches!(err, Err(jobs_core::Error::DuplicateId(id)) if id == want[10]),
+        "a duplicate id must be refused, naming it: {err:?}"
+    );
     assert!(
         q.get(a).await.expect("get").is_none(),
         "nothing of a refused batch is stored"
@@ -146,6 +149,23 @@ pub async fn batch_enqueue_is_atomic_and_ordered(q: Backend) {
         get(&q, want[10]).await.payload,
         json!({ "n": 10 }),
         "the stored job is untouched"
+    );
+
+    // A batch bigger than one insert statement, whose 551st job repeats the
+    // 6th's id: refused whole, naming that id.
+    let mut big: Vec<NewJob> = (0..600)
+        .map(|i| NewJob::new("batch.job", json!({ "big": i })))
+        .collect();
+    big[550].id = big[5].id;
+    let (first, repeated) = (big[0].id, big[5].id);
+    let err = q.enqueue_batch(big).await;
+    assert!(
+        matches!(err, Err(jobs_core::Error::DuplicateId(id)) if id == repeated),
+        "an id repeated within a batch is refused, naming it: {err:?}"
+    );
+    assert!(
+        q.get(first).await.expect("get").is_none(),
+        "nothing of a refused batch is stored"
     );
 
     // So does a batch that repeats an id within itself.

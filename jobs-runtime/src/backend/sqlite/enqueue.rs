@@ -6,6 +6,7 @@ use sqlx::{Connection, Row, SqliteConnection};
 use uuid::Uuid;
 
 use super::error::db_err;
+use super::native::{native_err, Binder};
 use super::sql::{self, INSERT_CHUNK};
 use super::time::{from_micros, micros, now_micros};
 use super::SqliteBackend;
@@ -24,12 +25,18 @@ impl SqliteBackend {
         let rows = insert_rows_of(jobs, now)?;
 
         let out = self
-            .write(move |conn| {
+            .inner
+            .writer
+            .write_conns(move |conns| {
                 Box::pin(async move {
                     // A unique job needs its own statements (what holds the
                     // key, a replace), and a big batch several inserts: one
                     // transaction, so the batch is stored whole or not at all.
                     let unique = rows.iter().any(|r| r.unique.is_some());
+                    if let (false, Some(native)) = (unique, &conns.native) {
+                        return insert_native(native, &rows, now);
+                    }
+                    let conn = &mut conns.sqlx;
                     if unique || rows.len() > INSERT_CHUNK {
                         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
                         let out = store_rows(&mut tx, &rows, now).await?;
@@ -204,6 +211,83 @@ async fn store_one(conn: &mut SqliteConnection, row: &InsertRow, now: i64) -> Re
         .await
         .map_err(db_err)?;
     Ok(Enqueued::Replaced(holder_id))
+}
+
+/// Stores `rows`, none of them unique, on the writer's native connection:
+/// as [`store_rows`] does, in one transaction if it takes several inserts.
+fn insert_native(
+    conn: &rusqlite::Connection,
+    rows: &[InsertRow],
+    now: i64,
+) -> Result<Vec<Enqueued>> {
+    let tx = if rows.len() > INSERT_CHUNK {
+        Some(
+            rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)
+                .map_err(native_err)?,
+        )
+    } else {
+        None
+    };
+    for chunk in rows.chunks(INSERT_CHUNK) {
+        let mut stmt = conn
+            .prepare_cached(&sql::insert(chunk.len()))
+            .map_err(native_err)?;
+        let mut b = Binder::new(&mut stmt);
+        for r in chunk {
+            b.id(Some(&r.id))?
+                .bind(r.queue.as_str())?
+                .bind(r.job_type.as_str())?
+                .bind(r.payload.as_str())?
+                .bind(r.status)?
+                .bind(r.priority)?
+                .bind(r.max_retries)?
+                .bind(r.run_at)?
+                .bind(now)?
+                .bind(r.metadata.as_deref())?
+                .bind(r.timeout_ms)?
+                .bind(None::<&str>)?
+                .bind(None::<i64>)?
+                .bind(r.concurrency.as_ref().map(|c| c.0.as_str()))?
+                .bind(r.concurrency.as_ref().map(|c| c.1))?
+                .bind(r.rate.as_ref().map(|c| c.0.as_str()))?
+                .bind(r.rate.as_ref().map(|c| c.1))?
+                .bind(r.rate.as_ref().map(|c| c.2))?
+                .bind(r.sequence.as_deref())?;
+        }
+        match stmt.raw_execute() {
+            Ok(_) => {}
+            Err(rusqlite::Error::SqliteFailure(f, _))
+                if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                // Which id (as `duplicate_among` finds it): one repeated in
+                // the chunk, or one stored already — earlier chunks of this
+                // batch included. The transaction, if any, rolls back as it
+                // is dropped.
+                drop(stmt);
+                let mut seen = std::collections::HashSet::with_capacity(chunk.len());
+                let repeated = chunk.iter().find(|r| !seen.insert(r.id));
+                let stored = || {
+                    chunk.iter().find(|r| {
+                        conn.prepare_cached("SELECT 1 FROM jobs_queue WHERE id = ?")
+                            .and_then(|mut s| s.exists([&r.id.as_bytes()[..]]))
+                            .unwrap_or(false)
+                    })
+                };
+                return match repeated.or_else(stored) {
+                    Some(r) => Err(Error::DuplicateId(JobId::from_uuid(r.id))),
+                    None => Err(native_err(rusqlite::Error::SqliteFailure(f, None))),
+                };
+            }
+            Err(e) => return Err(native_err(e)),
+        }
+    }
+    if let Some(tx) = tx {
+        tx.commit().map_err(native_err)?;
+    }
+    Ok(rows
+        .iter()
+        .map(|r| Enqueued::Inserted(JobId::from_uuid(r.id)))
+        .collect())
 }
 
 fn bind_row<'q>(
