@@ -256,7 +256,7 @@ impl Backend for MemoryBackend {
             let mut lost = Vec::new();
             let mut wake = false;
             for u in updates {
-                if st.fenced(&u.fence).is_none() {
+                if !st.is_fenced(&u.fence) {
                     lost.push(u.fence.id);
                     continue;
                 }

@@ -13,6 +13,11 @@ use jobs_core::{
     JobStatus, Leader, NewJob, Result, ScheduleState, UniqueStates, WorkerInfo,
 };
 
+/// Maps by queue name or limit key, looked up for every claimed and every
+/// finished job: hashed with the fast [`IdHashState`](crate::id_hash::IdHashState)
+/// rather than SipHash (a memory backend's keys are the program's own).
+type NameMap<V> = HashMap<String, V, crate::id_hash::IdHashState>;
+
 type ReadyKey = (Reverse<i32>, DateTime<Utc>, u64, JobId);
 type DelayedKey = (DateTime<Utc>, u64, i32, JobId);
 /// Unfinished jobs of a sequence key, in enqueue order.
@@ -24,7 +29,7 @@ pub(super) struct State {
     /// Enqueue order: `list`'s order and the claim order's last tie-breaker.
     pub(super) order: BTreeMap<u64, JobId>,
     next_seq: u64,
-    queues: HashMap<String, QueueIndex>,
+    queues: NameMap<QueueIndex>,
     /// RUNNING jobs by lease expiry.
     pub(super) leases: BTreeSet<(DateTime<Utc>, JobId)>,
     /// Stored unique key → the job holding it.
@@ -35,9 +40,9 @@ pub(super) struct State {
     pub(super) leaders: HashMap<String, Leader>,
     pub(super) schedules: BTreeMap<String, ScheduleState>,
     /// RUNNING jobs per queue, per concurrency key and per sequence key.
-    running_queues: HashMap<String, u32>,
-    running_keys: HashMap<String, u32>,
-    running_sequences: HashMap<String, u32>,
+    running_queues: NameMap<u32>,
+    running_keys: NameMap<u32>,
+    running_sequences: NameMap<u32>,
     /// Unfinished jobs of each sequence, in enqueue order: the first is the
     /// only one that may be claimed.
     sequences: Sequences,
@@ -224,7 +229,7 @@ impl State {
     /// A job stopped RUNNING: its queue and keys have a slot free.
     fn left_running(&mut self, id: JobId) {
         let job = &self.jobs[&id].job;
-        let dec = |map: &mut HashMap<String, u32>, key: &str| {
+        let dec = |map: &mut NameMap<u32>, key: &str| {
             if let Some(n) = map.get_mut(key) {
                 *n = n.saturating_sub(1);
                 if *n == 0 {
@@ -264,6 +269,14 @@ impl State {
             .filter(|j| j.status == JobStatus::Running && j.lease_token == Some(fence.token))
     }
 
+    /// Whether the job under `fence` is still RUNNING under that very lease
+    /// ([`fenced`](Self::fenced) without a handle to change it).
+    pub(super) fn is_fenced(&self, fence: &Fence) -> bool {
+        self.jobs.get(&fence.id).is_some_and(|e| {
+            e.job.status == JobStatus::Running && e.job.lease_token == Some(fence.token)
+        })
+    }
+
     /// Whether the job under `fence` is still RUNNING in `queue` under that very lease.
     fn holds(&self, fence: &Fence, queue: &str) -> bool {
         self.jobs.get(&fence.id).is_some_and(|e| {
@@ -273,14 +286,12 @@ impl State {
         })
     }
 
+    /// Takes the job out of the lease index; its lease fields are cleared by
+    /// the caller, with the rest of its change (one handle, one reindexing).
     fn drop_lease(&mut self, id: JobId) {
         if let Some(until) = self.jobs[&id].job.lease_until {
             self.leases.remove(&(until, id));
         }
-        let job = &mut self.jobs.get_mut(&id).expect("present").job;
-        job.lease_until = None;
-        job.locked_by = None;
-        job.lease_token = None;
     }
 
     /// Applies an outcome to a job known to be RUNNING under its fence. Returns
@@ -294,8 +305,11 @@ impl State {
     ) -> bool {
         self.drop_lease(id);
         self.left_running(id);
-        let mut held = self.jobs.get_mut(&id).expect("present");
+        let mut held = self.jobs.get_mut_at(&id, Some(now)).expect("present");
         let job = &mut held.job;
+        job.lease_until = None;
+        job.locked_by = None;
+        job.lease_token = None;
         let entry = |job: &Job, error: &AttemptFailure| {
             AttemptError::new(
                 job.attempt,
@@ -586,7 +600,12 @@ impl State {
         }
         let idx = self.queues.get_mut(queue).expect("present");
         for key in seen_keys {
-            idx.ready.remove(&key);
+            // Mostly the first: no limit held an earlier one back.
+            if idx.ready.first() == Some(&key) {
+                idx.ready.pop_first();
+            } else {
+                idx.ready.remove(&key);
+            }
         }
         (taken, held)
     }
@@ -595,8 +614,8 @@ impl State {
 /// Whether `job`'s own limits let it start now.
 fn admits(
     job: &Job,
-    running_keys: &HashMap<String, u32>,
-    running_sequences: &HashMap<String, u32>,
+    running_keys: &NameMap<u32>,
+    running_sequences: &NameMap<u32>,
     sequences: &Sequences,
     rate_log: &mut HashMap<String, VecDeque<DateTime<Utc>>>,
     now: DateTime<Utc>,
