@@ -92,7 +92,8 @@ impl Guard<'_> {
         self.sent = true;
         let fence = self.job.fence();
         // A shutdown that gave up on this job has released it already.
-        if self.shared.in_flight.finish(fence) {
+        let keep_job = self.shared.limits_globally(&self.job.queue_name);
+        if self.shared.in_flight.finish(fence, keep_job) {
             let _ = self.outcomes.send(Handoff {
                 update: OutcomeUpdate::new(fence, outcome),
                 _window: window,

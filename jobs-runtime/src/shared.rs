@@ -171,6 +171,15 @@ impl Shared {
         self.leader.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// Whether `queue` has a cluster-wide limit: the claim then names the
+    /// jobs of the queue whose outcomes are being recorded.
+    pub(crate) fn limits_globally(&self, queue: &str) -> bool {
+        self.cfg
+            .queue_limits
+            .iter()
+            .any(|(q, l)| l.global.is_some() && q == queue)
+    }
+
     /// The user's backend.
     pub(crate) fn backend(&self) -> &Arc<dyn Backend> {
         self.queue.backend()
