@@ -43,10 +43,20 @@ pub(crate) async fn run_job(
         outcomes: &outcomes,
         sent: false,
     };
-    let keys = shared.metric_keys.of(&job);
-    crate::metrics::started(&keys, &job);
+    // One lookup for both (`shared.handlers` holds the same handlers).
+    let (handler, known) = shared.metric_keys.route(&job);
+    // Boxed when built: the keys are large, and the task holds them.
+    let built;
+    let keys = match known {
+        Some(keys) => keys,
+        None => {
+            built = crate::metrics::JobKeys::of(&job);
+            &*built
+        }
+    };
+    crate::metrics::started(keys, &job);
     let began = Instant::now();
-    let attempted = match shared.handlers.get(&job.job_type) {
+    let attempted = match handler {
         Some(handler) => {
             let fence = job.fence();
             let table = shared.clone();
@@ -62,7 +72,7 @@ pub(crate) async fn run_job(
             &shared.handler_names(),
         ),
     };
-    crate::metrics::finished(&keys, &attempted.outcome, began.elapsed());
+    crate::metrics::finished(keys, &attempted.outcome, began.elapsed());
     // A workflow step keeps its result: its children read it.
     let outcome = if crate::workflow::is_step(&job) {
         attempted.outcome

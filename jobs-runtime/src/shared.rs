@@ -143,7 +143,8 @@ pub(crate) struct Shared {
     pub(crate) started_at: chrono::DateTime<chrono::Utc>,
     /// The periodic schedules it fires.
     pub(crate) schedules: Vec<crate::periodic::Schedule>,
-    /// The metric keys of its handlers' jobs in its queues.
+    /// Its handlers again, with the metric keys of their jobs in its queues
+    /// (an attempt finds both with one lookup).
     pub(crate) metric_keys: crate::metrics::KeyTable,
     /// The key of its `jobs_running` gauge.
     pub(crate) running_key: metrics::Key,
