@@ -53,7 +53,15 @@ pub(super) struct State {
     pub(super) audit: Vec<jobs_core::AuditEntry>,
     /// Workflow edges settled so far: child → its parents that settled.
     pub(super) settled: HashMap<JobId, std::collections::HashSet<JobId>>,
+    /// The `locked_by` strings of ended leases, reused by the next claims:
+    /// every claim writes the worker's id into each job it takes, and the
+    /// recorder (on another thread) dropped it again, an allocation and a
+    /// cross-thread free per job.
+    spare_names: Vec<String>,
 }
+
+/// At most this many spare `locked_by` strings are kept.
+const SPARE_NAMES: usize = 1024;
 
 /// At most this many due jobs of a queue are looked at per claim, so a
 /// queue full of jobs that limits hold back costs a bounded scan.
@@ -286,6 +294,27 @@ impl State {
         })
     }
 
+    /// `worker_id` as a `locked_by` string, in a spare one if there is one.
+    pub(super) fn worker_name(&mut self, worker_id: &str) -> String {
+        match self.spare_names.pop() {
+            Some(mut name) => {
+                name.clear();
+                name.push_str(worker_id);
+                name
+            }
+            None => worker_id.to_owned(),
+        }
+    }
+
+    /// Keeps an ended lease's `locked_by` string for [`worker_name`](Self::worker_name).
+    fn spare_name(&mut self, name: Option<String>) {
+        if let Some(name) = name {
+            if self.spare_names.len() < SPARE_NAMES && name.capacity() <= 256 {
+                self.spare_names.push(name);
+            }
+        }
+    }
+
     /// Takes the job out of the lease index; its lease fields are cleared by
     /// the caller, with the rest of its change (one handle, one reindexing).
     fn drop_lease(&mut self, id: JobId) {
@@ -308,7 +337,7 @@ impl State {
         let mut held = self.jobs.get_mut_at(&id, Some(now)).expect("present");
         let job = &mut held.job;
         job.lease_until = None;
-        job.locked_by = None;
+        let name = job.locked_by.take();
         job.lease_token = None;
         let entry = |job: &Job, error: &AttemptFailure| {
             AttemptError::new(
@@ -394,6 +423,7 @@ impl State {
             }
         };
         drop(held);
+        self.spare_name(name);
         if back_to_waiting {
             self.insert_waiting(id, now);
         } else {
