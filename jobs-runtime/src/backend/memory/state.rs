@@ -18,8 +18,12 @@ use jobs_core::{
 /// rather than SipHash (a memory backend's keys are the program's own).
 type NameMap<V> = HashMap<String, V, crate::id_hash::IdHashState>;
 
-type ReadyKey = (Reverse<i32>, DateTime<Utc>, u64, JobId);
-type DelayedKey = (DateTime<Utc>, u64, i32, JobId);
+/// A due job in claim order; the last field says whether it has limits of
+/// its own (after the unique sequence number, it never changes the order),
+/// so a claim passes over the jobs that have none without reading them.
+type ReadyKey = (Reverse<i32>, DateTime<Utc>, u64, JobId, bool);
+/// A job due later; the last field as in [`ReadyKey`].
+type DelayedKey = (DateTime<Utc>, u64, i32, JobId, bool);
 /// Unfinished jobs of a sequence key, in enqueue order.
 type Sequences = HashMap<String, BTreeSet<(DateTime<Utc>, u64, JobId)>>;
 
@@ -84,24 +88,27 @@ impl State {
     pub(super) fn insert_waiting(&mut self, id: JobId, now: DateTime<Utc>) {
         let Entry { job, seq, .. } = &self.jobs[&id];
         let (prio, run_at, seq) = (job.priority, job.run_at, *seq);
+        // A stored job's limits never change (they are set at enqueue).
+        let limited = !job.limits.is_empty();
         // Looked up by `&str`: the queue's name is copied only for a new queue.
         let idx = match self.queues.get_mut(&job.queue_name) {
             Some(idx) => idx,
             None => self.queues.entry(job.queue_name.clone()).or_default(),
         };
         if run_at <= now {
-            idx.ready.insert((Reverse(prio), run_at, seq, id));
+            idx.ready.insert((Reverse(prio), run_at, seq, id, limited));
         } else {
-            idx.delayed.insert((run_at, seq, prio, id));
+            idx.delayed.insert((run_at, seq, prio, id, limited));
         }
     }
 
     pub(super) fn remove_waiting(&mut self, id: JobId) {
         let Entry { job, seq, .. } = &self.jobs[&id];
         let (prio, run_at, seq) = (job.priority, job.run_at, *seq);
+        let limited = !job.limits.is_empty();
         if let Some(idx) = self.queues.get_mut(&job.queue_name) {
-            if !idx.ready.remove(&(Reverse(prio), run_at, seq, id)) {
-                idx.delayed.remove(&(run_at, seq, prio, id));
+            if !idx.ready.remove(&(Reverse(prio), run_at, seq, id, limited)) {
+                idx.delayed.remove(&(run_at, seq, prio, id, limited));
             }
         }
     }
@@ -543,12 +550,12 @@ impl State {
             return (Vec::new(), false);
         };
         // Jobs whose time has come join the ready set.
-        while let Some(&(run_at, seq, prio, id)) = idx.delayed.first() {
+        while let Some(&(run_at, seq, prio, id, limited)) = idx.delayed.first() {
             if run_at > now {
                 break;
             }
             idx.delayed.pop_first();
-            idx.ready.insert((Reverse(prio), run_at, seq, id));
+            idx.ready.insert((Reverse(prio), run_at, seq, id, limited));
         }
         if idx.ready.is_empty() {
             return (Vec::new(), false);
@@ -574,7 +581,7 @@ impl State {
         let idx = self.queues.get(queue).expect("present");
         let mut taken = Vec::new();
         let mut held = false;
-        let mut seen_keys: Vec<(Reverse<i32>, DateTime<Utc>, u64, JobId)> = Vec::new();
+        let mut seen_keys: Vec<ReadyKey> = Vec::new();
         for (scanned, key) in idx.ready.iter().enumerate() {
             if taken.len() >= cap {
                 // Due jobs remain: a queue cap held them back (or the claim is full).
@@ -586,6 +593,12 @@ impl State {
                 break;
             }
             let id = key.3;
+            if !key.4 {
+                // No limits of its own: nothing to check or count.
+                taken.push(id);
+                seen_keys.push(*key);
+                continue;
+            }
             let job = &self.jobs[&id].job;
             if !admits(
                 job,
