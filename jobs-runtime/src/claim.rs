@@ -37,6 +37,8 @@ pub(crate) async fn claim_loop(
     let mut failures = 0u32;
     // The last claim filled every slot it asked for: there is likely more waiting.
     let mut backlog = false;
+    // Kept from claim to claim (emptied each time): no allocation per claim.
+    let mut permits: Vec<OwnedSemaphorePermit> = Vec::with_capacity(shared.cfg.concurrency);
     loop {
         // One free slot at least, then as many more as are free right now:
         // prefetch never exceeds the concurrency.
@@ -45,7 +47,7 @@ pub(crate) async fn claim_loop(
             _ = stop.cancelled() => break,
             p = slots.clone().acquire_owned() => p.expect("semaphore never closed"),
         };
-        let mut permits = vec![first];
+        permits.push(first);
         while let Ok(p) = slots.clone().try_acquire_owned() {
             permits.push(p);
         }
@@ -92,7 +94,7 @@ pub(crate) async fn claim_loop(
                 failures += 1;
                 warn!(error = %e, retry_in = ?delay, "claiming jobs failed; retrying");
                 shared.health.failed("claim", &e);
-                drop(permits);
+                permits.clear();
                 tokio::select! {
                     _ = stop.cancelled() => break,
                     _ = tokio::time::sleep(delay) => continue,
@@ -100,7 +102,7 @@ pub(crate) async fn claim_loop(
             }
         };
         if jobs.is_empty() {
-            drop(permits);
+            permits.clear();
             let mut poll = idle_poll(&listener, shared.cfg.poll);
             if limited {
                 // A limit held due jobs back: a window moves on, a slot frees
@@ -124,7 +126,7 @@ pub(crate) async fn claim_loop(
             }
             break;
         }
-        for (job, permit) in jobs.into_iter().zip(permits) {
+        for (job, permit) in jobs.into_iter().zip(permits.drain(..)) {
             spawn_job(&shared, &tasks, &outcomes, job, permit, sent_at);
         }
         crate::metrics::running(&shared.running_key, shared.in_flight.running());
