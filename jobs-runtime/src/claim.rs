@@ -57,11 +57,14 @@ pub(crate) async fn claim_loop(
         // pickup of new work stays immediate.
         let all = shared.cfg.concurrency;
         if backlog && permits.len() < all {
-            let deadline = tokio::time::Instant::now() + BATCH_WAIT;
+            // One timer for the whole wait (a new one per permit registered
+            // and cancelled a timer, under the timer wheel's lock, per job).
+            let deadline = tokio::time::sleep(BATCH_WAIT);
+            tokio::pin!(deadline);
             while permits.len() < all {
                 tokio::select! {
                     p = slots.clone().acquire_owned() => permits.push(p.expect("semaphore never closed")),
-                    _ = tokio::time::sleep_until(deadline) => break,
+                    _ = &mut deadline => break,
                 }
             }
             while let Ok(p) = slots.clone().try_acquire_owned() {
