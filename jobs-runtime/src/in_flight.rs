@@ -339,6 +339,11 @@ mod tests {
         let (running, _, _) = start(&t);
         let (done, _, _) = start(&t);
         assert!(t.finish(done, false));
+        assert_eq!(
+            t.recording_in("default"),
+            Vec::<Fence>::new(),
+            "a job whose queue has no global limit is not kept"
+        );
         assert_eq!(t.release_running(), vec![running]);
         assert_eq!(t.state(running), Some("released"));
         assert_eq!(t.state(done), Some("recording"));
