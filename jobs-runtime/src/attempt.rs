@@ -43,10 +43,20 @@ pub(crate) async fn run_job(
         outcomes: &outcomes,
         sent: false,
     };
-    let keys = shared.metric_keys.of(&job);
-    crate::metrics::started(&keys, &job);
+    // One lookup for both (`shared.handlers` holds the same handlers).
+    let (handler, known) = shared.metric_keys.route(&job);
+    // Boxed when built: the keys are large, and the task holds them.
+    let built;
+    let keys = match known {
+        Some(keys) => keys,
+        None => {
+            built = crate::metrics::JobKeys::of(&job);
+            &*built
+        }
+    };
+    crate::metrics::started(keys, &job);
     let began = Instant::now();
-    let attempted = match shared.handlers.get(&job.job_type) {
+    let attempted = match handler {
         Some(handler) => {
             let fence = job.fence();
             let table = shared.clone();
@@ -62,7 +72,7 @@ pub(crate) async fn run_job(
             &shared.handler_names(),
         ),
     };
-    crate::metrics::finished(&keys, &attempted.outcome, began.elapsed());
+    crate::metrics::finished(keys, &attempted.outcome, began.elapsed());
     // A workflow step keeps its result: its children read it.
     let outcome = if crate::workflow::is_step(&job) {
         attempted.outcome
@@ -92,7 +102,8 @@ impl Guard<'_> {
         self.sent = true;
         let fence = self.job.fence();
         // A shutdown that gave up on this job has released it already.
-        if self.shared.in_flight.finish(fence) {
+        let keep_job = self.shared.limits_globally(&self.job.queue_name);
+        if self.shared.in_flight.finish(fence, keep_job) {
             let _ = self.outcomes.send(Handoff {
                 update: OutcomeUpdate::new(fence, outcome),
                 _window: window,
@@ -185,6 +196,22 @@ impl Attempt<'_> {
         }
     }
 
+    /// `fut` under the attempt's context (with its parents' results, if any).
+    fn scoped<F: Future + Unpin>(
+        &self,
+        job: &Arc<Job>,
+        cancel: &CancellationToken,
+        parents: Option<Arc<[jobs_core::workflow::ParentResult]>>,
+        fut: F,
+    ) -> impl Future<Output = F::Output> {
+        let ctx = self.context(job, cancel);
+        match parents {
+            Some(parents) => ctx.with_parents(parents),
+            None => ctx,
+        }
+        .scope(fut)
+    }
+
     /// Runs the handler under its time limit, panic guard and watchdog, then
     /// `on_failure` after a failure; returns the outcome to record.
     pub(crate) async fn run(
@@ -197,41 +224,68 @@ impl Attempt<'_> {
         let started = Instant::now();
         debug!("job started");
         let limit = time_limit(cfg, handler, job);
-        let mut ctx = self.context(job, cancel);
-        if let Some(parents) = &self.parents {
-            ctx = ctx.with_parents(parents.clone());
-        } else if crate::workflow::is_step(job) {
-            match crate::workflow::parent_results(self.queue.backend().as_ref(), job).await {
-                Ok(Some(parents)) => ctx = ctx.with_parents(parents),
-                Ok(None) => {}
-                Err(e) => {
-                    let error = JobError::msg(format!(
-                        "could not read the results of this workflow step's parents: {e}"
-                    ));
-                    let outcome =
-                        outcome_of_failure(job, &error, &cfg.backoff, cfg.max_error_bytes, None);
-                    return Attempted {
-                        outcome,
-                        error: Some(error),
-                    };
+        let parents = match &self.parents {
+            Some(parents) => Some(parents.clone()),
+            None if crate::workflow::is_step(job) => {
+                // Boxed: only workflow steps wait here, and every attempt's
+                // task would otherwise carry room for this future (see
+                // `call_on_failure`).
+                let parents = Box::pin(crate::workflow::parent_results(
+                    self.queue.backend().as_ref(),
+                    job,
+                ));
+                match parents.await {
+                    Ok(parents) => parents,
+                    Err(e) => {
+                        let error = JobError::msg(format!(
+                            "could not read the results of this workflow step's parents: {e}"
+                        ));
+                        let outcome = outcome_of_failure(
+                            job,
+                            &error,
+                            &cfg.backoff,
+                            cfg.max_error_bytes,
+                            None,
+                        );
+                        return Attempted {
+                            outcome,
+                            error: Some(error),
+                        };
+                    }
                 }
             }
-        }
+            None => None,
+        };
         let result = match guarded(|| handler.handle(job)) {
             Err(panic) => Ran::PanickedEarly(panic),
             Ok(fut) => {
                 let watched = Watched::new(CatchUnwind(fut), self.watch.clone());
+                let grace = cfg.cancel_grace;
                 // The handler first: one that finishes at its first poll (most
                 // do) never registers with its token, which costs a lock and a
-                // waker; a pending one is cut off as before.
-                tokio::select! {
-                    biased;
-                    ran = limited(limit, ctx.scope(watched)) => match ran {
-                        Some(Ok(result)) => Ran::Returned(result),
-                        Some(Err(panic)) => Ran::Panicked(panic),
-                        None => Ran::TimedOut,
+                // waker; a pending one is cut off as before. One `select!` per
+                // case rather than one around an optional timeout: the task
+                // holds room for the larger only (an `async fn` taking the
+                // handler's future and awaiting a timeout around it held both).
+                let ran = match limit {
+                    None => tokio::select! {
+                        biased;
+                        ran = self.scoped(job, cancel, parents, watched) => Some(Some(ran)),
+                        () = cut_off(cancel, grace) => None,
                     },
-                    () = cut_off(cancel, cfg.cancel_grace) => Ran::CutOff,
+                    Some(limit) => tokio::select! {
+                        biased;
+                        ran = tokio::time::timeout(limit, self.scoped(job, cancel, parents, watched)) => {
+                            Some(ran.ok())
+                        }
+                        () = cut_off(cancel, grace) => None,
+                    },
+                };
+                match ran {
+                    Some(Some(Ok(result))) => Ran::Returned(result),
+                    Some(Some(Err(panic))) => Ran::Panicked(panic),
+                    Some(None) => Ran::TimedOut,
+                    None => Ran::CutOff,
                 }
             }
         };
@@ -339,8 +393,10 @@ impl Attempt<'_> {
         // `on_failure` learns whether a retry follows from the job it is given.
         let mut seen = Job::clone(job);
         seen.no_retry_follows = !retry_follows(&outcome);
-        self.call_on_failure(handler, &Arc::new(seen), &error, cancel, limit)
-            .await;
+        // Boxed: only a failed attempt gets here, and an unboxed future would
+        // make every attempt's task larger (a task is moved and copied as a
+        // whole when it is spawned and when it completes).
+        Box::pin(self.call_on_failure(handler, &Arc::new(seen), &error, cancel, limit)).await;
         Attempted {
             outcome,
             error: Some(error),
@@ -393,7 +449,10 @@ enum Ran {
 /// shutdown or a timeout, which have their own deadlines.
 async fn cut_off(cancel: &CancellationToken, grace: Duration) {
     match cancel.cancelled().await {
-        CancelReason::Cancelled | CancelReason::LeaseLost => tokio::time::sleep(grace).await,
+        // Boxed: the grace period is rare, and a timer is large.
+        CancelReason::Cancelled | CancelReason::LeaseLost => {
+            Box::pin(tokio::time::sleep(grace)).await
+        }
         _ => std::future::pending().await,
     }
 }

@@ -459,8 +459,7 @@ impl WorkerManagerBuilder {
         } else {
             backend
         };
-        let metric_keys =
-            crate::metrics::KeyTable::new(&self.cfg.queues, handlers.keys().map(String::as_str));
+        let metric_keys = crate::metrics::KeyTable::new(&self.cfg.queues, &handlers);
         let running_key = crate::metrics::running_key(&worker_id);
         let (steps_tx, steps_rx) = tokio::sync::mpsc::unbounded_channel();
         Ok(WorkerManager::from_shared(Shared {

@@ -37,6 +37,8 @@ pub(crate) async fn claim_loop(
     let mut failures = 0u32;
     // The last claim filled every slot it asked for: there is likely more waiting.
     let mut backlog = false;
+    // Kept from claim to claim (emptied each time): no allocation per claim.
+    let mut permits: Vec<OwnedSemaphorePermit> = Vec::with_capacity(shared.cfg.concurrency);
     loop {
         // One free slot at least, then as many more as are free right now:
         // prefetch never exceeds the concurrency.
@@ -45,7 +47,7 @@ pub(crate) async fn claim_loop(
             _ = stop.cancelled() => break,
             p = slots.clone().acquire_owned() => p.expect("semaphore never closed"),
         };
-        let mut permits = vec![first];
+        permits.push(first);
         while let Ok(p) = slots.clone().try_acquire_owned() {
             permits.push(p);
         }
@@ -55,11 +57,14 @@ pub(crate) async fn claim_loop(
         // pickup of new work stays immediate.
         let all = shared.cfg.concurrency;
         if backlog && permits.len() < all {
-            let deadline = tokio::time::Instant::now() + BATCH_WAIT;
+            // One timer for the whole wait (a new one per permit registered
+            // and cancelled a timer, under the timer wheel's lock, per job).
+            let deadline = tokio::time::sleep(BATCH_WAIT);
+            tokio::pin!(deadline);
             while permits.len() < all {
                 tokio::select! {
                     p = slots.clone().acquire_owned() => permits.push(p.expect("semaphore never closed")),
-                    _ = tokio::time::sleep_until(deadline) => break,
+                    _ = &mut deadline => break,
                 }
             }
             while let Ok(p) = slots.clone().try_acquire_owned() {
@@ -92,7 +97,7 @@ pub(crate) async fn claim_loop(
                 failures += 1;
                 warn!(error = %e, retry_in = ?delay, "claiming jobs failed; retrying");
                 shared.health.failed("claim", &e);
-                drop(permits);
+                permits.clear();
                 tokio::select! {
                     _ = stop.cancelled() => break,
                     _ = tokio::time::sleep(delay) => continue,
@@ -100,7 +105,7 @@ pub(crate) async fn claim_loop(
             }
         };
         if jobs.is_empty() {
-            drop(permits);
+            permits.clear();
             let mut poll = idle_poll(&listener, shared.cfg.poll);
             if limited {
                 // A limit held due jobs back: a window moves on, a slot frees
@@ -124,7 +129,7 @@ pub(crate) async fn claim_loop(
             }
             break;
         }
-        for (job, permit) in jobs.into_iter().zip(permits) {
+        for (job, permit) in jobs.into_iter().zip(permits.drain(..)) {
             spawn_job(&shared, &tasks, &outcomes, job, permit, sent_at);
         }
         crate::metrics::running(&shared.running_key, shared.in_flight.running());

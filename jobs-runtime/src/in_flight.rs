@@ -24,7 +24,10 @@ pub(crate) enum JobState {
     Running(Running),
     /// Its attempt ended and its outcome was handed to the recorder. It is no
     /// longer heartbeated: the recorder writes it well within the lease. The
-    /// job is kept when it ran (its queue's limits no longer count it).
+    /// job is kept when it ran in a queue with a global limit (which then no
+    /// longer counts it); otherwise it is let go here, so it is freed by the
+    /// attempt's task (on the thread that claimed it, usually), not by the
+    /// recorder.
     Recording(Option<Arc<Job>>),
     /// `stop()` gave up waiting for it: its task was aborted and a release was
     /// handed to the recorder, so its own outcome must never be sent.
@@ -109,19 +112,24 @@ impl InFlight {
 
     /// A running job's attempt ended: `true` if its outcome may be sent to the
     /// recorder, `false` if `stop()` already released it (or it is unknown).
-    pub(crate) fn finish(&self, fence: Fence) -> bool {
+    /// `keep_job`: its queue has a global limit (see [`recording_in`](Self::recording_in)).
+    pub(crate) fn finish(&self, fence: Fence, keep_job: bool) -> bool {
         let mut jobs = self.lock();
-        match jobs.get_mut(&fence) {
-            Some(state @ JobState::Running(_)) => {
-                let JobState::Running(r) = std::mem::replace(state, JobState::Recording(None))
-                else {
-                    unreachable!("matched as running")
-                };
-                *state = JobState::Recording(Some(r.job));
-                true
-            }
-            _ => false,
+        let Some(state @ JobState::Running(_)) = jobs.get_mut(&fence) else {
+            return false;
+        };
+        let JobState::Running(r) = std::mem::replace(state, JobState::Recording(None)) else {
+            unreachable!("matched as running")
+        };
+        if keep_job {
+            *state = JobState::Recording(Some(r.job));
+            return true;
         }
+        drop(jobs);
+        // The job's other handles, its token and its watchdog slot go
+        // outside the lock.
+        drop(r);
+        true
     }
 
     /// Fires the cancellation token of every running job.
@@ -309,7 +317,7 @@ mod tests {
         assert_eq!(t.state(f), Some("running"));
         assert_eq!(t.running_fences(), vec![f]);
         assert_eq!(t.recording_in("default"), Vec::<Fence>::new());
-        assert!(t.finish(f));
+        assert!(t.finish(f, true));
         assert_eq!(t.state(f), Some("recording"));
         assert!(
             t.running_fences().is_empty(),
@@ -318,10 +326,10 @@ mod tests {
         assert_eq!(t.recording_in("default"), vec![f]);
         assert_eq!(t.recording_in("other"), Vec::<Fence>::new());
         // Only a running job can finish.
-        assert!(!t.finish(f));
+        assert!(!t.finish(f, true));
         t.remove([&f]);
         assert_eq!(t.state(f), None);
-        assert!(!t.finish(f));
+        assert!(!t.finish(f, true));
         assert_eq!(t.len(), 0);
     }
 
@@ -330,12 +338,17 @@ mod tests {
         let t = InFlight::default();
         let (running, _, _) = start(&t);
         let (done, _, _) = start(&t);
-        assert!(t.finish(done));
+        assert!(t.finish(done, false));
+        assert_eq!(
+            t.recording_in("default"),
+            Vec::<Fence>::new(),
+            "a job whose queue has no global limit is not kept"
+        );
         assert_eq!(t.release_running(), vec![running]);
         assert_eq!(t.state(running), Some("released"));
         assert_eq!(t.state(done), Some("recording"));
         assert!(
-            !t.finish(running),
+            !t.finish(running, false),
             "a released job's late outcome is dropped"
         );
         assert_eq!(t.len(), 2, "both are held until the recorder is done");
@@ -350,7 +363,7 @@ mod tests {
         assert_eq!(t.cancel_ids(&[a.id], CancelReason::LeaseLost), vec![a]);
         assert_eq!(ta.reason(), Some(CancelReason::LeaseLost));
         assert!(!tb.is_cancelled());
-        assert!(t.finish(b));
+        assert!(t.finish(b, false));
         t.cancel_all(CancelReason::Shutdown);
         assert!(
             !tb.is_cancelled(),

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jobs_core::backend::Outcome;
+use jobs_core::registry::DynHandler;
 use jobs_core::{Job, QueueCount};
 use metrics::{counter, gauge, Key, Label, Level, Metadata};
 
@@ -65,6 +66,11 @@ pub(crate) struct JobKeys {
 }
 
 impl JobKeys {
+    /// The keys of `job`'s series, built now (for a job the table does not know).
+    pub(crate) fn of(job: &Job) -> Box<JobKeys> {
+        Box::new(JobKeys::new(&job.queue_name, &job.job_type))
+    }
+
     fn new(queue: &str, job_type: &str) -> JobKeys {
         let labels = || {
             vec![
@@ -85,38 +91,64 @@ impl JobKeys {
     }
 }
 
-/// The keys of every (queue, job type) a manager runs: its handlers' types
-/// in its queues, built with the manager. Read without a lock.
-#[derive(Debug, Default)]
+/// How a manager runs each job type it handles: the handler, and the metric
+/// keys of its series in each of the manager's queues, built once. Read
+/// without a lock; one lookup (with a fast hasher) per attempt finds both.
+#[derive(Default)]
 pub(crate) struct KeyTable {
-    /// By job type, then in the order of the manager's queues.
-    keys: HashMap<String, Vec<Arc<JobKeys>>>,
+    /// By job type.
+    routes: HashMap<String, Route, crate::id_hash::IdHashState>,
     queues: Vec<String>,
 }
 
+/// A job type's handler and keys (see [`KeyTable`]).
+struct Route {
+    handler: Arc<dyn DynHandler>,
+    /// In the order of the manager's queues.
+    keys: Vec<JobKeys>,
+}
+
+impl std::fmt::Debug for KeyTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyTable")
+            .field("job_types", &self.routes.keys().collect::<Vec<_>>())
+            .field("queues", &self.queues)
+            .finish()
+    }
+}
+
 impl KeyTable {
-    pub(crate) fn new<'a>(queues: &[String], job_types: impl IntoIterator<Item = &'a str>) -> Self {
-        let keys = job_types
-            .into_iter()
-            .map(|t| {
-                let per_queue = queues.iter().map(|q| Arc::new(JobKeys::new(q, t)));
-                (t.to_owned(), per_queue.collect())
+    pub(crate) fn new(queues: &[String], handlers: &HashMap<String, Arc<dyn DynHandler>>) -> Self {
+        let routes = handlers
+            .iter()
+            .map(|(t, handler)| {
+                let keys = queues.iter().map(|q| JobKeys::new(q, t)).collect();
+                let route = Route {
+                    handler: handler.clone(),
+                    keys,
+                };
+                (t.clone(), route)
             })
             .collect();
         KeyTable {
-            keys,
+            routes,
             queues: queues.to_vec(),
         }
     }
 
-    /// `job`'s keys: from the table, or built now for a type or queue it
-    /// does not know (a job with no handler here).
-    pub(crate) fn of(&self, job: &Job) -> Arc<JobKeys> {
-        let known = self.keys.get(&job.job_type).and_then(|per_queue| {
-            let i = self.queues.iter().position(|q| *q == job.queue_name)?;
-            per_queue.get(i).cloned()
-        });
-        known.unwrap_or_else(|| Arc::new(JobKeys::new(&job.queue_name, &job.job_type)))
+    /// `job`'s handler, if this manager has one for its type, and its keys,
+    /// if they are in the table (not for a type or queue it does not know:
+    /// a job with no handler here; see [`JobKeys::of`]).
+    pub(crate) fn route(&self, job: &Job) -> (Option<&Arc<dyn DynHandler>>, Option<&JobKeys>) {
+        let Some(route) = self.routes.get(job.job_type.as_str()) else {
+            return (None, None);
+        };
+        let keys = self
+            .queues
+            .iter()
+            .position(|q| *q == job.queue_name)
+            .and_then(|i| route.keys.get(i));
+        (Some(&route.handler), keys)
     }
 }
 

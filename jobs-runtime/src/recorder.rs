@@ -27,6 +27,9 @@ pub(crate) async fn recorder_loop(
     give_up: StopToken,
 ) {
     let mut batch: Vec<Handoff> = Vec::with_capacity(MAX_BATCH);
+    // Kept from batch to batch (emptied after each): no allocation per batch.
+    let mut updates: Vec<OutcomeUpdate> = Vec::with_capacity(MAX_BATCH);
+    let mut window = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         // Moved, not copied: a result may be large.
         let steps: Vec<Arc<jobs_core::Job>> = batch
@@ -36,8 +39,10 @@ pub(crate) async fn recorder_loop(
                 crate::workflow::finished(&job, &h.update.outcome).map(Arc::new)
             })
             .collect();
-        let (updates, window): (Vec<OutcomeUpdate>, Vec<_>) =
-            batch.drain(..).map(|h| (h.update, h._window)).unzip();
+        for h in batch.drain(..) {
+            updates.push(h.update);
+            window.push(h._window);
+        }
         let lost = record(&shared, &updates, &give_up).await;
         count(&shared, &updates, &lost);
         for job in steps {
@@ -54,8 +59,9 @@ pub(crate) async fn recorder_loop(
         }
         shared.in_flight.remove(updates.iter().map(|u| &u.fence));
         crate::metrics::running(&shared.running_key, shared.in_flight.running());
+        updates.clear();
         // The window permits go back only now: the outcomes are written.
-        drop(window);
+        window.clear();
         shared.recorded.notify_one();
     }
 }
@@ -76,7 +82,10 @@ struct Recorded {
 /// normally.
 async fn record(shared: &Shared, updates: &[OutcomeUpdate], give_up: &StopToken) -> Recorded {
     let mut out = Recorded::default();
-    record_split(shared, updates, give_up, &mut out).await;
+    // The first write is not boxed (most batches need no other): only a
+    // refused batch's halves are, being recursive.
+    let written = write(shared, updates, give_up).await;
+    settle(shared, updates, give_up, &mut out, written).await;
     out
 }
 
@@ -87,37 +96,49 @@ fn record_split<'a>(
     out: &'a mut Recorded,
 ) -> BoxFuture<'a, ()> {
     Box::pin(async move {
-        match write(shared, updates, give_up).await {
-            Ok(lost) => out.lost.extend(lost),
-            Err(e) if e.is_transient() => {
-                // Only after `give_up`: the stop deadline passed.
-                error!(error = %e, jobs = updates.len(), "could not record outcomes before shutdown; these jobs will run again once their leases expire");
-                out.unwritten.extend(updates.iter().map(|u| u.fence.id));
-            }
-            Err(e) if updates.len() > 1 => {
-                warn!(error = %e, jobs = updates.len(), "the backend refused a batch of outcomes; recording them in halves to find the one it cannot store");
-                let (a, b) = updates.split_at(updates.len() / 2);
-                record_split(shared, a, give_up, out).await;
-                record_split(shared, b, give_up, out).await;
-            }
-            Err(e) => {
-                let update = &updates[0];
-                let fallback = unstorable(update, &e, shared.cfg.max_error_bytes);
-                error!(job_id = %update.fence.id, error = %e, "the backend cannot store this job's outcome; recording the job as failed instead");
-                match write(shared, std::slice::from_ref(&fallback), give_up).await {
-                    Ok(lost) => {
-                        out.lost.extend(lost);
-                        out.failed_instead.push(update.fence.id);
-                    }
-                    Err(e2) => {
-                        error!(job_id = %update.fence.id, error = %e2, "could not record the job as failed either; it will run again once its lease expires");
-                        shared.health.failed("record", &e2);
-                        out.unwritten.push(update.fence.id);
-                    }
+        let written = write(shared, updates, give_up).await;
+        settle(shared, updates, give_up, out, written).await;
+    })
+}
+
+/// What follows a write of `updates` that ended with `written`.
+async fn settle(
+    shared: &Shared,
+    updates: &[OutcomeUpdate],
+    give_up: &StopToken,
+    out: &mut Recorded,
+    written: Result<Vec<JobId>, Error>,
+) {
+    match written {
+        Ok(lost) => out.lost.extend(lost),
+        Err(e) if e.is_transient() => {
+            // Only after `give_up`: the stop deadline passed.
+            error!(error = %e, jobs = updates.len(), "could not record outcomes before shutdown; these jobs will run again once their leases expire");
+            out.unwritten.extend(updates.iter().map(|u| u.fence.id));
+        }
+        Err(e) if updates.len() > 1 => {
+            warn!(error = %e, jobs = updates.len(), "the backend refused a batch of outcomes; recording them in halves to find the one it cannot store");
+            let (a, b) = updates.split_at(updates.len() / 2);
+            record_split(shared, a, give_up, out).await;
+            record_split(shared, b, give_up, out).await;
+        }
+        Err(e) => {
+            let update = &updates[0];
+            let fallback = unstorable(update, &e, shared.cfg.max_error_bytes);
+            error!(job_id = %update.fence.id, error = %e, "the backend cannot store this job's outcome; recording the job as failed instead");
+            match write(shared, std::slice::from_ref(&fallback), give_up).await {
+                Ok(lost) => {
+                    out.lost.extend(lost);
+                    out.failed_instead.push(update.fence.id);
+                }
+                Err(e2) => {
+                    error!(job_id = %update.fence.id, error = %e2, "could not record the job as failed either; it will run again once its lease expires");
+                    shared.health.failed("record", &e2);
+                    out.unwritten.push(update.fence.id);
                 }
             }
         }
-    })
+    }
 }
 
 /// One backend call for `updates`, retried while the failure is transient

@@ -143,7 +143,8 @@ pub(crate) struct Shared {
     pub(crate) started_at: chrono::DateTime<chrono::Utc>,
     /// The periodic schedules it fires.
     pub(crate) schedules: Vec<crate::periodic::Schedule>,
-    /// The metric keys of its handlers' jobs in its queues.
+    /// Its handlers again, with the metric keys of their jobs in its queues
+    /// (an attempt finds both with one lookup).
     pub(crate) metric_keys: crate::metrics::KeyTable,
     /// The key of its `jobs_running` gauge.
     pub(crate) running_key: metrics::Key,
@@ -169,6 +170,15 @@ impl Shared {
     /// Whether this manager is the cluster's maintainer right now.
     pub(crate) fn is_leader(&self) -> bool {
         self.leader.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Whether `queue` has a cluster-wide limit: the claim then names the
+    /// jobs of the queue whose outcomes are being recorded.
+    pub(crate) fn limits_globally(&self, queue: &str) -> bool {
+        self.cfg
+            .queue_limits
+            .iter()
+            .any(|(q, l)| l.global.is_some() && q == queue)
     }
 
     /// The user's backend.

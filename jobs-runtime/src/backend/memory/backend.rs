@@ -112,11 +112,12 @@ impl MemoryBackend {
             limited |= held;
             for id in ids {
                 st.leases.insert((lease_until, id));
+                let name = st.worker_name(req.worker_id);
                 let job = &mut st.jobs.get_mut(&id).expect("indexed").job;
                 job.status = JobStatus::Running;
                 job.attempt += 1;
                 job.started_at = Some(now);
-                job.locked_by = Some(req.worker_id.to_owned());
+                job.locked_by = Some(name);
                 job.lease_until = Some(lease_until);
                 job.lease_token = Some(token);
                 claimed.push(job.clone());
@@ -256,7 +257,7 @@ impl Backend for MemoryBackend {
             let mut lost = Vec::new();
             let mut wake = false;
             for u in updates {
-                if st.fenced(&u.fence).is_none() {
+                if !st.is_fenced(&u.fence) {
                     lost.push(u.fence.id);
                     continue;
                 }

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use std::ops::{Deref, DerefMut, Index};
 
+use chrono::{DateTime, Utc};
 use jobs_core::{JobId, JobStatus, ThroughputBucket, THROUGHPUT_RETENTION};
 
 use super::state::Entry;
@@ -33,9 +34,10 @@ pub(super) struct Jobs {
     pub(super) finished: BTreeSet<FinishedKey>,
 }
 
-/// Counts a move of a job of `queue` into `status`, now, if it ends an
-/// attempt; buckets past [`THROUGHPUT_RETENTION`] go when a new minute starts.
-fn bump(throughput: &mut Throughput, queue: &str, status: JobStatus) {
+/// Counts a move of a job of `queue` into `status`, now (`now`, if the
+/// caller has read the clock already), if it ends an attempt; buckets past
+/// [`THROUGHPUT_RETENTION`] go when a new minute starts.
+fn bump(throughput: &mut Throughput, queue: &str, status: JobStatus, now: Option<DateTime<Utc>>) {
     let slot = match status {
         JobStatus::Completed => 0,
         JobStatus::Failed => 1,
@@ -43,7 +45,8 @@ fn bump(throughput: &mut Throughput, queue: &str, status: JobStatus) {
         JobStatus::Retrying => 3,
         _ => return,
     };
-    let minute = crate::clock::now().timestamp().div_euclid(60) * 60;
+    let now = now.unwrap_or_else(crate::clock::now);
+    let minute = now.timestamp().div_euclid(60) * 60;
     if !throughput.contains_key(&minute) {
         let keep = (THROUGHPUT_RETENTION.as_secs() as i64).saturating_add(60);
         *throughput = throughput.split_off(&(minute - keep));
@@ -139,6 +142,7 @@ impl Jobs {
             &mut self.throughput,
             &entry.job.queue_name,
             entry.job.status,
+            None,
         );
         index(&mut self.due, &mut self.finished, &entry, true);
         if let Some(old) = self.map.insert(id, entry) {
@@ -157,6 +161,16 @@ impl Jobs {
 
     /// The job, to change: its counts follow when the handle is dropped.
     pub(super) fn get_mut(&mut self, id: &JobId) -> Option<EntryMut<'_>> {
+        self.get_mut_at(id, None)
+    }
+
+    /// [`get_mut`](Self::get_mut) for a change made at `now` (the caller's
+    /// reading of the clock, so the handle does not read it again).
+    pub(super) fn get_mut_at(
+        &mut self,
+        id: &JobId,
+        now: Option<DateTime<Utc>>,
+    ) -> Option<EntryMut<'_>> {
         let entry = self.map.get_mut(id)?;
         let was = entry.job.status;
         let keys = (due_key(entry), finished_key(entry));
@@ -170,6 +184,7 @@ impl Jobs {
             finished: &mut self.finished,
             was,
             keys,
+            now,
         })
     }
 
@@ -227,6 +242,9 @@ pub(super) struct EntryMut<'a> {
     #[cfg(debug_assertions)]
     queue: String,
     keys: (Option<DueKey>, Option<FinishedKey>),
+    /// When the change is made, if the caller knows (else the clock is read
+    /// when a move is counted).
+    now: Option<DateTime<Utc>>,
 }
 
 impl Deref for EntryMut<'_> {
@@ -250,7 +268,7 @@ impl Drop for EntryMut<'_> {
         debug_assert_eq!(job.queue_name, self.queue, "a stored job changed queue");
         if job.status != self.was {
             shift(self.counts, &job.queue_name, self.was, job.status);
-            bump(self.throughput, &job.queue_name, job.status);
+            bump(self.throughput, &job.queue_name, job.status, self.now);
         }
         let keys = (due_key(self.entry), finished_key(self.entry));
         if keys.0 != self.keys.0 {

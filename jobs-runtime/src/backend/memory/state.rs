@@ -13,8 +13,17 @@ use jobs_core::{
     JobStatus, Leader, NewJob, Result, ScheduleState, UniqueStates, WorkerInfo,
 };
 
-type ReadyKey = (Reverse<i32>, DateTime<Utc>, u64, JobId);
-type DelayedKey = (DateTime<Utc>, u64, i32, JobId);
+/// Maps by queue name or limit key, looked up for every claimed and every
+/// finished job: hashed with the fast [`IdHashState`](crate::id_hash::IdHashState)
+/// rather than SipHash (a memory backend's keys are the program's own).
+type NameMap<V> = HashMap<String, V, crate::id_hash::IdHashState>;
+
+/// A due job in claim order; the last field says whether it has limits of
+/// its own (after the unique sequence number, it never changes the order),
+/// so a claim passes over the jobs that have none without reading them.
+type ReadyKey = (Reverse<i32>, DateTime<Utc>, u64, JobId, bool);
+/// A job due later; the last field as in [`ReadyKey`].
+type DelayedKey = (DateTime<Utc>, u64, i32, JobId, bool);
 /// Unfinished jobs of a sequence key, in enqueue order.
 type Sequences = HashMap<String, BTreeSet<(DateTime<Utc>, u64, JobId)>>;
 
@@ -24,7 +33,7 @@ pub(super) struct State {
     /// Enqueue order: `list`'s order and the claim order's last tie-breaker.
     pub(super) order: BTreeMap<u64, JobId>,
     next_seq: u64,
-    queues: HashMap<String, QueueIndex>,
+    queues: NameMap<QueueIndex>,
     /// RUNNING jobs by lease expiry.
     pub(super) leases: BTreeSet<(DateTime<Utc>, JobId)>,
     /// Stored unique key → the job holding it.
@@ -35,9 +44,9 @@ pub(super) struct State {
     pub(super) leaders: HashMap<String, Leader>,
     pub(super) schedules: BTreeMap<String, ScheduleState>,
     /// RUNNING jobs per queue, per concurrency key and per sequence key.
-    running_queues: HashMap<String, u32>,
-    running_keys: HashMap<String, u32>,
-    running_sequences: HashMap<String, u32>,
+    running_queues: NameMap<u32>,
+    running_keys: NameMap<u32>,
+    running_sequences: NameMap<u32>,
     /// Unfinished jobs of each sequence, in enqueue order: the first is the
     /// only one that may be claimed.
     sequences: Sequences,
@@ -48,7 +57,15 @@ pub(super) struct State {
     pub(super) audit: Vec<jobs_core::AuditEntry>,
     /// Workflow edges settled so far: child → its parents that settled.
     pub(super) settled: HashMap<JobId, std::collections::HashSet<JobId>>,
+    /// The `locked_by` strings of ended leases, reused by the next claims:
+    /// every claim writes the worker's id into each job it takes, and the
+    /// recorder (on another thread) dropped it again, an allocation and a
+    /// cross-thread free per job.
+    spare_names: Vec<String>,
 }
+
+/// At most this many spare `locked_by` strings are kept.
+const SPARE_NAMES: usize = 1024;
 
 /// At most this many due jobs of a queue are looked at per claim, so a
 /// queue full of jobs that limits hold back costs a bounded scan.
@@ -71,24 +88,27 @@ impl State {
     pub(super) fn insert_waiting(&mut self, id: JobId, now: DateTime<Utc>) {
         let Entry { job, seq, .. } = &self.jobs[&id];
         let (prio, run_at, seq) = (job.priority, job.run_at, *seq);
+        // A stored job's limits never change (they are set at enqueue).
+        let limited = !job.limits.is_empty();
         // Looked up by `&str`: the queue's name is copied only for a new queue.
         let idx = match self.queues.get_mut(&job.queue_name) {
             Some(idx) => idx,
             None => self.queues.entry(job.queue_name.clone()).or_default(),
         };
         if run_at <= now {
-            idx.ready.insert((Reverse(prio), run_at, seq, id));
+            idx.ready.insert((Reverse(prio), run_at, seq, id, limited));
         } else {
-            idx.delayed.insert((run_at, seq, prio, id));
+            idx.delayed.insert((run_at, seq, prio, id, limited));
         }
     }
 
     pub(super) fn remove_waiting(&mut self, id: JobId) {
         let Entry { job, seq, .. } = &self.jobs[&id];
         let (prio, run_at, seq) = (job.priority, job.run_at, *seq);
+        let limited = !job.limits.is_empty();
         if let Some(idx) = self.queues.get_mut(&job.queue_name) {
-            if !idx.ready.remove(&(Reverse(prio), run_at, seq, id)) {
-                idx.delayed.remove(&(run_at, seq, prio, id));
+            if !idx.ready.remove(&(Reverse(prio), run_at, seq, id, limited)) {
+                idx.delayed.remove(&(run_at, seq, prio, id, limited));
             }
         }
     }
@@ -224,7 +244,7 @@ impl State {
     /// A job stopped RUNNING: its queue and keys have a slot free.
     fn left_running(&mut self, id: JobId) {
         let job = &self.jobs[&id].job;
-        let dec = |map: &mut HashMap<String, u32>, key: &str| {
+        let dec = |map: &mut NameMap<u32>, key: &str| {
             if let Some(n) = map.get_mut(key) {
                 *n = n.saturating_sub(1);
                 if *n == 0 {
@@ -264,6 +284,14 @@ impl State {
             .filter(|j| j.status == JobStatus::Running && j.lease_token == Some(fence.token))
     }
 
+    /// Whether the job under `fence` is still RUNNING under that very lease
+    /// ([`fenced`](Self::fenced) without a handle to change it).
+    pub(super) fn is_fenced(&self, fence: &Fence) -> bool {
+        self.jobs.get(&fence.id).is_some_and(|e| {
+            e.job.status == JobStatus::Running && e.job.lease_token == Some(fence.token)
+        })
+    }
+
     /// Whether the job under `fence` is still RUNNING in `queue` under that very lease.
     fn holds(&self, fence: &Fence, queue: &str) -> bool {
         self.jobs.get(&fence.id).is_some_and(|e| {
@@ -273,14 +301,33 @@ impl State {
         })
     }
 
+    /// `worker_id` as a `locked_by` string, in a spare one if there is one.
+    pub(super) fn worker_name(&mut self, worker_id: &str) -> String {
+        match self.spare_names.pop() {
+            Some(mut name) => {
+                name.clear();
+                name.push_str(worker_id);
+                name
+            }
+            None => worker_id.to_owned(),
+        }
+    }
+
+    /// Keeps an ended lease's `locked_by` string for [`worker_name`](Self::worker_name).
+    fn spare_name(&mut self, name: Option<String>) {
+        if let Some(name) = name {
+            if self.spare_names.len() < SPARE_NAMES && name.capacity() <= 256 {
+                self.spare_names.push(name);
+            }
+        }
+    }
+
+    /// Takes the job out of the lease index; its lease fields are cleared by
+    /// the caller, with the rest of its change (one handle, one reindexing).
     fn drop_lease(&mut self, id: JobId) {
         if let Some(until) = self.jobs[&id].job.lease_until {
             self.leases.remove(&(until, id));
         }
-        let job = &mut self.jobs.get_mut(&id).expect("present").job;
-        job.lease_until = None;
-        job.locked_by = None;
-        job.lease_token = None;
     }
 
     /// Applies an outcome to a job known to be RUNNING under its fence. Returns
@@ -294,8 +341,11 @@ impl State {
     ) -> bool {
         self.drop_lease(id);
         self.left_running(id);
-        let mut held = self.jobs.get_mut(&id).expect("present");
+        let mut held = self.jobs.get_mut_at(&id, Some(now)).expect("present");
         let job = &mut held.job;
+        job.lease_until = None;
+        let name = job.locked_by.take();
+        job.lease_token = None;
         let entry = |job: &Job, error: &AttemptFailure| {
             AttemptError::new(
                 job.attempt,
@@ -380,6 +430,7 @@ impl State {
             }
         };
         drop(held);
+        self.spare_name(name);
         if back_to_waiting {
             self.insert_waiting(id, now);
         } else {
@@ -499,12 +550,12 @@ impl State {
             return (Vec::new(), false);
         };
         // Jobs whose time has come join the ready set.
-        while let Some(&(run_at, seq, prio, id)) = idx.delayed.first() {
+        while let Some(&(run_at, seq, prio, id, limited)) = idx.delayed.first() {
             if run_at > now {
                 break;
             }
             idx.delayed.pop_first();
-            idx.ready.insert((Reverse(prio), run_at, seq, id));
+            idx.ready.insert((Reverse(prio), run_at, seq, id, limited));
         }
         if idx.ready.is_empty() {
             return (Vec::new(), false);
@@ -530,7 +581,7 @@ impl State {
         let idx = self.queues.get(queue).expect("present");
         let mut taken = Vec::new();
         let mut held = false;
-        let mut seen_keys: Vec<(Reverse<i32>, DateTime<Utc>, u64, JobId)> = Vec::new();
+        let mut seen_keys: Vec<ReadyKey> = Vec::new();
         for (scanned, key) in idx.ready.iter().enumerate() {
             if taken.len() >= cap {
                 // Due jobs remain: a queue cap held them back (or the claim is full).
@@ -542,6 +593,12 @@ impl State {
                 break;
             }
             let id = key.3;
+            if !key.4 {
+                // No limits of its own: nothing to check or count.
+                taken.push(id);
+                seen_keys.push(*key);
+                continue;
+            }
             let job = &self.jobs[&id].job;
             if !admits(
                 job,
@@ -586,7 +643,12 @@ impl State {
         }
         let idx = self.queues.get_mut(queue).expect("present");
         for key in seen_keys {
-            idx.ready.remove(&key);
+            // Mostly the first: no limit held an earlier one back.
+            if idx.ready.first() == Some(&key) {
+                idx.ready.pop_first();
+            } else {
+                idx.ready.remove(&key);
+            }
         }
         (taken, held)
     }
@@ -595,8 +657,8 @@ impl State {
 /// Whether `job`'s own limits let it start now.
 fn admits(
     job: &Job,
-    running_keys: &HashMap<String, u32>,
-    running_sequences: &HashMap<String, u32>,
+    running_keys: &NameMap<u32>,
+    running_sequences: &NameMap<u32>,
     sequences: &Sequences,
     rate_log: &mut HashMap<String, VecDeque<DateTime<Utc>>>,
     now: DateTime<Utc>,
