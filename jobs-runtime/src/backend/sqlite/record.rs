@@ -212,12 +212,7 @@ impl SqliteBackend {
                 b.id(Some(id))?;
             }
             b.bind(now)?;
-            let mut rows = stmt.raw_query();
-            while let Some(row) = rows.next().map_err(native_err)? {
-                applied.insert(NativeRow(row).uuid(0).map_err(|e| {
-                    backend_msg(BackendErrorKind::Other, format!("completed_by_call: {e}"))
-                })?);
-            }
+            returned_ids(&mut stmt, applied)?;
         }
         Ok(())
     }
@@ -292,12 +287,7 @@ impl SqliteBackend {
                     .bind(None::<i64>)?
                     .bind(false)?;
             }
-            let mut rows = stmt.raw_query();
-            while let Some(row) = rows.next().map_err(native_err)? {
-                applied.insert(NativeRow(row).uuid(0).map_err(|e| {
-                    backend_msg(BackendErrorKind::Other, format!("transition: {e}"))
-                })?);
-            }
+            returned_ids(&mut stmt, applied)?;
         }
         Ok(())
     }
@@ -441,6 +431,19 @@ impl SqliteBackend {
             .filter(|id| !applied.contains(id.as_uuid()))
             .collect())
     }
+}
+
+/// Adds the job ids a statement of the native connection returns (its
+/// first column) to `applied`.
+fn returned_ids(stmt: &mut rusqlite::Statement<'_>, applied: &mut HashSet<Uuid>) -> Result<()> {
+    let mut rows = stmt.raw_query();
+    while let Some(row) = rows.next().map_err(native_err)? {
+        let id = NativeRow(row).uuid(0).map_err(|e| {
+            backend_msg(BackendErrorKind::Other, format!("an applied job's id: {e}"))
+        })?;
+        applied.insert(id);
+    }
+    Ok(())
 }
 
 /// A result as stored: JSON text. JSON escapes a NUL (`\u0000`), so it is
