@@ -278,14 +278,16 @@ impl State {
 
     /// The job under `fence`, if it is still RUNNING under that very lease.
     pub(super) fn fenced(&mut self, fence: &Fence) -> Option<super::jobs::JobMut<'_>> {
+        if !self.is_fenced(fence) {
+            return None;
+        }
         self.jobs
             .get_mut(&fence.id)
             .map(super::jobs::EntryMut::into_job)
-            .filter(|j| j.status == JobStatus::Running && j.lease_token == Some(fence.token))
     }
 
     /// Whether the job under `fence` is still RUNNING under that very lease
-    /// ([`fenced`](Self::fenced) without a handle to change it).
+    /// (the test of [`fenced`](Self::fenced) and of `holds`).
     pub(super) fn is_fenced(&self, fence: &Fence) -> bool {
         self.jobs.get(&fence.id).is_some_and(|e| {
             e.job.status == JobStatus::Running && e.job.lease_token == Some(fence.token)
@@ -294,11 +296,7 @@ impl State {
 
     /// Whether the job under `fence` is still RUNNING in `queue` under that very lease.
     fn holds(&self, fence: &Fence, queue: &str) -> bool {
-        self.jobs.get(&fence.id).is_some_and(|e| {
-            e.job.status == JobStatus::Running
-                && e.job.lease_token == Some(fence.token)
-                && e.job.queue_name == queue
-        })
+        self.is_fenced(fence) && self.jobs[&fence.id].job.queue_name == queue
     }
 
     /// `worker_id` as a `locked_by` string, in a spare one if there is one.
