@@ -147,8 +147,11 @@
 //! * **Power loss or kernel crash**: the database stays consistent (never
 //!   corrupt, no half-applied transaction), but with `synchronous = NORMAL` a
 //!   commit reaches the disk only at the next WAL checkpoint. The backend
-//!   checkpoints once a second whenever something was written (SQLite on its
-//!   own would wait for ~4 MB of log, which on a quiet queue can be hours), so
+//!   checkpoints once a second whenever something was written, on a reader
+//!   connection beside the writer (SQLite on its own would wait for ~4 MB of
+//!   log, which on a quiet queue can be hours, and would do it inline in a
+//!   writer's commit; the writer here checkpoints itself only past ~16 MB of
+//!   log, so that the log restarts under steady writes), so
 //!   a power loss can take back up to about the last second of acknowledged
 //!   enqueues and outcomes (longer only while some connection holds a read
 //!   transaction open that long): a lost enqueue is lost, a lost completion runs the

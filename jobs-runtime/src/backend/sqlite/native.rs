@@ -47,13 +47,14 @@ pub(super) fn native_err(e: rusqlite::Error) -> Error {
 /// at `path`, with the settings that connection runs with (read back from it,
 /// so options a user set through `connect_with` hold for both).
 pub(super) async fn open(conn: &mut SqliteConnection, path: &Path) -> Result<Connection> {
-    let mut settings = Vec::with_capacity(5);
+    let mut settings = Vec::with_capacity(6);
     for name in [
         "busy_timeout",
         "synchronous",
         "foreign_keys",
         "temp_store",
         "cache_size",
+        "wal_autocheckpoint",
     ] {
         let value: i64 = sqlx::query_scalar(&format!("PRAGMA {name}"))
             .fetch_one(&mut *conn)
@@ -161,11 +162,12 @@ mod tests {
         let options = SqliteBackend::options(&url)
             .expect("options")
             .synchronous(SqliteSynchronous::Off)
-            .busy_timeout(Duration::from_millis(7_500));
+            .busy_timeout(Duration::from_millis(7_500))
+            .pragma("wal_autocheckpoint", "2500");
         let backend = SqliteBackend::connect_with(&url, options, false)
             .await
             .expect("open");
-        let (synchronous, busy, wal) = backend
+        let (synchronous, busy, autocheckpoint, wal) = backend
             .inner
             .writer
             .write_conns(|conns| {
@@ -179,7 +181,12 @@ mod tests {
                     let mode: String = native
                         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
                         .expect("journal mode");
-                    Ok((int("synchronous"), int("busy_timeout"), mode))
+                    Ok((
+                        int("synchronous"),
+                        int("busy_timeout"),
+                        int("wal_autocheckpoint"),
+                        mode,
+                    ))
                 })
             })
             .await
@@ -189,6 +196,7 @@ mod tests {
             "OFF, as the options said (SQLite's default is FULL)"
         );
         assert_eq!(busy, 7_500);
+        assert_eq!(autocheckpoint, 2_500, "the writer checkpoints as told");
         assert_eq!(wal, "wal");
         backend.close().await;
         for suffix in ["", "-wal", "-shm"] {
