@@ -20,8 +20,9 @@ const NUL_STAND_IN: &str = "\u{FFFD}";
 pub(super) struct OutcomeColumns<'a> {
     pub(super) ids: Vec<Uuid>,
     pub(super) tokens: Vec<i64>,
-    /// What happened: `COMPLETE`, `RETRY`, `FAIL`, `DEAD`, `RELEASE`,
-    /// `SNOOZE`, `CANCEL` (record.sql maps it to a status).
+    /// What happened: `COMPLETE`, `DROP` (complete and delete), `RETRY`,
+    /// `FAIL`, `DEAD`, `RELEASE`, `SNOOZE`, `CANCEL` (record.sql maps it to a
+    /// status).
     pub(super) kinds: Vec<&'static str>,
     /// Borrowed unless a NUL had to be replaced: a result may be large.
     pub(super) results: Vec<Option<Json<Cow<'a, Value>>>>,
@@ -29,8 +30,8 @@ pub(super) struct OutcomeColumns<'a> {
     pub(super) messages: Vec<Option<Cow<'a, str>>>,
     pub(super) retryables: Vec<bool>,
     pub(super) attempts: Vec<i32>,
-    /// Jobs to delete once completed ([`Outcome::CompleteAndDelete`]).
-    pub(super) drops: Vec<Uuid>,
+    /// Whether any is a completion to drop ([`Outcome::CompleteAndDelete`]).
+    pub(super) drops: bool,
 }
 
 impl<'a> OutcomeColumns<'a> {
@@ -45,7 +46,7 @@ impl<'a> OutcomeColumns<'a> {
             messages: Vec::with_capacity(n),
             retryables: Vec::with_capacity(n),
             attempts: Vec::with_capacity(n),
-            drops: Vec::new(),
+            drops: false,
         };
         for u in updates {
             c.ids.push(*u.fence.id.as_uuid());
@@ -57,8 +58,8 @@ impl<'a> OutcomeColumns<'a> {
             let (kind, result, delay, error) = match &u.outcome {
                 Outcome::Complete { result } => ("COMPLETE", result.as_ref(), 0, None),
                 Outcome::CompleteAndDelete => {
-                    c.drops.push(*u.fence.id.as_uuid());
-                    ("COMPLETE", None, 0, None)
+                    c.drops = true;
+                    ("DROP", None, 0, None)
                 }
                 Outcome::Retry { delay, error } => ("RETRY", None, delay_of(delay), Some(error)),
                 Outcome::Fail { error, result } => ("FAIL", result.as_ref(), 0, Some(error)),

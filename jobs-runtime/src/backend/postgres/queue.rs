@@ -112,7 +112,12 @@ impl Backend for PostgresBackend {
             }
             let c = OutcomeColumns::new(updates);
             let mut conn = self.conns.get().await?;
-            let record = sqlx::query_scalar(&self.inner.sql.record)
+            let sql = if c.drops {
+                &self.inner.sql.record_dropping
+            } else {
+                &self.inner.sql.record
+            };
+            let res = sqlx::query_scalar(sql)
                 .bind(&c.ids)
                 .bind(&c.tokens)
                 .bind(&c.kinds)
@@ -121,35 +126,9 @@ impl Backend for PostgresBackend {
                 .bind(&c.messages)
                 .bind(&c.retryables)
                 .bind(worker_id)
-                .bind(&c.attempts);
-            let res = if c.drops.is_empty() {
-                record.fetch_all(conn.get()).await
-            } else {
-                // Completed, then deleted in the same transaction: the count
-                // triggers see both, so the totals stay exact, and the
-                // throughput history keeps the completions.
-                async {
-                    let mut tx = sqlx::Connection::begin(conn.get()).await?;
-                    let done: Vec<Option<Uuid>> = record.fetch_all(&mut *tx).await?;
-                    let applied: std::collections::HashSet<Uuid> =
-                        done.iter().flatten().copied().collect();
-                    let gone: Vec<Uuid> = c
-                        .drops
-                        .iter()
-                        .copied()
-                        .filter(|id| applied.contains(id))
-                        .collect();
-                    if !gone.is_empty() {
-                        sqlx::query(&self.inner.sql.delete_completed)
-                            .bind(&gone)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                    tx.commit().await?;
-                    Ok::<_, sqlx::Error>(done)
-                }
-                .await
-            };
+                .bind(&c.attempts)
+                .fetch_all(conn.get())
+                .await;
             let done: Vec<Option<Uuid>> = conn.done(res)?;
             Ok(updates
                 .iter()

@@ -54,10 +54,12 @@ pub(super) struct Sql {
     pub(super) enqueue_unique: String,
     pub(super) claim: String,
     pub(super) heartbeat: String,
+    /// Records outcomes none of which is a completion to drop.
     pub(super) record: String,
-    /// Deletes the jobs `record` just completed for a retention that keeps
-    /// no completed jobs (same transaction, so they still hold its locks).
-    pub(super) delete_completed: String,
+    /// `record` for a batch with completions to drop (kind `DROP`, for a
+    /// retention that keeps no completed jobs): those are deleted under their
+    /// fence instead of updated, in the same statement.
+    pub(super) record_dropping: String,
     pub(super) recover: String,
     pub(super) get: String,
     pub(super) list: String,
@@ -105,6 +107,27 @@ pub(super) struct Sql {
     /// Releases held workflow steps and notifies their queues.
     pub(super) release_held: String,
 }
+
+/// `record.sql`'s part for completions to drop: deleted under the same fence
+/// as an update. The delete's trigger counts them out of RUNNING; `through`
+/// counts them into COMPLETED and out again, so the totals do not keep them
+/// and the throughput history (which sums a status's positive deltas) does —
+/// what completing and then deleting them wrote, in one statement instead of
+/// a transaction of two. `done` is every job the call applied.
+const DROPPING: &str = "del AS (
+                   DELETE FROM __TABLE__ j USING locked u
+                   WHERE j.id = u.id AND u.kind = 'DROP'
+                     AND __RUNNING__ AND j.lease_token = u.token AND j.attempt = u.attempt
+                   RETURNING j.id, j.queue_name, j.run_at, j.conc_key, j.seq_key),
+                 through AS (
+                   INSERT INTO __DELTAS__ (queue_name, status, n)
+                   SELECT d.queue_name, 'COMPLETED', x.n
+                   FROM (SELECT queue_name, count(*) AS c FROM del GROUP BY queue_name) AS d,
+                        LATERAL (VALUES (d.c), (-d.c)) AS x(n)),
+                 done AS (
+                   SELECT id, queue_name, status, run_at, conc_key, seq_key FROM upd
+                   UNION ALL
+                   SELECT id, queue_name, 'COMPLETED', run_at, conc_key, seq_key FROM del),";
 
 /// The NOTIFY of one statement, as an aggregate over rows with a `queue_name`:
 /// the payload lists the queues that got claimable work, and a final `!` token
@@ -186,8 +209,10 @@ impl Sql {
         let wake_plain = wake(&channel, "false");
         let finished = finished(&quote_literal(&finished_channel_name(schema)));
         let keep = keep_errors();
-        // `__WAKE__` differs by statement: when its NOTIFY asks listeners to re-read their timer.
-        let load = |file: &str, wake: Option<&str>| {
+        let deltas = format!("{s}.job_count_deltas");
+        // `__WAKE__` differs by statement: when its NOTIFY asks listeners to
+        // re-read their timer; `extra` are the placeholders of one statement.
+        let load_with = |file: &str, wake: Option<&str>, extra: &[(&str, &str)]| {
             let finished = finished.as_str();
             let mut values = vec![
                 ("__TABLE__", t.as_str()),
@@ -203,18 +228,36 @@ impl Sql {
                 ("__EDGES__", edges.as_str()),
                 ("__WAITS__", waits.as_str()),
                 ("__FINISHED__", finished),
+                ("__DELTAS__", deltas.as_str()),
             ];
             values.extend(wake.map(|wake| ("__WAKE__", wake)));
+            values.extend_from_slice(extra);
             splice(statement(file), &values)
         };
+        let load = |file: &str, wake: Option<&str>| load_with(file, wake, &[]);
+        let dropping = load(DROPPING, None);
         Sql {
             enqueue: load(include_str!("sql/enqueue.sql"), Some(&wake_enqueue)),
             enqueue_unique: load(include_str!("sql/enqueue_unique.sql"), Some(&wake_enqueue)),
             claim: load(include_str!("sql/claim.sql"), None),
             heartbeat: load(include_str!("sql/heartbeat.sql"), None),
-            record: load(include_str!("sql/record.sql"), Some(&wake_record)),
-            delete_completed: format!(
-                "DELETE FROM {t} WHERE id = ANY($1::uuid[]) AND status = 'COMPLETED'"
+            record: load_with(
+                include_str!("sql/record.sql"),
+                Some(&wake_record),
+                &[
+                    ("__DROPPING__", ""),
+                    ("__DONE__", "upd"),
+                    ("__NOT_DROPPED__", ""),
+                ],
+            ),
+            record_dropping: load_with(
+                include_str!("sql/record.sql"),
+                Some(&wake_record),
+                &[
+                    ("__DROPPING__", dropping.as_str()),
+                    ("__DONE__", "done"),
+                    ("__NOT_DROPPED__", "AND u.kind <> 'DROP'"),
+                ],
             ),
             recover: load(include_str!("sql/recover.sql"), Some(&wake_plain)),
             get: format!("SELECT {cols} FROM {t} WHERE id = $1"),

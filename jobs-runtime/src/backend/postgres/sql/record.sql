@@ -6,9 +6,13 @@
 -- again (a retry, release or snooze ends it FAILED, its error still saying
 -- who cancelled it and why). `woke` wakes workers, `fin` handles awaiting
 -- the jobs it finished: one NOTIFY each per call at most, none if not needed.
+-- A completion to drop (`DROP`, the retention keeps none) is not updated
+-- but deleted under the same fence, in `__DROPPING__` (empty when the call
+-- drops nothing; `__DONE__` is then `upd`, and `__NOT_DROPPED__` empty):
+-- see `sql.rs`.
                  WITH locked AS MATERIALIZED (
                    SELECT u.*,
-                          CASE WHEN u.kind = 'COMPLETE' THEN 'COMPLETED'
+                          CASE WHEN u.kind IN ('COMPLETE', 'DROP') THEN 'COMPLETED'
                                WHEN u.kind IN ('FAIL', 'CANCEL') THEN 'FAILED'
                                WHEN u.kind = 'DEAD' THEN 'DEAD_LETTER'
                                WHEN w.cancelled_at IS NOT NULL THEN 'FAILED'
@@ -50,18 +54,19 @@
                      lease_until = NULL,
                      lease_token = NULL
                    FROM locked u
-                   WHERE j.id = u.id
+                   WHERE j.id = u.id __NOT_DROPPED__
                      AND __RUNNING__ AND j.lease_token = u.token AND j.attempt = u.attempt
                    RETURNING j.id, j.queue_name, j.status, j.run_at, j.conc_key, j.seq_key),
+                 __DROPPING__
                  woke AS (
                    SELECT __WAKE__ AS w
-                   FROM upd WHERE status IN ('PENDING', 'RETRYING', 'SCHEDULED')
+                   FROM __DONE__ WHERE status IN ('PENDING', 'RETRYING', 'SCHEDULED')
                                   OR conc_key IS NOT NULL OR seq_key IS NOT NULL
                    HAVING count(*) > 0),
                  fin AS (
                    SELECT __FINISHED__ AS f
-                   FROM upd WHERE status IN ('COMPLETED', 'FAILED', 'DEAD_LETTER')
+                   FROM __DONE__ WHERE status IN ('COMPLETED', 'FAILED', 'DEAD_LETTER')
                    HAVING count(*) > 0)
-                 SELECT id FROM upd
+                 SELECT id FROM __DONE__
                  UNION ALL SELECT NULL FROM woke
                  UNION ALL SELECT NULL FROM fin
