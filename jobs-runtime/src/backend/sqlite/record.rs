@@ -100,24 +100,42 @@ impl SqliteBackend {
         Ok(())
     }
 
-    /// Deletes the jobs of `ids` that the completions of this call (stamped
-    /// with its unique `now`) completed: a retention that keeps no completed
-    /// jobs. The counts' delete trigger takes them out of COMPLETED again;
-    /// the throughput history has counted them as they completed.
-    async fn delete_completed(conn: &mut SqliteConnection, now: i64, ids: &[Uuid]) -> Result<()> {
-        for chunk in ids.chunks(UPDATE_CHUNK) {
+    /// Deletes the attempts of `rows` (id, lease token) that still hold their
+    /// lease, as completed and not kept (a retention that keeps no completed
+    /// jobs), and counts them as completed at `now` in the throughput
+    /// history. Adds the ids deleted to `applied`.
+    async fn drop_completed(
+        conn: &mut SqliteConnection,
+        now: i64,
+        rows: &[(Uuid, i64)],
+        applied: &mut HashSet<Uuid>,
+    ) -> Result<()> {
+        let mut per_queue = Dropped::default();
+        for chunk in rows.chunks(UPDATE_CHUNK) {
             // Padded as the completions are: a few statement texts, each
             // prepared once, whatever the batch sizes.
             let n = padded(chunk.len());
-            let sql = sql::delete_completed(n);
-            let mut q = sqlx::query(&sql).bind(now);
-            for id in chunk {
-                q = q.bind(*id);
+            let sql = sql::drop_completed(n);
+            let mut q = sqlx::query(&sql);
+            for (id, token) in chunk {
+                q = q.bind(*id).bind(*token);
             }
             for _ in chunk.len()..n {
-                q = q.bind(None::<Uuid>);
+                q = q.bind(None::<Uuid>).bind(None::<i64>);
             }
-            q.execute(&mut *conn).await.map_err(db_err)?;
+            for row in q.fetch_all(&mut *conn).await.map_err(db_err)? {
+                applied.insert(row.try_get(0).map_err(db_err)?);
+                per_queue.add(row.try_get::<&str, _>(1).map_err(db_err)?);
+            }
+        }
+        for (queue, n) in per_queue.0 {
+            sqlx::query(sql::count_dropped())
+                .bind(now)
+                .bind(queue)
+                .bind(n)
+                .execute(&mut *conn)
+                .await
+                .map_err(db_err)?;
         }
         Ok(())
     }
@@ -217,23 +235,46 @@ impl SqliteBackend {
         Ok(())
     }
 
-    /// [`delete_completed`](Self::delete_completed) on the writer's native
+    /// [`drop_completed`](Self::drop_completed) on the writer's native
     /// connection.
-    fn delete_completed_native(conn: &rusqlite::Connection, now: i64, ids: &[Uuid]) -> Result<()> {
-        for chunk in ids.chunks(UPDATE_CHUNK) {
+    fn drop_completed_native(
+        conn: &rusqlite::Connection,
+        now: i64,
+        rows: &[(Uuid, i64)],
+        applied: &mut HashSet<Uuid>,
+    ) -> Result<()> {
+        let mut per_queue = Dropped::default();
+        for chunk in rows.chunks(UPDATE_CHUNK) {
             let n = padded(chunk.len());
             let mut stmt = conn
-                .prepare_cached(&sql::delete_completed(n))
+                .prepare_cached(&sql::drop_completed(n))
                 .map_err(native_err)?;
             let mut b = Binder::new(&mut stmt);
-            b.bind(now)?;
-            for id in chunk {
-                b.id(Some(id))?;
+            for (id, token) in chunk {
+                b.id(Some(id))?.bind(token)?;
             }
             for _ in chunk.len()..n {
-                b.id(None)?;
+                b.id(None)?.bind(None::<i64>)?;
             }
-            stmt.raw_execute().map_err(native_err)?;
+            let mut deleted = stmt.raw_query();
+            while let Some(row) = deleted.next().map_err(native_err)? {
+                let row = NativeRow(row);
+                let id = row.uuid(0).map_err(|e| {
+                    backend_msg(BackendErrorKind::Other, format!("a dropped job's id: {e}"))
+                })?;
+                applied.insert(id);
+                let queue = row.text(1).ok().flatten().ok_or_else(|| {
+                    backend_msg(BackendErrorKind::Other, "a dropped job without a queue")
+                })?;
+                per_queue.add(queue);
+            }
+        }
+        for (queue, n) in per_queue.0 {
+            let mut stmt = conn
+                .prepare_cached(sql::count_dropped())
+                .map_err(native_err)?;
+            stmt.execute(rusqlite::params![now, queue, n])
+                .map_err(native_err)?;
         }
         Ok(())
     }
@@ -323,10 +364,7 @@ impl SqliteBackend {
                 Outcome::Complete { result } => {
                     completions.push((id, token, result_text(id, result.as_ref())?));
                 }
-                Outcome::CompleteAndDelete => {
-                    completions.push((id, token, None));
-                    drops.push(id);
-                }
+                Outcome::CompleteAndDelete => drops.push((id, token)),
                 Outcome::Retry { delay, error } => {
                     wake = true;
                     // Unless its cancellation was requested meanwhile.
@@ -367,8 +405,9 @@ impl SqliteBackend {
                 }
             }
         }
+        // A drop also counts its completions in the throughput history.
         let statements = completions.len().div_ceil(UPDATE_CHUNK)
-            + drops.len().div_ceil(UPDATE_CHUNK)
+            + 2 * drops.len().div_ceil(UPDATE_CHUNK)
             + transitions.len().div_ceil(UPDATE_CHUNK);
         let capacity = updates.len();
         let applied = self
@@ -394,7 +433,7 @@ impl SqliteBackend {
                         };
                         let conn = native;
                         Self::apply_completions_native(conn, now, &completions, &mut applied)?;
-                        Self::delete_completed_native(conn, now, &drops)?;
+                        Self::drop_completed_native(conn, now, &drops, &mut applied)?;
                         Self::apply_transitions_native(conn, now, &transitions, &mut applied)?;
                         if let Some(tx) = tx {
                             tx.commit().map_err(native_err)?;
@@ -407,12 +446,12 @@ impl SqliteBackend {
                     if statements > 1 {
                         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
                         Self::apply_completions(&mut tx, now, &completions, &mut applied).await?;
-                        Self::delete_completed(&mut tx, now, &drops).await?;
+                        Self::drop_completed(&mut tx, now, &drops, &mut applied).await?;
                         Self::apply_transitions(&mut tx, now, &transitions, &mut applied).await?;
                         tx.commit().await.map_err(db_err)?;
                     } else {
                         Self::apply_completions(conn, now, &completions, &mut applied).await?;
-                        Self::delete_completed(conn, now, &drops).await?;
+                        Self::drop_completed(conn, now, &drops, &mut applied).await?;
                         Self::apply_transitions(conn, now, &transitions, &mut applied).await?;
                     }
                     Ok(applied)
@@ -435,6 +474,19 @@ impl SqliteBackend {
 
 /// Adds the job ids a statement of the native connection returns (its
 /// first column) to `applied`.
+/// How many jobs of each queue a call dropped (nearly always one queue).
+#[derive(Default)]
+struct Dropped(Vec<(String, i64)>);
+
+impl Dropped {
+    fn add(&mut self, queue: &str) {
+        match self.0.iter_mut().find(|(q, _)| q == queue) {
+            Some((_, n)) => *n += 1,
+            None => self.0.push((queue.to_owned(), 1)),
+        }
+    }
+}
+
 fn returned_ids(stmt: &mut rusqlite::Statement<'_>, applied: &mut HashSet<Uuid>) -> Result<()> {
     let mut rows = stmt.raw_query();
     while let Some(row) = rows.next().map_err(native_err)? {

@@ -290,14 +290,21 @@ pub(super) fn complete(rows: usize) -> String {
     SQL.replace("{values}", &values_list(rows, 3))
 }
 
-/// The deletion of up to `rows` jobs (ids, then ?-padding with NULLs) that a
-/// [`complete`] statement of the same call (its completion time, the first
-/// parameter) completed: a retention that keeps no completed jobs.
-pub(super) fn delete_completed(rows: usize) -> String {
-    format!(
-        "DELETE FROM jobs_queue WHERE status = 'COMPLETED' AND completed_at = ? AND id IN ({})",
-        vec!["?"; rows].join(", ")
-    )
+/// The fenced deletion of up to `rows` attempts, rows of (id, lease_token),
+/// as completed and not kept (a retention that keeps no completed jobs):
+/// returns the id and queue of each job deleted.
+pub(super) fn drop_completed(rows: usize) -> String {
+    static SQL: LazyLock<String> =
+        LazyLock::new(|| load(include_str!("sql/drop_completed.sql"), &[]));
+    SQL.replace("{values}", &values_list(rows, 2))
+}
+
+/// Adds completions of jobs [`drop_completed`] deleted to the throughput
+/// history: `?1` when, `?2` the queue, `?3` how many.
+pub(super) fn count_dropped() -> &'static str {
+    static SQL: LazyLock<String> =
+        LazyLock::new(|| load(include_str!("sql/count_dropped.sql"), &[]));
+    &SQL
 }
 
 /// Which of `rows` attempts a [`complete`] statement completed.
