@@ -17,7 +17,8 @@ use super::super::remote_finish::RemoteFinish;
 use super::conn::{Conn, OwnConn};
 use super::options::RedisBuilder;
 use super::row::{
-    array, col, enqueue_reply, ids_of, int, job_args, micros, parse_row, text, token_arg, JOB_ARGS,
+    array, col, enqueue_reply, ids_of, int, job_args, micros, parse_row, row_of_pairs, text,
+    token_arg, JOB_ARGS,
 };
 use super::scripts::{
     backend_err, run_script, script_cmd, unexpected, CHUNK_BYTES, CHUNK_JOBS, CLAIM_PER_CALL,
@@ -214,20 +215,35 @@ impl RedisBackend {
                 .arg(recording_arg(l));
         }
         let reply = run_script(&SCRIPTS.claim, &cmd, &mut conn).await?;
-        // `limited`, then per job the width of its row and the row, cut
-        // after its last field that is set: the rest are absent.
-        let values = array(reply);
-        let mut values = values.into_iter();
-        let limited = values.next().as_ref().and_then(int) == Some(1);
+        // `limited`, the claim's time and lease end, then per job its id, its
+        // new attempt and its hash as it was: the claim's other changes are
+        // known here (RUNNING, started now, locked by this worker under this
+        // lease).
+        let mut values = array(reply).into_iter();
+        let mut head = || {
+            values
+                .next()
+                .ok_or_else(|| unexpected("the claim script's reply is cut short"))
+        };
+        let limited = int(&head()?) == Some(1);
+        let (now, lease_until) = (head()?, head()?);
+        let (worker, token_text) = (
+            Value::BulkString(req.worker_id.as_bytes().to_vec()),
+            Value::BulkString(token_arg(token).into_bytes()),
+        );
         let mut jobs = Vec::new();
         let mut corrupt = Vec::new();
-        while let Some(width) = values.next() {
-            let width = int(&width)
-                .and_then(|w| usize::try_from(w).ok())
-                .filter(|w| (1..=col::LEN).contains(w))
-                .ok_or_else(|| unexpected("a claimed row of the claim script has no width"))?;
-            let mut row: Vec<Value> = values.by_ref().take(width).collect();
-            row.resize(col::LEN, Value::Nil);
+        while let Some(id) = values.next() {
+            let (Some(attempt), Some(Value::Array(pairs))) = (values.next(), values.next()) else {
+                return Err(unexpected("a claimed job of the claim script has no hash"));
+            };
+            let mut row = row_of_pairs(id, pairs);
+            row[col::S] = Value::SimpleString("RUNNING".to_owned());
+            row[col::AT] = attempt;
+            row[col::SA] = now.clone();
+            row[col::LB] = worker.clone();
+            row[col::LU] = lease_until.clone();
+            row[col::LT] = token_text.clone();
             match parse_row(&row) {
                 Ok(job) => jobs.push(job),
                 Err(c) => corrupt.push(c),

@@ -9,10 +9,11 @@
 --       recorded, as 'id token id token ...' ('' for none): those still
 --       RUNNING under that lease have stopped running, so `global` does not
 --       count them.
--- Returns one flat array: limited (0/1), then per claimed job the width w of
--- its row and the row: its id and the fields of FIELDS in order (absent ones
--- nil), as they are after the claim, cut after the last one set (w values;
--- the client reads the missing ones as absent).
+-- Returns one flat array: limited (0/1), the claim's time and lease end (us),
+-- then per claimed job its id, its new attempt number, and its hash as it
+-- was before the claim (HGETALL's field, value pairs, passed through as they
+-- came). The client knows the rest of what the claim set: RUNNING, started
+-- now, locked by it, leased until the lease end under its token.
 --
 -- Limits. A queue's limits cap how many of its jobs this call takes (its
 -- `take`; its `global` cap minus its RUNNING jobs; its `rate` max minus the
@@ -44,22 +45,13 @@ local QARGS = 6
 local now = now_us()
 local lu = n2s(now + lease)
 local now_s = n2s(now)
-local out = {0}
-local n_out = 1
+local out = {0, now_s, lu}
+local n_out = 3
 local claimed = 0
 local leases = {}
 local limited = false
--- Reply position of each hash field within a job's row (the id is first),
--- shifted by the leading `limited` flag.
-local POS = {q = 2, t = 3, p = 4, s = 5, pr = 6, rc = 7, mr = 8, ra = 9, ca = 10, sa = 11,
-             fa = 12, em = 13, er = 14, rd = 15, md = 16, lb = 17, lu = 18, at = 19,
-             lt = 20, ec = 21, cx = 22, to = 23, sn = 24, pg = 25, uk = 26, lc = 27,
-             lcm = 28, lr = 29, lrm = 30, lrp = 31, ls = 32}
 -- The limit fields of a job's hash, by slot.
 local LIMIT_FIELDS = {lc = 1, lcm = 2, lr = 3, lrm = 4, lrp = 5, ls = 6}
--- Row positions up to `to`, the last field every version of a row has
--- room for; a row is cut after its last field that is set.
-local BASE_WIDTH = 23
 
 -- Keys found full during this call (concurrency, rate) or running
 -- (sequence): they stay so until the call ends, since a claim only adds
@@ -146,30 +138,12 @@ local function consider(m, q, q_rate_key, q_rate_per)
   count(st, q_ or q, -1)
   count('RUNNING', q_ or q, 1)
   claimed = claimed + 1
-  -- The row as it is after the claim: positional, so the client parses no
-  -- field names; preceded by its width, which ends at its last field set.
-  local c = n_out + 1
-  local filled = BASE_WIDTH
-  out[c + 1] = id
-  for k = 2, BASE_WIDTH do out[c + k] = false end
-  for k = 1, #pairs_, 2 do
-    local p = POS[pairs_[k]]
-    if p then
-      if p > filled then
-        for g = filled + 1, p - 1 do out[c + g] = false end
-        filled = p
-      end
-      out[c + p] = pairs_[k + 1]
-    end
-  end
-  out[c + POS.s] = 'RUNNING'
-  out[c + POS.at] = at_s
-  out[c + POS.sa] = now_s
-  out[c + POS.lb] = worker
-  out[c + POS.lu] = lu
-  out[c + POS.lt] = token
-  out[c] = filled
-  n_out = c + filled
+  -- The hash as read, passed through: the client applies the claim's
+  -- changes itself (no per-field work here).
+  out[n_out + 1] = id
+  out[n_out + 2] = at_s
+  out[n_out + 3] = pairs_
+  n_out = n_out + 3
   return 'taken'
 end
 

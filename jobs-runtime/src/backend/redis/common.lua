@@ -39,8 +39,8 @@ local function member(ra, sq, id)
 end
 
 -- Hash fields returned for a job, in the order the Rust side reads them
--- (claim.lua's POS table repeats these positions). Fields added later go at
--- the end, so older positions never move.
+-- (`row::col`; the claim returns a hash's pairs instead, read by name). Fields
+-- added later go at the end, so older positions never move.
 local FIELDS = {'q', 't', 'p', 's', 'pr', 'rc', 'mr', 'ra', 'ca', 'sa', 'fa',
                 'em', 'er', 'rd', 'md', 'lb', 'lu', 'at', 'lt', 'ec', 'cx', 'to',
                 'sn', 'pg', 'uk', 'lc', 'lcm', 'lr', 'lrm', 'lrp', 'ls'}

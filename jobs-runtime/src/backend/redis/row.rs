@@ -157,6 +157,65 @@ const FIELD_NAMES: [&str; col::LEN] = [
     "ls (limits.sequence)",
 ];
 
+/// The column of hash field `field` in a row ([`col`]), for a hash read
+/// whole (the claim passes `HGETALL`'s pairs through); `None` for the fields
+/// only the scripts read (`x`, `us`, `sq`).
+pub(super) fn col_of(field: &[u8]) -> Option<usize> {
+    Some(match field {
+        b"q" => col::Q,
+        b"t" => col::T,
+        b"p" => col::P,
+        b"s" => col::S,
+        b"pr" => col::PR,
+        b"rc" => col::RC,
+        b"mr" => col::MR,
+        b"ra" => col::RA,
+        b"ca" => col::CA,
+        b"sa" => col::SA,
+        b"fa" => col::FA,
+        b"em" => col::EM,
+        b"er" => col::ER,
+        b"rd" => col::RD,
+        b"md" => col::MD,
+        b"lb" => col::LB,
+        b"lu" => col::LU,
+        b"at" => col::AT,
+        b"lt" => col::LT,
+        b"ec" => col::EC,
+        b"cx" => col::CX,
+        b"to" => col::TO,
+        b"sn" => col::SN,
+        b"pg" => col::PG,
+        b"uk" => col::UK,
+        b"lc" => col::LC,
+        b"lcm" => col::LCM,
+        b"lr" => col::LR,
+        b"lrm" => col::LRM,
+        b"lrp" => col::LRP,
+        b"ls" => col::LS,
+        _ => return None,
+    })
+}
+
+/// A row from a hash's field, value pairs (`HGETALL`'s reply): `id` first,
+/// each known field in its column, the others absent.
+pub(super) fn row_of_pairs(id: Value, pairs: Vec<Value>) -> Vec<Value> {
+    let mut row = vec![Value::Nil; col::LEN];
+    row[0] = id;
+    let mut pairs = pairs.into_iter();
+    while let (Some(field), Some(value)) = (pairs.next(), pairs.next()) {
+        let name: &[u8] = match &field {
+            Value::BulkString(b) => b,
+            Value::SimpleString(s) => s.as_bytes(),
+            _ => continue,
+        };
+        if let Some(c) = col_of(name) {
+            row[c] = value;
+        }
+    }
+    row
+}
+
 /// Reads a job row; every problem names the field.
 pub(super) fn parse_row(row: &[Value]) -> std::result::Result<Job, CorruptRow> {
     let id_text = row.first().and_then(text).unwrap_or_default();
@@ -464,6 +523,33 @@ pub(super) fn ids_of(v: Value) -> Vec<JobId> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_field_has_its_column_by_name() {
+        for (c, name) in FIELD_NAMES.iter().enumerate().skip(1) {
+            let field = name.split(' ').next().expect("a name");
+            assert_eq!(col_of(field.as_bytes()), Some(c), "{name}");
+        }
+        for other in ["x", "us", "sq", "l", "", "q (queue_name)"] {
+            assert_eq!(col_of(other.as_bytes()), None, "{other}");
+        }
+        let row = row_of_pairs(
+            bulk("id1"),
+            vec![
+                bulk("q"),
+                bulk("default"),
+                bulk("x"),
+                bulk("1"),
+                bulk("lcm"),
+                bulk("3"),
+            ],
+        );
+        assert_eq!(row.len(), col::LEN);
+        assert_eq!(row[0], bulk("id1"));
+        assert_eq!(row[col::Q], bulk("default"));
+        assert_eq!(row[col::LCM], bulk("3"));
+        assert_eq!(row[col::LC], Value::Nil);
+    }
 
     #[test]
     fn a_row_with_a_missing_field_names_it() {
