@@ -705,8 +705,10 @@ async fn handlers_that_block_their_threads_cost_no_lease_and_are_named() {
 
 // ---- 6b / 7. bounded work in flight ----
 
-#[tokio::test]
-async fn a_worker_never_outruns_its_recorder() {
+/// Runs 60 quick jobs at concurrency 4 against a recorder that takes 50 ms
+/// a call, with `window` (or the default); the most jobs ever claimed but
+/// not recorded.
+async fn most_unrecorded(window: Option<usize>) -> u64 {
     let backend = Faulty::new();
     backend.f.record_delay_ms.store(50, Ordering::SeqCst);
     let queue = Queue::new(backend.clone());
@@ -722,20 +724,38 @@ async fn a_worker_never_outruns_its_recorder() {
         .map(|e| e.id())
         .collect::<Vec<_>>();
     let (quick, runs) = run("quick", |_| async { Ok(JobResult::success()) });
-    let manager = WorkerManager::builder(queue.clone())
+    let mut builder = WorkerManager::builder(queue.clone())
         .handler(quick)
-        .concurrency(4)
-        .recording_window(4)
-        .build()
-        .unwrap();
+        .concurrency(4);
+    if let Some(window) = window {
+        builder = builder.recording_window(window);
+    }
+    let manager = builder.build().unwrap();
     manager.start().await.unwrap();
     wait_drained(&queue).await;
     manager.stop().await.unwrap();
     each_once(&runs, &ids);
-    let max = backend.f.max_outstanding.load(Ordering::SeqCst);
+    backend.f.max_outstanding.load(Ordering::SeqCst)
+}
+
+#[tokio::test]
+async fn a_worker_never_outruns_its_recorder() {
+    let max = most_unrecorded(Some(4)).await;
     assert!(
         max <= 8,
         "at most concurrency + window claimed-but-unrecorded, saw {max}"
+    );
+}
+
+/// The default window is twice the concurrency: room for one claim's
+/// outcomes to be written while the next claim's jobs end, and no more.
+#[tokio::test]
+async fn the_default_recording_window_is_twice_the_concurrency() {
+    let max = most_unrecorded(None).await;
+    assert!(
+        (9..=12).contains(&max),
+        "concurrency 4 + a window of 8: up to 12 claimed-but-unrecorded, and more \
+         than a window of 4 allows while the recorder is slow; saw {max}"
     );
 }
 

@@ -215,10 +215,12 @@ impl WorkerManagerBuilder {
         self
     }
 
-    /// How many outcomes may be produced but not yet recorded (default: the
-    /// concurrency). A job whose attempt ended keeps its slot until there is
-    /// room, so at most `concurrency + recording_window` jobs are ever
-    /// claimed but not recorded, and a worker never runs ahead of its recorder.
+    /// How many outcomes may be produced but not yet recorded (default:
+    /// twice the concurrency, so that one claim's outcomes are written while
+    /// the next claim's jobs end). A job whose attempt ended keeps its slot
+    /// until there is room, so at most `concurrency + recording_window` jobs
+    /// are ever claimed but not recorded (what a crash of the worker can make
+    /// run again), and a worker never runs ahead of its recorder.
     pub fn recording_window(mut self, n: usize) -> Self {
         self.cfg.recording_window = n;
         self

@@ -28,7 +28,8 @@ pub(crate) struct Config {
     pub(crate) backoff: Backoff,
     pub(crate) job_timeout: Timeout,
     pub(crate) backend_timeout: Duration,
-    /// Outcomes produced but not yet recorded, at most (0: the concurrency).
+    /// Outcomes produced but not yet recorded, at most (0: twice the
+    /// concurrency).
     pub(crate) recording_window: usize,
     pub(crate) blocking_warning: Duration,
     pub(crate) max_result_bytes: usize,
@@ -88,10 +89,15 @@ impl Default for Config {
 }
 
 impl Config {
-    /// The recording window in effect.
+    /// The recording window in effect: by default room for two claims'
+    /// worth of outcomes, one batch being written while the next one ends.
+    /// With room for one, a claim's jobs could not hand over their outcomes
+    /// (nor free their slots) until the call recording the claim before had
+    /// returned, so claims waited on the recorder: W1 at concurrency 16 went
+    /// 1.4× on PostgreSQL and 1.45× on SQLite with twice the room (README).
     pub(crate) fn window(&self) -> usize {
         if self.recording_window == 0 {
-            self.concurrency
+            self.concurrency.saturating_mul(2)
         } else {
             self.recording_window
         }
