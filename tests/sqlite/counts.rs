@@ -5,12 +5,13 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use jobs_core::backend::{AttemptFailure, ClaimRequest, Outcome, OutcomeUpdate};
+use jobs_core::backend::{AttemptFailure, Outcome, OutcomeUpdate};
 use jobs_core::{Backend, CancelRequest, Enqueued, Job, JobId, NewJob, PruneRequest, Uniqueness};
 use jobs_runtime::backend::sqlite::SqliteBackend;
 use serde_json::json;
 use sqlx::{Connection, Executor, Row};
 
+use super::claim;
 use crate::{temp_db, url_of};
 
 type Tally = BTreeMap<(String, String), u64>;
@@ -44,13 +45,6 @@ async fn assert_exact(q: &SqliteBackend, url: &str, when: &str) -> Tally {
     let counted = counted(q).await;
     assert_eq!(counted, scanned(url).await, "counts() after {when}");
     counted
-}
-
-async fn claim(q: &SqliteBackend, queue: &str, n: usize, lease: Duration) -> Vec<Job> {
-    q.claim(ClaimRequest::new("w", &[queue.to_owned()], n, lease))
-        .await
-        .expect("claim")
-        .jobs
 }
 
 async fn record(q: &SqliteBackend, outcomes: Vec<(&Job, Outcome)>) {

@@ -31,16 +31,7 @@ fn claimed_on(rt: &tokio::runtime::Runtime, url: &str, n: usize) -> (Arc<SqliteB
         )
         .await
         .expect("enqueue");
-        let jobs = q
-            .claim(ClaimRequest::new(
-                "w",
-                &["default".to_owned()],
-                n,
-                Duration::from_secs(60),
-            ))
-            .await
-            .expect("claim")
-            .jobs;
+        let jobs = super::claim(&q, "default", n, Duration::from_secs(60)).await;
         assert_eq!(jobs.len(), n);
         (q, jobs)
     })

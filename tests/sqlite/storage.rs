@@ -123,16 +123,8 @@ async fn a_version_1_database_is_upgraded_on_connect() {
     assert_eq!((back.status, back.error_count), (JobStatus::Retrying, 1));
 
     // The next failure of the long history keeps only the last entries.
-    let job = q
-        .claim(ClaimRequest::new(
-            "w",
-            &["default".to_owned()],
-            10,
-            Duration::from_secs(60),
-        ))
+    let job = super::claim(&q, "default", 10, Duration::from_secs(60))
         .await
-        .expect("claim")
-        .jobs
         .into_iter()
         .find(|j| j.id == retried.id)
         .expect("the retried job is due");
@@ -175,16 +167,8 @@ async fn a_nul_in_an_error_or_a_result_is_stored_faithfully() {
         .await
         .expect("enqueue")[0]
         .id();
-    let job = q
-        .claim(ClaimRequest::new(
-            "w",
-            &["default".to_owned()],
-            1,
-            Duration::from_secs(60),
-        ))
+    let job = super::claim(&q, "default", 1, Duration::from_secs(60))
         .await
-        .expect("claim")
-        .jobs
         .pop()
         .expect("claimed");
     let error = jobs_core::backend::AttemptFailure::new("bad \u{0} byte", false);
@@ -330,16 +314,8 @@ async fn the_write_ahead_log_stays_bounded_under_steady_writes() {
             q.enqueue_batch(vec![NewJob::new("t", json!({ "n": n }))])
                 .await
                 .expect("enqueue");
-            let job = q
-                .claim(ClaimRequest::new(
-                    "w",
-                    &["default".to_owned()],
-                    1,
-                    Duration::from_secs(60),
-                ))
+            let job = super::claim(&q, "default", 1, Duration::from_secs(60))
                 .await
-                .expect("claim")
-                .jobs
                 .pop()
                 .expect("claimed");
             let update = OutcomeUpdate::new(job.fence(), Outcome::Complete { result: None });
