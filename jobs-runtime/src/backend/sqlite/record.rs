@@ -263,9 +263,17 @@ impl SqliteBackend {
                     backend_msg(BackendErrorKind::Other, format!("a dropped job's id: {e}"))
                 })?;
                 applied.insert(id);
-                let queue = row.text(1).ok().flatten().ok_or_else(|| {
-                    backend_msg(BackendErrorKind::Other, "a dropped job without a queue")
-                })?;
+                let queue = row
+                    .text(1)
+                    .map_err(|e| {
+                        backend_msg(
+                            BackendErrorKind::Other,
+                            format!("a dropped job's queue: {e}"),
+                        )
+                    })?
+                    .ok_or_else(|| {
+                        backend_msg(BackendErrorKind::Other, "a dropped job without a queue")
+                    })?;
                 per_queue.add(queue);
             }
         }
@@ -472,8 +480,6 @@ impl SqliteBackend {
     }
 }
 
-/// Adds the job ids a statement of the native connection returns (its
-/// first column) to `applied`.
 /// How many jobs of each queue a call dropped (nearly always one queue).
 #[derive(Default)]
 struct Dropped(Vec<(String, i64)>);
@@ -487,6 +493,8 @@ impl Dropped {
     }
 }
 
+/// Adds the job ids a statement of the native connection returns (its
+/// first column) to `applied`.
 fn returned_ids(stmt: &mut rusqlite::Statement<'_>, applied: &mut HashSet<Uuid>) -> Result<()> {
     let mut rows = stmt.raw_query();
     while let Some(row) = rows.next().map_err(native_err)? {
