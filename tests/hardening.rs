@@ -759,6 +759,46 @@ async fn the_default_recording_window_is_twice_the_concurrency() {
     );
 }
 
+/// A job whose outcome waits for a slow recorder is still this worker's: the
+/// heartbeat keeps its lease, so nobody runs it again while the outcome is
+/// on its way. (The recorder here takes 1.5 s a call, three leases.)
+#[tokio::test]
+async fn an_outcome_waiting_to_be_recorded_keeps_its_lease() {
+    let backend = Faulty::new();
+    backend.f.record_delay_ms.store(1_500, Ordering::SeqCst);
+    let queue = Queue::new(backend.clone());
+    let ids = queue
+        .enqueue_many(
+            (0..4)
+                .map(|i| NewJob::new("quick", json!({"n": i})))
+                .collect(),
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id())
+        .collect::<Vec<_>>();
+    let (quick, runs) = run("quick", |_| async { Ok(JobResult::success()) });
+    let manager = WorkerManager::builder(queue.clone())
+        .handler(quick)
+        .concurrency(4)
+        .lease_duration(Duration::from_millis(500))
+        .heartbeat_interval(Duration::from_millis(100))
+        .reap_interval(Duration::from_millis(50))
+        .build()
+        .unwrap();
+    manager.start().await.unwrap();
+    wait_drained(&queue).await;
+    manager.stop().await.unwrap();
+    each_once(&runs, &ids);
+    let stats = manager.stats();
+    assert_eq!(
+        (stats.lost, stats.recovered, stats.completed),
+        (0, 0, 4),
+        "{stats:?}"
+    );
+}
+
 // ---- 1. one outcome the backend cannot store ----
 
 #[tokio::test]

@@ -1,5 +1,6 @@
-//! The heartbeat loop: keeps the leases of running jobs alive. (A job whose
-//! lease could not be renewed in time is cancelled by the watchdog loop.)
+//! The heartbeat loop: keeps the leases of held jobs alive — running, or
+//! waiting for their outcomes to be recorded. (A running job whose lease
+//! could not be renewed in time is cancelled by the watchdog loop.)
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -10,8 +11,8 @@ use tracing::{info, warn};
 
 use crate::shared::Shared;
 
-/// Every heartbeat interval, extends the lease of every running job in one
-/// backend call. A job whose lease turns out lost has its token fired with
+/// Every heartbeat interval, extends the lease of every held job (running,
+/// or its outcome not yet written) in one backend call. A job whose lease turns out lost has its token fired with
 /// [`CancelReason::LeaseLost`]: another worker may run it now.
 pub(crate) async fn heartbeat_loop(shared: Arc<Shared>, stop: StopToken) {
     let mut tick = tokio::time::interval(shared.cfg.heartbeat);
@@ -24,7 +25,7 @@ pub(crate) async fn heartbeat_loop(shared: Arc<Shared>, stop: StopToken) {
             // A cancellation was signalled: learn at once which jobs it is for.
             _ = shared.heartbeat_now.notified() => {}
         }
-        let fences = shared.in_flight.running_fences();
+        let fences = shared.in_flight.leased_fences();
         if !fences.is_empty() {
             let sent_at = Instant::now();
             let beat = shared

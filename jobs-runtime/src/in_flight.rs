@@ -22,9 +22,13 @@ use crate::watchdog::PollStart;
 pub(crate) enum JobState {
     /// Its handler (or `on_failure`) is running.
     Running(Running),
-    /// Its attempt ended and its outcome was handed to the recorder. It is no
-    /// longer heartbeated: the recorder writes it well within the lease. The
-    /// job is kept when it ran in a queue with a global limit (which then no
+    /// Its attempt ended and its outcome was handed to the recorder. It is
+    /// still heartbeated: the job is this worker's until its outcome is
+    /// written, however long the recorder takes (a slow or briefly hung
+    /// backend, a recorder waiting on threads that handlers block), so no
+    /// other worker runs it again meanwhile. Once the recorder is done with
+    /// it — written, or given up on — it leaves the table and its lease
+    /// runs out if the outcome never made it. The job is kept when it ran in a queue with a global limit (which then no
     /// longer counts it); otherwise it is let go here, so it is freed by the
     /// attempt's task (on the thread that claimed it, usually), not by the
     /// recorder.
@@ -171,11 +175,12 @@ impl InFlight {
         released
     }
 
-    /// Fences of the running jobs, whose leases the heartbeat extends.
-    pub(crate) fn running_fences(&self) -> Vec<Fence> {
+    /// Fences of the jobs whose leases the heartbeat extends: those running
+    /// and those whose outcomes wait to be recorded.
+    pub(crate) fn leased_fences(&self) -> Vec<Fence> {
         self.lock()
             .iter()
-            .filter(|(_, s)| matches!(s, JobState::Running(_)))
+            .filter(|(_, s)| matches!(s, JobState::Running(_) | JobState::Recording(_)))
             .map(|(f, _)| *f)
             .collect()
     }
@@ -315,13 +320,14 @@ mod tests {
         let t = InFlight::default();
         let (f, _, _) = start(&t);
         assert_eq!(t.state(f), Some("running"));
-        assert_eq!(t.running_fences(), vec![f]);
+        assert_eq!(t.leased_fences(), vec![f]);
         assert_eq!(t.recording_in("default"), Vec::<Fence>::new());
         assert!(t.finish(f, true));
         assert_eq!(t.state(f), Some("recording"));
-        assert!(
-            t.running_fences().is_empty(),
-            "a recording job is not heartbeated"
+        assert_eq!(
+            t.leased_fences(),
+            vec![f],
+            "a job is heartbeated until its outcome is written"
         );
         assert_eq!(t.recording_in("default"), vec![f]);
         assert_eq!(t.recording_in("other"), Vec::<Fence>::new());
