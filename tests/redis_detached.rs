@@ -1,15 +1,22 @@
 //! `Backend::detached` on Redis: a handle whose connection is its own, opened
-//! by the runtime that first uses it, so a manager's heartbeats and outcomes
-//! go through even while every thread of the application's runtime is
-//! blocked. Needs `JOBS_TEST_REDIS_URL` (skipped without it, except under `CI`).
+//! by the runtime that first uses it, so a manager's heartbeats go through
+//! even while every thread of the application's runtime is blocked. Its
+//! records go through the connection it was detached from (one socket for
+//! claims and records: faster), so they wait for that runtime — while the
+//! heartbeat keeps the jobs' leases. Needs `JOBS_TEST_REDIS_URL` (skipped
+//! without it, except under `CI`).
 
-use std::sync::Arc;
+mod support;
+
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use jobs::{Job, JobError, JobHandler, JobResult, Queue, WorkerManager};
 use jobs_core::backend::{ClaimRequest, Fence, Outcome, OutcomeUpdate};
 use jobs_core::{Backend, JobId, JobStatus, NewJob};
 use jobs_runtime::backend::redis::RedisBackend;
 use serde_json::json;
+use support::wait_drained;
 
 fn redis_url() -> Option<String> {
     match std::env::var("JOBS_TEST_REDIS_URL") {
@@ -120,10 +127,10 @@ async fn a_detached_handle_works_from_another_runtime_while_this_one_is_blocked(
 
     // This runtime is blocked from here until the thread is done: the shared
     // connection cannot answer, the detached one opens on the thread's own
-    // runtime and does.
+    // runtime and renews the lease.
     let (shared, first) = (backend.clone(), detached.clone());
     let (fence, id) = (fences[0], ids[0]);
-    let (shared_answered, lost_hb, lost_rec) = on_own_runtime(move || {
+    let (shared_answered, lost_hb) = on_own_runtime(move || {
         Box::pin(async move {
             let shared_answered = tokio::time::timeout(Duration::from_millis(500), shared.get(id))
                 .await
@@ -135,42 +142,49 @@ async fn a_detached_handle_works_from_another_runtime_while_this_one_is_blocked(
             .await
             .expect("the detached heartbeat hung")
             .unwrap();
-            let update = OutcomeUpdate::new(
-                fence,
-                Outcome::Complete {
-                    result: Some(json!("first")),
-                },
-            );
-            let lost_rec = tokio::time::timeout(LIMIT, first.record("w1", &[update]))
-                .await
-                .expect("the detached record hung")
-                .unwrap();
-            (shared_answered, lost_hb, lost_rec)
+            (shared_answered, lost_hb)
         })
     });
     assert!(
         !shared_answered,
         "the shared connection's I/O runs on the blocked runtime: it cannot answer there"
     );
-    assert!(lost_hb.lost.is_empty() && lost_rec.is_empty());
+    assert!(lost_hb.lost.is_empty());
 
     // The runtime that opened the detached connection is gone; a new one (a
     // manager started again) gets a fresh connection, not a dead one.
     let (second, fence) = (detached.clone(), fences[1]);
-    let lost = on_own_runtime(move || {
+    let lost_hb = on_own_runtime(move || {
         Box::pin(async move {
-            let update = OutcomeUpdate::new(
-                fence,
-                Outcome::Complete {
-                    result: Some(json!("second")),
-                },
-            );
-            tokio::time::timeout(LIMIT, second.record("w1", &[update]))
-                .await
-                .expect("the detached record hung")
+            tokio::time::timeout(
+                LIMIT,
+                second.heartbeat("w1", &[fence], Duration::from_secs(30)),
+            )
+            .await
+            .expect("the detached heartbeat hung")
         })
     });
-    assert_eq!(lost.unwrap(), Vec::<JobId>::new());
+    assert!(lost_hb.unwrap().lost.is_empty());
+
+    // This runtime runs again: the detached handle's records (through the
+    // connection opened here) go through.
+    let updates: Vec<OutcomeUpdate> = fences
+        .iter()
+        .zip(["first", "second"])
+        .map(|(f, r)| {
+            OutcomeUpdate::new(
+                *f,
+                Outcome::Complete {
+                    result: Some(json!(r)),
+                },
+            )
+        })
+        .collect();
+    let lost = tokio::time::timeout(LIMIT, detached.record("w1", &updates))
+        .await
+        .expect("the detached record hung")
+        .unwrap();
+    assert_eq!(lost, Vec::<JobId>::new());
 
     // Both outcomes are stored, and the original handle works as before.
     for (id, want) in ids.iter().zip(["first", "second"]) {
@@ -184,5 +198,145 @@ async fn a_detached_handle_works_from_another_runtime_while_this_one_is_blocked(
     assert_eq!(
         detached.get(ids[0]).await.unwrap().unwrap().status,
         JobStatus::Completed
+    );
+}
+
+/// Sleeps `ms` — blocking its thread (`std::thread::sleep`) or not — and
+/// counts how often each job ran.
+struct Sleep {
+    job_type: &'static str,
+    ms: u64,
+    blocking: bool,
+    runs: Arc<Mutex<Vec<JobId>>>,
+}
+
+impl JobHandler for Sleep {
+    fn job_type(&self) -> &str {
+        self.job_type
+    }
+    async fn handle(&self, job: &Job) -> Result<JobResult, JobError> {
+        self.runs.lock().unwrap().push(job.id);
+        if self.blocking {
+            std::thread::sleep(Duration::from_millis(self.ms));
+        } else {
+            tokio::time::sleep(Duration::from_millis(self.ms)).await;
+        }
+        Ok(JobResult::success())
+    }
+}
+
+fn sleepers(runs: &Arc<Mutex<Vec<JobId>>>) -> (Sleep, Sleep) {
+    (
+        Sleep {
+            job_type: "block",
+            ms: 2_500,
+            blocking: true,
+            runs: runs.clone(),
+        },
+        Sleep {
+            job_type: "nap",
+            ms: 100,
+            blocking: false,
+            runs: runs.clone(),
+        },
+    )
+}
+
+/// Handlers block both threads of the runtime whose connection carries the
+/// worker's claims and records, for 2.5 leases: nothing goes through that
+/// connection meanwhile. The heartbeat, on the detached connection, keeps
+/// every lease of the worker — the jobs waiting for a thread to run on, and
+/// any waiting for their records — so a rival worker that reaps every
+/// 100 ms takes none of them, and every job runs once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocked_threads_delay_records_but_cost_no_lease() {
+    let Some(url) = redis_url() else { return };
+    let prefix = format!("detached-{:016x}", fastrand::u64(..));
+    let _purge = Purge {
+        url: url.clone(),
+        prefix: prefix.clone(),
+    };
+    let backend = RedisBackend::builder(&url)
+        .prefix(prefix.clone())
+        .connect()
+        .await
+        .unwrap();
+    let queue = Queue::new(backend);
+    let mut jobs: Vec<NewJob> = (0..2).map(|_| NewJob::new("block", json!({}))).collect();
+    jobs.extend((0..6).map(|i| NewJob::new("nap", json!({ "n": i }))));
+    let ids: Vec<JobId> = queue
+        .enqueue_many(jobs)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id())
+        .collect();
+    let runs = Arc::new(Mutex::new(Vec::new()));
+    let (blocker, napper) = sleepers(&runs);
+    let manager = WorkerManager::builder(queue.clone())
+        .auto_register(false)
+        .handler(blocker)
+        .handler(napper)
+        .concurrency(8)
+        .lease_duration(Duration::from_millis(1_000))
+        .heartbeat_interval(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    // The rival: another process, as far as the jobs can tell. It claims
+    // from another queue, so every job here is the blocked worker's, and it
+    // starts first, so it is the cluster's maintainer (the one that takes
+    // back expired leases).
+    let (stop_rival, rival_stopped) = std::sync::mpsc::channel::<()>();
+    let (leading_tx, leading) = std::sync::mpsc::channel::<()>();
+    let (rival_runs, rival_url) = (runs.clone(), url.clone());
+    let rival = std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async move {
+            let backend = RedisBackend::builder(&rival_url)
+                .prefix(prefix)
+                .connect()
+                .await
+                .unwrap();
+            let (blocker, napper) = sleepers(&rival_runs);
+            let rival = WorkerManager::builder(Queue::new(backend))
+                .auto_register(false)
+                .handler(blocker)
+                .handler(napper)
+                .queues(["elsewhere"])
+                .reap_interval(Duration::from_millis(100))
+                .build()
+                .unwrap();
+            rival.start().await.unwrap();
+            while !rival.is_maintainer() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            leading_tx.send(()).unwrap();
+            tokio::task::spawn_blocking(move || rival_stopped.recv())
+                .await
+                .unwrap()
+                .ok();
+            rival.stop().await.unwrap();
+            rival.stats()
+        })
+    });
+    tokio::task::spawn_blocking(move || leading.recv_timeout(Duration::from_secs(10)))
+        .await
+        .unwrap()
+        .expect("the rival leads");
+    manager.start().await.unwrap();
+    wait_drained(&queue).await;
+    manager.stop().await.unwrap();
+    stop_rival.send(()).unwrap();
+    let rival_stats = rival.join().unwrap();
+    let runs = runs.lock().unwrap();
+    for id in &ids {
+        let n = runs.iter().filter(|r| *r == id).count();
+        assert_eq!(n, 1, "job {id} ran {n} times");
+    }
+    let stats = manager.stats();
+    assert_eq!((stats.lost, stats.recovered), (0, 0), "{stats:?}");
+    assert_eq!(
+        rival_stats.recovered, 0,
+        "no lease ran out: {rival_stats:?}"
     );
 }

@@ -403,8 +403,12 @@ pub trait Backend: Send + Sync + 'static {
     /// heartbeats and recording on a thread of its own with this handle, so
     /// handlers that block the threads of the application's runtime cannot
     /// stall lease renewal (a connection opened on a runtime is served by
-    /// that runtime's threads). `None` (the default): the manager shares this
-    /// handle, which is right for a backend without I/O of its own.
+    /// that runtime's threads). `heartbeat` must use the handle's own
+    /// connections; `record` may go through this handle's (the manager's
+    /// heartbeat renews a job's lease until its outcome is written, so a
+    /// record that waits for blocked threads costs no lease). `None` (the
+    /// default): the manager shares this handle, which is right for a
+    /// backend without I/O of its own.
     fn detached(&self) -> Option<std::sync::Arc<dyn Backend>> {
         None
     }

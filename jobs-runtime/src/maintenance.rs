@@ -7,8 +7,11 @@
 //! let the leases of healthy jobs expire, and other workers would run those
 //! jobs a second time. So these loops run on a single-threaded runtime of
 //! their own, talking to the backend through connections of their own
-//! (`Backend::detached`). With `isolate_maintenance(false)` they run as
-//! ordinary tasks instead.
+//! (`Backend::detached`; a backend may route some calls of that handle
+//! elsewhere — Redis records through the main connection, which blocked
+//! threads can delay but which costs no lease: the heartbeat renews a job
+//! until its outcome is written). With `isolate_maintenance(false)` they run
+//! as ordinary tasks instead.
 
 use std::sync::Arc;
 

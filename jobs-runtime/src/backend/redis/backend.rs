@@ -78,13 +78,19 @@ impl RedisBackend {
     }
 
     /// The same namespace, scripts and settings, with a connection of its own
-    /// that is opened by the first call, on that call's runtime.
+    /// that is opened by the first call, on that call's runtime — for every
+    /// call but records, which keep this handle's connection (see `conn.rs`).
     pub(super) fn detached_handle(&self) -> RedisBackend {
+        let records = match &self.conn {
+            Conn::Shared(conn) => Some(conn.clone()),
+            Conn::Own(own) => own.records.clone(),
+        };
         RedisBackend {
             inner: self.inner.clone(),
             conn: Conn::Own(Arc::new(OwnConn::new(
                 self.inner.client.clone(),
                 self.inner.config.clone(),
+                records,
             ))),
         }
     }

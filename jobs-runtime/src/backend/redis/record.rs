@@ -158,7 +158,7 @@ impl RedisBackend {
         worker: &str,
         chunks: &[(Vec<UpdateArgs<'_>>, usize)],
     ) -> Result<Vec<JobId>> {
-        let mut conn = self.conn().await?;
+        let mut conn = self.conn.for_records().await?;
         if let [(chunk, size)] = chunks {
             let n_args = 1 + chunk.len() * UPDATE_ARGS;
             let mut cmd = script_cmd(&SCRIPTS.record, &self.inner.ns, n_args, *size);
