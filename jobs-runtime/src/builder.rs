@@ -160,7 +160,8 @@ impl WorkerManagerBuilder {
         self
     }
 
-    /// How often leases of running jobs are extended (default 10 s).
+    /// How often the leases of held jobs (running, or with their outcomes
+    /// not yet written) are extended (default 10 s).
     pub fn heartbeat_interval(mut self, d: Duration) -> Self {
         self.cfg.heartbeat = d;
         self
