@@ -208,6 +208,21 @@ where
     )
 }
 
+/// Enqueues `n` jobs of type `quick` (`{"n": i}`); their ids, in order.
+async fn enqueue_quick(queue: &Queue, n: usize) -> Vec<JobId> {
+    queue
+        .enqueue_many(
+            (0..n)
+                .map(|i| NewJob::new("quick", json!({ "n": i })))
+                .collect(),
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id())
+        .collect()
+}
+
 fn each_once(runs: &Mutex<Vec<JobId>>, ids: &[JobId]) {
     let runs = runs.lock().unwrap();
     for id in ids {
@@ -712,17 +727,7 @@ async fn most_unrecorded(window: Option<usize>) -> u64 {
     let backend = Faulty::new();
     backend.f.record_delay_ms.store(50, Ordering::SeqCst);
     let queue = Queue::new(backend.clone());
-    let ids = queue
-        .enqueue_many(
-            (0..60)
-                .map(|i| NewJob::new("quick", json!({"n": i})))
-                .collect(),
-        )
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.id())
-        .collect::<Vec<_>>();
+    let ids = enqueue_quick(&queue, 60).await;
     let (quick, runs) = run("quick", |_| async { Ok(JobResult::success()) });
     let mut builder = WorkerManager::builder(queue.clone())
         .handler(quick)
@@ -767,17 +772,7 @@ async fn an_outcome_waiting_to_be_recorded_keeps_its_lease() {
     let backend = Faulty::new();
     backend.f.record_delay_ms.store(1_500, Ordering::SeqCst);
     let queue = Queue::new(backend.clone());
-    let ids = queue
-        .enqueue_many(
-            (0..4)
-                .map(|i| NewJob::new("quick", json!({"n": i})))
-                .collect(),
-        )
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.id())
-        .collect::<Vec<_>>();
+    let ids = enqueue_quick(&queue, 4).await;
     let (quick, runs) = run("quick", |_| async { Ok(JobResult::success()) });
     let manager = WorkerManager::builder(queue.clone())
         .handler(quick)
@@ -805,17 +800,7 @@ async fn an_outcome_waiting_to_be_recorded_keeps_its_lease() {
 async fn an_outcome_the_backend_cannot_store_fails_its_job_and_no_other() {
     let backend = Faulty::new();
     let queue = Queue::new(backend.clone());
-    let ids = queue
-        .enqueue_many(
-            (0..50)
-                .map(|i| NewJob::new("quick", json!({"n": i})))
-                .collect(),
-        )
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.id())
-        .collect::<Vec<_>>();
+    let ids = enqueue_quick(&queue, 50).await;
     *backend.f.poison.lock().unwrap() = Some(ids[17]);
     let (quick, runs) = run("quick", |_| async { Ok(JobResult::success()) });
     let manager = WorkerManager::builder(queue.clone())

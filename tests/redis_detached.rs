@@ -72,6 +72,21 @@ impl Drop for Purge {
     }
 }
 
+/// A backend on a prefix of its own, and what deletes its keys afterwards.
+async fn fresh(url: &str) -> (RedisBackend, Purge) {
+    let prefix = format!("detached-{:016x}", fastrand::u64(..));
+    let purge = Purge {
+        url: url.to_owned(),
+        prefix: prefix.clone(),
+    };
+    let backend = RedisBackend::builder(url)
+        .prefix(prefix)
+        .connect()
+        .await
+        .unwrap();
+    (backend, purge)
+}
+
 /// Bounded, so a call stuck behind the blocked runtime fails the test instead
 /// of hanging it.
 const LIMIT: Duration = Duration::from_secs(10);
@@ -81,16 +96,7 @@ const LIMIT: Duration = Duration::from_secs(10);
 #[tokio::test(flavor = "current_thread")]
 async fn a_detached_handle_works_from_another_runtime_while_this_one_is_blocked() {
     let Some(url) = redis_url() else { return };
-    let prefix = format!("detached-{:016x}", fastrand::u64(..));
-    let _purge = Purge {
-        url: url.clone(),
-        prefix: prefix.clone(),
-    };
-    let backend = RedisBackend::builder(&url)
-        .prefix(prefix)
-        .connect()
-        .await
-        .unwrap();
+    let (backend, _purge) = fresh(&url).await;
     let ids = backend
         .enqueue_batch(vec![
             NewJob::new("t", json!({"n": 1})),
@@ -251,16 +257,8 @@ fn sleepers(runs: &Arc<Mutex<Vec<JobId>>>) -> (Sleep, Sleep) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blocked_threads_delay_records_but_cost_no_lease() {
     let Some(url) = redis_url() else { return };
-    let prefix = format!("detached-{:016x}", fastrand::u64(..));
-    let _purge = Purge {
-        url: url.clone(),
-        prefix: prefix.clone(),
-    };
-    let backend = RedisBackend::builder(&url)
-        .prefix(prefix.clone())
-        .connect()
-        .await
-        .unwrap();
+    let (backend, purge) = fresh(&url).await;
+    let prefix = purge.prefix.clone();
     let queue = Queue::new(backend);
     let mut jobs: Vec<NewJob> = (0..2).map(|_| NewJob::new("block", json!({}))).collect();
     jobs.extend((0..6).map(|i| NewJob::new("nap", json!({ "n": i }))));
