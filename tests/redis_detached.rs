@@ -251,11 +251,12 @@ fn sleepers(runs: &Arc<Mutex<Vec<JobId>>>) -> (Sleep, Sleep) {
 /// Handlers block both threads of the runtime whose connection carries the
 /// worker's claims and records, for 2.5 leases: nothing goes through that
 /// connection meanwhile. The heartbeat, on the detached connection, keeps
-/// every lease of the worker — the jobs waiting for a thread to run on, and
-/// any waiting for their records — so a rival worker that reaps every
-/// 100 ms takes none of them, and every job runs once.
+/// the worker's leases (here those of the jobs waiting for a thread to run
+/// on; a job waiting for its record is `tests/hardening.rs`'s
+/// `an_outcome_waiting_to_be_recorded_keeps_its_lease`), so a rival worker
+/// that reaps every 100 ms takes none of them, and every job runs once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn blocked_threads_delay_records_but_cost_no_lease() {
+async fn blocked_threads_cost_a_redis_worker_no_lease() {
     let Some(url) = redis_url() else { return };
     let (backend, purge) = fresh(&url).await;
     let prefix = purge.prefix.clone();

@@ -12,7 +12,8 @@ use tracing::{info, warn};
 use crate::shared::Shared;
 
 /// Every heartbeat interval, extends the lease of every held job (running,
-/// or its outcome not yet written) in one backend call. A job whose lease turns out lost has its token fired with
+/// or its outcome not yet written) in one backend call. A running job whose
+/// lease turns out lost has its token fired with
 /// [`CancelReason::LeaseLost`]: another worker may run it now.
 pub(crate) async fn heartbeat_loop(shared: Arc<Shared>, stop: StopToken) {
     let mut tick = tokio::time::interval(shared.cfg.heartbeat);

@@ -28,10 +28,10 @@ pub(crate) enum JobState {
     /// backend, a recorder waiting on threads that handlers block), so no
     /// other worker runs it again meanwhile. Once the recorder is done with
     /// it — written, or given up on — it leaves the table and its lease
-    /// runs out if the outcome never made it. The job is kept when it ran in a queue with a global limit (which then no
-    /// longer counts it); otherwise it is let go here, so it is freed by the
-    /// attempt's task (on the thread that claimed it, usually), not by the
-    /// recorder.
+    /// runs out if the outcome never made it. The job is kept when it ran in
+    /// a queue with a global limit (which then no longer counts it);
+    /// otherwise it is let go here, so it is freed by the attempt's task (on
+    /// the thread that claimed it, usually), not by the recorder.
     Recording(Option<Arc<Job>>),
     /// `stop()` gave up waiting for it: its task was aborted and a release was
     /// handed to the recorder, so its own outcome must never be sent.
