@@ -9,7 +9,12 @@
 //! Workloads (defined so numbers compare with other libraries):
 //! * limit: the backend's own limit in this run, the minimal durable protocol
 //!   with no framework (see `limit.rs`); runs first, and the W1 and W2 lines
-//!   print their rate as a percentage of it.
+//!   print their rate as a percentage of it. Then the backend's own loop:
+//!   `--limit-size` jobs claimed 16 a call and completed through the
+//!   backend's `claim` and `record`, one call after the other, no manager
+//!   (on every backend, the in-memory one included). W1 as a percentage of
+//!   it is the manager's share of the cost; it as a percentage of the bare
+//!   limits is the share of the backend's schema and guarantees.
 //! * W1 drain: enqueue N no-op jobs (payload `{"n": i}`) with the batch API,
 //!   then start one manager with concurrency 16 and time until the backend has
 //!   recorded all N completed. N = 20,000 and 200,000 by default.
@@ -259,6 +264,7 @@ async fn w1(
     concurrency: usize,
     limits: Limits,
     bare: Option<limit::Limits>,
+    own: Option<f64>,
     drop_completed: bool,
 ) -> jobs::Result<f64> {
     let (name, label) = match limits {
@@ -330,11 +336,86 @@ async fn w1(
         &[
             ("the one-statement limit", bare.map(|b| b.one_statement)),
             ("claim-then-complete", bare.map(|b| b.claim_complete)),
+            ("the backend's loop", own),
         ],
     );
     println!(
         "| {label} {n:>9} jobs | {secs:>8.2} s | {rate:>9.0} jobs/s |{pct} (setup: batch enqueue {:.0} jobs/s)",
         n as f64 / enqueue_secs
+    );
+    Ok(rate)
+}
+
+/// The backend's own loop: `n` jobs enqueued as W1's are, then claimed 16 a
+/// call and completed (or deleted, with `drop_completed`) through the
+/// backend's own `claim` and `record` — its statements, scripts and schema,
+/// one call after the other on one task, with no manager. W1 at the
+/// concurrency of 16 is printed as a percentage of it: what the manager
+/// costs on top of the backend; and it is printed as a percentage of the
+/// bare limits: what the backend's schema and guarantees cost.
+async fn backend_loop(
+    queue: &Queue,
+    n: usize,
+    bare: Option<limit::Limits>,
+    drop_completed: bool,
+) -> jobs::Result<f64> {
+    let q = queue_name("loop");
+    for chunk in (0..n).collect::<Vec<_>>().chunks(5_000) {
+        let jobs = chunk
+            .iter()
+            .map(|i| NewJob::new("bench.noop", json!({ "n": i })).queue(&q))
+            .collect();
+        queue.enqueue_many(jobs).await?;
+    }
+    let backend = queue.backend();
+    let queues = [q.clone()];
+    let worker = "bench-loop";
+    let t = Instant::now();
+    let mut done = 0;
+    let mut updates: Vec<OutcomeUpdate> = Vec::with_capacity(16);
+    loop {
+        let claimed = backend
+            .claim(ClaimRequest::new(
+                worker,
+                &queues,
+                16,
+                Duration::from_secs(60),
+            ))
+            .await?;
+        if claimed.jobs.is_empty() {
+            break;
+        }
+        updates.extend(claimed.jobs.iter().map(|j| {
+            let outcome = if drop_completed {
+                jobs::backend::Outcome::CompleteAndDelete
+            } else {
+                jobs::backend::Outcome::Complete { result: None }
+            };
+            OutcomeUpdate::new(j.fence(), outcome)
+        }));
+        let lost = backend.record(worker, &updates).await?;
+        assert!(lost.is_empty(), "no lease is lost in the backend's loop");
+        done += updates.len();
+        updates.clear();
+    }
+    let rate = done as f64 / t.elapsed().as_secs_f64();
+    assert_eq!(done, n, "the backend's loop must finish every job");
+    forget(queue, &q).await?;
+    let label = if drop_completed {
+        "limit: the backend's claim + record, deleting"
+    } else {
+        "limit: the backend's claim + record"
+    };
+    let pct = of_limit(
+        rate,
+        &[
+            ("the one-statement limit", bare.map(|b| b.one_statement)),
+            ("claim-then-complete", bare.map(|b| b.claim_complete)),
+        ],
+    );
+    println!(
+        "| {label} {n:>9} jobs | {:>8.2} s | {rate:>9.0} jobs/s |{pct}",
+        n as f64 / rate
     );
     Ok(rate)
 }
@@ -863,6 +944,11 @@ async fn main() -> Result<(), limit::Error> {
     } else {
         None
     };
+    let own = if args.workloads.iter().any(|w| w == "limit") {
+        Some(backend_loop(&queue, args.limit_size, bare, args.drop_completed).await?)
+    } else {
+        None
+    };
     let mut w1_rate = None;
     for w in &args.workloads {
         match w.as_str() {
@@ -880,6 +966,7 @@ async fn main() -> Result<(), limit::Error> {
                         args.concurrency,
                         limits,
                         bare,
+                        own,
                         args.drop_completed,
                     )
                     .await?;
