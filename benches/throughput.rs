@@ -372,31 +372,13 @@ async fn backend_loop(
     let worker = "bench-loop";
     let t = Instant::now();
     let mut done = 0;
-    let mut updates: Vec<OutcomeUpdate> = Vec::with_capacity(16);
     loop {
-        let claimed = backend
-            .claim(ClaimRequest::new(
-                worker,
-                &queues,
-                16,
-                Duration::from_secs(60),
-            ))
-            .await?;
-        if claimed.jobs.is_empty() {
+        let round =
+            claim_and_complete(backend.as_ref(), worker, &queues, 16, drop_completed).await?;
+        if round == 0 {
             break;
         }
-        updates.extend(claimed.jobs.iter().map(|j| {
-            let outcome = if drop_completed {
-                jobs::backend::Outcome::CompleteAndDelete
-            } else {
-                jobs::backend::Outcome::Complete { result: None }
-            };
-            OutcomeUpdate::new(j.fence(), outcome)
-        }));
-        let lost = backend.record(worker, &updates).await?;
-        assert!(lost.is_empty(), "no lease is lost in the backend's loop");
-        done += updates.len();
-        updates.clear();
+        done += round;
     }
     let rate = done as f64 / t.elapsed().as_secs_f64();
     assert_eq!(done, n, "the backend's loop must finish every job");
@@ -418,6 +400,47 @@ async fn backend_loop(
         n as f64 / rate
     );
     Ok(rate)
+}
+
+/// One claim of up to `batch` jobs of `queues` straight through the backend,
+/// then one record completing them (deleting them, with `drop_completed`).
+/// Returns how many it completed: 0 once nothing is due.
+async fn claim_and_complete(
+    backend: &dyn Backend,
+    worker: &str,
+    queues: &[String],
+    batch: usize,
+    drop_completed: bool,
+) -> jobs::Result<usize> {
+    let claimed = backend
+        .claim(ClaimRequest::new(
+            worker,
+            queues,
+            batch,
+            Duration::from_secs(600),
+        ))
+        .await?;
+    let updates: Vec<OutcomeUpdate> = claimed
+        .jobs
+        .iter()
+        .map(|j| {
+            let outcome = if drop_completed {
+                jobs::backend::Outcome::CompleteAndDelete
+            } else {
+                jobs::backend::Outcome::Complete { result: None }
+            };
+            OutcomeUpdate::new(j.fence(), outcome)
+        })
+        .collect();
+    if updates.is_empty() {
+        return Ok(0);
+    }
+    let lost = backend.record(worker, &updates).await?;
+    assert!(
+        lost.is_empty(),
+        "no lease is lost straight through the backend"
+    );
+    Ok(updates.len())
 }
 
 /// Deletes the finished jobs of the bench's queue `q` (after its figure is
@@ -720,26 +743,11 @@ async fn counts(queue: &Queue, n: usize) -> jobs::Result<()> {
         // Straight through the backend: claim and complete in big batches.
         let mut taken = 0;
         while taken < k {
-            let claimed = backend
-                .claim(ClaimRequest::new(
-                    worker,
-                    &queues,
-                    1_000,
-                    Duration::from_secs(600),
-                ))
-                .await?;
-            if claimed.jobs.is_empty() {
+            let round = claim_and_complete(backend.as_ref(), worker, &queues, 1_000, false).await?;
+            if round == 0 {
                 break;
             }
-            taken += claimed.jobs.len();
-            let updates: Vec<OutcomeUpdate> = claimed
-                .jobs
-                .iter()
-                .map(|j| {
-                    OutcomeUpdate::new(j.fence(), jobs::backend::Outcome::Complete { result: None })
-                })
-                .collect();
-            backend.record(worker, &updates).await?;
+            taken += round;
         }
         left -= k;
     }
