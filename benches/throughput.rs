@@ -279,19 +279,7 @@ async fn w1(
     };
     let q = queue_name(name);
     let t = Instant::now();
-    for chunk in (0..n).collect::<Vec<_>>().chunks(5_000) {
-        let jobs = chunk
-            .iter()
-            .map(|i| {
-                let job = NewJob::new("bench.noop", json!({ "n": i })).queue(&q);
-                match limits {
-                    Limits::PerKey => job.concurrency(format!("bench.noop:{}", i % 64), 1),
-                    _ => job,
-                }
-            })
-            .collect();
-        queue.enqueue_many(jobs).await?;
-    }
+    enqueue_backlog(queue, &q, n, limits).await?;
     let enqueue_secs = t.elapsed().as_secs_f64();
     let mut builder = WorkerManager::builder(queue.clone())
         .auto_register(false)
@@ -346,6 +334,25 @@ async fn w1(
     Ok(rate)
 }
 
+/// W1's backlog: `n` no-op jobs in queue `q`, enqueued in batches of 5,000
+/// (each with a per-key limit for W1k).
+async fn enqueue_backlog(queue: &Queue, q: &str, n: usize, limits: Limits) -> jobs::Result<()> {
+    for chunk in (0..n).collect::<Vec<_>>().chunks(5_000) {
+        let jobs = chunk
+            .iter()
+            .map(|i| {
+                let job = NewJob::new("bench.noop", json!({ "n": i })).queue(q);
+                match limits {
+                    Limits::PerKey => job.concurrency(format!("bench.noop:{}", i % 64), 1),
+                    _ => job,
+                }
+            })
+            .collect();
+        queue.enqueue_many(jobs).await?;
+    }
+    Ok(())
+}
+
 /// The backend's own loop: `n` jobs enqueued as W1's are, then claimed 16 a
 /// call and completed (or deleted, with `drop_completed`) through the
 /// backend's own `claim` and `record` — its statements, scripts and schema,
@@ -360,13 +367,7 @@ async fn backend_loop(
     drop_completed: bool,
 ) -> jobs::Result<f64> {
     let q = queue_name("loop");
-    for chunk in (0..n).collect::<Vec<_>>().chunks(5_000) {
-        let jobs = chunk
-            .iter()
-            .map(|i| NewJob::new("bench.noop", json!({ "n": i })).queue(&q))
-            .collect();
-        queue.enqueue_many(jobs).await?;
-    }
+    enqueue_backlog(queue, &q, n, Limits::None).await?;
     let backend = queue.backend();
     let queues = [q.clone()];
     let worker = "bench-loop";
@@ -420,17 +421,15 @@ async fn claim_and_complete(
             Duration::from_secs(600),
         ))
         .await?;
+    let outcome = if drop_completed {
+        jobs::backend::Outcome::CompleteAndDelete
+    } else {
+        jobs::backend::Outcome::Complete { result: None }
+    };
     let updates: Vec<OutcomeUpdate> = claimed
         .jobs
         .iter()
-        .map(|j| {
-            let outcome = if drop_completed {
-                jobs::backend::Outcome::CompleteAndDelete
-            } else {
-                jobs::backend::Outcome::Complete { result: None }
-            };
-            OutcomeUpdate::new(j.fence(), outcome)
-        })
+        .map(|j| OutcomeUpdate::new(j.fence(), outcome.clone()))
         .collect();
     if updates.is_empty() {
         return Ok(0);
@@ -947,12 +946,13 @@ async fn main() -> Result<(), limit::Error> {
         args.concurrency,
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
-    let bare = if args.workloads.iter().any(|w| w == "limit") {
+    let with_limits = args.workloads.iter().any(|w| w == "limit");
+    let bare = if with_limits {
         limit::measure(&args.url, args.limit_size).await?
     } else {
         None
     };
-    let own = if args.workloads.iter().any(|w| w == "limit") {
+    let own = if with_limits {
         Some(backend_loop(&queue, args.limit_size, bare, args.drop_completed).await?)
     } else {
         None
