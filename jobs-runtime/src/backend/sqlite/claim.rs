@@ -49,13 +49,27 @@ impl SqliteBackend {
                 .cloned()
                 .collect(),
         };
-        let (rows, limited) = self
-            .inner
-            .writer
+        let writer = &self.inner.writer;
+        // The fast path shares its commit with the changes queued beside it
+        // (usually the outcomes of the previous claim).
+        let grouped = args.limits.is_empty() && writer.groups();
+        let args = if grouped {
+            let (fast, args) = writer
+                .write_grouped(move |native| Ok((claim_fast_native(native, &args)?, args)))
+                .await?;
+            match fast {
+                Some(rows) => return Ok(self.claimed(&req, rows, false)),
+                // Some of them have limits: the limited path, below.
+                None => args,
+            }
+        } else {
+            args
+        };
+        let (rows, limited) = writer
             .write_conns(move |conns| {
                 Box::pin(async move {
                     let conn = &mut conns.sqlx;
-                    if args.limits.is_empty() {
+                    if args.limits.is_empty() && !grouped {
                         let fast = match &conns.native {
                             Some(native) => claim_fast_native(native, &args)?,
                             None => claim_fast(conn, &args).await?,
@@ -72,6 +86,12 @@ impl SqliteBackend {
                 })
             })
             .await?;
+        Ok(self.claimed(&req, rows, limited))
+    }
+
+    /// The claim's answer: `rows` (jobs and their enqueue order) in claim
+    /// order, the jobs with limits noted.
+    fn claimed(&self, req: &ClaimRequest<'_>, rows: Vec<(Job, i64)>, limited: bool) -> Claimed {
         let mut jobs = rows;
         let with_limits: Vec<uuid::Uuid> = jobs
             .iter()
@@ -98,10 +118,7 @@ impl SqliteBackend {
                 *seq,
             )
         });
-        Ok(Claimed::limited(
-            jobs.into_iter().map(|(j, _)| j).collect(),
-            limited,
-        ))
+        Claimed::limited(jobs.into_iter().map(|(j, _)| j).collect(), limited)
     }
 }
 

@@ -88,10 +88,13 @@ impl SqliteBackend {
         B: for<'q> FnOnce(Query<'q>) -> Query<'q> + Send + 'static,
     {
         match &self.inner.reader {
-            Some(pool) => bind(sqlx::query(&sql))
-                .fetch_all(pool)
-                .await
-                .map_err(db_err),
+            Some(pool) => {
+                self.inner.writer.settle().await?;
+                bind(sqlx::query(&sql))
+                    .fetch_all(pool)
+                    .await
+                    .map_err(db_err)
+            }
             None => {
                 self.inner
                     .writer
@@ -119,10 +122,13 @@ impl SqliteBackend {
         B: for<'q> FnOnce(Query<'q>) -> Query<'q> + Send + 'static,
     {
         match &self.inner.reader {
-            Some(pool) => bind(sqlx::query(&sql))
-                .fetch_optional(pool)
-                .await
-                .map_err(db_err),
+            Some(pool) => {
+                self.inner.writer.settle().await?;
+                bind(sqlx::query(&sql))
+                    .fetch_optional(pool)
+                    .await
+                    .map_err(db_err)
+            }
             None => {
                 self.inner
                     .writer

@@ -418,54 +418,47 @@ impl SqliteBackend {
             + 2 * drops.len().div_ceil(UPDATE_CHUNK)
             + transitions.len().div_ceil(UPDATE_CHUNK);
         let capacity = updates.len();
-        let applied = self
-            .inner
-            .writer
-            .write_conns(move |conns| {
-                Box::pin(async move {
+        let writer = &self.inner.writer;
+        let applied = if writer.groups() {
+            // A savepoint of a group commit (see the writer): the batch is
+            // stored whole or not at all, and shares its commit with the
+            // changes queued beside it (usually the next claim).
+            writer
+                .write_grouped(move |conn| {
                     let mut applied = HashSet::with_capacity(capacity);
-                    if let Some(native) = &conns.native {
-                        // One statement is atomic on its own; more make one
-                        // transaction, so a batch is stored whole or not at all
-                        // (rolled back if dropped uncommitted: an error, a panic).
-                        let tx = if statements > 1 {
-                            Some(
-                                rusqlite::Transaction::new_unchecked(
-                                    native,
-                                    rusqlite::TransactionBehavior::Immediate,
-                                )
-                                .map_err(native_err)?,
-                            )
-                        } else {
-                            None
-                        };
-                        let conn = native;
-                        Self::apply_completions_native(conn, now, &completions, &mut applied)?;
-                        Self::drop_completed_native(conn, now, &drops, &mut applied)?;
-                        Self::apply_transitions_native(conn, now, &transitions, &mut applied)?;
-                        if let Some(tx) = tx {
-                            tx.commit().map_err(native_err)?;
-                        }
-                        return Ok(applied);
-                    }
-                    let conn = &mut conns.sqlx;
-                    // One statement is atomic on its own; more make one
-                    // transaction, so a batch is stored whole or not at all.
-                    if statements > 1 {
-                        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
-                        Self::apply_completions(&mut tx, now, &completions, &mut applied).await?;
-                        Self::drop_completed(&mut tx, now, &drops, &mut applied).await?;
-                        Self::apply_transitions(&mut tx, now, &transitions, &mut applied).await?;
-                        tx.commit().await.map_err(db_err)?;
-                    } else {
-                        Self::apply_completions(conn, now, &completions, &mut applied).await?;
-                        Self::drop_completed(conn, now, &drops, &mut applied).await?;
-                        Self::apply_transitions(conn, now, &transitions, &mut applied).await?;
-                    }
+                    Self::apply_completions_native(conn, now, &completions, &mut applied)?;
+                    Self::drop_completed_native(conn, now, &drops, &mut applied)?;
+                    Self::apply_transitions_native(conn, now, &transitions, &mut applied)?;
                     Ok(applied)
                 })
-            })
-            .await?;
+                .await?
+        } else {
+            writer
+                .write_conns(move |conns| {
+                    Box::pin(async move {
+                        let mut applied = HashSet::with_capacity(capacity);
+                        let conn = &mut conns.sqlx;
+                        // One statement is atomic on its own; more make one
+                        // transaction, so a batch is stored whole or not at all.
+                        if statements > 1 {
+                            let mut tx =
+                                conn.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
+                            Self::apply_completions(&mut tx, now, &completions, &mut applied)
+                                .await?;
+                            Self::drop_completed(&mut tx, now, &drops, &mut applied).await?;
+                            Self::apply_transitions(&mut tx, now, &transitions, &mut applied)
+                                .await?;
+                            tx.commit().await.map_err(db_err)?;
+                        } else {
+                            Self::apply_completions(conn, now, &completions, &mut applied).await?;
+                            Self::drop_completed(conn, now, &drops, &mut applied).await?;
+                            Self::apply_transitions(conn, now, &transitions, &mut applied).await?;
+                        }
+                        Ok(applied)
+                    })
+                })
+                .await?
+        };
         // A job with limits that ended frees a slot of its keys.
         // (Lost ones are forgotten too: some other worker took them over.)
         let ended = self.ended_limited(updates.iter().map(|u| u.fence.id.as_uuid()));

@@ -20,8 +20,37 @@
 //! microseconds. The hot path's statements run on this thread itself, on
 //! the writer's native connection ([`native`](super::native)); the others
 //! go through sqlx, which hands each statement to a thread of its own.
+//!
+//! # Group commit
+//!
+//! The hot path's changes (a claim, a batch of outcomes) share their
+//! commits. A change of [`write_grouped`](Writer::write_grouped) opens a
+//! transaction unless one is open, runs in a savepoint of it (undone alone
+//! if it fails or panics), and is answered as soon as its statements have
+//! run; the transaction commits once no change is queued for the writer,
+//! or once [`MAX_GROUP`] changes share it. Any other change commits it
+//! first, and so does closing the backend or dropping it. While the
+//! manager drains a backlog, its claims and its batches of outcomes follow
+//! each other without a pause, so a commit (writing every page the group
+//! touched to the log) comes once per group instead of once per change:
+//! the SQLite W1 drain went from about 40,000 to about 55,000 jobs/s.
+//!
+//! What a crash can take is unchanged in kind: the changes of a group not
+//! yet committed (at most [`MAX_GROUP`], answered within the last few
+//! milliseconds) are undone, as if the process had died just before
+//! making them. A claim undone leaves its jobs waiting, to be claimed
+//! again (one may run twice, as with any crash: delivery is at least once,
+//! and the lease token fences the older attempt's outcome); outcomes
+//! undone leave their jobs RUNNING until their lease runs out and recovery
+//! takes them. A commit that fails undoes the group likewise, reports the
+//! failure to the change whose end made the commit, and logs the others.
+//! Reads of this process wait for the open group's commit first
+//! ([`settle`](Writer::settle)), so they see every change answered before
+//! them; other processes see a group once it has committed, a few
+//! milliseconds at most after its changes were answered.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use jobs_core::{BackendErrorKind, BoxFuture, Error, Result};
@@ -29,14 +58,24 @@ use sqlx::{Connection, SqliteConnection};
 use tokio::sync::{oneshot, Mutex};
 
 use super::error::backend_msg;
+use super::native::native_err;
+
+/// Most changes that share one transaction of the group commit.
+pub(super) const MAX_GROUP: usize = 16;
 
 /// The writer connection and the thread its changes run on. Dropping it ends
 /// the thread once its current task yields; queued changes are dropped (no
 /// caller is left to wait for them).
 pub(super) struct Writer {
-    conn: Arc<Mutex<Option<Conns>>>,
+    conn: Arc<Mutex<Option<State>>>,
     /// Written to since the last checkpoint (set once a change has run).
     pub(super) dirty: Arc<AtomicBool>,
+    /// Changes handed to the writer's thread and not yet started.
+    queued: Arc<AtomicUsize>,
+    /// A group is open: changes were answered and are not committed yet.
+    open: Arc<AtomicBool>,
+    /// Whether there is a native connection (a database file).
+    native: bool,
     rt: tokio::runtime::Handle,
     location: Arc<str>,
     _stop: oneshot::Sender<()>,
@@ -49,6 +88,71 @@ pub(super) struct Conns {
     pub(super) native: Option<rusqlite::Connection>,
 }
 
+/// The connections and the group commit's state, behind the writer's lock.
+struct State {
+    conns: Conns,
+    /// Changes in the open group (see the module's "Group commit").
+    group: usize,
+    /// Set while a group is open (the writer's `open`).
+    open: Arc<AtomicBool>,
+}
+
+impl State {
+    /// Commits the open group, if any. If that fails, nothing of the group
+    /// stays; the changes answered before are logged, the caller told.
+    fn commit_group(&mut self) -> Result<()> {
+        let answered = std::mem::take(&mut self.group);
+        self.open.store(false, Ordering::Release);
+        let Some(native) = &self.conns.native else {
+            return Ok(());
+        };
+        if native.is_autocommit() {
+            if answered > 0 {
+                lost_group(answered, "SQLite ended its transaction after an error");
+            }
+            return Ok(());
+        }
+        let done = run(native, "COMMIT").map_err(native_err);
+        if let Err(e) = &done {
+            if !native.is_autocommit() {
+                let _ = run(native, "ROLLBACK");
+            }
+            lost_group(answered, &e.to_string());
+        }
+        done
+    }
+
+    /// Ends the open group without storing anything of it (its
+    /// transaction's state is unknown after `why`).
+    fn abandon_group(&mut self, why: &str) {
+        let answered = std::mem::take(&mut self.group);
+        self.open.store(false, Ordering::Release);
+        if let Some(native) = &self.conns.native {
+            if !native.is_autocommit() {
+                let _ = run(native, "ROLLBACK");
+            }
+        }
+        lost_group(answered, why);
+    }
+}
+
+/// Logs that the `answered` changes of a group were undone, and why.
+fn lost_group(answered: usize, why: &str) {
+    if answered > 0 {
+        tracing::error!(
+            changes = answered,
+            error = why,
+            "sqlite: a group of claims and outcomes could not be committed and was undone; \
+             its jobs will be claimed again, or recovered once their leases expire"
+        );
+    }
+}
+
+/// Runs one statement of the group commit's, prepared once per connection.
+fn run(native: &rusqlite::Connection, sql: &str) -> rusqlite::Result<()> {
+    native.prepare_cached(sql)?.execute([]).map(|_| ())
+}
+
 impl Writer {
     /// Starts the writer's thread with `conns`; `location` names the database
     /// in errors.
@@ -58,6 +162,14 @@ impl Writer {
             .build()?;
         let handle = rt.handle().clone();
         let (stop, stopped) = oneshot::channel::<()>();
+        let native = conns.native.is_some();
+        let open = Arc::new(AtomicBool::new(false));
+        let conn = Arc::new(Mutex::new(Some(State {
+            conns,
+            group: 0,
+            open: open.clone(),
+        })));
+        let last = conn.clone();
         std::thread::Builder::new()
             .name("jobs-sqlite-writer".to_owned())
             .spawn(move || {
@@ -65,11 +177,20 @@ impl Writer {
                 // runtime, and any change still queued, goes with the thread.
                 rt.block_on(async move {
                     let _ = stopped.await;
+                    // The open group, if any: its changes were answered.
+                    if let Ok(mut state) = last.try_lock() {
+                        if let Some(state) = state.as_mut() {
+                            let _ = state.commit_group();
+                        }
+                    }
                 });
             })?;
         Ok(Writer {
-            conn: Arc::new(Mutex::new(Some(conns))),
+            conn,
             dirty: Arc::new(AtomicBool::new(false)),
+            queued: Arc::new(AtomicUsize::new(0)),
+            open,
+            native,
             rt: handle,
             location: Arc::from(location),
             _stop: stop,
@@ -112,6 +233,112 @@ impl Writer {
         self.run(false, |c: &mut Conns| read(&mut c.sqlx)).await
     }
 
+    /// Whether the hot path's changes go through
+    /// [`write_grouped`](Self::write_grouped): a database file, which has a
+    /// native connection.
+    pub(super) fn groups(&self) -> bool {
+        self.native
+    }
+
+    /// Runs `change` on the native connection, on the writer's thread, in
+    /// the group commit's transaction (the module's "Group commit"): it is
+    /// answered once its statements have run, and committed with the
+    /// changes queued beside it. Only where [`groups`](Self::groups) says
+    /// so (else it fails as closed).
+    pub(super) async fn write_grouped<T, F>(&self, change: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Connection) -> Result<T> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        let dirty = self.dirty.clone();
+        let queued = self.queued.clone();
+        let location = self.location.clone();
+        queued.fetch_add(1, Ordering::SeqCst);
+        let task = self.rt.spawn(async move {
+            let mut guard = conn.lock().await;
+            queued.fetch_sub(1, Ordering::SeqCst);
+            let Some(state) = guard.as_mut() else {
+                return Err(closed(&location));
+            };
+            let Some(native) = &state.conns.native else {
+                return Err(closed(&location));
+            };
+            if state.group > 0 && native.is_autocommit() {
+                // SQLite ended the group's transaction on its own (logged).
+                state.commit_group()?;
+            }
+            let native = state.conns.native.as_ref().expect("checked above");
+            let begun = if native.is_autocommit() {
+                run(native, "BEGIN IMMEDIATE")
+            } else {
+                Ok(())
+            }
+            .and_then(|()| run(native, "SAVEPOINT jobs_change"));
+            if let Err(e) = begun {
+                let e = native_err(e);
+                state.abandon_group(&e.to_string());
+                return Err(e);
+            }
+            let native = state.conns.native.as_ref().expect("checked above");
+            let out = std::panic::catch_unwind(AssertUnwindSafe(|| change(native)));
+            let ok = matches!(out, Ok(Ok(_)));
+            // A change that failed is undone alone: the group goes on.
+            let kept = if ok {
+                run(native, "RELEASE jobs_change")
+            } else {
+                run(native, "ROLLBACK TO jobs_change")
+                    .and_then(|()| run(native, "RELEASE jobs_change"))
+            };
+            dirty.store(true, Ordering::Relaxed);
+            let ended = match kept {
+                Err(e) => {
+                    // SQLite may have ended the transaction itself: its
+                    // state is unknown, so none of the group stays.
+                    let e = native_err(e);
+                    state.abandon_group(&e.to_string());
+                    Err(e)
+                }
+                Ok(()) => {
+                    if ok {
+                        state.group += 1;
+                    }
+                    if state.group >= MAX_GROUP || queued.load(Ordering::SeqCst) == 0 {
+                        // This change ends the group: it hears of the commit
+                        // (the others were answered; `commit_group` logs them).
+                        if ok {
+                            state.group -= 1;
+                        }
+                        state.commit_group()
+                    } else {
+                        state.open.store(true, Ordering::Release);
+                        Ok(())
+                    }
+                }
+            };
+            match out {
+                Err(panic) => std::panic::resume_unwind(panic),
+                Ok(Err(e)) => Err(e),
+                Ok(Ok(out)) => ended.map(|()| out),
+            }
+        });
+        match task.await {
+            Ok(out) => out,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => Err(closed(&self.location)),
+        }
+    }
+
+    /// Waits until what was answered is committed, so that a read on
+    /// another connection sees it: free unless a group is open (then one
+    /// empty change, which commits it, as any change does).
+    pub(super) async fn settle(&self) -> Result<()> {
+        if !self.open.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        self.run(false, |_| Box::pin(async { Ok(()) })).await
+    }
+
     async fn run<T, F>(&self, writes: bool, f: F) -> Result<T>
     where
         T: Send + 'static,
@@ -119,13 +346,20 @@ impl Writer {
     {
         let conn = self.conn.clone();
         let dirty = writes.then(|| self.dirty.clone());
+        let queued = self.queued.clone();
         let location = self.location.clone();
+        queued.fetch_add(1, Ordering::SeqCst);
         let task = self.rt.spawn(async move {
             let mut guard = conn.lock().await;
-            let Some(conn) = guard.as_mut() else {
+            queued.fetch_sub(1, Ordering::SeqCst);
+            let Some(state) = guard.as_mut() else {
                 return Err(closed(&location));
             };
-            let out = f(conn).await;
+            // The open group first: this change may write through sqlx,
+            // whose connection would wait for the native one's lock, and a
+            // reader expects to see what was answered before it.
+            state.commit_group()?;
+            let out = f(&mut state.conns).await;
             if let Some(dirty) = dirty {
                 dirty.store(true, Ordering::Relaxed);
             }
@@ -149,8 +383,10 @@ impl Writer {
     /// Closes the connection once the change in progress, if any, is done;
     /// later changes fail as "closed".
     pub(super) async fn close(&self) {
-        let conns = self.conn.lock().await.take();
-        if let Some(conns) = conns {
+        let state = self.conn.lock().await.take();
+        if let Some(mut state) = state {
+            let _ = state.commit_group();
+            let conns = state.conns;
             drop(conns.native);
             let _ = conns.sqlx.close().await;
         }
@@ -162,4 +398,136 @@ fn closed(location: &str) -> Error {
         BackendErrorKind::Unavailable,
         format!("the sqlite backend for `{location}` was closed"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use jobs_core::Error;
+    use tokio::task::JoinSet;
+
+    use super::super::SqliteBackend;
+
+    /// Changes queued together share a transaction, and one that fails or
+    /// panics is undone alone: every other change of its group is stored,
+    /// and seen by another connection once the writer is idle.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_group_keeps_every_change_but_those_that_failed() {
+        let path = std::env::temp_dir().join(format!("jobs-group-{}.db", uuid::Uuid::new_v4()));
+        let url = format!("sqlite://{}", path.display());
+        let backend = SqliteBackend::connect(&url).await.expect("open");
+        let writer = &backend.inner.writer;
+        assert!(writer.groups(), "a database file has a native connection");
+        writer
+            .write_grouped(|n| {
+                n.execute_batch("CREATE TABLE group_test (x INTEGER NOT NULL)")
+                    .map_err(super::native_err)
+            })
+            .await
+            .expect("create");
+        let mut calls = JoinSet::new();
+        for i in 0..64i64 {
+            let backend = backend.clone();
+            calls.spawn(async move {
+                let out = backend
+                    .inner
+                    .writer
+                    .write_grouped(move |n| {
+                        n.execute("INSERT INTO group_test (x) VALUES (?1)", [i])
+                            .map_err(super::native_err)?;
+                        match i {
+                            7 => Err(Error::Config("refused after writing".to_owned())),
+                            13 => panic!("a change panicked after writing"),
+                            _ => Ok(i),
+                        }
+                    })
+                    .await;
+                (i, out)
+            });
+        }
+        let (mut ok, mut failed, mut panicked) = (Vec::new(), Vec::new(), 0);
+        while let Some(joined) = calls.join_next().await {
+            match joined {
+                Ok((i, Ok(x))) => {
+                    assert_eq!(i, x);
+                    ok.push(i);
+                }
+                Ok((i, Err(_))) => failed.push(i),
+                Err(e) if e.is_panic() => panicked += 1,
+                Err(e) => panic!("the call's task ended: {e}"),
+            }
+        }
+        assert_eq!(failed, vec![7], "only the change that failed reports it");
+        assert_eq!(panicked, 1, "the panic reaches its caller, and only it");
+        ok.sort_unstable();
+        // Another connection, as a reader or another process sees the file.
+        let reader = rusqlite::Connection::open(&path).expect("open a reader");
+        let mut stmt = reader
+            .prepare("SELECT x FROM group_test ORDER BY x")
+            .expect("prepare");
+        let stored: Vec<i64> = stmt
+            .query_map([], |r| r.get(0))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        assert_eq!(stored, ok, "every answered change is stored, nothing else");
+        assert_eq!(stored.len(), 62);
+        drop(stmt);
+        drop(reader);
+        backend.close().await;
+        remove(&path);
+    }
+
+    /// A change answered while its group stays open (another is queued) is
+    /// seen by this process's next read: the read waits for the commit.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_read_sees_what_was_answered_before_it() {
+        use sqlx::Row;
+        let path = std::env::temp_dir().join(format!("jobs-group-{}.db", uuid::Uuid::new_v4()));
+        let url = format!("sqlite://{}", path.display());
+        let backend = SqliteBackend::connect(&url).await.expect("open");
+        let writer = &backend.inner.writer;
+        writer
+            .write_grouped(|n| {
+                n.execute_batch("CREATE TABLE group_test (x INTEGER NOT NULL)")
+                    .map_err(super::native_err)
+            })
+            .await
+            .expect("create");
+        let insert = |x: i64, pause: u64| {
+            writer.write_grouped(move |n| {
+                // Holds the writer's thread, so the changes queue up.
+                std::thread::sleep(std::time::Duration::from_millis(pause));
+                n.execute("INSERT INTO group_test (x) VALUES (?1)", [x])
+                    .map_err(super::native_err)
+            })
+        };
+        // Polled in this order: the first holds the writer while the other
+        // two queue; the second is answered with the third still queued, so
+        // its group stays open while the third runs (300 ms).
+        let (_, seen, _) = tokio::join!(
+            insert(1, 100),
+            async {
+                insert(2, 0).await.expect("insert");
+                let row = backend
+                    .read_optional("SELECT count(*) FROM group_test".into(), |q| q)
+                    .await
+                    .expect("read")
+                    .expect("a row");
+                row.get::<i64, _>(0)
+            },
+            insert(3, 300)
+        );
+        assert!(
+            seen >= 2,
+            "the read saw {seen} rows: it must see both changes answered before it"
+        );
+        backend.close().await;
+        remove(&path);
+    }
+
+    fn remove(path: &std::path::Path) {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+    }
 }
