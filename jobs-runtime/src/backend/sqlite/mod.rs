@@ -139,11 +139,18 @@
 //!
 //! The database runs in WAL mode with `synchronous = NORMAL`:
 //!
-//! * **Process crash** (panic, `kill -9`, OOM): nothing acknowledged is lost.
-//!   An enqueue, claim or outcome returns only after its transaction is
-//!   committed to the write-ahead log, which lives in the operating system's
-//!   page cache and is recovered on the next open. Jobs that were RUNNING come
-//!   back through lease expiry.
+//! * **Process crash** (panic, `kill -9`, OOM): no acknowledged job is
+//!   lost. An enqueue returns only after its transaction is committed to
+//!   the write-ahead log, which lives in the operating system's page cache
+//!   and is recovered on the next open. Claims and outcomes share their
+//!   commits (the writer's group commit): each is answered once its
+//!   statements ran, and committed with the changes queued beside it,
+//!   within a few milliseconds; a crash in between undoes the last group
+//!   (at most 16 of them), as if the process had died before making them —
+//!   the claimed jobs are claimed again, the finished ones run again once
+//!   their leases expire (at-least-once). With `synchronous = FULL` every
+//!   claim and outcome commits before it is answered. Jobs that were
+//!   RUNNING come back through lease expiry.
 //! * **Power loss or kernel crash**: the database stays consistent (never
 //!   corrupt, no half-applied transaction), but with `synchronous = NORMAL` a
 //!   commit reaches the disk only at the next WAL checkpoint. The backend

@@ -44,6 +44,10 @@
 //! undone leave their jobs RUNNING until their lease runs out and recovery
 //! takes them. A commit that fails undoes the group likewise, reports the
 //! failure to the change whose end made the commit, and logs the others.
+//! With `synchronous = FULL` (or `EXTRA`), chosen so that every answered
+//! change is on disk, each change commits before it is answered: the
+//! savepoints stay, the sharing does not.
+//!
 //! Reads of this process wait for the open group's commit first
 //! ([`settle`](Writer::settle)), so they see every change answered before
 //! them; other processes see a group once it has committed, a few
@@ -91,6 +95,9 @@ pub(super) struct Conns {
 /// The connections and the group commit's state, behind the writer's lock.
 struct State {
     conns: Conns,
+    /// `synchronous = FULL` or stricter: the user wants each answered
+    /// change on disk, so every change commits before it is answered.
+    durable: bool,
     /// Changes in the open group (see the module's "Group commit").
     group: usize,
     /// Set while a group is open (the writer's `open`).
@@ -163,9 +170,14 @@ impl Writer {
         let handle = rt.handle().clone();
         let (stop, stopped) = oneshot::channel::<()>();
         let native = conns.native.is_some();
+        let durable = conns.native.as_ref().is_some_and(|n| {
+            n.query_row("PRAGMA synchronous", [], |r| r.get::<_, i64>(0))
+                .map_or(true, |level| level >= 2)
+        });
         let open = Arc::new(AtomicBool::new(false));
         let conn = Arc::new(Mutex::new(Some(State {
             conns,
+            durable,
             group: 0,
             open: open.clone(),
         })));
@@ -303,7 +315,10 @@ impl Writer {
                     if ok {
                         state.group += 1;
                     }
-                    if state.group >= MAX_GROUP || queued.load(Ordering::SeqCst) == 0 {
+                    if state.durable
+                        || state.group >= MAX_GROUP
+                        || queued.load(Ordering::SeqCst) == 0
+                    {
                         // This change ends the group: it hears of the commit
                         // (the others were answered; `commit_group` logs them).
                         if ok {
@@ -521,6 +536,55 @@ mod tests {
             seen >= 2,
             "the read saw {seen} rows: it must see both changes answered before it"
         );
+        backend.close().await;
+        remove(&path);
+    }
+
+    /// With `synchronous = FULL`, a change is committed before it is
+    /// answered, even with others queued behind it: another connection
+    /// sees it at once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn with_synchronous_full_every_change_commits_before_its_answer() {
+        use sqlx::sqlite::SqliteSynchronous;
+        let path = std::env::temp_dir().join(format!("jobs-group-{}.db", uuid::Uuid::new_v4()));
+        let url = format!("sqlite://{}", path.display());
+        let options = SqliteBackend::options(&url)
+            .expect("options")
+            .synchronous(SqliteSynchronous::Full);
+        let backend = SqliteBackend::connect_with(&url, options, false)
+            .await
+            .expect("open");
+        let writer = &backend.inner.writer;
+        writer
+            .write_grouped(|n| {
+                n.execute_batch("CREATE TABLE group_test (x INTEGER NOT NULL)")
+                    .map_err(super::native_err)
+            })
+            .await
+            .expect("create");
+        let insert = |x: i64, pause: u64| {
+            writer.write_grouped(move |n| {
+                std::thread::sleep(std::time::Duration::from_millis(pause));
+                n.execute("INSERT INTO group_test (x) VALUES (?1)", [x])
+                    .map_err(super::native_err)
+            })
+        };
+        let reader = rusqlite::Connection::open(&path).expect("open a reader");
+        let (_, seen, _) = tokio::join!(
+            insert(1, 100),
+            async {
+                insert(2, 0).await.expect("insert");
+                // Not through the backend: no waiting for a commit here.
+                reader
+                    .query_row("SELECT count(*) FROM group_test", [], |r| {
+                        r.get::<_, i64>(0)
+                    })
+                    .expect("read")
+            },
+            insert(3, 300)
+        );
+        assert_eq!(seen, 2, "both answered changes are committed");
+        drop(reader);
         backend.close().await;
         remove(&path);
     }
