@@ -262,86 +262,12 @@ impl Writer {
         T: Send + 'static,
         F: FnOnce(&rusqlite::Connection) -> Result<T> + Send + 'static,
     {
-        let conn = self.conn.clone();
         let dirty = self.dirty.clone();
-        let queued = self.queued.clone();
         let location = self.location.clone();
-        queued.fetch_add(1, Ordering::SeqCst);
-        let task = self.rt.spawn(async move {
-            let mut guard = conn.lock().await;
-            queued.fetch_sub(1, Ordering::SeqCst);
-            let Some(state) = guard.as_mut() else {
-                return Err(closed(&location));
-            };
-            let Some(native) = &state.conns.native else {
-                return Err(closed(&location));
-            };
-            if state.group > 0 && native.is_autocommit() {
-                // SQLite ended the group's transaction on its own (logged).
-                state.commit_group()?;
-            }
-            let native = state.conns.native.as_ref().expect("checked above");
-            let begun = if native.is_autocommit() {
-                run(native, "BEGIN IMMEDIATE")
-            } else {
-                Ok(())
-            }
-            .and_then(|()| run(native, "SAVEPOINT jobs_change"));
-            if let Err(e) = begun {
-                let e = native_err(e);
-                state.abandon_group(&e.to_string());
-                return Err(e);
-            }
-            let native = state.conns.native.as_ref().expect("checked above");
-            let out = std::panic::catch_unwind(AssertUnwindSafe(|| change(native)));
-            let ok = matches!(out, Ok(Ok(_)));
-            // A change that failed is undone alone: the group goes on.
-            let kept = if ok {
-                run(native, "RELEASE jobs_change")
-            } else {
-                run(native, "ROLLBACK TO jobs_change")
-                    .and_then(|()| run(native, "RELEASE jobs_change"))
-            };
-            dirty.store(true, Ordering::Relaxed);
-            let ended = match kept {
-                Err(e) => {
-                    // SQLite may have ended the transaction itself: its
-                    // state is unknown, so none of the group stays.
-                    let e = native_err(e);
-                    state.abandon_group(&e.to_string());
-                    Err(e)
-                }
-                Ok(()) => {
-                    if ok {
-                        state.group += 1;
-                    }
-                    if state.durable
-                        || state.group >= MAX_GROUP
-                        || queued.load(Ordering::SeqCst) == 0
-                    {
-                        // This change ends the group: it hears of the commit
-                        // (the others were answered; `commit_group` logs them).
-                        if ok {
-                            state.group -= 1;
-                        }
-                        state.commit_group()
-                    } else {
-                        state.open.store(true, Ordering::Release);
-                        Ok(())
-                    }
-                }
-            };
-            match out {
-                Err(panic) => std::panic::resume_unwind(panic),
-                Ok(Err(e)) => Err(e),
-                Ok(Ok(out)) => ended.map(|()| out),
-            }
-        });
-        match task.await {
-            Ok(out) => out,
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(_) => Err(closed(&self.location)),
-        }
+        self.on_thread(move |state, queued| {
+            Box::pin(async move { grouped(state, queued, &dirty, &location, change) })
+        })
+        .await
     }
 
     /// Waits until what was answered is committed, so that a read on
@@ -359,8 +285,33 @@ impl Writer {
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut Conns) -> BoxFuture<'c, Result<T>> + Send + 'static,
     {
-        let conn = self.conn.clone();
         let dirty = writes.then(|| self.dirty.clone());
+        self.on_thread(move |state, _| {
+            Box::pin(async move {
+                // The open group first: this change may write through sqlx,
+                // whose connection would wait for the native one's lock, and
+                // a reader expects to see what was answered before it.
+                state.commit_group()?;
+                let out = f(&mut state.conns).await;
+                if let Some(dirty) = dirty {
+                    dirty.store(true, Ordering::Relaxed);
+                }
+                out
+            })
+        })
+        .await
+    }
+
+    /// Runs `f` on the writer's thread with the writer's state, alone
+    /// (counted in `queued`, which it is given, until it starts).
+    async fn on_thread<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'s> FnOnce(&'s mut State, &'s AtomicUsize) -> BoxFuture<'s, Result<T>>
+            + Send
+            + 'static,
+    {
+        let conn = self.conn.clone();
         let queued = self.queued.clone();
         let location = self.location.clone();
         queued.fetch_add(1, Ordering::SeqCst);
@@ -370,15 +321,7 @@ impl Writer {
             let Some(state) = guard.as_mut() else {
                 return Err(closed(&location));
             };
-            // The open group first: this change may write through sqlx,
-            // whose connection would wait for the native one's lock, and a
-            // reader expects to see what was answered before it.
-            state.commit_group()?;
-            let out = f(&mut state.conns).await;
-            if let Some(dirty) = dirty {
-                dirty.store(true, Ordering::Relaxed);
-            }
-            out
+            f(state, &queued).await
         });
         match task.await {
             Ok(out) => out,
@@ -408,6 +351,75 @@ impl Writer {
     }
 }
 
+/// One change of [`Writer::write_grouped`], on the writer's thread.
+fn grouped<T>(
+    state: &mut State,
+    queued: &AtomicUsize,
+    dirty: &AtomicBool,
+    location: &str,
+    change: impl FnOnce(&rusqlite::Connection) -> Result<T>,
+) -> Result<T> {
+    let Some(native) = &state.conns.native else {
+        return Err(closed(location));
+    };
+    if state.group > 0 && native.is_autocommit() {
+        // SQLite ended the group's transaction on its own (logged).
+        state.commit_group()?;
+    }
+    let native = state.conns.native.as_ref().expect("checked above");
+    let begun = if native.is_autocommit() {
+        run(native, "BEGIN IMMEDIATE")
+    } else {
+        Ok(())
+    }
+    .and_then(|()| run(native, "SAVEPOINT jobs_change"));
+    if let Err(e) = begun {
+        let e = native_err(e);
+        state.abandon_group(&e.to_string());
+        return Err(e);
+    }
+    let native = state.conns.native.as_ref().expect("checked above");
+    let out = std::panic::catch_unwind(AssertUnwindSafe(|| change(native)));
+    let ok = matches!(out, Ok(Ok(_)));
+    // A change that failed is undone alone: the group goes on.
+    let kept = if ok {
+        run(native, "RELEASE jobs_change")
+    } else {
+        run(native, "ROLLBACK TO jobs_change").and_then(|()| run(native, "RELEASE jobs_change"))
+    };
+    dirty.store(true, Ordering::Relaxed);
+    let ended = match kept {
+        Err(e) => {
+            // SQLite may have ended the transaction itself: its
+            // state is unknown, so none of the group stays.
+            let e = native_err(e);
+            state.abandon_group(&e.to_string());
+            Err(e)
+        }
+        Ok(()) => {
+            if ok {
+                state.group += 1;
+            }
+            if state.durable || state.group >= MAX_GROUP || queued.load(Ordering::SeqCst) == 0 {
+                // This change ends the group: it hears of the commit
+                // (the others were answered; `commit_group` logs them).
+                if ok {
+                    state.group -= 1;
+                }
+                state.commit_group()
+            } else {
+                state.open.store(true, Ordering::Release);
+                Ok(())
+            }
+        }
+    };
+    match out {
+        Err(panic) => std::panic::resume_unwind(panic),
+        Ok(Err(e)) => Err(e),
+        Ok(Ok(out)) => ended.map(|()| out),
+    }
+}
+
 fn closed(location: &str) -> Error {
     backend_msg(
         BackendErrorKind::Unavailable,
@@ -427,18 +439,11 @@ mod tests {
     /// and seen by another connection once the writer is idle.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_group_keeps_every_change_but_those_that_failed() {
-        let path = std::env::temp_dir().join(format!("jobs-group-{}.db", uuid::Uuid::new_v4()));
-        let url = format!("sqlite://{}", path.display());
+        let (path, url) = scratch();
         let backend = SqliteBackend::connect(&url).await.expect("open");
         let writer = &backend.inner.writer;
         assert!(writer.groups(), "a database file has a native connection");
-        writer
-            .write_grouped(|n| {
-                n.execute_batch("CREATE TABLE group_test (x INTEGER NOT NULL)")
-                    .map_err(super::native_err)
-            })
-            .await
-            .expect("create");
+        create_table(writer).await;
         let mut calls = JoinSet::new();
         for i in 0..64i64 {
             let backend = backend.clone();
@@ -497,25 +502,11 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_read_sees_what_was_answered_before_it() {
         use sqlx::Row;
-        let path = std::env::temp_dir().join(format!("jobs-group-{}.db", uuid::Uuid::new_v4()));
-        let url = format!("sqlite://{}", path.display());
+        let (path, url) = scratch();
         let backend = SqliteBackend::connect(&url).await.expect("open");
         let writer = &backend.inner.writer;
-        writer
-            .write_grouped(|n| {
-                n.execute_batch("CREATE TABLE group_test (x INTEGER NOT NULL)")
-                    .map_err(super::native_err)
-            })
-            .await
-            .expect("create");
-        let insert = |x: i64, pause: u64| {
-            writer.write_grouped(move |n| {
-                // Holds the writer's thread, so the changes queue up.
-                std::thread::sleep(std::time::Duration::from_millis(pause));
-                n.execute("INSERT INTO group_test (x) VALUES (?1)", [x])
-                    .map_err(super::native_err)
-            })
-        };
+        create_table(writer).await;
+        let insert = |x, pause| insert(writer, x, pause);
         // Polled in this order: the first holds the writer while the other
         // two queue; the second is answered with the third still queued, so
         // its group stays open while the third runs (300 ms).
@@ -546,8 +537,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn with_synchronous_full_every_change_commits_before_its_answer() {
         use sqlx::sqlite::SqliteSynchronous;
-        let path = std::env::temp_dir().join(format!("jobs-group-{}.db", uuid::Uuid::new_v4()));
-        let url = format!("sqlite://{}", path.display());
+        let (path, url) = scratch();
         let options = SqliteBackend::options(&url)
             .expect("options")
             .synchronous(SqliteSynchronous::Full);
@@ -555,20 +545,8 @@ mod tests {
             .await
             .expect("open");
         let writer = &backend.inner.writer;
-        writer
-            .write_grouped(|n| {
-                n.execute_batch("CREATE TABLE group_test (x INTEGER NOT NULL)")
-                    .map_err(super::native_err)
-            })
-            .await
-            .expect("create");
-        let insert = |x: i64, pause: u64| {
-            writer.write_grouped(move |n| {
-                std::thread::sleep(std::time::Duration::from_millis(pause));
-                n.execute("INSERT INTO group_test (x) VALUES (?1)", [x])
-                    .map_err(super::native_err)
-            })
-        };
+        create_table(writer).await;
+        let insert = |x, pause| insert(writer, x, pause);
         let reader = rusqlite::Connection::open(&path).expect("open a reader");
         let (_, seen, _) = tokio::join!(
             insert(1, 100),
@@ -587,6 +565,37 @@ mod tests {
         drop(reader);
         backend.close().await;
         remove(&path);
+    }
+
+    /// A fresh database file's path, and its URL.
+    fn scratch() -> (std::path::PathBuf, String) {
+        let path = std::env::temp_dir().join(format!("jobs-group-{}.db", uuid::Uuid::new_v4()));
+        let url = format!("sqlite://{}", path.display());
+        (path, url)
+    }
+
+    async fn create_table(writer: &super::Writer) {
+        writer
+            .write_grouped(|n| {
+                n.execute_batch("CREATE TABLE group_test (x INTEGER NOT NULL)")
+                    .map_err(super::native_err)
+            })
+            .await
+            .expect("create");
+    }
+
+    /// Inserts `x` after holding the writer's thread for `pause` ms (so
+    /// that the changes behind it queue up).
+    fn insert(
+        writer: &super::Writer,
+        x: i64,
+        pause: u64,
+    ) -> impl std::future::Future<Output = jobs_core::Result<usize>> + '_ {
+        writer.write_grouped(move |n| {
+            std::thread::sleep(std::time::Duration::from_millis(pause));
+            n.execute("INSERT INTO group_test (x) VALUES (?1)", [x])
+                .map_err(super::native_err)
+        })
     }
 
     fn remove(path: &std::path::Path) {
