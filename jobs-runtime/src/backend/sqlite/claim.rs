@@ -69,8 +69,11 @@ impl SqliteBackend {
             .write_conns(move |conns| {
                 Box::pin(async move {
                     let conn = &mut conns.sqlx;
-                    if args.limits.is_empty() && !grouped {
+                    if args.limits.is_empty() {
+                        // Unless the grouped fast path just found jobs with
+                        // limits among the candidates.
                         let fast = match &conns.native {
+                            _ if grouped => None,
                             Some(native) => claim_fast_native(native, &args)?,
                             None => claim_fast(conn, &args).await?,
                         };
