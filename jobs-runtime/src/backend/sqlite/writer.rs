@@ -33,7 +33,8 @@
 //! manager drains a backlog, its claims and its batches of outcomes follow
 //! each other without a pause, so a commit (writing every page the group
 //! touched to the log) comes once per group instead of once per change:
-//! the SQLite W1 drain went from about 40,000 to about 55,000 jobs/s.
+//! the SQLite W1 drain of 200,000 jobs went 1.41× faster (medians of five
+//! interleaved pairs, 33,100 → 46,800 jobs/s; the README has the figures).
 //!
 //! What a crash can take is unchanged in kind: the changes of a group not
 //! yet committed (at most [`MAX_GROUP`], answered within the last few
