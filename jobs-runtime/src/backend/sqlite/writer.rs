@@ -109,25 +109,23 @@ impl State {
     /// Commits the open group, if any. If that fails, nothing of the group
     /// stays; the changes answered before are logged, the caller told.
     fn commit_group(&mut self) -> Result<()> {
-        let answered = std::mem::take(&mut self.group);
-        self.open.store(false, Ordering::Release);
-        let Some(native) = &self.conns.native else {
+        let Some(native) = self.conns.native.as_ref().filter(|n| !n.is_autocommit()) else {
+            // No transaction to commit: if changes were answered, SQLite
+            // ended it itself after an error.
+            self.abandon_group("SQLite ended its transaction after an error");
             return Ok(());
         };
-        if native.is_autocommit() {
-            if answered > 0 {
-                lost_group(answered, "SQLite ended its transaction after an error");
+        match run(native, "COMMIT").map_err(native_err) {
+            Ok(()) => {
+                self.group = 0;
+                self.open.store(false, Ordering::Release);
+                Ok(())
             }
-            return Ok(());
-        }
-        let done = run(native, "COMMIT").map_err(native_err);
-        if let Err(e) = &done {
-            if !native.is_autocommit() {
-                let _ = run(native, "ROLLBACK");
+            Err(e) => {
+                self.abandon_group(&e.to_string());
+                Err(e)
             }
-            lost_group(answered, &e.to_string());
         }
-        done
     }
 
     /// Ends the open group without storing anything of it (its
