@@ -29,7 +29,10 @@
 //! if it fails or panics), and is answered as soon as its statements have
 //! run; the transaction commits once no change is queued for the writer,
 //! or once [`MAX_GROUP`] changes share it. Any other change commits it
-//! first, and so does closing the backend or dropping it. While the
+//! first, and so does closing the backend. Dropping the backend without
+//! closing it commits the open group only if no change holds the writer
+//! at that moment (its thread tries once, and does not wait); a group
+//! left so is undone as a crash's would be (below). While the
 //! manager drains a backlog, its claims and its batches of outcomes follow
 //! each other without a pause, so a commit (writing every page the group
 //! touched to the log) comes once per group instead of once per change:
