@@ -65,7 +65,7 @@ impl SqliteBackend {
         } else {
             args
         };
-        let (rows, limited) = writer
+        let (rows, limited, fast) = writer
             .write_conns(move |conns| {
                 Box::pin(async move {
                     let conn = &mut conns.sqlx;
@@ -78,17 +78,21 @@ impl SqliteBackend {
                             None => claim_fast(conn, &args).await?,
                         };
                         if let Some(rows) = fast {
-                            return Ok((rows, false));
+                            return Ok((rows, false, true));
                         }
                     } else if args.limits.iter().all(|l| l.rate.is_none()) {
-                        if let Some(claimed) = claim_capped(conn, &args).await? {
-                            return Ok(claimed);
+                        if let Some((rows, limited)) = claim_capped(conn, &args).await? {
+                            return Ok((rows, limited, false));
                         }
                     }
-                    claim_limited(conn, &args).await
+                    let (rows, limited) = claim_limited(conn, &args).await?;
+                    Ok((rows, limited, false))
                 })
             })
             .await?;
+        // Whether the next claims, and the outcomes written before them,
+        // share commits (see `Writer::groups`).
+        writer.claims_limited(!fast);
         Ok(self.claimed(&req, rows, limited))
     }
 

@@ -198,6 +198,21 @@ impl SqliteBackend {
         Ok(())
     }
 
+    /// A batch's completions, drops and transitions on the writer's native
+    /// connection, in the transaction (or savepoint) its caller opened.
+    fn apply_all_native(
+        conn: &rusqlite::Connection,
+        now: i64,
+        completions: &[(Uuid, i64, Option<String>)],
+        drops: &[(Uuid, i64)],
+        transitions: &[Transition],
+        applied: &mut HashSet<Uuid>,
+    ) -> Result<()> {
+        Self::apply_completions_native(conn, now, completions, applied)?;
+        Self::drop_completed_native(conn, now, drops, applied)?;
+        Self::apply_transitions_native(conn, now, transitions, applied)
+    }
+
     /// [`apply_completions`](Self::apply_completions) on the writer's native
     /// connection.
     fn apply_completions_native(
@@ -426,9 +441,14 @@ impl SqliteBackend {
             writer
                 .write_grouped(move |conn| {
                     let mut applied = HashSet::with_capacity(capacity);
-                    Self::apply_completions_native(conn, now, &completions, &mut applied)?;
-                    Self::drop_completed_native(conn, now, &drops, &mut applied)?;
-                    Self::apply_transitions_native(conn, now, &transitions, &mut applied)?;
+                    Self::apply_all_native(
+                        conn,
+                        now,
+                        &completions,
+                        &drops,
+                        &transitions,
+                        &mut applied,
+                    )?;
                     Ok(applied)
                 })
                 .await?
@@ -437,6 +457,34 @@ impl SqliteBackend {
                 .write_conns(move |conns| {
                     Box::pin(async move {
                         let mut applied = HashSet::with_capacity(capacity);
+                        if let Some(native) = &conns.native {
+                            // Not sharing commits (see `Writer::groups`). One
+                            // statement is atomic on its own; more make one
+                            // transaction, so a batch is stored whole or not
+                            // at all (rolled back if dropped uncommitted: an
+                            // error, a panic).
+                            let tx = (statements > 1)
+                                .then(|| {
+                                    rusqlite::Transaction::new_unchecked(
+                                        native,
+                                        rusqlite::TransactionBehavior::Immediate,
+                                    )
+                                })
+                                .transpose()
+                                .map_err(native_err)?;
+                            Self::apply_all_native(
+                                native,
+                                now,
+                                &completions,
+                                &drops,
+                                &transitions,
+                                &mut applied,
+                            )?;
+                            if let Some(tx) = tx {
+                                tx.commit().map_err(native_err)?;
+                            }
+                            return Ok(applied);
+                        }
                         let conn = &mut conns.sqlx;
                         // One statement is atomic on its own; more make one
                         // transaction, so a batch is stored whole or not at all.
