@@ -15,6 +15,16 @@ use super::sql::{self, padded, UPDATE_CHUNK};
 use super::time::{add_micros, rfc3339, unique_now_micros};
 use super::SqliteBackend;
 
+/// One batch of outcomes, by the statement that writes them.
+struct Batch {
+    /// Completions kept: id, lease token, result.
+    completions: Vec<(Uuid, i64, Option<String>)>,
+    /// Completions dropped at once: id, lease token.
+    drops: Vec<(Uuid, i64)>,
+    /// Every other outcome.
+    transitions: Vec<Transition>,
+}
+
 /// One row of the batched failure/release update.
 pub(super) struct Transition {
     pub(super) id: Uuid,
@@ -198,19 +208,17 @@ impl SqliteBackend {
         Ok(())
     }
 
-    /// A batch's completions, drops and transitions on the writer's native
-    /// connection, in the transaction (or savepoint) its caller opened.
+    /// `batch` on the writer's native connection, in the transaction (or
+    /// savepoint) its caller opened.
     fn apply_all_native(
         conn: &rusqlite::Connection,
         now: i64,
-        completions: &[(Uuid, i64, Option<String>)],
-        drops: &[(Uuid, i64)],
-        transitions: &[Transition],
+        batch: &Batch,
         applied: &mut HashSet<Uuid>,
     ) -> Result<()> {
-        Self::apply_completions_native(conn, now, completions, applied)?;
-        Self::drop_completed_native(conn, now, drops, applied)?;
-        Self::apply_transitions_native(conn, now, transitions, applied)
+        Self::apply_completions_native(conn, now, &batch.completions, applied)?;
+        Self::drop_completed_native(conn, now, &batch.drops, applied)?;
+        Self::apply_transitions_native(conn, now, &batch.transitions, applied)
     }
 
     /// [`apply_completions`](Self::apply_completions) on the writer's native
@@ -433,6 +441,11 @@ impl SqliteBackend {
             + 2 * drops.len().div_ceil(UPDATE_CHUNK)
             + transitions.len().div_ceil(UPDATE_CHUNK);
         let capacity = updates.len();
+        let batch = Batch {
+            completions,
+            drops,
+            transitions,
+        };
         let writer = &self.inner.writer;
         let applied = if writer.groups() {
             // A savepoint of a group commit (see the writer): the batch is
@@ -441,14 +454,7 @@ impl SqliteBackend {
             writer
                 .write_grouped(move |conn| {
                     let mut applied = HashSet::with_capacity(capacity);
-                    Self::apply_all_native(
-                        conn,
-                        now,
-                        &completions,
-                        &drops,
-                        &transitions,
-                        &mut applied,
-                    )?;
+                    Self::apply_all_native(conn, now, &batch, &mut applied)?;
                     Ok(applied)
                 })
                 .await?
@@ -472,14 +478,7 @@ impl SqliteBackend {
                                 })
                                 .transpose()
                                 .map_err(native_err)?;
-                            Self::apply_all_native(
-                                native,
-                                now,
-                                &completions,
-                                &drops,
-                                &transitions,
-                                &mut applied,
-                            )?;
+                            Self::apply_all_native(native, now, &batch, &mut applied)?;
                             if let Some(tx) = tx {
                                 tx.commit().map_err(native_err)?;
                             }
@@ -491,16 +490,18 @@ impl SqliteBackend {
                         if statements > 1 {
                             let mut tx =
                                 conn.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
-                            Self::apply_completions(&mut tx, now, &completions, &mut applied)
+                            Self::apply_completions(&mut tx, now, &batch.completions, &mut applied)
                                 .await?;
-                            Self::drop_completed(&mut tx, now, &drops, &mut applied).await?;
-                            Self::apply_transitions(&mut tx, now, &transitions, &mut applied)
+                            Self::drop_completed(&mut tx, now, &batch.drops, &mut applied).await?;
+                            Self::apply_transitions(&mut tx, now, &batch.transitions, &mut applied)
                                 .await?;
                             tx.commit().await.map_err(db_err)?;
                         } else {
-                            Self::apply_completions(conn, now, &completions, &mut applied).await?;
-                            Self::drop_completed(conn, now, &drops, &mut applied).await?;
-                            Self::apply_transitions(conn, now, &transitions, &mut applied).await?;
+                            Self::apply_completions(conn, now, &batch.completions, &mut applied)
+                                .await?;
+                            Self::drop_completed(conn, now, &batch.drops, &mut applied).await?;
+                            Self::apply_transitions(conn, now, &batch.transitions, &mut applied)
+                                .await?;
                         }
                         Ok(applied)
                     })
