@@ -348,3 +348,112 @@ async fn the_write_ahead_log_stays_bounded_under_steady_writes() {
          the workload writes enough to tell"
     );
 }
+
+/// A row a claim cannot read (a value written past this backend: here a
+/// payload that is not JSON, an error history that is not JSON, metadata
+/// that is not an object) never stops its queue: the claim leases it, fails
+/// it for good saying why, and delivers the others — on the fast path, on a
+/// capped queue's and on the limited path alike, with the counts kept.
+/// Mended, it can be requeued, and it runs.
+#[tokio::test]
+async fn an_unreadable_row_fails_alone_and_never_stops_its_queue() {
+    use jobs_core::ClaimLimit;
+
+    let path = temp_db("corrupt");
+    std::fs::create_dir_all(path.parent().unwrap()).expect("dir");
+    let q = SqliteBackend::connect(&url_of(&path)).await.expect("open");
+    // Per queue: which column is spoiled, and how.
+    let spoiled = [
+        ("plain", "payload", "'{nope'"),
+        ("capped", "errors", "'not json'"),
+        ("keyed", "metadata", "'[1]'"),
+    ];
+    let mut bad = Vec::new();
+    let mut good = Vec::new();
+    for (queue, column, value) in spoiled {
+        let jobs = (0..3)
+            .map(|n| {
+                let job = NewJob::new("t", json!({ "n": n })).queue(queue);
+                if queue == "keyed" {
+                    job.concurrency("k", 10)
+                } else {
+                    job
+                }
+            })
+            .collect();
+        let ids: Vec<JobId> = q
+            .enqueue_batch(jobs)
+            .await
+            .expect("enqueue")
+            .iter()
+            .map(|e| e.id())
+            .collect();
+        let raw = rusqlite::Connection::open(&path).expect("raw");
+        raw.execute(
+            &format!("UPDATE jobs_queue SET {column} = {value} WHERE id = ?1"),
+            [&ids[1].as_uuid().as_bytes()[..]],
+        )
+        .expect("spoil");
+        bad.push(ids[1]);
+        good.push(vec![ids[0], ids[2]]);
+    }
+    let lease = Duration::from_secs(60);
+    for (i, (queue, _, _)) in spoiled.iter().enumerate() {
+        let limits = match *queue {
+            "capped" => vec![ClaimLimit::new("capped").global(10)],
+            _ => Vec::new(),
+        };
+        let queues = [queue.to_string()];
+        let claimed = q
+            .claim(ClaimRequest::new("w", &queues, 16, lease).with_limits(&limits))
+            .await
+            .unwrap_or_else(|e| panic!("a claim of `{queue}` goes on: {e}"));
+        let mut ids: Vec<JobId> = claimed.jobs.iter().map(|j| j.id).collect();
+        ids.sort();
+        assert_eq!(ids, good[i], "`{queue}`: the readable jobs, delivered");
+    }
+    let raw = rusqlite::Connection::open(&path).expect("raw");
+    for (id, (queue, column, _)) in bad.iter().zip(spoiled) {
+        let (status, message, errors, lease): (String, String, String, Option<i64>) = raw
+            .query_row(
+                "SELECT status, error_message, errors, lease_token FROM jobs_queue WHERE id = ?1",
+                [&id.as_uuid().as_bytes()[..]],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .expect("row");
+        assert_eq!(status, "FAILED", "`{queue}`: its unreadable job failed");
+        assert!(
+            message.contains("corrupt job data") && message.contains(column),
+            "`{queue}`: the error says what could not be read: {message}"
+        );
+        let errors: Vec<serde_json::Value> = serde_json::from_str(&errors).expect("a history");
+        assert_eq!(errors.last().unwrap()["retryable"], json!(false));
+        assert_eq!(lease, None, "`{queue}`: its lease ended");
+    }
+    let counts = q.counts().await.expect("counts");
+    for (queue, _, _) in spoiled {
+        let of = |status| {
+            counts
+                .iter()
+                .find(|c| c.queue == queue && c.status == status)
+                .map_or(0, |c| c.count)
+        };
+        assert_eq!(
+            (of(JobStatus::Running), of(JobStatus::Failed)),
+            (2, 1),
+            "`{queue}`: the counts"
+        );
+    }
+    // Mended, the first one is requeued and runs with what it now holds.
+    raw.execute(
+        "UPDATE jobs_queue SET payload = '{\"n\":1}' WHERE id = ?1",
+        [&bad[0].as_uuid().as_bytes()[..]],
+    )
+    .expect("mend");
+    q.requeue(bad[0]).await.expect("requeue");
+    let again = super::claim(&q, "plain", 16, lease).await;
+    assert_eq!(again.len(), 1);
+    assert_eq!((again[0].id, &again[0].payload), (bad[0], &json!({"n": 1})));
+    drop(raw);
+    q.close().await;
+}

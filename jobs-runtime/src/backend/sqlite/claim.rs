@@ -4,15 +4,15 @@
 use std::collections::HashMap;
 
 use jobs_core::backend::{ClaimRequest, LeaseToken};
-use jobs_core::{Claimed, Job, JobStatus, Result};
+use jobs_core::{Claimed, Result};
 use sqlx::SqliteConnection;
 
-use super::error::db_err;
+use super::error::{db_err, BACKEND};
 use super::limits::claim_limited;
 use super::native::{native_err, Binder, NativeRow};
-use super::row::{job_from_cols, job_from_row};
+use super::row::{ClaimRows, CorruptRow};
 use super::sql::{self, ArmCap};
-use super::time::{add_micros, now_micros};
+use super::time::{add_micros, now_micros, rfc3339};
 use super::SqliteBackend;
 
 /// What a claim needs on the writer's thread.
@@ -49,6 +49,7 @@ impl SqliteBackend {
                 .cloned()
                 .collect(),
         };
+        let token = args.token;
         let writer = &self.inner.writer;
         // The fast path shares its commit with the changes queued beside it
         // (usually the outcomes of the previous claim).
@@ -58,7 +59,7 @@ impl SqliteBackend {
                 .write_grouped(move |native| Ok((claim_fast_native(native, &args)?, args)))
                 .await?;
             match fast {
-                Some(rows) => return Ok(self.claimed(&req, rows, false)),
+                Some(rows) => return Ok(self.claimed(&req, rows, false, token).await),
                 // Some of them have limits: the limited path, below.
                 None => args,
             }
@@ -93,13 +94,23 @@ impl SqliteBackend {
         // Whether the next claims, and the outcomes written before them,
         // share commits (see `Writer::groups`).
         writer.claims_limited(!fast);
-        Ok(self.claimed(&req, rows, limited))
+        Ok(self.claimed(&req, rows, limited, token).await)
     }
 
-    /// The claim's answer: `rows` (jobs and their enqueue order) in claim
-    /// order, the jobs with limits noted.
-    fn claimed(&self, req: &ClaimRequest<'_>, rows: Vec<(Job, i64)>, limited: bool) -> Claimed {
-        let mut jobs = rows;
+    /// The claim's answer: the jobs of `rows` (with their enqueue order) in
+    /// claim order, the jobs with limits noted; its rows that could not be
+    /// read are failed (they were leased under `token`).
+    async fn claimed(
+        &self,
+        req: &ClaimRequest<'_>,
+        rows: ClaimRows,
+        limited: bool,
+        token: LeaseToken,
+    ) -> Claimed {
+        if !rows.corrupt.is_empty() {
+            self.fail_corrupt(req.worker_id, token, rows.corrupt).await;
+        }
+        let mut jobs = rows.jobs;
         let with_limits: Vec<uuid::Uuid> = jobs
             .iter()
             .filter(|(j, _)| !j.limits.is_empty())
@@ -127,35 +138,70 @@ impl SqliteBackend {
         });
         Claimed::limited(jobs.into_iter().map(|(j, _)| j).collect(), limited)
     }
+
+    /// Marks claimed rows that could not be read FAILED for good, the reason
+    /// their error, under the lease `token` the claim just took on them: they
+    /// neither reach a worker nor stop their queue (as Redis does with a hash
+    /// it cannot read). If that fails too, their lease runs out.
+    async fn fail_corrupt(&self, worker: &str, token: LeaseToken, rows: Vec<CorruptRow>) {
+        for c in &rows {
+            tracing::error!(
+                job_id = %c.id,
+                seq = c.seq,
+                reason = %c.reason,
+                backend = BACKEND,
+                "corrupt job data in sqlite; marking the job FAILED"
+            );
+        }
+        let now = now_micros();
+        let worker = worker.to_owned();
+        let done = self
+            .inner
+            .writer
+            .write(move |conn| {
+                Box::pin(async move {
+                    for c in &rows {
+                        let message = format!(
+                            "corrupt job data in sqlite: {}; fix the row of jobs_queue \
+                             with seq {} and requeue the job",
+                            c.reason, c.seq
+                        );
+                        sqlx::query(sql::fail_corrupt())
+                            .bind(c.seq)
+                            .bind(token.as_i64())
+                            .bind(now)
+                            .bind(rfc3339(now))
+                            .bind(message)
+                            .bind(worker.as_str())
+                            .execute(&mut *conn)
+                            .await
+                            .map_err(db_err)?;
+                    }
+                    Ok(())
+                })
+            })
+            .await;
+        if let Err(e) = done {
+            tracing::error!(error = %e, "could not mark corrupt jobs FAILED; their leases will expire");
+        }
+    }
 }
 
 /// The fast path: one statement leases the first `limit` due jobs if none
 /// of them has limits of its own. `None`: some have (the statement then
 /// returned them unchanged, still waiting), so the claim must take the
 /// limited path.
-async fn claim_fast(
-    conn: &mut SqliteConnection,
-    args: &ClaimArgs,
-) -> Result<Option<Vec<(Job, i64)>>> {
+async fn claim_fast(conn: &mut SqliteConnection, args: &ClaimArgs) -> Result<Option<ClaimRows>> {
     let limit = i64::try_from(args.limit).unwrap_or(i64::MAX);
     let sql = sql::claim(args.queues.len());
     let q = claim_query(&sql, args, limit);
     let rows = q.fetch_all(&mut *conn).await.map_err(db_err)?;
-    let jobs = rows.iter().map(job_from_row).collect::<Result<Vec<_>>>()?;
-    Ok(
-        if jobs.iter().any(|(j, _)| j.status != JobStatus::Running) {
-            None
-        } else {
-            Some(jobs)
-        },
-    )
+    let rows = ClaimRows::of(&rows)?;
+    Ok(if rows.held() { None } else { Some(rows) })
 }
 
 /// [`claim_fast`] on the writer's native connection.
-fn claim_fast_native(
-    conn: &rusqlite::Connection,
-    args: &ClaimArgs,
-) -> Result<Option<Vec<(Job, i64)>>> {
+fn claim_fast_native(conn: &rusqlite::Connection, args: &ClaimArgs) -> Result<Option<ClaimRows>> {
     let limit = i64::try_from(args.limit).unwrap_or(i64::MAX);
     let mut stmt = conn
         .prepare_cached(&sql::claim(args.queues.len()))
@@ -170,14 +216,14 @@ fn claim_fast_native(
         b.bind(queue.as_str())?;
     }
     let mut rows = stmt.raw_query();
-    let mut jobs = Vec::with_capacity(args.limit);
-    let mut held = false;
+    let mut out = ClaimRows {
+        jobs: Vec::with_capacity(args.limit),
+        corrupt: Vec::new(),
+    };
     while let Some(row) = rows.next().map_err(native_err)? {
-        let (job, seq) = job_from_cols(&NativeRow(row))?;
-        held |= job.status != JobStatus::Running;
-        jobs.push((job, seq));
+        out.push(&NativeRow(row))?;
     }
-    Ok(if held { None } else { Some(jobs) })
+    Ok(if out.held() { None } else { Some(out) })
 }
 
 /// A claim statement with its leading parameters bound: ?1 now, ?2 worker,
@@ -205,7 +251,7 @@ fn claim_query<'q>(
 async fn claim_capped(
     conn: &mut SqliteConnection,
     args: &ClaimArgs,
-) -> Result<Option<(Vec<(Job, i64)>, bool)>> {
+) -> Result<Option<(ClaimRows, bool)>> {
     let limit = i64::try_from(args.limit).unwrap_or(i64::MAX);
     let of = |queue: &String| args.limits.iter().find(|l| &l.queue == queue);
     let caps: Vec<ArmCap> = args
@@ -235,16 +281,20 @@ async fn claim_capped(
             .bind(serde_json::to_string(&held).expect("strings and integers serialize"));
     }
     let rows = q.fetch_all(&mut *conn).await.map_err(db_err)?;
-    let jobs = rows.iter().map(job_from_row).collect::<Result<Vec<_>>>()?;
-    if jobs.iter().any(|(j, _)| j.status != JobStatus::Running) {
+    let rows = ClaimRows::of(&rows)?;
+    if rows.held() {
         return Ok(None);
     }
     // Short of the claim's size: a cap held due jobs back if its queue
     // filled its share, or if a capped queue still has due jobs.
     let mut limited = false;
-    if jobs.len() < args.limit {
+    if rows.jobs.len() + rows.corrupt.len() < args.limit {
         for (queue, cap) in args.queues.iter().zip(&caps) {
-            let took = jobs.iter().filter(|(j, _)| &j.queue_name == queue).count();
+            let took = rows
+                .jobs
+                .iter()
+                .filter(|(j, _)| &j.queue_name == queue)
+                .count();
             let share = of(queue)
                 .and_then(|l| l.take)
                 .map_or(args.limit, |t| t as usize);
@@ -267,5 +317,5 @@ async fn claim_capped(
                 .map_err(db_err)?;
         }
     }
-    Ok(Some((jobs, limited)))
+    Ok(Some((rows, limited)))
 }

@@ -22,13 +22,13 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use jobs_core::backend::{Fence, LeaseToken};
-use jobs_core::{queue_rate_key, ClaimLimit, Job, Result};
+use jobs_core::{queue_rate_key, ClaimLimit, Result};
 use sqlx::{Connection, Row, SqliteConnection};
 use uuid::Uuid;
 
 use super::claim::ClaimArgs;
 use super::error::db_err;
-use super::row::job_from_row;
+use super::row::ClaimRows;
 use super::sql::limited as sql;
 
 /// At most this many due jobs of a queue are looked at per claim.
@@ -64,7 +64,7 @@ struct Counts {
 pub(super) async fn claim_limited(
     conn: &mut SqliteConnection,
     args: &ClaimArgs,
-) -> Result<(Vec<(Job, i64)>, bool)> {
+) -> Result<(ClaimRows, bool)> {
     let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
     let paused: Vec<String> = sqlx::query_scalar(super::sql::paused())
         .fetch_all(&mut *tx)
@@ -113,7 +113,7 @@ pub(super) async fn claim_limited(
         .map_err(db_err)?;
     if taken.is_empty() {
         tx.commit().await.map_err(db_err)?;
-        return Ok((Vec::new(), limited));
+        return Ok((ClaimRows::default(), limited));
     }
     let seqs = serde_json::to_string(&taken).expect("integers serialize");
     let rows = sqlx::query(sql::claim_seqs())
@@ -134,9 +134,9 @@ pub(super) async fn claim_limited(
             .await
             .map_err(db_err)?;
     }
-    let jobs = rows.iter().map(job_from_row).collect::<Result<Vec<_>>>()?;
+    let rows = ClaimRows::of(&rows)?;
     tx.commit().await.map_err(db_err)?;
-    Ok((jobs, limited))
+    Ok((rows, limited))
 }
 
 /// How many jobs of `queue` this claim may take by the queue's limits: its

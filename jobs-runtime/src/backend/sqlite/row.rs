@@ -41,6 +41,72 @@ impl Cols for SqliteRow {
     }
 }
 
+/// The rows a claim statement returned: the jobs, and the rows that could
+/// not be read as jobs (a value written past this backend), which the claim
+/// fails instead of delivering them (see `claim.rs`), so that one unreadable
+/// row never stops its queue.
+#[derive(Debug, Default)]
+pub(super) struct ClaimRows {
+    pub(super) jobs: Vec<(Job, i64)>,
+    pub(super) corrupt: Vec<CorruptRow>,
+}
+
+/// A claimed row that could not be read as a job.
+#[derive(Debug)]
+pub(super) struct CorruptRow {
+    pub(super) seq: i64,
+    /// Its id as far as it could be read (`?` if not at all).
+    pub(super) id: String,
+    pub(super) reason: String,
+    /// Whether the claim leased it (else the statement returned it
+    /// unchanged, held back for the limited path).
+    pub(super) running: bool,
+}
+
+impl ClaimRows {
+    /// Reads `row` as a job, or notes it as corrupt. An error only if not
+    /// even its `seq` could be read (then nothing could address it).
+    pub(super) fn push(&mut self, row: &impl Cols) -> Result<()> {
+        match job_from_cols(row) {
+            Ok(job) => self.jobs.push(job),
+            Err(Error::Corrupt { id, reason, .. }) => {
+                let seq = row.int(19).ok().flatten().ok_or_else(|| Error::Corrupt {
+                    backend: BACKEND,
+                    id: id.clone(),
+                    reason: reason.clone(),
+                })?;
+                let running = matches!(row.text(4), Ok(Some("RUNNING")));
+                self.corrupt.push(CorruptRow {
+                    seq,
+                    id,
+                    reason,
+                    running,
+                });
+            }
+            Err(e) => return Err(e),
+        }
+        Ok(())
+    }
+
+    /// Every row of `rows`.
+    pub(super) fn of<'r, C: Cols + 'r>(rows: impl IntoIterator<Item = &'r C>) -> Result<Self> {
+        let mut out = ClaimRows::default();
+        for row in rows {
+            out.push(row)?;
+        }
+        Ok(out)
+    }
+
+    /// Whether the statement returned some row unchanged (not leased): a
+    /// candidate with limits of its own sends the claim to the limited path.
+    pub(super) fn held(&self) -> bool {
+        self.jobs
+            .iter()
+            .any(|(j, _)| j.status != JobStatus::Running)
+            || self.corrupt.iter().any(|c| !c.running)
+    }
+}
+
 /// A job and its `seq` from a row of `sql::JOB_COLS`, as sqlx returns it.
 pub(super) fn job_from_row(row: &SqliteRow) -> Result<(Job, i64)> {
     job_from_cols(row)

@@ -328,6 +328,17 @@ pub(super) fn transition(rows: usize) -> String {
     SQL.replace("{values}", &values_list(rows, TRANSITION_WIDTH))
 }
 
+/// Fails one claimed job whose row could not be read.
+pub(super) fn fail_corrupt() -> &'static str {
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        load(
+            include_str!("sql/fail_corrupt.sql"),
+            &[("MAX_ERROR_HISTORY", &MAX_ERROR_HISTORY.to_string())],
+        )
+    });
+    &SQL
+}
+
 /// The lease extension of `rows` attempts.
 pub(super) fn heartbeat(rows: usize) -> String {
     static SQL: LazyLock<String> = LazyLock::new(|| load(include_str!("sql/heartbeat.sql"), &[]));
