@@ -457,3 +457,53 @@ async fn an_unreadable_row_fails_alone_and_never_stops_its_queue() {
     drop(raw);
     q.close().await;
 }
+
+/// A job whose lease ran out and whose row cannot be read fails for good
+/// in the recovery that found it; the recovery of the others goes on.
+#[tokio::test]
+async fn an_unreadable_row_never_stops_the_recovery_of_the_others() {
+    let path = temp_db("corrupt-recovery");
+    std::fs::create_dir_all(path.parent().unwrap()).expect("dir");
+    let q = SqliteBackend::connect(&url_of(&path)).await.expect("open");
+    let ids: Vec<JobId> = q
+        .enqueue_batch(
+            (0..3)
+                .map(|n| NewJob::new("t", json!({ "n": n })))
+                .collect(),
+        )
+        .await
+        .expect("enqueue")
+        .iter()
+        .map(|e| e.id())
+        .collect();
+    let claimed = super::claim(&q, "default", 16, Duration::from_millis(1)).await;
+    assert_eq!(claimed.len(), 3);
+    let raw = rusqlite::Connection::open(&path).expect("raw");
+    raw.execute(
+        "UPDATE jobs_queue SET errors = 'not json' WHERE id = ?1",
+        [&ids[1].as_uuid().as_bytes()[..]],
+    )
+    .expect("spoil");
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let mut recovered: Vec<JobId> = q
+        .recover_expired()
+        .await
+        .expect("the recovery goes on")
+        .iter()
+        .map(|r| r.job.id)
+        .collect();
+    recovered.sort();
+    assert_eq!(recovered, vec![ids[0], ids[2]]);
+    let (status, message): (String, String) = raw
+        .query_row(
+            "SELECT status, error_message FROM jobs_queue WHERE id = ?1",
+            [&ids[1].as_uuid().as_bytes()[..]],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("row");
+    assert_eq!(status, "FAILED");
+    assert!(message.contains("errors"), "{message}");
+    assert!(q.recover_expired().await.expect("again").is_empty());
+    drop(raw);
+    q.close().await;
+}

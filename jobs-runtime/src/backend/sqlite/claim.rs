@@ -10,7 +10,7 @@ use sqlx::SqliteConnection;
 use super::error::{db_err, BACKEND};
 use super::limits::claim_limited;
 use super::native::{native_err, Binder, NativeRow};
-use super::row::{ClaimRows, CorruptRow};
+use super::row::{CorruptRow, JobRows};
 use super::sql::{self, ArmCap};
 use super::time::{add_micros, now_micros, rfc3339};
 use super::SqliteBackend;
@@ -103,7 +103,7 @@ impl SqliteBackend {
     async fn claimed(
         &self,
         req: &ClaimRequest<'_>,
-        rows: ClaimRows,
+        rows: JobRows,
         limited: bool,
         token: LeaseToken,
     ) -> Claimed {
@@ -143,15 +143,9 @@ impl SqliteBackend {
     /// their error, under the lease `token` the claim just took on them: they
     /// neither reach a worker nor stop their queue (as Redis does with a hash
     /// it cannot read). If that fails too, their lease runs out.
-    async fn fail_corrupt(&self, worker: &str, token: LeaseToken, rows: Vec<CorruptRow>) {
-        for c in &rows {
-            tracing::error!(
-                job_id = %c.id,
-                seq = c.seq,
-                reason = %c.reason,
-                backend = BACKEND,
-                "corrupt job data in sqlite; marking the job FAILED"
-            );
+    async fn fail_corrupt(&self, worker: &str, token: LeaseToken, mut rows: Vec<CorruptRow>) {
+        for c in &mut rows {
+            c.token = Some(token.as_i64());
         }
         let now = now_micros();
         let worker = worker.to_owned();
@@ -159,26 +153,7 @@ impl SqliteBackend {
             .inner
             .writer
             .write(move |conn| {
-                Box::pin(async move {
-                    for c in &rows {
-                        let message = format!(
-                            "corrupt job data in sqlite: {}; fix the row of jobs_queue \
-                             with seq {} and requeue the job",
-                            c.reason, c.seq
-                        );
-                        sqlx::query(sql::fail_corrupt())
-                            .bind(c.seq)
-                            .bind(token.as_i64())
-                            .bind(now)
-                            .bind(rfc3339(now))
-                            .bind(message)
-                            .bind(worker.as_str())
-                            .execute(&mut *conn)
-                            .await
-                            .map_err(db_err)?;
-                    }
-                    Ok(())
-                })
+                Box::pin(async move { fail_unreadable(conn, &rows, now, Some(&worker)).await })
             })
             .await;
         if let Err(e) = done {
@@ -191,17 +166,17 @@ impl SqliteBackend {
 /// of them has limits of its own. `None`: some have (the statement then
 /// returned them unchanged, still waiting), so the claim must take the
 /// limited path.
-async fn claim_fast(conn: &mut SqliteConnection, args: &ClaimArgs) -> Result<Option<ClaimRows>> {
+async fn claim_fast(conn: &mut SqliteConnection, args: &ClaimArgs) -> Result<Option<JobRows>> {
     let limit = i64::try_from(args.limit).unwrap_or(i64::MAX);
     let sql = sql::claim(args.queues.len());
     let q = claim_query(&sql, args, limit);
     let rows = q.fetch_all(&mut *conn).await.map_err(db_err)?;
-    let rows = ClaimRows::of(&rows)?;
+    let rows = JobRows::of(&rows)?;
     Ok(if rows.held() { None } else { Some(rows) })
 }
 
 /// [`claim_fast`] on the writer's native connection.
-fn claim_fast_native(conn: &rusqlite::Connection, args: &ClaimArgs) -> Result<Option<ClaimRows>> {
+fn claim_fast_native(conn: &rusqlite::Connection, args: &ClaimArgs) -> Result<Option<JobRows>> {
     let limit = i64::try_from(args.limit).unwrap_or(i64::MAX);
     let mut stmt = conn
         .prepare_cached(&sql::claim(args.queues.len()))
@@ -216,7 +191,7 @@ fn claim_fast_native(conn: &rusqlite::Connection, args: &ClaimArgs) -> Result<Op
         b.bind(queue.as_str())?;
     }
     let mut rows = stmt.raw_query();
-    let mut out = ClaimRows {
+    let mut out = JobRows {
         jobs: Vec::with_capacity(args.limit),
         corrupt: Vec::new(),
     };
@@ -251,7 +226,7 @@ fn claim_query<'q>(
 async fn claim_capped(
     conn: &mut SqliteConnection,
     args: &ClaimArgs,
-) -> Result<Option<(ClaimRows, bool)>> {
+) -> Result<Option<(JobRows, bool)>> {
     let limit = i64::try_from(args.limit).unwrap_or(i64::MAX);
     let of = |queue: &String| args.limits.iter().find(|l| &l.queue == queue);
     let caps: Vec<ArmCap> = args
@@ -281,7 +256,7 @@ async fn claim_capped(
             .bind(serde_json::to_string(&held).expect("strings and integers serialize"));
     }
     let rows = q.fetch_all(&mut *conn).await.map_err(db_err)?;
-    let rows = ClaimRows::of(&rows)?;
+    let rows = JobRows::of(&rows)?;
     if rows.held() {
         return Ok(None);
     }
@@ -318,4 +293,40 @@ async fn claim_capped(
         }
     }
     Ok(Some((rows, limited)))
+}
+
+/// Fails `rows`, leased jobs whose rows could not be read, for good under
+/// their leases (`sql/fail_corrupt.sql`), each logged; `worker` goes in
+/// their error history.
+pub(super) async fn fail_unreadable(
+    conn: &mut SqliteConnection,
+    rows: &[CorruptRow],
+    now: i64,
+    worker: Option<&str>,
+) -> Result<()> {
+    for c in rows {
+        tracing::error!(
+            job_id = %c.id,
+            seq = c.seq,
+            reason = %c.reason,
+            backend = BACKEND,
+            "corrupt job data in sqlite; marking the job FAILED"
+        );
+        let message = format!(
+            "corrupt job data in sqlite: {}; fix the row of jobs_queue with seq {} \
+             and requeue the job",
+            c.reason, c.seq
+        );
+        sqlx::query(sql::fail_corrupt())
+            .bind(c.seq)
+            .bind(c.token)
+            .bind(now)
+            .bind(rfc3339(now))
+            .bind(message)
+            .bind(worker)
+            .execute(&mut *conn)
+            .await
+            .map_err(db_err)?;
+    }
+    Ok(())
 }

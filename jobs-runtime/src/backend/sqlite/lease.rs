@@ -9,9 +9,10 @@ use jobs_core::{BoxFuture, Job, JobId, JobStatus, Result};
 use sqlx::{Connection, Row, SqliteConnection};
 use uuid::Uuid;
 
+use super::claim::fail_unreadable;
 use super::error::db_err;
 use super::record::Transition;
-use super::row::job_from_row;
+use super::row::JobRows;
 use super::sql::{self, padded, UPDATE_CHUNK};
 use super::time::{add_micros, now_micros};
 use super::SqliteBackend;
@@ -112,12 +113,15 @@ fn recover_batch(
             .fetch_all(&mut *tx)
             .await
             .map_err(db_err)?;
-        let expired = rows
-            .iter()
-            .map(|r| job_from_row(r).map(|(j, _)| j))
-            .collect::<Result<Vec<Job>>>()?;
+        let rows = JobRows::of(&rows)?;
+        // Rows that cannot be read cannot be retried either: they fail
+        // for good, and the others are recovered as ever.
+        fail_unreadable(&mut tx, &rows.corrupt, now, None).await?;
+        let unreadable = rows.corrupt.len();
+        let expired: Vec<Job> = rows.jobs.into_iter().map(|(j, _)| j).collect();
         if expired.is_empty() {
-            return Ok((0, Vec::new()));
+            tx.commit().await.map_err(db_err)?;
+            return Ok((unreadable, Vec::new()));
         }
         let mut transitions = Vec::with_capacity(expired.len());
         let mut statuses = Vec::with_capacity(expired.len());
@@ -156,7 +160,7 @@ fn recover_batch(
         let mut applied = HashSet::with_capacity(expired.len());
         SqliteBackend::apply_transitions(&mut tx, now, &transitions, &mut applied).await?;
         tx.commit().await.map_err(db_err)?;
-        let batch = expired.len();
+        let batch = expired.len() + unreadable;
         let recovered = expired
             .into_iter()
             .zip(statuses)

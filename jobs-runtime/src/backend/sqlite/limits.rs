@@ -28,7 +28,7 @@ use uuid::Uuid;
 
 use super::claim::ClaimArgs;
 use super::error::db_err;
-use super::row::ClaimRows;
+use super::row::JobRows;
 use super::sql::limited as sql;
 
 /// At most this many due jobs of a queue are looked at per claim.
@@ -64,7 +64,7 @@ struct Counts {
 pub(super) async fn claim_limited(
     conn: &mut SqliteConnection,
     args: &ClaimArgs,
-) -> Result<(ClaimRows, bool)> {
+) -> Result<(JobRows, bool)> {
     let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
     let paused: Vec<String> = sqlx::query_scalar(super::sql::paused())
         .fetch_all(&mut *tx)
@@ -113,7 +113,7 @@ pub(super) async fn claim_limited(
         .map_err(db_err)?;
     if taken.is_empty() {
         tx.commit().await.map_err(db_err)?;
-        return Ok((ClaimRows::default(), limited));
+        return Ok((JobRows::default(), limited));
     }
     let seqs = serde_json::to_string(&taken).expect("integers serialize");
     let rows = sqlx::query(sql::claim_seqs())
@@ -134,7 +134,7 @@ pub(super) async fn claim_limited(
             .await
             .map_err(db_err)?;
     }
-    let rows = ClaimRows::of(&rows)?;
+    let rows = JobRows::of(&rows)?;
     tx.commit().await.map_err(db_err)?;
     Ok((rows, limited))
 }

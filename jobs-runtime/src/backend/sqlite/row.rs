@@ -41,12 +41,13 @@ impl Cols for SqliteRow {
     }
 }
 
-/// The rows a claim statement returned: the jobs, and the rows that could
-/// not be read as jobs (a value written past this backend), which the claim
-/// fails instead of delivering them (see `claim.rs`), so that one unreadable
-/// row never stops its queue.
+/// The rows a claim (or a recovery) statement returned: the jobs, and the
+/// rows that could not be read as jobs (a value written past this backend),
+/// which it fails instead of delivering (or recovering) them — see
+/// `claim.rs`, `lease.rs` and `sql/fail_corrupt.sql` — so that one
+/// unreadable row never stops its queue, nor the recovery of the others.
 #[derive(Debug, Default)]
-pub(super) struct ClaimRows {
+pub(super) struct JobRows {
     pub(super) jobs: Vec<(Job, i64)>,
     pub(super) corrupt: Vec<CorruptRow>,
 }
@@ -61,9 +62,11 @@ pub(super) struct CorruptRow {
     /// Whether the claim leased it (else the statement returned it
     /// unchanged, held back for the limited path).
     pub(super) running: bool,
+    /// Its lease token, as far as it could be read.
+    pub(super) token: Option<i64>,
 }
 
-impl ClaimRows {
+impl JobRows {
     /// Reads `row` as a job, or notes it as corrupt. An error only if not
     /// even its `seq` could be read (then nothing could address it).
     pub(super) fn push(&mut self, row: &impl Cols) -> Result<()> {
@@ -76,11 +79,13 @@ impl ClaimRows {
                     reason: reason.clone(),
                 })?;
                 let running = matches!(row.text(4), Ok(Some("RUNNING")));
+                let token = row.int(20).ok().flatten();
                 self.corrupt.push(CorruptRow {
                     seq,
                     id,
                     reason,
                     running,
+                    token,
                 });
             }
             Err(e) => return Err(e),
@@ -90,7 +95,7 @@ impl ClaimRows {
 
     /// Every row of `rows`.
     pub(super) fn of<'r, C: Cols + 'r>(rows: impl IntoIterator<Item = &'r C>) -> Result<Self> {
-        let mut out = ClaimRows::default();
+        let mut out = JobRows::default();
         for row in rows {
             out.push(row)?;
         }

@@ -1,5 +1,6 @@
--- Fails a job a claim just leased whose row could not be read (a value
--- written past this backend): FAILED for good, under that claim's lease, the
+-- Fails a job a claim just leased, or whose lease ran out, whose row could
+-- not be read (a value written past this backend): FAILED for good, under
+-- that lease (matched with IS: a lease of schema version 1 has no token), the
 -- reason its error message and an entry of its error history — appended if
 -- the history is a readable array with room left, else the history's only
 -- entry (a history that cannot be read cannot be kept either).
@@ -21,4 +22,4 @@ UPDATE jobs_queue SET
         END,
     error_count = error_count + 1,
     locked_by = NULL, lease_until = NULL, lease_token = NULL
-WHERE seq = ?1 AND lease_token = ?2 AND status = 'RUNNING'
+WHERE seq = ?1 AND lease_token IS ?2 AND status = 'RUNNING'
