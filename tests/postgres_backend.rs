@@ -1525,3 +1525,98 @@ async fn a_result_wait_is_woken_by_the_finished_channel_not_by_polling() {
     assert_eq!(backend.finish_wait_reads() - before, 2);
     finisher.await.unwrap();
 }
+
+/// A row a claim cannot read (a value written past this backend: metadata
+/// that is not an object, an error history that is not an array) never
+/// stops its queue: the claim fails it for good saying why and delivers the
+/// others — on the fast path, on a capped queue's and on the limited path
+/// alike, with the counts kept. Before, the claim failed after leasing the
+/// whole batch, so every job of it waited out its lease and came back with
+/// one retry fewer.
+#[tokio::test]
+async fn an_unreadable_row_fails_alone_and_never_stops_its_queue() {
+    use jobs_core::{ClaimLimit, JobId};
+
+    let Some(b) = fresh_backend("corrupt").await else {
+        return;
+    };
+    let table = format!("\"{}\".jobs", b.schema());
+    let spoiled = [
+        ("plain", "metadata = '[1]'::jsonb"),
+        ("capped", "errors = '{}'::jsonb"),
+        ("keyed", "metadata = '\"x\"'::jsonb"),
+    ];
+    let mut bad = Vec::new();
+    let mut good = Vec::new();
+    for (queue, spoil) in spoiled {
+        let jobs = (0..3)
+            .map(|n| {
+                let job = NewJob::new("t", json!({ "n": n })).queue(queue);
+                if queue == "keyed" {
+                    job.concurrency("k", 10)
+                } else {
+                    job
+                }
+            })
+            .collect();
+        let ids: Vec<JobId> = b
+            .enqueue_batch(jobs)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.id())
+            .collect();
+        sqlx::query(&format!("UPDATE {table} SET {spoil} WHERE id = $1"))
+            .bind(ids[1].as_uuid())
+            .execute(b.pool())
+            .await
+            .unwrap();
+        bad.push(ids[1]);
+        let mut g = vec![ids[0], ids[2]];
+        g.sort();
+        good.push(g);
+    }
+    for (i, (queue, _)) in spoiled.iter().enumerate() {
+        let limits = match *queue {
+            "capped" => vec![ClaimLimit::new("capped").global(10)],
+            _ => Vec::new(),
+        };
+        let names = queues(&[queue]);
+        let claimed = b
+            .claim(claim_req(&names, 16).with_limits(&limits))
+            .await
+            .unwrap_or_else(|e| panic!("a claim of `{queue}` goes on: {e}"));
+        let mut ids: Vec<JobId> = claimed.jobs.iter().map(|j| j.id).collect();
+        ids.sort();
+        assert_eq!(ids, good[i], "`{queue}`: the readable jobs, delivered");
+    }
+    for (id, (queue, _)) in bad.iter().zip(spoiled) {
+        let (status, message, history, token): (String, String, String, Option<i64>) =
+            sqlx::query_as(&format!(
+                "SELECT status, error_message, jsonb_typeof(errors), lease_token \
+                 FROM {table} WHERE id = $1"
+            ))
+            .bind(id.as_uuid())
+            .fetch_one(b.pool())
+            .await
+            .unwrap();
+        assert_eq!(status, "FAILED", "`{queue}`: its unreadable job failed");
+        assert!(message.contains("corrupt job data"), "`{queue}`: {message}");
+        assert_eq!(history, "array", "`{queue}`: a history again");
+        assert_eq!(token, None, "`{queue}`: its lease ended");
+    }
+    let counts = b.counts().await.unwrap();
+    for (queue, _) in spoiled {
+        let of = |status| {
+            counts
+                .iter()
+                .find(|c| c.queue == queue && c.status == status)
+                .map_or(0, |c| c.count)
+        };
+        assert_eq!(
+            (of(JobStatus::Running), of(JobStatus::Failed)),
+            (2, 1),
+            "`{queue}`: the counts"
+        );
+    }
+}

@@ -56,13 +56,13 @@
 use std::collections::{HashMap, HashSet};
 
 use jobs_core::backend::{ClaimRequest, LeaseToken};
-use jobs_core::{queue_rate_key, Claimed, Job, Result};
+use jobs_core::{queue_rate_key, Claimed, Error, Job, Result};
 use sqlx::postgres::{PgConnection, PgRow};
 use sqlx::{Connection, Row};
 use uuid::Uuid;
 
 use super::backend::{micros, PostgresBackend};
-use super::error::db_err;
+use super::error::{db_err, BACKEND};
 use super::hints::Key;
 use super::row::row_to_job;
 
@@ -180,6 +180,22 @@ impl PostgresBackend {
         }
         // One fresh token per claim: it fences every job of this claim.
         let token = LeaseToken::random();
+        let mut unreadable = Vec::new();
+        let claimed = self.claim_paths(&req, token, &mut unreadable).await;
+        if !unreadable.is_empty() {
+            self.fail_unreadable(&req, token, unreadable).await;
+        }
+        claimed
+    }
+
+    /// The claim's paths: fast, capped, limited. Rows leased but unreadable
+    /// go to `unreadable`, not into the answer.
+    async fn claim_paths(
+        &self,
+        req: &ClaimRequest<'_>,
+        token: LeaseToken,
+        unreadable: &mut Vec<(Uuid, String)>,
+    ) -> Result<Claimed> {
         // A queue's share of this claim (`take`) needs no lock: the fast
         // path applies it. A cluster-wide cap or a rate goes the limited way.
         let capped = req.queues.iter().any(|q| {
@@ -188,7 +204,7 @@ impl PostgresBackend {
         });
         let limited_jobs = self.inner.hints.limited_recently(req.queues);
         if !capped && !limited_jobs {
-            if let Some(claimed) = self.claim_fast(&req, token).await? {
+            if let Some(claimed) = self.claim_fast(req, token, unreadable).await? {
                 return Ok(claimed);
             }
         }
@@ -199,15 +215,58 @@ impl PostgresBackend {
             .any(|q| req.limit_of(q).is_some_and(|l| l.rate.is_some()));
         let mut conn = self.lease_conns.get().await?;
         if capped && !rated && !limited_jobs {
-            let res = self.claim_capped(conn.get(), &req, token).await;
+            let res = self.claim_capped(conn.get(), req, token, unreadable).await;
             match res {
                 Ok(Some(claimed)) => return conn.done_mapped(Ok(claimed)),
                 Ok(None) => {} // a candidate has limits: the limited way
                 Err(e) => return conn.done_mapped(Err(e)),
             }
         }
-        let res = self.claim_limited(conn.get(), &req, token).await;
+        let res = self.claim_limited(conn.get(), req, token, unreadable).await;
         conn.done_mapped(res)
+    }
+
+    /// Marks leased rows that could not be read FAILED for good, the reason
+    /// their error, under the claim's lease `token`: they neither reach a
+    /// worker nor come back with every claim of their queue (as Redis and
+    /// SQLite do). If that fails too, their lease runs out.
+    async fn fail_unreadable(
+        &self,
+        req: &ClaimRequest<'_>,
+        token: LeaseToken,
+        rows: Vec<(Uuid, String)>,
+    ) {
+        for (id, reason) in &rows {
+            tracing::error!(
+                job_id = %id,
+                reason = %reason,
+                backend = BACKEND,
+                "corrupt job data in postgres; marking the job FAILED"
+            );
+        }
+        let done = async {
+            let mut conn = self.conns.get().await?;
+            let res = async {
+                for (id, reason) in &rows {
+                    let message = format!(
+                        "corrupt job data in postgres: {reason}; fix the job's row and requeue it"
+                    );
+                    sqlx::query(&self.inner.sql.fail_corrupt)
+                        .bind(id)
+                        .bind(token.as_i64())
+                        .bind(message)
+                        .bind(req.worker_id)
+                        .execute(conn.get())
+                        .await?;
+                }
+                Ok(())
+            }
+            .await;
+            conn.done(res)
+        };
+        if let Err(e) = done.await {
+            tracing::error!(error = %e, "could not mark corrupt jobs FAILED; their leases will expire");
+        }
     }
 
     /// The fast path; `None` if a candidate has limits.
@@ -215,6 +274,7 @@ impl PostgresBackend {
         &self,
         req: &ClaimRequest<'_>,
         token: LeaseToken,
+        unreadable: &mut Vec<(Uuid, String)>,
     ) -> Result<Option<Claimed>> {
         let takes: Vec<Option<i64>> = req
             .queues
@@ -225,7 +285,7 @@ impl PostgresBackend {
         let hints = self.inner.hints.starts(req.queues);
         let res = self.run_claim(conn.get(), req, token, &hints, &takes).await;
         let rows = conn.done(res)?;
-        self.claimed(req, &hints, &takes, &rows)
+        self.claimed(req, &hints, &takes, &rows, unreadable)
     }
 
     /// A claim whose queue limits are global caps (and shares) only, as
@@ -239,6 +299,7 @@ impl PostgresBackend {
         conn: &mut PgConnection,
         req: &ClaimRequest<'_>,
         token: LeaseToken,
+        unreadable: &mut Vec<(Uuid, String)>,
     ) -> Result<Option<Claimed>> {
         let schema = &self.inner.schema;
         let mut locks: Vec<i64> = req
@@ -281,7 +342,7 @@ impl PostgresBackend {
             .run_claim(&mut tx, req, token, &hints, &takes)
             .await
             .map_err(db_err)?;
-        let claimed = self.claimed(req, &hints, &takes, &rows)?;
+        let claimed = self.claimed(req, &hints, &takes, &rows, unreadable)?;
         if claimed.is_some() {
             tx.commit().await.map_err(db_err)?;
         } else {
@@ -323,8 +384,10 @@ impl PostgresBackend {
         hints: &[Option<Key>],
         takes: &[Option<i64>],
         rows: &[PgRow],
+        unreadable: &mut Vec<(Uuid, String)>,
     ) -> Result<Option<Claimed>> {
         let mut keyed = Vec::with_capacity(rows.len());
+        let mut bad = Vec::new();
         for row in rows {
             if row.try_get::<bool, _>("slow").map_err(db_err)? {
                 return Ok(None);
@@ -337,7 +400,9 @@ impl PostgresBackend {
                 continue; // nothing claimed
             }
             let seq: i64 = row.try_get("seq").map_err(db_err)?;
-            let job = row_to_job(row)?;
+            let Some(job) = readable(row, &mut bad)? else {
+                continue;
+            };
             let ord = req.queues.iter().position(|q| *q == job.queue_name);
             keyed.push((ord, seq, job));
         }
@@ -379,6 +444,7 @@ impl PostgresBackend {
                 })
             });
         let jobs = keyed.into_iter().map(|(_, _, job)| job).collect();
+        unreadable.append(&mut bad);
         Ok(Some(Claimed::limited(jobs, limited)))
     }
 
@@ -388,6 +454,7 @@ impl PostgresBackend {
         conn: &mut PgConnection,
         req: &ClaimRequest<'_>,
         token: LeaseToken,
+        unreadable: &mut Vec<(Uuid, String)>,
     ) -> Result<Claimed> {
         // Plain index scans only: a bitmap scan of the running rows' partial
         // indexes (a queue's or a key's count) visits every entry left by
@@ -549,7 +616,10 @@ impl PostgresBackend {
             .await
             .map_err(db_err)?;
         tx.commit().await.map_err(db_err)?;
-        let mut jobs = rows.iter().map(row_to_job).collect::<Result<Vec<Job>>>()?;
+        let mut jobs = Vec::with_capacity(rows.len());
+        for row in &rows {
+            jobs.extend(readable(row, unreadable)?);
+        }
         jobs.sort_by_key(|j| chosen.iter().position(|id| id == j.id.as_uuid()));
         Ok(Claimed::limited(jobs, limited))
     }
@@ -705,4 +775,18 @@ fn pick(
         }
     }
     (chosen, limited, more)
+}
+
+/// `row` as a job, or `None` if it is corrupt (then noted in `unreadable`:
+/// its id and why).
+fn readable(row: &PgRow, unreadable: &mut Vec<(Uuid, String)>) -> Result<Option<Job>> {
+    match row_to_job(row) {
+        Ok(job) => Ok(Some(job)),
+        Err(Error::Corrupt { reason, .. }) => {
+            let id: Uuid = row.try_get("id").map_err(db_err)?;
+            unreadable.push((id, reason));
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
 }

@@ -61,6 +61,8 @@ pub(super) struct Sql {
     /// fence instead of updated, in the same statement.
     pub(super) record_dropping: String,
     pub(super) recover: String,
+    /// Fails one claimed job whose row could not be read.
+    pub(super) fail_corrupt: String,
     pub(super) get: String,
     pub(super) list: String,
     pub(super) cancel: String,
@@ -260,6 +262,7 @@ impl Sql {
                 ],
             ),
             recover: load(include_str!("sql/recover.sql"), Some(&wake_plain)),
+            fail_corrupt: load(include_str!("sql/fail_corrupt.sql"), None),
             get: format!("SELECT {cols} FROM {t} WHERE id = $1"),
             list: load(include_str!("sql/list.sql"), None),
             cancel: load(include_str!("sql/cancel.sql"), None),
