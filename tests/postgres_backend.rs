@@ -1620,3 +1620,67 @@ async fn an_unreadable_row_fails_alone_and_never_stops_its_queue() {
         );
     }
 }
+
+/// A job whose lease ran out and whose row cannot be read is recovered with
+/// the others, which are all reported (it is not: it cannot be read); the
+/// claim that next leases it fails it for good.
+#[tokio::test]
+async fn an_unreadable_row_never_stops_the_recovery_of_the_others() {
+    use jobs_core::JobId;
+
+    let Some(b) = fresh_backend("corrupt_recovery").await else {
+        return;
+    };
+    let table = format!("\"{}\".jobs", b.schema());
+    let ids: Vec<JobId> = b
+        .enqueue_batch(
+            (0..3)
+                .map(|n| NewJob::new("t", json!({ "n": n })))
+                .collect(),
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.id())
+        .collect();
+    let names = queues(&["default"]);
+    let short = ClaimRequest::new("w1", &names, 16, Duration::from_millis(1));
+    assert_eq!(b.claim(short).await.unwrap().jobs.len(), 3);
+    sqlx::query(&format!(
+        "UPDATE {table} SET metadata = '[1]'::jsonb WHERE id = $1"
+    ))
+    .bind(ids[1].as_uuid())
+    .execute(b.pool())
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut recovered: Vec<JobId> = b
+        .recover_expired()
+        .await
+        .expect("the recovery goes on")
+        .iter()
+        .map(|r| r.job.id)
+        .collect();
+    recovered.sort();
+    let mut readable = vec![ids[0], ids[2]];
+    readable.sort();
+    assert_eq!(recovered, readable);
+    let again: Vec<JobId> = b
+        .claim(claim_req(&names, 16))
+        .await
+        .expect("a claim goes on")
+        .jobs
+        .iter()
+        .map(|j| j.id)
+        .collect();
+    assert!(
+        !again.contains(&ids[1]),
+        "the unreadable job is not delivered"
+    );
+    let status: String = sqlx::query_scalar(&format!("SELECT status FROM {table} WHERE id = $1"))
+        .bind(ids[1].as_uuid())
+        .fetch_one(b.pool())
+        .await
+        .unwrap();
+    assert_eq!(status, "FAILED");
+}

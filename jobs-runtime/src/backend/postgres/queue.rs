@@ -8,9 +8,9 @@ use jobs_core::backend::{
     ClaimRequest, Fence, HeartbeatReply, JobListener, OutcomeUpdate, Recovered,
 };
 use jobs_core::{
-    AuditEntry, AuditFilter, Backend, BoxFuture, CancelRequest, Claimed, Enqueued, Job, JobFilter,
-    JobId, JobPage, JobStatus, Leader, NewJob, Progress, PruneRequest, QueueCount, RequeueFilter,
-    RequeueReport, Result, ScheduleState, ThroughputBucket, WorkerInfo,
+    AuditEntry, AuditFilter, Backend, BoxFuture, CancelRequest, Claimed, Enqueued, Error, Job,
+    JobFilter, JobId, JobPage, JobStatus, Leader, NewJob, Progress, PruneRequest, QueueCount,
+    RequeueFilter, RequeueReport, Result, ScheduleState, ThroughputBucket, WorkerInfo,
 };
 use sqlx::postgres::PgConnection;
 use sqlx::Row;
@@ -158,7 +158,23 @@ impl Backend for PostgresBackend {
             let rows = conn.done(res)?;
             let mut out = Vec::with_capacity(rows.len());
             for row in &rows {
-                let job = row_to_job(row)?;
+                let job = match row_to_job(row) {
+                    Ok(job) => job,
+                    // Recovered all the same (the statement did it); a claim
+                    // fails it once it comes up again (see `claim.rs`). The
+                    // others are still reported.
+                    Err(Error::Corrupt { id, reason, .. }) => {
+                        tracing::error!(
+                            job_id = %id,
+                            reason = %reason,
+                            backend = BACKEND,
+                            "corrupt job data in postgres: a job whose lease ran out was recovered, \
+                             but cannot be read"
+                        );
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
                 let now: String = row.try_get("new_status").map_err(db_err)?;
                 let now = now.parse().map_err(|e| corrupt(job.id, e))?;
                 // The manager that recovered it logs it, with its own context.
