@@ -25,6 +25,18 @@ struct Batch {
     transitions: Vec<Transition>,
 }
 
+impl Batch {
+    /// Whether writing it takes more than one statement (a drop also counts
+    /// its completions in the throughput history): then it needs a
+    /// transaction of its own to be stored whole or not at all.
+    fn needs_transaction(&self) -> bool {
+        self.completions.len().div_ceil(UPDATE_CHUNK)
+            + 2 * self.drops.len().div_ceil(UPDATE_CHUNK)
+            + self.transitions.len().div_ceil(UPDATE_CHUNK)
+            > 1
+    }
+}
+
 /// One row of the batched failure/release update.
 pub(super) struct Transition {
     pub(super) id: Uuid,
@@ -206,6 +218,29 @@ impl SqliteBackend {
             }
         }
         Ok(())
+    }
+
+    /// `batch` on the writer's native connection outside a group commit: in
+    /// a transaction of its own if it takes more than one statement (rolled
+    /// back if dropped uncommitted: an error, a panic).
+    fn apply_alone_native(
+        conn: &rusqlite::Connection,
+        now: i64,
+        batch: &Batch,
+        applied: &mut HashSet<Uuid>,
+    ) -> Result<()> {
+        let tx = batch
+            .needs_transaction()
+            .then(|| {
+                rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)
+            })
+            .transpose()
+            .map_err(native_err)?;
+        Self::apply_all_native(conn, now, batch, applied)?;
+        match tx {
+            Some(tx) => tx.commit().map_err(native_err),
+            None => Ok(()),
+        }
     }
 
     /// `batch` on the writer's native connection, in the transaction (or
@@ -436,10 +471,6 @@ impl SqliteBackend {
                 }
             }
         }
-        // A drop also counts its completions in the throughput history.
-        let statements = completions.len().div_ceil(UPDATE_CHUNK)
-            + 2 * drops.len().div_ceil(UPDATE_CHUNK)
-            + transitions.len().div_ceil(UPDATE_CHUNK);
         let capacity = updates.len();
         let batch = Batch {
             completions,
@@ -464,30 +495,14 @@ impl SqliteBackend {
                     Box::pin(async move {
                         let mut applied = HashSet::with_capacity(capacity);
                         if let Some(native) = &conns.native {
-                            // Not sharing commits (see `Writer::groups`). One
-                            // statement is atomic on its own; more make one
-                            // transaction, so a batch is stored whole or not
-                            // at all (rolled back if dropped uncommitted: an
-                            // error, a panic).
-                            let tx = (statements > 1)
-                                .then(|| {
-                                    rusqlite::Transaction::new_unchecked(
-                                        native,
-                                        rusqlite::TransactionBehavior::Immediate,
-                                    )
-                                })
-                                .transpose()
-                                .map_err(native_err)?;
-                            Self::apply_all_native(native, now, &batch, &mut applied)?;
-                            if let Some(tx) = tx {
-                                tx.commit().map_err(native_err)?;
-                            }
+                            // Not sharing commits (see `Writer::groups`).
+                            Self::apply_alone_native(native, now, &batch, &mut applied)?;
                             return Ok(applied);
                         }
                         let conn = &mut conns.sqlx;
                         // One statement is atomic on its own; more make one
                         // transaction, so a batch is stored whole or not at all.
-                        if statements > 1 {
+                        if batch.needs_transaction() {
                             let mut tx =
                                 conn.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?;
                             Self::apply_completions(&mut tx, now, &batch.completions, &mut applied)

@@ -281,8 +281,9 @@ impl Writer {
     /// Runs `change` on the native connection, on the writer's thread, in
     /// the group commit's transaction (the module's "Group commit"): it is
     /// answered once its statements have run, and committed with the
-    /// changes queued beside it. Only where [`groups`](Self::groups) says
-    /// so (else it fails as closed).
+    /// changes queued beside it. Only on a database file, which has a
+    /// native connection (else it fails as closed); the hot path uses it
+    /// where [`groups`](Self::groups) says so.
     pub(super) async fn write_grouped<T, F>(&self, change: F) -> Result<T>
     where
         T: Send + 'static,

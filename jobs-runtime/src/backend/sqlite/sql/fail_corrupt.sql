@@ -10,16 +10,12 @@ UPDATE jobs_queue SET
     status = 'FAILED',
     completed_at = ?3,
     error_message = ?5,
-    errors = CASE
-        WHEN json_valid(errors) AND json_type(errors) = 'array'
+    errors = json_insert(
+        CASE WHEN json_valid(errors) AND json_type(errors) = 'array'
             AND json_array_length(errors) < {MAX_ERROR_HISTORY}
-            THEN json_insert(errors, '$[#]', json_object('attempt', attempt,
-                'retry_count', retry_count, 'at', ?4, 'message', ?5,
-                'retryable', json('false'), 'worker', ?6))
-        ELSE json_array(json_object('attempt', attempt,
-            'retry_count', retry_count, 'at', ?4, 'message', ?5,
-            'retryable', json('false'), 'worker', ?6))
-        END,
+            THEN errors ELSE '[]' END,
+        '$[#]', json_object('attempt', attempt, 'retry_count', retry_count,
+            'at', ?4, 'message', ?5, 'retryable', json('false'), 'worker', ?6)),
     error_count = error_count + 1,
     locked_by = NULL, lease_until = NULL, lease_token = NULL
 WHERE seq = ?1 AND lease_token IS ?2 AND status = 'RUNNING'
