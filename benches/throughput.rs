@@ -14,7 +14,10 @@
 //!   backend's `claim` and `record`, one call after the other, no manager
 //!   (on every backend, the in-memory one included). W1 as a percentage of
 //!   it is the manager's share of the cost; it as a percentage of the bare
-//!   limits is the share of the backend's schema and guarantees.
+//!   limits is the share of the backend's schema and guarantees. On memory,
+//!   which has no database under it, also the manager's skeleton (see
+//!   `skeleton.rs`): the manager's shape written directly on tokio, with
+//!   none of its guarantees; memory's W1 prints its rate as a percentage of it.
 //! * W1 drain: enqueue N no-op jobs (payload `{"n": i}`) with the batch API,
 //!   then start one manager with concurrency 16 and time until the backend has
 //!   recorded all N completed. N = 20,000 and 200,000 by default.
@@ -67,6 +70,7 @@ use jobs::{
 use serde_json::json;
 
 mod limit;
+mod skeleton;
 
 #[derive(Parser)]
 struct Args {
@@ -258,15 +262,30 @@ fn of_limit(rate: f64, parts: &[(&str, Option<f64>)]) -> String {
     }
 }
 
+/// What a W1 figure is printed as a percentage of, where measured in the run.
+#[derive(Clone, Copy)]
+struct Bounds {
+    /// The database's bare limits.
+    bare: Option<limit::Limits>,
+    /// The backend's own claim + record loop.
+    own: Option<f64>,
+    /// The manager's skeleton (memory only).
+    skeleton: Option<f64>,
+}
+
 async fn w1(
     queue: &Queue,
     n: usize,
     concurrency: usize,
     limits: Limits,
-    bare: Option<limit::Limits>,
-    own: Option<f64>,
+    bounds: Bounds,
     drop_completed: bool,
 ) -> jobs::Result<f64> {
+    let Bounds {
+        bare,
+        own,
+        skeleton,
+    } = bounds;
     let (name, label) = match limits {
         Limits::None => ("w1", "W1 drain".to_owned()),
         Limits::Global(g) => ("w1g", format!("W1g drain, global limit {g}")),
@@ -325,6 +344,7 @@ async fn w1(
             ("the one-statement limit", bare.map(|b| b.one_statement)),
             ("claim-then-complete", bare.map(|b| b.claim_complete)),
             ("the backend's loop", own),
+            ("the manager's skeleton", skeleton),
         ],
     );
     println!(
@@ -957,6 +977,12 @@ async fn main() -> Result<(), limit::Error> {
     } else {
         None
     };
+    // The manager's own limit, where no database is under it.
+    let skeleton = if with_limits && queue.backend().backend_name() == "memory" {
+        Some(skeleton::measure(args.limit_size, args.concurrency).await)
+    } else {
+        None
+    };
     let mut w1_rate = None;
     for w in &args.workloads {
         match w.as_str() {
@@ -973,8 +999,11 @@ async fn main() -> Result<(), limit::Error> {
                         n,
                         args.concurrency,
                         limits,
-                        bare,
-                        own,
+                        Bounds {
+                            bare,
+                            own,
+                            skeleton,
+                        },
                         args.drop_completed,
                     )
                     .await?;

@@ -1,21 +1,21 @@
-//! The claim loop: claims jobs while slots are free, spawns an attempt for
-//! each, and waits for a wake-up signal when there is nothing to claim.
+//! The claim loop: claims jobs while slots are free, hands each to a slot
+//! task (`slots.rs`), and waits for a wake-up signal when there is nothing to
+//! claim.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use jobs_core::backend::{ClaimRequest, JobListener, Outcome, OutcomeUpdate};
-use jobs_core::{CancellationToken, Error, Job};
+use jobs_core::backend::{ClaimRequest, JobListener};
+use jobs_core::Error;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken as StopToken;
 use tokio_util::task::TaskTracker;
-use tracing::{info, warn, Instrument};
+use tracing::{info, warn};
 
-use crate::attempt::run_job;
 use crate::backend_retry::backend_retry_delay;
-use crate::shared::{Handoff, Outcomes, Shared};
+use crate::shared::{Outcomes, Shared};
+use crate::slots::{release, Claimed, Slots};
 use crate::stats::Counters;
-use crate::watchdog::PollStart;
 
 /// The longest a worker draining a backlog waits for more free slots before claiming.
 const BATCH_WAIT: Duration = Duration::from_millis(1);
@@ -34,6 +34,8 @@ pub(crate) async fn claim_loop(
         l = listener(&shared) => l,
     };
     let slots = &shared.slots;
+    // Dropped when the loop ends: releases what no slot task took.
+    let runners = Slots::start(&shared, &tasks, &outcomes);
     let mut failures = 0u32;
     // The last claim filled every slot it asked for: there is likely more waiting.
     let mut backlog = false;
@@ -129,9 +131,12 @@ pub(crate) async fn claim_loop(
             }
             break;
         }
-        for (job, permit) in jobs.into_iter().zip(permits.drain(..)) {
-            spawn_job(&shared, &tasks, &outcomes, job, permit, sent_at);
-        }
+        let claimed: Vec<Claimed> = jobs
+            .into_iter()
+            .zip(permits.drain(..))
+            .map(|(job, permit)| runners.enter(job, permit, sent_at))
+            .collect();
+        runners.run(claimed);
         crate::metrics::running(&shared.running_key, shared.in_flight.running());
         signalled_cancels(&shared, &mut listener);
     }
@@ -209,56 +214,4 @@ async fn wait_for_work(listener: &mut Option<Box<dyn JobListener>>, poll: Durati
         Some(l) => l.wait(poll).await,
         None => tokio::time::sleep(poll).await,
     }
-}
-
-fn release(shared: &Shared, outcomes: &Outcomes, job: &Job) {
-    let fence = job.fence();
-    shared.in_flight.hand_back(fence);
-    let _ = outcomes.send(Handoff {
-        update: OutcomeUpdate::new(fence, Outcome::Release),
-        _window: None,
-        step: None,
-    });
-}
-
-fn spawn_job(
-    shared: &Arc<Shared>,
-    tasks: &TaskTracker,
-    outcomes: &Outcomes,
-    job: Job,
-    permit: OwnedSemaphorePermit,
-    sent_at: Instant,
-) {
-    let fence = job.fence();
-    let job = Arc::new(job);
-    let cancel = CancellationToken::new();
-    let poll_start = PollStart::default();
-    shared
-        .in_flight
-        .start(job.clone(), cancel.clone(), sent_at, poll_start.clone());
-    let span = tracing::info_span!(
-        "job",
-        job_id = %job.id,
-        job_type = %job.job_type,
-        queue = %job.queue_name,
-        attempt = job.attempt,
-        retry_count = job.retry_count,
-    );
-    #[cfg(feature = "otel")]
-    if let Some(parent) = jobs_core::trace::parent_context(&job.metadata) {
-        use tracing_opentelemetry::OpenTelemetrySpanExt;
-        // Fails only when no OpenTelemetry layer is installed: nothing to link.
-        let _ = span.set_parent(parent);
-    }
-    let fut = run_job(
-        shared.clone(),
-        job,
-        cancel,
-        poll_start,
-        outcomes.clone(),
-        permit,
-    )
-    .instrument(span);
-    let handle = tasks.spawn(fut);
-    shared.in_flight.set_abort(fence, handle.abort_handle());
 }

@@ -288,7 +288,7 @@ impl InFlight {
     }
 
     #[cfg(test)]
-    fn state(&self, fence: Fence) -> Option<&'static str> {
+    pub(crate) fn state(&self, fence: Fence) -> Option<&'static str> {
         self.lock().get(&fence).map(|s| match s {
             JobState::Running(_) => "running",
             JobState::Recording(_) => "recording",

@@ -3,8 +3,8 @@
 //! features `sqlite`, `postgres`, `redis`), reached through [`connect()`].
 //!
 //! Inside, every module imports only modules below it:
-//! `builder → manager → {maintenance → {heartbeat, recorder, watchdog}, claim,
-//! reaper, supervise} → attempt → shared → {in_flight, health, stats, failure,
+//! `builder → manager → {maintenance → {heartbeat, recorder, watchdog}, claim
+//! → slots, reaper, supervise} → attempt → shared → {in_flight, health, stats, failure,
 //! limits, backend_retry, panic}`.
 
 #![warn(missing_docs)]
@@ -29,6 +29,7 @@ mod reaper;
 mod recorder;
 mod registry;
 mod retention;
+mod slots;
 mod supervise;
 mod watchdog;
 pub mod workflow;

@@ -95,6 +95,12 @@ impl WorkerManager {
         }
     }
 
+    /// What its tasks share (for the runtime's own tests).
+    #[cfg(test)]
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
     /// This worker's id, as written to `locked_by`.
     pub fn worker_id(&self) -> &str {
         &self.shared.worker_id
