@@ -394,8 +394,8 @@ impl Attempt<'_> {
         let mut seen = Job::clone(job);
         seen.no_retry_follows = !retry_follows(&outcome);
         // Boxed: only a failed attempt gets here, and an unboxed future would
-        // make every attempt's task larger (a task is moved and copied as a
-        // whole when it is spawned and when it completes).
+        // make every attempt larger, and with it every slot task, which holds
+        // its current attempt's future.
         Box::pin(self.call_on_failure(handler, &Arc::new(seen), &error, cancel, limit)).await;
         Attempted {
             outcome,

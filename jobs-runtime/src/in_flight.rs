@@ -42,7 +42,7 @@ pub(crate) enum JobState {
 #[derive(Debug)]
 pub(crate) struct Running {
     cancel: CancellationToken,
-    /// The task running the attempt, once spawned.
+    /// The slot task running the attempt, once one took the job.
     abort: Option<AbortHandle>,
     job: Arc<Job>,
     /// When the lease was last known to be good: the moment before the claim
