@@ -25,7 +25,10 @@ type Throughput = BTreeMap<i64, BTreeMap<String, [u64; 4]>>;
 /// [`Jobs::insert`] or [`Jobs::remove`], which keep the counts.
 #[derive(Default)]
 pub(super) struct Jobs {
-    map: crate::id_hash::IdMap<JobId, Entry>,
+    /// Boxed: the table then holds pointers, not whole jobs, so it stays
+    /// small as it grows, and the jobs lie in memory in the order they were
+    /// enqueued — the order a backlog is claimed and finished in.
+    map: crate::id_hash::IdMap<JobId, Box<Entry>>,
     counts: Counts,
     throughput: Throughput,
     /// Waiting jobs by (`run_at`, enqueue sequence).
@@ -125,7 +128,7 @@ fn sub(counts: &mut Counts, queue: &str, status: JobStatus) {
 
 impl Jobs {
     pub(super) fn get(&self, id: &JobId) -> Option<&Entry> {
-        self.map.get(id)
+        self.map.get(id).map(|e| &**e)
     }
 
     pub(super) fn contains_key(&self, id: &JobId) -> bool {
@@ -145,7 +148,7 @@ impl Jobs {
             None,
         );
         index(&mut self.due, &mut self.finished, &entry, true);
-        if let Some(old) = self.map.insert(id, entry) {
+        if let Some(old) = self.map.insert(id, Box::new(entry)) {
             sub(&mut self.counts, &old.job.queue_name, old.job.status);
             index(&mut self.due, &mut self.finished, &old, false);
             index(&mut self.due, &mut self.finished, &self.map[&id], true);
@@ -156,7 +159,7 @@ impl Jobs {
         let old = self.map.remove(id)?;
         sub(&mut self.counts, &old.job.queue_name, old.job.status);
         index(&mut self.due, &mut self.finished, &old, false);
-        Some(old)
+        Some(*old)
     }
 
     /// The job, to change: its counts follow when the handle is dropped.
