@@ -281,6 +281,16 @@ mod tests {
         (shared, jobs)
     }
 
+    /// `jobs` entered in `slots`, each with a slot of `permits`.
+    fn enter(slots: &Slots, jobs: Vec<Job>, permits: &Arc<Semaphore>) -> Vec<Claimed> {
+        jobs.into_iter()
+            .map(|job| {
+                let slot = permits.clone().try_acquire_owned().unwrap();
+                slots.enter(job, slot, Instant::now())
+            })
+            .collect()
+    }
+
     #[tokio::test]
     async fn jobs_no_slot_task_took_are_released_when_the_slots_close() {
         let (shared, jobs) = claimed(3, 3).await;
@@ -290,16 +300,7 @@ mod tests {
         // On this test's one thread the slot tasks run only once it waits:
         // none of them takes a job before the slots close.
         let slots = Slots::start(&shared, &tasks, &tx);
-        let entered: Vec<Claimed> = jobs
-            .into_iter()
-            .map(|job| {
-                slots.enter(
-                    job,
-                    permits.clone().try_acquire_owned().unwrap(),
-                    Instant::now(),
-                )
-            })
-            .collect();
+        let entered = enter(&slots, jobs, &permits);
         let fences: Vec<_> = entered.iter().map(|c| c.job.fence()).collect();
         slots.run(entered);
         drop(slots);
@@ -331,16 +332,7 @@ mod tests {
         let tasks = TaskTracker::new();
         let permits = Arc::new(Semaphore::new(5));
         let slots = Slots::start(&shared, &tasks, &tx);
-        let entered: Vec<Claimed> = jobs
-            .into_iter()
-            .map(|job| {
-                slots.enter(
-                    job,
-                    permits.clone().try_acquire_owned().unwrap(),
-                    Instant::now(),
-                )
-            })
-            .collect();
+        let entered = enter(&slots, jobs, &permits);
         slots.run(entered);
         let mut completed = 0;
         while completed < 5 {
