@@ -39,8 +39,9 @@ pub(crate) async fn claim_loop(
     let mut failures = 0u32;
     // The last claim filled every slot it asked for: there is likely more waiting.
     let mut backlog = false;
-    // Kept from claim to claim (emptied each time): no allocation per claim.
+    // Both kept from claim to claim (emptied each time): no allocation per claim.
     let mut permits: Vec<OwnedSemaphorePermit> = Vec::with_capacity(shared.cfg.concurrency);
+    let mut entered: Vec<Claimed> = Vec::with_capacity(shared.cfg.concurrency);
     loop {
         // One free slot at least, then as many more as are free right now:
         // prefetch never exceeds the concurrency.
@@ -131,12 +132,12 @@ pub(crate) async fn claim_loop(
             }
             break;
         }
-        let claimed: Vec<Claimed> = jobs
-            .into_iter()
-            .zip(permits.drain(..))
-            .map(|(job, permit)| runners.enter(job, permit, sent_at))
-            .collect();
-        runners.run(claimed);
+        entered.extend(
+            jobs.into_iter()
+                .zip(permits.drain(..))
+                .map(|(job, permit)| runners.enter(job, permit, sent_at)),
+        );
+        runners.run(entered.drain(..));
         crate::metrics::running(&shared.running_key, shared.in_flight.running());
         signalled_cancels(&shared, &mut listener);
     }

@@ -116,7 +116,7 @@ impl Slots {
 
     /// Hands entered jobs to the slot tasks.
     pub(crate) fn run(&self, jobs: impl IntoIterator<Item = Claimed>) {
-        let before = {
+        let handed = {
             let mut waiting = self.waiting.lock();
             let before = waiting.len();
             waiting.extend(jobs);
@@ -125,7 +125,7 @@ impl Slots {
         // One idle task woken per job at most: a task that finds more jobs
         // after its own takes them too, and one woken for nothing goes back
         // to waiting.
-        for _ in 0..before {
+        for _ in 0..handed {
             self.waiting.ready.notify_one();
         }
     }
