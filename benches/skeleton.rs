@@ -54,20 +54,45 @@ async fn handler(job: &Job) -> Result<(), String> {
     Ok(())
 }
 
-/// Drains `n` jobs at `concurrency`; returns jobs per second. Runs on the
-/// bench's runtime, its claim loop a task of its own, as the manager's is.
-pub async fn measure(n: usize, concurrency: usize) -> f64 {
-    let rate = tokio::spawn(run(n, concurrency))
-        .await
-        .expect("the skeleton never panics");
-    println!(
-        "| limit: the manager's skeleton (slot tasks, a recorder thread), concurrency {concurrency} {n:>9} jobs | {:>8.2} s | {rate:>9.0} jobs/s |",
-        n as f64 / rate
-    );
-    rate
+/// Where the skeleton's recorder runs.
+#[derive(Clone, Copy, PartialEq)]
+enum Recorder {
+    /// On a thread of its own, as the manager's (the limit).
+    Thread,
+    /// As a task on the bench's runtime, which the manager's recorder may
+    /// not be (a handler blocking the runtime's threads would hold up the
+    /// recording of every other job's outcome): measured beside the limit,
+    /// to show what that thread costs on this machine.
+    Task,
 }
 
-async fn run(n: usize, concurrency: usize) -> f64 {
+/// Drains `n` jobs at `concurrency`; returns jobs per second. Runs on the
+/// bench's runtime, its claim loop a task of its own, as the manager's is.
+/// Then drains them again with the recorder on the runtime, and prints that
+/// beside it (not a limit: the manager cannot run that way).
+pub async fn measure(n: usize, concurrency: usize) -> f64 {
+    let mut limit = 0.0;
+    for recorder in [Recorder::Thread, Recorder::Task] {
+        let (rate, cpu) = tokio::spawn(run(n, concurrency, recorder))
+            .await
+            .expect("the skeleton never panics");
+        let label = match recorder {
+            Recorder::Thread => {
+                limit = rate;
+                "limit: the manager's skeleton (slot tasks, a recorder thread)"
+            }
+            Recorder::Task => "for comparison: the skeleton with its recorder on the runtime",
+        };
+        println!(
+            "| {label}, concurrency {concurrency} {n:>9} jobs | {:>8.2} s | {rate:>9.0} jobs/s |{cpu}",
+            n as f64 / rate
+        );
+    }
+    limit
+}
+
+/// Jobs per second, and CPU per job (from the first claim on).
+async fn run(n: usize, concurrency: usize, on: Recorder) -> (f64, String) {
     let mut store = Store {
         ready: VecDeque::with_capacity(n),
         jobs: HashMap::with_capacity(n),
@@ -86,28 +111,32 @@ async fn run(n: usize, concurrency: usize) -> f64 {
     let recorded = Arc::new(AtomicUsize::new(0));
     let window = Arc::new(Semaphore::new(concurrency * 2));
     let (tx, mut rx) = mpsc::unbounded_channel::<(u64, OwnedSemaphorePermit)>();
-    let recorder = {
+    let recording = {
         let (store, recorded) = (store.clone(), recorded.clone());
-        std::thread::spawn(move || {
+        async move {
+            let mut batch = Vec::with_capacity(512);
+            while rx.recv_many(&mut batch, 512).await > 0 {
+                {
+                    let mut s = store.lock().unwrap();
+                    for (id, _) in &batch {
+                        s.jobs.get_mut(id).expect("claimed").status = 2;
+                    }
+                }
+                recorded.fetch_add(batch.len(), Ordering::Relaxed);
+                // The window's permits go back once written.
+                batch.clear();
+            }
+        }
+    };
+    let recorder = match on {
+        Recorder::Thread => Ok(std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .expect("a runtime");
-            rt.block_on(async move {
-                let mut batch = Vec::with_capacity(512);
-                while rx.recv_many(&mut batch, 512).await > 0 {
-                    {
-                        let mut s = store.lock().unwrap();
-                        for (id, _) in &batch {
-                            s.jobs.get_mut(id).expect("claimed").status = 2;
-                        }
-                    }
-                    recorded.fetch_add(batch.len(), Ordering::Relaxed);
-                    // The window's permits go back once written.
-                    batch.clear();
-                }
-            })
-        })
+            rt.block_on(recording)
+        })),
+        Recorder::Task => Err(tokio::spawn(recording)),
     };
     let waiting = Arc::new(Waiting::default());
     let mut slot_tasks = Vec::with_capacity(concurrency);
@@ -143,6 +172,7 @@ async fn run(n: usize, concurrency: usize) -> f64 {
     let mut permits = Vec::with_capacity(concurrency);
     let mut claimed = Vec::with_capacity(concurrency);
     let mut backlog = false;
+    let cpu = crate::cpu::Clock::start();
     let t = Instant::now();
     loop {
         permits.push(slots.clone().acquire_owned().await.expect("open"));
@@ -187,11 +217,15 @@ async fn run(n: usize, concurrency: usize) -> f64 {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     let rate = n as f64 / t.elapsed().as_secs_f64();
+    let cpu = cpu.per_job(n);
     waiting.closed.store(true, Ordering::SeqCst);
     waiting.ready.notify_waiters();
     for t in slot_tasks {
         let _ = t.await;
     }
-    let _ = recorder.join();
-    rate
+    match recorder {
+        Ok(thread) => thread.join().expect("the recorder never panics"),
+        Err(task) => task.await.expect("the recorder never panics"),
+    }
+    (rate, cpu)
 }

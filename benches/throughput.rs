@@ -69,6 +69,7 @@ use jobs::{
 };
 use serde_json::json;
 
+mod cpu;
 mod limit;
 mod skeleton;
 
@@ -312,12 +313,14 @@ async fn w1(
         builder = builder.retention(jobs::Retention::default().drop_completed());
     }
     let m = builder.build()?;
+    let cpu = cpu::Clock::start();
     let t = Instant::now();
     m.start().await?;
     while (m.stats().completed as usize) < n {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let secs = t.elapsed().as_secs_f64();
+    let cpu = cpu.per_job(n);
     m.stop().await?;
     let counts = queue.counts().await?;
     let of_q = |s: Option<JobStatus>| -> u64 {
@@ -348,7 +351,7 @@ async fn w1(
         ],
     );
     println!(
-        "| {label} {n:>9} jobs | {secs:>8.2} s | {rate:>9.0} jobs/s |{pct} (setup: batch enqueue {:.0} jobs/s)",
+        "| {label} {n:>9} jobs | {secs:>8.2} s | {rate:>9.0} jobs/s |{pct}{cpu} (setup: batch enqueue {:.0} jobs/s)",
         n as f64 / enqueue_secs
     );
     Ok(rate)

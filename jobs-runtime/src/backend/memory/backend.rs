@@ -110,6 +110,7 @@ impl MemoryBackend {
             let (ids, held) =
                 st.take_due(queue, req.limit - claimed.len(), now, req.limit_of(queue));
             limited |= held;
+            st.jobs.prefetch(&ids);
             for id in ids {
                 st.leases.insert((lease_until, id));
                 let name = st.worker_name(req.worker_id);
@@ -256,6 +257,7 @@ impl Backend for MemoryBackend {
             let mut st = self.lock();
             let mut lost = Vec::new();
             let mut wake = false;
+            st.jobs.prefetch(updates.iter().map(|u| &u.fence.id));
             for u in updates {
                 if !st.is_fenced(&u.fence) {
                     lost.push(u.fence.id);
