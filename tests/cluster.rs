@@ -591,6 +591,13 @@ macro_rules! process_suite {
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_queue_cap_alone_holds_across_processes() {
+                let Some(t) = Target::$backend() else { return };
+                let _one = child::one_at_a_time(t.name).await;
+                child::cap_alone_across_processes(t).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn a_cancellation_reaches_another_process() {
                 let Some(t) = Target::$backend() else { return };
                 let _one = child::one_at_a_time(t.name).await;

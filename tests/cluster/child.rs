@@ -34,6 +34,9 @@ enum Mode {
     /// Runs one manager over the limited queues until killed, logging every
     /// start and finish of `cluster.limited` to `log`.
     Limits { log: PathBuf },
+    /// Runs one manager over `cap-only` alone until killed, logging as
+    /// `Limits` does.
+    Capped { log: PathBuf },
     /// Runs one manager with `cluster.hold` (stops when cancelled) until killed.
     Hold,
     /// Runs one manager with a batch's item and callback handlers until
@@ -386,6 +389,94 @@ fn most_at_once<'a>(events: impl Iterator<Item = &'a Event>) -> usize {
         most = most.max(now);
     }
     most as usize
+}
+
+/// `cap-only`: at most this many running at once, across processes.
+const CAP_ONLY: usize = 4;
+/// Jobs enqueued in `cap-only`.
+const CAP_ONLY_JOBS: u64 = 120;
+
+/// Three worker processes (concurrency 8, at most 2 of this queue each:
+/// 6 together) work one queue whose only limits are a cluster-wide running
+/// cap of 4 and those shares: every claim takes the backend's capped claim
+/// (on SQLite, the one statement that shares the group commit), whose count
+/// of running jobs is the cluster's only if each claim sees every other
+/// process's claims. The log of starts and finishes never has more than the
+/// cap running at once.
+pub async fn cap_alone_across_processes(t: Target) {
+    let queue = t.queue().await;
+    let jobs = (0..CAP_ONLY_JOBS)
+        .map(|i| {
+            NewJob::new(
+                "cluster.limited",
+                json!({ "group": "caponly", "i": i, "sleep_ms": 20 }),
+            )
+            .queue("cap-only")
+        })
+        .collect();
+    let log = std::env::temp_dir().join(format!("jobs-cap-only-{:x}.log", fastrand::u64(..)));
+    let procs: Vec<Proc> = (0..3)
+        .map(|i| {
+            Proc::spawn(&Config {
+                url: url(&t),
+                id: format!("cap-proc-{i}"),
+                mode: Mode::Capped { log: log.clone() },
+            })
+        })
+        .collect();
+    // The jobs come once all three work the queue (each says so in the
+    // worker registry), so the first to start cannot take them all.
+    let started = |queue: jobs::Queue| async move {
+        let workers = queue.workers().await.unwrap();
+        workers
+            .iter()
+            .filter(|w| w.id.starts_with("cap-proc-"))
+            .count()
+            == 3
+    };
+    crate::wait_until(
+        Duration::from_secs(30),
+        "the three workers to start",
+        || started(queue.clone()),
+    )
+    .await;
+    queue.enqueue_many(jobs).await.unwrap();
+    let finished = move |queue: jobs::Queue| async move {
+        let counts = queue.counts().await.unwrap();
+        let completed: u64 = counts
+            .iter()
+            .filter(|c| c.queue == "cap-only" && c.status == JobStatus::Completed)
+            .map(|c| c.count)
+            .sum();
+        completed == CAP_ONLY_JOBS
+    };
+    crate::wait_until(Duration::from_secs(60), "the capped jobs to finish", || {
+        finished(queue.clone())
+    })
+    .await;
+    drop(procs);
+    let events = read_events(&log);
+    let _ = std::fs::remove_file(&log);
+    let mut ran: Vec<u64> = events.iter().map(|e| e.i).collect();
+    ran.sort_unstable();
+    ran.dedup();
+    assert_eq!(ran.len() as u64, CAP_ONLY_JOBS, "every job ran");
+    let most = most_at_once(events.iter());
+    assert!(
+        most <= CAP_ONLY,
+        "{most} cap-only jobs ran at once (cap {CAP_ONLY})"
+    );
+    assert!(
+        most >= 2,
+        "the processes ran jobs side by side ({most} at most)"
+    );
+    let pids: HashSet<u32> = events.iter().map(|e| e.pid).collect();
+    assert!(pids.len() >= 3, "the jobs ran in {} processes", pids.len());
+    eprintln!(
+        "{}: cap-only at most {most} at once (cap {CAP_ONLY}) over {} processes",
+        t.name,
+        pids.len()
+    );
 }
 
 /// Three worker processes share a global queue limit, per-key concurrency,
@@ -760,6 +851,28 @@ pub async fn run_child() {
                 .queues(LIMITED_QUEUES)
                 .queue_limit("lim-global", QueueLimit::new().global(GLOBAL as u32))
                 .backoff(Backoff::fixed(Duration::from_millis(50)))
+                .handler(Limited(log))
+                .build()
+                .unwrap();
+            m.start().await.unwrap();
+            tokio::time::sleep(Duration::from_secs(120)).await;
+            panic!("the parent should have killed this child long ago");
+        }
+        Mode::Capped { log } => {
+            let queue = jobs::connect(&cfg.url).await.unwrap();
+            let m = crate::manager(queue, &cfg.id)
+                .auto_register(true)
+                .concurrency(8)
+                // A manager whose jobs hold the cap claims again the moment
+                // its outcomes are written; the others look every 10 ms.
+                .limit_poll(Duration::from_millis(10))
+                .queues(["cap-only"])
+                // Each process may run 2 at most, three of them 6: the
+                // cluster's cap is what holds them to 4.
+                .queue_limit(
+                    "cap-only",
+                    QueueLimit::new().global(CAP_ONLY as u32).local(2),
+                )
                 .handler(Limited(log))
                 .build()
                 .unwrap();

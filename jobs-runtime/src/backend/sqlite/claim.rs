@@ -51,15 +51,26 @@ impl SqliteBackend {
         };
         let token = args.token;
         let writer = &self.inner.writer;
-        // The fast path shares its commit with the changes queued beside it
-        // (usually the outcomes of the previous claim).
-        let grouped = args.limits.is_empty() && writer.groups();
+        // The fast path, capped or not, shares its commit with the changes
+        // queued beside it (usually the outcomes of the previous claim). A
+        // capped claim may: the group's transaction holds the write lock
+        // from its first change to its commit, so the running jobs it counts
+        // are the cluster's, as in a transaction of its own.
+        let one_statement = args.limits.iter().all(|l| l.rate.is_none());
+        let grouped = one_statement && writer.groups();
         let args = if grouped {
             let (fast, args) = writer
-                .write_grouped(move |native| Ok((claim_fast_native(native, &args)?, args)))
+                .write_grouped(move |native| {
+                    let fast = if args.limits.is_empty() {
+                        claim_fast_native(native, &args)?.map(|rows| (rows, false))
+                    } else {
+                        claim_capped_native(native, &args)?
+                    };
+                    Ok((fast, args))
+                })
                 .await?;
             match fast {
-                Some(rows) => return Ok(self.claimed(&req, rows, false, token).await),
+                Some((rows, limited)) => return Ok(self.claimed(&req, rows, limited, token).await),
                 // Some of them have limits: the limited path, below.
                 None => args,
             }
@@ -81,9 +92,13 @@ impl SqliteBackend {
                         if let Some(rows) = fast {
                             return Ok((rows, false, true));
                         }
-                    } else if args.limits.iter().all(|l| l.rate.is_none()) {
-                        if let Some((rows, limited)) = claim_capped(conn, &args).await? {
-                            return Ok((rows, limited, false));
+                    } else if one_statement && !grouped {
+                        let capped = match &conns.native {
+                            Some(native) => claim_capped_native(native, &args)?,
+                            None => claim_capped(conn, &args).await?,
+                        };
+                        if let Some((rows, limited)) = capped {
+                            return Ok((rows, limited, true));
                         }
                     }
                     let (rows, limited) = claim_limited(conn, &args).await?;
@@ -220,6 +235,82 @@ fn claim_query<'q>(
     q
 }
 
+/// A capped claim's caps and its per-queue parameters: each queue's share
+/// (or the claim's size), its cluster cap (0 if none), and the JSON
+/// `[[id hex, token], ..]` of the claimer's jobs of the queue being recorded.
+struct Capped {
+    caps: Vec<ArmCap>,
+    params: Vec<(i64, i64, String)>,
+}
+
+impl Capped {
+    fn of(args: &ClaimArgs, limit: i64) -> Capped {
+        let of = |queue: &String| args.limits.iter().find(|l| &l.queue == queue);
+        let caps = args
+            .queues
+            .iter()
+            .map(|q| match of(q) {
+                Some(l) if l.global.is_some() => ArmCap::Global,
+                Some(l) if l.take.is_some() => ArmCap::Take,
+                _ => ArmCap::None,
+            })
+            .collect();
+        let params = args
+            .queues
+            .iter()
+            .map(|queue| {
+                let l = of(queue);
+                let held: Vec<(String, i64)> = l
+                    .map(|l| {
+                        l.recording
+                            .iter()
+                            .map(|f| (f.id.as_uuid().simple().to_string(), f.token.as_i64()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                (
+                    l.and_then(|l| l.take).map_or(limit, i64::from),
+                    l.and_then(|l| l.global).map_or(0, i64::from),
+                    serde_json::to_string(&held).expect("strings and integers serialize"),
+                )
+            })
+            .collect();
+        Capped { caps, params }
+    }
+
+    /// Whether a cap held due jobs back, as far as `rows` tell: `Ok` if
+    /// they do, else `Err` with the JSON array of the globally capped
+    /// queues, whose due jobs the caller must look for.
+    fn limited(&self, args: &ClaimArgs, rows: &JobRows) -> std::result::Result<bool, String> {
+        // Short of the claim's size: a cap held due jobs back if its queue
+        // filled its share, or if a capped queue still has due jobs.
+        if rows.jobs.len() + rows.corrupt.len() >= args.limit {
+            return Ok(false);
+        }
+        let mut limited = false;
+        for ((queue, cap), (share, _, _)) in args.queues.iter().zip(&self.caps).zip(&self.params) {
+            let took = rows
+                .jobs
+                .iter()
+                .filter(|(j, _)| &j.queue_name == queue)
+                .count();
+            let share = usize::try_from(*share).unwrap_or(usize::MAX);
+            limited |= *cap != ArmCap::None && took >= share;
+        }
+        let capped: Vec<&String> = args
+            .queues
+            .iter()
+            .zip(&self.caps)
+            .filter(|(_, c)| **c == ArmCap::Global)
+            .map(|(q, _)| q)
+            .collect();
+        if limited || capped.is_empty() {
+            return Ok(limited);
+        }
+        Err(serde_json::to_string(&capped).expect("strings serialize"))
+    }
+}
+
 /// The fast path under queue caps without a rate (global caps and shares):
 /// one statement, whose write lock covers the counts its caps are cut by.
 /// `None`, as for [`claim_fast`], if a candidate has limits of its own.
@@ -228,71 +319,79 @@ async fn claim_capped(
     args: &ClaimArgs,
 ) -> Result<Option<(JobRows, bool)>> {
     let limit = i64::try_from(args.limit).unwrap_or(i64::MAX);
-    let of = |queue: &String| args.limits.iter().find(|l| &l.queue == queue);
-    let caps: Vec<ArmCap> = args
-        .queues
-        .iter()
-        .map(|q| match of(q) {
-            Some(l) if l.global.is_some() => ArmCap::Global,
-            Some(l) if l.take.is_some() => ArmCap::Take,
-            _ => ArmCap::None,
-        })
-        .collect();
-    let sql = sql::claim_capped(&caps);
+    let capped = Capped::of(args, limit);
+    let sql = sql::claim_capped(&capped.caps);
     let mut q = claim_query(&sql, args, limit);
-    for queue in &args.queues {
-        let l = of(queue);
-        let held: Vec<(String, i64)> = l
-            .map(|l| {
-                l.recording
-                    .iter()
-                    .map(|f| (f.id.as_uuid().simple().to_string(), f.token.as_i64()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        q = q
-            .bind(l.and_then(|l| l.take).map_or(limit, i64::from))
-            .bind(l.and_then(|l| l.global).map_or(0, i64::from))
-            .bind(serde_json::to_string(&held).expect("strings and integers serialize"));
+    for (share, global, held) in &capped.params {
+        q = q.bind(*share).bind(*global).bind(held.as_str());
     }
     let rows = q.fetch_all(&mut *conn).await.map_err(db_err)?;
     let rows = JobRows::of(&rows)?;
     if rows.held() {
         return Ok(None);
     }
-    // Short of the claim's size: a cap held due jobs back if its queue
-    // filled its share, or if a capped queue still has due jobs.
-    let mut limited = false;
-    if rows.jobs.len() + rows.corrupt.len() < args.limit {
-        for (queue, cap) in args.queues.iter().zip(&caps) {
-            let took = rows
-                .jobs
-                .iter()
-                .filter(|(j, _)| &j.queue_name == queue)
-                .count();
-            let share = of(queue)
-                .and_then(|l| l.take)
-                .map_or(args.limit, |t| t as usize);
-            limited |= *cap != ArmCap::None && took >= share;
-        }
-        let capped: Vec<&String> = args
-            .queues
-            .iter()
-            .zip(&caps)
-            .filter(|(_, c)| **c == ArmCap::Global)
-            .map(|(q, _)| q)
-            .collect();
-        if !limited && !capped.is_empty() {
-            let names = serde_json::to_string(&capped).expect("strings serialize");
-            limited = sqlx::query_scalar(sql::due_in_queues())
-                .bind(args.now)
-                .bind(names)
-                .fetch_one(&mut *conn)
-                .await
-                .map_err(db_err)?;
-        }
-    }
+    let limited = match capped.limited(args, &rows) {
+        Ok(limited) => limited,
+        Err(names) => sqlx::query_scalar(sql::due_in_queues())
+            .bind(args.now)
+            .bind(names)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(db_err)?,
+    };
     Ok(Some((rows, limited)))
+}
+
+/// [`claim_capped`] on the writer's native connection (statements prepared
+/// once, no driver thread), as the fast path runs.
+fn claim_capped_native(
+    conn: &rusqlite::Connection,
+    args: &ClaimArgs,
+) -> Result<Option<(JobRows, bool)>> {
+    let limit = i64::try_from(args.limit).unwrap_or(i64::MAX);
+    let capped = Capped::of(args, limit);
+    let mut stmt = conn
+        .prepare_cached(&sql::claim_capped(&capped.caps))
+        .map_err(native_err)?;
+    let mut b = Binder::new(&mut stmt);
+    b.bind(args.now)?
+        .bind(args.worker.as_str())?
+        .bind(args.lease_until)?
+        .bind(limit)?
+        .bind(args.token.as_i64())?;
+    for queue in &args.queues {
+        b.bind(queue.as_str())?;
+    }
+    // An uncapped queue's three go unused, and SQLite counts a statement's
+    // parameters up to the last one it uses.
+    for (share, global, held) in &capped.params {
+        b.bind_if_used(*share)?
+            .bind_if_used(*global)?
+            .bind_if_used(held.as_str())?;
+    }
+    let mut rows = stmt.raw_query();
+    let mut out = JobRows {
+        jobs: Vec::with_capacity(args.limit),
+        corrupt: Vec::new(),
+    };
+    while let Some(row) = rows.next().map_err(native_err)? {
+        out.push(&NativeRow(row))?;
+    }
+    drop(rows);
+    if out.held() {
+        return Ok(None);
+    }
+    let limited = match capped.limited(args, &out) {
+        Ok(limited) => limited,
+        Err(names) => {
+            let mut due = conn
+                .prepare_cached(sql::due_in_queues())
+                .map_err(native_err)?;
+            due.query_row(rusqlite::params![args.now, names], |r| r.get(0))
+                .map_err(native_err)?
+        }
+    };
+    Ok(Some((out, limited)))
 }
 
 /// Fails `rows`, leased jobs whose rows could not be read, for good under

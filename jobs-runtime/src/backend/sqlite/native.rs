@@ -99,6 +99,17 @@ impl<'s, 'c> Binder<'s, 'c> {
         Ok(self)
     }
 
+    /// Binds the next parameter if the statement has one there: a statement
+    /// built from parts may not use the last parameters its caller binds for
+    /// every part (sqlx ignores those; SQLite refuses to bind them).
+    pub(super) fn bind_if_used<T: ToSql>(&mut self, value: T) -> Result<&mut Self> {
+        if self.next > self.stmt.parameter_count() {
+            self.next += 1;
+            return Ok(self);
+        }
+        self.bind(value)
+    }
+
     /// Binds the next parameter to a job id, stored as its 16 bytes (as sqlx
     /// stores a `Uuid`).
     pub(super) fn id(&mut self, id: Option<&Uuid>) -> Result<&mut Self> {

@@ -252,7 +252,8 @@ impl Writer {
 
     /// Whether the hot path's changes go through
     /// [`write_grouped`](Self::write_grouped): a database file, which has a
-    /// native connection, while claims take the fast path.
+    /// native connection, while claims take the fast path (one statement,
+    /// under a queue's cap or not).
     ///
     /// A claim that takes the limited path runs on sqlx's connection, so it
     /// commits the open group before it starts: a group then never holds
@@ -594,10 +595,11 @@ mod tests {
         remove(&path);
     }
 
-    /// The hot path shares commits while claims take the fast path, stops
-    /// once a claim takes the limited path (a queue's cap, or a job with
-    /// limits of its own among the candidates), and starts again with the
-    /// next claim on the fast path.
+    /// The hot path shares commits while claims take the fast path (under a
+    /// queue's running caps too: one statement), stops once a claim takes
+    /// the limited path (a queue's rate, or a job with limits of its own
+    /// among the candidates), and starts again with the next claim on the
+    /// fast path.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn claims_on_the_limited_path_stop_the_sharing_of_commits() {
         use std::time::Duration;
@@ -614,6 +616,7 @@ mod tests {
                 plain("plain"),
                 plain("plain"),
                 plain("capped"),
+                plain("rated"),
                 plain("keyed").concurrency("k", 1),
             ])
             .await
@@ -636,8 +639,11 @@ mod tests {
         );
         claim("plain", vec![]).await;
         assert!(writer.groups(), "the fast path again");
-        claim("capped", vec![ClaimLimit::new("capped").global(4)]).await;
-        assert!(!writer.groups(), "a queue's cap took the limited path");
+        claim("capped", vec![ClaimLimit::new("capped").global(4).take(2)]).await;
+        assert!(writer.groups(), "a queue's running caps keep the fast path");
+        let per_minute = Duration::from_secs(60);
+        claim("rated", vec![ClaimLimit::new("rated").rate(10, per_minute)]).await;
+        assert!(!writer.groups(), "a queue's rate took the limited path");
         claim("plain", vec![]).await;
         assert!(writer.groups(), "the fast path again");
         backend.close().await;
