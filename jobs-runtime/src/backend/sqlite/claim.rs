@@ -192,10 +192,21 @@ async fn claim_fast(conn: &mut SqliteConnection, args: &ClaimArgs) -> Result<Opt
 
 /// [`claim_fast`] on the writer's native connection.
 fn claim_fast_native(conn: &rusqlite::Connection, args: &ClaimArgs) -> Result<Option<JobRows>> {
+    let rows = native_claim(conn, &sql::claim(args.queues.len()), args, |_| Ok(()))?;
+    Ok(if rows.held() { None } else { Some(rows) })
+}
+
+/// Runs the claim statement `sql` on the native connection with its
+/// leading parameters bound (as [`claim_query`] binds them) and then those
+/// `more` binds, and reads its rows.
+fn native_claim(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    args: &ClaimArgs,
+    more: impl FnOnce(&mut Binder<'_, '_>) -> Result<()>,
+) -> Result<JobRows> {
     let limit = i64::try_from(args.limit).unwrap_or(i64::MAX);
-    let mut stmt = conn
-        .prepare_cached(&sql::claim(args.queues.len()))
-        .map_err(native_err)?;
+    let mut stmt = conn.prepare_cached(sql).map_err(native_err)?;
     let mut b = Binder::new(&mut stmt);
     b.bind(args.now)?
         .bind(args.worker.as_str())?
@@ -205,6 +216,7 @@ fn claim_fast_native(conn: &rusqlite::Connection, args: &ClaimArgs) -> Result<Op
     for queue in &args.queues {
         b.bind(queue.as_str())?;
     }
+    more(&mut b)?;
     let mut rows = stmt.raw_query();
     let mut out = JobRows {
         jobs: Vec::with_capacity(args.limit),
@@ -213,7 +225,7 @@ fn claim_fast_native(conn: &rusqlite::Connection, args: &ClaimArgs) -> Result<Op
     while let Some(row) = rows.next().map_err(native_err)? {
         out.push(&NativeRow(row))?;
     }
-    Ok(if out.held() { None } else { Some(out) })
+    Ok(out)
 }
 
 /// A claim statement with its leading parameters bound: ?1 now, ?2 worker,
@@ -350,34 +362,16 @@ fn claim_capped_native(
 ) -> Result<Option<(JobRows, bool)>> {
     let limit = i64::try_from(args.limit).unwrap_or(i64::MAX);
     let capped = Capped::of(args, limit);
-    let mut stmt = conn
-        .prepare_cached(&sql::claim_capped(&capped.caps))
-        .map_err(native_err)?;
-    let mut b = Binder::new(&mut stmt);
-    b.bind(args.now)?
-        .bind(args.worker.as_str())?
-        .bind(args.lease_until)?
-        .bind(limit)?
-        .bind(args.token.as_i64())?;
-    for queue in &args.queues {
-        b.bind(queue.as_str())?;
-    }
-    // An uncapped queue's three go unused, and SQLite counts a statement's
-    // parameters up to the last one it uses.
-    for (share, global, held) in &capped.params {
-        b.bind_if_used(*share)?
-            .bind_if_used(*global)?
-            .bind_if_used(held.as_str())?;
-    }
-    let mut rows = stmt.raw_query();
-    let mut out = JobRows {
-        jobs: Vec::with_capacity(args.limit),
-        corrupt: Vec::new(),
-    };
-    while let Some(row) = rows.next().map_err(native_err)? {
-        out.push(&NativeRow(row))?;
-    }
-    drop(rows);
+    let out = native_claim(conn, &sql::claim_capped(&capped.caps), args, |b| {
+        // An uncapped queue's three go unused, and SQLite counts a
+        // statement's parameters up to the last one it uses.
+        for (share, global, held) in &capped.params {
+            b.bind_if_used(*share)?
+                .bind_if_used(*global)?
+                .bind_if_used(held.as_str())?;
+        }
+        Ok(())
+    })?;
     if out.held() {
         return Ok(None);
     }
