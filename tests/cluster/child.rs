@@ -471,7 +471,9 @@ pub async fn cap_alone_across_processes(t: Target) {
         "the processes ran jobs side by side ({most} at most)"
     );
     let pids: HashSet<u32> = events.iter().map(|e| e.pid).collect();
-    assert!(pids.len() >= 3, "the jobs ran in {} processes", pids.len());
+    // Each process runs 2 at most, so filling the cap takes two of them;
+    // which of the three win the slots is up to timing.
+    assert!(pids.len() >= 2, "the jobs ran in {} processes", pids.len());
     eprintln!(
         "{}: cap-only at most {most} at once (cap {CAP_ONLY}) over {} processes",
         t.name,
