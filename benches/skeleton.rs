@@ -55,7 +55,7 @@ async fn handler(job: &Job) -> Result<(), String> {
 }
 
 /// Where the skeleton's recorder runs.
-#[derive(Clone, Copy, PartialEq)]
+#[derive(Clone, Copy)]
 enum Recorder {
     /// On a thread of its own, as the manager's (the limit).
     Thread,

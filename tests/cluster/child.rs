@@ -129,21 +129,38 @@ fn url(t: &Target) -> String {
     t.url.clone().expect("a backend other processes can reach")
 }
 
+/// `n` child processes on `t`, named `{prefix}-0`.., each in the mode `mode` makes.
+fn spawn_procs(t: &Target, n: usize, prefix: &str, mode: impl Fn() -> Mode) -> Vec<Proc> {
+    (0..n)
+        .map(|i| {
+            Proc::spawn(&Config {
+                url: url(t),
+                id: format!("{prefix}-{i}"),
+                mode: mode(),
+            })
+        })
+        .collect()
+}
+
+/// How many jobs of `queues` are COMPLETED.
+async fn completed_in(queue: &jobs::Queue, queues: &[&str]) -> u64 {
+    queue
+        .counts()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|c| queues.contains(&c.queue.as_str()) && c.status == JobStatus::Completed)
+        .map(|c| c.count)
+        .sum()
+}
+
 pub async fn cron_across_processes(t: Target) {
     // The schema, file or prefix exists before the children race to create it.
     let queue = t.queue().await;
-    let procs: Vec<Proc> = (0..3)
-        .map(|i| {
-            Proc::spawn(&Config {
-                url: url(&t),
-                id: format!("cron-proc-{i}"),
-                mode: Mode::Cron {
-                    managers: 2,
-                    run_ms: 5000,
-                },
-            })
-        })
-        .collect();
+    let procs = spawn_procs(&t, 3, "cron-proc", || Mode::Cron {
+        managers: 2,
+        run_ms: 5000,
+    });
     tokio::task::spawn_blocking(move || {
         for p in procs {
             p.wait_ok(Duration::from_secs(60));
@@ -236,15 +253,7 @@ pub async fn killed_maintainer(t: Target) {
 pub async fn unique_across_processes(t: Target) {
     let queue = t.queue().await;
     let (keys, rounds) = (25, 8);
-    let procs: Vec<Proc> = (0..4)
-        .map(|i| {
-            Proc::spawn(&Config {
-                url: url(&t),
-                id: format!("unique-proc-{i}"),
-                mode: Mode::Unique { keys, rounds },
-            })
-        })
-        .collect();
+    let procs = spawn_procs(&t, 4, "unique-proc", || Mode::Unique { keys, rounds });
     tokio::task::spawn_blocking(move || {
         for p in procs {
             p.wait_ok(Duration::from_secs(60));
@@ -415,15 +424,7 @@ pub async fn cap_alone_across_processes(t: Target) {
         })
         .collect();
     let log = std::env::temp_dir().join(format!("jobs-cap-only-{:x}.log", fastrand::u64(..)));
-    let procs: Vec<Proc> = (0..3)
-        .map(|i| {
-            Proc::spawn(&Config {
-                url: url(&t),
-                id: format!("cap-proc-{i}"),
-                mode: Mode::Capped { log: log.clone() },
-            })
-        })
-        .collect();
+    let procs = spawn_procs(&t, 3, "cap-proc", || Mode::Capped { log: log.clone() });
     // The jobs come once all three work the queue (each says so in the
     // worker registry), so the first to start cannot take them all.
     let started = |queue: jobs::Queue| async move {
@@ -442,13 +443,7 @@ pub async fn cap_alone_across_processes(t: Target) {
     .await;
     queue.enqueue_many(jobs).await.unwrap();
     let finished = move |queue: jobs::Queue| async move {
-        let counts = queue.counts().await.unwrap();
-        let completed: u64 = counts
-            .iter()
-            .filter(|c| c.queue == "cap-only" && c.status == JobStatus::Completed)
-            .map(|c| c.count)
-            .sum();
-        completed == CAP_ONLY_JOBS
+        completed_in(&queue, &["cap-only"]).await == CAP_ONLY_JOBS
     };
     crate::wait_until(Duration::from_secs(60), "the capped jobs to finish", || {
         finished(queue.clone())
@@ -492,25 +487,10 @@ pub async fn limits_across_processes(t: Target) {
     let total = jobs.len();
     queue.enqueue_many(jobs).await.unwrap();
     let log = std::env::temp_dir().join(format!("jobs-limits-{:x}.log", fastrand::u64(..)));
-    let procs: Vec<Proc> = (0..3)
-        .map(|i| {
-            Proc::spawn(&Config {
-                url: url(&t),
-                id: format!("limits-proc-{i}"),
-                mode: Mode::Limits { log: log.clone() },
-            })
-        })
-        .collect();
+    let procs = spawn_procs(&t, 3, "limits-proc", || Mode::Limits { log: log.clone() });
     let done = total - 6; // all but the paused queue's
     let finished = move |queue: jobs::Queue| async move {
-        let counts = queue.counts().await.unwrap();
-        let completed: usize = counts
-            .iter()
-            .filter(|c| LIMITED_QUEUES[..4].contains(&c.queue.as_str()))
-            .filter(|c| c.status == JobStatus::Completed)
-            .map(|c| c.count as usize)
-            .sum();
-        completed == done
+        completed_in(&queue, &LIMITED_QUEUES[..4]).await as usize == done
     };
     crate::wait_until(
         Duration::from_secs(60),
@@ -636,15 +616,7 @@ pub async fn limits_across_processes(t: Target) {
 /// stops, and the job ends FAILED with the cancellation mark.
 pub async fn cancel_across_processes(t: Target) {
     let queue = t.queue().await;
-    let procs: Vec<Proc> = (0..2)
-        .map(|i| {
-            Proc::spawn(&Config {
-                url: url(&t),
-                id: format!("hold-proc-{i}"),
-                mode: Mode::Hold,
-            })
-        })
-        .collect();
+    let procs = spawn_procs(&t, 2, "hold-proc", || Mode::Hold);
     let id = queue
         .enqueue_raw("cluster.hold", json!({}))
         .await
@@ -745,15 +717,7 @@ impl JobHandler for BatchCallback {
 pub async fn batch_across_processes(t: Target) {
     let queue = t.queue().await;
     let log = std::env::temp_dir().join(format!("jobs-cluster-batch-{:x}.log", fastrand::u64(..)));
-    let procs: Vec<Proc> = (0..3)
-        .map(|i| {
-            Proc::spawn(&Config {
-                url: url(&t),
-                id: format!("batch-proc-{i}"),
-                mode: Mode::Batch { log: log.clone() },
-            })
-        })
-        .collect();
+    let procs = spawn_procs(&t, 3, "batch-proc", || Mode::Batch { log: log.clone() });
     let mut batch = jobs::Batch::new("cluster-batch");
     for i in 0..60 {
         batch.add_job(NewJob::new(

@@ -290,14 +290,13 @@ impl Capped {
         Capped { caps, params }
     }
 
-    /// Whether a cap held due jobs back, as far as `rows` tell: `Ok` if
-    /// they do, else `Err` with the JSON array of the globally capped
-    /// queues, whose due jobs the caller must look for.
-    fn limited(&self, args: &ClaimArgs, rows: &JobRows) -> std::result::Result<bool, String> {
+    /// Whether a cap held due jobs back, as far as `rows` tell, or which
+    /// globally capped queues to look in for due jobs to know.
+    fn limited(&self, args: &ClaimArgs, rows: &JobRows) -> Held {
         // Short of the claim's size: a cap held due jobs back if its queue
         // filled its share, or if a capped queue still has due jobs.
         if rows.jobs.len() + rows.corrupt.len() >= args.limit {
-            return Ok(false);
+            return Held::Known(false);
         }
         let mut limited = false;
         for ((queue, cap), (share, _, _)) in args.queues.iter().zip(&self.caps).zip(&self.params) {
@@ -317,10 +316,18 @@ impl Capped {
             .map(|(q, _)| q)
             .collect();
         if limited || capped.is_empty() {
-            return Ok(limited);
+            return Held::Known(limited);
         }
-        Err(serde_json::to_string(&capped).expect("strings serialize"))
+        Held::IfDueIn(serde_json::to_string(&capped).expect("strings serialize"))
     }
+}
+
+/// What a capped claim's rows say of whether a cap held due jobs back.
+enum Held {
+    Known(bool),
+    /// Yes if any of these globally capped queues (a JSON array) has a job
+    /// due (`sql::due_in_queues`).
+    IfDueIn(String),
 }
 
 /// The fast path under queue caps without a rate (global caps and shares):
@@ -343,8 +350,8 @@ async fn claim_capped(
         return Ok(None);
     }
     let limited = match capped.limited(args, &rows) {
-        Ok(limited) => limited,
-        Err(names) => sqlx::query_scalar(sql::due_in_queues())
+        Held::Known(limited) => limited,
+        Held::IfDueIn(names) => sqlx::query_scalar(sql::due_in_queues())
             .bind(args.now)
             .bind(names)
             .fetch_one(&mut *conn)
@@ -376,8 +383,8 @@ fn claim_capped_native(
         return Ok(None);
     }
     let limited = match capped.limited(args, &out) {
-        Ok(limited) => limited,
-        Err(names) => {
+        Held::Known(limited) => limited,
+        Held::IfDueIn(names) => {
             let mut due = conn
                 .prepare_cached(sql::due_in_queues())
                 .map_err(native_err)?;
