@@ -129,6 +129,13 @@ fn url(t: &Target) -> String {
     t.url.clone().expect("a backend other processes can reach")
 }
 
+/// Starts `m` and runs it until the parent kills this child process.
+async fn until_killed(m: WorkerManager) {
+    m.start().await.unwrap();
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    panic!("the parent should have killed this child long ago");
+}
+
 /// `n` child processes on `t`, named `{prefix}-0`.., each in the mode `mode` makes.
 fn spawn_procs(t: &Target, n: usize, prefix: &str, mode: impl Fn() -> Mode) -> Vec<Proc> {
     (0..n)
@@ -788,9 +795,7 @@ pub async fn run_child() {
         Mode::Lead => {
             let queue = jobs::connect(&cfg.url).await.unwrap();
             let m: WorkerManager = crate::manager(queue, &cfg.id).build().unwrap();
-            m.start().await.unwrap();
-            tokio::time::sleep(Duration::from_secs(120)).await;
-            panic!("the parent should have killed this child long ago");
+            until_killed(m).await;
         }
         Mode::Unique { keys, rounds } => {
             let queue = jobs::connect(&cfg.url).await.unwrap();
@@ -820,9 +825,7 @@ pub async fn run_child() {
                 .handler(Limited(log))
                 .build()
                 .unwrap();
-            m.start().await.unwrap();
-            tokio::time::sleep(Duration::from_secs(120)).await;
-            panic!("the parent should have killed this child long ago");
+            until_killed(m).await;
         }
         Mode::Capped { log } => {
             let queue = jobs::connect(&cfg.url).await.unwrap();
@@ -842,9 +845,7 @@ pub async fn run_child() {
                 .handler(Limited(log))
                 .build()
                 .unwrap();
-            m.start().await.unwrap();
-            tokio::time::sleep(Duration::from_secs(120)).await;
-            panic!("the parent should have killed this child long ago");
+            until_killed(m).await;
         }
         Mode::Batch { log } => {
             let queue = jobs::connect(&cfg.url).await.unwrap();
@@ -855,9 +856,7 @@ pub async fn run_child() {
                 .handler(BatchCallback("cluster.batch_failed", log))
                 .build()
                 .unwrap();
-            m.start().await.unwrap();
-            tokio::time::sleep(Duration::from_secs(120)).await;
-            panic!("the parent should have killed this child long ago");
+            until_killed(m).await;
         }
         Mode::Hold => {
             let queue = jobs::connect(&cfg.url).await.unwrap();
@@ -869,9 +868,7 @@ pub async fn run_child() {
                 .handler(crate::Hold(Default::default()))
                 .build()
                 .unwrap();
-            m.start().await.unwrap();
-            tokio::time::sleep(Duration::from_secs(120)).await;
-            panic!("the parent should have killed this child long ago");
+            until_killed(m).await;
         }
     }
 }
